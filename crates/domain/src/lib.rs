@@ -1,0 +1,13 @@
+//! Conduit's domain: the types the API talks about and the rules they obey.
+//!
+//! Nothing here performs I/O. The server and the Python binding both build on it, and the
+//! store crates return its types, so the rules live in exactly one place.
+
+pub mod model;
+pub mod password;
+pub mod slug;
+pub mod token;
+pub mod validation;
+
+pub use model::{Article, Comment, Profile, User};
+pub use validation::{Errors, Field};

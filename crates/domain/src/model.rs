@@ -1,0 +1,103 @@
+//! What the API returns. These serialize straight into the spec's JSON shapes (camelCase,
+//! RFC 3339 timestamps), so handlers only wrap them: `{"article": ...}`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+pub type UserId = i64;
+pub type ArticleId = i64;
+pub type CommentId = i64;
+
+/// A registered account, as its owner sees it. Never serialized for anyone else: other users
+/// see a [`Profile`], which has no email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+}
+
+/// A user as any other user sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub username: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+    pub following: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Article {
+    #[serde(skip)]
+    pub id: ArticleId,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    /// `None` in lists: the spec leaves the body out of multi-article responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub tag_list: Vec<String>,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp")]
+    pub updated_at: DateTime<Utc>,
+    pub favorited: bool,
+    pub favorites_count: i64,
+    pub author: Profile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comment {
+    pub id: CommentId,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp")]
+    pub updated_at: DateTime<Utc>,
+    pub body: String,
+    pub author: Profile,
+}
+
+/// Microseconds, because both databases keep them and an update a few hundred microseconds
+/// after a create must still show a different `updatedAt`.
+pub fn format_timestamp(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn timestamp<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_timestamp(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn article_serializes_in_spec_shape_and_drops_missing_body() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 8, 9, 10).unwrap();
+        let article = Article {
+            id: 7,
+            slug: "s".into(),
+            title: "t".into(),
+            description: "d".into(),
+            body: None,
+            tag_list: vec!["a".into()],
+            created_at: at,
+            updated_at: at,
+            favorited: false,
+            favorites_count: 3,
+            author: Profile { username: "u".into(), bio: None, image: None, following: true },
+        };
+        let json = serde_json::to_value(&article).unwrap();
+        assert_eq!(json["createdAt"], "2026-11-23T08:09:10.000000Z");
+        assert_eq!(json["tagList"], serde_json::json!(["a"]));
+        assert_eq!(json["favoritesCount"], 3);
+        assert!(json.get("body").is_none());
+        assert!(json.get("id").is_none());
+        assert_eq!(json["author"]["bio"], serde_json::Value::Null);
+    }
+}

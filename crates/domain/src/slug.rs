@@ -1,0 +1,65 @@
+//! Slugs: the URL name of an article, made from its title.
+
+use rand::Rng;
+
+const BASE_MAX: usize = 80;
+
+/// Lower-cases the title and keeps letters and digits, joining runs of anything else with one
+/// `-`. Non-ASCII letters are kept (URLs percent-encode them). Never empty.
+pub fn slugify(title: &str) -> String {
+    let mut slug = String::with_capacity(title.len().min(BASE_MAX));
+    let mut pending_dash = false;
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            if pending_dash && !slug.is_empty() {
+                slug.push('-');
+            }
+            pending_dash = false;
+            slug.push(c);
+            if slug.chars().count() >= BASE_MAX {
+                break;
+            }
+        } else {
+            pending_dash = true;
+        }
+    }
+    if slug.is_empty() { "article".to_owned() } else { slug }
+}
+
+/// The slug to try after `base` was taken: `base-x7k2qp`. Random rather than counted so two
+/// writers racing for the same title do not race for the same suffix too.
+pub fn with_suffix(base: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let suffix: String =
+        (0..6).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{base}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugify_joins_words_with_single_dashes() {
+        assert_eq!(slugify("How to train your dragon"), "how-to-train-your-dragon");
+        assert_eq!(slugify("  Hello,  World!! "), "hello-world");
+        assert_eq!(slugify("C++ & Rust: 2026"), "c-rust-2026");
+        assert_eq!(slugify("Über Straße"), "über-straße");
+    }
+
+    #[test]
+    fn slugify_is_never_empty_and_bounded() {
+        assert_eq!(slugify("!!!"), "article");
+        assert_eq!(slugify(""), "article");
+        assert_eq!(slugify(&"a".repeat(500)).chars().count(), BASE_MAX);
+    }
+
+    #[test]
+    fn suffix_keeps_base_and_differs_between_calls() {
+        let a = with_suffix("title");
+        let b = with_suffix("title");
+        assert!(a.starts_with("title-") && a.len() == "title-".len() + 6);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,282 @@
+//! Validated input. Each `parse` function returns either clean values or every problem found,
+//! keyed by the JSON field that caused it, which is exactly the API's error shape.
+
+use std::collections::BTreeMap;
+
+/// The field names errors can be reported under. A closed set keeps the error keys stable.
+pub type Field = &'static str;
+
+/// Problems with a request, field by field: `{"errors":{"title":["can't be blank"]}}`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Errors(BTreeMap<Field, Vec<String>>);
+
+impl Errors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn single(field: Field, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn add(&mut self, field: Field, message: impl Into<String>) {
+        self.0.entry(field).or_default().push(message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was reported, else the collected errors.
+    pub fn into_result<T>(self, value: T) -> Result<T, Self> {
+        if self.is_empty() { Ok(value) } else { Err(self) }
+    }
+
+    pub fn messages(&self, field: Field) -> &[String] {
+        self.0.get(field).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Keeps the first problem of a field's check, if any, and yields the value otherwise.
+    pub fn check<T>(&mut self, field: Field, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.add(field, message);
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Errors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (field, messages) in &self.0 {
+            for message in messages {
+                if !first {
+                    f.write_str("; ")?;
+                }
+                first = false;
+                write!(f, "{field} {message}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}
+
+pub const BLANK: &str = "can't be blank";
+pub const TAKEN: &str = "has already been taken";
+
+/// Limits, in characters. Generous for real use, small enough that no single row is huge.
+pub const USERNAME_MAX: usize = 64;
+pub const EMAIL_MAX: usize = 254;
+/// NIST 800-63B: at least 8, and accept at least 64. Argon2 cost grows with length, so cap it.
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 256;
+pub const BIO_MAX: usize = 4_096;
+pub const IMAGE_MAX: usize = 2_048;
+pub const TITLE_MAX: usize = 256;
+pub const DESCRIPTION_MAX: usize = 1_024;
+/// The request body limit (1 MiB) bounds the article body; this is the same bound in characters.
+pub const BODY_MAX: usize = 1_048_576;
+pub const COMMENT_MAX: usize = 65_536;
+pub const TAG_MAX: usize = 64;
+pub const TAGS_MAX: usize = 32;
+
+fn too_long(max: usize) -> String {
+    format!("is too long (maximum is {max} characters)")
+}
+
+fn is_blank(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
+/// A required free-text field: not blank, not over `max` characters. Stored verbatim.
+pub fn text(value: &str, max: usize) -> Result<String, String> {
+    if is_blank(value) {
+        Err(BLANK.into())
+    } else if value.chars().count() > max {
+        Err(too_long(max))
+    } else if value.contains('\0') {
+        Err("must not contain NUL characters".into())
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// An optional free-text field where `""` means "clear it": yields `None` for blank.
+pub fn optional_text(value: Option<&str>, max: usize) -> Result<Option<String>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) if is_blank(v) => Ok(None),
+        Some(v) => text(v, max).map(Some),
+    }
+}
+
+/// Usernames appear in URLs (`/profiles/{username}`), so they are limited to letters, digits,
+/// `_`, `-` and `.`. Surrounding whitespace is dropped.
+pub fn username(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(BLANK.into());
+    }
+    if value.chars().count() > USERNAME_MAX {
+        return Err(too_long(USERNAME_MAX));
+    }
+    if !value.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        return Err("may only contain letters, digits, '_', '-' and '.'".into());
+    }
+    Ok(value.to_owned())
+}
+
+/// Emails are trimmed and lower-cased so `A@x.com` and `a@x.com` are one account.
+pub fn email(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(BLANK.into());
+    }
+    if value.chars().count() > EMAIL_MAX {
+        return Err(too_long(EMAIL_MAX));
+    }
+    let valid = match value.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if !valid {
+        return Err("is invalid".into());
+    }
+    Ok(value.to_lowercase())
+}
+
+/// A new password (registration or change): NIST 800-63B length rules, nothing else.
+pub fn new_password(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(BLANK.into());
+    }
+    let length = value.chars().count();
+    if length < PASSWORD_MIN {
+        return Err(format!("is too short (minimum is {PASSWORD_MIN} characters)"));
+    }
+    if length > PASSWORD_MAX {
+        return Err(too_long(PASSWORD_MAX));
+    }
+    Ok(value.to_owned())
+}
+
+/// A password offered at login is only checked for presence: length rules may have changed
+/// since it was set, and a wrong one is reported as bad credentials, not as a rule.
+pub fn login_password(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        Err(BLANK.into())
+    } else if value.chars().count() > PASSWORD_MAX {
+        Err(too_long(PASSWORD_MAX))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// Tags are trimmed, duplicates dropped (first one wins, order kept), blanks refused.
+pub fn tags(values: &[String]) -> Result<Vec<String>, String> {
+    if values.len() > TAGS_MAX {
+        return Err(format!("is too long (maximum is {TAGS_MAX} tags)"));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let tag = value.trim();
+        if tag.is_empty() {
+            return Err("must not contain blank tags".into());
+        }
+        if tag.chars().count() > TAG_MAX {
+            return Err(format!("has a tag that is too long (maximum is {TAG_MAX} characters)"));
+        }
+        if tag.contains('\0') {
+            return Err("must not contain NUL characters".into());
+        }
+        if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_text_is_refused_and_other_text_kept_verbatim() {
+        assert_eq!(text("", 10), Err(BLANK.to_string()));
+        assert_eq!(text("   ", 10), Err(BLANK.to_string()));
+        assert_eq!(text(" a ", 10), Ok(" a ".to_string()));
+        assert!(text("abcdefghijk", 10).unwrap_err().contains("maximum is 10"));
+        assert!(text("a\0b", 10).is_err());
+    }
+
+    #[test]
+    fn optional_text_turns_blank_into_none() {
+        assert_eq!(optional_text(Some(""), 10), Ok(None));
+        assert_eq!(optional_text(None, 10), Ok(None));
+        assert_eq!(optional_text(Some("x"), 10), Ok(Some("x".into())));
+    }
+
+    #[test]
+    fn usernames_are_trimmed_and_restricted() {
+        assert_eq!(username("  jake_1.b-c "), Ok("jake_1.b-c".into()));
+        assert_eq!(username(""), Err(BLANK.into()));
+        assert!(username("a/b").is_err());
+        assert!(username("a b").is_err());
+        assert!(username(&"x".repeat(USERNAME_MAX + 1)).is_err());
+        assert_eq!(username("jürgen"), Ok("jürgen".into()));
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(email(" Jake@Example.COM "), Ok("jake@example.com".into()));
+        assert_eq!(email(""), Err(BLANK.into()));
+        for bad in ["jake", "@x.com", "jake@", "a@b@c", "a b@c.d"] {
+            assert_eq!(email(bad), Err("is invalid".into()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn new_passwords_follow_nist_lengths() {
+        assert_eq!(new_password(""), Err(BLANK.into()));
+        assert!(new_password("short7c").unwrap_err().contains("minimum is 8"));
+        assert!(new_password("bonjour1").is_ok());
+        assert!(new_password(&"a".repeat(64)).is_ok());
+        assert!(new_password(&"a".repeat(PASSWORD_MAX + 1)).is_err());
+        // Login only checks presence: an old short password can still be tried.
+        assert!(login_password("short").is_ok());
+    }
+
+    #[test]
+    fn tags_are_trimmed_deduplicated_and_ordered() {
+        let input = vec!["b".to_string(), " a ".into(), "b".into()];
+        assert_eq!(tags(&input), Ok(vec!["b".into(), "a".into()]));
+        assert!(tags(&["".into()]).is_err());
+        assert!(tags(&vec!["t".to_string(); TAGS_MAX + 1]).is_err());
+        assert!(tags(&["x".repeat(TAG_MAX + 1)]).is_err());
+    }
+
+    #[test]
+    fn errors_collect_per_field_and_serialize_in_spec_shape() {
+        let mut errors = Errors::new();
+        errors.add("title", BLANK);
+        errors.add("body", BLANK);
+        errors.add("title", "x");
+        let json = serde_json::to_value(&errors).unwrap();
+        assert_eq!(json, serde_json::json!({"body": [BLANK], "title": [BLANK, "x"]}));
+        assert_eq!(errors.messages("title").len(), 2);
+        assert_eq!(errors.to_string(), "body can't be blank; title can't be blank; title x");
+    }
+}

@@ -1,0 +1,74 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::{MIGRATOR, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid SQLite URL '{url}': {source}")]
+    Url { url: String, source: sqlx::Error },
+    #[error("cannot open SQLite database '{url}': {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate SQLite database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// How long a query waits for the pool before the request gets a 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://PATH` or
+    /// `sqlite::memory:`). Does not migrate: see [`SqliteStore::migrate`].
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| ConnectError::Url { url: url.into(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode loses no committed transaction when the process dies; only an
+            // OS crash or power loss can drop the last few. That is the usual trade for speed.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let open = |source| ConnectError::Open { url: url.into(), source };
+
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // Every connection to an in-memory database is its own database: use exactly one,
+            // kept open forever.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(open)?;
+            return Ok(Self { read: pool.clone(), write: pool });
+        }
+
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(open)?;
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(open)?;
+        Ok(Self { read, write })
+    }
+
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        Ok(MIGRATOR.run(&self.write).await?)
+    }
+
+    /// The pool sizes, for metrics and tests.
+    pub fn pools(&self) -> (&sqlx::SqlitePool, &sqlx::SqlitePool) {
+        (&self.read, &self.write)
+    }
+}

@@ -1,0 +1,38 @@
+use conduit_domain::Field;
+
+/// What can go wrong in a store, in the terms the API needs to answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique constraint refused the write; the field is the column it guards.
+    #[error("{0} has already been taken")]
+    Conflict(Field),
+    /// The database could not be reached in time (pool timeout, refused connection).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database. Logged, never shown to clients.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// Columns whose unique constraints the API reports as a 409 on that field.
+const UNIQUE_FIELDS: [Field; 3] = ["username", "email", "slug"];
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                // PostgreSQL names the constraint (`users_email_key`); SQLite names the
+                // column in its message (`UNIQUE constraint failed: users.email`).
+                let source = db.constraint().unwrap_or_else(|| db.message());
+                match UNIQUE_FIELDS.iter().find(|f| source.contains(*f)) {
+                    Some(field) => DbError::Conflict(field),
+                    None => DbError::Other(e.to_string()),
+                }
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbError::Unavailable(e.to_string())
+            }
+            _ => DbError::Other(e.to_string()),
+        }
+    }
+}

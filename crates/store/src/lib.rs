@@ -1,0 +1,144 @@
+//! The storage boundary. Handlers talk to `dyn Store`; `conduit-store-sqlite` and
+//! `conduit-store-postgres` implement it with checked queries, and both must pass [`suite`].
+
+mod error;
+pub mod suite;
+mod types;
+
+pub use error::DbError;
+pub use types::*;
+
+use async_trait::async_trait;
+use conduit_domain::model::{ArticleId, CommentId, UserId};
+use conduit_domain::{Article, Comment, Profile, User};
+
+/// Everything Conduit keeps. Implementations must make each method atomic: a multi-row write
+/// either happens whole or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is, for logs and `/health`.
+    fn backend(&self) -> &'static str;
+
+    /// A round trip to the database.
+    async fn ping(&self) -> Result<(), DbError>;
+
+    /// Closes connections once in-flight queries finish (graceful shutdown).
+    async fn close(&self);
+
+    // --- users ---
+
+    /// Fails with `DbError::Conflict("username" | "email")` when either is taken.
+    async fn create_user(&self, new: &NewUser) -> Result<User, DbError>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError>;
+    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
+    /// `None` when the user no longer exists.
+    async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError>;
+
+    // --- profiles ---
+
+    async fn profile(&self, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError>;
+    /// Idempotent. `None` when no user has that name.
+    async fn follow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError>;
+    async fn unfollow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError>;
+
+    // --- articles ---
+
+    /// Newest first; `total` counts all matches before limit and offset. Bodies are left out.
+    async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError>;
+    /// Articles by authors `viewer` follows, newest first, bodies left out.
+    async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError>;
+    async fn article(&self, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError>;
+    /// The id and author of an article, for existence and ownership checks.
+    async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError>;
+    /// Fails with `DbError::Conflict("slug")` when the slug is taken: see [`with_unique_slug`].
+    async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError>;
+    /// Changes an article of `author`; `None` when no such article of theirs exists.
+    /// `slug` is the new slug when the title changes.
+    async fn update_article(
+        &self,
+        article: ArticleId,
+        author: UserId,
+        slug: Option<&str>,
+        changes: &ArticleChanges,
+    ) -> Result<Option<Article>, DbError>;
+    /// Deletes an article of `author` with its tags, favorites and comments. False if none.
+    async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError>;
+    /// Idempotent. `None` when no article has that slug.
+    async fn favorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError>;
+    async fn unfavorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError>;
+
+    // --- comments ---
+
+    /// Oldest first, as a conversation reads.
+    async fn comments(&self, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError>;
+    async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError>;
+    /// The author of a comment on `article`, `None` when there is no such comment there.
+    async fn comment_author(&self, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError>;
+    /// Deletes a comment of `author`. False if none.
+    async fn delete_comment(&self, comment: CommentId, author: UserId) -> Result<bool, DbError>;
+
+    // --- tags ---
+
+    /// Every tag in use, most used first.
+    async fn tags(&self) -> Result<Vec<String>, DbError>;
+}
+
+/// Runs `attempt` with the title's slug and, while the store reports that slug taken, with
+/// fresh suffixed ones. The unique index decides, so two writers can never share a slug.
+pub async fn with_unique_slug<T, F, Fut>(title: &str, mut attempt: F) -> Result<T, DbError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbError>>,
+{
+    const ATTEMPTS: usize = 8;
+    let base = conduit_domain::slug::slugify(title);
+    let mut slug = base.clone();
+    for _ in 0..ATTEMPTS {
+        match attempt(slug).await {
+            Err(DbError::Conflict("slug")) => slug = conduit_domain::slug::with_suffix(&base),
+            other => return other,
+        }
+    }
+    Err(DbError::Conflict("slug"))
+}
+
+/// The SQL of a listing with more than one filter, for both databases. Such listings are rare,
+/// so they share one dynamically built statement; each single-filter shape has its own checked
+/// query in the store crates. With `count` it counts matches instead of returning a page of ids.
+pub fn combined_filter_query<'a, DB>(query: &'a ArticleQuery, count: bool) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut sql = sqlx::QueryBuilder::new(if count {
+        "SELECT count(*) FROM articles a WHERE 1 = 1"
+    } else {
+        "SELECT a.id FROM articles a WHERE 1 = 1"
+    });
+    if let Some(author) = &query.author {
+        sql.push(" AND a.author_id = (SELECT id FROM users WHERE username = ");
+        sql.push_bind(author.as_str());
+        sql.push(")");
+    }
+    if let Some(tag) = &query.tag {
+        sql.push(" AND EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.name = ");
+        sql.push_bind(tag.as_str());
+        sql.push(")");
+    }
+    if let Some(user) = &query.favorited {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM favorites f JOIN users fu ON fu.id = f.user_id \
+             WHERE f.article_id = a.id AND fu.username = ",
+        );
+        sql.push_bind(user.as_str());
+        sql.push(")");
+    }
+    if !count {
+        sql.push(" ORDER BY a.id DESC LIMIT ");
+        sql.push_bind(query.page.limit);
+        sql.push(" OFFSET ");
+        sql.push_bind(query.page.offset);
+    }
+    sql
+}

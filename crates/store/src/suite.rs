@@ -1,0 +1,443 @@
+//! The behaviour every store must show, written once and run against each backend.
+//!
+//! Each store crate's `tests/behaviour.rs` calls [`crate::store_behaviour_suite!`] with an
+//! expression that yields a fresh, empty, migrated store (and a guard that deletes it), so
+//! every case runs on its own database.
+
+use std::sync::Arc;
+
+use conduit_domain::User;
+
+use crate::*;
+
+/// Generates one `#[tokio::test]` per behaviour. `$fresh` is an async expression giving
+/// `(store, guard)`; the guard lives until the test ends.
+#[macro_export]
+macro_rules! store_behaviour_suite {
+    ($fresh:expr) => {
+        $crate::store_behaviour_suite!(@cases $fresh;
+            users_are_created_and_found,
+            taken_username_or_email_is_a_conflict_on_that_field,
+            user_updates_change_only_given_fields,
+            user_update_to_taken_name_conflicts_and_changes_nothing,
+            follow_and_unfollow_are_idempotent,
+            article_round_trips_with_tags_in_order,
+            taken_slug_is_a_conflict_and_unique_slug_helper_avoids_it,
+            listing_is_newest_first_counts_all_and_omits_bodies,
+            listing_filters_by_tag_author_favorited_and_combinations,
+            feed_holds_followed_authors_only,
+            update_keeps_or_replaces_tags_and_renames_slug,
+            failed_update_changes_nothing,
+            only_the_author_updates_or_deletes,
+            delete_cascades_to_tags_favorites_and_comments,
+            favorites_are_idempotent_and_counted,
+            comments_are_listed_oldest_first_and_deleted_by_author_only,
+            tags_are_listed_most_used_first,
+            concurrent_registrations_of_one_name_give_one_user,
+            concurrent_favorites_are_all_counted,
+        );
+    };
+    (@cases $fresh:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = $fresh.await;
+                $crate::suite::$case(std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+pub type TestStore = Arc<dyn Store>;
+
+async fn user(store: &dyn Store, name: &str) -> User {
+    store
+        .create_user(&NewUser {
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password_hash: format!("hash-of-{name}"),
+        })
+        .await
+        .expect("create user")
+}
+
+fn new_article(title: &str, tags: &[&str]) -> NewArticle {
+    NewArticle {
+        title: title.into(),
+        description: format!("about {title}"),
+        body: format!("body of {title}"),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+async fn article(store: &dyn Store, author: &User, title: &str, tags: &[&str]) -> conduit_domain::Article {
+    let new = new_article(title, tags);
+    with_unique_slug(title, |slug| {
+        let new = new.clone();
+        async move { store.create_article(author.id, &slug, &new).await }
+    })
+    .await
+    .expect("create article")
+}
+
+fn slugs(page: &Page<conduit_domain::Article>) -> Vec<&str> {
+    page.items.iter().map(|a| a.slug.as_str()).collect()
+}
+
+fn query() -> ArticleQuery {
+    ArticleQuery::default()
+}
+
+pub async fn users_are_created_and_found(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    assert_eq!(jake.username, "jake");
+    assert_eq!(jake.email, "jake@example.com");
+    assert_eq!((jake.bio.as_deref(), jake.image.as_deref()), (None, None));
+
+    assert_eq!(store.user_by_id(jake.id).await.unwrap(), Some(jake.clone()));
+    assert_eq!(store.user_by_id(jake.id + 1000).await.unwrap(), None);
+
+    let creds = store.credentials_by_email("jake@example.com").await.unwrap().unwrap();
+    assert_eq!(creds.user, jake);
+    assert_eq!(creds.password_hash, "hash-of-jake");
+    assert!(store.credentials_by_email("nobody@example.com").await.unwrap().is_none());
+}
+
+pub async fn taken_username_or_email_is_a_conflict_on_that_field(store: TestStore) {
+    user(&*store, "jake").await;
+    let same_name = NewUser { username: "jake".into(), email: "other@example.com".into(), password_hash: "h".into() };
+    assert!(matches!(store.create_user(&same_name).await, Err(DbError::Conflict("username"))));
+    let same_email = NewUser { username: "other".into(), email: "jake@example.com".into(), password_hash: "h".into() };
+    assert!(matches!(store.create_user(&same_email).await, Err(DbError::Conflict("email"))));
+    assert!(store.credentials_by_email("other@example.com").await.unwrap().is_none());
+}
+
+pub async fn user_updates_change_only_given_fields(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let changes = UserChanges { bio: Some(Some("I work at statefarm".into())), ..Default::default() };
+    let updated = store.update_user(jake.id, &changes).await.unwrap().unwrap();
+    assert_eq!(updated.bio.as_deref(), Some("I work at statefarm"));
+    assert_eq!((updated.username.as_str(), updated.image.as_deref()), ("jake", None));
+
+    let changes = UserChanges {
+        username: Some("jacob".into()),
+        email: Some("jacob@example.com".into()),
+        password_hash: Some("new-hash".into()),
+        image: Some(Some("https://example.com/j.png".into())),
+        bio: Some(None),
+    };
+    let updated = store.update_user(jake.id, &changes).await.unwrap().unwrap();
+    assert_eq!(updated.username, "jacob");
+    assert_eq!(updated.bio, None);
+    assert_eq!(updated.image.as_deref(), Some("https://example.com/j.png"));
+    let creds = store.credentials_by_email("jacob@example.com").await.unwrap().unwrap();
+    assert_eq!(creds.password_hash, "new-hash");
+
+    // Nothing to change is not an error, and a vanished user is `None`.
+    assert_eq!(store.update_user(jake.id, &UserChanges::default()).await.unwrap(), Some(updated));
+    assert_eq!(store.update_user(jake.id + 1000, &changes).await.unwrap(), None);
+}
+
+pub async fn user_update_to_taken_name_conflicts_and_changes_nothing(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    user(&*store, "celeb").await;
+    let changes = UserChanges {
+        username: Some("celeb".into()),
+        bio: Some(Some("should not stick".into())),
+        ..Default::default()
+    };
+    assert!(matches!(store.update_user(jake.id, &changes).await, Err(DbError::Conflict("username"))));
+    assert_eq!(store.user_by_id(jake.id).await.unwrap(), Some(jake));
+}
+
+pub async fn follow_and_unfollow_are_idempotent(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let celeb = user(&*store, "celeb").await;
+    let seen = store.profile("celeb", Some(jake.id)).await.unwrap().unwrap();
+    assert!(!seen.following);
+
+    for _ in 0..2 {
+        let p = store.follow(jake.id, "celeb").await.unwrap().unwrap();
+        assert!(p.following);
+        assert_eq!(p.username, "celeb");
+    }
+    assert!(store.profile("celeb", Some(jake.id)).await.unwrap().unwrap().following);
+    assert!(!store.profile("celeb", None).await.unwrap().unwrap().following);
+    assert!(!store.profile("jake", Some(celeb.id)).await.unwrap().unwrap().following);
+
+    for _ in 0..2 {
+        assert!(!store.unfollow(jake.id, "celeb").await.unwrap().unwrap().following);
+    }
+    assert!(store.follow(jake.id, "nobody").await.unwrap().is_none());
+    assert!(store.unfollow(jake.id, "nobody").await.unwrap().is_none());
+    assert!(store.profile("nobody", None).await.unwrap().is_none());
+}
+
+pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let created = article(&*store, &jake, "How to train your dragon", &["dragons", "angular", "zoo"]).await;
+    assert_eq!(created.slug, "how-to-train-your-dragon");
+    assert_eq!(created.tag_list, ["dragons", "angular", "zoo"]);
+    assert_eq!(created.body.as_deref(), Some("body of How to train your dragon"));
+    assert_eq!(created.created_at, created.updated_at);
+    assert_eq!((created.favorited, created.favorites_count), (false, 0));
+    assert_eq!(created.author.username, "jake");
+
+    let fetched = store.article(&created.slug, None).await.unwrap().unwrap();
+    assert_eq!(fetched, created);
+    let by_ref = store.article_ref(&created.slug).await.unwrap().unwrap();
+    assert_eq!(by_ref, ArticleRef { id: created.id, author: jake.id });
+    assert!(store.article("no-such-slug", None).await.unwrap().is_none());
+    assert!(store.article_ref("no-such-slug").await.unwrap().is_none());
+}
+
+pub async fn taken_slug_is_a_conflict_and_unique_slug_helper_avoids_it(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let first = article(&*store, &jake, "Same title", &[]).await;
+    let again = store.create_article(jake.id, &first.slug, &new_article("Same title", &["x"])).await;
+    assert!(matches!(again, Err(DbError::Conflict("slug"))));
+    // The refused insert left nothing behind, not even its tag.
+    assert!(store.tags().await.unwrap().is_empty());
+
+    let second = article(&*store, &jake, "Same title", &[]).await;
+    assert_ne!(first.slug, second.slug);
+    assert!(second.slug.starts_with("same-title-"));
+}
+
+pub async fn listing_is_newest_first_counts_all_and_omits_bodies(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    for i in 1..=5 {
+        article(&*store, &jake, &format!("Post {i}"), &["t"]).await;
+    }
+    let page = store.list_articles(&query(), None).await.unwrap();
+    assert_eq!(page.total, 5);
+    assert_eq!(slugs(&page), ["post-5", "post-4", "post-3", "post-2", "post-1"]);
+    assert!(page.items.iter().all(|a| a.body.is_none()));
+    assert!(page.items.iter().all(|a| a.tag_list == ["t"]));
+
+    let q = ArticleQuery { page: Paging { limit: 2, offset: 1 }, ..query() };
+    let page = store.list_articles(&q, None).await.unwrap();
+    assert_eq!((slugs(&page), page.total), (vec!["post-4", "post-3"], 5));
+
+    let q = ArticleQuery { page: Paging { limit: 2, offset: 10 }, ..query() };
+    let page = store.list_articles(&q, None).await.unwrap();
+    assert_eq!((page.items.len(), page.total), (0, 5));
+}
+
+pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let j1 = article(&*store, &jake, "j1", &["rust", "web"]).await;
+    let a1 = article(&*store, &anna, "a1", &["rust"]).await;
+    article(&*store, &anna, "a2", &["go"]).await;
+    store.favorite(anna.id, &j1.slug).await.unwrap();
+    store.favorite(anna.id, &a1.slug).await.unwrap();
+
+    let list = |tag: Option<&str>, author: Option<&str>, favorited: Option<&str>| {
+        let store = store.clone();
+        let q = ArticleQuery {
+            tag: tag.map(Into::into),
+            author: author.map(Into::into),
+            favorited: favorited.map(Into::into),
+            page: Paging::default(),
+        };
+        async move {
+            let page = store.list_articles(&q, Some(anna.id)).await.unwrap();
+            assert_eq!(page.total as usize, page.items.len());
+            page.items.into_iter().map(|a| a.slug).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(Some("rust"), None, None).await, ["a1", "j1"]);
+    assert_eq!(list(None, Some("anna"), None).await, ["a2", "a1"]);
+    assert_eq!(list(None, None, Some("anna")).await, ["a1", "j1"]);
+    assert_eq!(list(Some("rust"), Some("anna"), None).await, ["a1"]);
+    assert_eq!(list(Some("web"), None, Some("anna")).await, ["j1"]);
+    assert_eq!(list(Some("go"), Some("anna"), Some("anna")).await, Vec::<String>::new());
+    assert_eq!(list(Some("rust"), Some("jake"), Some("anna")).await, ["j1"]);
+    assert!(list(Some("nope"), None, None).await.is_empty());
+    assert!(list(None, Some("nobody"), None).await.is_empty());
+    assert!(list(None, None, Some("nobody")).await.is_empty());
+
+    // The viewer's own flags come with each listed article.
+    let page = store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, Some(anna.id)).await.unwrap();
+    assert!(page.items.iter().all(|a| a.favorited && a.favorites_count == 1));
+    let page = store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, None).await.unwrap();
+    assert!(page.items.iter().all(|a| !a.favorited && a.favorites_count == 1));
+}
+
+pub async fn feed_holds_followed_authors_only(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let bob = user(&*store, "bob").await;
+    article(&*store, &anna, "a1", &[]).await;
+    article(&*store, &bob, "b1", &[]).await;
+    article(&*store, &anna, "a2", &[]).await;
+
+    let feed = store.feed(jake.id, Paging::default()).await.unwrap();
+    assert_eq!((feed.items.len(), feed.total), (0, 0));
+
+    store.follow(jake.id, "anna").await.unwrap();
+    let feed = store.feed(jake.id, Paging::default()).await.unwrap();
+    assert_eq!((slugs(&feed), feed.total), (vec!["a2", "a1"], 2));
+    assert!(feed.items.iter().all(|a| a.author.following && a.body.is_none()));
+
+    let feed = store.feed(jake.id, Paging { limit: 1, offset: 1 }).await.unwrap();
+    assert_eq!((slugs(&feed), feed.total), (vec!["a1"], 2));
+}
+
+pub async fn update_keeps_or_replaces_tags_and_renames_slug(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let a = article(&*store, &jake, "Original", &["a", "b"]).await;
+
+    let changes = ArticleChanges { body: Some("new body".into()), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
+    assert_eq!((u.body.as_deref(), u.tag_list.clone()), (Some("new body"), vec!["a".into(), "b".into()]));
+    assert_eq!((u.slug.as_str(), u.created_at), ("original", a.created_at));
+    assert!(u.updated_at > a.updated_at);
+
+    let changes = ArticleChanges { tags: Some(vec!["c".into(), "a".into()]), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
+    assert_eq!(u.tag_list, ["c", "a"]);
+
+    let changes = ArticleChanges { tags: Some(vec![]), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
+    assert!(u.tag_list.is_empty());
+
+    let changes = ArticleChanges { title: Some("Renamed".into()), description: Some("d2".into()), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, Some("renamed"), &changes).await.unwrap().unwrap();
+    assert_eq!((u.slug.as_str(), u.title.as_str(), u.description.as_str()), ("renamed", "Renamed", "d2"));
+    assert!(store.article("original", None).await.unwrap().is_none());
+    assert_eq!(store.article("renamed", None).await.unwrap().unwrap(), u);
+}
+
+pub async fn failed_update_changes_nothing(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let taken = article(&*store, &jake, "Taken", &[]).await;
+    let a = article(&*store, &jake, "Mine", &["keep"]).await;
+    let changes = ArticleChanges {
+        title: Some("Taken".into()),
+        body: Some("lost".into()),
+        tags: Some(vec!["lost".into()]),
+        ..Default::default()
+    };
+    let result = store.update_article(a.id, jake.id, Some(&taken.slug), &changes).await;
+    assert!(matches!(result, Err(DbError::Conflict("slug"))), "{result:?}");
+    assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
+    assert_eq!(store.tags().await.unwrap(), ["keep"]);
+}
+
+pub async fn only_the_author_updates_or_deletes(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let a = article(&*store, &jake, "Mine", &["t"]).await;
+    let changes = ArticleChanges { body: Some("hijacked".into()), ..Default::default() };
+    assert!(store.update_article(a.id, anna.id, None, &changes).await.unwrap().is_none());
+    assert!(!store.delete_article(a.id, anna.id).await.unwrap());
+    assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
+}
+
+pub async fn delete_cascades_to_tags_favorites_and_comments(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let a = article(&*store, &jake, "Doomed", &["gone"]).await;
+    let keep = article(&*store, &jake, "Kept", &["kept"]).await;
+    store.favorite(anna.id, &a.slug).await.unwrap();
+    store.create_comment(a.id, anna.id, "nice").await.unwrap();
+
+    assert!(store.delete_article(a.id, jake.id).await.unwrap());
+    assert!(!store.delete_article(a.id, jake.id).await.unwrap());
+    assert!(store.article(&a.slug, None).await.unwrap().is_none());
+    assert_eq!(store.tags().await.unwrap(), ["kept"]);
+    assert!(store.comments(a.id, None).await.unwrap().is_empty());
+    let favorited = store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, None).await.unwrap();
+    assert_eq!(favorited.total, 0);
+    assert!(store.article(&keep.slug, None).await.unwrap().is_some());
+}
+
+pub async fn favorites_are_idempotent_and_counted(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let a = article(&*store, &jake, "Liked", &[]).await;
+    for _ in 0..2 {
+        let f = store.favorite(anna.id, &a.slug).await.unwrap().unwrap();
+        assert_eq!((f.favorited, f.favorites_count), (true, 1));
+    }
+    let f = store.favorite(jake.id, &a.slug).await.unwrap().unwrap();
+    assert_eq!((f.favorited, f.favorites_count), (true, 2));
+    let seen = store.article(&a.slug, None).await.unwrap().unwrap();
+    assert_eq!((seen.favorited, seen.favorites_count), (false, 2));
+    for _ in 0..2 {
+        let f = store.unfavorite(anna.id, &a.slug).await.unwrap().unwrap();
+        assert_eq!((f.favorited, f.favorites_count), (false, 1));
+    }
+    assert!(store.favorite(anna.id, "nope").await.unwrap().is_none());
+    assert!(store.unfavorite(anna.id, "nope").await.unwrap().is_none());
+}
+
+pub async fn comments_are_listed_oldest_first_and_deleted_by_author_only(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let a = article(&*store, &jake, "Talk", &[]).await;
+    let other = article(&*store, &jake, "Elsewhere", &[]).await;
+    let c1 = store.create_comment(a.id, anna.id, "first").await.unwrap();
+    let c2 = store.create_comment(a.id, jake.id, "second").await.unwrap();
+    assert_eq!((c1.body.as_str(), c1.author.username.as_str()), ("first", "anna"));
+
+    store.follow(jake.id, "anna").await.unwrap();
+    let listed = store.comments(a.id, Some(jake.id)).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [c1.id, c2.id]);
+    assert!(listed[0].author.following && !listed[1].author.following);
+    assert!(store.comments(other.id, None).await.unwrap().is_empty());
+
+    assert_eq!(store.comment_author(a.id, c1.id).await.unwrap(), Some(anna.id));
+    assert_eq!(store.comment_author(other.id, c1.id).await.unwrap(), None);
+    assert!(!store.delete_comment(c1.id, jake.id).await.unwrap());
+    assert!(store.delete_comment(c1.id, anna.id).await.unwrap());
+    let listed = store.comments(a.id, None).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [c2.id]);
+}
+
+pub async fn tags_are_listed_most_used_first(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    assert!(store.tags().await.unwrap().is_empty());
+    article(&*store, &jake, "a", &["rare", "common"]).await;
+    article(&*store, &jake, "b", &["common"]).await;
+    assert_eq!(store.tags().await.unwrap(), ["common", "rare"]);
+}
+
+pub async fn concurrent_registrations_of_one_name_give_one_user(store: TestStore) {
+    let attempts = (0..20).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .create_user(&NewUser {
+                    username: "racer".into(),
+                    email: format!("racer{i}@example.com"),
+                    password_hash: "h".into(),
+                })
+                .await
+        })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let created = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let conflicts = results.iter().filter(|r| matches!(r, Ok(Err(DbError::Conflict("username"))))).count();
+    assert_eq!((created, conflicts), (1, 19), "{results:?}");
+}
+
+pub async fn concurrent_favorites_are_all_counted(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let a = article(&*store, &jake, "Popular", &[]).await;
+    let mut fans = Vec::new();
+    for i in 0..50 {
+        fans.push(user(&*store, &format!("fan{i}")).await);
+    }
+    let favs = fans.into_iter().map(|fan| {
+        let store = store.clone();
+        let slug = a.slug.clone();
+        tokio::spawn(async move { store.favorite(fan.id, &slug).await })
+    });
+    for result in futures::future::join_all(favs).await {
+        result.unwrap().unwrap().unwrap();
+    }
+    assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap().favorites_count, 50);
+}

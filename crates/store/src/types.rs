@@ -1,0 +1,106 @@
+//! Inputs and outputs of the store that are not domain types.
+
+use conduit_domain::User;
+use conduit_domain::model::{ArticleId, UserId};
+
+/// A validated registration, password already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+}
+
+/// A user with the hash their password must match.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// A validated change to a user. `None` leaves a field alone; for `bio` and `image`,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub bio: Option<Option<String>>,
+    pub image: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewArticle {
+    pub title: String,
+    pub description: String,
+    pub body: String,
+    pub tags: Vec<String>,
+}
+
+/// A validated change to an article. `None` leaves a field alone; `tags: Some(vec![])`
+/// removes every tag.
+#[derive(Debug, Clone, Default)]
+pub struct ArticleChanges {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub body: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArticleRef {
+    pub id: ArticleId,
+    pub author: UserId,
+}
+
+/// Limit and offset, already validated and capped by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Self { limit: 20, offset: 0 }
+    }
+}
+
+/// Filters of `GET /articles`. Each given filter narrows the result (they combine with AND).
+#[derive(Debug, Clone, Default)]
+pub struct ArticleQuery {
+    pub tag: Option<String>,
+    pub author: Option<String>,
+    pub favorited: Option<String>,
+    pub page: Paging,
+}
+
+impl ArticleQuery {
+    /// The one filter given, when exactly one is: the common case, served by its own query.
+    pub fn shape(&self) -> FilterShape<'_> {
+        match (&self.tag, &self.author, &self.favorited) {
+            (None, None, None) => FilterShape::All,
+            (Some(tag), None, None) => FilterShape::Tag(tag),
+            (None, Some(author), None) => FilterShape::Author(author),
+            (None, None, Some(user)) => FilterShape::FavoritedBy(user),
+            _ => FilterShape::Combined,
+        }
+    }
+}
+
+/// Which query serves a listing. One statement per shape, rather than one statement with
+/// `($1 IS NULL OR col = $1)` filters, lets PostgreSQL plan each with its own index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterShape<'a> {
+    All,
+    Tag(&'a str),
+    Author(&'a str),
+    FavoritedBy(&'a str),
+    Combined,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
