@@ -36,3 +36,10 @@ impl From<sqlx::Error> for DbError {
         }
     }
 }
+
+impl DbError {
+    /// A row written a moment ago is gone: only a concurrent delete can do that.
+    pub fn vanished() -> Self {
+        DbError::Other("row deleted concurrently before it could be read back".into())
+    }
+}

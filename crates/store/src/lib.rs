@@ -8,13 +8,13 @@ mod types;
 pub use error::DbError;
 pub use types::*;
 
-use async_trait::async_trait;
+
 use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_domain::{Article, Comment, Profile, User};
 
 /// Everything Conduit keeps. Implementations must make each method atomic: a multi-row write
 /// either happens whole or not at all.
-#[async_trait]
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which database this is, for logs and `/health`.
     fn backend(&self) -> &'static str;
@@ -142,3 +142,12 @@ where
     }
     sql
 }
+
+mod delegate;
+
+#[doc(hidden)]
+pub use async_trait::async_trait;
+#[doc(hidden)]
+pub use conduit_domain as __domain;
+#[doc(hidden)]
+pub use sqlx as __sqlx;

@@ -1,0 +1,301 @@
+use chrono::{DateTime, Utc};
+use conduit_domain::model::{ArticleId, UserId};
+use conduit_domain::{Article, Profile};
+use conduit_store::*;
+use sqlx::PgPool;
+
+/// One article as both queries below return it; `body` is NULL in listings.
+struct ArticleRow {
+    id: i64,
+    slug: String,
+    title: String,
+    description: String,
+    body: Option<String>,
+    tag_list: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    favorited: bool,
+    favorites_count: i64,
+    username: String,
+    bio: Option<String>,
+    image: Option<String>,
+    following: bool,
+}
+
+impl From<ArticleRow> for Article {
+    fn from(r: ArticleRow) -> Self {
+        Article {
+            id: r.id,
+            slug: r.slug,
+            title: r.title,
+            description: r.description,
+            body: r.body,
+            tag_list: r.tag_list,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            favorited: r.favorited,
+            favorites_count: r.favorites_count,
+            author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+        }
+    }
+}
+
+pub async fn by_slug(db: &PgPool, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+    let row = sqlx::query_as!(
+        ArticleRow,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
+                  ARRAY(SELECT t.name FROM article_tags t WHERE t.article_id = a.id ORDER BY t.position)
+                      AS "tag_list!",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $2)
+                      AS "favorited!: bool",
+                  (SELECT count(*) FROM favorites f WHERE f.article_id = a.id) AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $2 AND fo.followee_id = a.author_id)
+                      AS "following!: bool"
+           FROM articles a JOIN users u ON u.id = a.author_id
+           WHERE a.slug = $1"#,
+        slug,
+        viewer
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Article::from))
+}
+
+/// The articles with these ids, newest first, without bodies.
+async fn by_ids(db: &PgPool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<Article>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_as!(
+        ArticleRow,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, NULL::text AS "body?",
+                  ARRAY(SELECT t.name FROM article_tags t WHERE t.article_id = a.id ORDER BY t.position)
+                      AS "tag_list!",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $2)
+                      AS "favorited!: bool",
+                  (SELECT count(*) FROM favorites f WHERE f.article_id = a.id) AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $2 AND fo.followee_id = a.author_id)
+                      AS "following!: bool"
+           FROM articles a JOIN users u ON u.id = a.author_id
+           WHERE a.id = ANY($1)
+           ORDER BY a.id DESC"#,
+        ids,
+        viewer
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Article::from).collect())
+}
+
+pub async fn list(db: &PgPool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
+    let Paging { limit, offset } = query.page;
+    let (ids, total) = match query.shape() {
+        FilterShape::All => (
+            sqlx::query_scalar!(r#"SELECT id AS "id!" FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2"#, limit, offset)
+                .fetch_all(db)
+                .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#).fetch_one(db).await?,
+        ),
+        FilterShape::Tag(tag) => (
+            sqlx::query_scalar!(
+                r#"SELECT article_id AS "id!" FROM article_tags WHERE name = $1
+                   ORDER BY article_id DESC LIMIT $2 OFFSET $3"#,
+                tag,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = $1"#, tag)
+                .fetch_one(db)
+                .await?,
+        ),
+        FilterShape::Author(author) => (
+            sqlx::query_scalar!(
+                r#"SELECT a.id AS "id!" FROM articles a JOIN users u ON u.id = a.author_id
+                   WHERE u.username = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3"#,
+                author,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?,
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!: i64" FROM articles a JOIN users u ON u.id = a.author_id
+                   WHERE u.username = $1"#,
+                author
+            )
+            .fetch_one(db)
+            .await?,
+        ),
+        FilterShape::FavoritedBy(user) => (
+            sqlx::query_scalar!(
+                r#"SELECT f.article_id AS "id!" FROM favorites f JOIN users u ON u.id = f.user_id
+                   WHERE u.username = $1 ORDER BY f.article_id DESC LIMIT $2 OFFSET $3"#,
+                user,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?,
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!: i64" FROM favorites f JOIN users u ON u.id = f.user_id
+                   WHERE u.username = $1"#,
+                user
+            )
+            .fetch_one(db)
+            .await?,
+        ),
+        FilterShape::Combined => (
+            combined_filter_query::<sqlx::Postgres>(query, false).build_query_scalar().fetch_all(db).await?,
+            combined_filter_query::<sqlx::Postgres>(query, true).build_query_scalar().fetch_one(db).await?,
+        ),
+    };
+    Ok(Page { items: by_ids(db, &ids, viewer).await?, total })
+}
+
+pub async fn feed(db: &PgPool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
+    let ids = sqlx::query_scalar!(
+        r#"SELECT a.id AS "id!" FROM follows f JOIN articles a ON a.author_id = f.followee_id
+           WHERE f.follower_id = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3"#,
+        viewer,
+        page.limit,
+        page.offset
+    )
+    .fetch_all(db)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!: i64" FROM follows f JOIN articles a ON a.author_id = f.followee_id
+           WHERE f.follower_id = $1"#,
+        viewer
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Page { items: by_ids(db, &ids, Some(viewer)).await?, total })
+}
+
+pub async fn reference(db: &PgPool, slug: &str) -> Result<Option<ArticleRef>, DbError> {
+    Ok(sqlx::query_as!(ArticleRef, r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = $1"#, slug)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// Inserts the article and its tags in one transaction.
+pub async fn create(db: &PgPool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO articles (slug, author_id, title, description, body, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6)
+           RETURNING id AS "id!""#,
+        slug,
+        author,
+        new.title,
+        new.description,
+        new.body,
+        now
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    insert_tags(&mut tx, id, &new.tags).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Changes an article of `author` in one transaction; yields its (possibly new) slug, or
+/// `None` when the author has no such article.
+pub async fn update(
+    db: &PgPool,
+    id: ArticleId,
+    author: UserId,
+    slug: Option<&str>,
+    changes: &ArticleChanges,
+) -> Result<Option<String>, DbError> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let slug = sqlx::query_scalar!(
+        r#"UPDATE articles SET
+               slug = COALESCE($3, slug),
+               title = COALESCE($4, title),
+               description = COALESCE($5, description),
+               body = COALESCE($6, body),
+               updated_at = $7
+           WHERE id = $1 AND author_id = $2
+           RETURNING slug"#,
+        id,
+        author,
+        slug,
+        changes.title,
+        changes.description,
+        changes.body,
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if slug.is_none() {
+        return Ok(None);
+    }
+    if let Some(tags) = &changes.tags {
+        sqlx::query!("DELETE FROM article_tags WHERE article_id = $1", id).execute(&mut *tx).await?;
+        insert_tags(&mut tx, id, tags).await?;
+    }
+    tx.commit().await?;
+    Ok(slug)
+}
+
+async fn insert_tags(tx: &mut sqlx::PgConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    // `WITH ORDINALITY` numbers the array's elements: the tags and their order in one statement.
+    sqlx::query!(
+        "INSERT INTO article_tags (article_id, name, position)
+         SELECT $1, t.name, t.position::int FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position)",
+        id,
+        tags
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// One statement: the foreign keys' `ON DELETE CASCADE` removes tags, favorites and comments
+/// in the same implicit transaction.
+pub async fn delete(db: &PgPool, id: ArticleId, author: UserId) -> Result<bool, DbError> {
+    let done = sqlx::query!("DELETE FROM articles WHERE id = $1 AND author_id = $2", id, author).execute(db).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn favorite(db: &PgPool, user: UserId, slug: &str) -> Result<(), DbError> {
+    sqlx::query!(
+        "INSERT INTO favorites (user_id, article_id)
+         SELECT $1, id FROM articles WHERE slug = $2
+         ON CONFLICT DO NOTHING",
+        user,
+        slug
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn unfavorite(db: &PgPool, user: UserId, slug: &str) -> Result<(), DbError> {
+    sqlx::query!(
+        "DELETE FROM favorites WHERE user_id = $1 AND article_id = (SELECT id FROM articles WHERE slug = $2)",
+        user,
+        slug
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn tags(db: &PgPool) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name")
+        .fetch_all(db)
+        .await?)
+}

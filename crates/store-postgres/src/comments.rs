@@ -1,0 +1,97 @@
+use chrono::{DateTime, Utc};
+use conduit_domain::model::{ArticleId, CommentId, UserId};
+use conduit_domain::{Comment, Profile};
+use conduit_store::DbError;
+use sqlx::PgPool;
+
+struct CommentRow {
+    id: i64,
+    body: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    username: String,
+    bio: Option<String>,
+    image: Option<String>,
+    following: bool,
+}
+
+impl From<CommentRow> for Comment {
+    fn from(r: CommentRow) -> Self {
+        Comment {
+            id: r.id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            body: r.body,
+            author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+        }
+    }
+}
+
+pub async fn list(db: &PgPool, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
+    let rows = sqlx::query_as!(
+        CommentRow,
+        r#"SELECT c.id AS "id!", c.body,
+                  c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
+                      AS "following!: bool"
+           FROM comments c JOIN users u ON u.id = c.author_id
+           WHERE c.article_id = $1
+           ORDER BY c.id"#,
+        article,
+        viewer
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Comment::from).collect())
+}
+
+pub async fn by_id(db: &PgPool, id: CommentId, viewer: Option<UserId>) -> Result<Option<Comment>, DbError> {
+    let row = sqlx::query_as!(
+        CommentRow,
+        r#"SELECT c.id AS "id!", c.body,
+                  c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
+                      AS "following!: bool"
+           FROM comments c JOIN users u ON u.id = c.author_id
+           WHERE c.id = $1"#,
+        id,
+        viewer
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Comment::from))
+}
+
+pub async fn create(db: &PgPool, article: ArticleId, author: UserId, body: &str) -> Result<CommentId, DbError> {
+    let now = Utc::now();
+    Ok(sqlx::query_scalar!(
+        r#"INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $4)
+           RETURNING id AS "id!""#,
+        article,
+        author,
+        body,
+        now
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn author(db: &PgPool, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
+    Ok(sqlx::query_scalar!(
+        "SELECT author_id FROM comments WHERE id = $1 AND article_id = $2",
+        comment,
+        article
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn delete(db: &PgPool, comment: CommentId, author: UserId) -> Result<bool, DbError> {
+    let done = sqlx::query!("DELETE FROM comments WHERE id = $1 AND author_id = $2", comment, author)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

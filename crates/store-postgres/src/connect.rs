@@ -1,0 +1,59 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::{MIGRATOR, PgStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(sqlx::Error),
+    #[error("cannot connect to PostgreSQL at {target}: {source}")]
+    Connect { target: String, source: sqlx::Error },
+    #[error("cannot migrate PostgreSQL database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Pool sizing. Requests wait at most `acquire_timeout` for a connection, then get a 503.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl PgStore {
+    /// Connects, failing within `acquire_timeout` when the server cannot be reached. Does not
+    /// migrate: see [`PgStore::migrate`].
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, ConnectError> {
+        let options = PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
+        // Name the server without the password for error messages.
+        let target = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|source| ConnectError::Connect { target, source })?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        Ok(MIGRATOR.run(&self.pool).await?)
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
+    }
+}

@@ -1,0 +1,81 @@
+use chrono::Utc;
+use conduit_domain::User;
+use conduit_domain::model::UserId;
+use conduit_store::{Credentials, DbError, NewUser, UserChanges};
+use sqlx::PgPool;
+
+pub async fn create(db: &PgPool, new: &NewUser) -> Result<User, DbError> {
+    let now = Utc::now();
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $4)
+           RETURNING id AS "id!""#,
+        new.username,
+        new.email,
+        new.password_hash,
+        now,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(User { id, username: new.username.clone(), email: new.email.clone(), bio: None, image: None })
+}
+
+pub async fn by_id(db: &PgPool, id: UserId) -> Result<Option<User>, DbError> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"SELECT id AS "id!", username, email, bio, image FROM users WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn credentials(db: &PgPool, email: &str) -> Result<Option<Credentials>, DbError> {
+    let row = sqlx::query!(
+        r#"SELECT id AS "id!", username, email, bio, image, password_hash FROM users WHERE email = $1"#,
+        email
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| Credentials {
+        user: User { id: r.id, username: r.username, email: r.email, bio: r.bio, image: r.image },
+        password_hash: r.password_hash,
+    }))
+}
+
+pub async fn update(db: &PgPool, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
+    let now = Utc::now();
+    let (set_bio, bio) = split(&changes.bio);
+    let (set_image, image) = split(&changes.image);
+    Ok(sqlx::query_as!(
+        User,
+        r#"UPDATE users SET
+               username = COALESCE($2, username),
+               email = COALESCE($3, email),
+               password_hash = COALESCE($4, password_hash),
+               bio = CASE WHEN $5 THEN $6 ELSE bio END,
+               image = CASE WHEN $7 THEN $8 ELSE image END,
+               updated_at = $9
+           WHERE id = $1
+           RETURNING id AS "id!", username, email, bio, image"#,
+        id,
+        changes.username,
+        changes.email,
+        changes.password_hash,
+        set_bio,
+        bio,
+        set_image,
+        image,
+        now,
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+/// `Option<Option<T>>` as (change it?, new value) for a `CASE WHEN` in SQL.
+fn split(change: &Option<Option<String>>) -> (bool, Option<&str>) {
+    match change {
+        None => (false, None),
+        Some(value) => (true, value.as_deref()),
+    }
+}
