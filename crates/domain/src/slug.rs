@@ -63,3 +63,31 @@ mod tests {
         assert_ne!(a, b);
     }
 }
+
+/// Whether `slug` already suits `title`: it is the title's slug, or that slug with a suffix
+/// from [`with_suffix`]. An update that keeps the title then keeps the slug too.
+pub fn fits(slug: &str, title: &str) -> bool {
+    let base = slugify(title);
+    match slug.strip_prefix(base.as_str()) {
+        Some("") => true,
+        Some(rest) => {
+            rest.len() == 7
+                && rest.starts_with('-')
+                && rest[1..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod fits_tests {
+    use super::*;
+
+    #[test]
+    fn slug_fits_its_title_with_or_without_suffix() {
+        assert!(fits("hello-world", "Hello, World"));
+        assert!(fits(&with_suffix("hello-world"), "Hello World"));
+        assert!(!fits("hello-world", "Goodbye"));
+        assert!(!fits("hello-world-and-more", "Hello World"));
+    }
+}

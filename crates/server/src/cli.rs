@@ -1,0 +1,118 @@
+//! The `conduit` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use conduit_domain::token::TokenKeys;
+
+use crate::config::{Config, ENV_VARS};
+use crate::{AppState, app, db, serve, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "conduit",
+    version,
+    about = "Conduit: the RealWorld blogging API (users, profiles, articles, comments, tags)",
+    long_about = "Conduit serves the RealWorld \"Conduit\" API over HTTP.\n\n\
+        With no configuration it keeps everything in a SQLite file, ./conduit.db, created and \
+        migrated on start. Set DATABASE_URL=postgres://... (and CONDUIT_JWT_SECRET) to share \
+        state between several instances.\n\n\
+        Settings come from built-in defaults, then ./conduit.toml (or --config), then \
+        environment variables, then flags; later ones win.",
+    after_help = env_help(),
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Config file to read [default: ./conduit.toml when it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// With no subcommand, `conduit` serves (these are `serve`'s options).
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default): migrate the database, listen, and run until SIGINT or
+    /// SIGTERM, then finish in-flight requests and exit.
+    Serve(ServeArgs),
+    /// Bring the database schema up to date, then exit. `serve` does this too on start.
+    Migrate,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on, IP:PORT [env: CONDUIT_BIND] [default: 127.0.0.1:3000]
+    #[arg(long, value_name = "IP:PORT")]
+    bind: Option<String>,
+}
+
+fn env_help() -> String {
+    let mut help = String::from("Environment variables:\n");
+    for (name, meaning) in ENV_VARS {
+        help.push_str(&format!("  {name:<24} {meaning}\n"));
+    }
+    help
+}
+
+/// Runs the command line and turns any failure into one line on stderr and a non-zero exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("conduit: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` joins the error chain on one line: "cannot connect ...: connection refused".
+            eprintln!("conduit: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let serve_args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        Some(Command::Migrate) => return migrate(cli.config).await,
+        None => cli.serve,
+    };
+    let config = Config::from_env(cli.config, serve_args.bind)?;
+    telemetry::init(&config)?;
+    // The secret is settled before touching the database, so a missing one fails fast.
+    let secret = db::jwt_secret(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let store = db::open(&config).await?;
+    let state = AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl));
+    tracing::info!(
+        address = %format!("http://{}", listener.local_addr()?),
+        backend = store.backend(),
+        database = %db::redact(&config.database_url),
+        "conduit is listening"
+    );
+    serve::serve(listener, app(state), serve::shutdown_signal()).await.context("server failed")?;
+    store.close().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn migrate(config_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::from_env(config_file, None)?;
+    telemetry::init(&config)?;
+    let store = db::open(&config).await?;
+    store.close().await;
+    println!("{} database at {} is up to date", store.backend(), db::redact(&config.database_url));
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The one error type of the API. Every failure becomes a status and a body of the spec's
+//! shape, `{"errors":{"<field>":["<message>"]}}`; internal detail is logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use conduit_domain::{Errors, Field};
+use conduit_store::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422: the request was understood but its content breaks a rule.
+    #[error("invalid request: {0}")]
+    Invalid(Errors),
+    /// 401 on `token`: missing, malformed, expired, or naming a user who no longer exists.
+    #[error("token {0}")]
+    Token(&'static str),
+    /// 401 on `credentials`: wrong email or password (never saying which).
+    #[error("invalid credentials")]
+    Credentials,
+    /// 403: authenticated, but not the owner of the named resource.
+    #[error("{0} forbidden")]
+    Forbidden(Field),
+    /// 404 on the named resource.
+    #[error("{0} not found")]
+    NotFound(Field),
+    /// 409: a unique field is taken.
+    #[error("{0} has already been taken")]
+    Taken(Field),
+    /// 413: the body is over the limit.
+    #[error("request body too large")]
+    TooLarge { limit: usize },
+    /// 405 on a known path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 503: the database did not answer in time.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// 500: a bug or a broken dependency. The text is logged only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: Field, message: impl Into<String>) -> Self {
+        ApiError::Invalid(Errors::single(field, message))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Token(_) | ApiError::Credentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Taken(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body's `errors` object.
+    pub fn errors(&self) -> Errors {
+        match self {
+            ApiError::Invalid(errors) => errors.clone(),
+            ApiError::Token(message) => Errors::single("token", *message),
+            ApiError::Credentials => Errors::single("credentials", "invalid"),
+            ApiError::Forbidden(field) => Errors::single(field, "forbidden"),
+            ApiError::NotFound(field) => Errors::single(field, "not found"),
+            ApiError::Taken(field) => Errors::single(field, conduit_domain::validation::TAKEN),
+            ApiError::TooLarge { limit } => {
+                Errors::single("body", format!("is too large (maximum is {limit} bytes)"))
+            }
+            ApiError::MethodNotAllowed => Errors::single("method", "not allowed"),
+            ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
+            ApiError::Internal(_) => Errors::single("server", "internal error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            // This runs inside the request's span, so the log line carries its context.
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(%detail, "dependency unavailable"),
+            _ => {}
+        }
+        let body = serde_json::json!({ "errors": self.errors() });
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(field) => ApiError::Taken(field),
+            DbError::Unavailable(detail) => ApiError::Unavailable(detail),
+            DbError::Other(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
+impl From<Errors> for ApiError {
+    fn from(errors: Errors) -> Self {
+        ApiError::Invalid(errors)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

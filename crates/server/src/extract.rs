@@ -1,0 +1,133 @@
+//! Request extractors whose failures use the API's error shape instead of axum's plain text.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest accepted request body. Bigger ones get a 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON body. Any content type is read as JSON, since many clients omit it; a body that is
+/// not JSON, has wrong types, or lacks the `user`/`article`/`comment` wrapper is a 422.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge { limit: BODY_LIMIT }
+            } else {
+                ApiError::invalid("body", format!("could not be read: {rejection}"))
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::invalid("body", "can't be empty: send a JSON object"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::invalid("body", format!("is not valid: {e}")))
+    }
+}
+
+/// Default and maximum page sizes of list endpoints.
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 100;
+
+#[derive(Debug, Default, Deserialize)]
+struct RawListParams {
+    tag: Option<String>,
+    author: Option<String>,
+    favorited: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+/// `?tag=&author=&favorited=&limit=&offset=`, checked: limit and offset must be non-negative
+/// integers (422 otherwise); limit is capped at [`MAX_LIMIT`]. Empty filters mean "no filter".
+#[derive(Debug, Clone)]
+pub struct ListParams {
+    pub tag: Option<String>,
+    pub author: Option<String>,
+    pub favorited: Option<String>,
+    pub page: conduit_store::Paging,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(raw) = Query::<RawListParams>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))?;
+        let mut errors = conduit_domain::Errors::new();
+        let limit = errors.check("limit", count(raw.limit.as_deref(), DEFAULT_LIMIT));
+        let offset = errors.check("offset", count(raw.offset.as_deref(), 0));
+        let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+        errors.into_result(ListParams {
+            tag: non_empty(raw.tag),
+            author: non_empty(raw.author),
+            favorited: non_empty(raw.favorited),
+            page: conduit_store::Paging {
+                limit: limit.unwrap_or_default().min(MAX_LIMIT),
+                offset: offset.unwrap_or_default(),
+            },
+        })
+        .map_err(ApiError::Invalid)
+    }
+}
+
+fn count(raw: Option<&str>, default: i64) -> Result<i64, String> {
+    match raw {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<u32>()
+            .map(i64::from)
+            .map_err(|_| format!("must be a whole number from 0 to {}", u32::MAX)),
+    }
+}
+
+/// Deserializes a field so that absent, `null` and a value can be told apart:
+/// absent → `None`, `null` → `Some(None)`, value → `Some(Some(value))`.
+/// Use with `#[serde(default, deserialize_with = "present")]`.
+pub fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_accept_only_non_negative_integers() {
+        assert_eq!(count(None, 20), Ok(20));
+        assert_eq!(count(Some("0"), 20), Ok(0));
+        assert_eq!(count(Some("7"), 20), Ok(7));
+        for bad in ["-1", "abc", "", "1.5", "99999999999"] {
+            assert!(count(Some(bad), 20).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn present_tells_absent_from_null() {
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "present")]
+            bio: Option<Option<String>>,
+        }
+        let parse = |s: &str| serde_json::from_str::<T>(s).unwrap().bio;
+        assert_eq!(parse("{}"), None);
+        assert_eq!(parse(r#"{"bio":null}"#), Some(None));
+        assert_eq!(parse(r#"{"bio":"x"}"#), Some(Some("x".into())));
+    }
+}

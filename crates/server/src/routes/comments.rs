@@ -1,0 +1,81 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use conduit_domain::{Comment, Errors, validation as v};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{MaybeUser, RequireUser};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/articles/{slug}/comments", get(list).post(create))
+        .route("/articles/{slug}/comments/{id}", delete(remove))
+}
+
+#[derive(Serialize)]
+struct CommentBody {
+    comment: Comment,
+}
+
+#[derive(Serialize)]
+struct CommentsBody {
+    comments: Vec<Comment>,
+}
+
+#[derive(Deserialize)]
+struct CommentEnvelope {
+    comment: CommentInput,
+}
+
+#[derive(Deserialize)]
+struct CommentInput {
+    body: Option<String>,
+}
+
+async fn article_id(state: &AppState, slug: &str) -> ApiResult<i64> {
+    Ok(state.store.article_ref(slug).await?.ok_or(ApiError::NotFound("article"))?.id)
+}
+
+async fn list(State(state): State<AppState>, caller: MaybeUser, Path(slug): Path<String>) -> ApiResult<Json<CommentsBody>> {
+    let article = article_id(&state, &slug).await?;
+    Ok(Json(CommentsBody { comments: state.store.comments(article, caller.id()).await? }))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    Path(slug): Path<String>,
+    ApiJson(CommentEnvelope { comment: input }): ApiJson<CommentEnvelope>,
+) -> ApiResult<(StatusCode, Json<CommentBody>)> {
+    let mut errors = Errors::new();
+    let body = errors.check("body", v::text(input.body.as_deref().unwrap_or_default(), v::COMMENT_MAX));
+    let Some(body) = body else {
+        return Err(errors.into());
+    };
+    let article = article_id(&state, &slug).await?;
+    let comment = state.store.create_comment(article, caller.user.id, &body).await?;
+    Ok((StatusCode::CREATED, Json(CommentBody { comment })))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    Path((slug, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let article = article_id(&state, &slug).await?;
+    // A non-numeric id names no comment: that is a 404, not a malformed request.
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound("comment"))?;
+    let author = state.store.comment_author(article, id).await?.ok_or(ApiError::NotFound("comment"))?;
+    if author != caller.user.id {
+        return Err(ApiError::Forbidden("comment"));
+    }
+    if state.store.delete_comment(id, caller.user.id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("comment"))
+    }
+}

@@ -1,0 +1,163 @@
+//! Registration, login, and the current user.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use conduit_domain::{Errors, User, validation as v};
+use conduit_store::{NewUser, UserChanges};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::RequireUser;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, present};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", post(register))
+        .route("/users/login", post(login))
+        .route("/user", get(current).put(update))
+}
+
+#[derive(Deserialize)]
+struct UserEnvelope<T> {
+    user: T,
+}
+
+/// `{"user": {...}}` as the spec returns it: the owner's view, with a token.
+#[derive(Serialize)]
+pub struct UserBody {
+    user: UserView,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    email: String,
+    token: String,
+    username: String,
+    bio: Option<String>,
+    image: Option<String>,
+}
+
+impl UserBody {
+    pub fn new(user: User, token: String) -> Json<Self> {
+        Json(UserBody {
+            user: UserView { email: user.email, token, username: user.username, bio: user.bio, image: user.image },
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<Registration>>,
+) -> ApiResult<(StatusCode, Json<UserBody>)> {
+    let mut errors = Errors::new();
+    let username = errors.check("username", v::username(input.username.as_deref().unwrap_or_default()));
+    let email = errors.check("email", v::email(input.email.as_deref().unwrap_or_default()));
+    let password = errors.check("password", v::new_password(input.password.as_deref().unwrap_or_default()));
+    let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+        return Err(errors.into());
+    };
+    let password_hash = state.passwords.hash(password).await?;
+    let user = state.store.create_user(&NewUser { username, email, password_hash }).await?;
+    let token = state.tokens.mint(user.id, chrono::Utc::now());
+    Ok((StatusCode::CREATED, UserBody::new(user, token)))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<Login>>,
+) -> ApiResult<Json<UserBody>> {
+    let mut errors = Errors::new();
+    let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
+    if email.is_empty() {
+        errors.add("email", v::BLANK);
+    }
+    let password = errors.check("password", v::login_password(input.password.as_deref().unwrap_or_default()));
+    let Some(password) = password.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    // Unknown email and wrong password take the same path through Argon2 and give the same
+    // answer, so neither timing nor body reveals which accounts exist.
+    let credentials = state.store.credentials_by_email(&email).await?;
+    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
+    let matches = state.passwords.verify(password, hash).await?;
+    match credentials {
+        Some(credentials) if matches => {
+            let token = state.tokens.mint(credentials.user.id, chrono::Utc::now());
+            Ok(UserBody::new(credentials.user, token))
+        }
+        _ => Err(ApiError::Credentials),
+    }
+}
+
+async fn current(caller: RequireUser) -> Json<UserBody> {
+    UserBody::new(caller.user, caller.token)
+}
+
+/// Every field optional; `null` or `""` clears `bio` and `image`, and is refused for the rest.
+#[derive(Deserialize)]
+struct UserUpdate {
+    #[serde(default, deserialize_with = "present")]
+    username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    password: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    bio: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    image: Option<Option<String>>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<UserUpdate>>,
+) -> ApiResult<Json<UserBody>> {
+    let mut errors = Errors::new();
+    if input.username.is_none()
+        && input.email.is_none()
+        && input.password.is_none()
+        && input.bio.is_none()
+        && input.image.is_none()
+    {
+        errors.add("user", "must contain at least one of username, email, password, bio, image");
+    }
+    let required = |value: Option<String>| value.unwrap_or_default();
+    let username = input.username.map(|u| errors.check("username", v::username(&required(u))));
+    let email = input.email.map(|e| errors.check("email", v::email(&required(e))));
+    let password = input.password.map(|p| errors.check("password", v::new_password(&required(p))));
+    let bio = input.bio.map(|b| errors.check("bio", v::optional_text(b.as_deref(), v::BIO_MAX)));
+    let image = input.image.map(|i| errors.check("image", v::optional_text(i.as_deref(), v::IMAGE_MAX)));
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let password_hash = match password.flatten() {
+        Some(password) => Some(state.passwords.hash(password).await?),
+        None => None,
+    };
+    let changes = UserChanges {
+        username: username.flatten(),
+        email: email.flatten(),
+        password_hash,
+        bio: bio.map(Option::flatten),
+        image: image.map(Option::flatten),
+    };
+    let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("is invalid"))?;
+    Ok(UserBody::new(user, caller.token))
+}
