@@ -1,0 +1,178 @@
+//! The `conduit` binary as a user runs it: help, start-up mistakes, migrate, restart, and
+//! graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_conduit");
+
+/// A `conduit` command with a clean environment: no inherited config can leak in.
+fn conduit(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONDUIT_LOG_FORMAT", "json")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs to completion (at most 30 s) and returns (success, stdout, stderr).
+fn run(command: &mut Command) -> (bool, String, String) {
+    let output = command.output().expect("run conduit");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn assert_one_clear_line(stderr: &str, mentions: &str) {
+    assert!(stderr.starts_with("conduit: error: "), "{stderr:?}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr:?}");
+    assert!(stderr.contains(mentions), "{stderr:?} should mention {mentions:?}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr:?}");
+}
+
+#[test]
+fn help_explains_commands_and_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, _) = run(conduit(dir.path()).arg("--help"));
+    assert!(ok);
+    for needle in ["serve", "migrate", "--bind", "DATABASE_URL", "CONDUIT_JWT_SECRET", "conduit.toml"] {
+        assert!(stdout.contains(needle), "--help should mention {needle}:\n{stdout}");
+    }
+    let (ok, stdout, _) = run(conduit(dir.path()).args(["serve", "--help"]));
+    assert!(ok && stdout.contains("--bind"), "{stdout}");
+}
+
+#[test]
+fn config_mistakes_stop_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+        (&[], &["--bind", "not-an-address"], "invalid --bind 'not-an-address'"),
+        (&[("CONDUIT_BIND", "127.0.0.1:99999")], &[], "invalid CONDUIT_BIND"),
+        (&[("DATABASE_URL", "mysql://root:hunter2@localhost/x")], &[], "unsupported DATABASE_URL"),
+        (&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")], &[], "CONDUIT_JWT_SECRET is not set"),
+        (
+            &[("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:1/x"), ("CONDUIT_JWT_SECRET", &"s".repeat(40))],
+            &[],
+            "cannot connect to PostgreSQL at 127.0.0.1:1/x",
+        ),
+        (&[("DATABASE_URL", "sqlite:///no/such/dir/c.db")], &[], "/no/such/dir/c.db"),
+        (&[("CONDUIT_JWT_SECRET", "too short")], &[], "CONDUIT_JWT_SECRET is too short"),
+        (&[("RUST_LOG", "=[")], &[], "invalid log filter"),
+    ];
+    for (env, args, mentions) in cases {
+        let started = Instant::now();
+        let (ok, _, stderr) = run(conduit(dir.path()).envs(env.iter().copied()).args(*args));
+        assert!(!ok, "{env:?} {args:?} should fail");
+        assert_one_clear_line(&stderr, mentions);
+        assert!(!stderr.contains("hunter2") && !stderr.contains(":pw@"), "password leaked: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{env:?} took {:?}", started.elapsed());
+    }
+    // A port already taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (ok, _, stderr) = run(conduit(dir.path()).args(["--bind", &address]));
+    assert!(!ok);
+    assert_one_clear_line(&stderr, &format!("cannot listen on {address}"));
+    // A broken config file.
+    std::fs::write(dir.path().join("conduit.toml"), "bind = 3000\n").unwrap();
+    let (ok, _, stderr) = run(&mut conduit(dir.path()));
+    assert!(!ok);
+    assert_one_clear_line(&stderr, "invalid config file conduit.toml");
+}
+
+#[test]
+fn migrate_creates_and_updates_the_default_database() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let (ok, stdout, stderr) = run(conduit(dir.path()).arg("migrate"));
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("sqlite database at sqlite://conduit.db is up to date"), "{stdout}");
+    }
+    assert!(dir.path().join("conduit.db").exists());
+}
+
+/// A running `conduit serve`, its address read from its first log lines.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let mut child = conduit(dir)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn conduit");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.expect("read log");
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if log["message"] == "conduit is listening" {
+                let base = log["address"].as_str().unwrap().to_owned();
+                // Keep reading so the server's later log lines never hit a closed pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                return Server { child, base };
+            }
+        }
+        panic!("conduit exited before listening");
+    }
+
+    /// SIGTERM, then the exit status (waiting at most 30 s).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "conduit did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn tokens_survive_a_restart_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    let response = client
+        .post(format!("{}/api/users", server.base))
+        .json(&serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let token = body["user"]["token"].as_str().unwrap().to_owned();
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM should exit 0, got {status}");
+    assert!(dir.path().join("conduit.db.jwt-secret").exists());
+
+    let server = Server::start(dir.path());
+    let response = client
+        .get(format!("{}/api/user", server.base))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a token from before the restart still works");
+    assert!(server.terminate().success());
+}
