@@ -23,7 +23,9 @@ pub fn hash(password: &str) -> Result<String, HashError> {
 /// True when `password` matches `phc`. A malformed stored hash counts as no match.
 pub fn verify(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -32,7 +34,8 @@ pub fn verify(password: &str, phc: &str) -> bool {
 /// long as a real wrong password, so timing does not reveal which emails have accounts.
 pub fn verify_nobody(password: &str) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash("not a real password, only for timing").unwrap_or_default());
+    let dummy =
+        DUMMY.get_or_init(|| hash("not a real password, only for timing").unwrap_or_default());
     verify(password, dummy);
     false
 }

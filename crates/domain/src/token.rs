@@ -41,7 +41,10 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("secret", &"[redacted]").field("ttl", &self.ttl).finish()
+        f.debug_struct("TokenKeys")
+            .field("secret", &"[redacted]")
+            .field("ttl", &self.ttl)
+            .finish()
     }
 }
 

@@ -64,7 +64,10 @@ fn env_help() -> String {
 /// Runs the command line and turns any failure into one line on stderr and a non-zero exit.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("conduit: error: cannot start the async runtime: {e}");
@@ -102,7 +105,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         database = %db::redact(&config.database_url),
         "conduit is listening"
     );
-    serve::serve(listener, app(state), serve::shutdown_signal()).await.context("server failed")?;
+    serve::serve(listener, app(state), serve::shutdown_signal())
+        .await
+        .context("server failed")?;
     store.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
@@ -113,6 +118,10 @@ async fn migrate(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     telemetry::init(&config)?;
     let store = db::open(&config).await?;
     store.close().await;
-    println!("{} database at {} is up to date", store.backend(), db::redact(&config.database_url));
+    println!(
+        "{} database at {} is up to date",
+        store.backend(),
+        db::redact(&config.database_url)
+    );
     Ok(())
 }

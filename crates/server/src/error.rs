@@ -72,7 +72,9 @@ impl ApiError {
                 Errors::single("body", format!("is too large (maximum is {limit} bytes)"))
             }
             ApiError::MethodNotAllowed => Errors::single("method", "not allowed"),
-            ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
+            ApiError::Unavailable(_) => {
+                Errors::single("server", "temporarily unavailable, retry shortly")
+            }
             ApiError::Internal(_) => Errors::single("server", "internal error"),
         }
     }

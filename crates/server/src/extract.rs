@@ -28,7 +28,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         })?;
         if bytes.is_empty() {
-            return Err(ApiError::invalid("body", "can't be empty: send a JSON object"));
+            return Err(ApiError::invalid(
+                "body",
+                "can't be empty: send a JSON object",
+            ));
         }
         serde_json::from_slice(&bytes)
             .map(ApiJson)
@@ -70,16 +73,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
         let limit = errors.check("limit", count(raw.limit.as_deref(), DEFAULT_LIMIT));
         let offset = errors.check("offset", count(raw.offset.as_deref(), 0));
         let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
-        errors.into_result(ListParams {
-            tag: non_empty(raw.tag),
-            author: non_empty(raw.author),
-            favorited: non_empty(raw.favorited),
-            page: conduit_store::Paging {
-                limit: limit.unwrap_or_default().min(MAX_LIMIT),
-                offset: offset.unwrap_or_default(),
-            },
-        })
-        .map_err(ApiError::Invalid)
+        errors
+            .into_result(ListParams {
+                tag: non_empty(raw.tag),
+                author: non_empty(raw.author),
+                favorited: non_empty(raw.favorited),
+                page: conduit_store::Paging {
+                    limit: limit.unwrap_or_default().min(MAX_LIMIT),
+                    offset: offset.unwrap_or_default(),
+                },
+            })
+            .map_err(ApiError::Invalid)
     }
 }
 

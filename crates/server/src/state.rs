@@ -15,6 +15,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, tokens: TokenKeys) -> Self {
-        Self { store, tokens, passwords: Passwords::default() }
+        Self {
+            store,
+            tokens,
+            passwords: Passwords::default(),
+        }
     }
 }

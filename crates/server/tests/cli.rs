@@ -32,9 +32,19 @@ fn run(command: &mut Command) -> (bool, String, String) {
 
 fn assert_one_clear_line(stderr: &str, mentions: &str) {
     assert!(stderr.starts_with("conduit: error: "), "{stderr:?}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr:?}");
-    assert!(stderr.contains(mentions), "{stderr:?} should mention {mentions:?}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr:?}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(mentions),
+        "{stderr:?} should mention {mentions:?}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr:?}"
+    );
 }
 
 #[test]
@@ -42,8 +52,18 @@ fn help_explains_commands_and_settings() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, stdout, _) = run(conduit(dir.path()).arg("--help"));
     assert!(ok);
-    for needle in ["serve", "migrate", "--bind", "DATABASE_URL", "CONDUIT_JWT_SECRET", "conduit.toml"] {
-        assert!(stdout.contains(needle), "--help should mention {needle}:\n{stdout}");
+    for needle in [
+        "serve",
+        "migrate",
+        "--bind",
+        "DATABASE_URL",
+        "CONDUIT_JWT_SECRET",
+        "conduit.toml",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "--help should mention {needle}:\n{stdout}"
+        );
     }
     let (ok, stdout, _) = run(conduit(dir.path()).args(["serve", "--help"]));
     assert!(ok && stdout.contains("--bind"), "{stdout}");
@@ -52,18 +72,46 @@ fn help_explains_commands_and_settings() {
 #[test]
 fn config_mistakes_stop_start_up_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
-        (&[], &["--bind", "not-an-address"], "invalid --bind 'not-an-address'"),
-        (&[("CONDUIT_BIND", "127.0.0.1:99999")], &[], "invalid CONDUIT_BIND"),
-        (&[("DATABASE_URL", "mysql://root:hunter2@localhost/x")], &[], "unsupported DATABASE_URL"),
-        (&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")], &[], "CONDUIT_JWT_SECRET is not set"),
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
         (
-            &[("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:1/x"), ("CONDUIT_JWT_SECRET", &"s".repeat(40))],
+            &[],
+            &["--bind", "not-an-address"],
+            "invalid --bind 'not-an-address'",
+        ),
+        (
+            &[("CONDUIT_BIND", "127.0.0.1:99999")],
+            &[],
+            "invalid CONDUIT_BIND",
+        ),
+        (
+            &[("DATABASE_URL", "mysql://root:hunter2@localhost/x")],
+            &[],
+            "unsupported DATABASE_URL",
+        ),
+        (
+            &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")],
+            &[],
+            "CONDUIT_JWT_SECRET is not set",
+        ),
+        (
+            &[
+                ("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:1/x"),
+                ("CONDUIT_JWT_SECRET", &"s".repeat(40)),
+            ],
             &[],
             "cannot connect to PostgreSQL at 127.0.0.1:1/x",
         ),
-        (&[("DATABASE_URL", "sqlite:///no/such/dir/c.db")], &[], "/no/such/dir/c.db"),
-        (&[("CONDUIT_JWT_SECRET", "too short")], &[], "CONDUIT_JWT_SECRET is too short"),
+        (
+            &[("DATABASE_URL", "sqlite:///no/such/dir/c.db")],
+            &[],
+            "/no/such/dir/c.db",
+        ),
+        (
+            &[("CONDUIT_JWT_SECRET", "too short")],
+            &[],
+            "CONDUIT_JWT_SECRET is too short",
+        ),
         (&[("RUST_LOG", "=[")], &[], "invalid log filter"),
     ];
     for (env, args, mentions) in cases {
@@ -71,8 +119,15 @@ fn config_mistakes_stop_start_up_with_one_line() {
         let (ok, _, stderr) = run(conduit(dir.path()).envs(env.iter().copied()).args(*args));
         assert!(!ok, "{env:?} {args:?} should fail");
         assert_one_clear_line(&stderr, mentions);
-        assert!(!stderr.contains("hunter2") && !stderr.contains(":pw@"), "password leaked: {stderr}");
-        assert!(started.elapsed() < Duration::from_secs(20), "{env:?} took {:?}", started.elapsed());
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains(":pw@"),
+            "password leaked: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{env:?} took {:?}",
+            started.elapsed()
+        );
     }
     // A port already taken.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -93,7 +148,10 @@ fn migrate_creates_and_updates_the_default_database() {
     for _ in 0..2 {
         let (ok, stdout, stderr) = run(conduit(dir.path()).arg("migrate"));
         assert!(ok, "{stderr}");
-        assert!(stdout.contains("sqlite database at sqlite://conduit.db is up to date"), "{stdout}");
+        assert!(
+            stdout.contains("sqlite database at sqlite://conduit.db is up to date"),
+            "{stdout}"
+        );
     }
     assert!(dir.path().join("conduit.db").exists());
 }
@@ -123,19 +181,29 @@ impl Server {
                 return Server { child, base };
             }
         }
-        panic!("conduit exited before listening");
+        let status = child.wait();
+        panic!("conduit exited before listening: {status:?}");
     }
 
     /// SIGTERM, then the exit status (waiting at most 30 s).
     fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "conduit did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "conduit did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -173,6 +241,10 @@ async fn tokens_survive_a_restart_and_sigterm_exits_cleanly() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200, "a token from before the restart still works");
+    assert_eq!(
+        response.status(),
+        200,
+        "a token from before the restart still works"
+    );
     assert!(server.terminate().success());
 }

@@ -17,7 +17,13 @@ pub async fn create(db: &PgPool, new: &NewUser) -> Result<User, DbError> {
     )
     .fetch_one(db)
     .await?;
-    Ok(User { id, username: new.username.clone(), email: new.email.clone(), bio: None, image: None })
+    Ok(User {
+        id,
+        username: new.username.clone(),
+        email: new.email.clone(),
+        bio: None,
+        image: None,
+    })
 }
 
 pub async fn by_id(db: &PgPool, id: UserId) -> Result<Option<User>, DbError> {
@@ -38,12 +44,22 @@ pub async fn credentials(db: &PgPool, email: &str) -> Result<Option<Credentials>
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| Credentials {
-        user: User { id: r.id, username: r.username, email: r.email, bio: r.bio, image: r.image },
+        user: User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            bio: r.bio,
+            image: r.image,
+        },
         password_hash: r.password_hash,
     }))
 }
 
-pub async fn update(db: &PgPool, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
+pub async fn update(
+    db: &PgPool,
+    id: UserId,
+    changes: &UserChanges,
+) -> Result<Option<User>, DbError> {
     let now = Utc::now();
     let (set_bio, bio) = split(&changes.bio);
     let (set_image, image) = split(&changes.image);

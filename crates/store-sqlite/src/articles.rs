@@ -26,8 +26,9 @@ impl TryFrom<ArticleRow> for Article {
     type Error = DbError;
 
     fn try_from(r: ArticleRow) -> Result<Self, DbError> {
-        let tag_list = serde_json::from_str(&r.tag_list)
-            .map_err(|e| DbError::Other(format!("tag list of article {} is not JSON: {e}", r.id)))?;
+        let tag_list = serde_json::from_str(&r.tag_list).map_err(|e| {
+            DbError::Other(format!("tag list of article {} is not JSON: {e}", r.id))
+        })?;
         Ok(Article {
             id: r.id,
             slug: r.slug,
@@ -39,12 +40,21 @@ impl TryFrom<ArticleRow> for Article {
             updated_at: r.updated_at,
             favorited: r.favorited,
             favorites_count: r.favorites_count,
-            author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+            author: Profile {
+                username: r.username,
+                bio: r.bio,
+                image: r.image,
+                following: r.following,
+            },
         })
     }
 }
 
-pub async fn by_slug(db: &SqlitePool, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+pub async fn by_slug(
+    db: &SqlitePool,
+    slug: &str,
+    viewer: Option<UserId>,
+) -> Result<Option<Article>, DbError> {
     let row = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
@@ -68,7 +78,11 @@ pub async fn by_slug(db: &SqlitePool, slug: &str, viewer: Option<UserId>) -> Res
 }
 
 /// The articles with these ids, newest first, without bodies.
-async fn by_ids(db: &SqlitePool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<Article>, DbError> {
+async fn by_ids(
+    db: &SqlitePool,
+    ids: &[i64],
+    viewer: Option<UserId>,
+) -> Result<Vec<Article>, DbError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -96,14 +110,24 @@ async fn by_ids(db: &SqlitePool, ids: &[i64], viewer: Option<UserId>) -> Result<
     rows.into_iter().map(Article::try_from).collect()
 }
 
-pub async fn list(db: &SqlitePool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
+pub async fn list(
+    db: &SqlitePool,
+    query: &ArticleQuery,
+    viewer: Option<UserId>,
+) -> Result<Page<Article>, DbError> {
     let Paging { limit, offset } = query.page;
     let (ids, total) = match query.shape() {
         FilterShape::All => (
-            sqlx::query_scalar!(r#"SELECT id AS "id!" FROM articles ORDER BY id DESC LIMIT ?1 OFFSET ?2"#, limit, offset)
-                .fetch_all(db)
+            sqlx::query_scalar!(
+                r#"SELECT id AS "id!" FROM articles ORDER BY id DESC LIMIT ?1 OFFSET ?2"#,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#)
+                .fetch_one(db)
                 .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#).fetch_one(db).await?,
         ),
         FilterShape::Tag(tag) => (
             sqlx::query_scalar!(
@@ -115,9 +139,12 @@ pub async fn list(db: &SqlitePool, query: &ArticleQuery, viewer: Option<UserId>)
             )
             .fetch_all(db)
             .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = ?1"#, tag)
-                .fetch_one(db)
-                .await?,
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = ?1"#,
+                tag
+            )
+            .fetch_one(db)
+            .await?,
         ),
         FilterShape::Author(author) => (
             sqlx::query_scalar!(
@@ -156,11 +183,20 @@ pub async fn list(db: &SqlitePool, query: &ArticleQuery, viewer: Option<UserId>)
             .await?,
         ),
         FilterShape::Combined => (
-            combined_filter_query::<sqlx::Sqlite>(query, false).build_query_scalar().fetch_all(db).await?,
-            combined_filter_query::<sqlx::Sqlite>(query, true).build_query_scalar().fetch_one(db).await?,
+            combined_filter_query::<sqlx::Sqlite>(query, false)
+                .build_query_scalar()
+                .fetch_all(db)
+                .await?,
+            combined_filter_query::<sqlx::Sqlite>(query, true)
+                .build_query_scalar()
+                .fetch_one(db)
+                .await?,
         ),
     };
-    Ok(Page { items: by_ids(db, &ids, viewer).await?, total })
+    Ok(Page {
+        items: by_ids(db, &ids, viewer).await?,
+        total,
+    })
 }
 
 pub async fn feed(db: &SqlitePool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
@@ -180,17 +216,29 @@ pub async fn feed(db: &SqlitePool, viewer: UserId, page: Paging) -> Result<Page<
     )
     .fetch_one(db)
     .await?;
-    Ok(Page { items: by_ids(db, &ids, Some(viewer)).await?, total })
+    Ok(Page {
+        items: by_ids(db, &ids, Some(viewer)).await?,
+        total,
+    })
 }
 
 pub async fn reference(db: &SqlitePool, slug: &str) -> Result<Option<ArticleRef>, DbError> {
-    Ok(sqlx::query_as!(ArticleRef, r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = ?1"#, slug)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as!(
+        ArticleRef,
+        r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = ?1"#,
+        slug
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Inserts the article and its tags in one transaction.
-pub async fn create(db: &SqlitePool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
+pub async fn create(
+    db: &SqlitePool,
+    author: UserId,
+    slug: &str,
+    new: &NewArticle,
+) -> Result<ArticleId, DbError> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let id = sqlx::query_scalar!(
@@ -245,14 +293,20 @@ pub async fn update(
         return Ok(None);
     }
     if let Some(tags) = &changes.tags {
-        sqlx::query!("DELETE FROM article_tags WHERE article_id = ?1", id).execute(&mut *tx).await?;
+        sqlx::query!("DELETE FROM article_tags WHERE article_id = ?1", id)
+            .execute(&mut *tx)
+            .await?;
         insert_tags(&mut tx, id, tags).await?;
     }
     tx.commit().await?;
     Ok(slug)
 }
 
-async fn insert_tags(tx: &mut sqlx::SqliteConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
+async fn insert_tags(
+    tx: &mut sqlx::SqliteConnection,
+    id: ArticleId,
+    tags: &[String],
+) -> Result<(), DbError> {
     if tags.is_empty() {
         return Ok(());
     }
@@ -272,7 +326,13 @@ async fn insert_tags(tx: &mut sqlx::SqliteConnection, id: ArticleId, tags: &[Str
 /// One statement: the foreign keys' `ON DELETE CASCADE` removes tags, favorites and comments
 /// in the same implicit transaction.
 pub async fn delete(db: &SqlitePool, id: ArticleId, author: UserId) -> Result<bool, DbError> {
-    let done = sqlx::query!("DELETE FROM articles WHERE id = ?1 AND author_id = ?2", id, author).execute(db).await?;
+    let done = sqlx::query!(
+        "DELETE FROM articles WHERE id = ?1 AND author_id = ?2",
+        id,
+        author
+    )
+    .execute(db)
+    .await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -301,7 +361,9 @@ pub async fn unfavorite(db: &SqlitePool, user: UserId, slug: &str) -> Result<(),
 }
 
 pub async fn tags(db: &SqlitePool) -> Result<Vec<String>, DbError> {
-    Ok(sqlx::query_scalar!("SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name")
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        "SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name"
+    )
+    .fetch_all(db)
+    .await?)
 }

@@ -22,12 +22,21 @@ impl From<CommentRow> for Comment {
             created_at: r.created_at,
             updated_at: r.updated_at,
             body: r.body,
-            author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+            author: Profile {
+                username: r.username,
+                bio: r.bio,
+                image: r.image,
+                following: r.following,
+            },
         }
     }
 }
 
-pub async fn list(db: &SqlitePool, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
+pub async fn list(
+    db: &SqlitePool,
+    article: ArticleId,
+    viewer: Option<UserId>,
+) -> Result<Vec<Comment>, DbError> {
     let rows = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.body,
@@ -46,7 +55,11 @@ pub async fn list(db: &SqlitePool, article: ArticleId, viewer: Option<UserId>) -
     Ok(rows.into_iter().map(Comment::from).collect())
 }
 
-pub async fn by_id(db: &SqlitePool, id: CommentId, viewer: Option<UserId>) -> Result<Option<Comment>, DbError> {
+pub async fn by_id(
+    db: &SqlitePool,
+    id: CommentId,
+    viewer: Option<UserId>,
+) -> Result<Option<Comment>, DbError> {
     let row = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.body,
@@ -64,7 +77,12 @@ pub async fn by_id(db: &SqlitePool, id: CommentId, viewer: Option<UserId>) -> Re
     Ok(row.map(Comment::from))
 }
 
-pub async fn create(db: &SqlitePool, article: ArticleId, author: UserId, body: &str) -> Result<CommentId, DbError> {
+pub async fn create(
+    db: &SqlitePool,
+    article: ArticleId,
+    author: UserId,
+    body: &str,
+) -> Result<CommentId, DbError> {
     let now = Utc::now();
     Ok(sqlx::query_scalar!(
         r#"INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
@@ -79,7 +97,11 @@ pub async fn create(db: &SqlitePool, article: ArticleId, author: UserId, body: &
     .await?)
 }
 
-pub async fn author(db: &SqlitePool, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
+pub async fn author(
+    db: &SqlitePool,
+    article: ArticleId,
+    comment: CommentId,
+) -> Result<Option<UserId>, DbError> {
     Ok(sqlx::query_scalar!(
         "SELECT author_id FROM comments WHERE id = ?1 AND article_id = ?2",
         comment,
@@ -90,8 +112,12 @@ pub async fn author(db: &SqlitePool, article: ArticleId, comment: CommentId) -> 
 }
 
 pub async fn delete(db: &SqlitePool, comment: CommentId, author: UserId) -> Result<bool, DbError> {
-    let done = sqlx::query!("DELETE FROM comments WHERE id = ?1 AND author_id = ?2", comment, author)
-        .execute(db)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM comments WHERE id = ?1 AND author_id = ?2",
+        comment,
+        author
+    )
+    .execute(db)
+    .await?;
     Ok(done.rows_affected() > 0)
 }

@@ -23,7 +23,10 @@ impl SqliteStore {
     /// `sqlite::memory:`). Does not migrate: see [`SqliteStore::migrate`].
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| ConnectError::Url { url: url.into(), source })?
+            .map_err(|source| ConnectError::Url {
+                url: url.into(),
+                source,
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL in WAL mode loses no committed transaction when the process dies; only an
@@ -31,7 +34,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let open = |source| ConnectError::Open { url: url.into(), source };
+        let open = |source| ConnectError::Open {
+            url: url.into(),
+            source,
+        };
 
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection to an in-memory database is its own database: use exactly one,
@@ -44,7 +50,10 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(open)?;
-            return Ok(Self { read: pool.clone(), write: pool });
+            return Ok(Self {
+                read: pool.clone(),
+                write: pool,
+            });
         }
 
         let write = SqlitePoolOptions::new()

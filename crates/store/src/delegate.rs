@@ -12,7 +12,9 @@ macro_rules! delegate_store {
             }
 
             async fn ping(&self) -> Result<(), $crate::DbError> {
-                $crate::__sqlx::query("SELECT 1").execute(&self.$read).await?;
+                $crate::__sqlx::query("SELECT 1")
+                    .execute(&self.$read)
+                    .await?;
                 Ok(())
             }
 
@@ -21,56 +23,103 @@ macro_rules! delegate_store {
                 self.$read.close().await;
             }
 
-            async fn create_user(&self, new: &$crate::NewUser) -> Result<$crate::__domain::User, $crate::DbError> {
+            async fn create_user(
+                &self,
+                new: &$crate::NewUser,
+            ) -> Result<$crate::__domain::User, $crate::DbError> {
                 users::create(&self.$write, new).await
             }
 
-            async fn user_by_id(&self, id: $crate::__domain::model::UserId) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
+            async fn user_by_id(
+                &self,
+                id: $crate::__domain::model::UserId,
+            ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
                 users::by_id(&self.$read, id).await
             }
 
-            async fn credentials_by_email(&self, email: &str) -> Result<Option<$crate::Credentials>, $crate::DbError> {
+            async fn credentials_by_email(
+                &self,
+                email: &str,
+            ) -> Result<Option<$crate::Credentials>, $crate::DbError> {
                 users::credentials(&self.$read, email).await
             }
 
-            async fn update_user(&self, id: $crate::__domain::model::UserId, changes: &$crate::UserChanges) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
+            async fn update_user(
+                &self,
+                id: $crate::__domain::model::UserId,
+                changes: &$crate::UserChanges,
+            ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
                 users::update(&self.$write, id, changes).await
             }
 
-            async fn profile(&self, username: &str, viewer: Option<$crate::__domain::model::UserId>) -> Result<Option<$crate::__domain::Profile>, $crate::DbError> {
+            async fn profile(
+                &self,
+                username: &str,
+                viewer: Option<$crate::__domain::model::UserId>,
+            ) -> Result<Option<$crate::__domain::Profile>, $crate::DbError> {
                 profiles::get(&self.$read, username, viewer).await
             }
 
-            async fn follow(&self, follower: $crate::__domain::model::UserId, username: &str) -> Result<Option<$crate::__domain::Profile>, $crate::DbError> {
+            async fn follow(
+                &self,
+                follower: $crate::__domain::model::UserId,
+                username: &str,
+            ) -> Result<Option<$crate::__domain::Profile>, $crate::DbError> {
                 profiles::follow(&self.$write, follower, username).await?;
                 profiles::get(&self.$write, username, Some(follower)).await
             }
 
-            async fn unfollow(&self, follower: $crate::__domain::model::UserId, username: &str) -> Result<Option<$crate::__domain::Profile>, $crate::DbError> {
+            async fn unfollow(
+                &self,
+                follower: $crate::__domain::model::UserId,
+                username: &str,
+            ) -> Result<Option<$crate::__domain::Profile>, $crate::DbError> {
                 profiles::unfollow(&self.$write, follower, username).await?;
                 profiles::get(&self.$write, username, Some(follower)).await
             }
 
-            async fn list_articles(&self, query: &$crate::ArticleQuery, viewer: Option<$crate::__domain::model::UserId>) -> Result<$crate::Page<$crate::__domain::Article>, $crate::DbError> {
+            async fn list_articles(
+                &self,
+                query: &$crate::ArticleQuery,
+                viewer: Option<$crate::__domain::model::UserId>,
+            ) -> Result<$crate::Page<$crate::__domain::Article>, $crate::DbError> {
                 articles::list(&self.$read, query, viewer).await
             }
 
-            async fn feed(&self, viewer: $crate::__domain::model::UserId, page: $crate::Paging) -> Result<$crate::Page<$crate::__domain::Article>, $crate::DbError> {
+            async fn feed(
+                &self,
+                viewer: $crate::__domain::model::UserId,
+                page: $crate::Paging,
+            ) -> Result<$crate::Page<$crate::__domain::Article>, $crate::DbError> {
                 articles::feed(&self.$read, viewer, page).await
             }
 
-            async fn article(&self, slug: &str, viewer: Option<$crate::__domain::model::UserId>) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
+            async fn article(
+                &self,
+                slug: &str,
+                viewer: Option<$crate::__domain::model::UserId>,
+            ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
                 articles::by_slug(&self.$read, slug, viewer).await
             }
 
-            async fn article_ref(&self, slug: &str) -> Result<Option<$crate::ArticleRef>, $crate::DbError> {
+            async fn article_ref(
+                &self,
+                slug: &str,
+            ) -> Result<Option<$crate::ArticleRef>, $crate::DbError> {
                 articles::reference(&self.$read, slug).await
             }
 
-            async fn create_article(&self, author: $crate::__domain::model::UserId, slug: &str, new: &$crate::NewArticle) -> Result<$crate::__domain::Article, $crate::DbError> {
+            async fn create_article(
+                &self,
+                author: $crate::__domain::model::UserId,
+                slug: &str,
+                new: &$crate::NewArticle,
+            ) -> Result<$crate::__domain::Article, $crate::DbError> {
                 articles::create(&self.$write, author, slug, new).await?;
                 // Read back through the writer: it has certainly seen its own commit.
-                articles::by_slug(&self.$write, slug, Some(author)).await?.ok_or_else($crate::DbError::vanished)
+                articles::by_slug(&self.$write, slug, Some(author))
+                    .await?
+                    .ok_or_else($crate::DbError::vanished)
             }
 
             async fn update_article(
@@ -86,34 +135,65 @@ macro_rules! delegate_store {
                 }
             }
 
-            async fn delete_article(&self, article: $crate::__domain::model::ArticleId, author: $crate::__domain::model::UserId) -> Result<bool, $crate::DbError> {
+            async fn delete_article(
+                &self,
+                article: $crate::__domain::model::ArticleId,
+                author: $crate::__domain::model::UserId,
+            ) -> Result<bool, $crate::DbError> {
                 articles::delete(&self.$write, article, author).await
             }
 
-            async fn favorite(&self, user: $crate::__domain::model::UserId, slug: &str) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
+            async fn favorite(
+                &self,
+                user: $crate::__domain::model::UserId,
+                slug: &str,
+            ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
                 articles::favorite(&self.$write, user, slug).await?;
                 articles::by_slug(&self.$write, slug, Some(user)).await
             }
 
-            async fn unfavorite(&self, user: $crate::__domain::model::UserId, slug: &str) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
+            async fn unfavorite(
+                &self,
+                user: $crate::__domain::model::UserId,
+                slug: &str,
+            ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
                 articles::unfavorite(&self.$write, user, slug).await?;
                 articles::by_slug(&self.$write, slug, Some(user)).await
             }
 
-            async fn comments(&self, article: $crate::__domain::model::ArticleId, viewer: Option<$crate::__domain::model::UserId>) -> Result<Vec<$crate::__domain::Comment>, $crate::DbError> {
+            async fn comments(
+                &self,
+                article: $crate::__domain::model::ArticleId,
+                viewer: Option<$crate::__domain::model::UserId>,
+            ) -> Result<Vec<$crate::__domain::Comment>, $crate::DbError> {
                 comments::list(&self.$read, article, viewer).await
             }
 
-            async fn create_comment(&self, article: $crate::__domain::model::ArticleId, author: $crate::__domain::model::UserId, body: &str) -> Result<$crate::__domain::Comment, $crate::DbError> {
+            async fn create_comment(
+                &self,
+                article: $crate::__domain::model::ArticleId,
+                author: $crate::__domain::model::UserId,
+                body: &str,
+            ) -> Result<$crate::__domain::Comment, $crate::DbError> {
                 let id = comments::create(&self.$write, article, author, body).await?;
-                comments::by_id(&self.$write, id, Some(author)).await?.ok_or_else($crate::DbError::vanished)
+                comments::by_id(&self.$write, id, Some(author))
+                    .await?
+                    .ok_or_else($crate::DbError::vanished)
             }
 
-            async fn comment_author(&self, article: $crate::__domain::model::ArticleId, comment: $crate::__domain::model::CommentId) -> Result<Option<$crate::__domain::model::UserId>, $crate::DbError> {
+            async fn comment_author(
+                &self,
+                article: $crate::__domain::model::ArticleId,
+                comment: $crate::__domain::model::CommentId,
+            ) -> Result<Option<$crate::__domain::model::UserId>, $crate::DbError> {
                 comments::author(&self.$read, article, comment).await
             }
 
-            async fn delete_comment(&self, comment: $crate::__domain::model::CommentId, author: $crate::__domain::model::UserId) -> Result<bool, $crate::DbError> {
+            async fn delete_comment(
+                &self,
+                comment: $crate::__domain::model::CommentId,
+                author: $crate::__domain::model::UserId,
+            ) -> Result<bool, $crate::DbError> {
                 comments::delete(&self.$write, comment, author).await
             }
 

@@ -62,7 +62,10 @@ pub struct Paging {
 
 impl Default for Paging {
     fn default() -> Self {
-        Self { limit: 20, offset: 0 }
+        Self {
+            limit: 20,
+            offset: 0,
+        }
     }
 }
 

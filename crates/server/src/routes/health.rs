@@ -25,7 +25,18 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
         Err(_) => "timeout",
     };
-    let status = if database == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let overall = if status == StatusCode::OK { "ok" } else { "unavailable" };
-    (status, Json(json!({ "status": overall, "database": database, "backend": state.store.backend() })))
+    let status = if database == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let overall = if status == StatusCode::OK {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    (
+        status,
+        Json(json!({ "status": overall, "database": database, "backend": state.store.backend() })),
+    )
 }

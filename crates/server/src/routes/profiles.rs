@@ -20,17 +20,31 @@ struct ProfileBody {
 }
 
 fn found(profile: Option<Profile>) -> ApiResult<Json<ProfileBody>> {
-    profile.map(|profile| Json(ProfileBody { profile })).ok_or(ApiError::NotFound("profile"))
+    profile
+        .map(|profile| Json(ProfileBody { profile }))
+        .ok_or(ApiError::NotFound("profile"))
 }
 
-async fn show(State(state): State<AppState>, caller: MaybeUser, Path(username): Path<String>) -> ApiResult<Json<ProfileBody>> {
+async fn show(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProfileBody>> {
     found(state.store.profile(&username, caller.id()).await?)
 }
 
-async fn follow(State(state): State<AppState>, caller: RequireUser, Path(username): Path<String>) -> ApiResult<Json<ProfileBody>> {
+async fn follow(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProfileBody>> {
     found(state.store.follow(caller.user.id, &username).await?)
 }
 
-async fn unfollow(State(state): State<AppState>, caller: RequireUser, Path(username): Path<String>) -> ApiResult<Json<ProfileBody>> {
+async fn unfollow(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProfileBody>> {
     found(state.store.unfollow(caller.user.id, &username).await?)
 }

@@ -16,5 +16,7 @@ struct TagsBody {
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Json<TagsBody>> {
-    Ok(Json(TagsBody { tags: state.store.tags().await? }))
+    Ok(Json(TagsBody {
+        tags: state.store.tags().await?,
+    }))
 }

@@ -61,14 +61,27 @@ impl TestApp {
 
     async fn start(store: Arc<dyn Store>, database: Box<dyn Any + Send>) -> Self {
         let state = AppState::new(store.clone(), keys());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(serve(listener, app(state), std::future::pending()));
-        TestApp { base, client: reqwest::Client::new(), store, _database: database }
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            _database: database,
+        }
     }
 
     /// Sends a request and returns the status and the JSON body (`Null` when empty).
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("Authorization", format!("Token {token}"));
@@ -82,13 +95,20 @@ impl TestApp {
         let json = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"))
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"))
         };
         (status, json)
     }
 
     /// Sends raw bytes as the body, with a JSON content type.
-    pub async fn send_raw(&self, method: Method, path: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -100,7 +120,11 @@ impl TestApp {
         let response = request.send().await.expect("request");
         let status = response.status();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}")))
+        (
+            status,
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}")),
+        )
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -155,10 +179,17 @@ impl TestApp {
 /// Asserts the spec's error shape, `{"errors":{"<field>":["<message>", ...]}}`, and returns
 /// the messages of `field`.
 pub fn error_messages(body: &Value, field: &str) -> Vec<String> {
-    let errors = body["errors"].as_object().unwrap_or_else(|| panic!("no errors object in {body}"));
+    let errors = body["errors"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no errors object in {body}"));
     for (key, messages) in errors {
-        let messages = messages.as_array().unwrap_or_else(|| panic!("errors.{key} is not a list in {body}"));
-        assert!(!messages.is_empty() && messages.iter().all(Value::is_string), "errors.{key} in {body}");
+        let messages = messages
+            .as_array()
+            .unwrap_or_else(|| panic!("errors.{key} is not a list in {body}"));
+        assert!(
+            !messages.is_empty() && messages.iter().all(Value::is_string),
+            "errors.{key} in {body}"
+        );
     }
     errors
         .get(field)
