@@ -1,49 +1,10 @@
 use chrono::{DateTime, Utc};
+use conduit_domain::Article;
 use conduit_domain::model::{ArticleId, UserId};
-use conduit_domain::{Article, Profile};
+use conduit_store::rows::ArticleRow;
 use conduit_store::*;
 use sqlx::PgPool;
-
-/// One article as both queries below return it; `body` is NULL in listings.
-struct ArticleRow {
-    id: i64,
-    slug: String,
-    title: String,
-    description: String,
-    body: Option<String>,
-    tag_list: Vec<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    favorited: bool,
-    favorites_count: i64,
-    username: String,
-    bio: Option<String>,
-    image: Option<String>,
-    following: bool,
-}
-
-impl From<ArticleRow> for Article {
-    fn from(r: ArticleRow) -> Self {
-        Article {
-            id: r.id,
-            slug: r.slug,
-            title: r.title,
-            description: r.description,
-            body: r.body,
-            tag_list: r.tag_list,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            favorited: r.favorited,
-            favorites_count: r.favorites_count,
-            author: Profile {
-                username: r.username,
-                bio: r.bio,
-                image: r.image,
-                following: r.following,
-            },
-        }
-    }
-}
+use sqlx::types::Json;
 
 pub async fn by_slug(
     db: &PgPool,
@@ -53,8 +14,8 @@ pub async fn by_slug(
     let row = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
-                  ARRAY(SELECT t.name FROM article_tags t WHERE t.article_id = a.id ORDER BY t.position)
-                      AS "tag_list!",
+                  (SELECT COALESCE(json_agg(t.name ORDER BY t.position), '[]') FROM article_tags t
+                   WHERE t.article_id = a.id) AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $2)
                       AS "favorited!: bool",
@@ -80,8 +41,8 @@ async fn by_ids(db: &PgPool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<
     let rows = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, NULL::text AS "body?",
-                  ARRAY(SELECT t.name FROM article_tags t WHERE t.article_id = a.id ORDER BY t.position)
-                      AS "tag_list!",
+                  (SELECT COALESCE(json_agg(t.name ORDER BY t.position), '[]') FROM article_tags t
+                   WHERE t.article_id = a.id) AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $2)
                       AS "favorited!: bool",

@@ -1,36 +1,9 @@
 use chrono::{DateTime, Utc};
+use conduit_domain::Comment;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
-use conduit_domain::{Comment, Profile};
 use conduit_store::DbError;
+use conduit_store::rows::CommentRow;
 use sqlx::PgPool;
-
-struct CommentRow {
-    id: i64,
-    body: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    username: String,
-    bio: Option<String>,
-    image: Option<String>,
-    following: bool,
-}
-
-impl From<CommentRow> for Comment {
-    fn from(r: CommentRow) -> Self {
-        Comment {
-            id: r.id,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            body: r.body,
-            author: Profile {
-                username: r.username,
-                bio: r.bio,
-                image: r.image,
-                following: r.following,
-            },
-        }
-    }
-}
 
 pub async fn list(
     db: &PgPool,

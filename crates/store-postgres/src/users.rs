@@ -1,6 +1,7 @@
 use chrono::Utc;
 use conduit_domain::User;
 use conduit_domain::model::UserId;
+use conduit_store::rows::nullable_change;
 use conduit_store::{Credentials, DbError, NewUser, UserChanges};
 use sqlx::PgPool;
 
@@ -61,8 +62,8 @@ pub async fn update(
     changes: &UserChanges,
 ) -> Result<Option<User>, DbError> {
     let now = Utc::now();
-    let (set_bio, bio) = split(&changes.bio);
-    let (set_image, image) = split(&changes.image);
+    let (set_bio, bio) = nullable_change(&changes.bio);
+    let (set_image, image) = nullable_change(&changes.image);
     Ok(sqlx::query_as!(
         User,
         r#"UPDATE users SET
@@ -86,12 +87,4 @@ pub async fn update(
     )
     .fetch_optional(db)
     .await?)
-}
-
-/// `Option<Option<T>>` as (change it?, new value) for a `CASE WHEN` in SQL.
-fn split(change: &Option<Option<String>>) -> (bool, Option<&str>) {
-    match change {
-        None => (false, None),
-        Some(value) => (true, value.as_deref()),
-    }
 }

@@ -1,54 +1,10 @@
 use chrono::{DateTime, Utc};
+use conduit_domain::Article;
 use conduit_domain::model::{ArticleId, UserId};
-use conduit_domain::{Article, Profile};
+use conduit_store::rows::ArticleRow;
 use conduit_store::*;
 use sqlx::SqlitePool;
-
-/// One article as both queries below return it; `body` is NULL in listings.
-struct ArticleRow {
-    id: i64,
-    slug: String,
-    title: String,
-    description: String,
-    body: Option<String>,
-    tag_list: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    favorited: bool,
-    favorites_count: i64,
-    username: String,
-    bio: Option<String>,
-    image: Option<String>,
-    following: bool,
-}
-
-impl TryFrom<ArticleRow> for Article {
-    type Error = DbError;
-
-    fn try_from(r: ArticleRow) -> Result<Self, DbError> {
-        let tag_list = serde_json::from_str(&r.tag_list).map_err(|e| {
-            DbError::Other(format!("tag list of article {} is not JSON: {e}", r.id))
-        })?;
-        Ok(Article {
-            id: r.id,
-            slug: r.slug,
-            title: r.title,
-            description: r.description,
-            body: r.body,
-            tag_list,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            favorited: r.favorited,
-            favorites_count: r.favorites_count,
-            author: Profile {
-                username: r.username,
-                bio: r.bio,
-                image: r.image,
-                following: r.following,
-            },
-        })
-    }
-}
+use sqlx::types::Json;
 
 pub async fn by_slug(
     db: &SqlitePool,
@@ -59,7 +15,7 @@ pub async fn by_slug(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
                   (SELECT json_group_array(t.name ORDER BY t.position) FROM article_tags t
-                   WHERE t.article_id = a.id) AS "tag_list!: String",
+                   WHERE t.article_id = a.id) AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = ?2)
                       AS "favorited!: bool",
@@ -74,7 +30,7 @@ pub async fn by_slug(
     )
     .fetch_optional(db)
     .await?;
-    row.map(Article::try_from).transpose()
+    Ok(row.map(Article::from))
 }
 
 /// The articles with these ids, newest first, without bodies.
@@ -86,12 +42,12 @@ async fn by_ids(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = serde_json::to_string(ids).map_err(|e| DbError::Other(e.to_string()))?;
+    let ids = Json(ids);
     let rows = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, NULL AS "body?: String",
                   (SELECT json_group_array(t.name ORDER BY t.position) FROM article_tags t
-                   WHERE t.article_id = a.id) AS "tag_list!: String",
+                   WHERE t.article_id = a.id) AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = ?2)
                       AS "favorited!: bool",
@@ -107,7 +63,7 @@ async fn by_ids(
     )
     .fetch_all(db)
     .await?;
-    rows.into_iter().map(Article::try_from).collect()
+    Ok(rows.into_iter().map(Article::from).collect())
 }
 
 pub async fn list(
@@ -310,7 +266,7 @@ async fn insert_tags(
     if tags.is_empty() {
         return Ok(());
     }
-    let tags = serde_json::to_string(tags).map_err(|e| DbError::Other(e.to_string()))?;
+    let tags = Json(tags);
     // `json_each` yields each array element with its index: the tags and their order in one
     // statement.
     sqlx::query!(

@@ -2,6 +2,7 @@
 //! `conduit-store-postgres` implement it with checked queries, and both must pass [`suite`].
 
 mod error;
+pub mod rows;
 pub mod suite;
 mod types;
 
