@@ -93,7 +93,7 @@ fn count(raw: Option<&str>, default: i64) -> Result<i64, String> {
         Some(s) => s
             .parse::<u32>()
             .map(i64::from)
-            .map_err(|_| format!("must be a whole number from 0 to {}", u32::MAX)),
+            .map_err(|_| "must be a whole number from 0 to 4,294,967,295".to_owned()),
     }
 }
 
