@@ -28,7 +28,12 @@ pub enum TokenError {
     Expired,
     #[error("token is invalid")]
     Invalid,
+    #[error("claims {0}")]
+    Claims(&'static str),
 }
+
+/// A token's claims as a JSON object.
+pub type ClaimMap = serde_json::Map<String, serde_json::Value>;
 
 /// The signing secret and token lifetime. Cheap to clone.
 #[derive(Clone)]
@@ -73,10 +78,49 @@ impl TokenKeys {
     }
 
     pub fn check(&self, token: &str) -> Result<Claims, TokenError> {
+        let claims = self.decode::<Claims>(token)?;
+        if claims.user_id().is_none() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// Checks a token exactly as [`TokenKeys::check`] does and returns all of its claims,
+    /// including any beyond `sub`, `iat` and `exp`.
+    pub fn check_all(&self, token: &str) -> Result<ClaimMap, TokenError> {
+        self.check(token)?;
+        self.decode::<ClaimMap>(token)
+    }
+
+    /// Signs `claims` plus `iat` and `exp` (from `now` and `ttl`, replacing any given). `sub`
+    /// must name a user id, as a string or an integer; it is written as a string, the form
+    /// [`TokenKeys::check`] accepts.
+    pub fn mint_claims(
+        &self,
+        mut claims: ClaimMap,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<String, TokenError> {
+        let sub = match claims.get("sub") {
+            Some(serde_json::Value::String(s)) if s.parse::<UserId>().is_ok() => s.clone(),
+            Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => n.to_string(),
+            _ => {
+                return Err(TokenError::Claims(
+                    "`sub` must be a user id (an integer or a string of digits)",
+                ));
+            }
+        };
+        claims.insert("sub".into(), sub.into());
+        claims.insert("iat".into(), now.timestamp().into());
+        claims.insert("exp".into(), (now + ttl).timestamp().into());
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| TokenError::Claims("cannot be signed"))
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
-        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) if data.claims.user_id().is_some() => Ok(data.claims),
-            Ok(_) => Err(TokenError::Invalid),
+        match jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation) {
+            Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
             Err(_) => Err(TokenError::Invalid),
         }
@@ -111,6 +155,42 @@ mod tests {
         assert_eq!(keys().check(&tampered), Err(TokenError::Invalid));
         assert_eq!(keys().check(""), Err(TokenError::Invalid));
         assert_eq!(keys().check("a.b.c"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn minted_claims_keep_extras_and_check_like_the_server() {
+        let mut claims = ClaimMap::new();
+        claims.insert("sub".into(), 7.into());
+        claims.insert("role".into(), "reader".into());
+        claims.insert("exp".into(), 1.into()); // replaced
+        let token = keys()
+            .mint_claims(claims, Utc::now(), chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(keys().check(&token).unwrap().user_id(), Some(7));
+        let all = keys().check_all(&token).unwrap();
+        assert_eq!(
+            (all["sub"].as_str(), all["role"].as_str()),
+            (Some("7"), Some("reader"))
+        );
+
+        for bad in [
+            serde_json::json!("jake"),
+            serde_json::json!(null),
+            serde_json::json!(1.5),
+        ] {
+            let mut claims = ClaimMap::new();
+            claims.insert("sub".into(), bad);
+            assert!(
+                keys()
+                    .mint_claims(claims, Utc::now(), chrono::Duration::hours(1))
+                    .is_err()
+            );
+        }
+        assert!(
+            keys()
+                .mint_claims(ClaimMap::new(), Utc::now(), chrono::Duration::hours(1))
+                .is_err()
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ fn presented_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
 async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiError> {
     let claims = state.tokens.check(token).map_err(|e| match e {
         TokenError::Expired => ApiError::Token("has expired"),
-        TokenError::Invalid => ApiError::Token("is invalid"),
+        TokenError::Invalid | TokenError::Claims(_) => ApiError::Token("is invalid"),
     })?;
     let id = claims.user_id().ok_or(ApiError::Token("is invalid"))?;
     let user = state

@@ -44,6 +44,23 @@ enum Command {
     Serve(ServeArgs),
     /// Bring the database schema up to date, then exit. `serve` does this too on start.
     Migrate,
+    /// Administer user accounts (uses the same configuration as `serve`).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Replace a user's password hash with an Argon2 PHC string made elsewhere (for example by
+    /// the Python package's `conduit.hash_password`, or argon2-cffi), to migrate users from
+    /// another system without knowing their passwords.
+    SetPasswordHash {
+        /// The user's username.
+        username: String,
+        /// The PHC string, such as `$argon2id$v=19$m=19456,t=2,p=1$...`; `-` reads it from stdin
+        /// (keeps it out of the shell history).
+        phc: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let serve_args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Migrate) => return migrate(cli.config).await,
+        Some(Command::User(command)) => return user(cli.config, command).await,
         None => cli.serve,
     };
     let config = Config::from_env(cli.config, serve_args.bind)?;
@@ -123,5 +141,36 @@ async fn migrate(config_file: Option<PathBuf>) -> anyhow::Result<()> {
         store.backend(),
         db::redact(&config.database_url)
     );
+    Ok(())
+}
+
+async fn user(config_file: Option<PathBuf>, command: UserCommand) -> anyhow::Result<()> {
+    let config = Config::from_env(config_file, None)?;
+    telemetry::init(&config)?;
+    match command {
+        UserCommand::SetPasswordHash { username, phc } => {
+            let phc = if phc == "-" {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("cannot read the PHC string from stdin")?;
+                line.trim().to_owned()
+            } else {
+                phc
+            };
+            conduit_domain::password::validate(&phc).context("refusing to store this hash")?;
+            let store = db::open(&config).await?;
+            let found = store.set_password_hash(&username, &phc).await;
+            store.close().await;
+            if !found? {
+                anyhow::bail!(
+                    "no user named '{username}': check the name (it is case-sensitive) and DATABASE_URL"
+                );
+            }
+            println!(
+                "password hash of '{username}' replaced; they can now log in with the matching password"
+            );
+        }
+    }
     Ok(())
 }

@@ -248,3 +248,51 @@ async fn tokens_survive_a_restart_and_sigterm_exits_cleanly() {
     );
     assert!(server.terminate().success());
 }
+
+#[tokio::test]
+async fn set_password_hash_imports_a_hash_made_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    let register = serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    let response = client
+        .post(format!("{}/api/users", server.base))
+        .json(&register)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let phc = conduit_domain::password::hash("an imported password").unwrap();
+    let (ok, stdout, stderr) =
+        run(conduit(dir.path()).args(["user", "set-password-hash", "jake", &phc]));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("password hash of 'jake' replaced"),
+        "{stdout}"
+    );
+
+    let login = |password: &str| {
+        client
+            .post(format!("{}/api/users/login", server.base))
+            .json(&serde_json::json!({"user": {"email": "jake@example.com", "password": password}}))
+            .send()
+    };
+    assert_eq!(login("an imported password").await.unwrap().status(), 200);
+    assert_eq!(login("password123").await.unwrap().status(), 401);
+
+    let (ok, _, stderr) =
+        run(conduit(dir.path()).args(["user", "set-password-hash", "nobody", &phc]));
+    assert!(!ok);
+    assert_one_clear_line(&stderr, "no user named 'nobody'");
+    let (ok, _, stderr) =
+        run(conduit(dir.path()).args(["user", "set-password-hash", "jake", "not-a-hash"]));
+    assert!(!ok);
+    assert_one_clear_line(&stderr, "refusing to store this hash: not a PHC string");
+    assert_eq!(
+        login("an imported password").await.unwrap().status(),
+        200,
+        "a refused hash changes nothing"
+    );
+    assert!(server.terminate().success());
+}

@@ -88,3 +88,20 @@ pub async fn update(
     .fetch_optional(db)
     .await?)
 }
+
+pub async fn set_password_hash(
+    db: &PgPool,
+    username: &str,
+    password_hash: &str,
+) -> Result<bool, DbError> {
+    let now = Utc::now();
+    let done = sqlx::query!(
+        "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1",
+        username,
+        password_hash,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -44,6 +44,14 @@ macro_rules! delegate_store {
                 users::credentials(&self.$read, email).await
             }
 
+            async fn set_password_hash(
+                &self,
+                username: &str,
+                password_hash: &str,
+            ) -> Result<bool, $crate::DbError> {
+                users::set_password_hash(&self.$write, username, password_hash).await
+            }
+
             async fn update_user(
                 &self,
                 id: $crate::__domain::model::UserId,

@@ -31,6 +31,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, new: &NewUser) -> Result<User, DbError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError>;
     async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
+    /// Replaces the password hash of `username` (for migrating users from another system).
+    /// False when there is no such user.
+    async fn set_password_hash(&self, username: &str, password_hash: &str)
+    -> Result<bool, DbError>;
     /// `None` when the user no longer exists.
     async fn update_user(&self, id: UserId, changes: &UserChanges)
     -> Result<Option<User>, DbError>;

@@ -19,6 +19,7 @@ macro_rules! store_behaviour_suite {
             users_are_created_and_found,
             taken_username_or_email_is_a_conflict_on_that_field,
             user_updates_change_only_given_fields,
+            password_hash_can_be_replaced_by_username,
             user_update_to_taken_name_conflicts_and_changes_nothing,
             follow_and_unfollow_are_idempotent,
             article_round_trips_with_tags_in_order,
@@ -190,6 +191,28 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
         store.update_user(jake.id + 1000, &changes).await.unwrap(),
         None
     );
+}
+
+pub async fn password_hash_can_be_replaced_by_username(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    user(&*store, "anna").await;
+    assert!(store.set_password_hash("jake", "imported").await.unwrap());
+    assert!(!store.set_password_hash("nobody", "imported").await.unwrap());
+    let creds = store
+        .credentials_by_email("jake@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (creds.user.id, creds.password_hash.as_str()),
+        (jake.id, "imported")
+    );
+    let anna = store
+        .credentials_by_email("anna@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(anna.password_hash, "hash-of-anna");
 }
 
 pub async fn user_update_to_taken_name_conflicts_and_changes_nothing(store: TestStore) {
