@@ -90,12 +90,7 @@ mod tests {
             updated_at: at,
             favorited: false,
             favorites_count: 3,
-            author: Profile {
-                username: "u".into(),
-                bio: None,
-                image: None,
-                following: true,
-            },
+            author: Profile { username: "u".into(), bio: None, image: None, following: true },
         };
         let json = serde_json::to_value(&article).unwrap();
         assert_eq!(json["createdAt"], "2026-11-23T08:09:10.000000Z");

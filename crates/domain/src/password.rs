@@ -46,10 +46,7 @@ pub fn validate(phc: &str) -> Result<(), HashError> {
 fn parse(phc: &str) -> Result<PasswordHash, HashError> {
     let parsed = PasswordHash::new(phc).map_err(|e| HashError(format!("not a PHC string: {e}")))?;
     if !parsed.algorithm.as_str().starts_with("argon2") {
-        return Err(HashError(format!(
-            "unsupported algorithm '{}': expected argon2id",
-            parsed.algorithm
-        )));
+        return Err(HashError(format!("unsupported algorithm '{}': expected argon2id", parsed.algorithm)));
     }
     Ok(parsed)
 }
@@ -58,8 +55,7 @@ fn parse(phc: &str) -> Result<PasswordHash, HashError> {
 /// long as a real wrong password, so timing does not reveal which emails have accounts.
 pub fn verify_nobody(password: &str) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let dummy =
-        DUMMY.get_or_init(|| hash("not a real password, only for timing").unwrap_or_default());
+    let dummy = DUMMY.get_or_init(|| hash("not a real password, only for timing").unwrap_or_default());
     verify(password, dummy);
     false
 }
@@ -81,12 +77,7 @@ mod tests {
         let phc = hash("pw").unwrap();
         assert!(check("pw", &phc).unwrap());
         assert!(!check("other", &phc).unwrap());
-        assert!(
-            check("pw", "garbage")
-                .unwrap_err()
-                .to_string()
-                .contains("not a PHC string")
-        );
+        assert!(check("pw", "garbage").unwrap_err().to_string().contains("not a PHC string"));
         let foreign = "$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA";
         assert!(check("pw", foreign).is_err());
     }

@@ -23,11 +23,7 @@ pub fn slugify(title: &str) -> String {
             pending_dash = true;
         }
     }
-    if slug.is_empty() {
-        "article".to_owned()
-    } else {
-        slug
-    }
+    if slug.is_empty() { "article".to_owned() } else { slug }
 }
 
 /// The slug to try after `base` was taken: `base-x7k2qp`. Random rather than counted so two
@@ -35,9 +31,7 @@ pub fn slugify(title: &str) -> String {
 pub fn with_suffix(base: &str) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let suffix: String = (0..6)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
+    let suffix: String = (0..6).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
     format!("{base}-{suffix}")
 }
 
@@ -47,10 +41,7 @@ mod tests {
 
     #[test]
     fn slugify_joins_words_with_single_dashes() {
-        assert_eq!(
-            slugify("How to train your dragon"),
-            "how-to-train-your-dragon"
-        );
+        assert_eq!(slugify("How to train your dragon"), "how-to-train-your-dragon");
         assert_eq!(slugify("  Hello,  World!! "), "hello-world");
         assert_eq!(slugify("C++ & Rust: 2026"), "c-rust-2026");
         assert_eq!(slugify("Über Straße"), "über-straße");
@@ -81,9 +72,7 @@ pub fn fits(slug: &str, title: &str) -> bool {
         Some(rest) => {
             rest.len() == 7
                 && rest.starts_with('-')
-                && rest[1..]
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                && rest[1..].bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         }
         None => false,
     }

@@ -46,10 +46,7 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys")
-            .field("secret", &"[redacted]")
-            .field("ttl", &self.ttl)
-            .finish()
+        f.debug_struct("TokenKeys").field("secret", &"[redacted]").field("ttl", &self.ttl).finish()
     }
 }
 
@@ -58,20 +55,11 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            ttl,
-        }
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
     }
 
     pub fn mint(&self, user: UserId, now: DateTime<Utc>) -> String {
-        let claims = Claims {
-            sub: user.to_string(),
-            iat: now.timestamp(),
-            exp: (now + self.ttl).timestamp(),
-        };
+        let claims = Claims { sub: user.to_string(), iat: now.timestamp(), exp: (now + self.ttl).timestamp() };
         // HS256 signing of a small struct cannot fail; a failure here is a programming error.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing never fails")
@@ -105,9 +93,7 @@ impl TokenKeys {
             Some(serde_json::Value::String(s)) if s.parse::<UserId>().is_ok() => s.clone(),
             Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => n.to_string(),
             _ => {
-                return Err(TokenError::Claims(
-                    "`sub` must be a user id (an integer or a string of digits)",
-                ));
+                return Err(TokenError::Claims("`sub` must be a user id (an integer or a string of digits)"));
             }
         };
         claims.insert("sub".into(), sub.into());
@@ -163,34 +149,17 @@ mod tests {
         claims.insert("sub".into(), 7.into());
         claims.insert("role".into(), "reader".into());
         claims.insert("exp".into(), 1.into()); // replaced
-        let token = keys()
-            .mint_claims(claims, Utc::now(), chrono::Duration::hours(1))
-            .unwrap();
+        let token = keys().mint_claims(claims, Utc::now(), chrono::Duration::hours(1)).unwrap();
         assert_eq!(keys().check(&token).unwrap().user_id(), Some(7));
         let all = keys().check_all(&token).unwrap();
-        assert_eq!(
-            (all["sub"].as_str(), all["role"].as_str()),
-            (Some("7"), Some("reader"))
-        );
+        assert_eq!((all["sub"].as_str(), all["role"].as_str()), (Some("7"), Some("reader")));
 
-        for bad in [
-            serde_json::json!("jake"),
-            serde_json::json!(null),
-            serde_json::json!(1.5),
-        ] {
+        for bad in [serde_json::json!("jake"), serde_json::json!(null), serde_json::json!(1.5)] {
             let mut claims = ClaimMap::new();
             claims.insert("sub".into(), bad);
-            assert!(
-                keys()
-                    .mint_claims(claims, Utc::now(), chrono::Duration::hours(1))
-                    .is_err()
-            );
+            assert!(keys().mint_claims(claims, Utc::now(), chrono::Duration::hours(1)).is_err());
         }
-        assert!(
-            keys()
-                .mint_claims(ClaimMap::new(), Utc::now(), chrono::Duration::hours(1))
-                .is_err()
-        );
+        assert!(keys().mint_claims(ClaimMap::new(), Utc::now(), chrono::Duration::hours(1)).is_err());
     }
 
     #[test]

@@ -32,11 +32,7 @@ impl Errors {
 
     /// `Ok(value)` when nothing was reported, else the collected errors.
     pub fn into_result<T>(self, value: T) -> Result<T, Self> {
-        if self.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
+        if self.is_empty() { Ok(value) } else { Err(self) }
     }
 
     pub fn messages(&self, field: Field) -> &[String] {
@@ -132,10 +128,7 @@ pub fn username(value: &str) -> Result<String, String> {
     if value.chars().count() > USERNAME_MAX {
         return Err(too_long(USERNAME_MAX));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
+    if !value.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         return Err("may only contain letters, digits, '_', '-' and '.'".into());
     }
     Ok(value.to_owned())
@@ -172,9 +165,7 @@ pub fn new_password(value: &str) -> Result<String, String> {
     }
     let length = value.chars().count();
     if length < PASSWORD_MIN {
-        return Err(format!(
-            "is too short (minimum is {PASSWORD_MIN} characters)"
-        ));
+        return Err(format!("is too short (minimum is {PASSWORD_MIN} characters)"));
     }
     if length > PASSWORD_MAX {
         return Err(too_long(PASSWORD_MAX));
@@ -206,9 +197,7 @@ pub fn tags(values: &[String]) -> Result<Vec<String>, String> {
             return Err("must not contain blank tags".into());
         }
         if tag.chars().count() > TAG_MAX {
-            return Err(format!(
-                "has a tag that is too long (maximum is {TAG_MAX} characters)"
-            ));
+            return Err(format!("has a tag that is too long (maximum is {TAG_MAX} characters)"));
         }
         if tag.contains('\0') {
             return Err("must not contain NUL characters".into());
@@ -229,11 +218,7 @@ mod tests {
         assert_eq!(text("", 10), Err(BLANK.to_string()));
         assert_eq!(text("   ", 10), Err(BLANK.to_string()));
         assert_eq!(text(" a ", 10), Ok(" a ".to_string()));
-        assert!(
-            text("abcdefghijk", 10)
-                .unwrap_err()
-                .contains("maximum is 10")
-        );
+        assert!(text("abcdefghijk", 10).unwrap_err().contains("maximum is 10"));
         assert!(text("a\0b", 10).is_err());
     }
 
@@ -266,11 +251,7 @@ mod tests {
     #[test]
     fn new_passwords_follow_nist_lengths() {
         assert_eq!(new_password(""), Err(BLANK.into()));
-        assert!(
-            new_password("short7c")
-                .unwrap_err()
-                .contains("minimum is 8")
-        );
+        assert!(new_password("short7c").unwrap_err().contains("minimum is 8"));
         assert!(new_password("bonjour1").is_ok());
         assert!(new_password(&"a".repeat(64)).is_ok());
         assert!(new_password(&"a".repeat(PASSWORD_MAX + 1)).is_err());
@@ -294,14 +275,8 @@ mod tests {
         errors.add("body", BLANK);
         errors.add("title", "x");
         let json = serde_json::to_value(&errors).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"body": [BLANK], "title": [BLANK, "x"]})
-        );
+        assert_eq!(json, serde_json::json!({"body": [BLANK], "title": [BLANK, "x"]}));
         assert_eq!(errors.messages("title").len(), 2);
-        assert_eq!(
-            errors.to_string(),
-            "body can't be blank; title can't be blank; title x"
-        );
+        assert_eq!(errors.to_string(), "body can't be blank; title can't be blank; title x");
     }
 }

@@ -25,10 +25,7 @@ fn keys(secret: &str) -> PyResult<TokenKeys> {
         return Err(value_error("secret must not be empty"));
     }
     // The lifetime only matters when minting through `TokenKeys::mint`; `mint_claims` takes its own.
-    Ok(TokenKeys::new(
-        secret.as_bytes(),
-        chrono::Duration::hours(1),
-    ))
+    Ok(TokenKeys::new(secret.as_bytes(), chrono::Duration::hours(1)))
 }
 
 /// Hash a password for storage, exactly as the server does on registration.
@@ -38,10 +35,8 @@ fn keys(secret: &str) -> PyResult<TokenKeys> {
 /// The hashing (~20 ms of CPU) runs with the GIL released.
 #[pyfunction]
 fn hash_password(py: Python<'_>, password: &str) -> PyResult<String> {
-    let password =
-        validation::new_password(password).map_err(|m| value_error(format!("password {m}")))?;
-    py.detach(move || password::hash(&password))
-        .map_err(value_error)
+    let password = validation::new_password(password).map_err(|m| value_error(format!("password {m}")))?;
+    py.detach(move || password::hash(&password)).map_err(value_error)
 }
 
 /// Check a password against a stored PHC string.
@@ -52,8 +47,7 @@ fn hash_password(py: Python<'_>, password: &str) -> PyResult<String> {
 #[pyfunction]
 fn verify_password(py: Python<'_>, password: &str, phc: &str) -> PyResult<bool> {
     let (password, phc) = (password.to_owned(), phc.to_owned());
-    py.detach(move || password::check(&password, &phc))
-        .map_err(value_error)
+    py.detach(move || password::check(&password, &phc)).map_err(value_error)
 }
 
 /// Check many (password, phc) pairs in parallel with the GIL released, on ``threads`` threads
@@ -63,11 +57,7 @@ fn verify_password(py: Python<'_>, password: &str, phc: &str) -> PyResult<bool> 
 /// not an Argon2 PHC string, or for ``threads`` < 1.
 #[pyfunction]
 #[pyo3(signature = (pairs, threads = None))]
-fn verify_passwords(
-    py: Python<'_>,
-    pairs: Vec<(String, String)>,
-    threads: Option<usize>,
-) -> PyResult<Vec<bool>> {
+fn verify_passwords(py: Python<'_>, pairs: Vec<(String, String)>, threads: Option<usize>) -> PyResult<Vec<bool>> {
     if threads == Some(0) {
         return Err(value_error("threads must be at least 1"));
     }
@@ -79,24 +69,13 @@ fn verify_passwords(
             let workers: Vec<_> = pairs
                 .chunks(chunk)
                 .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(pw, phc)| password::check(pw, phc))
-                            .collect::<Vec<_>>()
-                    })
+                    scope.spawn(move || part.iter().map(|(pw, phc)| password::check(pw, phc)).collect::<Vec<_>>())
                 })
                 .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect::<Vec<_>>()
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect::<Vec<_>>()
         })
     });
-    results
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| r.map_err(|e| value_error(format!("pair {i}: {e}"))))
-        .collect()
+    results.into_iter().enumerate().map(|(i, r)| r.map_err(|e| value_error(format!("pair {i}: {e}")))).collect()
 }
 
 /// Verify a token the way the server does (HS256, unexpired, ``sub`` a user id) and return all
@@ -121,12 +100,7 @@ fn verify_token(py: Python<'_>, token: &str, secret: &str) -> PyResult<Py<PyAny>
 /// not JSON-serializable, an empty secret, or a non-positive ttl.
 #[pyfunction]
 #[pyo3(signature = (claims, secret, ttl_seconds = 3600))]
-fn mint_token(
-    py: Python<'_>,
-    claims: &Bound<'_, PyAny>,
-    secret: &str,
-    ttl_seconds: i64,
-) -> PyResult<String> {
+fn mint_token(py: Python<'_>, claims: &Bound<'_, PyAny>, secret: &str, ttl_seconds: i64) -> PyResult<String> {
     if ttl_seconds <= 0 {
         return Err(value_error("ttl_seconds must be positive"));
     }
@@ -135,13 +109,9 @@ fn mint_token(
         .call_method1("dumps", (claims,))
         .map_err(|e| value_error(format!("claims must be a JSON-serializable dict: {e}")))?
         .extract()?;
-    let claims: ClaimMap =
-        serde_json::from_str(&json).map_err(|_| value_error("claims must be a dict"))?;
-    let ttl = chrono::Duration::try_seconds(ttl_seconds)
-        .ok_or_else(|| value_error("ttl_seconds is too large"))?;
-    keys(secret)?
-        .mint_claims(claims, chrono::Utc::now(), ttl)
-        .map_err(value_error)
+    let claims: ClaimMap = serde_json::from_str(&json).map_err(|_| value_error("claims must be a dict"))?;
+    let ttl = chrono::Duration::try_seconds(ttl_seconds).ok_or_else(|| value_error("ttl_seconds is too large"))?;
+    keys(secret)?.mint_claims(claims, chrono::Utc::now(), ttl).map_err(value_error)
 }
 
 /// The slug the server gives an article with this title, e.g. "How to Train" -> "how-to-train".

@@ -48,15 +48,8 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
         TokenError::Invalid | TokenError::Claims(_) => ApiError::Token("is invalid"),
     })?;
     let id = claims.user_id().ok_or(ApiError::Token("is invalid"))?;
-    let user = state
-        .store
-        .user_by_id(id)
-        .await?
-        .ok_or(ApiError::Token("is invalid"))?;
-    Ok(RequireUser {
-        user,
-        token: token.to_owned(),
-    })
+    let user = state.store.user_by_id(id).await?.ok_or(ApiError::Token("is invalid"))?;
+    Ok(RequireUser { user, token: token.to_owned() })
 }
 
 impl FromRequestParts<AppState> for RequireUser {

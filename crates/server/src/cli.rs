@@ -81,10 +81,7 @@ fn env_help() -> String {
 /// Runs the command line and turns any failure into one line on stderr and a non-zero exit.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("conduit: error: cannot start the async runtime: {e}");
@@ -116,18 +113,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     let store = db::open(&config).await?;
-    let state = AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl));
+    let mut state =
+        AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl)).with_http(config.http.clone());
+    let metrics = match config.metrics_bind {
+        Some(address) => {
+            state.metrics_on_main = false;
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (CONDUIT_METRICS_BIND)"))?;
+            tracing::info!(address = %format!("http://{}/metrics", listener.local_addr()?), "metrics are served separately");
+            Some((listener, crate::metrics_app(state.clone())))
+        }
+        None => None,
+    };
     tracing::info!(
         address = %format!("http://{}", listener.local_addr()?),
         backend = store.backend(),
         database = %db::redact(&config.database_url),
         "conduit is listening"
     );
-    serve::serve(listener, app(state), serve::shutdown_signal())
+    let stopped = serve::serve_until_signal(listener, app(state), metrics, config.shutdown_grace)
         .await
         .context("server failed")?;
-    store.close().await;
-    tracing::info!("stopped cleanly");
+    match stopped {
+        serve::Stopped::Drained => {
+            store.close().await;
+            tracing::info!("stopped cleanly");
+        }
+        // Abandoned requests may still hold connections: exit without waiting for the pool.
+        serve::Stopped::GraceExpired => {
+            anyhow::bail!("shutdown grace period ({:?}) ran out with requests still in flight", config.shutdown_grace)
+        }
+    }
     Ok(())
 }
 
@@ -136,11 +153,7 @@ async fn migrate(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     telemetry::init(&config)?;
     let store = db::open(&config).await?;
     store.close().await;
-    println!(
-        "{} database at {} is up to date",
-        store.backend(),
-        db::redact(&config.database_url)
-    );
+    println!("{} database at {} is up to date", store.backend(), db::redact(&config.database_url));
     Ok(())
 }
 
@@ -151,9 +164,7 @@ async fn user(config_file: Option<PathBuf>, command: UserCommand) -> anyhow::Res
         UserCommand::SetPasswordHash { username, phc } => {
             let phc = if phc == "-" {
                 let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .context("cannot read the PHC string from stdin")?;
+                std::io::stdin().read_line(&mut line).context("cannot read the PHC string from stdin")?;
                 line.trim().to_owned()
             } else {
                 phc
@@ -163,13 +174,9 @@ async fn user(config_file: Option<PathBuf>, command: UserCommand) -> anyhow::Res
             let found = store.set_password_hash(&username, &phc).await;
             store.close().await;
             if !found? {
-                anyhow::bail!(
-                    "no user named '{username}': check the name (it is case-sensitive) and DATABASE_URL"
-                );
+                anyhow::bail!("no user named '{username}': check the name (it is case-sensitive) and DATABASE_URL");
             }
-            println!(
-                "password hash of '{username}' replaced; they can now log in with the matching password"
-            );
+            println!("password hash of '{username}' replaced; they can now log in with the matching password");
         }
     }
     Ok(())

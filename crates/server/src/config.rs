@@ -4,7 +4,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::str::FromStr;
+use std::time::Duration;
+
 use serde::Deserialize;
+
+pub use crate::layers::HttpSettings;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://conduit.db";
@@ -16,30 +21,12 @@ pub const MIN_SECRET_LEN: usize = 32;
 
 /// The environment variables read, for `--help` and the README.
 pub const ENV_VARS: &[(&str, &str)] = &[
-    (
-        "DATABASE_URL",
-        "sqlite://PATH (default sqlite://conduit.db) or postgres://USER:PASS@HOST/DB",
-    ),
-    (
-        "CONDUIT_BIND",
-        "address to listen on (default 127.0.0.1:3000)",
-    ),
-    (
-        "CONDUIT_JWT_SECRET",
-        "token signing secret, at least 32 characters; required on PostgreSQL",
-    ),
-    (
-        "CONDUIT_TOKEN_TTL_SECS",
-        "token lifetime in seconds (default 86400)",
-    ),
-    (
-        "CONDUIT_CONFIG",
-        "config file (default ./conduit.toml when present)",
-    ),
-    (
-        "CONDUIT_LOG_FORMAT",
-        "json or pretty (default json when stdout is not a terminal)",
-    ),
+    ("DATABASE_URL", "sqlite://PATH (default sqlite://conduit.db) or postgres://USER:PASS@HOST/DB"),
+    ("CONDUIT_BIND", "address to listen on (default 127.0.0.1:3000)"),
+    ("CONDUIT_JWT_SECRET", "token signing secret, at least 32 characters; required on PostgreSQL"),
+    ("CONDUIT_TOKEN_TTL_SECS", "token lifetime in seconds (default 86400)"),
+    ("CONDUIT_CONFIG", "config file (default ./conduit.toml when present)"),
+    ("CONDUIT_LOG_FORMAT", "json or pretty (default json when stdout is not a terminal)"),
     ("RUST_LOG", "log filter (default info)"),
 ];
 
@@ -74,6 +61,12 @@ pub struct Config {
     pub log_filter: String,
     /// `None`: decide by whether stdout is a terminal.
     pub log_format: Option<LogFormat>,
+    /// Limits and policies of the HTTP layer.
+    pub http: HttpSettings,
+    /// Serve `/metrics` here instead of on the main address.
+    pub metrics_bind: Option<SocketAddr>,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
 }
 
 /// What `conduit.toml` may contain. Unknown keys are an error, so a typo cannot be ignored.
@@ -81,6 +74,12 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     bind: Option<String>,
+    metrics_bind: Option<String>,
+    shutdown_grace_secs: Option<f64>,
+    request_timeout_secs: Option<f64>,
+    max_concurrency: Option<usize>,
+    body_limit_bytes: Option<usize>,
+    allowed_origins: Option<Vec<String>>,
     database_url: Option<String>,
     jwt_secret: Option<String>,
     token_ttl_secs: Option<u64>,
@@ -110,10 +109,7 @@ pub struct Sources<'a> {
 impl Config {
     pub fn load(sources: Sources<'_>) -> Result<Config, ConfigError> {
         let env = |name: &str| (sources.env)(name).filter(|v| !v.is_empty());
-        let file_path = sources
-            .file
-            .clone()
-            .or_else(|| env("CONDUIT_CONFIG").map(PathBuf::from));
+        let file_path = sources.file.clone().or_else(|| env("CONDUIT_CONFIG").map(PathBuf::from));
         let file = match &file_path {
             Some(path) => read_file(path, true)?,
             None => read_file(&sources.default_file, false)?,
@@ -129,9 +125,7 @@ impl Config {
             error(format!("invalid {bind_from} '{bind}': expected IP:PORT, for example 127.0.0.1:3000 or 0.0.0.0:8080"))
         })?;
 
-        let database_url = env("DATABASE_URL")
-            .or(file.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database_url = env("DATABASE_URL").or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
 
         let jwt_secret = env("CONDUIT_JWT_SECRET").or(file.jwt_secret).map(Secret);
         if let Some(secret) = &jwt_secret
@@ -144,31 +138,71 @@ impl Config {
             )));
         }
 
-        let token_ttl_secs = match env("CONDUIT_TOKEN_TTL_SECS") {
-            Some(raw) => raw.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
-                error(format!(
-                    "invalid CONDUIT_TOKEN_TTL_SECS '{raw}': expected a positive number of seconds"
-                ))
-            })?,
-            None => file.token_ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS),
-        };
+        let setting = Setting { env: &env };
+        let token_ttl_secs: u64 = setting.number(
+            ("CONDUIT_TOKEN_TTL_SECS", "token_ttl_secs"),
+            file.token_ttl_secs,
+            DEFAULT_TOKEN_TTL_SECS,
+            "a positive number of seconds",
+            |n| *n > 0,
+        )?;
         let token_ttl = i64::try_from(token_ttl_secs)
             .ok()
             .and_then(chrono::Duration::try_seconds)
-            .filter(|_| token_ttl_secs > 0)
             .ok_or_else(|| error(format!("token lifetime {token_ttl_secs} s is out of range")))?;
 
-        let log_filter = env("RUST_LOG")
-            .or(file.log)
-            .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+        let seconds = |name: (&str, &str), file, default| {
+            setting
+                .number::<f64>(name, file, default, "a positive number of seconds", |s| {
+                    s.is_finite() && *s > 0.0 && *s < 1e9
+                })
+                .map(Duration::from_secs_f64)
+        };
+        let defaults = HttpSettings::default();
+        let http = HttpSettings {
+            request_timeout: seconds(
+                ("CONDUIT_REQUEST_TIMEOUT", "request_timeout_secs"),
+                file.request_timeout_secs,
+                defaults.request_timeout.as_secs_f64(),
+            )?,
+            max_concurrency: setting.number(
+                ("CONDUIT_MAX_CONCURRENCY", "max_concurrency"),
+                file.max_concurrency,
+                defaults.max_concurrency,
+                "a positive whole number",
+                |n| *n > 0,
+            )?,
+            body_limit: setting.number(
+                ("CONDUIT_BODY_LIMIT", "body_limit_bytes"),
+                file.body_limit_bytes,
+                defaults.body_limit,
+                "a positive number of bytes",
+                |n| *n > 0,
+            )?,
+            allowed_origins: match env("CONDUIT_ALLOWED_ORIGINS") {
+                Some(list) => list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),
+                None => file.allowed_origins.unwrap_or_default(),
+            },
+        };
+        for origin in &http.allowed_origins {
+            check_origin(origin)?;
+        }
+        let shutdown_grace =
+            seconds(("CONDUIT_SHUTDOWN_GRACE", "shutdown_grace_secs"), file.shutdown_grace_secs, 30.0)?;
+        let metrics_bind = match env("CONDUIT_METRICS_BIND").or(file.metrics_bind) {
+            Some(raw) => Some(raw.parse::<SocketAddr>().map_err(|_| {
+                error(format!("invalid CONDUIT_METRICS_BIND '{raw}': expected IP:PORT, for example 127.0.0.1:9100"))
+            })?),
+            None => None,
+        };
+
+        let log_filter = env("RUST_LOG").or(file.log).unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
         let log_format = match env("CONDUIT_LOG_FORMAT").or(file.log_format).as_deref() {
             None => None,
             Some("json") => Some(LogFormat::Json),
             Some("pretty") => Some(LogFormat::Pretty),
             Some(other) => {
-                return Err(error(format!(
-                    "invalid CONDUIT_LOG_FORMAT '{other}': expected json or pretty"
-                )));
+                return Err(error(format!("invalid CONDUIT_LOG_FORMAT '{other}': expected json or pretty")));
             }
         };
 
@@ -179,14 +213,14 @@ impl Config {
             token_ttl,
             log_filter,
             log_format,
+            http,
+            metrics_bind,
+            shutdown_grace,
         })
     }
 
     /// The configuration from the real environment.
-    pub fn from_env(
-        file: Option<PathBuf>,
-        bind_flag: Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_env(file: Option<PathBuf>, bind_flag: Option<String>) -> Result<Config, ConfigError> {
         Config::load(Sources {
             file,
             default_file: PathBuf::from(DEFAULT_CONFIG_FILE),
@@ -196,25 +230,54 @@ impl Config {
     }
 }
 
+/// Reads one numeric setting: the environment variable, else the file's value, else the default.
+struct Setting<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Setting<'_> {
+    fn number<T: FromStr + std::fmt::Display + Copy>(
+        &self,
+        (name, key): (&str, &str),
+        file: Option<T>,
+        default: T,
+        expected: &str,
+        valid: impl Fn(&T) -> bool,
+    ) -> Result<T, ConfigError> {
+        let (value, shown, source) = match (self.env)(name) {
+            Some(raw) => (raw.trim().parse::<T>().ok(), raw, name.to_owned()),
+            None => match file {
+                Some(value) => (Some(value), value.to_string(), format!("{key} in the config file")),
+                None => return Ok(default),
+            },
+        };
+        value.filter(|v| valid(v)).ok_or_else(|| error(format!("invalid {source} '{shown}': expected {expected}")))
+    }
+}
+
+/// An origin is `scheme://host[:port]`, exactly as browsers send it: no path, no trailing slash.
+fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    let valid = url::Url::parse(origin).ok().is_some_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.origin().ascii_serialization() == origin
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(error(format!(
+            "invalid origin '{origin}' in CONDUIT_ALLOWED_ORIGINS: expected scheme://host[:port], for example https://app.example.com"
+        )))
+    }
+}
+
 fn read_file(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => toml::from_str(&text).map_err(|e| {
             // toml's messages span several lines with a source excerpt; keep the first line.
-            let message = e
-                .message()
-                .lines()
-                .next()
-                .unwrap_or("invalid TOML")
-                .to_owned();
+            let message = e.message().lines().next().unwrap_or("invalid TOML").to_owned();
             error(format!("invalid config file {}: {message}", path.display()))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            Ok(FileConfig::default())
-        }
-        Err(e) => Err(error(format!(
-            "cannot read config file {}: {e}",
-            path.display()
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+        Err(e) => Err(error(format!("cannot read config file {}: {e}", path.display()))),
     }
 }
 
@@ -224,15 +287,8 @@ mod tests {
 
     use super::*;
 
-    fn load(
-        vars: &[(&str, &str)],
-        file: Option<&str>,
-        bind_flag: Option<&str>,
-    ) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    fn load(vars: &[(&str, &str)], file: Option<&str>, bind_flag: Option<&str>) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let dir = tempfile::tempdir().unwrap();
         let path = file.map(|text| {
             let path = dir.path().join("conduit.toml");
@@ -241,12 +297,7 @@ mod tests {
         });
         let env = move |name: &str| vars.get(name).cloned();
         let default_file = dir.path().join("absent.toml");
-        Config::load(Sources {
-            file: path,
-            default_file,
-            env: &env,
-            bind_flag: bind_flag.map(Into::into),
-        })
+        Config::load(Sources { file: path, default_file, env: &env, bind_flag: bind_flag.map(Into::into) })
     }
 
     #[test]
@@ -260,24 +311,14 @@ mod tests {
 
     #[test]
     fn env_beats_file_and_flag_beats_env() {
-        let file =
-            "bind = \"127.0.0.1:4000\"\ndatabase_url = \"sqlite://file.db\"\ntoken_ttl_secs = 60\n";
+        let file = "bind = \"127.0.0.1:4000\"\ndatabase_url = \"sqlite://file.db\"\ntoken_ttl_secs = 60\n";
         let config = load(&[], Some(file), None).unwrap();
-        assert_eq!(
-            (config.bind.port(), config.database_url.as_str()),
-            (4000, "sqlite://file.db")
-        );
+        assert_eq!((config.bind.port(), config.database_url.as_str()), (4000, "sqlite://file.db"));
         assert_eq!(config.token_ttl, chrono::Duration::seconds(60));
 
-        let env = [
-            ("CONDUIT_BIND", "127.0.0.1:5000"),
-            ("DATABASE_URL", "sqlite://env.db"),
-        ];
+        let env = [("CONDUIT_BIND", "127.0.0.1:5000"), ("DATABASE_URL", "sqlite://env.db")];
         let config = load(&env, Some(file), None).unwrap();
-        assert_eq!(
-            (config.bind.port(), config.database_url.as_str()),
-            (5000, "sqlite://env.db")
-        );
+        assert_eq!((config.bind.port(), config.database_url.as_str()), (5000, "sqlite://env.db"));
 
         let config = load(&env, Some(file), Some("127.0.0.1:6000")).unwrap();
         assert_eq!(config.bind.port(), 6000);
@@ -287,37 +328,38 @@ mod tests {
     fn mistakes_are_one_line_naming_the_setting() {
         type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
         let cases: &[Case] = &[
-            (
-                &[("CONDUIT_BIND", "nonsense")],
-                None,
-                "invalid CONDUIT_BIND 'nonsense'",
-            ),
-            (
-                &[("CONDUIT_JWT_SECRET", "short")],
-                None,
-                "CONDUIT_JWT_SECRET is too short",
-            ),
-            (
-                &[("CONDUIT_TOKEN_TTL_SECS", "-5")],
-                None,
-                "invalid CONDUIT_TOKEN_TTL_SECS",
-            ),
-            (
-                &[("CONDUIT_LOG_FORMAT", "xml")],
-                None,
-                "invalid CONDUIT_LOG_FORMAT",
-            ),
+            (&[("CONDUIT_BIND", "nonsense")], None, "invalid CONDUIT_BIND 'nonsense'"),
+            (&[("CONDUIT_JWT_SECRET", "short")], None, "CONDUIT_JWT_SECRET is too short"),
+            (&[("CONDUIT_TOKEN_TTL_SECS", "-5")], None, "invalid CONDUIT_TOKEN_TTL_SECS"),
+            (&[("CONDUIT_LOG_FORMAT", "xml")], None, "invalid CONDUIT_LOG_FORMAT"),
             (&[], Some("bnid = \"x\""), "unknown field `bnid`"),
             (&[], Some("bind = "), "invalid config file"),
         ];
         for (env, file, expected) in cases {
             let message = load(env, *file, None).unwrap_err().0;
-            assert!(
-                message.contains(expected),
-                "{message:?} should mention {expected:?}"
-            );
+            assert!(message.contains(expected), "{message:?} should mention {expected:?}");
             assert!(!message.contains('\n'), "{message:?} should be one line");
         }
+    }
+
+    #[test]
+    fn operational_settings_layer_like_the_rest() {
+        let config = load(&[], None, None).unwrap();
+        assert_eq!(config.http.request_timeout, Duration::from_secs(30));
+        assert_eq!((config.http.max_concurrency, config.http.body_limit), (1024, 1024 * 1024));
+        assert_eq!((config.shutdown_grace, config.metrics_bind), (Duration::from_secs(30), None));
+        assert!(config.http.allowed_origins.is_empty());
+
+        let file = "request_timeout_secs = 2.5\nallowed_origins = [\"https://a.example\"]\nmetrics_bind = \"127.0.0.1:9100\"\n";
+        let config = load(&[("CONDUIT_MAX_CONCURRENCY", "8")], Some(file), None).unwrap();
+        assert_eq!(config.http.request_timeout, Duration::from_millis(2500));
+        assert_eq!(config.http.max_concurrency, 8);
+        assert_eq!(config.http.allowed_origins, ["https://a.example"]);
+        assert_eq!(config.metrics_bind.unwrap().port(), 9100);
+
+        let env = [("CONDUIT_ALLOWED_ORIGINS", "https://a.example, http://localhost:5173")];
+        let config = load(&env, Some(file), None).unwrap();
+        assert_eq!(config.http.allowed_origins, ["https://a.example", "http://localhost:5173"]);
     }
 
     #[test]

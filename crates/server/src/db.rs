@@ -26,10 +26,7 @@ pub enum Database {
 
 impl Database {
     pub fn from_url(url: &str) -> anyhow::Result<Database> {
-        let scheme = url
-            .split_once(':')
-            .map(|(scheme, _)| scheme)
-            .unwrap_or_default();
+        let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or_default();
         match scheme {
             "sqlite" => {
                 if url.contains(":memory:") || url.contains("mode=memory") {
@@ -37,9 +34,7 @@ impl Database {
                 }
                 let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
                     .map_err(|e| anyhow!("invalid DATABASE_URL '{url}': {e}"))?;
-                Ok(Database::Sqlite {
-                    path: Some(options.get_filename().to_path_buf()),
-                })
+                Ok(Database::Sqlite { path: Some(options.get_filename().to_path_buf()) })
             }
             "postgres" | "postgresql" => Ok(Database::Postgres),
             _ => bail!(
@@ -91,9 +86,7 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
              set CONDUIT_JWT_SECRET to at least {MIN_SECRET_LEN} random characters (e.g. `openssl rand -hex 32`)"
         ),
         Database::Sqlite { path: None } => {
-            tracing::warn!(
-                "in-memory database and no CONDUIT_JWT_SECRET: tokens will not survive a restart"
-            );
+            tracing::warn!("in-memory database and no CONDUIT_JWT_SECRET: tokens will not survive a restart");
             Ok(random_secret().into_bytes())
         }
         Database::Sqlite { path: Some(db) } => persisted_secret(&secret_path(&db)),
@@ -139,10 +132,7 @@ fn persisted_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
             }
             Ok(secret.as_bytes().to_vec())
         }
-        Err(e) => Err(anyhow!(
-            "cannot create token secret file {}: {e}",
-            path.display()
-        )),
+        Err(e) => Err(anyhow!("cannot create token secret file {}: {e}", path.display())),
     }
 }
 
@@ -154,29 +144,13 @@ mod tests {
     fn urls_name_their_database() {
         assert_eq!(
             Database::from_url("sqlite://conduit.db").unwrap(),
-            Database::Sqlite {
-                path: Some("conduit.db".into())
-            }
+            Database::Sqlite { path: Some("conduit.db".into()) }
         );
-        assert_eq!(
-            Database::from_url("sqlite::memory:").unwrap(),
-            Database::Sqlite { path: None }
-        );
-        assert_eq!(
-            Database::from_url("postgres://u@h/db").unwrap(),
-            Database::Postgres
-        );
-        assert_eq!(
-            Database::from_url("postgresql://u@h/db").unwrap(),
-            Database::Postgres
-        );
-        let e = Database::from_url("mysql://root:hunter2@h/db")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("unsupported DATABASE_URL") && !e.contains("hunter2"),
-            "{e}"
-        );
+        assert_eq!(Database::from_url("sqlite::memory:").unwrap(), Database::Sqlite { path: None });
+        assert_eq!(Database::from_url("postgres://u@h/db").unwrap(), Database::Postgres);
+        assert_eq!(Database::from_url("postgresql://u@h/db").unwrap(), Database::Postgres);
+        let e = Database::from_url("mysql://root:hunter2@h/db").unwrap_err().to_string();
+        assert!(e.contains("unsupported DATABASE_URL") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]
@@ -191,17 +165,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         std::fs::write(&path, "short").unwrap();
-        assert!(
-            persisted_secret(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("delete it")
-        );
+        assert!(persisted_secret(&path).unwrap_err().to_string().contains("delete it"));
     }
 }

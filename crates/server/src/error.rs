@@ -26,12 +26,18 @@ pub enum ApiError {
     /// 409: a unique field is taken.
     #[error("{0} has already been taken")]
     Taken(Field),
-    /// 413: the body is over the limit.
+    /// 413: the body is over the configured limit.
     #[error("request body too large")]
-    TooLarge { limit: usize },
+    TooLarge,
     /// 405 on a known path.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 503: the request ran past the configured timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// 503: too many requests at once; shed before any work was done.
+    #[error("overloaded")]
+    Overloaded,
     /// 503: the database did not answer in time.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -52,9 +58,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Taken(_) => StatusCode::CONFLICT,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Timeout | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,13 +74,11 @@ impl ApiError {
             ApiError::Forbidden(field) => Errors::single(field, "forbidden"),
             ApiError::NotFound(field) => Errors::single(field, "not found"),
             ApiError::Taken(field) => Errors::single(field, conduit_domain::validation::TAKEN),
-            ApiError::TooLarge { limit } => {
-                Errors::single("body", format!("is too large (maximum is {limit} bytes)"))
-            }
+            ApiError::TooLarge => Errors::single("body", "is too large for this server"),
             ApiError::MethodNotAllowed => Errors::single("method", "not allowed"),
-            ApiError::Unavailable(_) => {
-                Errors::single("server", "temporarily unavailable, retry shortly")
-            }
+            ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
+            ApiError::Timeout => Errors::single("server", "request timed out"),
+            ApiError::Overloaded => Errors::single("server", "too many requests at once, retry shortly"),
             ApiError::Internal(_) => Errors::single("server", "internal error"),
         }
     }

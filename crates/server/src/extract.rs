@@ -9,9 +9,6 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Largest accepted request body. Bigger ones get a 413.
-pub const BODY_LIMIT: usize = 1024 * 1024;
-
 /// A JSON body. Any content type is read as JSON, since many clients omit it; a body that is
 /// not JSON, has wrong types, or lacks the `user`/`article`/`comment` wrapper is a 422.
 pub struct ApiJson<T>(pub T);
@@ -22,20 +19,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge { limit: BODY_LIMIT }
+                ApiError::TooLarge
             } else {
                 ApiError::invalid("body", format!("could not be read: {rejection}"))
             }
         })?;
         if bytes.is_empty() {
-            return Err(ApiError::invalid(
-                "body",
-                "can't be empty: send a JSON object",
-            ));
+            return Err(ApiError::invalid("body", "can't be empty: send a JSON object"));
         }
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::invalid("body", format!("is not valid: {e}")))
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::invalid("body", format!("is not valid: {e}")))
     }
 }
 
@@ -90,10 +82,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
 fn count(raw: Option<&str>, default: i64) -> Result<i64, String> {
     match raw {
         None => Ok(default),
-        Some(s) => s
-            .parse::<u32>()
-            .map(i64::from)
-            .map_err(|_| "must be a whole number from 0 to 4,294,967,295".to_owned()),
+        Some(s) => {
+            s.parse::<u32>().map(i64::from).map_err(|_| "must be a whole number from 0 to 4,294,967,295".to_owned())
+        }
     }
 }
 

@@ -9,6 +9,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod layers;
+pub mod metrics;
 pub mod passwords;
 pub mod routes;
 pub mod serve;
@@ -16,6 +18,6 @@ pub mod state;
 pub mod telemetry;
 
 pub use error::ApiError;
-pub use routes::app;
+pub use routes::{app, metrics_app};
 pub use serve::serve;
 pub use state::AppState;

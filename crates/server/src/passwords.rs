@@ -16,25 +16,14 @@ pub struct Passwords {
 impl Default for Passwords {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self {
-            permits: Arc::new(Semaphore::new(cores)),
-        }
+        Self { permits: Arc::new(Semaphore::new(cores)) }
     }
 }
 
 impl Passwords {
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| ApiError::Internal(format!("hashing task failed: {e}")))
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(format!("hashing task failed: {e}")))
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {

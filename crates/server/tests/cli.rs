@@ -32,19 +32,9 @@ fn run(command: &mut Command) -> (bool, String, String) {
 
 fn assert_one_clear_line(stderr: &str, mentions: &str) {
     assert!(stderr.starts_with("conduit: error: "), "{stderr:?}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr:?}"
-    );
-    assert!(
-        stderr.contains(mentions),
-        "{stderr:?} should mention {mentions:?}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr:?}"
-    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr:?}");
+    assert!(stderr.contains(mentions), "{stderr:?} should mention {mentions:?}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr:?}");
 }
 
 #[test]
@@ -52,18 +42,8 @@ fn help_explains_commands_and_settings() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, stdout, _) = run(conduit(dir.path()).arg("--help"));
     assert!(ok);
-    for needle in [
-        "serve",
-        "migrate",
-        "--bind",
-        "DATABASE_URL",
-        "CONDUIT_JWT_SECRET",
-        "conduit.toml",
-    ] {
-        assert!(
-            stdout.contains(needle),
-            "--help should mention {needle}:\n{stdout}"
-        );
+    for needle in ["serve", "migrate", "--bind", "DATABASE_URL", "CONDUIT_JWT_SECRET", "conduit.toml"] {
+        assert!(stdout.contains(needle), "--help should mention {needle}:\n{stdout}");
     }
     let (ok, stdout, _) = run(conduit(dir.path()).args(["serve", "--help"]));
     assert!(ok && stdout.contains("--bind"), "{stdout}");
@@ -74,44 +54,17 @@ fn config_mistakes_stop_start_up_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
     let cases: &[Case] = &[
+        (&[], &["--bind", "not-an-address"], "invalid --bind 'not-an-address'"),
+        (&[("CONDUIT_BIND", "127.0.0.1:99999")], &[], "invalid CONDUIT_BIND"),
+        (&[("DATABASE_URL", "mysql://root:hunter2@localhost/x")], &[], "unsupported DATABASE_URL"),
+        (&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")], &[], "CONDUIT_JWT_SECRET is not set"),
         (
-            &[],
-            &["--bind", "not-an-address"],
-            "invalid --bind 'not-an-address'",
-        ),
-        (
-            &[("CONDUIT_BIND", "127.0.0.1:99999")],
-            &[],
-            "invalid CONDUIT_BIND",
-        ),
-        (
-            &[("DATABASE_URL", "mysql://root:hunter2@localhost/x")],
-            &[],
-            "unsupported DATABASE_URL",
-        ),
-        (
-            &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/x")],
-            &[],
-            "CONDUIT_JWT_SECRET is not set",
-        ),
-        (
-            &[
-                ("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:1/x"),
-                ("CONDUIT_JWT_SECRET", &"s".repeat(40)),
-            ],
+            &[("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:1/x"), ("CONDUIT_JWT_SECRET", &"s".repeat(40))],
             &[],
             "cannot connect to PostgreSQL at 127.0.0.1:1/x",
         ),
-        (
-            &[("DATABASE_URL", "sqlite:///no/such/dir/c.db")],
-            &[],
-            "/no/such/dir/c.db",
-        ),
-        (
-            &[("CONDUIT_JWT_SECRET", "too short")],
-            &[],
-            "CONDUIT_JWT_SECRET is too short",
-        ),
+        (&[("DATABASE_URL", "sqlite:///no/such/dir/c.db")], &[], "/no/such/dir/c.db"),
+        (&[("CONDUIT_JWT_SECRET", "too short")], &[], "CONDUIT_JWT_SECRET is too short"),
         (&[("RUST_LOG", "=[")], &[], "invalid log filter"),
     ];
     for (env, args, mentions) in cases {
@@ -119,15 +72,8 @@ fn config_mistakes_stop_start_up_with_one_line() {
         let (ok, _, stderr) = run(conduit(dir.path()).envs(env.iter().copied()).args(*args));
         assert!(!ok, "{env:?} {args:?} should fail");
         assert_one_clear_line(&stderr, mentions);
-        assert!(
-            !stderr.contains("hunter2") && !stderr.contains(":pw@"),
-            "password leaked: {stderr}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{env:?} took {:?}",
-            started.elapsed()
-        );
+        assert!(!stderr.contains("hunter2") && !stderr.contains(":pw@"), "password leaked: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{env:?} took {:?}", started.elapsed());
     }
     // A port already taken.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -148,10 +94,7 @@ fn migrate_creates_and_updates_the_default_database() {
     for _ in 0..2 {
         let (ok, stdout, stderr) = run(conduit(dir.path()).arg("migrate"));
         assert!(ok, "{stderr}");
-        assert!(
-            stdout.contains("sqlite database at sqlite://conduit.db is up to date"),
-            "{stdout}"
-        );
+        assert!(stdout.contains("sqlite database at sqlite://conduit.db is up to date"), "{stdout}");
     }
     assert!(dir.path().join("conduit.db").exists());
 }
@@ -160,11 +103,19 @@ fn migrate_creates_and_updates_the_default_database() {
 struct Server {
     child: Child,
     base: String,
+    /// Where `/metrics` is served, when `CONDUIT_METRICS_BIND` moved it.
+    metrics: Option<String>,
 }
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut metrics = None;
         let mut child = conduit(dir)
+            .envs(env.iter().copied())
             .args(["serve", "--bind", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -174,36 +125,38 @@ impl Server {
         for line in lines.by_ref() {
             let line = line.expect("read log");
             let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if log["message"] == "metrics are served separately" {
+                metrics = Some(log["address"].as_str().unwrap().to_owned());
+            }
             if log["message"] == "conduit is listening" {
                 let base = log["address"].as_str().unwrap().to_owned();
                 // Keep reading so the server's later log lines never hit a closed pipe.
                 std::thread::spawn(move || lines.for_each(drop));
-                return Server { child, base };
+                return Server { child, base, metrics };
             }
         }
         let status = child.wait();
         panic!("conduit exited before listening: {status:?}");
     }
 
+    fn signal_term(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+
     /// SIGTERM, then the exit status (waiting at most 30 s).
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        self.signal_term();
+        self.wait()
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "conduit did not exit after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "conduit did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -223,7 +176,9 @@ async fn tokens_survive_a_restart_and_sigterm_exits_cleanly() {
     let server = Server::start(dir.path());
     let response = client
         .post(format!("{}/api/users", server.base))
-        .json(&serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}}))
+        .json(
+            &serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}}),
+        )
         .send()
         .await
         .unwrap();
@@ -241,11 +196,7 @@ async fn tokens_survive_a_restart_and_sigterm_exits_cleanly() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        response.status(),
-        200,
-        "a token from before the restart still works"
-    );
+    assert_eq!(response.status(), 200, "a token from before the restart still works");
     assert!(server.terminate().success());
 }
 
@@ -254,23 +205,15 @@ async fn set_password_hash_imports_a_hash_made_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let server = Server::start(dir.path());
-    let register = serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
-    let response = client
-        .post(format!("{}/api/users", server.base))
-        .json(&register)
-        .send()
-        .await
-        .unwrap();
+    let register =
+        serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    let response = client.post(format!("{}/api/users", server.base)).json(&register).send().await.unwrap();
     assert_eq!(response.status(), 201);
 
     let phc = conduit_domain::password::hash("an imported password").unwrap();
-    let (ok, stdout, stderr) =
-        run(conduit(dir.path()).args(["user", "set-password-hash", "jake", &phc]));
+    let (ok, stdout, stderr) = run(conduit(dir.path()).args(["user", "set-password-hash", "jake", &phc]));
     assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains("password hash of 'jake' replaced"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("password hash of 'jake' replaced"), "{stdout}");
 
     let login = |password: &str| {
         client
@@ -281,18 +224,96 @@ async fn set_password_hash_imports_a_hash_made_elsewhere() {
     assert_eq!(login("an imported password").await.unwrap().status(), 200);
     assert_eq!(login("password123").await.unwrap().status(), 401);
 
-    let (ok, _, stderr) =
-        run(conduit(dir.path()).args(["user", "set-password-hash", "nobody", &phc]));
+    let (ok, _, stderr) = run(conduit(dir.path()).args(["user", "set-password-hash", "nobody", &phc]));
     assert!(!ok);
     assert_one_clear_line(&stderr, "no user named 'nobody'");
-    let (ok, _, stderr) =
-        run(conduit(dir.path()).args(["user", "set-password-hash", "jake", "not-a-hash"]));
+    let (ok, _, stderr) = run(conduit(dir.path()).args(["user", "set-password-hash", "jake", "not-a-hash"]));
     assert!(!ok);
     assert_one_clear_line(&stderr, "refusing to store this hash: not a PHC string");
-    assert_eq!(
-        login("an imported password").await.unwrap().status(),
-        200,
-        "a refused hash changes nothing"
-    );
+    assert_eq!(login("an imported password").await.unwrap().status(), 200, "a refused hash changes nothing");
     assert!(server.terminate().success());
+}
+
+async fn register(client: &reqwest::Client, base: &str, name: &str) {
+    let body = serde_json::json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": "password123"}});
+    let response = client.post(format!("{base}/api/users")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+fn login(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+    let body = serde_json::json!({"user": {"email": format!("{name}@example.com"), "password": "password123"}});
+    client.post(format!("{base}/api/users/login")).json(&body).send()
+}
+
+/// Polls `/metrics` until at least `want` requests are in flight (the scrape counts itself).
+async fn wait_for_in_flight(client: &reqwest::Client, metrics_url: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = client.get(metrics_url).send().await.unwrap().text().await.unwrap();
+        let in_flight = text
+            .lines()
+            .find(|l| l.starts_with("conduit_http_requests_in_flight"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if in_flight >= want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never saw {want} requests in flight (last {in_flight})");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn sigterm_under_load_finishes_every_request_and_refuses_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    // Metrics on their own address, so watching them does not count toward the main server.
+    let server = Server::start_with(dir.path(), &[("CONDUIT_METRICS_BIND", "127.0.0.1:0")]);
+    let base = server.base.clone();
+    let metrics_url = server.metrics.clone().expect("metrics address logged");
+    assert_eq!(client.get(format!("{base}/metrics")).send().await.unwrap().status(), 404);
+    register(&client, &base, "jake").await;
+
+    // 40 logins queue behind the two Argon2 permits: a few hundred milliseconds of work.
+    let logins: Vec<_> = (0..40).map(|_| tokio::spawn(login(&client, &base, "jake"))).collect();
+    wait_for_in_flight(&client, &metrics_url, 20.0).await;
+    server.signal_term();
+
+    // New connections are refused promptly, while the accepted requests still complete.
+    let address = base.trim_start_matches("http://").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(&address).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting connections after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for login in logins {
+        let response = login.await.unwrap().expect("in-flight request completed");
+        assert_eq!(response.status(), 200);
+    }
+    let mut server = server;
+    let status = server.wait();
+    assert!(status.success(), "exit 0 after draining, got {status}");
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let env = [("CONDUIT_METRICS_BIND", "127.0.0.1:0"), ("CONDUIT_SHUTDOWN_GRACE", "0.05")];
+    let mut server = Server::start_with(dir.path(), &env);
+    let base = server.base.clone();
+    register(&client, &base, "jake").await;
+    let logins: Vec<_> = (0..60).map(|_| tokio::spawn(login(&client, &base, "jake"))).collect();
+    wait_for_in_flight(&client, server.metrics.as_ref().unwrap(), 30.0).await;
+    let started = Instant::now();
+    server.signal_term();
+    let status = server.wait();
+    assert!(!status.success(), "abandoning requests must not look like a clean exit");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let completed = futures::future::join_all(logins).await.into_iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert!(completed < 60, "some requests should have been cut off");
 }

@@ -6,11 +6,7 @@ use conduit_store::*;
 use sqlx::PgPool;
 use sqlx::types::Json;
 
-pub async fn by_slug(
-    db: &PgPool,
-    slug: &str,
-    viewer: Option<UserId>,
-) -> Result<Option<Article>, DbError> {
+pub async fn by_slug(db: &PgPool, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
     let row = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
@@ -61,11 +57,7 @@ async fn by_ids(db: &PgPool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<
     Ok(rows.into_iter().map(Article::from).collect())
 }
 
-pub async fn list(
-    db: &PgPool,
-    query: &ArticleQuery,
-    viewer: Option<UserId>,
-) -> Result<Page<Article>, DbError> {
+pub async fn list(db: &PgPool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
     let Paging { limit, offset } = query.page;
     let (ids, total) = match query.shape() {
         FilterShape::All => (
@@ -76,9 +68,7 @@ pub async fn list(
             )
             .fetch_all(db)
             .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#)
-                .fetch_one(db)
-                .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#).fetch_one(db).await?,
         ),
         FilterShape::Tag(tag) => (
             sqlx::query_scalar!(
@@ -90,12 +80,9 @@ pub async fn list(
             )
             .fetch_all(db)
             .await?,
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = $1"#,
-                tag
-            )
-            .fetch_one(db)
-            .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = $1"#, tag)
+                .fetch_one(db)
+                .await?,
         ),
         FilterShape::Author(author) => (
             sqlx::query_scalar!(
@@ -134,20 +121,11 @@ pub async fn list(
             .await?,
         ),
         FilterShape::Combined => (
-            combined_filter_query::<sqlx::Postgres>(query, false)
-                .build_query_scalar()
-                .fetch_all(db)
-                .await?,
-            combined_filter_query::<sqlx::Postgres>(query, true)
-                .build_query_scalar()
-                .fetch_one(db)
-                .await?,
+            combined_filter_query::<sqlx::Postgres>(query, false).build_query_scalar().fetch_all(db).await?,
+            combined_filter_query::<sqlx::Postgres>(query, true).build_query_scalar().fetch_one(db).await?,
         ),
     };
-    Ok(Page {
-        items: by_ids(db, &ids, viewer).await?,
-        total,
-    })
+    Ok(Page { items: by_ids(db, &ids, viewer).await?, total })
 }
 
 pub async fn feed(db: &PgPool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
@@ -167,29 +145,17 @@ pub async fn feed(db: &PgPool, viewer: UserId, page: Paging) -> Result<Page<Arti
     )
     .fetch_one(db)
     .await?;
-    Ok(Page {
-        items: by_ids(db, &ids, Some(viewer)).await?,
-        total,
-    })
+    Ok(Page { items: by_ids(db, &ids, Some(viewer)).await?, total })
 }
 
 pub async fn reference(db: &PgPool, slug: &str) -> Result<Option<ArticleRef>, DbError> {
-    Ok(sqlx::query_as!(
-        ArticleRef,
-        r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = $1"#,
-        slug
-    )
-    .fetch_optional(db)
-    .await?)
+    Ok(sqlx::query_as!(ArticleRef, r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = $1"#, slug)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// Inserts the article and its tags in one transaction.
-pub async fn create(
-    db: &PgPool,
-    author: UserId,
-    slug: &str,
-    new: &NewArticle,
-) -> Result<ArticleId, DbError> {
+pub async fn create(db: &PgPool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let id = sqlx::query_scalar!(
@@ -244,20 +210,14 @@ pub async fn update(
         return Ok(None);
     }
     if let Some(tags) = &changes.tags {
-        sqlx::query!("DELETE FROM article_tags WHERE article_id = $1", id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!("DELETE FROM article_tags WHERE article_id = $1", id).execute(&mut *tx).await?;
         insert_tags(&mut tx, id, tags).await?;
     }
     tx.commit().await?;
     Ok(slug)
 }
 
-async fn insert_tags(
-    tx: &mut sqlx::PgConnection,
-    id: ArticleId,
-    tags: &[String],
-) -> Result<(), DbError> {
+async fn insert_tags(tx: &mut sqlx::PgConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
     if tags.is_empty() {
         return Ok(());
     }
@@ -276,13 +236,7 @@ async fn insert_tags(
 /// One statement: the foreign keys' `ON DELETE CASCADE` removes tags, favorites and comments
 /// in the same implicit transaction.
 pub async fn delete(db: &PgPool, id: ArticleId, author: UserId) -> Result<bool, DbError> {
-    let done = sqlx::query!(
-        "DELETE FROM articles WHERE id = $1 AND author_id = $2",
-        id,
-        author
-    )
-    .execute(db)
-    .await?;
+    let done = sqlx::query!("DELETE FROM articles WHERE id = $1 AND author_id = $2", id, author).execute(db).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -311,9 +265,7 @@ pub async fn unfavorite(db: &PgPool, user: UserId, slug: &str) -> Result<(), DbE
 }
 
 pub async fn tags(db: &PgPool) -> Result<Vec<String>, DbError> {
-    Ok(sqlx::query_scalar!(
-        "SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name"
-    )
-    .fetch_all(db)
-    .await?)
+    Ok(sqlx::query_scalar!("SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name")
+        .fetch_all(db)
+        .await?)
 }

@@ -24,10 +24,7 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(5),
-        }
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -37,12 +34,8 @@ impl PgStore {
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, ConnectError> {
         let options = PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
         // Name the server without the password for error messages.
-        let target = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        );
+        let target =
+            format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or_default());
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -58,5 +51,10 @@ impl PgStore {
 
     pub fn pool(&self) -> &sqlx::PgPool {
         &self.pool
+    }
+
+    /// The pool's figures, for metrics.
+    pub fn pools(&self) -> Vec<conduit_store::PoolStats> {
+        vec![conduit_store::PoolStats::of("postgres", &self.pool)]
     }
 }

@@ -35,19 +35,10 @@ impl TestDatabase {
     pub async fn create() -> Self {
         let admin = admin_url();
         let name = format!("conduit_test_{:016x}", rand::rng().random::<u64>());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
         conn.close().await.ok();
-        let url = PgConnectOptions::from_str(&admin)
-            .expect("admin URL")
-            .database(&name)
-            .to_url_lossy()
-            .to_string();
+        let url = PgConnectOptions::from_str(&admin).expect("admin URL").database(&name).to_url_lossy().to_string();
         Self { admin, name, url }
     }
 }
@@ -61,9 +52,7 @@ impl Drop for TestDatabase {
             let rt = tokio_runtime();
             rt.block_on(async move {
                 let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
                 conn.close().await
             })
         })
@@ -75,21 +64,13 @@ impl Drop for TestDatabase {
 }
 
 fn tokio_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
 pub async fn fresh_store() -> (PgStore, TestDatabase) {
     let db = TestDatabase::create().await;
-    let settings = PoolSettings {
-        max_connections: 8,
-        ..PoolSettings::default()
-    };
-    let store = PgStore::connect(&db.url, settings)
-        .await
-        .expect("connect to test database");
+    let settings = PoolSettings { max_connections: 8, ..PoolSettings::default() };
+    let store = PgStore::connect(&db.url, settings).await.expect("connect to test database");
     store.migrate().await.expect("migrate test database");
     (store, db)
 }

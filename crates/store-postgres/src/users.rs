@@ -18,23 +18,13 @@ pub async fn create(db: &PgPool, new: &NewUser) -> Result<User, DbError> {
     )
     .fetch_one(db)
     .await?;
-    Ok(User {
-        id,
-        username: new.username.clone(),
-        email: new.email.clone(),
-        bio: None,
-        image: None,
-    })
+    Ok(User { id, username: new.username.clone(), email: new.email.clone(), bio: None, image: None })
 }
 
 pub async fn by_id(db: &PgPool, id: UserId) -> Result<Option<User>, DbError> {
-    Ok(sqlx::query_as!(
-        User,
-        r#"SELECT id AS "id!", username, email, bio, image FROM users WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(db)
-    .await?)
+    Ok(sqlx::query_as!(User, r#"SELECT id AS "id!", username, email, bio, image FROM users WHERE id = $1"#, id)
+        .fetch_optional(db)
+        .await?)
 }
 
 pub async fn credentials(db: &PgPool, email: &str) -> Result<Option<Credentials>, DbError> {
@@ -45,22 +35,12 @@ pub async fn credentials(db: &PgPool, email: &str) -> Result<Option<Credentials>
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| Credentials {
-        user: User {
-            id: r.id,
-            username: r.username,
-            email: r.email,
-            bio: r.bio,
-            image: r.image,
-        },
+        user: User { id: r.id, username: r.username, email: r.email, bio: r.bio, image: r.image },
         password_hash: r.password_hash,
     }))
 }
 
-pub async fn update(
-    db: &PgPool,
-    id: UserId,
-    changes: &UserChanges,
-) -> Result<Option<User>, DbError> {
+pub async fn update(db: &PgPool, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
     let now = Utc::now();
     let (set_bio, bio) = nullable_change(&changes.bio);
     let (set_image, image) = nullable_change(&changes.image);
@@ -89,11 +69,7 @@ pub async fn update(
     .await?)
 }
 
-pub async fn set_password_hash(
-    db: &PgPool,
-    username: &str,
-    password_hash: &str,
-) -> Result<bool, DbError> {
+pub async fn set_password_hash(db: &PgPool, username: &str, password_hash: &str) -> Result<bool, DbError> {
     let now = Utc::now();
     let done = sqlx::query!(
         "UPDATE users SET password_hash = $2, updated_at = $3 WHERE username = $1",

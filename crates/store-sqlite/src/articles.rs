@@ -6,11 +6,7 @@ use conduit_store::*;
 use sqlx::SqlitePool;
 use sqlx::types::Json;
 
-pub async fn by_slug(
-    db: &SqlitePool,
-    slug: &str,
-    viewer: Option<UserId>,
-) -> Result<Option<Article>, DbError> {
+pub async fn by_slug(db: &SqlitePool, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
     let row = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
@@ -34,11 +30,7 @@ pub async fn by_slug(
 }
 
 /// The articles with these ids, newest first, without bodies.
-async fn by_ids(
-    db: &SqlitePool,
-    ids: &[i64],
-    viewer: Option<UserId>,
-) -> Result<Vec<Article>, DbError> {
+async fn by_ids(db: &SqlitePool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<Article>, DbError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -66,11 +58,7 @@ async fn by_ids(
     Ok(rows.into_iter().map(Article::from).collect())
 }
 
-pub async fn list(
-    db: &SqlitePool,
-    query: &ArticleQuery,
-    viewer: Option<UserId>,
-) -> Result<Page<Article>, DbError> {
+pub async fn list(db: &SqlitePool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
     let Paging { limit, offset } = query.page;
     let (ids, total) = match query.shape() {
         FilterShape::All => (
@@ -81,9 +69,7 @@ pub async fn list(
             )
             .fetch_all(db)
             .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#)
-                .fetch_one(db)
-                .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#).fetch_one(db).await?,
         ),
         FilterShape::Tag(tag) => (
             sqlx::query_scalar!(
@@ -95,12 +81,9 @@ pub async fn list(
             )
             .fetch_all(db)
             .await?,
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = ?1"#,
-                tag
-            )
-            .fetch_one(db)
-            .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = ?1"#, tag)
+                .fetch_one(db)
+                .await?,
         ),
         FilterShape::Author(author) => (
             sqlx::query_scalar!(
@@ -139,20 +122,11 @@ pub async fn list(
             .await?,
         ),
         FilterShape::Combined => (
-            combined_filter_query::<sqlx::Sqlite>(query, false)
-                .build_query_scalar()
-                .fetch_all(db)
-                .await?,
-            combined_filter_query::<sqlx::Sqlite>(query, true)
-                .build_query_scalar()
-                .fetch_one(db)
-                .await?,
+            combined_filter_query::<sqlx::Sqlite>(query, false).build_query_scalar().fetch_all(db).await?,
+            combined_filter_query::<sqlx::Sqlite>(query, true).build_query_scalar().fetch_one(db).await?,
         ),
     };
-    Ok(Page {
-        items: by_ids(db, &ids, viewer).await?,
-        total,
-    })
+    Ok(Page { items: by_ids(db, &ids, viewer).await?, total })
 }
 
 pub async fn feed(db: &SqlitePool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
@@ -172,29 +146,17 @@ pub async fn feed(db: &SqlitePool, viewer: UserId, page: Paging) -> Result<Page<
     )
     .fetch_one(db)
     .await?;
-    Ok(Page {
-        items: by_ids(db, &ids, Some(viewer)).await?,
-        total,
-    })
+    Ok(Page { items: by_ids(db, &ids, Some(viewer)).await?, total })
 }
 
 pub async fn reference(db: &SqlitePool, slug: &str) -> Result<Option<ArticleRef>, DbError> {
-    Ok(sqlx::query_as!(
-        ArticleRef,
-        r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = ?1"#,
-        slug
-    )
-    .fetch_optional(db)
-    .await?)
+    Ok(sqlx::query_as!(ArticleRef, r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = ?1"#, slug)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// Inserts the article and its tags in one transaction.
-pub async fn create(
-    db: &SqlitePool,
-    author: UserId,
-    slug: &str,
-    new: &NewArticle,
-) -> Result<ArticleId, DbError> {
+pub async fn create(db: &SqlitePool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let id = sqlx::query_scalar!(
@@ -249,20 +211,14 @@ pub async fn update(
         return Ok(None);
     }
     if let Some(tags) = &changes.tags {
-        sqlx::query!("DELETE FROM article_tags WHERE article_id = ?1", id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!("DELETE FROM article_tags WHERE article_id = ?1", id).execute(&mut *tx).await?;
         insert_tags(&mut tx, id, tags).await?;
     }
     tx.commit().await?;
     Ok(slug)
 }
 
-async fn insert_tags(
-    tx: &mut sqlx::SqliteConnection,
-    id: ArticleId,
-    tags: &[String],
-) -> Result<(), DbError> {
+async fn insert_tags(tx: &mut sqlx::SqliteConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
     if tags.is_empty() {
         return Ok(());
     }
@@ -282,13 +238,7 @@ async fn insert_tags(
 /// One statement: the foreign keys' `ON DELETE CASCADE` removes tags, favorites and comments
 /// in the same implicit transaction.
 pub async fn delete(db: &SqlitePool, id: ArticleId, author: UserId) -> Result<bool, DbError> {
-    let done = sqlx::query!(
-        "DELETE FROM articles WHERE id = ?1 AND author_id = ?2",
-        id,
-        author
-    )
-    .execute(db)
-    .await?;
+    let done = sqlx::query!("DELETE FROM articles WHERE id = ?1 AND author_id = ?2", id, author).execute(db).await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -317,9 +267,7 @@ pub async fn unfavorite(db: &SqlitePool, user: UserId, slug: &str) -> Result<(),
 }
 
 pub async fn tags(db: &SqlitePool) -> Result<Vec<String>, DbError> {
-    Ok(sqlx::query_scalar!(
-        "SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name"
-    )
-    .fetch_all(db)
-    .await?)
+    Ok(sqlx::query_scalar!("SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name")
+        .fetch_all(db)
+        .await?)
 }

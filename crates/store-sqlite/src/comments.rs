@@ -5,11 +5,7 @@ use conduit_store::DbError;
 use conduit_store::rows::CommentRow;
 use sqlx::SqlitePool;
 
-pub async fn list(
-    db: &SqlitePool,
-    article: ArticleId,
-    viewer: Option<UserId>,
-) -> Result<Vec<Comment>, DbError> {
+pub async fn list(db: &SqlitePool, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
     let rows = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.body,
@@ -28,11 +24,7 @@ pub async fn list(
     Ok(rows.into_iter().map(Comment::from).collect())
 }
 
-pub async fn by_id(
-    db: &SqlitePool,
-    id: CommentId,
-    viewer: Option<UserId>,
-) -> Result<Option<Comment>, DbError> {
+pub async fn by_id(db: &SqlitePool, id: CommentId, viewer: Option<UserId>) -> Result<Option<Comment>, DbError> {
     let row = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.body,
@@ -50,12 +42,7 @@ pub async fn by_id(
     Ok(row.map(Comment::from))
 }
 
-pub async fn create(
-    db: &SqlitePool,
-    article: ArticleId,
-    author: UserId,
-    body: &str,
-) -> Result<CommentId, DbError> {
+pub async fn create(db: &SqlitePool, article: ArticleId, author: UserId, body: &str) -> Result<CommentId, DbError> {
     let now = Utc::now();
     Ok(sqlx::query_scalar!(
         r#"INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
@@ -70,27 +57,14 @@ pub async fn create(
     .await?)
 }
 
-pub async fn author(
-    db: &SqlitePool,
-    article: ArticleId,
-    comment: CommentId,
-) -> Result<Option<UserId>, DbError> {
-    Ok(sqlx::query_scalar!(
-        "SELECT author_id FROM comments WHERE id = ?1 AND article_id = ?2",
-        comment,
-        article
-    )
-    .fetch_optional(db)
-    .await?)
+pub async fn author(db: &SqlitePool, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT author_id FROM comments WHERE id = ?1 AND article_id = ?2", comment, article)
+        .fetch_optional(db)
+        .await?)
 }
 
 pub async fn delete(db: &SqlitePool, comment: CommentId, author: UserId) -> Result<bool, DbError> {
-    let done = sqlx::query!(
-        "DELETE FROM comments WHERE id = ?1 AND author_id = ?2",
-        comment,
-        author
-    )
-    .execute(db)
-    .await?;
+    let done =
+        sqlx::query!("DELETE FROM comments WHERE id = ?1 AND author_id = ?2", comment, author).execute(db).await?;
     Ok(done.rows_affected() > 0)
 }

@@ -23,10 +23,7 @@ impl SqliteStore {
     /// `sqlite::memory:`). Does not migrate: see [`SqliteStore::migrate`].
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| ConnectError::Url {
-                url: url.into(),
-                source,
-            })?
+            .map_err(|source| ConnectError::Url { url: url.into(), source })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // NORMAL in WAL mode loses no committed transaction when the process dies; only an
@@ -34,10 +31,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let open = |source| ConnectError::Open {
-            url: url.into(),
-            source,
-        };
+        let open = |source| ConnectError::Open { url: url.into(), source };
 
         if url.contains(":memory:") || url.contains("mode=memory") {
             // Every connection to an in-memory database is its own database: use exactly one,
@@ -50,10 +44,7 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(open)?;
-            return Ok(Self {
-                read: pool.clone(),
-                write: pool,
-            });
+            return Ok(Self { read: pool.clone(), write: pool });
         }
 
         let write = SqlitePoolOptions::new()
@@ -76,8 +67,9 @@ impl SqliteStore {
         Ok(MIGRATOR.run(&self.write).await?)
     }
 
-    /// The pool sizes, for metrics and tests.
-    pub fn pools(&self) -> (&sqlx::SqlitePool, &sqlx::SqlitePool) {
-        (&self.read, &self.write)
+    /// Both pools' figures, for metrics.
+    pub fn pools(&self) -> Vec<conduit_store::PoolStats> {
+        use conduit_store::PoolStats;
+        vec![PoolStats::of("read", &self.read), PoolStats::of("write", &self.write)]
     }
 }

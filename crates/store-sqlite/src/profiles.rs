@@ -3,11 +3,7 @@ use conduit_domain::model::UserId;
 use conduit_store::DbError;
 use sqlx::SqlitePool;
 
-pub async fn get(
-    db: &SqlitePool,
-    username: &str,
-    viewer: Option<UserId>,
-) -> Result<Option<Profile>, DbError> {
+pub async fn get(db: &SqlitePool, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
     Ok(sqlx::query_as!(
         Profile,
         r#"SELECT u.username, u.bio, u.image,

@@ -6,9 +6,7 @@ use crate::SqliteStore;
 pub async fn fresh_store() -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("create temporary directory");
     let url = format!("sqlite://{}", dir.path().join("conduit.db").display());
-    let store = SqliteStore::connect(&url)
-        .await
-        .expect("open test database");
+    let store = SqliteStore::connect(&url).await.expect("open test database");
     store.migrate().await.expect("migrate test database");
     (store, dir)
 }

@@ -12,10 +12,12 @@ macro_rules! delegate_store {
             }
 
             async fn ping(&self) -> Result<(), $crate::DbError> {
-                $crate::__sqlx::query("SELECT 1")
-                    .execute(&self.$read)
-                    .await?;
+                $crate::__sqlx::query("SELECT 1").execute(&self.$read).await?;
                 Ok(())
+            }
+
+            fn pool_stats(&self) -> Vec<$crate::PoolStats> {
+                self.pools()
             }
 
             async fn close(&self) {
@@ -23,10 +25,7 @@ macro_rules! delegate_store {
                 self.$read.close().await;
             }
 
-            async fn create_user(
-                &self,
-                new: &$crate::NewUser,
-            ) -> Result<$crate::__domain::User, $crate::DbError> {
+            async fn create_user(&self, new: &$crate::NewUser) -> Result<$crate::__domain::User, $crate::DbError> {
                 users::create(&self.$write, new).await
             }
 
@@ -37,18 +36,11 @@ macro_rules! delegate_store {
                 users::by_id(&self.$read, id).await
             }
 
-            async fn credentials_by_email(
-                &self,
-                email: &str,
-            ) -> Result<Option<$crate::Credentials>, $crate::DbError> {
+            async fn credentials_by_email(&self, email: &str) -> Result<Option<$crate::Credentials>, $crate::DbError> {
                 users::credentials(&self.$read, email).await
             }
 
-            async fn set_password_hash(
-                &self,
-                username: &str,
-                password_hash: &str,
-            ) -> Result<bool, $crate::DbError> {
+            async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, $crate::DbError> {
                 users::set_password_hash(&self.$write, username, password_hash).await
             }
 
@@ -110,10 +102,7 @@ macro_rules! delegate_store {
                 articles::by_slug(&self.$read, slug, viewer).await
             }
 
-            async fn article_ref(
-                &self,
-                slug: &str,
-            ) -> Result<Option<$crate::ArticleRef>, $crate::DbError> {
+            async fn article_ref(&self, slug: &str) -> Result<Option<$crate::ArticleRef>, $crate::DbError> {
                 articles::reference(&self.$read, slug).await
             }
 
@@ -125,9 +114,7 @@ macro_rules! delegate_store {
             ) -> Result<$crate::__domain::Article, $crate::DbError> {
                 articles::create(&self.$write, author, slug, new).await?;
                 // Read back through the writer: it has certainly seen its own commit.
-                articles::by_slug(&self.$write, slug, Some(author))
-                    .await?
-                    .ok_or_else($crate::DbError::vanished)
+                articles::by_slug(&self.$write, slug, Some(author)).await?.ok_or_else($crate::DbError::vanished)
             }
 
             async fn update_article(
@@ -184,9 +171,7 @@ macro_rules! delegate_store {
                 body: &str,
             ) -> Result<$crate::__domain::Comment, $crate::DbError> {
                 let id = comments::create(&self.$write, article, author, body).await?;
-                comments::by_id(&self.$write, id, Some(author))
-                    .await?
-                    .ok_or_else($crate::DbError::vanished)
+                comments::by_id(&self.$write, id, Some(author)).await?.ok_or_else($crate::DbError::vanished)
             }
 
             async fn comment_author(

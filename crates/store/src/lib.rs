@@ -25,6 +25,9 @@ pub trait Store: Send + Sync + 'static {
     /// Closes connections once in-flight queries finish (graceful shutdown).
     async fn close(&self);
 
+    /// Size and idle connections of each connection pool, for metrics.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+
     // --- users ---
 
     /// Fails with `DbError::Conflict("username" | "email")` when either is taken.
@@ -33,19 +36,13 @@ pub trait Store: Send + Sync + 'static {
     async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
     /// Replaces the password hash of `username` (for migrating users from another system).
     /// False when there is no such user.
-    async fn set_password_hash(&self, username: &str, password_hash: &str)
-    -> Result<bool, DbError>;
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError>;
     /// `None` when the user no longer exists.
-    async fn update_user(&self, id: UserId, changes: &UserChanges)
-    -> Result<Option<User>, DbError>;
+    async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError>;
 
     // --- profiles ---
 
-    async fn profile(
-        &self,
-        username: &str,
-        viewer: Option<UserId>,
-    ) -> Result<Option<Profile>, DbError>;
+    async fn profile(&self, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError>;
     /// Idempotent. `None` when no user has that name.
     async fn follow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError>;
     async fn unfollow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError>;
@@ -53,24 +50,14 @@ pub trait Store: Send + Sync + 'static {
     // --- articles ---
 
     /// Newest first; `total` counts all matches before limit and offset. Bodies are left out.
-    async fn list_articles(
-        &self,
-        query: &ArticleQuery,
-        viewer: Option<UserId>,
-    ) -> Result<Page<Article>, DbError>;
+    async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError>;
     /// Articles by authors `viewer` follows, newest first, bodies left out.
     async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError>;
-    async fn article(&self, slug: &str, viewer: Option<UserId>)
-    -> Result<Option<Article>, DbError>;
+    async fn article(&self, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError>;
     /// The id and author of an article, for existence and ownership checks.
     async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError>;
     /// Fails with `DbError::Conflict("slug")` when the slug is taken: see [`with_unique_slug`].
-    async fn create_article(
-        &self,
-        author: UserId,
-        slug: &str,
-        new: &NewArticle,
-    ) -> Result<Article, DbError>;
+    async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError>;
     /// Changes an article of `author`; `None` when no such article of theirs exists.
     /// `slug` is the new slug when the title changes.
     async fn update_article(
@@ -89,23 +76,10 @@ pub trait Store: Send + Sync + 'static {
     // --- comments ---
 
     /// Oldest first, as a conversation reads.
-    async fn comments(
-        &self,
-        article: ArticleId,
-        viewer: Option<UserId>,
-    ) -> Result<Vec<Comment>, DbError>;
-    async fn create_comment(
-        &self,
-        article: ArticleId,
-        author: UserId,
-        body: &str,
-    ) -> Result<Comment, DbError>;
+    async fn comments(&self, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError>;
+    async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError>;
     /// The author of a comment on `article`, `None` when there is no such comment there.
-    async fn comment_author(
-        &self,
-        article: ArticleId,
-        comment: CommentId,
-    ) -> Result<Option<UserId>, DbError>;
+    async fn comment_author(&self, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError>;
     /// Deletes a comment of `author`. False if none.
     async fn delete_comment(&self, comment: CommentId, author: UserId) -> Result<bool, DbError>;
 
@@ -137,10 +111,7 @@ where
 /// The SQL of a listing with more than one filter, for both databases. Such listings are rare,
 /// so they share one dynamically built statement; each single-filter shape has its own checked
 /// query in the store crates. With `count` it counts matches instead of returning a page of ids.
-pub fn combined_filter_query<'a, DB>(
-    query: &'a ArticleQuery,
-    count: bool,
-) -> sqlx::QueryBuilder<'a, DB>
+pub fn combined_filter_query<'a, DB>(query: &'a ArticleQuery, count: bool) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: sqlx::Database,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -157,9 +128,7 @@ where
         sql.push(")");
     }
     if let Some(tag) = &query.tag {
-        sql.push(
-            " AND EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.name = ",
-        );
+        sql.push(" AND EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.name = ");
         sql.push_bind(tag.as_str());
         sql.push(")");
     }

@@ -37,12 +37,7 @@ impl From<ArticleRow> for Article {
             updated_at: r.updated_at,
             favorited: r.favorited,
             favorites_count: r.favorites_count,
-            author: Profile {
-                username: r.username,
-                bio: r.bio,
-                image: r.image,
-                following: r.following,
-            },
+            author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
         }
     }
 }
@@ -66,12 +61,7 @@ impl From<CommentRow> for Comment {
             created_at: r.created_at,
             updated_at: r.updated_at,
             body: r.body,
-            author: Profile {
-                username: r.username,
-                bio: r.bio,
-                image: r.image,
-                following: r.following,
-            },
+            author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
         }
     }
 }

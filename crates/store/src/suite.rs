@@ -71,12 +71,7 @@ fn new_article(title: &str, tags: &[&str]) -> NewArticle {
     }
 }
 
-async fn article(
-    store: &dyn Store,
-    author: &User,
-    title: &str,
-    tags: &[&str],
-) -> conduit_domain::Article {
+async fn article(store: &dyn Store, author: &User, title: &str, tags: &[&str]) -> conduit_domain::Article {
     let new = new_article(title, tags);
     with_unique_slug(title, |slug| {
         let new = new.clone();
@@ -103,63 +98,27 @@ pub async fn users_are_created_and_found(store: TestStore) {
     assert_eq!(store.user_by_id(jake.id).await.unwrap(), Some(jake.clone()));
     assert_eq!(store.user_by_id(jake.id + 1000).await.unwrap(), None);
 
-    let creds = store
-        .credentials_by_email("jake@example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let creds = store.credentials_by_email("jake@example.com").await.unwrap().unwrap();
     assert_eq!(creds.user, jake);
     assert_eq!(creds.password_hash, "hash-of-jake");
-    assert!(
-        store
-            .credentials_by_email("nobody@example.com")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.credentials_by_email("nobody@example.com").await.unwrap().is_none());
 }
 
 pub async fn taken_username_or_email_is_a_conflict_on_that_field(store: TestStore) {
     user(&*store, "jake").await;
-    let same_name = NewUser {
-        username: "jake".into(),
-        email: "other@example.com".into(),
-        password_hash: "h".into(),
-    };
-    assert!(matches!(
-        store.create_user(&same_name).await,
-        Err(DbError::Conflict("username"))
-    ));
-    let same_email = NewUser {
-        username: "other".into(),
-        email: "jake@example.com".into(),
-        password_hash: "h".into(),
-    };
-    assert!(matches!(
-        store.create_user(&same_email).await,
-        Err(DbError::Conflict("email"))
-    ));
-    assert!(
-        store
-            .credentials_by_email("other@example.com")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let same_name = NewUser { username: "jake".into(), email: "other@example.com".into(), password_hash: "h".into() };
+    assert!(matches!(store.create_user(&same_name).await, Err(DbError::Conflict("username"))));
+    let same_email = NewUser { username: "other".into(), email: "jake@example.com".into(), password_hash: "h".into() };
+    assert!(matches!(store.create_user(&same_email).await, Err(DbError::Conflict("email"))));
+    assert!(store.credentials_by_email("other@example.com").await.unwrap().is_none());
 }
 
 pub async fn user_updates_change_only_given_fields(store: TestStore) {
     let jake = user(&*store, "jake").await;
-    let changes = UserChanges {
-        bio: Some(Some("I work at statefarm".into())),
-        ..Default::default()
-    };
+    let changes = UserChanges { bio: Some(Some("I work at statefarm".into())), ..Default::default() };
     let updated = store.update_user(jake.id, &changes).await.unwrap().unwrap();
     assert_eq!(updated.bio.as_deref(), Some("I work at statefarm"));
-    assert_eq!(
-        (updated.username.as_str(), updated.image.as_deref()),
-        ("jake", None)
-    );
+    assert_eq!((updated.username.as_str(), updated.image.as_deref()), ("jake", None));
 
     let changes = UserChanges {
         username: Some("jacob".into()),
@@ -172,25 +131,12 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
     assert_eq!(updated.username, "jacob");
     assert_eq!(updated.bio, None);
     assert_eq!(updated.image.as_deref(), Some("https://example.com/j.png"));
-    let creds = store
-        .credentials_by_email("jacob@example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let creds = store.credentials_by_email("jacob@example.com").await.unwrap().unwrap();
     assert_eq!(creds.password_hash, "new-hash");
 
     // Nothing to change is not an error, and a vanished user is `None`.
-    assert_eq!(
-        store
-            .update_user(jake.id, &UserChanges::default())
-            .await
-            .unwrap(),
-        Some(updated)
-    );
-    assert_eq!(
-        store.update_user(jake.id + 1000, &changes).await.unwrap(),
-        None
-    );
+    assert_eq!(store.update_user(jake.id, &UserChanges::default()).await.unwrap(), Some(updated));
+    assert_eq!(store.update_user(jake.id + 1000, &changes).await.unwrap(), None);
 }
 
 pub async fn password_hash_can_be_replaced_by_username(store: TestStore) {
@@ -198,20 +144,9 @@ pub async fn password_hash_can_be_replaced_by_username(store: TestStore) {
     user(&*store, "anna").await;
     assert!(store.set_password_hash("jake", "imported").await.unwrap());
     assert!(!store.set_password_hash("nobody", "imported").await.unwrap());
-    let creds = store
-        .credentials_by_email("jake@example.com")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (creds.user.id, creds.password_hash.as_str()),
-        (jake.id, "imported")
-    );
-    let anna = store
-        .credentials_by_email("anna@example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let creds = store.credentials_by_email("jake@example.com").await.unwrap().unwrap();
+    assert_eq!((creds.user.id, creds.password_hash.as_str()), (jake.id, "imported"));
+    let anna = store.credentials_by_email("anna@example.com").await.unwrap().unwrap();
     assert_eq!(anna.password_hash, "hash-of-anna");
 }
 
@@ -223,21 +158,14 @@ pub async fn user_update_to_taken_name_conflicts_and_changes_nothing(store: Test
         bio: Some(Some("should not stick".into())),
         ..Default::default()
     };
-    assert!(matches!(
-        store.update_user(jake.id, &changes).await,
-        Err(DbError::Conflict("username"))
-    ));
+    assert!(matches!(store.update_user(jake.id, &changes).await, Err(DbError::Conflict("username"))));
     assert_eq!(store.user_by_id(jake.id).await.unwrap(), Some(jake));
 }
 
 pub async fn follow_and_unfollow_are_idempotent(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let celeb = user(&*store, "celeb").await;
-    let seen = store
-        .profile("celeb", Some(jake.id))
-        .await
-        .unwrap()
-        .unwrap();
+    let seen = store.profile("celeb", Some(jake.id)).await.unwrap().unwrap();
     assert!(!seen.following);
 
     for _ in 0..2 {
@@ -245,40 +173,12 @@ pub async fn follow_and_unfollow_are_idempotent(store: TestStore) {
         assert!(p.following);
         assert_eq!(p.username, "celeb");
     }
-    assert!(
-        store
-            .profile("celeb", Some(jake.id))
-            .await
-            .unwrap()
-            .unwrap()
-            .following
-    );
-    assert!(
-        !store
-            .profile("celeb", None)
-            .await
-            .unwrap()
-            .unwrap()
-            .following
-    );
-    assert!(
-        !store
-            .profile("jake", Some(celeb.id))
-            .await
-            .unwrap()
-            .unwrap()
-            .following
-    );
+    assert!(store.profile("celeb", Some(jake.id)).await.unwrap().unwrap().following);
+    assert!(!store.profile("celeb", None).await.unwrap().unwrap().following);
+    assert!(!store.profile("jake", Some(celeb.id)).await.unwrap().unwrap().following);
 
     for _ in 0..2 {
-        assert!(
-            !store
-                .unfollow(jake.id, "celeb")
-                .await
-                .unwrap()
-                .unwrap()
-                .following
-        );
+        assert!(!store.unfollow(jake.id, "celeb").await.unwrap().unwrap().following);
     }
     assert!(store.follow(jake.id, "nobody").await.unwrap().is_none());
     assert!(store.unfollow(jake.id, "nobody").await.unwrap().is_none());
@@ -287,19 +187,10 @@ pub async fn follow_and_unfollow_are_idempotent(store: TestStore) {
 
 pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
     let jake = user(&*store, "jake").await;
-    let created = article(
-        &*store,
-        &jake,
-        "How to train your dragon",
-        &["dragons", "angular", "zoo"],
-    )
-    .await;
+    let created = article(&*store, &jake, "How to train your dragon", &["dragons", "angular", "zoo"]).await;
     assert_eq!(created.slug, "how-to-train-your-dragon");
     assert_eq!(created.tag_list, ["dragons", "angular", "zoo"]);
-    assert_eq!(
-        created.body.as_deref(),
-        Some("body of How to train your dragon")
-    );
+    assert_eq!(created.body.as_deref(), Some("body of How to train your dragon"));
     assert_eq!(created.created_at, created.updated_at);
     assert_eq!((created.favorited, created.favorites_count), (false, 0));
     assert_eq!(created.author.username, "jake");
@@ -307,13 +198,7 @@ pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
     let fetched = store.article(&created.slug, None).await.unwrap().unwrap();
     assert_eq!(fetched, created);
     let by_ref = store.article_ref(&created.slug).await.unwrap().unwrap();
-    assert_eq!(
-        by_ref,
-        ArticleRef {
-            id: created.id,
-            author: jake.id
-        }
-    );
+    assert_eq!(by_ref, ArticleRef { id: created.id, author: jake.id });
     assert!(store.article("no-such-slug", None).await.unwrap().is_none());
     assert!(store.article_ref("no-such-slug").await.unwrap().is_none());
 }
@@ -321,9 +206,7 @@ pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
 pub async fn taken_slug_is_a_conflict_and_unique_slug_helper_avoids_it(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let first = article(&*store, &jake, "Same title", &[]).await;
-    let again = store
-        .create_article(jake.id, &first.slug, &new_article("Same title", &["x"]))
-        .await;
+    let again = store.create_article(jake.id, &first.slug, &new_article("Same title", &["x"])).await;
     assert!(matches!(again, Err(DbError::Conflict("slug"))));
     // The refused insert left nothing behind, not even its tag.
     assert!(store.tags().await.unwrap().is_empty());
@@ -340,30 +223,15 @@ pub async fn listing_is_newest_first_counts_all_and_omits_bodies(store: TestStor
     }
     let page = store.list_articles(&query(), None).await.unwrap();
     assert_eq!(page.total, 5);
-    assert_eq!(
-        slugs(&page),
-        ["post-5", "post-4", "post-3", "post-2", "post-1"]
-    );
+    assert_eq!(slugs(&page), ["post-5", "post-4", "post-3", "post-2", "post-1"]);
     assert!(page.items.iter().all(|a| a.body.is_none()));
     assert!(page.items.iter().all(|a| a.tag_list == ["t"]));
 
-    let q = ArticleQuery {
-        page: Paging {
-            limit: 2,
-            offset: 1,
-        },
-        ..query()
-    };
+    let q = ArticleQuery { page: Paging { limit: 2, offset: 1 }, ..query() };
     let page = store.list_articles(&q, None).await.unwrap();
     assert_eq!((slugs(&page), page.total), (vec!["post-4", "post-3"], 5));
 
-    let q = ArticleQuery {
-        page: Paging {
-            limit: 2,
-            offset: 10,
-        },
-        ..query()
-    };
+    let q = ArticleQuery { page: Paging { limit: 2, offset: 10 }, ..query() };
     let page = store.list_articles(&q, None).await.unwrap();
     assert_eq!((page.items.len(), page.total), (0, 5));
 }
@@ -396,46 +264,18 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     assert_eq!(list(None, None, Some("anna")).await, ["a1", "j1"]);
     assert_eq!(list(Some("rust"), Some("anna"), None).await, ["a1"]);
     assert_eq!(list(Some("web"), None, Some("anna")).await, ["j1"]);
-    assert_eq!(
-        list(Some("go"), Some("anna"), Some("anna")).await,
-        Vec::<String>::new()
-    );
+    assert_eq!(list(Some("go"), Some("anna"), Some("anna")).await, Vec::<String>::new());
     assert_eq!(list(Some("rust"), Some("jake"), Some("anna")).await, ["j1"]);
     assert!(list(Some("nope"), None, None).await.is_empty());
     assert!(list(None, Some("nobody"), None).await.is_empty());
     assert!(list(None, None, Some("nobody")).await.is_empty());
 
     // The viewer's own flags come with each listed article.
-    let page = store
-        .list_articles(
-            &ArticleQuery {
-                favorited: Some("anna".into()),
-                ..query()
-            },
-            Some(anna.id),
-        )
-        .await
-        .unwrap();
-    assert!(
-        page.items
-            .iter()
-            .all(|a| a.favorited && a.favorites_count == 1)
-    );
-    let page = store
-        .list_articles(
-            &ArticleQuery {
-                favorited: Some("anna".into()),
-                ..query()
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    assert!(
-        page.items
-            .iter()
-            .all(|a| !a.favorited && a.favorites_count == 1)
-    );
+    let page =
+        store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, Some(anna.id)).await.unwrap();
+    assert!(page.items.iter().all(|a| a.favorited && a.favorites_count == 1));
+    let page = store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, None).await.unwrap();
+    assert!(page.items.iter().all(|a| !a.favorited && a.favorites_count == 1));
 }
 
 pub async fn feed_holds_followed_authors_only(store: TestStore) {
@@ -452,22 +292,9 @@ pub async fn feed_holds_followed_authors_only(store: TestStore) {
     store.follow(jake.id, "anna").await.unwrap();
     let feed = store.feed(jake.id, Paging::default()).await.unwrap();
     assert_eq!((slugs(&feed), feed.total), (vec!["a2", "a1"], 2));
-    assert!(
-        feed.items
-            .iter()
-            .all(|a| a.author.following && a.body.is_none())
-    );
+    assert!(feed.items.iter().all(|a| a.author.following && a.body.is_none()));
 
-    let feed = store
-        .feed(
-            jake.id,
-            Paging {
-                limit: 1,
-                offset: 1,
-            },
-        )
-        .await
-        .unwrap();
+    let feed = store.feed(jake.id, Paging { limit: 1, offset: 1 }).await.unwrap();
     assert_eq!((slugs(&feed), feed.total), (vec!["a1"], 2));
 }
 
@@ -475,58 +302,24 @@ pub async fn update_keeps_or_replaces_tags_and_renames_slug(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let a = article(&*store, &jake, "Original", &["a", "b"]).await;
 
-    let changes = ArticleChanges {
-        body: Some("new body".into()),
-        ..Default::default()
-    };
-    let u = store
-        .update_article(a.id, jake.id, None, &changes)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (u.body.as_deref(), u.tag_list.clone()),
-        (Some("new body"), vec!["a".into(), "b".into()])
-    );
+    let changes = ArticleChanges { body: Some("new body".into()), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
+    assert_eq!((u.body.as_deref(), u.tag_list.clone()), (Some("new body"), vec!["a".into(), "b".into()]));
     assert_eq!((u.slug.as_str(), u.created_at), ("original", a.created_at));
     assert!(u.updated_at > a.updated_at);
 
-    let changes = ArticleChanges {
-        tags: Some(vec!["c".into(), "a".into()]),
-        ..Default::default()
-    };
-    let u = store
-        .update_article(a.id, jake.id, None, &changes)
-        .await
-        .unwrap()
-        .unwrap();
+    let changes = ArticleChanges { tags: Some(vec!["c".into(), "a".into()]), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
     assert_eq!(u.tag_list, ["c", "a"]);
 
-    let changes = ArticleChanges {
-        tags: Some(vec![]),
-        ..Default::default()
-    };
-    let u = store
-        .update_article(a.id, jake.id, None, &changes)
-        .await
-        .unwrap()
-        .unwrap();
+    let changes = ArticleChanges { tags: Some(vec![]), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
     assert!(u.tag_list.is_empty());
 
-    let changes = ArticleChanges {
-        title: Some("Renamed".into()),
-        description: Some("d2".into()),
-        ..Default::default()
-    };
-    let u = store
-        .update_article(a.id, jake.id, Some("renamed"), &changes)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (u.slug.as_str(), u.title.as_str(), u.description.as_str()),
-        ("renamed", "Renamed", "d2")
-    );
+    let changes =
+        ArticleChanges { title: Some("Renamed".into()), description: Some("d2".into()), ..Default::default() };
+    let u = store.update_article(a.id, jake.id, Some("renamed"), &changes).await.unwrap().unwrap();
+    assert_eq!((u.slug.as_str(), u.title.as_str(), u.description.as_str()), ("renamed", "Renamed", "d2"));
     assert!(store.article("original", None).await.unwrap().is_none());
     assert_eq!(store.article("renamed", None).await.unwrap().unwrap(), u);
 }
@@ -541,13 +334,8 @@ pub async fn failed_update_changes_nothing(store: TestStore) {
         tags: Some(vec!["lost".into()]),
         ..Default::default()
     };
-    let result = store
-        .update_article(a.id, jake.id, Some(&taken.slug), &changes)
-        .await;
-    assert!(
-        matches!(result, Err(DbError::Conflict("slug"))),
-        "{result:?}"
-    );
+    let result = store.update_article(a.id, jake.id, Some(&taken.slug), &changes).await;
+    assert!(matches!(result, Err(DbError::Conflict("slug"))), "{result:?}");
     assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
     assert_eq!(store.tags().await.unwrap(), ["keep"]);
 }
@@ -556,17 +344,8 @@ pub async fn only_the_author_updates_or_deletes(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let anna = user(&*store, "anna").await;
     let a = article(&*store, &jake, "Mine", &["t"]).await;
-    let changes = ArticleChanges {
-        body: Some("hijacked".into()),
-        ..Default::default()
-    };
-    assert!(
-        store
-            .update_article(a.id, anna.id, None, &changes)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let changes = ArticleChanges { body: Some("hijacked".into()), ..Default::default() };
+    assert!(store.update_article(a.id, anna.id, None, &changes).await.unwrap().is_none());
     assert!(!store.delete_article(a.id, anna.id).await.unwrap());
     assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
 }
@@ -584,16 +363,8 @@ pub async fn delete_cascades_to_tags_favorites_and_comments(store: TestStore) {
     assert!(store.article(&a.slug, None).await.unwrap().is_none());
     assert_eq!(store.tags().await.unwrap(), ["kept"]);
     assert!(store.comments(a.id, None).await.unwrap().is_empty());
-    let favorited = store
-        .list_articles(
-            &ArticleQuery {
-                favorited: Some("anna".into()),
-                ..query()
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let favorited =
+        store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, None).await.unwrap();
     assert_eq!(favorited.total, 0);
     assert!(store.article(&keep.slug, None).await.unwrap().is_some());
 }
@@ -625,24 +396,15 @@ pub async fn comments_are_listed_oldest_first_and_deleted_by_author_only(store: 
     let other = article(&*store, &jake, "Elsewhere", &[]).await;
     let c1 = store.create_comment(a.id, anna.id, "first").await.unwrap();
     let c2 = store.create_comment(a.id, jake.id, "second").await.unwrap();
-    assert_eq!(
-        (c1.body.as_str(), c1.author.username.as_str()),
-        ("first", "anna")
-    );
+    assert_eq!((c1.body.as_str(), c1.author.username.as_str()), ("first", "anna"));
 
     store.follow(jake.id, "anna").await.unwrap();
     let listed = store.comments(a.id, Some(jake.id)).await.unwrap();
-    assert_eq!(
-        listed.iter().map(|c| c.id).collect::<Vec<_>>(),
-        [c1.id, c2.id]
-    );
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [c1.id, c2.id]);
     assert!(listed[0].author.following && !listed[1].author.following);
     assert!(store.comments(other.id, None).await.unwrap().is_empty());
 
-    assert_eq!(
-        store.comment_author(a.id, c1.id).await.unwrap(),
-        Some(anna.id)
-    );
+    assert_eq!(store.comment_author(a.id, c1.id).await.unwrap(), Some(anna.id));
     assert_eq!(store.comment_author(other.id, c1.id).await.unwrap(), None);
     assert!(!store.delete_comment(c1.id, jake.id).await.unwrap());
     assert!(store.delete_comment(c1.id, anna.id).await.unwrap());
@@ -673,10 +435,7 @@ pub async fn concurrent_registrations_of_one_name_give_one_user(store: TestStore
     });
     let results = futures::future::join_all(attempts).await;
     let created = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
-    let conflicts = results
-        .iter()
-        .filter(|r| matches!(r, Ok(Err(DbError::Conflict("username")))))
-        .count();
+    let conflicts = results.iter().filter(|r| matches!(r, Ok(Err(DbError::Conflict("username"))))).count();
     assert_eq!((created, conflicts), (1, 19), "{results:?}");
 }
 
@@ -695,13 +454,5 @@ pub async fn concurrent_favorites_are_all_counted(store: TestStore) {
     for result in futures::future::join_all(favs).await {
         result.unwrap().unwrap().unwrap();
     }
-    assert_eq!(
-        store
-            .article(&a.slug, None)
-            .await
-            .unwrap()
-            .unwrap()
-            .favorites_count,
-        50
-    );
+    assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap().favorites_count, 50);
 }

@@ -62,10 +62,7 @@ pub struct Paging {
 
 impl Default for Paging {
     fn default() -> Self {
-        Self {
-            limit: 20,
-            offset: 0,
-        }
+        Self { limit: 20, offset: 0 }
     }
 }
 
@@ -106,4 +103,18 @@ pub enum FilterShape<'a> {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,
+}
+
+/// One connection pool's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: usize,
+}
+
+impl PoolStats {
+    pub fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> Self {
+        Self { name, size: pool.size(), idle: pool.num_idle() }
+    }
 }

@@ -37,12 +37,7 @@ struct CommentInput {
 }
 
 async fn article_id(state: &AppState, slug: &str) -> ApiResult<i64> {
-    Ok(state
-        .store
-        .article_ref(slug)
-        .await?
-        .ok_or(ApiError::NotFound("article"))?
-        .id)
+    Ok(state.store.article_ref(slug).await?.ok_or(ApiError::NotFound("article"))?.id)
 }
 
 async fn list(
@@ -51,9 +46,7 @@ async fn list(
     Path(slug): Path<String>,
 ) -> ApiResult<Json<CommentsBody>> {
     let article = article_id(&state, &slug).await?;
-    Ok(Json(CommentsBody {
-        comments: state.store.comments(article, caller.id()).await?,
-    }))
+    Ok(Json(CommentsBody { comments: state.store.comments(article, caller.id()).await? }))
 }
 
 async fn create(
@@ -63,18 +56,12 @@ async fn create(
     ApiJson(CommentEnvelope { comment: input }): ApiJson<CommentEnvelope>,
 ) -> ApiResult<(StatusCode, Json<CommentBody>)> {
     let mut errors = Errors::new();
-    let body = errors.check(
-        "body",
-        v::text(input.body.as_deref().unwrap_or_default(), v::COMMENT_MAX),
-    );
+    let body = errors.check("body", v::text(input.body.as_deref().unwrap_or_default(), v::COMMENT_MAX));
     let Some(body) = body else {
         return Err(errors.into());
     };
     let article = article_id(&state, &slug).await?;
-    let comment = state
-        .store
-        .create_comment(article, caller.user.id, &body)
-        .await?;
+    let comment = state.store.create_comment(article, caller.user.id, &body).await?;
     Ok((StatusCode::CREATED, Json(CommentBody { comment })))
 }
 
@@ -86,11 +73,7 @@ async fn remove(
     let article = article_id(&state, &slug).await?;
     // A non-numeric id names no comment: that is a 404, not a malformed request.
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound("comment"))?;
-    let author = state
-        .store
-        .comment_author(article, id)
-        .await?
-        .ok_or(ApiError::NotFound("comment"))?;
+    let author = state.store.comment_author(article, id).await?.ok_or(ApiError::NotFound("comment"))?;
     if author != caller.user.id {
         return Err(ApiError::Forbidden("comment"));
     }

@@ -7,17 +7,13 @@ mod profiles;
 mod tags;
 mod users;
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
-use axum::response::{IntoResponse, Response};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
 
 use crate::error::ApiError;
-use crate::extract::BODY_LIMIT;
 use crate::state::AppState;
 
 /// The whole application, ready to serve. Separate from [`crate::serve`] so tests can drive it
@@ -29,23 +25,22 @@ pub fn app(state: AppState) -> Router {
         .merge(articles::routes())
         .merge(comments::routes())
         .merge(tags::routes());
-    Router::new()
-        .nest("/api", api)
-        .merge(health::routes())
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-                })
-                .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "response");
-                }),
-        )
+    let mut router = Router::new().nest("/api", api).merge(health::routes());
+    if state.metrics_on_main {
+        router = router.route("/metrics", get(metrics));
+    }
+    let router =
+        router.fallback(unknown_route).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
+    crate::layers::wrap(router, &state.http, state.metrics.clone())
+}
+
+/// `/metrics` alone, for `CONDUIT_METRICS_BIND`.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render(&state.store))
 }
 
 async fn unknown_route() -> ApiError {

@@ -20,9 +20,7 @@ struct ProfileBody {
 }
 
 fn found(profile: Option<Profile>) -> ApiResult<Json<ProfileBody>> {
-    profile
-        .map(|profile| Json(ProfileBody { profile }))
-        .ok_or(ApiError::NotFound("profile"))
+    profile.map(|profile| Json(ProfileBody { profile })).ok_or(ApiError::NotFound("profile"))
 }
 
 async fn show(

@@ -16,7 +16,5 @@ struct TagsBody {
 }
 
 async fn list(State(state): State<AppState>) -> ApiResult<Json<TagsBody>> {
-    Ok(Json(TagsBody {
-        tags: state.store.tags().await?,
-    }))
+    Ok(Json(TagsBody { tags: state.store.tags().await? }))
 }

@@ -43,13 +43,7 @@ struct UserView {
 impl UserBody {
     pub fn new(user: User, token: String) -> Json<Self> {
         Json(UserBody {
-            user: UserView {
-                email: user.email,
-                token,
-                username: user.username,
-                bio: user.bio,
-                image: user.image,
-            },
+            user: UserView { email: user.email, token, username: user.username, bio: user.bio, image: user.image },
         })
     }
 }
@@ -66,30 +60,14 @@ async fn register(
     ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<Registration>>,
 ) -> ApiResult<(StatusCode, Json<UserBody>)> {
     let mut errors = Errors::new();
-    let username = errors.check(
-        "username",
-        v::username(input.username.as_deref().unwrap_or_default()),
-    );
-    let email = errors.check(
-        "email",
-        v::email(input.email.as_deref().unwrap_or_default()),
-    );
-    let password = errors.check(
-        "password",
-        v::new_password(input.password.as_deref().unwrap_or_default()),
-    );
+    let username = errors.check("username", v::username(input.username.as_deref().unwrap_or_default()));
+    let email = errors.check("email", v::email(input.email.as_deref().unwrap_or_default()));
+    let password = errors.check("password", v::new_password(input.password.as_deref().unwrap_or_default()));
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(errors.into());
     };
     let password_hash = state.passwords.hash(password).await?;
-    let user = state
-        .store
-        .create_user(&NewUser {
-            username,
-            email,
-            password_hash,
-        })
-        .await?;
+    let user = state.store.create_user(&NewUser { username, email, password_hash }).await?;
     let token = state.tokens.mint(user.id, chrono::Utc::now());
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
 }
@@ -105,19 +83,11 @@ async fn login(
     ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<Login>>,
 ) -> ApiResult<Json<UserBody>> {
     let mut errors = Errors::new();
-    let email = input
-        .email
-        .as_deref()
-        .unwrap_or_default()
-        .trim()
-        .to_lowercase();
+    let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
     if email.is_empty() {
         errors.add("email", v::BLANK);
     }
-    let password = errors.check(
-        "password",
-        v::login_password(input.password.as_deref().unwrap_or_default()),
-    );
+    let password = errors.check("password", v::login_password(input.password.as_deref().unwrap_or_default()));
     let Some(password) = password.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
@@ -126,6 +96,7 @@ async fn login(
     let credentials = state.store.credentials_by_email(&email).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     let matches = state.passwords.verify(password, hash).await?;
+    state.metrics.record_login(matches && credentials.is_some());
     match credentials {
         Some(credentials) if matches => {
             let token = state.tokens.mint(credentials.user.id, chrono::Utc::now());
@@ -166,27 +137,14 @@ async fn update(
         && input.bio.is_none()
         && input.image.is_none()
     {
-        errors.add(
-            "user",
-            "must contain at least one of username, email, password, bio, image",
-        );
+        errors.add("user", "must contain at least one of username, email, password, bio, image");
     }
     let required = |value: Option<String>| value.unwrap_or_default();
-    let username = input
-        .username
-        .map(|u| errors.check("username", v::username(&required(u))));
-    let email = input
-        .email
-        .map(|e| errors.check("email", v::email(&required(e))));
-    let password = input
-        .password
-        .map(|p| errors.check("password", v::new_password(&required(p))));
-    let bio = input
-        .bio
-        .map(|b| errors.check("bio", v::optional_text(b.as_deref(), v::BIO_MAX)));
-    let image = input
-        .image
-        .map(|i| errors.check("image", v::optional_text(i.as_deref(), v::IMAGE_MAX)));
+    let username = input.username.map(|u| errors.check("username", v::username(&required(u))));
+    let email = input.email.map(|e| errors.check("email", v::email(&required(e))));
+    let password = input.password.map(|p| errors.check("password", v::new_password(&required(p))));
+    let bio = input.bio.map(|b| errors.check("bio", v::optional_text(b.as_deref(), v::BIO_MAX)));
+    let image = input.image.map(|i| errors.check("image", v::optional_text(i.as_deref(), v::IMAGE_MAX)));
     if !errors.is_empty() {
         return Err(errors.into());
     }
@@ -201,10 +159,6 @@ async fn update(
         bio: bio.map(Option::flatten),
         image: image.map(Option::flatten),
     };
-    let user = state
-        .store
-        .update_user(caller.user.id, &changes)
-        .await?
-        .ok_or(ApiError::Token("is invalid"))?;
+    let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("is invalid"))?;
     Ok(UserBody::new(user, caller.token))
 }

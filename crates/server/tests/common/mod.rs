@@ -7,6 +7,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use conduit_domain::token::TokenKeys;
+use conduit_server::layers::HttpSettings;
 use conduit_server::{AppState, app, serve};
 use conduit_store::Store;
 use reqwest::{Method, StatusCode};
@@ -50,28 +51,29 @@ pub fn keys() -> TokenKeys {
 
 impl TestApp {
     pub async fn sqlite() -> Self {
-        let (store, dir) = conduit_store_sqlite::testing::fresh_store().await;
-        Self::start(Arc::new(store), Box::new(dir)).await
+        Self::sqlite_with(HttpSettings::default()).await
     }
 
     pub async fn postgres() -> Self {
-        let (store, db) = conduit_store_postgres::testing::fresh_store().await;
-        Self::start(Arc::new(store), Box::new(db)).await
+        Self::postgres_with(HttpSettings::default()).await
     }
 
-    async fn start(store: Arc<dyn Store>, database: Box<dyn Any + Send>) -> Self {
-        let state = AppState::new(store.clone(), keys());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+    pub async fn sqlite_with(settings: HttpSettings) -> Self {
+        let (store, dir) = conduit_store_sqlite::testing::fresh_store().await;
+        Self::start(Arc::new(store), Box::new(dir), settings).await
+    }
+
+    pub async fn postgres_with(settings: HttpSettings) -> Self {
+        let (store, db) = conduit_store_postgres::testing::fresh_store().await;
+        Self::start(Arc::new(store), Box::new(db), settings).await
+    }
+
+    async fn start(store: Arc<dyn Store>, database: Box<dyn Any + Send>, settings: HttpSettings) -> Self {
+        let state = AppState::new(store.clone(), keys()).with_http(settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(serve(listener, app(state), std::future::pending()));
-        TestApp {
-            base,
-            client: reqwest::Client::new(),
-            store,
-            _database: database,
-        }
+        TestApp { base, client: reqwest::Client::new(), store, _database: database }
     }
 
     /// Sends a request and returns the status and the JSON body (`Null` when empty).
@@ -95,8 +97,7 @@ impl TestApp {
         let json = if text.is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"))
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}"))
         };
         (status, json)
     }
@@ -120,11 +121,7 @@ impl TestApp {
         let response = request.send().await.expect("request");
         let status = response.status();
         let text = response.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text)
-                .unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}")),
-        )
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status} body is not JSON: {text:?}")))
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -179,17 +176,10 @@ impl TestApp {
 /// Asserts the spec's error shape, `{"errors":{"<field>":["<message>", ...]}}`, and returns
 /// the messages of `field`.
 pub fn error_messages(body: &Value, field: &str) -> Vec<String> {
-    let errors = body["errors"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no errors object in {body}"));
+    let errors = body["errors"].as_object().unwrap_or_else(|| panic!("no errors object in {body}"));
     for (key, messages) in errors {
-        let messages = messages
-            .as_array()
-            .unwrap_or_else(|| panic!("errors.{key} is not a list in {body}"));
-        assert!(
-            !messages.is_empty() && messages.iter().all(Value::is_string),
-            "errors.{key} in {body}"
-        );
+        let messages = messages.as_array().unwrap_or_else(|| panic!("errors.{key} is not a list in {body}"));
+        assert!(!messages.is_empty() && messages.iter().all(Value::is_string), "errors.{key} in {body}");
     }
     errors
         .get(field)

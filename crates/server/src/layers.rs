@@ -1,0 +1,111 @@
+//! The protective and observational layers around every route: request ids, tracing, metrics,
+//! CORS, gzip, load shedding, request timeouts, panics, and the body size limit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Limits and policies of the HTTP layer; each has a config setting (see `config.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// A request still running after this is answered 503.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are shed with 503 and `Retry-After`.
+    pub max_concurrency: usize,
+    /// Largest accepted request body, in bytes; bigger gets 413.
+    pub body_limit: usize,
+    /// Origins allowed by CORS, as `scheme://host[:port]`. Empty: no CORS headers at all.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_concurrency: 1024,
+            body_limit: 1024 * 1024,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// Wraps `router` in every layer. Outermost first: request id, trace span, response id,
+/// metrics, CORS, gzip, load shedding, timeout, panic catcher, body limit.
+pub fn wrap(router: Router, settings: &HttpSettings, metrics: Arc<Metrics>) -> Router {
+    let permits = Arc::new(Semaphore::new(settings.max_concurrency));
+    let timeout = settings.request_timeout;
+    router
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .layer(middleware::from_fn_with_state(timeout, request_timeout))
+        .layer(middleware::from_fn_with_state(permits, shed_load))
+        .layer(CompressionLayer::new().gzip(true))
+        .layer(cors(&settings.allowed_origins))
+        .layer(middleware::from_fn_with_state(metrics, record_metrics))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
+            |res: &Response, latency: Duration, _: &tracing::Span| {
+                tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "response");
+            },
+        ))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// One span per request; every log line inside it carries these fields.
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route, path = %req.uri().path())
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE])
+        .allow_credentials(true)
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(600))
+}
+
+async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        // Dropping the handler cancels its work; an open transaction rolls back.
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+async fn shed_load(State(permits): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
+    match permits.try_acquire() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => ApiError::Overloaded.into_response(),
+    }
+}
+
+async fn record_metrics(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let _in_flight = metrics.in_flight();
+    let response = next.run(req).await;
+    metrics.record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    response
+}

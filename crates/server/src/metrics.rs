@@ -1,0 +1,102 @@
+//! Prometheus metrics, one registry per app (no global state, so tests can run many apps).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use conduit_store::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RequestLabels, Histogram>,
+    in_flight: Gauge,
+    logins: Family<LoginLabels, Counter>,
+    pool_size: Family<PoolLabels, Gauge>,
+    pool_idle: Family<PoolLabels, Gauge>,
+}
+
+/// Decrements the in-flight gauge when the request is done, however it ends.
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("conduit");
+        let requests = Family::<RequestLabels, Counter>::default();
+        // 0.5 ms to ~8 s: local requests are fast; the top buckets catch timeouts.
+        let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        });
+        let in_flight = Gauge::default();
+        let logins = Family::<LoginLabels, Counter>::default();
+        let pool_size = Family::<PoolLabels, Gauge>::default();
+        let pool_idle = Family::<PoolLabels, Gauge>::default();
+        registry.register("http_requests", "HTTP requests by method, route template and status", requests.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency", latency.clone());
+        registry.register("http_requests_in_flight", "HTTP requests being handled now", in_flight.clone());
+        registry.register("logins", "Login attempts by result (success, failure)", logins.clone());
+        registry.register("db_pool_connections", "Open database connections by pool", pool_size.clone());
+        registry.register("db_pool_idle_connections", "Idle database connections by pool", pool_idle.clone());
+        Self { registry, requests, latency, in_flight, logins, pool_size, pool_idle }
+    }
+}
+
+impl Metrics {
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn record_login(&self, succeeded: bool) {
+        let result = if succeeded { "success" } else { "failure" };
+        self.logins.get_or_create(&LoginLabels { result }).inc();
+    }
+
+    /// The text exposition, with pool figures read now.
+    pub fn render(&self, store: &Arc<dyn Store>) -> String {
+        for pool in store.pool_stats() {
+            self.pool_size.get_or_create(&PoolLabels { pool: pool.name }).set(i64::from(pool.size));
+            self.pool_idle.get_or_create(&PoolLabels { pool: pool.name }).set(pool.idle as i64);
+        }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
