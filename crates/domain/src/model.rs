@@ -21,6 +21,7 @@ pub struct User {
 
 /// A user as any other user sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     pub username: String,
     pub bio: Option<String>,
@@ -28,7 +29,9 @@ pub struct Profile {
     pub following: bool,
 }
 
+/// An article. `body` is left out of lists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Article {
     #[serde(skip)]
@@ -36,7 +39,7 @@ pub struct Article {
     pub slug: String,
     pub title: String,
     pub description: String,
-    /// `None` in lists: the spec leaves the body out of multi-article responses.
+    /// Left out of lists of articles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     pub tag_list: Vec<String>,
@@ -50,6 +53,7 @@ pub struct Article {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Comment {
     pub id: CommentId,

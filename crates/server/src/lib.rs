@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod layers;
 pub mod metrics;
+pub mod openapi;
 pub mod passwords;
 pub mod routes;
 pub mod serve;

@@ -5,10 +5,12 @@ use axum::{Json, Router};
 use conduit_domain::{Article, Errors, validation as v};
 use conduit_store::{ArticleChanges, ArticleQuery, ArticleRef, NewArticle, Page, with_unique_slug};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{MaybeUser, RequireUser};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ListParams, present};
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -19,19 +21,15 @@ pub fn routes() -> Router<AppState> {
         .route("/articles/{slug}/favorite", post(favorite).delete(unfavorite))
 }
 
-#[derive(Deserialize)]
-struct ArticleEnvelope<T> {
-    article: T,
-}
-
-#[derive(Serialize)]
-struct ArticleBody {
+#[derive(Serialize, ToSchema)]
+pub struct ArticleBody {
     article: Article,
 }
 
-#[derive(Serialize)]
+/// A page of articles (without bodies) and the number of all matches.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ArticlesBody {
+pub struct ArticlesBody {
     articles: Vec<Article>,
     articles_count: i64,
 }
@@ -56,16 +54,41 @@ pub async fn owned_by(state: &AppState, slug: &str, caller: &RequireUser) -> Api
     Ok(article)
 }
 
-async fn list(State(state): State<AppState>, caller: MaybeUser, params: ListParams) -> ApiResult<Json<ArticlesBody>> {
+/// Recent articles, newest first, filtered by any of tag, author and favorited (combined with
+/// AND). Auth is optional.
+#[utoipa::path(get, path = "/articles", tag = "Articles", security((), ("Token" = [])),
+    params(("tag" = Option<String>, Query, description = "Filter by tag"),
+        ("author" = Option<String>, Query, description = "Filter by author username"),
+        ("favorited" = Option<String>, Query, description = "Filter by a user who favorited"),
+        ("limit" = Option<u32>, Query, description = "Page size, default 20, at most 100"),
+        ("offset" = Option<u32>, Query, description = "Articles to skip, default 0")),
+    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    params: ListParams,
+) -> ApiResult<Json<ArticlesBody>> {
     let query = ArticleQuery { tag: params.tag, author: params.author, favorited: params.favorited, page: params.page };
     Ok(Json(state.store.list_articles(&query, caller.id()).await?.into()))
 }
 
-async fn feed(State(state): State<AppState>, caller: RequireUser, params: ListParams) -> ApiResult<Json<ArticlesBody>> {
+/// Articles by authors the caller follows, newest first.
+#[utoipa::path(get, path = "/articles/feed", tag = "Articles", security(("Token" = [])),
+    params(("limit" = Option<u32>, Query, description = "Page size, default 20, at most 100"),
+        ("offset" = Option<u32>, Query, description = "Articles to skip, default 0")),
+    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn feed(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    params: ListParams,
+) -> ApiResult<Json<ArticlesBody>> {
     Ok(Json(state.store.feed(caller.user.id, params.page).await?.into()))
 }
 
-async fn show(
+/// One article, with its body. Auth is optional.
+#[utoipa::path(get, path = "/articles/{slug}", tag = "Articles", security((), ("Token" = [])), params(("slug" = String, Path, description = "Slug of the article")),
+    responses((status = 200, body = ArticleBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn show(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(slug): Path<String>,
@@ -73,19 +96,32 @@ async fn show(
     found(state.store.article(&slug, caller.id()).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+pub struct NewArticleRequest {
+    article: ArticleInput,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewArticle)]
 #[serde(rename_all = "camelCase")]
-struct ArticleInput {
+pub struct ArticleInput {
+    #[schema(required, value_type = String)]
     title: Option<String>,
+    #[schema(required, value_type = String)]
     description: Option<String>,
+    #[schema(required, value_type = String)]
     body: Option<String>,
+    #[schema(value_type = Vec<String>)]
     tag_list: Option<Vec<String>>,
 }
 
-async fn create(
+/// Publish an article. Its slug comes from the title, with a suffix when taken.
+#[utoipa::path(post, path = "/articles", tag = "Articles", security(("Token" = [])), request_body = NewArticleRequest,
+    responses((status = 201, body = ArticleBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: RequireUser,
-    ApiJson(ArticleEnvelope { article: input }): ApiJson<ArticleEnvelope<ArticleInput>>,
+    ApiJson(NewArticleRequest { article: input }): ApiJson<NewArticleRequest>,
 ) -> ApiResult<(StatusCode, Json<ArticleBody>)> {
     let mut errors = Errors::new();
     let title = errors.check("title", v::text(input.title.as_deref().unwrap_or_default(), v::TITLE_MAX));
@@ -103,17 +139,28 @@ async fn create(
     Ok((StatusCode::CREATED, Json(ArticleBody { article })))
 }
 
-/// Every field optional; `null` is refused (these fields have no "empty" state).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateArticleRequest {
+    article: ArticleUpdate,
+}
+
+/// Every field optional; `null` is refused (these fields have no "empty" state). A new title
+/// gives a new slug.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UpdateArticle)]
 #[serde(rename_all = "camelCase")]
-struct ArticleUpdate {
+pub struct ArticleUpdate {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     body: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<String>)]
     tag_list: Option<Option<Vec<String>>>,
 }
 
@@ -124,11 +171,14 @@ fn not_null<T>(field: &Option<Option<T>>) -> Result<(), String> {
     }
 }
 
-async fn update(
+/// Change one of your articles. Omitted fields and an omitted tagList are kept.
+#[utoipa::path(put, path = "/articles/{slug}", tag = "Articles", security(("Token" = [])), request_body = UpdateArticleRequest, params(("slug" = String, Path, description = "Slug of the article")),
+    responses((status = 200, body = ArticleBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: RequireUser,
     Path(slug): Path<String>,
-    ApiJson(ArticleEnvelope { article: input }): ApiJson<ArticleEnvelope<ArticleUpdate>>,
+    ApiJson(UpdateArticleRequest { article: input }): ApiJson<UpdateArticleRequest>,
 ) -> ApiResult<Json<ArticleBody>> {
     let article = owned_by(&state, &slug, &caller).await?;
     let mut errors = Errors::new();
@@ -164,7 +214,14 @@ async fn update(
     found(updated)
 }
 
-async fn delete(State(state): State<AppState>, caller: RequireUser, Path(slug): Path<String>) -> ApiResult<StatusCode> {
+/// Delete one of your articles, with its comments and favorites.
+#[utoipa::path(delete, path = "/articles/{slug}", tag = "Articles", security(("Token" = [])), params(("slug" = String, Path, description = "Slug of the article")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    Path(slug): Path<String>,
+) -> ApiResult<StatusCode> {
     let article = owned_by(&state, &slug, &caller).await?;
     if state.store.delete_article(article.id, caller.user.id).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -173,7 +230,10 @@ async fn delete(State(state): State<AppState>, caller: RequireUser, Path(slug): 
     }
 }
 
-async fn favorite(
+/// Favorite an article (idempotent).
+#[utoipa::path(post, path = "/articles/{slug}/favorite", tag = "Favorites", security(("Token" = [])), params(("slug" = String, Path, description = "Slug of the article")),
+    responses((status = 200, body = ArticleBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn favorite(
     State(state): State<AppState>,
     caller: RequireUser,
     Path(slug): Path<String>,
@@ -181,7 +241,10 @@ async fn favorite(
     found(state.store.favorite(caller.user.id, &slug).await?)
 }
 
-async fn unfavorite(
+/// Unfavorite an article (idempotent).
+#[utoipa::path(delete, path = "/articles/{slug}/favorite", tag = "Favorites", security(("Token" = [])), params(("slug" = String, Path, description = "Slug of the article")),
+    responses((status = 200, body = ArticleBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn unfavorite(
     State(state): State<AppState>,
     caller: RequireUser,
     Path(slug): Path<String>,

@@ -4,10 +4,12 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use conduit_domain::{Comment, Errors, validation as v};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::{MaybeUser, RequireUser};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -16,23 +18,25 @@ pub fn routes() -> Router<AppState> {
         .route("/articles/{slug}/comments/{id}", delete(remove))
 }
 
-#[derive(Serialize)]
-struct CommentBody {
+#[derive(Serialize, ToSchema)]
+pub struct CommentBody {
     comment: Comment,
 }
 
-#[derive(Serialize)]
-struct CommentsBody {
+#[derive(Serialize, ToSchema)]
+pub struct CommentsBody {
     comments: Vec<Comment>,
 }
 
-#[derive(Deserialize)]
-struct CommentEnvelope {
+#[derive(Deserialize, ToSchema)]
+pub struct NewCommentRequest {
     comment: CommentInput,
 }
 
-#[derive(Deserialize)]
-struct CommentInput {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewComment)]
+pub struct CommentInput {
+    #[schema(required, value_type = String)]
     body: Option<String>,
 }
 
@@ -40,7 +44,11 @@ async fn article_id(state: &AppState, slug: &str) -> ApiResult<i64> {
     Ok(state.store.article_ref(slug).await?.ok_or(ApiError::NotFound("article"))?.id)
 }
 
-async fn list(
+/// An article's comments, oldest first. Auth is optional.
+#[utoipa::path(get, path = "/articles/{slug}/comments", tag = "Comments", security((), ("Token" = [])),
+    params(("slug" = String, Path, description = "Slug of the article")),
+    responses((status = 200, body = CommentsBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(slug): Path<String>,
@@ -49,11 +57,15 @@ async fn list(
     Ok(Json(CommentsBody { comments: state.store.comments(article, caller.id()).await? }))
 }
 
-async fn create(
+/// Comment on an article.
+#[utoipa::path(post, path = "/articles/{slug}/comments", tag = "Comments", security(("Token" = [])), request_body = NewCommentRequest,
+    params(("slug" = String, Path, description = "Slug of the article")),
+    responses((status = 201, body = CommentBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: RequireUser,
     Path(slug): Path<String>,
-    ApiJson(CommentEnvelope { comment: input }): ApiJson<CommentEnvelope>,
+    ApiJson(NewCommentRequest { comment: input }): ApiJson<NewCommentRequest>,
 ) -> ApiResult<(StatusCode, Json<CommentBody>)> {
     let mut errors = Errors::new();
     let body = errors.check("body", v::text(input.body.as_deref().unwrap_or_default(), v::COMMENT_MAX));
@@ -65,7 +77,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(CommentBody { comment })))
 }
 
-async fn remove(
+/// Delete one of your comments.
+#[utoipa::path(delete, path = "/articles/{slug}/comments/{id}", tag = "Comments", security(("Token" = [])),
+    params(("slug" = String, Path, description = "Slug of the article"), ("id" = i64, Path, description = "Comment id")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: RequireUser,
     Path((slug, id)): Path<(String, String)>,

@@ -1,11 +1,11 @@
 //! The router: one file per resource.
 
-mod articles;
-mod comments;
-mod health;
-mod profiles;
-mod tags;
-mod users;
+pub(crate) mod articles;
+pub(crate) mod comments;
+pub(crate) mod health;
+pub(crate) mod profiles;
+pub(crate) mod tags;
+pub(crate) mod users;
 
 use axum::Router;
 use axum::extract::State;
@@ -25,7 +25,7 @@ pub fn app(state: AppState) -> Router {
         .merge(articles::routes())
         .merge(comments::routes())
         .merge(tags::routes());
-    let mut router = Router::new().nest("/api", api).merge(health::routes());
+    let mut router = Router::new().nest("/api", api).merge(health::routes()).merge(crate::openapi::routes());
     if state.metrics_on_main {
         router = router.route("/metrics", get(metrics));
     }

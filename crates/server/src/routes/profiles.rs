@@ -3,9 +3,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use conduit_domain::Profile;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::{MaybeUser, RequireUser};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -14,8 +16,8 @@ pub fn routes() -> Router<AppState> {
         .route("/profiles/{username}/follow", post(follow).delete(unfollow))
 }
 
-#[derive(Serialize)]
-struct ProfileBody {
+#[derive(Serialize, ToSchema)]
+pub struct ProfileBody {
     profile: Profile,
 }
 
@@ -23,7 +25,11 @@ fn found(profile: Option<Profile>) -> ApiResult<Json<ProfileBody>> {
     profile.map(|profile| Json(ProfileBody { profile })).ok_or(ApiError::NotFound("profile"))
 }
 
-async fn show(
+/// A user's profile. Auth is optional: with a token, `following` is the caller's.
+#[utoipa::path(get, path = "/profiles/{username}", tag = "Profile", security((), ("Token" = [])),
+    params(("username" = String, Path, description = "Username of the profile")),
+    responses((status = 200, body = ProfileBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn show(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(username): Path<String>,
@@ -31,7 +37,11 @@ async fn show(
     found(state.store.profile(&username, caller.id()).await?)
 }
 
-async fn follow(
+/// Follow a user (idempotent).
+#[utoipa::path(post, path = "/profiles/{username}/follow", tag = "Profile", security(("Token" = [])),
+    params(("username" = String, Path, description = "Username to follow")),
+    responses((status = 200, body = ProfileBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn follow(
     State(state): State<AppState>,
     caller: RequireUser,
     Path(username): Path<String>,
@@ -39,7 +49,11 @@ async fn follow(
     found(state.store.follow(caller.user.id, &username).await?)
 }
 
-async fn unfollow(
+/// Stop following a user (idempotent).
+#[utoipa::path(delete, path = "/profiles/{username}/follow", tag = "Profile", security(("Token" = [])),
+    params(("username" = String, Path, description = "Username to unfollow")),
+    responses((status = 200, body = ProfileBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn unfollow(
     State(state): State<AppState>,
     caller: RequireUser,
     Path(username): Path<String>,

@@ -2,6 +2,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -10,11 +11,13 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/tags", get(list))
 }
 
-#[derive(Serialize)]
-struct TagsBody {
+#[derive(Serialize, ToSchema)]
+pub struct TagsBody {
     tags: Vec<String>,
 }
 
-async fn list(State(state): State<AppState>) -> ApiResult<Json<TagsBody>> {
+/// Every tag in use, most used first.
+#[utoipa::path(get, path = "/tags", tag = "Tags", responses((status = 200, body = TagsBody)))]
+pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<TagsBody>> {
     Ok(Json(TagsBody { tags: state.store.tags().await? }))
 }

@@ -7,10 +7,12 @@ use axum::{Json, Router};
 use conduit_domain::{Errors, User, validation as v};
 use conduit_store::{NewUser, UserChanges};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::RequireUser;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -20,19 +22,15 @@ pub fn routes() -> Router<AppState> {
         .route("/user", get(current).put(update))
 }
 
-#[derive(Deserialize)]
-struct UserEnvelope<T> {
-    user: T,
-}
-
 /// `{"user": {...}}` as the spec returns it: the owner's view, with a token.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserBody {
     user: UserView,
 }
 
-#[derive(Serialize)]
-struct UserView {
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
+pub struct UserView {
     email: String,
     token: String,
     username: String,
@@ -48,16 +46,29 @@ impl UserBody {
     }
 }
 
-#[derive(Deserialize)]
-struct Registration {
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    user: Registration,
+}
+
+/// Missing fields are reported as blank (422), like empty ones.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewUser)]
+pub struct Registration {
+    #[schema(required, value_type = String)]
     username: Option<String>,
+    #[schema(required, value_type = String)]
     email: Option<String>,
+    #[schema(required, value_type = String)]
     password: Option<String>,
 }
 
-async fn register(
+/// Register a new user; answers with the user and a token.
+#[utoipa::path(post, path = "/users", tag = "User and Authentication", request_body = RegisterRequest,
+    responses((status = 201, body = UserBody), (status = 409, description = "Username or email taken", body = ErrorBody)))]
+pub(crate) async fn register(
     State(state): State<AppState>,
-    ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<Registration>>,
+    ApiJson(RegisterRequest { user: input }): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserBody>)> {
     let mut errors = Errors::new();
     let username = errors.check("username", v::username(input.username.as_deref().unwrap_or_default()));
@@ -72,15 +83,26 @@ async fn register(
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
 }
 
-#[derive(Deserialize)]
-struct Login {
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    user: Login,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(as = LoginUser)]
+pub struct Login {
+    #[schema(required, value_type = String)]
     email: Option<String>,
+    #[schema(required, value_type = String)]
     password: Option<String>,
 }
 
-async fn login(
+/// Log in with email and password; answers with the user and a fresh token.
+#[utoipa::path(post, path = "/users/login", tag = "User and Authentication", request_body = LoginRequest,
+    responses((status = 200, body = UserBody), (status = 401, description = "Wrong email or password", body = ErrorBody)))]
+pub(crate) async fn login(
     State(state): State<AppState>,
-    ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<Login>>,
+    ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<UserBody>> {
     let mut errors = Errors::new();
     let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
@@ -106,29 +128,46 @@ async fn login(
     }
 }
 
-async fn current(caller: RequireUser) -> Json<UserBody> {
+/// The current user, with the token they presented.
+#[utoipa::path(get, path = "/user", tag = "User and Authentication", security(("Token" = [])),
+    responses((status = 200, body = UserBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn current(caller: RequireUser) -> Json<UserBody> {
     UserBody::new(caller.user, caller.token)
 }
 
-/// Every field optional; `null` or `""` clears `bio` and `image`, and is refused for the rest.
-#[derive(Deserialize)]
-struct UserUpdate {
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateUserRequest {
+    user: UserUpdate,
+}
+
+/// At least one field. `null` or `""` clears `bio` and `image`, and is refused for the rest.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UpdateUser)]
+pub struct UserUpdate {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     username: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     password: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     bio: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     image: Option<Option<String>>,
 }
 
-async fn update(
+/// Change the current user. A new password takes effect at once.
+#[utoipa::path(put, path = "/user", tag = "User and Authentication", security(("Token" = [])), request_body = UpdateUserRequest,
+    responses((status = 200, body = UserBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: RequireUser,
-    ApiJson(UserEnvelope { user: input }): ApiJson<UserEnvelope<UserUpdate>>,
+    ApiJson(UpdateUserRequest { user: input }): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<UserBody>> {
     let mut errors = Errors::new();
     if input.username.is_none()

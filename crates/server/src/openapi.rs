@@ -1,0 +1,95 @@
+//! The OpenAPI document, generated from the handlers' annotations, served at
+//! `GET /api/openapi.json`, with interactive docs at `GET /docs` (assets built into the binary).
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes::{articles, comments, profiles, tags, users};
+use crate::state::AppState;
+
+/// The error shape of every 4xx and 5xx: `{"errors":{"<field>":["<message>"]}}`.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = GenericErrorModel, example = json!({"errors": {"title": ["can't be blank"]}}))]
+pub struct ErrorBody {
+    pub errors: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Conduit",
+        description = "The RealWorld \"Conduit\" API, served by Conduit. Errors always have the shape \
+            `{\"errors\":{\"<field>\":[\"<message>\"]}}`. Authenticate with `Authorization: Token <jwt>`.",
+        license(name = "MIT"),
+        version = "2.0.0"
+    ),
+    servers((url = "/api")),
+    paths(
+        users::login, users::register, users::current, users::update,
+        profiles::show, profiles::follow, profiles::unfollow,
+        articles::feed, articles::list, articles::create, articles::show, articles::update, articles::delete,
+        comments::list, comments::create, comments::remove,
+        articles::favorite, articles::unfavorite,
+        tags::list,
+    ),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "Articles"), (name = "Comments"), (name = "Favorites"), (name = "Profile"), (name = "Tags"),
+        (name = "User and Authentication"),
+    ),
+    modifiers(&CommonResponses)
+)]
+pub struct ApiDoc;
+
+/// Adds what every operation can answer: the token scheme, 422 for a bad request, 413 for an
+/// oversized body, and 503 when the server sheds load, times out, or the database is away.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "Token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`Token <jwt>` (or `Bearer <jwt>`), the token from login or registration",
+            ))),
+        );
+        let error = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("GenericErrorModel")))
+                        .build(),
+                )
+                .build()
+                .into()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("422".into()).or_insert_with(|| {
+                    error("Invalid request: malformed JSON, a broken rule, or a bad query parameter")
+                });
+                responses
+                    .entry("503".into())
+                    .or_insert_with(|| error("Overloaded, timed out, or the database is unavailable; retry"));
+                if operation.request_body.is_some() {
+                    responses.entry("413".into()).or_insert_with(|| error("Request body too large"));
+                }
+            }
+        }
+    }
+}
+
+/// `/api/openapi.json` and `/docs`.
+pub fn routes() -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
+}
