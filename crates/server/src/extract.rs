@@ -82,9 +82,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
 fn count(raw: Option<&str>, default: i64) -> Result<i64, String> {
     match raw {
         None => Ok(default),
-        Some(s) => {
-            s.parse::<u32>().map(i64::from).map_err(|_| "must be a whole number from 0 to 4,294,967,295".to_owned())
-        }
+        // i32's range: what the OpenAPI document promises (integer, int32, minimum 0).
+        Some(s) => s
+            .parse::<i32>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(i64::from)
+            .ok_or_else(|| "must be a whole number from 0 to 2,147,483,647".to_owned()),
     }
 }
 
@@ -108,7 +112,7 @@ mod tests {
         assert_eq!(count(None, 20), Ok(20));
         assert_eq!(count(Some("0"), 20), Ok(0));
         assert_eq!(count(Some("7"), 20), Ok(7));
-        for bad in ["-1", "abc", "", "1.5", "99999999999"] {
+        for bad in ["-1", "abc", "", "1.5", "2147483648", "99999999999"] {
             assert!(count(Some(bad), 20).is_err(), "{bad}");
         }
     }

@@ -60,8 +60,8 @@ pub async fn owned_by(state: &AppState, slug: &str, caller: &RequireUser) -> Api
     params(("tag" = Option<String>, Query, description = "Filter by tag"),
         ("author" = Option<String>, Query, description = "Filter by author username"),
         ("favorited" = Option<String>, Query, description = "Filter by a user who favorited"),
-        ("limit" = Option<u32>, Query, description = "Page size, default 20, at most 100"),
-        ("offset" = Option<u32>, Query, description = "Articles to skip, default 0")),
+        ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 20, capped at 100"),
+        ("offset" = Option<i32>, Query, minimum = 0, description = "Articles to skip, default 0")),
     responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -74,8 +74,8 @@ pub(crate) async fn list(
 
 /// Articles by authors the caller follows, newest first.
 #[utoipa::path(get, path = "/articles/feed", tag = "Articles", security(("Token" = [])),
-    params(("limit" = Option<u32>, Query, description = "Page size, default 20, at most 100"),
-        ("offset" = Option<u32>, Query, description = "Articles to skip, default 0")),
+    params(("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 20, capped at 100"),
+        ("offset" = Option<i32>, Query, minimum = 0, description = "Articles to skip, default 0")),
     responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody)))]
 pub(crate) async fn feed(
     State(state): State<AppState>,
@@ -105,13 +105,14 @@ pub struct NewArticleRequest {
 #[schema(as = NewArticle)]
 #[serde(rename_all = "camelCase")]
 pub struct ArticleInput {
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 1, max_length = 256, pattern = r"\S")]
     title: Option<String>,
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 1, max_length = 1024, pattern = r"\S")]
     description: Option<String>,
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 1, pattern = r"\S")]
     body: Option<String>,
-    #[schema(value_type = Vec<String>)]
+    /// Up to 32 tags of up to 64 characters; trimmed, duplicates dropped, order kept.
+    #[schema(value_type = Vec<String>, max_items = 32)]
     tag_list: Option<Vec<String>>,
 }
 
@@ -151,16 +152,16 @@ pub struct UpdateArticleRequest {
 #[serde(rename_all = "camelCase")]
 pub struct ArticleUpdate {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 256, pattern = r"\S")]
     title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 1024, pattern = r"\S")]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, pattern = r"\S")]
     body: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<String>, max_items = 32)]
     tag_list: Option<Option<Vec<String>>>,
 }
 

@@ -36,7 +36,7 @@ pub struct NewCommentRequest {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewComment)]
 pub struct CommentInput {
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 1, max_length = 65536, pattern = r"\S")]
     body: Option<String>,
 }
 

@@ -55,11 +55,11 @@ pub struct RegisterRequest {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewUser)]
 pub struct Registration {
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 1, max_length = 64, pattern = r"\S")]
     username: Option<String>,
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 3, max_length = 254, pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
     email: Option<String>,
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 8, max_length = 256)]
     password: Option<String>,
 }
 
@@ -91,9 +91,9 @@ pub struct LoginRequest {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = LoginUser)]
 pub struct Login {
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 1, pattern = r"\S")]
     email: Option<String>,
-    #[schema(required, value_type = String)]
+    #[schema(required, value_type = String, min_length = 1, max_length = 256)]
     password: Option<String>,
 }
 
@@ -145,19 +145,19 @@ pub struct UpdateUserRequest {
 #[schema(as = UpdateUser)]
 pub struct UserUpdate {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = r"\S")]
     username: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 3, max_length = 254, pattern = r"^\s*[^@\s]+@[^@\s]+\s*$")]
     email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 8, max_length = 256)]
     password: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 4096)]
     bio: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2048)]
     image: Option<Option<String>>,
 }
 
