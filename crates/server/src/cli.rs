@@ -81,32 +81,44 @@ fn env_help() -> String {
 /// Runs the command line and turns any failure into one line on stderr and a non-zero exit.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("conduit: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let bind = match &cli.command {
+        Some(Command::Serve(args)) => args.bind.clone(),
+        None => cli.serve.bind.clone(),
+        Some(_) => None,
     };
-    match runtime.block_on(run(cli)) {
+    let fail = |e: anyhow::Error| {
+        // `{:#}` joins the error chain on one line: "cannot connect ...: connection refused".
+        eprintln!("conduit: error: {e:#}");
+        ExitCode::FAILURE
+    };
+    // Configuration and telemetry come first, outside the runtime: the OTLP exporter's HTTP
+    // client must not be created or dropped on an async thread.
+    let config = match Config::from_env(cli.config, bind) {
+        Ok(config) => config,
+        Err(e) => return fail(e.into()),
+    };
+    let telemetry = match telemetry::init(&config) {
+        Ok(telemetry) => telemetry,
+        Err(e) => return fail(e),
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(cli.command, config)));
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // `{:#}` joins the error chain on one line: "cannot connect ...: connection refused".
-            eprintln!("conduit: error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let serve_args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        Some(Command::Migrate) => return migrate(cli.config).await,
-        Some(Command::User(command)) => return user(cli.config, command).await,
-        None => cli.serve,
-    };
-    let config = Config::from_env(cli.config, serve_args.bind)?;
-    telemetry::init(&config)?;
+async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
+    match command {
+        Some(Command::Migrate) => return migrate(config).await,
+        Some(Command::User(command)) => return user(config, command).await,
+        Some(Command::Serve(_)) | None => {}
+    }
     // The secret is settled before touching the database, so a missing one fails fast.
     let secret = db::jwt_secret(&config)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -148,18 +160,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn migrate(config_file: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::from_env(config_file, None)?;
-    telemetry::init(&config)?;
+async fn migrate(config: Config) -> anyhow::Result<()> {
     let store = db::open(&config).await?;
     store.close().await;
     println!("{} database at {} is up to date", store.backend(), db::redact(&config.database_url));
     Ok(())
 }
 
-async fn user(config_file: Option<PathBuf>, command: UserCommand) -> anyhow::Result<()> {
-    let config = Config::from_env(config_file, None)?;
-    telemetry::init(&config)?;
+async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::SetPasswordHash { username, phc } => {
             let phc = if phc == "-" {

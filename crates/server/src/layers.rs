@@ -59,19 +59,36 @@ pub fn wrap(router: Router, settings: &HttpSettings, metrics: Arc<Metrics>) -> R
         .layer(cors(&settings.allowed_origins))
         .layer(middleware::from_fn_with_state(metrics, record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
-            |res: &Response, latency: Duration, _: &tracing::Span| {
-                tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "response");
-            },
-        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(record_response))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// One span per request; every log line inside it carries these fields.
+/// One span per request; every log line inside it carries these fields, and the OpenTelemetry
+/// export names it `METHOD /route/{template}` with the semantic-convention attributes.
 fn request_span(req: &Request) -> tracing::Span {
     let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route, path = %req.uri().path())
+    let method = req.method().as_str();
+    tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        request_id = %id,
+        http.request.method = %method,
+        http.route = %route,
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    )
+}
+
+fn record_response(response: &Response, latency: Duration, span: &tracing::Span) {
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    tracing::info!(status, latency_us = latency.as_micros() as u64, "response");
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

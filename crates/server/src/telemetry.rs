@@ -1,22 +1,70 @@
-//! Structured logs with `tracing`: JSON lines for machines, or pretty text for people.
+//! Logs and traces. Logs are `tracing` events, as JSON lines (default when stdout is not a
+//! terminal) or pretty text. When the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, spans are also exported over OTLP/HTTP
+//! (protobuf); the other standard `OTEL_*` variables (headers, timeout, service name, batch
+//! settings) are honoured by the OpenTelemetry SDK.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{Config, LogFormat};
 
-pub fn init(config: &Config) -> anyhow::Result<()> {
+/// Keeps the span exporter alive; [`Telemetry::shutdown`] flushes what is still buffered.
+#[must_use]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the last spans. Call outside the async runtime: the exporter's HTTP client blocks.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("conduit: warning: could not flush traces: {e}");
+        }
+    }
+}
+
+fn otlp_configured() -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// Sets up logging and, when configured, trace export. Must run outside the async runtime (the
+/// OTLP exporter builds a blocking HTTP client).
+pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_new(&config.log_filter)
         .map_err(|e| anyhow::anyhow!("invalid log filter (RUST_LOG) '{}': {e}", config.log_filter))?;
     let format =
         config.log_format.unwrap_or(if std::io::stdout().is_terminal() { LogFormat::Pretty } else { LogFormat::Json });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
     };
-    // A subscriber already set (tests, embedding) is fine.
-    let _ = result;
-    Ok(())
+    let provider = if otlp_configured() {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .context("cannot set up the OTLP trace exporter (check OTEL_EXPORTER_OTLP_ENDPOINT)")?;
+        let mut resource = Resource::builder();
+        if std::env::var("OTEL_SERVICE_NAME").is_err() {
+            resource = resource.with_service_name("conduit");
+        }
+        Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build())
+    } else {
+        None
+    };
+    let traces = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("conduit")));
+    // Already set (tests, or an embedding program): keep that one.
+    let _ = tracing_subscriber::registry().with(logs).with(traces).with(filter).try_init();
+    Ok(Telemetry { provider })
 }

@@ -11,6 +11,7 @@ macro_rules! delegate_store {
                 $backend
             }
 
+            #[$crate::__tracing::instrument(name = "store.ping", skip_all, fields(db.system = $backend))]
             async fn ping(&self) -> Result<(), $crate::DbError> {
                 $crate::__sqlx::query("SELECT 1").execute(&self.$read).await?;
                 Ok(())
@@ -20,15 +21,18 @@ macro_rules! delegate_store {
                 self.pools()
             }
 
+            #[$crate::__tracing::instrument(name = "store.close", skip_all, fields(db.system = $backend))]
             async fn close(&self) {
                 self.$write.close().await;
                 self.$read.close().await;
             }
 
+            #[$crate::__tracing::instrument(name = "store.create_user", skip_all, fields(db.system = $backend))]
             async fn create_user(&self, new: &$crate::NewUser) -> Result<$crate::__domain::User, $crate::DbError> {
                 users::create(&self.$write, new).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.user_by_id", skip_all, fields(db.system = $backend))]
             async fn user_by_id(
                 &self,
                 id: $crate::__domain::model::UserId,
@@ -36,14 +40,17 @@ macro_rules! delegate_store {
                 users::by_id(&self.$read, id).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.credentials_by_email", skip_all, fields(db.system = $backend))]
             async fn credentials_by_email(&self, email: &str) -> Result<Option<$crate::Credentials>, $crate::DbError> {
                 users::credentials(&self.$read, email).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.set_password_hash", skip_all, fields(db.system = $backend))]
             async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, $crate::DbError> {
                 users::set_password_hash(&self.$write, username, password_hash).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.update_user", skip_all, fields(db.system = $backend))]
             async fn update_user(
                 &self,
                 id: $crate::__domain::model::UserId,
@@ -52,6 +59,7 @@ macro_rules! delegate_store {
                 users::update(&self.$write, id, changes).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.profile", skip_all, fields(db.system = $backend))]
             async fn profile(
                 &self,
                 username: &str,
@@ -60,6 +68,7 @@ macro_rules! delegate_store {
                 profiles::get(&self.$read, username, viewer).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.follow", skip_all, fields(db.system = $backend))]
             async fn follow(
                 &self,
                 follower: $crate::__domain::model::UserId,
@@ -69,6 +78,7 @@ macro_rules! delegate_store {
                 profiles::get(&self.$write, username, Some(follower)).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.unfollow", skip_all, fields(db.system = $backend))]
             async fn unfollow(
                 &self,
                 follower: $crate::__domain::model::UserId,
@@ -78,6 +88,7 @@ macro_rules! delegate_store {
                 profiles::get(&self.$write, username, Some(follower)).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.list_articles", skip_all, fields(db.system = $backend))]
             async fn list_articles(
                 &self,
                 query: &$crate::ArticleQuery,
@@ -86,6 +97,7 @@ macro_rules! delegate_store {
                 articles::list(&self.$read, query, viewer).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.feed", skip_all, fields(db.system = $backend))]
             async fn feed(
                 &self,
                 viewer: $crate::__domain::model::UserId,
@@ -94,6 +106,7 @@ macro_rules! delegate_store {
                 articles::feed(&self.$read, viewer, page).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.article", skip_all, fields(db.system = $backend))]
             async fn article(
                 &self,
                 slug: &str,
@@ -102,10 +115,12 @@ macro_rules! delegate_store {
                 articles::by_slug(&self.$read, slug, viewer).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.article_ref", skip_all, fields(db.system = $backend))]
             async fn article_ref(&self, slug: &str) -> Result<Option<$crate::ArticleRef>, $crate::DbError> {
                 articles::reference(&self.$read, slug).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.create_article", skip_all, fields(db.system = $backend))]
             async fn create_article(
                 &self,
                 author: $crate::__domain::model::UserId,
@@ -117,6 +132,7 @@ macro_rules! delegate_store {
                 articles::by_slug(&self.$write, slug, Some(author)).await?.ok_or_else($crate::DbError::vanished)
             }
 
+            #[$crate::__tracing::instrument(name = "store.update_article", skip_all, fields(db.system = $backend))]
             async fn update_article(
                 &self,
                 article: $crate::__domain::model::ArticleId,
@@ -130,6 +146,7 @@ macro_rules! delegate_store {
                 }
             }
 
+            #[$crate::__tracing::instrument(name = "store.delete_article", skip_all, fields(db.system = $backend))]
             async fn delete_article(
                 &self,
                 article: $crate::__domain::model::ArticleId,
@@ -138,6 +155,7 @@ macro_rules! delegate_store {
                 articles::delete(&self.$write, article, author).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.favorite", skip_all, fields(db.system = $backend))]
             async fn favorite(
                 &self,
                 user: $crate::__domain::model::UserId,
@@ -147,6 +165,7 @@ macro_rules! delegate_store {
                 articles::by_slug(&self.$write, slug, Some(user)).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.unfavorite", skip_all, fields(db.system = $backend))]
             async fn unfavorite(
                 &self,
                 user: $crate::__domain::model::UserId,
@@ -156,6 +175,7 @@ macro_rules! delegate_store {
                 articles::by_slug(&self.$write, slug, Some(user)).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.comments", skip_all, fields(db.system = $backend))]
             async fn comments(
                 &self,
                 article: $crate::__domain::model::ArticleId,
@@ -164,6 +184,7 @@ macro_rules! delegate_store {
                 comments::list(&self.$read, article, viewer).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.create_comment", skip_all, fields(db.system = $backend))]
             async fn create_comment(
                 &self,
                 article: $crate::__domain::model::ArticleId,
@@ -174,6 +195,7 @@ macro_rules! delegate_store {
                 comments::by_id(&self.$write, id, Some(author)).await?.ok_or_else($crate::DbError::vanished)
             }
 
+            #[$crate::__tracing::instrument(name = "store.comment_author", skip_all, fields(db.system = $backend))]
             async fn comment_author(
                 &self,
                 article: $crate::__domain::model::ArticleId,
@@ -182,6 +204,7 @@ macro_rules! delegate_store {
                 comments::author(&self.$read, article, comment).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.delete_comment", skip_all, fields(db.system = $backend))]
             async fn delete_comment(
                 &self,
                 comment: $crate::__domain::model::CommentId,
@@ -190,6 +213,7 @@ macro_rules! delegate_store {
                 comments::delete(&self.$write, comment, author).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.tags", skip_all, fields(db.system = $backend))]
             async fn tags(&self) -> Result<Vec<String>, $crate::DbError> {
                 articles::tags(&self.$read).await
             }

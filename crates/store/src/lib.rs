@@ -157,3 +157,5 @@ pub use async_trait::async_trait;
 pub use conduit_domain as __domain;
 #[doc(hidden)]
 pub use sqlx as __sqlx;
+#[doc(hidden)]
+pub use tracing as __tracing;

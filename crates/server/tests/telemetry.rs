@@ -1,0 +1,134 @@
+//! Traces and logs of a real `conduit` process: spans arrive at a real OTLP/HTTP receiver run
+//! by this test (it decodes the protobuf the exporter sends), and every log line of a request
+//! carries that request's id.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+type Received = Arc<Mutex<Vec<Span>>>;
+
+/// An OTLP/HTTP trace receiver on a free port: `POST /v1/traces` with protobuf bodies.
+async fn receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("valid OTLP protobuf");
+                for resource in request.resource_spans {
+                    for scope in resource.scope_spans {
+                        sink.lock().unwrap().extend(scope.spans);
+                    }
+                }
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (address, received)
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+        AnyValue::StringValue(s) => Some(s.clone()),
+        AnyValue::IntValue(i) => Some(i.to_string()),
+        other => Some(format!("{other:?}")),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
+    let (endpoint, received) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conduit"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONDUIT_LOG_FORMAT", "json")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut logs = Vec::new();
+    let base = loop {
+        let line = lines_rx.recv_timeout(Duration::from_secs(30)).expect("conduit started");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        logs.push(line);
+        if log["message"] == "conduit is listening" {
+            break log["address"].as_str().unwrap().to_owned();
+        }
+    };
+
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(format!("{base}/api/users"))
+        .header("x-request-id", "req-register-1")
+        .json(
+            &serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let missing = client.get(format!("{base}/api/articles/no-such-slug")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // SIGTERM flushes the exporter before exit.
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "conduit did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    logs.extend(lines_rx.try_iter());
+
+    let spans = received.lock().unwrap().clone();
+    let named = |name: &str| spans.iter().find(|s| s.name == name).cloned();
+    let register = named("POST /api/users").unwrap_or_else(|| {
+        panic!("no POST /api/users span in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>())
+    });
+    assert_eq!(attribute(&register, "http.route").as_deref(), Some("/api/users"));
+    assert_eq!(attribute(&register, "http.response.status_code").as_deref(), Some("201"));
+    assert_eq!(attribute(&register, "request_id").as_deref(), Some("req-register-1"));
+    let show = named("GET /api/articles/{slug}").expect("span named by route template");
+    assert_eq!(attribute(&show, "http.response.status_code").as_deref(), Some("404"));
+    assert_eq!(attribute(&show, "url.path").as_deref(), Some("/api/articles/no-such-slug"));
+    // Store calls are child spans of their request.
+    let create = named("store.create_user").expect("store span");
+    assert_eq!(create.trace_id, register.trace_id);
+    assert_eq!(create.parent_span_id, register.span_id);
+    assert_eq!(attribute(&create, "db.system").as_deref(), Some("sqlite"));
+    assert!(spans.iter().any(|s| s.name == "store.article" && s.trace_id == show.trace_id));
+
+    // Every log line emitted inside the registration request names its id.
+    let request_lines: Vec<_> = logs.iter().filter(|l| l.contains("\"POST /api/users\"")).collect();
+    assert!(!request_lines.is_empty(), "no log line of the request in {logs:?}");
+    assert!(request_lines.iter().all(|l| l.contains("req-register-1")), "{request_lines:?}");
+}
