@@ -73,7 +73,7 @@ struct ServeArgs {
 fn env_help() -> String {
     let mut help = String::from("Environment variables:\n");
     for (name, meaning) in ENV_VARS {
-        help.push_str(&format!("  {name:<24} {meaning}\n"));
+        help.push_str(&format!("  {name:<28} {meaning}\n"));
     }
     help
 }

@@ -32,6 +32,8 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Origins allowed by CORS, as `scheme://host[:port]`. Empty: no CORS headers at all.
     pub allowed_origins: Vec<String>,
+    /// gzip responses for clients that accept it.
+    pub gzip: bool,
 }
 
 impl Default for HttpSettings {
@@ -41,6 +43,7 @@ impl Default for HttpSettings {
             max_concurrency: 1024,
             body_limit: 1024 * 1024,
             allowed_origins: Vec::new(),
+            gzip: true,
         }
     }
 }
@@ -55,7 +58,7 @@ pub fn wrap(router: Router, settings: &HttpSettings, metrics: Arc<Metrics>) -> R
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(permits, shed_load))
-        .layer(CompressionLayer::new().gzip(true))
+        .layer(CompressionLayer::new().gzip(settings.gzip))
         .layer(cors(&settings.allowed_origins))
         .layer(middleware::from_fn_with_state(metrics, record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -42,7 +42,17 @@ fn help_explains_commands_and_settings() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, stdout, _) = run(conduit(dir.path()).arg("--help"));
     assert!(ok);
-    for needle in ["serve", "migrate", "--bind", "DATABASE_URL", "CONDUIT_JWT_SECRET", "conduit.toml"] {
+    for needle in [
+        "serve",
+        "migrate",
+        "--bind",
+        "DATABASE_URL",
+        "CONDUIT_JWT_SECRET",
+        "conduit.toml",
+        "CONDUIT_METRICS_BIND",
+        "CONDUIT_SHUTDOWN_GRACE",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
         assert!(stdout.contains(needle), "--help should mention {needle}:\n{stdout}");
     }
     let (ok, stdout, _) = run(conduit(dir.path()).args(["serve", "--help"]));

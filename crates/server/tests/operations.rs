@@ -163,6 +163,18 @@ async fn responses_are_gzipped_when_the_client_accepts_it() {
     flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).unwrap();
     assert!(bytes.len() < text.len());
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), plain);
+
+    // Switched off, it answers plainly whatever the client accepts.
+    let off = TestApp::sqlite_with(HttpSettings { gzip: false, ..HttpSettings::default() }).await;
+    let response = off
+        .client
+        .get(format!("{}/api/openapi.json", off.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.headers().contains_key("content-encoding"));
 }
 
 #[tokio::test]
