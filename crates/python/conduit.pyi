@@ -28,7 +28,11 @@ def verify_token(token: str, secret: str) -> dict[str, Any]:
     """
 
 def mint_token(claims: dict[str, Any], secret: str, ttl_seconds: int = 3600) -> str:
-    """Make a token for the user whose id is ``claims["sub"]``, valid for ``ttl_seconds``."""
+    """Make a token for the user whose id is ``claims["sub"]``, valid for ``ttl_seconds``.
+
+    ``claims["ver"]`` must be the user's current token version (0 until a password change or
+    deactivation revokes their tokens), as ``verify_token`` shows for any current token.
+    """
 
 def slugify(title: str) -> str:
     """The slug the server gives an article with this title (before any uniqueness suffix)."""

@@ -8,8 +8,8 @@ pub type UserId = i64;
 pub type ArticleId = i64;
 pub type CommentId = i64;
 
-/// A registered account, as its owner sees it. Never serialized for anyone else: other users
-/// see a [`Profile`], which has no email.
+/// A registered account, as its owner (or an admin) sees it. Other users see a [`Profile`],
+/// which has no email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,
@@ -17,6 +17,42 @@ pub struct User {
     pub email: String,
     pub bio: Option<String>,
     pub image: Option<String>,
+    pub role: Role,
+    /// A deactivated user cannot log in, and their tokens and sessions stop working.
+    pub active: bool,
+    /// Tokens carry the version they were minted under; bumping it (password change,
+    /// deactivation) revokes every earlier token.
+    pub token_version: i64,
+    /// The id of the one token that outlives a revocation: the one that changed the password.
+    pub grace_token_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a user may do. Nobody is an admin unless made one (`conduit user promote`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
 }
 
 /// A user as any other user sees them.

@@ -14,6 +14,13 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, seconds since the epoch.
     pub exp: i64,
+    /// The user's token version when this was minted; a later version revokes it. Tokens from
+    /// before versions existed count as version 0.
+    #[serde(default)]
+    pub ver: i64,
+    /// A random id, so one token can be told from another of the same user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 impl Claims {
@@ -58,8 +65,15 @@ impl TokenKeys {
         Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
     }
 
-    pub fn mint(&self, user: UserId, now: DateTime<Utc>) -> String {
-        let claims = Claims { sub: user.to_string(), iat: now.timestamp(), exp: (now + self.ttl).timestamp() };
+    pub fn mint(&self, user: UserId, version: i64, now: DateTime<Utc>) -> String {
+        let jti = format!("{:032x}", rand::random::<u128>());
+        let claims = Claims {
+            sub: user.to_string(),
+            iat: now.timestamp(),
+            exp: (now + self.ttl).timestamp(),
+            ver: version,
+            jti: Some(jti),
+        };
         // HS256 signing of a small struct cannot fail; a failure here is a programming error.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing never fails")
@@ -123,16 +137,16 @@ mod tests {
 
     #[test]
     fn minted_token_checks_and_names_the_user() {
-        let token = keys().mint(42, Utc::now());
+        let token = keys().mint(42, 0, Utc::now());
         assert_eq!(keys().check(&token).unwrap().user_id(), Some(42));
     }
 
     #[test]
     fn expired_tampered_and_foreign_tokens_are_refused() {
-        let old = keys().mint(1, Utc::now() - chrono::Duration::hours(2));
+        let old = keys().mint(1, 0, Utc::now() - chrono::Duration::hours(2));
         assert_eq!(keys().check(&old), Err(TokenError::Expired));
 
-        let token = keys().mint(1, Utc::now());
+        let token = keys().mint(1, 0, Utc::now());
         let other = TokenKeys::new(b"other secret", chrono::Duration::hours(1));
         assert_eq!(other.check(&token), Err(TokenError::Invalid));
 

@@ -95,6 +95,10 @@ fn verify_token(py: Python<'_>, token: &str, secret: &str) -> PyResult<Py<PyAny>
 /// Make a token the server accepts for the user named by ``claims["sub"]`` (their id, an int
 /// or a string of digits), valid for ``ttl_seconds``.
 ///
+/// ``claims["ver"]`` must be the user's current token version (0 until their first password
+/// change or deactivation; ``verify_token`` of any current token of theirs shows it), else the
+/// server answers 401 "has been revoked".
+///
 /// ``iat`` and ``exp`` are set here; other claims are kept. The server only accepts the token
 /// if that user exists. Raises ValueError for claims without a valid ``sub``, claims that are
 /// not JSON-serializable, an empty secret, or a non-positive ttl.

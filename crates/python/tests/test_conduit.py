@@ -144,6 +144,14 @@ def test_api_token_verifies_in_python_and_python_token_authenticates(server):
     minted = conduit.mint_token({"sub": claims["sub"]}, SECRET)
     status, body = server.request("GET", "/api/user", token=minted)
     assert status == 200 and body["user"]["username"] == "pyjake"
+    # After a password change the old version is revoked; the current one works.
+    status, body = server.request("PUT", "/api/user", {"user": {"password": "changed password"}}, token=token)
+    assert status == 200
+    renewed = conduit.verify_token(body["user"]["token"], SECRET)
+    assert renewed["ver"] == claims["ver"] + 1
+    assert server.request("GET", "/api/user", token=minted)[0] == 401
+    current = conduit.mint_token({"sub": claims["sub"], "ver": renewed["ver"]}, SECRET)
+    assert server.request("GET", "/api/user", token=current)[0] == 200
     # Claims naming no real user are refused by the server.
     status, _ = server.request("GET", "/api/user", token=conduit.mint_token({"sub": 999999}, SECRET))
     assert status == 401

@@ -15,6 +15,8 @@ use crate::state::AppState;
 pub struct RequireUser {
     pub user: User,
     pub token: String,
+    /// The token's own id (`jti`), when it has one.
+    pub token_id: Option<String>,
 }
 
 /// The caller if a token was sent. A token that was sent but is bad is still a 401: silently
@@ -49,7 +51,16 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
     })?;
     let id = claims.user_id().ok_or(ApiError::Token("is invalid"))?;
     let user = state.store.user_by_id(id).await?.ok_or(ApiError::Token("is invalid"))?;
-    Ok(RequireUser { user, token: token.to_owned() })
+    // Loaded on every request, so deactivation and revocation take effect at once.
+    if !user.active {
+        return Err(ApiError::Token("belongs to a deactivated account"));
+    }
+    // A password change revokes every earlier token but the one that made it.
+    let survivor = claims.jti.is_some() && claims.jti == user.grace_token_id;
+    if claims.ver != user.token_version && !survivor {
+        return Err(ApiError::Token("has been revoked"));
+    }
+    Ok(RequireUser { user, token: token.to_owned(), token_id: claims.jti })
 }
 
 impl FromRequestParts<AppState> for RequireUser {
@@ -69,5 +80,21 @@ impl FromRequestParts<AppState> for MaybeUser {
             Some(token) => Ok(MaybeUser(Some(authenticate(state, token).await?))),
             None => Ok(MaybeUser(None)),
         }
+    }
+}
+
+/// An authenticated admin: 401 without a valid token, 403 for anyone else.
+#[derive(Debug, Clone)]
+pub struct RequireAdmin(pub RequireUser);
+
+impl FromRequestParts<AppState> for RequireAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = RequireUser::from_request_parts(parts, state).await?;
+        if caller.user.role != conduit_domain::model::Role::Admin {
+            return Err(ApiError::Forbidden("user"));
+        }
+        Ok(RequireAdmin(caller))
     }
 }

@@ -51,6 +51,12 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
+    /// Make a user an admin (nobody is one by default). Admins can list users and change their
+    /// role or active flag through the API.
+    Promote {
+        /// The user's username.
+        username: String,
+    },
     /// Replace a user's password hash with an Argon2 PHC string made elsewhere (for example by
     /// the Python package's `conduit.hash_password`, or argon2-cffi), to migrate users from
     /// another system without knowing their passwords.
@@ -169,6 +175,23 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 
 async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
     match command {
+        UserCommand::Promote { username } => {
+            let store = db::open(&config).await?;
+            let changes =
+                conduit_store::AccountChanges { role: Some(conduit_domain::model::Role::Admin), active: None };
+            let changed = store.set_account(&username, &changes).await;
+            store.close().await;
+            match changed? {
+                Some(user) => println!(
+                    "'{}' is now an admin (account {})",
+                    user.username,
+                    if user.active { "active" } else { "deactivated" }
+                ),
+                None => {
+                    anyhow::bail!("no user named '{username}': check the name (it is case-sensitive) and DATABASE_URL")
+                }
+            }
+        }
         UserCommand::SetPasswordHash { username, phc } => {
             let phc = if phc == "-" {
                 let mut line = String::new();

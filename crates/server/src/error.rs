@@ -17,6 +17,9 @@ pub enum ApiError {
     /// 401 on `credentials`: wrong email or password (never saying which).
     #[error("invalid credentials")]
     Credentials,
+    /// 403 on `user`: the right password, but the account is deactivated.
+    #[error("account deactivated")]
+    Deactivated,
     /// 403: authenticated, but not the owner of the named resource.
     #[error("{0} forbidden")]
     Forbidden(Field),
@@ -55,7 +58,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Token(_) | ApiError::Credentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Deactivated => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Taken(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::Token(message) => Errors::single("token", *message),
             ApiError::Credentials => Errors::single("credentials", "invalid"),
             ApiError::Forbidden(field) => Errors::single(field, "forbidden"),
+            ApiError::Deactivated => Errors::single("user", "is deactivated"),
             ApiError::NotFound(field) => Errors::single(field, "not found"),
             ApiError::Taken(field) => Errors::single(field, conduit_domain::validation::TAKEN),
             ApiError::TooLarge => Errors::single("body", "is too large for this server"),

@@ -62,21 +62,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
             .await
             .map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))?;
         let mut errors = conduit_domain::Errors::new();
-        let limit = errors.check("limit", count(raw.limit.as_deref(), DEFAULT_LIMIT));
-        let offset = errors.check("offset", count(raw.offset.as_deref(), 0));
+        let page = paging(raw.limit.as_deref(), raw.offset.as_deref(), &mut errors);
         let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
         errors
             .into_result(ListParams {
                 tag: non_empty(raw.tag),
                 author: non_empty(raw.author),
                 favorited: non_empty(raw.favorited),
-                page: conduit_store::Paging {
-                    limit: limit.unwrap_or_default().min(MAX_LIMIT),
-                    offset: offset.unwrap_or_default(),
-                },
+                page,
             })
             .map_err(ApiError::Invalid)
     }
+}
+
+/// `limit` and `offset` as given in a query string: problems go to `errors`, and `limit` is capped
+/// at [`MAX_LIMIT`].
+pub fn paging(limit: Option<&str>, offset: Option<&str>, errors: &mut conduit_domain::Errors) -> conduit_store::Paging {
+    let limit = errors.check("limit", count(limit, DEFAULT_LIMIT));
+    let offset = errors.check("offset", count(offset, 0));
+    conduit_store::Paging { limit: limit.unwrap_or_default().min(MAX_LIMIT), offset: offset.unwrap_or_default() }
 }
 
 fn count(raw: Option<&str>, default: i64) -> Result<i64, String> {

@@ -9,7 +9,7 @@ use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{articles, comments, profiles, tags, users};
+use crate::routes::{admin, articles, comments, profiles, tags, users};
 use crate::state::AppState;
 
 /// The error shape of every 4xx and 5xx: `{"errors":{"<field>":["<message>"]}}`.
@@ -36,11 +36,12 @@ pub struct ErrorBody {
         comments::list, comments::create, comments::remove,
         articles::favorite, articles::unfavorite,
         tags::list,
+        admin::list, admin::update,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "Articles"), (name = "Comments"), (name = "Favorites"), (name = "Profile"), (name = "Tags"),
-        (name = "User and Authentication"),
+        (name = "User and Authentication"), (name = "Admin"),
     ),
     modifiers(&CommonResponses)
 )]

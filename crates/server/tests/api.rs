@@ -77,11 +77,13 @@ async fn login_failures_look_and_take_the_same(app: TestApp) {
 
 async fn bad_tokens_are_401_with_a_reason(app: TestApp) {
     let token = app.register("jake").await;
-    let expired = keys().mint(1, chrono::Utc::now() - chrono::Duration::hours(2));
-    let foreign =
-        conduit_domain::token::TokenKeys::new(b"some other secret, also long enough", chrono::Duration::hours(1))
-            .mint(1, chrono::Utc::now());
-    let vanished_user = keys().mint(999_999, chrono::Utc::now());
+    let expired = keys().mint(1, 0, chrono::Utc::now() - chrono::Duration::hours(2));
+    let foreign = conduit_domain::token::TokenKeys::new(
+        b"some other secret, also long enough",
+        chrono::Duration::hours(1),
+    )
+    .mint(1, 0, chrono::Utc::now());
+    let vanished_user = keys().mint(999_999, 0, chrono::Utc::now());
     let mut tampered = token.clone();
     tampered.pop();
 

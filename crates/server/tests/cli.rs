@@ -327,3 +327,29 @@ async fn shutdown_gives_up_after_the_grace_period() {
     let completed = futures::future::join_all(logins).await.into_iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
     assert!(completed < 60, "some requests should have been cut off");
 }
+
+#[tokio::test]
+async fn promote_makes_an_admin_or_says_there_is_no_such_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    register(&client, &server.base, "jake").await;
+    let token = login(&client, &server.base, "jake").await.unwrap().json::<serde_json::Value>().await.unwrap()["user"]
+        ["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users =
+        || client.get(format!("{}/api/users", server.base)).header("Authorization", format!("Token {token}")).send();
+    assert_eq!(users().await.unwrap().status(), 403);
+
+    let (ok, stdout, stderr) = run(conduit(dir.path()).args(["user", "promote", "jake"]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("'jake' is now an admin"), "{stdout}");
+    assert_eq!(users().await.unwrap().status(), 200, "the same token now has admin rights");
+
+    let (ok, _, stderr) = run(conduit(dir.path()).args(["user", "promote", "nobody"]));
+    assert!(!ok);
+    assert_one_clear_line(&stderr, "no user named 'nobody'");
+    assert!(server.terminate().success());
+}

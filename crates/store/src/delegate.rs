@@ -59,6 +59,24 @@ macro_rules! delegate_store {
                 users::update(&self.$write, id, changes).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.list_users", skip_all, fields(db.system = $backend))]
+            async fn list_users(
+                &self,
+                active: Option<bool>,
+                page: $crate::Paging,
+            ) -> Result<$crate::Page<$crate::__domain::User>, $crate::DbError> {
+                users::list(&self.$read, active, page).await
+            }
+
+            #[$crate::__tracing::instrument(name = "store.set_account", skip_all, fields(db.system = $backend))]
+            async fn set_account(
+                &self,
+                username: &str,
+                changes: &$crate::AccountChanges,
+            ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
+                users::set_account(&self.$write, username, changes).await
+            }
+
             #[$crate::__tracing::instrument(name = "store.profile", skip_all, fields(db.system = $backend))]
             async fn profile(
                 &self,

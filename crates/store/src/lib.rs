@@ -34,11 +34,18 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, new: &NewUser) -> Result<User, DbError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError>;
     async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
-    /// Replaces the password hash of `username` (for migrating users from another system).
-    /// False when there is no such user.
+    /// Replaces the password hash of `username` (for migrating users from another system), and
+    /// revokes their tokens. False when there is no such user.
     async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError>;
+    /// A new password hash revokes the user's earlier tokens (bumps `token_version`).
     /// `None` when the user no longer exists.
     async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError>;
+
+    /// Users oldest first, all or only active (or inactive) ones, for admins.
+    async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
+    /// Changes role and/or active flag of `username`; deactivation revokes their tokens.
+    /// `None` when there is no such user.
+    async fn set_account(&self, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError>;
 
     // --- profiles ---
 

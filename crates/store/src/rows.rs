@@ -2,8 +2,81 @@
 //! store's `query_as!` fills these, so the two backends differ only in their SQL.
 
 use chrono::{DateTime, Utc};
-use conduit_domain::{Article, Comment, Profile};
+use conduit_domain::model::Role;
+use conduit_domain::{Article, Comment, Profile, User};
+
+use crate::{Credentials, DbError};
 use sqlx::types::Json;
+
+/// A user as the stores return one.
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+    pub role: String,
+    pub active: bool,
+    pub token_version: i64,
+    pub grace_token_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = DbError;
+
+    fn try_from(r: UserRow) -> Result<Self, DbError> {
+        let role = Role::parse(&r.role)
+            .ok_or_else(|| DbError::Other(format!("user {} has unknown role '{}'", r.id, r.role)))?;
+        Ok(User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            bio: r.bio,
+            image: r.image,
+            role,
+            active: r.active,
+            token_version: r.token_version,
+            grace_token_id: r.grace_token_id,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// A user row with the password hash, for logins.
+pub struct CredentialsRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+    pub role: String,
+    pub active: bool,
+    pub token_version: i64,
+    pub grace_token_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub password_hash: String,
+}
+
+impl TryFrom<CredentialsRow> for Credentials {
+    type Error = DbError;
+
+    fn try_from(r: CredentialsRow) -> Result<Self, DbError> {
+        let user = UserRow {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            bio: r.bio,
+            image: r.image,
+            role: r.role,
+            active: r.active,
+            token_version: r.token_version,
+            grace_token_id: r.grace_token_id,
+            created_at: r.created_at,
+        };
+        Ok(Credentials { user: user.try_into()?, password_hash: r.password_hash })
+    }
+}
 
 /// One article with its author and the viewer's flags. `body` is NULL in listings; tags come
 /// as a JSON array in the author's order.

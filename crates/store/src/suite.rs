@@ -20,6 +20,9 @@ macro_rules! store_behaviour_suite {
             taken_username_or_email_is_a_conflict_on_that_field,
             user_updates_change_only_given_fields,
             password_hash_can_be_replaced_by_username,
+            password_changes_bump_the_token_version,
+            admins_list_users_oldest_first_by_active_flag,
+            accounts_change_role_and_active_flag,
             user_update_to_taken_name_conflicts_and_changes_nothing,
             follow_and_unfollow_are_idempotent,
             article_round_trips_with_tags_in_order,
@@ -124,12 +127,14 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
         username: Some("jacob".into()),
         email: Some("jacob@example.com".into()),
         password_hash: Some("new-hash".into()),
+        surviving_token: Some("token-1".into()),
         image: Some(Some("https://example.com/j.png".into())),
         bio: Some(None),
     };
     let updated = store.update_user(jake.id, &changes).await.unwrap().unwrap();
     assert_eq!(updated.username, "jacob");
     assert_eq!(updated.bio, None);
+    assert_eq!((updated.token_version, updated.grace_token_id.as_deref()), (1, Some("token-1")));
     assert_eq!(updated.image.as_deref(), Some("https://example.com/j.png"));
     let creds = store.credentials_by_email("jacob@example.com").await.unwrap().unwrap();
     assert_eq!(creds.password_hash, "new-hash");
@@ -148,6 +153,60 @@ pub async fn password_hash_can_be_replaced_by_username(store: TestStore) {
     assert_eq!((creds.user.id, creds.password_hash.as_str()), (jake.id, "imported"));
     let anna = store.credentials_by_email("anna@example.com").await.unwrap().unwrap();
     assert_eq!(anna.password_hash, "hash-of-anna");
+}
+
+pub async fn password_changes_bump_the_token_version(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    assert_eq!((jake.token_version, jake.role, jake.active), (0, conduit_domain::model::Role::User, true));
+    let bio = UserChanges { bio: Some(Some("b".into())), ..Default::default() };
+    assert_eq!(store.update_user(jake.id, &bio).await.unwrap().unwrap().token_version, 0);
+    let password = UserChanges { password_hash: Some("new".into()), ..Default::default() };
+    assert_eq!(store.update_user(jake.id, &password).await.unwrap().unwrap().token_version, 1);
+    assert!(store.set_password_hash("jake", "imported").await.unwrap());
+    let imported = store.user_by_id(jake.id).await.unwrap().unwrap();
+    assert_eq!((imported.token_version, imported.grace_token_id), (2, None), "an import spares no token");
+}
+
+pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {
+    for name in ["a", "b", "c", "d"] {
+        user(&*store, name).await;
+    }
+    store.set_account("b", &AccountChanges { active: Some(false), ..Default::default() }).await.unwrap();
+    let names = |page: Page<User>| (page.items.into_iter().map(|u| u.username).collect::<Vec<_>>(), page.total);
+    let all = store.list_users(None, Paging::default()).await.unwrap();
+    assert_eq!(names(all), (vec!["a".to_string(), "b".into(), "c".into(), "d".into()], 4));
+    let active = store.list_users(Some(true), Paging { limit: 2, offset: 1 }).await.unwrap();
+    assert_eq!(names(active), (vec!["c".to_string(), "d".into()], 3));
+    let inactive = store.list_users(Some(false), Paging::default()).await.unwrap();
+    assert_eq!(names(inactive), (vec!["b".to_string()], 1));
+}
+
+pub async fn accounts_change_role_and_active_flag(store: TestStore) {
+    use conduit_domain::model::Role;
+    user(&*store, "jake").await;
+    let admin =
+        store.set_account("jake", &AccountChanges { role: Some(Role::Admin), active: None }).await.unwrap().unwrap();
+    assert_eq!((admin.role, admin.active, admin.token_version), (Role::Admin, true, 0));
+    let off = store
+        .set_account("jake", &AccountChanges { active: Some(false), ..Default::default() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((off.role, off.active, off.token_version), (Role::Admin, false, 1));
+    // Deactivating again revokes nothing new; reactivating keeps old tokens revoked.
+    let again = store
+        .set_account("jake", &AccountChanges { active: Some(false), ..Default::default() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.token_version, 1);
+    let on = store
+        .set_account("jake", &AccountChanges { active: Some(true), role: Some(Role::User) })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((on.role, on.active, on.token_version), (Role::User, true, 1));
+    assert!(store.set_account("nobody", &AccountChanges::default()).await.unwrap().is_none());
 }
 
 pub async fn user_update_to_taken_name_conflicts_and_changes_nothing(store: TestStore) {

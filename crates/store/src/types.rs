@@ -25,6 +25,9 @@ pub struct UserChanges {
     pub username: Option<String>,
     pub email: Option<String>,
     pub password_hash: Option<String>,
+    /// With a new password: the id of the token making the change, which stays valid while
+    /// every other earlier token is revoked.
+    pub surviving_token: Option<String>,
     pub bio: Option<Option<String>>,
     pub image: Option<Option<String>>,
 }
@@ -117,4 +120,11 @@ impl PoolStats {
     pub fn of<DB: sqlx::Database>(name: &'static str, pool: &sqlx::Pool<DB>) -> Self {
         Self { name, size: pool.size(), idle: pool.num_idle() }
     }
+}
+
+/// An admin's change to an account. `None` leaves a field alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountChanges {
+    pub role: Option<conduit_domain::model::Role>,
+    pub active: Option<bool>,
 }

@@ -1,5 +1,6 @@
 //! The router: one file per resource.
 
+pub(crate) mod admin;
 pub(crate) mod articles;
 pub(crate) mod comments;
 pub(crate) mod health;
@@ -24,7 +25,8 @@ pub fn app(state: AppState) -> Router {
         .merge(profiles::routes())
         .merge(articles::routes())
         .merge(comments::routes())
-        .merge(tags::routes());
+        .merge(tags::routes())
+        .merge(admin::routes());
     let mut router = Router::new().nest("/api", api).merge(health::routes()).merge(crate::openapi::routes());
     if state.metrics_on_main {
         router = router.route("/metrics", get(metrics));

@@ -79,7 +79,7 @@ pub(crate) async fn register(
     };
     let password_hash = state.passwords.hash(password).await?;
     let user = state.store.create_user(&NewUser { username, email, password_hash }).await?;
-    let token = state.tokens.mint(user.id, chrono::Utc::now());
+    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
 }
 
@@ -99,7 +99,8 @@ pub struct Login {
 
 /// Log in with email and password; answers with the user and a fresh token.
 #[utoipa::path(post, path = "/users/login", tag = "User and Authentication", request_body = LoginRequest,
-    responses((status = 200, body = UserBody), (status = 401, description = "Wrong email or password", body = ErrorBody)))]
+    responses((status = 200, body = UserBody), (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 403, description = "The account is deactivated", body = ErrorBody)))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
@@ -120,9 +121,12 @@ pub(crate) async fn login(
     let matches = state.passwords.verify(password, hash).await?;
     state.metrics.record_login(matches && credentials.is_some());
     match credentials {
+        // Only after the right password, so this reveals nothing to a guesser.
+        Some(credentials) if matches && !credentials.user.active => Err(ApiError::Deactivated),
         Some(credentials) if matches => {
-            let token = state.tokens.mint(credentials.user.id, chrono::Utc::now());
-            Ok(UserBody::new(credentials.user, token))
+            let user = credentials.user;
+            let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
+            Ok(UserBody::new(user, token))
         }
         _ => Err(ApiError::Credentials),
     }
@@ -161,7 +165,8 @@ pub struct UserUpdate {
     image: Option<Option<String>>,
 }
 
-/// Change the current user. A new password takes effect at once.
+/// Change the current user. A new password revokes every earlier token except the one making
+/// the change; the answer carries a renewed token.
 #[utoipa::path(put, path = "/user", tag = "User and Authentication", security(("Token" = [])), request_body = UpdateUserRequest,
     responses((status = 200, body = UserBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn update(
@@ -194,10 +199,17 @@ pub(crate) async fn update(
     let changes = UserChanges {
         username: username.flatten(),
         email: email.flatten(),
+        surviving_token: password_hash.as_ref().and(caller.token_id.clone()),
         password_hash,
         bio: bio.map(Option::flatten),
         image: image.map(Option::flatten),
     };
     let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("is invalid"))?;
-    Ok(UserBody::new(user, caller.token))
+    // A new password revoked every earlier token but this one, which gets renewed.
+    let token = if user.token_version == caller.user.token_version {
+        caller.token
+    } else {
+        state.tokens.mint(user.id, user.token_version, chrono::Utc::now())
+    };
+    Ok(UserBody::new(user, token))
 }

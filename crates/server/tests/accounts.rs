@@ -1,0 +1,150 @@
+//! Accounts over HTTP on both backends: token revocation on password change, roles, the admin
+//! user listing and account changes, deactivation.
+
+mod common;
+
+use common::{TestApp, error_messages};
+use conduit_domain::model::Role;
+use conduit_store::AccountChanges;
+use reqwest::StatusCode;
+use serde_json::json;
+
+on_both_backends!(
+    password_change_revokes_earlier_tokens_and_renews_the_callers,
+    only_admins_list_users,
+    admins_change_roles_and_deactivate_accounts,
+);
+
+async fn promote(app: &TestApp, name: &str) {
+    let changes = AccountChanges { role: Some(Role::Admin), active: None };
+    app.store.set_account(name, &changes).await.unwrap().expect("user exists");
+}
+
+async fn login(app: &TestApp, name: &str, password: &str) -> (StatusCode, serde_json::Value) {
+    app.post("/api/users/login", None, json!({"user": {"email": format!("{name}@example.com"), "password": password}}))
+        .await
+}
+
+async fn password_change_revokes_earlier_tokens_and_renews_the_callers(app: TestApp) {
+    let first = app.register("jake").await;
+    let (_, body) = login(&app, "jake", "password123").await;
+    let second = body["user"]["token"].as_str().unwrap().to_owned();
+
+    let (status, body) = app.put("/api/user", Some(&first), json!({"user": {"bio": "no revocation"}})).await;
+    assert_eq!((status, body["user"]["token"].as_str()), (StatusCode::OK, Some(first.as_str())));
+
+    let (status, body) =
+        app.put("/api/user", Some(&first), json!({"user": {"password": "a brand new password"}})).await;
+    assert_eq!(status, StatusCode::OK);
+    let renewed = body["user"]["token"].as_str().unwrap().to_owned();
+    assert_ne!(renewed, first);
+    // Every earlier token is revoked, except the one that made the change.
+    let (status, body) = app.get("/api/user", Some(&second)).await;
+    assert_eq!(
+        (status, error_messages(&body, "token")),
+        (StatusCode::UNAUTHORIZED, vec!["has been revoked".to_string()])
+    );
+    assert_eq!(app.get("/api/user", Some(&renewed)).await.0, StatusCode::OK);
+    assert_eq!(app.get("/api/user", Some(&first)).await.0, StatusCode::OK);
+    assert_eq!(login(&app, "jake", "a brand new password").await.0, StatusCode::OK);
+    // When another token changes the password again, the first one's grace ends.
+    let (status, body) =
+        app.put("/api/user", Some(&renewed), json!({"user": {"password": "yet another password"}})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.get("/api/user", Some(&first)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/user", Some(&renewed)).await.0, StatusCode::OK);
+    assert_eq!(app.get("/api/user", Some(body["user"]["token"].as_str().unwrap())).await.0, StatusCode::OK);
+}
+
+async fn only_admins_list_users(app: TestApp) {
+    let boss = app.register("boss").await;
+    let pleb = app.register("pleb").await;
+    for name in ["c1", "c2", "c3"] {
+        app.register(name).await;
+    }
+    promote(&app, "boss").await;
+
+    assert_eq!(error_messages(&app.get("/api/users", None).await.1, "token"), ["is missing"]);
+    let (status, body) = app.get("/api/users", Some(&pleb)).await;
+    assert_eq!((status, error_messages(&body, "user")), (StatusCode::FORBIDDEN, vec!["forbidden".to_string()]));
+
+    let (status, body) = app.get("/api/users", Some(&boss)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["usersCount"], 5);
+    let names: Vec<_> = body["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["boss", "pleb", "c1", "c2", "c3"], "ordered by createdAt");
+    let first = &body["users"][0];
+    assert_eq!(
+        (first["role"].as_str(), first["active"].as_bool(), first["email"].as_str()),
+        (Some("admin"), Some(true), Some("boss@example.com"))
+    );
+    assert!(first["createdAt"].as_str().unwrap().starts_with("20"));
+
+    let (_, body) = app.get("/api/users?limit=2&offset=1", Some(&boss)).await;
+    let names: Vec<_> = body["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!((names, body["usersCount"].as_i64()), (vec!["pleb", "c1"], Some(5)));
+    app.store.set_account("c2", &AccountChanges { active: Some(false), ..Default::default() }).await.unwrap();
+    let (_, body) = app.get("/api/users?active=false", Some(&boss)).await;
+    assert_eq!((body["usersCount"].as_i64(), body["users"][0]["username"].as_str()), (Some(1), Some("c2")));
+    assert_eq!(app.get("/api/users?active=true", Some(&boss)).await.1["usersCount"], 4);
+    for bad in ["active=yes", "limit=-1"] {
+        assert_eq!(
+            app.get(&format!("/api/users?{bad}"), Some(&boss)).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}"
+        );
+    }
+}
+
+async fn admins_change_roles_and_deactivate_accounts(app: TestApp) {
+    let boss = app.register("boss").await;
+    let jake = app.register("jake").await;
+    promote(&app, "boss").await;
+
+    // Not for non-admins, and nothing changes.
+    let (status, _) = app.put("/api/users/boss", Some(&jake), json!({"user": {"active": false}})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(app.get("/api/user", Some(&boss)).await.0, StatusCode::OK);
+
+    let (status, body) = app.put("/api/users/jake", Some(&boss), json!({"user": {"active": false}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["user"]["active"].as_bool(), body["user"]["role"].as_str()), (Some(false), Some("user")));
+    // At once: the token is dead and the right password no longer logs in.
+    let (status, body) = app.get("/api/user", Some(&jake)).await;
+    assert_eq!(
+        (status, error_messages(&body, "token")),
+        (StatusCode::UNAUTHORIZED, vec!["belongs to a deactivated account".to_string()])
+    );
+    let (status, body) = login(&app, "jake", "password123").await;
+    assert_eq!((status, error_messages(&body, "user")), (StatusCode::FORBIDDEN, vec!["is deactivated".to_string()]));
+    assert_eq!(
+        login(&app, "jake", "wrong password").await.0,
+        StatusCode::UNAUTHORIZED,
+        "a wrong password reveals nothing"
+    );
+
+    let (status, body) =
+        app.put("/api/users/jake", Some(&boss), json!({"user": {"active": true, "role": "admin"}})).await;
+    assert_eq!((status, body["user"]["role"].as_str()), (StatusCode::OK, Some("admin")));
+    assert_eq!(
+        app.get("/api/user", Some(&jake)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "reactivation does not revive old tokens"
+    );
+    let (status, body) = login(&app, "jake", "password123").await;
+    assert_eq!(status, StatusCode::OK);
+    let fresh = body["user"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/users", Some(&fresh)).await.0, StatusCode::OK, "jake is an admin now");
+
+    for (body, field) in [
+        (json!({"user": {"role": "emperor"}}), "role"),
+        (json!({"user": {}}), "user"),
+        (json!({"user": {"active": "no"}}), "body"),
+    ] {
+        let (status, answer) = app.put("/api/users/jake", Some(&boss), body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!error_messages(&answer, field).is_empty());
+    }
+    let (status, body) = app.put("/api/users/nobody", Some(&boss), json!({"user": {"active": false}})).await;
+    assert_eq!((status, error_messages(&body, "profile")), (StatusCode::NOT_FOUND, vec!["not found".to_string()]));
+}
