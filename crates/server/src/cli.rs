@@ -133,6 +133,9 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
     let store = db::open(&config).await?;
     let mut state =
         AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl)).with_http(config.http.clone());
+    if let Some(url) = &config.redis_url {
+        state = state.with_redis(crate::redis::connect(url).await?);
+    }
     let metrics = match config.metrics_bind {
         Some(address) => {
             state.metrics_on_main = false;

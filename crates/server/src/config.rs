@@ -32,6 +32,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONDUIT_MAX_CONCURRENCY", "requests handled at once; more get 503 (default 1024)"),
     ("CONDUIT_BODY_LIMIT", "largest request body in bytes (default 1048576)"),
     ("CONDUIT_ALLOWED_ORIGINS", "comma-separated origins allowed by CORS (default none)"),
+    ("REDIS_URL", "redis://HOST:PORT: sessions and rate-limit counters shared by every instance"),
+    ("CONDUIT_TRUSTED_PROXIES", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Proto are believed"),
+    ("CONDUIT_LOGIN_ATTEMPTS", "failed logins per client address and per account each minute (default 10)"),
+    ("CONDUIT_SECURE_COOKIES", "always mark the session cookie Secure (default: only over HTTPS)"),
     ("CONDUIT_GZIP", "gzip responses for clients that accept it: true or false (default true)"),
     ("CONDUIT_SHUTDOWN_GRACE", "seconds to finish in-flight requests on shutdown (default 30)"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "export traces over OTLP/HTTP to this collector (and other OTEL_*)"),
@@ -75,6 +79,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Redis for sessions and rate-limit counters shared by every instance.
+    pub redis_url: Option<String>,
 }
 
 /// What `conduit.toml` may contain. Unknown keys are an error, so a typo cannot be ignored.
@@ -89,6 +95,10 @@ struct FileConfig {
     body_limit_bytes: Option<usize>,
     allowed_origins: Option<Vec<String>>,
     gzip: Option<bool>,
+    secure_cookies: Option<bool>,
+    login_attempts_per_minute: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
+    redis_url: Option<String>,
     database_url: Option<String>,
     jwt_secret: Option<String>,
     token_ttl_secs: Option<u64>,
@@ -188,12 +198,27 @@ impl Config {
                 "a positive number of bytes",
                 |n| *n > 0,
             )?,
-            gzip: match env("CONDUIT_GZIP").as_deref() {
-                None => file.gzip.unwrap_or(defaults.gzip),
-                Some("true" | "1" | "on") => true,
-                Some("false" | "0" | "off") => false,
-                Some(other) => return Err(error(format!("invalid CONDUIT_GZIP '{other}': expected true or false"))),
-            },
+            gzip: flag(env("CONDUIT_GZIP"), file.gzip, defaults.gzip, "CONDUIT_GZIP")?,
+            secure_cookies: flag(
+                env("CONDUIT_SECURE_COOKIES"),
+                file.secure_cookies,
+                defaults.secure_cookies,
+                "CONDUIT_SECURE_COOKIES",
+            )?,
+            login_attempts_per_minute: setting.number(
+                ("CONDUIT_LOGIN_ATTEMPTS", "login_attempts_per_minute"),
+                file.login_attempts_per_minute,
+                defaults.login_attempts_per_minute,
+                "a positive whole number",
+                |n| *n > 0,
+            )?,
+            trusted_proxies: match env("CONDUIT_TRUSTED_PROXIES") {
+                Some(list) => list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+                None => file.trusted_proxies.unwrap_or_default(),
+            }
+            .iter()
+            .map(|p| p.parse().map_err(|e| error(format!("invalid CONDUIT_TRUSTED_PROXIES: {e}"))))
+            .collect::<Result<_, _>>()?,
             allowed_origins: match env("CONDUIT_ALLOWED_ORIGINS") {
                 Some(list) => list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),
                 None => file.allowed_origins.unwrap_or_default(),
@@ -231,6 +256,7 @@ impl Config {
             http,
             metrics_bind,
             shutdown_grace,
+            redis_url: env("REDIS_URL").or(file.redis_url),
         })
     }
 
@@ -242,6 +268,17 @@ impl Config {
             env: &|name| std::env::var(name).ok(),
             bind_flag,
         })
+    }
+}
+
+/// An on/off setting: the environment's `true`/`false` (or 1/0, on/off), else the file's, else
+/// the default.
+fn flag(env: Option<String>, file: Option<bool>, default: bool, name: &str) -> Result<bool, ConfigError> {
+    match env.as_deref() {
+        None => Ok(file.unwrap_or(default)),
+        Some("true" | "1" | "on") => Ok(true),
+        Some("false" | "0" | "off") => Ok(false),
+        Some(other) => Err(error(format!("invalid {name} '{other}': expected true or false"))),
     }
 }
 
@@ -353,6 +390,9 @@ mod tests {
             (&[("CONDUIT_METRICS_BIND", "9100")], None, "invalid CONDUIT_METRICS_BIND"),
             (&[("CONDUIT_ALLOWED_ORIGINS", "https://a.example/path")], None, "invalid origin"),
             (&[("CONDUIT_GZIP", "maybe")], None, "invalid CONDUIT_GZIP"),
+            (&[("CONDUIT_TRUSTED_PROXIES", "10.0.0.0/40")], None, "invalid CONDUIT_TRUSTED_PROXIES"),
+            (&[("CONDUIT_LOGIN_ATTEMPTS", "0")], None, "invalid CONDUIT_LOGIN_ATTEMPTS"),
+            (&[("CONDUIT_SECURE_COOKIES", "yes please")], None, "invalid CONDUIT_SECURE_COOKIES"),
             (&[], Some("max_concurrency = 0"), "invalid max_concurrency in the config file '0'"),
             (&[], Some("bnid = \"x\""), "unknown field `bnid`"),
             (&[], Some("bind = "), "invalid config file"),

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 413: the body is over the configured limit.
     #[error("request body too large")]
     TooLarge,
+    /// 429 on `rate`: too many failed attempts; retry after this many seconds.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: u64 },
     /// 405 on a known path.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::Taken(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Timeout | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::Taken(field) => Errors::single(field, conduit_domain::validation::TAKEN),
             ApiError::TooLarge => Errors::single("body", "is too large for this server"),
             ApiError::MethodNotAllowed => Errors::single("method", "not allowed"),
+            ApiError::TooManyAttempts { .. } => Errors::single("rate", "too many attempts"),
             ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
             ApiError::Timeout => Errors::single("server", "request timed out"),
             ApiError::Overloaded => Errors::single("server", "too many requests at once, retry shortly"),
@@ -105,6 +110,9 @@ impl IntoResponse for ApiError {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::TooManyAttempts { retry_after } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
         }
         response
     }

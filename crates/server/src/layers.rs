@@ -34,6 +34,13 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     /// gzip responses for clients that accept it.
     pub gzip: bool,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<crate::client_ip::IpNet>,
+    /// Failed logins (and refused registrations) allowed per client address and per account
+    /// each minute.
+    pub login_attempts_per_minute: u32,
+    /// Mark the session cookie `Secure` always, not only on requests that came over HTTPS.
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpSettings {
@@ -44,6 +51,9 @@ impl Default for HttpSettings {
             body_limit: 1024 * 1024,
             allowed_origins: Vec::new(),
             gzip: true,
+            trusted_proxies: Vec::new(),
+            login_attempts_per_minute: 10,
+            secure_cookies: false,
         }
     }
 }

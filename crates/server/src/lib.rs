@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -13,6 +14,8 @@ pub mod layers;
 pub mod metrics;
 pub mod openapi;
 pub mod passwords;
+pub mod ratelimit;
+pub mod redis;
 pub mod routes;
 pub mod serve;
 pub mod state;

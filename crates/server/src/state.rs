@@ -6,6 +6,8 @@ use conduit_store::Store;
 use crate::layers::HttpSettings;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
+use crate::ratelimit::RateLimiter;
+use crate::redis::Redis;
 
 /// What every handler can reach. Cloned per request, so everything in it is cheap to clone.
 #[derive(Clone)]
@@ -17,6 +19,10 @@ pub struct AppState {
     pub http: Arc<HttpSettings>,
     /// Whether `/metrics` is on the main router (false when it has its own address).
     pub metrics_on_main: bool,
+    /// Failed-attempt counters for logins and registration.
+    pub limiter: Arc<RateLimiter>,
+    /// Shared state across instances, when `REDIS_URL` is set.
+    pub redis: Option<Redis>,
 }
 
 impl AppState {
@@ -28,11 +34,21 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             http: Arc::new(HttpSettings::default()),
             metrics_on_main: true,
+            limiter: Arc::new(RateLimiter::new(HttpSettings::default().login_attempts_per_minute, None)),
+            redis: None,
         }
     }
 
     pub fn with_http(mut self, http: HttpSettings) -> Self {
+        self.limiter = Arc::new(RateLimiter::new(http.login_attempts_per_minute, self.redis.clone()));
         self.http = Arc::new(http);
+        self
+    }
+
+    /// Shares rate-limit counters (and, with sessions, session data) through Redis.
+    pub fn with_redis(mut self, redis: Redis) -> Self {
+        self.limiter = Arc::new(RateLimiter::new(self.http.login_attempts_per_minute, Some(redis.clone())));
+        self.redis = Some(redis);
         self
     }
 }

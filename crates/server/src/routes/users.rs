@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::RequireUser;
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
 use crate::openapi::ErrorBody;
@@ -65,11 +66,18 @@ pub struct Registration {
 
 /// Register a new user; answers with the user and a token.
 #[utoipa::path(post, path = "/users", tag = "User and Authentication", request_body = RegisterRequest,
-    responses((status = 201, body = UserBody), (status = 409, description = "Username or email taken", body = ErrorBody)))]
+    responses((status = 201, body = UserBody), (status = 409, description = "Username or email taken", body = ErrorBody),
+        (status = 429, description = "Too many refused registrations from this address or for this account", body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(RegisterRequest { user: input }): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserBody>)> {
+    // Refused registrations (a taken name or email) reveal which accounts exist: limit them.
+    let mut keys = vec![format!("register:ip:{ip}")];
+    keys.extend(input.email.iter().map(|e| format!("account:{}", e.trim().to_lowercase())));
+    keys.extend(input.username.iter().map(|u| format!("register:username:{}", u.trim())));
+    state.limiter.check(&keys).await?;
     let mut errors = Errors::new();
     let username = errors.check("username", v::username(input.username.as_deref().unwrap_or_default()));
     let email = errors.check("email", v::email(input.email.as_deref().unwrap_or_default()));
@@ -78,7 +86,15 @@ pub(crate) async fn register(
         return Err(errors.into());
     };
     let password_hash = state.passwords.hash(password).await?;
-    let user = state.store.create_user(&NewUser { username, email, password_hash }).await?;
+    let user = match state.store.create_user(&NewUser { username, email, password_hash }).await {
+        Ok(user) => user,
+        Err(e) => {
+            if matches!(e, conduit_store::DbError::Conflict(_)) {
+                state.limiter.record_failure(&keys).await;
+            }
+            return Err(e.into());
+        }
+    };
     let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
 }
@@ -90,7 +106,7 @@ pub struct LoginRequest {
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = LoginUser)]
-pub struct Login {
+pub(crate) struct Login {
     #[schema(required, value_type = String, min_length = 1, pattern = r"\S")]
     email: Option<String>,
     #[schema(required, value_type = String, min_length = 1, max_length = 256)]
@@ -100,11 +116,22 @@ pub struct Login {
 /// Log in with email and password; answers with the user and a fresh token.
 #[utoipa::path(post, path = "/users/login", tag = "User and Authentication", request_body = LoginRequest,
     responses((status = 200, body = UserBody), (status = 401, description = "Wrong email or password", body = ErrorBody),
-        (status = 403, description = "The account is deactivated", body = ErrorBody)))]
+        (status = 403, description = "The account is deactivated", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this address or for this account", body = ErrorBody)))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<UserBody>> {
+    let user = check_login(&state, ip, input).await?;
+    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
+    Ok(UserBody::new(user, token))
+}
+
+/// Checks email and password (for token and session logins alike): rate-limited per client
+/// address and per account, and the same answer and Argon2 work for unknown emails and wrong
+/// passwords.
+pub(crate) async fn check_login(state: &AppState, ip: std::net::IpAddr, input: Login) -> ApiResult<User> {
     let mut errors = Errors::new();
     let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
     if email.is_empty() {
@@ -114,6 +141,8 @@ pub(crate) async fn login(
     let Some(password) = password.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
+    let keys = [format!("login:ip:{ip}"), format!("account:{email}")];
+    state.limiter.check(&keys).await?;
     // Unknown email and wrong password take the same path through Argon2 and give the same
     // answer, so neither timing nor body reveals which accounts exist.
     let credentials = state.store.credentials_by_email(&email).await?;
@@ -123,12 +152,11 @@ pub(crate) async fn login(
     match credentials {
         // Only after the right password, so this reveals nothing to a guesser.
         Some(credentials) if matches && !credentials.user.active => Err(ApiError::Deactivated),
-        Some(credentials) if matches => {
-            let user = credentials.user;
-            let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
-            Ok(UserBody::new(user, token))
+        Some(credentials) if matches => Ok(credentials.user),
+        _ => {
+            state.limiter.record_failure(&keys).await;
+            Err(ApiError::Credentials)
         }
-        _ => Err(ApiError::Credentials),
     }
 }
 

@@ -1,0 +1,43 @@
+//! The Redis connection, when `REDIS_URL` is set: shared sessions and rate-limit counters.
+//!
+//! Commands fail within a second while Redis is away instead of queueing, and the client keeps
+//! reconnecting in the background, so service resumes without a restart when Redis is back.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::prelude::*;
+
+pub type Redis = fred::clients::Pool;
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connects, failing start-up within five seconds when Redis cannot be reached.
+pub async fn connect(url: &str) -> anyhow::Result<Redis> {
+    let config = Config::from_url(url).with_context(|| format!("invalid REDIS_URL '{}'", crate::db::redact(url)))?;
+    let pool = Builder::from_config(config)
+        .with_performance_config(|p| p.default_command_timeout = COMMAND_TIMEOUT)
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(2);
+            c.internal_command_timeout = COMMAND_TIMEOUT;
+            // A command interrupted by a dropped connection fails rather than waiting for the
+            // reconnection: callers answer 503 (sessions) or go on without Redis (rate limits).
+            c.max_command_attempts = 1;
+        })
+        // Forever, every 250 ms: Redis coming back is picked up within a fraction of a second.
+        .set_policy(ReconnectPolicy::new_constant(0, 250))
+        .build_pool(4)
+        .context("cannot set up the Redis client")?;
+    // Connections are made (and remade) by background tasks; wait for the first ones.
+    let _tasks = pool.connect();
+    tokio::time::timeout(Duration::from_secs(5), pool.wait_for_connect())
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot connect to Redis at {}: timed out", crate::db::redact(url)))?
+        .with_context(|| format!("cannot connect to Redis at {}", crate::db::redact(url)))?;
+    Ok(pool)
+}
+
+/// A round trip, for readiness.
+pub async fn ping(redis: &Redis) -> Result<(), fred::error::Error> {
+    redis.ping::<()>(None).await
+}

@@ -1,0 +1,117 @@
+//! Brute-force defence over HTTP: failed logins and refused registrations, per client address
+//! and per account, and who may claim another address with X-Forwarded-For.
+
+mod common;
+
+use common::{TestApp, error_messages};
+use conduit_server::layers::HttpSettings;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn behind_proxy() -> HttpSettings {
+    HttpSettings { trusted_proxies: vec!["127.0.0.1".parse().unwrap()], ..HttpSettings::default() }
+}
+
+async fn login_from(
+    app: &TestApp,
+    ip: Option<&str>,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Option<String>, Value) {
+    let mut request = app
+        .client
+        .post(format!("{}/api/users/login", app.base))
+        .json(&json!({"user": {"email": email, "password": password}}));
+    if let Some(ip) = ip {
+        request = request.header("x-forwarded-for", ip);
+    }
+    let response = request.send().await.unwrap();
+    let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (response.status(), retry, response.json().await.unwrap())
+}
+
+fn assert_limited((status, retry, body): (StatusCode, Option<String>, Value)) {
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let seconds: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&seconds), "Retry-After {seconds}");
+    assert_eq!(error_messages(&body, "rate"), ["too many attempts"]);
+}
+
+#[tokio::test]
+async fn ten_failed_logins_a_minute_then_429_even_with_the_right_password() {
+    let app = TestApp::sqlite().await;
+    app.register("jake").await;
+    for _ in 0..10 {
+        assert_eq!(login_from(&app, None, "jake@example.com", "wrong password").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_limited(login_from(&app, None, "jake@example.com", "password123").await);
+    // The same address is limited for other accounts too.
+    app.register("anna").await;
+    assert_limited(login_from(&app, None, "anna@example.com", "password123").await);
+}
+
+#[tokio::test]
+async fn an_account_is_limited_whatever_address_the_attempts_come_from() {
+    let app = TestApp::sqlite_with(behind_proxy()).await;
+    app.register("jake").await;
+    app.register("anna").await;
+    for i in 0..10 {
+        let ip = format!("198.51.100.{i}");
+        assert_eq!(login_from(&app, Some(&ip), "jake@example.com", "wrong").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_limited(login_from(&app, Some("203.0.113.50"), "jake@example.com", "password123").await);
+    // Another account, from a fresh address, is unaffected.
+    assert_eq!(login_from(&app, Some("203.0.113.51"), "anna@example.com", "password123").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_address_is_limited_whatever_accounts_it_tries() {
+    let app = TestApp::sqlite_with(behind_proxy()).await;
+    app.register("jake").await;
+    for i in 0..10 {
+        let email = format!("guess{i}@example.com");
+        assert_eq!(login_from(&app, Some("203.0.113.7"), &email, "wrong").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_limited(login_from(&app, Some("203.0.113.7"), "jake@example.com", "password123").await);
+    // The proxy passes on other clients, who are not limited.
+    assert_eq!(login_from(&app, Some("203.0.113.8"), "jake@example.com", "password123").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
+    let app = TestApp::sqlite().await;
+    for i in 0..10 {
+        let ip = format!("198.51.100.{i}");
+        let email = format!("guess{i}@example.com");
+        assert_eq!(login_from(&app, Some(&ip), &email, "wrong").await.0, StatusCode::UNAUTHORIZED);
+    }
+    // Every attempt counted against the real peer, 127.0.0.1.
+    assert_limited(login_from(&app, Some("198.51.100.99"), "x@example.com", "wrong").await);
+}
+
+#[tokio::test]
+async fn refused_registrations_are_limited_too() {
+    let app = TestApp::sqlite().await;
+    app.register("jake").await;
+    for i in 0..10 {
+        let body =
+            json!({"user": {"username": "jake", "email": format!("probe{i}@example.com"), "password": "password123"}});
+        assert_eq!(app.post("/api/users", None, body).await.0, StatusCode::CONFLICT);
+    }
+    let body = json!({"user": {"username": "fresh", "email": "fresh@example.com", "password": "password123"}});
+    let (status, answer) = app.post("/api/users", None, body).await;
+    assert_eq!(
+        (status, error_messages(&answer, "rate")),
+        (StatusCode::TOO_MANY_REQUESTS, vec!["too many attempts".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn the_limit_follows_its_setting() {
+    let app = TestApp::sqlite_with(HttpSettings { login_attempts_per_minute: 3, ..HttpSettings::default() }).await;
+    app.register("jake").await;
+    for _ in 0..3 {
+        assert_eq!(login_from(&app, None, "jake@example.com", "wrong").await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_limited(login_from(&app, None, "jake@example.com", "password123").await);
+}
