@@ -1,26 +1,33 @@
-//! Who is calling. `Authorization: Token <jwt>` (or `Bearer <jwt>`) names a user; the user is
-//! loaded on every request, so a deleted account's tokens stop working at once.
+//! Who is calling: `Authorization: Token <jwt>` (or `Bearer <jwt>`), or else the session cookie.
+//! The user is loaded on every request, so deactivation and revocation take effect at once.
+//! Cookie-authenticated changes must come from the server's own origin or an allowed one (CSRF).
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN, REFERER};
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, Method, Uri};
 use conduit_domain::User;
 use conduit_domain::token::TokenError;
 
 use crate::error::ApiError;
+use crate::sessions::AuthSession;
 use crate::state::AppState;
 
-/// The authenticated caller and the token they presented. Missing or bad token: 401.
+/// The authenticated caller and the token they presented (for session callers, a fresh one).
 #[derive(Debug, Clone)]
 pub struct RequireUser {
     pub user: User,
     pub token: String,
     /// The token's own id (`jti`), when it has one.
     pub token_id: Option<String>,
+    /// Authenticated by the session cookie rather than a token.
+    pub via_session: bool,
 }
 
-/// The caller if a token was sent. A token that was sent but is bad is still a 401: silently
-/// treating it as anonymous would hide the client's bug.
+/// The caller if a token or session cookie was sent. A token that was sent but is bad is still
+/// a 401: silently treating it as anonymous would hide the client's bug.
 #[derive(Debug, Clone)]
 pub struct MaybeUser(pub Option<RequireUser>);
 
@@ -51,7 +58,6 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
     })?;
     let id = claims.user_id().ok_or(ApiError::Token("is invalid"))?;
     let user = state.store.user_by_id(id).await?.ok_or(ApiError::Token("is invalid"))?;
-    // Loaded on every request, so deactivation and revocation take effect at once.
     if !user.active {
         return Err(ApiError::Token("belongs to a deactivated account"));
     }
@@ -60,15 +66,71 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
     if claims.ver != user.token_version && !survivor {
         return Err(ApiError::Token("has been revoked"));
     }
-    Ok(RequireUser { user, token: token.to_owned(), token_id: claims.jti })
+    Ok(RequireUser { user, token: token.to_owned(), token_id: claims.jti, via_session: false })
+}
+
+/// The session's user, if the request carries a live session cookie. axum-login has already
+/// checked the session against the user's current token version and active flag.
+fn session_user(parts: &Parts, state: &AppState) -> Result<Option<RequireUser>, ApiError> {
+    let Some(user) = parts.extensions.get::<AuthSession>().and_then(|auth| auth.user.clone()) else {
+        return Ok(None);
+    };
+    if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        check_origin(parts, state)?;
+    }
+    let user = user.user;
+    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
+    Ok(Some(RequireUser { user, token, token_id: None, via_session: true }))
+}
+
+/// Whether the request reached us over HTTPS: directly, or through a trusted proxy that says so.
+pub fn is_https(uri: &Uri, headers: &HeaderMap, extensions: &Extensions, state: &AppState) -> bool {
+    if uri.scheme_str() == Some("https") {
+        return true;
+    }
+    let from_trusted_proxy = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| state.http.trusted_proxies.iter().any(|net| net.contains(peer.ip())));
+    from_trusted_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// CSRF defence for cookie-authenticated changes: the `Origin` (or, lacking it, the `Referer`'s
+/// origin) must be this server's own or one in `CONDUIT_ALLOWED_ORIGINS`.
+fn check_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    let claimed = match parts.headers.get(ORIGIN) {
+        Some(origin) => origin.to_str().ok().map(str::to_owned),
+        None => parts
+            .headers
+            .get(REFERER)
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| url::Url::parse(r).ok())
+            .map(|u| u.origin().ascii_serialization()),
+    };
+    let Some(claimed) = claimed else {
+        return Err(ApiError::OriginNotAllowed);
+    };
+    let scheme = if is_https(&parts.uri, &parts.headers, &parts.extensions, state) { "https" } else { "http" };
+    let own = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(|host| format!("{scheme}://{host}"));
+    if own.as_deref() == Some(claimed.as_str()) || state.http.allowed_origins.iter().any(|o| *o == claimed) {
+        Ok(())
+    } else {
+        tracing::warn!(origin = %claimed, "cookie-authenticated change from another origin refused");
+        Err(ApiError::OriginNotAllowed)
+    }
 }
 
 impl FromRequestParts<AppState> for RequireUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = presented_token(parts)?.ok_or(ApiError::Token("is missing"))?;
-        authenticate(state, token).await
+        match presented_token(parts)? {
+            Some(token) => authenticate(state, token).await,
+            None => session_user(parts, state)?.ok_or(ApiError::Token("is missing")),
+        }
     }
 }
 
@@ -78,12 +140,12 @@ impl FromRequestParts<AppState> for MaybeUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match presented_token(parts)? {
             Some(token) => Ok(MaybeUser(Some(authenticate(state, token).await?))),
-            None => Ok(MaybeUser(None)),
+            None => Ok(MaybeUser(session_user(parts, state)?)),
         }
     }
 }
 
-/// An authenticated admin: 401 without a valid token, 403 for anyone else.
+/// An authenticated admin: 401 without a valid token or session, 403 for anyone else.
 #[derive(Debug, Clone)]
 pub struct RequireAdmin(pub RequireUser);
 

@@ -133,8 +133,10 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
     let store = db::open(&config).await?;
     let mut state =
         AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl)).with_http(config.http.clone());
-    if let Some(url) = &config.redis_url {
-        state = state.with_redis(crate::redis::connect(url).await?);
+    match &config.redis_url {
+        Some(url) => state = state.with_redis(crate::redis::connect(url).await?),
+        // Sessions live in the database: sweep the expired ones.
+        None => crate::sessions::sweep_expired(store.clone(), std::time::Duration::from_secs(60)),
     }
     let metrics = match config.metrics_bind {
         Some(address) => {

@@ -17,6 +17,9 @@ pub enum ApiError {
     /// 401 on `credentials`: wrong email or password (never saying which).
     #[error("invalid credentials")]
     Credentials,
+    /// 403 on `origin`: a cookie-authenticated change from a page of another site (CSRF).
+    #[error("origin not allowed")]
+    OriginNotAllowed,
     /// 403 on `user`: the right password, but the account is deactivated.
     #[error("account deactivated")]
     Deactivated,
@@ -44,6 +47,9 @@ pub enum ApiError {
     /// 503: too many requests at once; shed before any work was done.
     #[error("overloaded")]
     Overloaded,
+    /// 503 on `session`: the session store (Redis, say) is unreachable.
+    #[error("session store unavailable")]
+    SessionUnavailable,
     /// 503: the database did not answer in time.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -61,13 +67,15 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Token(_) | ApiError::Credentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::Deactivated => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Deactivated | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Taken(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::Timeout | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Timeout | ApiError::Overloaded | ApiError::SessionUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +88,7 @@ impl ApiError {
             ApiError::Credentials => Errors::single("credentials", "invalid"),
             ApiError::Forbidden(field) => Errors::single(field, "forbidden"),
             ApiError::Deactivated => Errors::single("user", "is deactivated"),
+            ApiError::OriginNotAllowed => Errors::single("origin", "not allowed"),
             ApiError::NotFound(field) => Errors::single(field, "not found"),
             ApiError::Taken(field) => Errors::single(field, conduit_domain::validation::TAKEN),
             ApiError::TooLarge => Errors::single("body", "is too large for this server"),
@@ -87,6 +96,7 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => Errors::single("rate", "too many attempts"),
             ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
             ApiError::Timeout => Errors::single("server", "request timed out"),
+            ApiError::SessionUnavailable => Errors::single("session", "store unavailable"),
             ApiError::Overloaded => Errors::single("server", "too many requests at once, retry shortly"),
             ApiError::Internal(_) => Errors::single("server", "internal error"),
         }
@@ -100,6 +110,7 @@ impl IntoResponse for ApiError {
             // This runs inside the request's span, so the log line carries its context.
             ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
             ApiError::Unavailable(detail) => tracing::warn!(%detail, "dependency unavailable"),
+            ApiError::SessionUnavailable => tracing::warn!("session store unavailable"),
             _ => {}
         }
         let body = serde_json::json!({ "errors": self.errors() });

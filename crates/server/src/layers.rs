@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -59,13 +61,19 @@ impl Default for HttpSettings {
 }
 
 /// Wraps `router` in every layer. Outermost first: request id, trace span, response id,
-/// metrics, CORS, gzip, load shedding, timeout, panic catcher, body limit.
-pub fn wrap(router: Router, settings: &HttpSettings, metrics: Arc<Metrics>) -> Router {
+/// metrics, CORS, gzip, load shedding, timeout, session-store failures as 503, the `Secure`
+/// cookie flag, sessions and their users, panic catcher, body limit.
+pub fn wrap(router: Router, state: &AppState) -> Router {
+    let settings = &state.http;
+    let metrics: Arc<Metrics> = state.metrics.clone();
     let permits = Arc::new(Semaphore::new(settings.max_concurrency));
     let timeout = settings.request_timeout;
     router
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("handler panicked".into()).into_response()))
+        .layer(crate::sessions::layer(state))
+        .layer(middleware::from_fn_with_state(state.clone(), secure_cookie_over_https))
+        .layer(middleware::from_fn(session_store_failures))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(permits, shed_load))
         .layer(CompressionLayer::new().gzip(settings.gzip))
@@ -113,6 +121,41 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_credentials(true)
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(600))
+}
+
+/// The session layers answer a bare 500 when the session store fails (Redis down, say). Every
+/// 500 of ours has a JSON body, so a bare one is theirs: say what happened, as a 503.
+async fn session_store_failures(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if response.status() == axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        && !response.headers().contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return ApiError::SessionUnavailable.into_response();
+    }
+    response
+}
+
+/// Marks the session cookie `Secure` on requests that came over HTTPS (directly, or through a
+/// trusted proxy's `X-Forwarded-Proto`), so the browser never sends it over plain HTTP.
+async fn secure_cookie_over_https(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let https = crate::auth::is_https(req.uri(), req.headers(), req.extensions(), &state);
+    let mut response = next.run(req).await;
+    if https {
+        let cookies: Vec<HeaderValue> = response.headers().get_all(SET_COOKIE).iter().cloned().collect();
+        if cookies.iter().any(|c| c.as_bytes().starts_with(crate::sessions::COOKIE.as_bytes())) {
+            response.headers_mut().remove(SET_COOKIE);
+            for cookie in cookies {
+                let text = cookie.to_str().unwrap_or_default();
+                let secured = if text.starts_with(crate::sessions::COOKIE) && !text.contains("; Secure") {
+                    HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+                } else {
+                    cookie
+                };
+                response.headers_mut().append(SET_COOKIE, secured);
+            }
+        }
+    }
+    response
 }
 
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {

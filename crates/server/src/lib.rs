@@ -18,6 +18,7 @@ pub mod ratelimit;
 pub mod redis;
 pub mod routes;
 pub mod serve;
+pub mod sessions;
 pub mod state;
 pub mod telemetry;
 

@@ -9,7 +9,7 @@ use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes::{admin, articles, comments, profiles, tags, users};
+use crate::routes::{admin, articles, comments, profiles, session, tags, users};
 use crate::state::AppState;
 
 /// The error shape of every 4xx and 5xx: `{"errors":{"<field>":["<message>"]}}`.
@@ -37,6 +37,7 @@ pub struct ErrorBody {
         articles::favorite, articles::unfavorite,
         tags::list,
         admin::list, admin::update,
+        session::login, session::logout,
     ),
     components(schemas(ErrorBody)),
     tags(

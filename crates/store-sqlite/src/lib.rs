@@ -9,6 +9,7 @@ mod articles;
 mod comments;
 mod connect;
 mod profiles;
+mod sessions;
 pub mod testing;
 mod users;
 

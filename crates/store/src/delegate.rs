@@ -231,6 +231,31 @@ macro_rules! delegate_store {
                 comments::delete(&self.$write, comment, author).await
             }
 
+            #[$crate::__tracing::instrument(name = "store.session_load", skip_all, fields(db.system = $backend))]
+            async fn session_load(&self, id: &str, now: i64) -> Result<Option<String>, $crate::DbError> {
+                sessions::load(&self.$read, id, now).await
+            }
+
+            #[$crate::__tracing::instrument(name = "store.session_create", skip_all, fields(db.system = $backend))]
+            async fn session_create(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, $crate::DbError> {
+                sessions::create(&self.$write, id, data, expires_at).await
+            }
+
+            #[$crate::__tracing::instrument(name = "store.session_save", skip_all, fields(db.system = $backend))]
+            async fn session_save(&self, id: &str, data: &str, expires_at: i64) -> Result<(), $crate::DbError> {
+                sessions::save(&self.$write, id, data, expires_at).await
+            }
+
+            #[$crate::__tracing::instrument(name = "store.session_delete", skip_all, fields(db.system = $backend))]
+            async fn session_delete(&self, id: &str) -> Result<(), $crate::DbError> {
+                sessions::delete(&self.$write, id).await
+            }
+
+            #[$crate::__tracing::instrument(name = "store.session_delete_expired", skip_all, fields(db.system = $backend))]
+            async fn session_delete_expired(&self, now: i64) -> Result<u64, $crate::DbError> {
+                sessions::delete_expired(&self.$write, now).await
+            }
+
             #[$crate::__tracing::instrument(name = "store.tags", skip_all, fields(db.system = $backend))]
             async fn tags(&self) -> Result<Vec<String>, $crate::DbError> {
                 articles::tags(&self.$read).await

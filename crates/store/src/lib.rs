@@ -90,6 +90,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a comment of `author`. False if none.
     async fn delete_comment(&self, comment: CommentId, author: UserId) -> Result<bool, DbError>;
 
+    // --- browser sessions (the default session store) ---
+
+    /// The session's data, unless it does not exist or has expired (`now`, `expires_at`: Unix
+    /// seconds).
+    async fn session_load(&self, id: &str, now: i64) -> Result<Option<String>, DbError>;
+    /// Stores a new session; false when the id is already taken.
+    async fn session_create(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, DbError>;
+    /// Stores a session, replacing any with that id.
+    async fn session_save(&self, id: &str, data: &str, expires_at: i64) -> Result<(), DbError>;
+    async fn session_delete(&self, id: &str) -> Result<(), DbError>;
+    /// Deletes every session expired by `now`; returns how many.
+    async fn session_delete_expired(&self, now: i64) -> Result<u64, DbError>;
+
     // --- tags ---
 
     /// Every tag in use, most used first.

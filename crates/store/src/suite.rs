@@ -37,6 +37,7 @@ macro_rules! store_behaviour_suite {
             favorites_are_idempotent_and_counted,
             comments_are_listed_oldest_first_and_deleted_by_author_only,
             tags_are_listed_most_used_first,
+            sessions_are_stored_replaced_expired_and_deleted,
             concurrent_registrations_of_one_name_give_one_user,
             concurrent_favorites_are_all_counted,
         );
@@ -477,6 +478,21 @@ pub async fn tags_are_listed_most_used_first(store: TestStore) {
     article(&*store, &jake, "a", &["rare", "common"]).await;
     article(&*store, &jake, "b", &["common"]).await;
     assert_eq!(store.tags().await.unwrap(), ["common", "rare"]);
+}
+
+pub async fn sessions_are_stored_replaced_expired_and_deleted(store: TestStore) {
+    let now = 1_800_000_000;
+    assert!(store.session_create("s1", "{\"a\":1}", now + 60).await.unwrap());
+    assert!(!store.session_create("s1", "other", now + 60).await.unwrap(), "ids are unique");
+    assert_eq!(store.session_load("s1", now).await.unwrap().as_deref(), Some("{\"a\":1}"));
+    store.session_save("s1", "{\"a\":2}", now + 120).await.unwrap();
+    store.session_save("s2", "{}", now + 10).await.unwrap();
+    assert_eq!(store.session_load("s1", now + 100).await.unwrap().as_deref(), Some("{\"a\":2}"));
+    assert_eq!(store.session_load("s2", now + 10).await.unwrap(), None, "expired at its expiry time");
+    assert_eq!(store.session_delete_expired(now + 50).await.unwrap(), 1);
+    store.session_delete("s1").await.unwrap();
+    assert_eq!(store.session_load("s1", now).await.unwrap(), None);
+    assert_eq!(store.session_load("nope", now).await.unwrap(), None);
 }
 
 pub async fn concurrent_registrations_of_one_name_give_one_user(store: TestStore) {

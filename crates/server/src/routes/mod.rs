@@ -5,6 +5,7 @@ pub(crate) mod articles;
 pub(crate) mod comments;
 pub(crate) mod health;
 pub(crate) mod profiles;
+pub(crate) mod session;
 pub(crate) mod tags;
 pub(crate) mod users;
 
@@ -26,14 +27,15 @@ pub fn app(state: AppState) -> Router {
         .merge(articles::routes())
         .merge(comments::routes())
         .merge(tags::routes())
-        .merge(admin::routes());
+        .merge(admin::routes())
+        .merge(session::routes());
     let mut router = Router::new().nest("/api", api).merge(health::routes()).merge(crate::openapi::routes());
     if state.metrics_on_main {
         router = router.route("/metrics", get(metrics));
     }
     let router =
         router.fallback(unknown_route).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
-    crate::layers::wrap(router, &state.http, state.metrics.clone())
+    crate::layers::wrap(router, &state)
 }
 
 /// `/metrics` alone, for `CONDUIT_METRICS_BIND`.

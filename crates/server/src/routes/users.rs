@@ -14,6 +14,7 @@ use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
 use crate::openapi::ErrorBody;
+use crate::sessions::{AuthSession, SessionUser};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -101,12 +102,12 @@ pub(crate) async fn register(
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
-    user: Login,
+    pub(crate) user: Login,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = LoginUser)]
-pub(crate) struct Login {
+pub struct Login {
     #[schema(required, value_type = String, min_length = 1, pattern = r"\S")]
     email: Option<String>,
     #[schema(required, value_type = String, min_length = 1, max_length = 256)]
@@ -199,6 +200,7 @@ pub struct UserUpdate {
     responses((status = 200, body = UserBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
+    mut auth: AuthSession,
     caller: RequireUser,
     ApiJson(UpdateUserRequest { user: input }): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<UserBody>> {
@@ -233,10 +235,15 @@ pub(crate) async fn update(
         image: image.map(Option::flatten),
     };
     let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("is invalid"))?;
-    // A new password revoked every earlier token but this one, which gets renewed.
+    // A new password revoked every earlier token and session but this one, which is renewed.
     let token = if user.token_version == caller.user.token_version {
         caller.token
     } else {
+        if caller.via_session {
+            // Renewed: a new id, bound to the new token version.
+            auth.session.cycle_id().await.map_err(|_| ApiError::SessionUnavailable)?;
+            auth.login(&SessionUser::new(user.clone())).await.map_err(|_| ApiError::SessionUnavailable)?;
+        }
         state.tokens.mint(user.id, user.token_version, chrono::Utc::now())
     };
     Ok(UserBody::new(user, token))

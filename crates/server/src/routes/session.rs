@@ -1,0 +1,61 @@
+//! Cookie sessions for browsers: `POST /api/session` logs in, `DELETE /api/session` logs out.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+
+use crate::auth::MaybeUser;
+use crate::client_ip::ClientIp;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::openapi::ErrorBody;
+use crate::routes::users::{LoginRequest, UserBody};
+use crate::sessions::AuthSession;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/session", post(login).delete(logout))
+}
+
+fn session_error(e: axum_login::Error<crate::sessions::Accounts>) -> ApiError {
+    match e {
+        axum_login::Error::Backend(e) => e,
+        axum_login::Error::Session(e) => {
+            tracing::warn!(error = %e, "session store failed");
+            ApiError::SessionUnavailable
+        }
+    }
+}
+
+/// Log in with email and password and get a session cookie (HttpOnly, SameSite=Lax, Secure over
+/// HTTPS). The session id is new at every login. Same rules and rate limits as `/users/login`.
+#[utoipa::path(post, path = "/session", tag = "User and Authentication", request_body = LoginRequest,
+    responses((status = 200, body = UserBody, headers(("set-cookie" = String, description = "conduit_session=...; HttpOnly; SameSite=Lax"))),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 403, description = "The account is deactivated", body = ErrorBody),
+        (status = 429, description = "Too many failed logins", body = ErrorBody)))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    ClientIp(ip): ClientIp,
+    ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
+) -> ApiResult<axum::Json<UserBody>> {
+    let user = auth.authenticate((ip, input)).await.map_err(session_error)?.ok_or(ApiError::Credentials)?;
+    // A new session id at every login, even over a live session: a session id fixed or leaked
+    // before login is not the one logged in.
+    auth.session.cycle_id().await.map_err(|e| session_error(axum_login::Error::Session(e)))?;
+    auth.login(&user).await.map_err(session_error)?;
+    let user = user.user;
+    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
+    Ok(UserBody::new(user, token))
+}
+
+/// End the session. Also for a session that had already ended.
+#[utoipa::path(delete, path = "/session", tag = "User and Authentication",
+    responses((status = 204, description = "Logged out"), (status = 403, description = "From another site", body = ErrorBody)))]
+pub(crate) async fn logout(mut auth: AuthSession, _caller: MaybeUser) -> ApiResult<StatusCode> {
+    // `MaybeUser` applies the origin check to a live session before it is ended.
+    auth.logout().await.map_err(session_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}

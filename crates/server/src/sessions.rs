@@ -1,0 +1,187 @@
+//! Browser sessions: axum-login over tower-sessions. The session cookie (HttpOnly,
+//! SameSite=Lax, `Secure` over HTTPS) names a record kept in the configured database, or in
+//! Redis when `REDIS_URL` is set, so a session made through one instance works on every other.
+//!
+//! A session is bound to the user's token version (its `session_auth_hash`): a password change
+//! or a deactivation bumps the version and so ends every earlier session; the session that
+//! changed the password is logged in again, renewed.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
+use conduit_domain::User;
+use conduit_store::Store;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, SessionStore};
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_redis_store::RedisStore;
+
+use crate::error::ApiError;
+use crate::redis::Redis;
+use crate::routes::users::{Login, check_login};
+use crate::state::AppState;
+
+pub const COOKIE: &str = "conduit_session";
+/// Sessions end after two weeks without use.
+const IDLE_DAYS: i64 = 14;
+
+/// A logged-in user as the session layer knows them.
+#[derive(Clone, Debug)]
+pub struct SessionUser {
+    pub user: User,
+    auth_hash: Vec<u8>,
+}
+
+impl SessionUser {
+    pub fn new(user: User) -> Self {
+        let auth_hash = format!("{}:{}", user.id, user.token_version).into_bytes();
+        Self { user, auth_hash }
+    }
+}
+
+impl AuthUser for SessionUser {
+    type Id = i64;
+
+    fn id(&self) -> i64 {
+        self.user.id
+    }
+
+    fn session_auth_hash(&self) -> &[u8] {
+        &self.auth_hash
+    }
+}
+
+/// Checks credentials (with the same rules, rate limits and timing as token logins) and loads
+/// session users; deactivated users have no session.
+#[derive(Clone)]
+pub struct Accounts {
+    state: AppState,
+}
+
+impl AuthnBackend for Accounts {
+    type User = SessionUser;
+    type Credentials = (IpAddr, Login);
+    type Error = ApiError;
+
+    async fn authenticate(&self, (ip, login): Self::Credentials) -> Result<Option<SessionUser>, ApiError> {
+        check_login(&self.state, ip, login).await.map(|user| Some(SessionUser::new(user)))
+    }
+
+    async fn get_user(&self, id: &i64) -> Result<Option<SessionUser>, ApiError> {
+        Ok(self.state.store.user_by_id(*id).await?.filter(|u| u.active).map(SessionUser::new))
+    }
+}
+
+pub type AuthSession = axum_login::AuthSession<Accounts>;
+
+/// Where session records live.
+#[derive(Clone)]
+pub enum Sessions {
+    Database(Arc<dyn Store>),
+    Redis(RedisStore<Redis>),
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sessions::Database(store) => write!(f, "Sessions::Database({})", store.backend()),
+            Sessions::Redis(_) => f.write_str("Sessions::Redis"),
+        }
+    }
+}
+
+fn backend_error(e: impl fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+fn encode(record: &Record) -> session_store::Result<String> {
+    serde_json::to_string(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+#[async_trait]
+impl SessionStore for Sessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            Sessions::Database(store) => loop {
+                let data = encode(record)?;
+                let id = record.id.to_string();
+                if store.session_create(&id, &data, record.expiry_date.unix_timestamp()).await.map_err(backend_error)? {
+                    return Ok(());
+                }
+                // A 128-bit random id collided: draw another.
+                record.id = Id::default();
+            },
+            Sessions::Redis(redis) => redis.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            Sessions::Database(store) => {
+                let data = encode(record)?;
+                let expires = record.expiry_date.unix_timestamp();
+                store.session_save(&record.id.to_string(), &data, expires).await.map_err(backend_error)
+            }
+            Sessions::Redis(redis) => redis.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            Sessions::Database(store) => {
+                let now = chrono::Utc::now().timestamp();
+                match store.session_load(&id.to_string(), now).await.map_err(backend_error)? {
+                    Some(data) => {
+                        serde_json::from_str(&data).map(Some).map_err(|e| session_store::Error::Decode(e.to_string()))
+                    }
+                    None => Ok(None),
+                }
+            }
+            Sessions::Redis(redis) => redis.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            Sessions::Database(store) => store.session_delete(&id.to_string()).await.map_err(backend_error),
+            Sessions::Redis(redis) => redis.delete(id).await,
+        }
+    }
+}
+
+/// The session and auth layers for `state`: sessions in Redis when it is configured, else in
+/// the database (where expired ones are swept every minute by a background task).
+pub fn layer(state: &AppState) -> AuthManagerLayer<Accounts, Sessions> {
+    let sessions = match &state.redis {
+        Some(redis) => Sessions::Redis(RedisStore::new(redis.clone())),
+        None => Sessions::Database(state.store.clone()),
+    };
+    let manager = SessionManagerLayer::new(sessions)
+        .with_name(COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.http.secure_cookies)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(IDLE_DAYS)));
+    AuthManagerLayerBuilder::new(Accounts { state: state.clone() }, manager).build()
+}
+
+/// Deletes expired database sessions every `period`, until the process ends.
+pub fn sweep_expired(store: Arc<dyn Store>, period: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            match store.session_delete_expired(chrono::Utc::now().timestamp()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "expired sessions swept"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep expired sessions"),
+            }
+        }
+    });
+}
