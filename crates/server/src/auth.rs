@@ -115,7 +115,7 @@ fn check_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
     };
     let scheme = if is_https(&parts.uri, &parts.headers, &parts.extensions, state) { "https" } else { "http" };
     let own = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(|host| format!("{scheme}://{host}"));
-    if own.as_deref() == Some(claimed.as_str()) || state.http.allowed_origins.iter().any(|o| *o == claimed) {
+    if own.as_deref() == Some(claimed.as_str()) || state.http.allowed_origins.contains(&claimed) {
         Ok(())
     } else {
         tracing::warn!(origin = %claimed, "cookie-authenticated change from another origin refused");
