@@ -1,41 +1,11 @@
 //! The `conduit` binary as a user runs it: help, start-up mistakes, migrate, restart, and
 //! graceful shutdown on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_conduit");
-
-/// A `conduit` command with a clean environment: no inherited config can leak in.
-fn conduit(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CONDUIT_LOG_FORMAT", "json")
-        .stdin(Stdio::null());
-    command
-}
-
-/// Runs to completion (at most 30 s) and returns (success, stdout, stderr).
-fn run(command: &mut Command) -> (bool, String, String) {
-    let output = command.output().expect("run conduit");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn assert_one_clear_line(stderr: &str, mentions: &str) {
-    assert!(stderr.starts_with("conduit: error: "), "{stderr:?}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr:?}");
-    assert!(stderr.contains(mentions), "{stderr:?} should mention {mentions:?}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr:?}");
-}
+use common::process::{Server, assert_one_clear_line, conduit, run};
 
 #[test]
 fn help_explains_commands_and_settings() {
@@ -107,76 +77,6 @@ fn migrate_creates_and_updates_the_default_database() {
         assert!(stdout.contains("sqlite database at sqlite://conduit.db is up to date"), "{stdout}");
     }
     assert!(dir.path().join("conduit.db").exists());
-}
-
-/// A running `conduit serve`, its address read from its first log lines.
-struct Server {
-    child: Child,
-    base: String,
-    /// Where `/metrics` is served, when `CONDUIT_METRICS_BIND` moved it.
-    metrics: Option<String>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        Server::start_with(dir, &[])
-    }
-
-    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut metrics = None;
-        let mut child = conduit(dir)
-            .envs(env.iter().copied())
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn conduit");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.expect("read log");
-            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if log["message"] == "metrics are served separately" {
-                metrics = Some(log["address"].as_str().unwrap().to_owned());
-            }
-            if log["message"] == "conduit is listening" {
-                let base = log["address"].as_str().unwrap().to_owned();
-                // Keep reading so the server's later log lines never hit a closed pipe.
-                std::thread::spawn(move || lines.for_each(drop));
-                return Server { child, base, metrics };
-            }
-        }
-        let status = child.wait();
-        panic!("conduit exited before listening: {status:?}");
-    }
-
-    fn signal_term(&self) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    }
-
-    /// SIGTERM, then the exit status (waiting at most 30 s).
-    fn terminate(mut self) -> std::process::ExitStatus {
-        self.signal_term();
-        self.wait()
-    }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "conduit did not exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
@@ -351,5 +251,27 @@ async fn promote_makes_an_admin_or_says_there_is_no_such_user() {
     let (ok, _, stderr) = run(conduit(dir.path()).args(["user", "promote", "nobody"]));
     assert!(!ok);
     assert_one_clear_line(&stderr, "no user named 'nobody'");
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn database_sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path());
+    register(&client, &server.base, "jake").await;
+    let response = client
+        .post(format!("{}/api/session", server.base))
+        .json(&serde_json::json!({"user": {"email": "jake@example.com", "password": "password123"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    assert!(server.terminate().success());
+
+    let server = Server::start(dir.path());
+    let me = client.get(format!("{}/api/user", server.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(me.status(), 200, "the session outlived the process");
     assert!(server.terminate().success());
 }

@@ -1,7 +1,8 @@
 //! Health for orchestrators and load balancers.
 //! - `GET /health/live`: 200 while the process runs (no dependency checked).
-//! - `GET /health/ready`: 200 only when every dependency answers within two seconds, else 503;
-//!   the body names each dependency's state. `GET /health` is the same check.
+//! - `GET /health/ready`: 200 only when every dependency (the database, and Redis when
+//!   configured) answers within two seconds, else 503; the body names each dependency's state.
+//!   `GET /health` is the same check.
 
 use std::time::Duration;
 
@@ -23,20 +24,27 @@ async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = match tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await {
+/// "ok", "unavailable" or "timeout", for one dependency's check.
+async fn check<E: std::fmt::Display>(name: &str, ping: impl Future<Output = Result<(), E>>) -> &'static str {
+    match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
         Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness: database ping failed");
+            tracing::warn!(error = %e, dependency = name, "readiness check failed");
             "unavailable"
         }
         Err(_) => "timeout",
-    };
-    let ready = database == "ok";
+    }
+}
+
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let database = check("database", state.store.ping()).await;
+    let mut checks = json!({ "database": { "status": database, "backend": state.store.backend() } });
+    let mut ready = database == "ok";
+    if let Some(redis) = &state.redis {
+        let redis = check("redis", crate::redis::ping(redis)).await;
+        checks["redis"] = json!({ "status": redis });
+        ready &= redis == "ok";
+    }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
-        "status": if ready { "ok" } else { "unavailable" },
-        "checks": { "database": { "status": database, "backend": state.store.backend() } },
-    });
-    (status, Json(body))
+    (status, Json(json!({ "status": if ready { "ok" } else { "unavailable" }, "checks": checks })))
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod process;
+
 use std::any::Any;
 use std::sync::Arc;
 

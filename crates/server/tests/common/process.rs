@@ -1,0 +1,163 @@
+//! Real processes for tests: the `conduit` binary and a throwaway `redis-server`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_conduit");
+
+/// A `conduit` command with a clean environment: no inherited config can leak in.
+pub fn conduit(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONDUIT_LOG_FORMAT", "json")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs to completion (at most 30 s) and returns (success, stdout, stderr).
+pub fn run(command: &mut Command) -> (bool, String, String) {
+    let output = command.output().expect("run conduit");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn assert_one_clear_line(stderr: &str, mentions: &str) {
+    assert!(stderr.starts_with("conduit: error: "), "{stderr:?}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr:?}");
+    assert!(stderr.contains(mentions), "{stderr:?} should mention {mentions:?}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr:?}");
+}
+
+/// A running `conduit serve`, its address read from its first log lines.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// Where `/metrics` is served, when `CONDUIT_METRICS_BIND` moved it.
+    pub metrics: Option<String>,
+}
+
+impl Server {
+    pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut metrics = None;
+        let mut child = conduit(dir)
+            .envs(env.iter().copied())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn conduit");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.expect("read log");
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if log["message"] == "metrics are served separately" {
+                metrics = Some(log["address"].as_str().unwrap().to_owned());
+            }
+            if log["message"] == "conduit is listening" {
+                let base = log["address"].as_str().unwrap().to_owned();
+                // Keep reading so the server's later log lines never hit a closed pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                return Server { child, base, metrics };
+            }
+        }
+        let status = child.wait();
+        panic!("conduit exited before listening: {status:?}");
+    }
+
+    pub fn signal_term(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+
+    /// SIGTERM, then the exit status (waiting at most 30 s).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal_term();
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "conduit did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway `redis-server` on a free port, with its data (append-only file) in a temporary
+/// directory, so it can be stopped and started again with its data. Killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = RedisServer { child: None, port, dir: tempfile::tempdir().unwrap() };
+        redis.resume();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn resume(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (SIGTERM, so it writes its data) and waits for it to be gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Two real `conduit` processes on one PostgreSQL database and one Redis, as behind a load
+//! balancer; then a Redis outage under a running instance.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::{RedisServer, Server};
+use conduit_store_postgres::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SECRET: &str = "a shared secret for both instances, 32+ characters";
+
+struct Browser {
+    client: reqwest::Client,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Browser { client: reqwest::Client::new() }
+    }
+
+    /// Sends with the cookie (and the instance's own Origin for changes); returns status,
+    /// the new session cookie if one was set, and the body.
+    async fn call(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        cookie: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Option<String>, Value) {
+        let mut request = self.client.request(method.clone(), format!("{base}{path}"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if method != reqwest::Method::GET {
+            request = request.header("origin", base);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("conduit_session="))
+            .map(|c| c.split(';').next().unwrap().to_owned());
+        (status, cookie, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn login(&self, base: &str, password: &str) -> String {
+        let body = json!({"user": {"email": "jake@example.com", "password": password}});
+        let (status, cookie, answer) = self.call(base, reqwest::Method::POST, "/api/session", None, Some(body)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        cookie.unwrap()
+    }
+
+    async fn me(&self, base: &str, cookie: &str) -> StatusCode {
+        self.call(base, reqwest::Method::GET, "/api/user", Some(cookie), None).await.0
+    }
+}
+
+fn instance(dir: &std::path::Path, database: &str, redis: &str) -> Server {
+    Server::start_with(dir, &[("DATABASE_URL", database), ("REDIS_URL", redis), ("CONDUIT_JWT_SECRET", SECRET)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_sessions_logouts_password_changes_and_rate_limits() {
+    let redis = RedisServer::start();
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = instance(dir.path(), &database.url, &redis.url());
+    let b = instance(dir.path(), &database.url, &redis.url());
+    let (a_base, b_base) = (a.base.clone(), b.base.clone());
+    let browser = Browser::new();
+    let register = json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    let (status, _, _) = browser.call(&a_base, reqwest::Method::POST, "/api/users", None, Some(register)).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A session made through A works on B, and a logout on B ends it on A.
+    let cookie = browser.login(&a_base, "password123").await;
+    assert_eq!(browser.me(&b_base, &cookie).await, StatusCode::OK);
+    let (status, _, _) = browser.call(&b_base, reqwest::Method::DELETE, "/api/session", Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(browser.me(&a_base, &cookie).await, StatusCode::UNAUTHORIZED);
+
+    // A password change through A ends B's session, on both; the changing session is renewed.
+    let on_a = browser.login(&a_base, "password123").await;
+    let on_b = browser.login(&b_base, "password123").await;
+    let change = json!({"user": {"password": "a changed password"}});
+    let (status, renewed, _) =
+        browser.call(&a_base, reqwest::Method::PUT, "/api/user", Some(&on_a), Some(change)).await;
+    assert_eq!(status, StatusCode::OK);
+    for base in [&a_base, &b_base] {
+        assert_eq!(browser.me(base, &on_b).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(browser.me(base, renewed.as_deref().unwrap()).await, StatusCode::OK);
+    }
+
+    // Failed logins count on both: 5 through each, then the 11th attempt is refused on either.
+    let wrong = || json!({"user": {"email": "jake@example.com", "password": "wrong"}});
+    for base in [&a_base, &b_base].repeat(5) {
+        let (status, _, _) = browser.call(base, reqwest::Method::POST, "/api/users/login", None, Some(wrong())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let right = json!({"user": {"email": "jake@example.com", "password": "a changed password"}});
+    let (status, _, body) = browser.call(&a_base, reqwest::Method::POST, "/api/users/login", None, Some(right)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_spares_tokens_fails_sessions_fast_and_heals() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("conduit.db").display());
+    let server = instance(dir.path(), &database, &redis.url());
+    let base = server.base.clone();
+    let browser = Browser::new();
+    let register = json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    let (_, _, body) = browser.call(&base, reqwest::Method::POST, "/api/users", None, Some(register)).await;
+    let token = body["user"]["token"].as_str().unwrap().to_owned();
+    let cookie = browser.login(&base, "password123").await;
+    let with_token = |path: &str| {
+        browser.client.get(format!("{base}{path}")).header("authorization", format!("Token {token}")).send()
+    };
+
+    redis.stop();
+    // Tokens keep working, reads and writes alike.
+    assert_eq!(with_token("/api/user").await.unwrap().status(), StatusCode::OK);
+    let article = json!({"article": {"title": "Written while Redis is down", "description": "d", "body": "b"}});
+    let response = browser
+        .client
+        .post(format!("{base}/api/articles"))
+        .header("authorization", format!("Token {token}"))
+        .json(&article)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Sessions fail fast, with a clear error.
+    let started = Instant::now();
+    let (status, _, body) = browser.call(&base, reqwest::Method::GET, "/api/user", Some(&cookie), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body, json!({"errors": {"session": ["store unavailable"]}}));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let (status, _, body) = browser.call(&base, reqwest::Method::GET, "/health/ready", None, None).await;
+    assert_eq!(
+        (status, body["checks"]["redis"]["status"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+    assert_eq!(browser.call(&base, reqwest::Method::GET, "/health/live", None, None).await.0, StatusCode::OK);
+
+    // Back again: the same session works, with no restart of conduit.
+    redis.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.me(&base, &cookie).await != StatusCode::OK {
+        assert!(Instant::now() < deadline, "sessions did not recover after Redis came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(browser.call(&base, reqwest::Method::GET, "/health/ready", None, None).await.0, StatusCode::OK);
+    let fresh = browser.login(&base, "password123").await;
+    assert_eq!(browser.me(&base, &fresh).await, StatusCode::OK);
+    assert!(server.terminate().success(), "no panic, clean exit");
+}
