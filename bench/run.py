@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""Load-test harness for Conduit: start a release server, seed it through the public API, and
-measure each scenario with wrk. Prints a Markdown table of requests/s, p99 latency and the
-server's resident memory.
+"""Load-test harness for Conduit, or any RealWorld API server.
 
-    bench/run.py                          # release build on a fresh SQLite database
-    bench/run.py --postgres URL           # on PostgreSQL (URL of an empty database, or an
-                                          # admin URL ending in /postgres: a fresh one is made)
-    bench/run.py --url http://HOST:PORT   # an already running server (seeded by this script)
+Starts a release `conduit` on a fresh database (or uses a running server), seeds it through the
+public API only, then measures each scenario with wrk at 16 and 64 connections. Reports, per
+scenario: requests/s, p50/p99/max latency, non-2xx and socket errors, server RSS (idle and peak)
+and CPU-seconds per 10,000 requests (when the server runs here), and requests/s as a fraction of
+the /health/live ceiling. Writes a Markdown table and an SVG chart to bench/results/.
 
-Traffic goes only to the address given or started here (127.0.0.1). Runs are bounded by
---duration per scenario.
+    bench/run.py                              # release build on a fresh SQLite database
+    bench/run.py --postgres URL               # on PostgreSQL (an admin URL ending in /postgres:
+                                              # a fresh database is made and dropped)
+    bench/run.py --url http://HOST:PORT/api   # any running RealWorld server (seeded here)
+    bench/run.py --smoke                      # a few seconds per scenario, to prove it works
+
+Traffic goes only to the server given or started here. Every run is bounded by --duration per
+scenario and connection count.
 """
 
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -24,16 +30,28 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LUA = os.path.join(ROOT, "bench", "lua")
+RESULTS = os.path.join(ROOT, "bench", "results")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
+# name: (method and path, whether it needs the token, Lua script or None)
 SCENARIOS = {
-    # name: (path, needs token)
-    "tags": ("/api/tags", False),
-    "articles": ("/api/articles?limit=20", False),
-    "article": ("/api/articles/{slug}", False),
+    "health_live": ("GET /health/live", False, None),
+    "tags": ("GET /tags", False, None),
+    "articles": ("GET /articles?limit=20", False, None),
+    "articles_by_tag": ("GET /articles?tag={tag}", False, None),
+    "article": ("GET /articles/{slug}", False, None),
+    "comments": ("GET /articles/{slug}/comments", False, None),
+    "feed": ("GET /articles/feed", True, None),
+    "user": ("GET /user", True, None),
+    "create_article": ("POST /articles", True, "post_article.lua"),
+    "login": ("POST /users/login", False, "login.lua"),
+    "mix_90_10": ("90% reads, 10% POST /articles", True, "mix.lua"),
 }
 
 
@@ -53,15 +71,18 @@ def progress(label, done, total):
 
 
 class Client:
-    def __init__(self, base):
-        parsed = urllib.parse.urlparse(base)
-        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    """Keep-alive JSON client for seeding. `api` is the base URL including its /api prefix."""
+
+    def __init__(self, api):
+        parsed = urllib.parse.urlparse(api)
+        self.prefix = parsed.path.rstrip("/")
+        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port or 80, timeout=30)
 
     def call(self, method, path, body=None, token=None, expect=(200, 201)):
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Token {token}"
-        self.conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        self.conn.request(method, self.prefix + path, body=json.dumps(body) if body is not None else None, headers=headers)
         response = self.conn.getresponse()
         data = response.read()
         if response.status not in expect:
@@ -69,18 +90,19 @@ class Client:
         return json.loads(data) if data else None
 
 
-def seed(base, articles, seed_number):
-    """Users, articles with tags, follows, favorites and comments, all through the API, the same
-    every time for the same seed number."""
+def seed(api, articles, seed_number):
+    """Users, articles with tags, follows, favorites and comments, through the API only. The
+    same seed number gives the same data (names carry a run id so a live server can be seeded
+    again)."""
     rng = random.Random(seed_number)
-    client = Client(base)
-    run = secrets.token_hex(3)  # lets a long-lived server be seeded twice
+    client = Client(api)
+    run = secrets.token_hex(3)
     users = max(10, articles // 20)
     tokens, names = [], []
     for i in range(users):
         name = f"bench_{run}_{i}"
         body = {"user": {"username": name, "email": f"{name}@example.com", "password": "benchmark-password"}}
-        tokens.append(client.call("POST", "/api/users", body)["user"]["token"])
+        tokens.append(client.call("POST", "/users", body)["user"]["token"])
         names.append(name)
         progress("users", i + 1, users)
     tags = [f"tag{i}" for i in range(20)]
@@ -93,105 +115,228 @@ def seed(base, articles, seed_number):
             "body": "Lorem ipsum dolor sit amet. " * rng.randint(5, 50),
             "tagList": rng.sample(tags, rng.randint(1, 3)),
         }}
-        slugs.append(client.call("POST", "/api/articles", body, tokens[author])["article"]["slug"])
+        slugs.append(client.call("POST", "/articles", body, tokens[author])["article"]["slug"])
         progress("articles", i + 1, articles)
-    extras = articles
-    for i in range(extras):
+    # The reader (user 0) follows a tenth of the authors, so the feed has work to do.
+    for i in range(1, users, 10):
+        client.call("POST", f"/profiles/{names[i]}/follow", None, tokens[0])
+    activity = articles
+    for i in range(activity):
         who = rng.randrange(users)
-        kind = i % 3
-        if kind == 0:
-            client.call("POST", f"/api/profiles/{names[rng.randrange(users)]}/follow", None, tokens[who])
-        elif kind == 1:
-            client.call("POST", f"/api/articles/{rng.choice(slugs)}/favorite", None, tokens[who])
+        if i % 3 == 0:
+            client.call("POST", f"/profiles/{names[rng.randrange(users)]}/follow", None, tokens[who])
+        elif i % 3 == 1:
+            client.call("POST", f"/articles/{rng.choice(slugs)}/favorite", None, tokens[who])
         else:
-            client.call("POST", f"/api/articles/{rng.choice(slugs)}/comments",
-                        {"comment": {"body": "A seeded comment."}}, tokens[who])
-        progress("activity", i + 1, extras)
-    return {"token": tokens[0], "slug": slugs[len(slugs) // 2]}
+            client.call("POST", f"/articles/{rng.choice(slugs)}/comments", {"comment": {"body": "A seeded comment."}}, tokens[who])
+        progress("activity", i + 1, activity)
+    return {"token": tokens[0], "email": f"{names[0]}@example.com", "slug": slugs[len(slugs) // 2], "tag": "tag7"}
 
 
-def rss_mib(pid):
-    if pid is None:
+def proc_status(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
         return None
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
     return None
 
 
-def wrk(url, token, duration, connections, threads):
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url]
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except OSError:
+        return None
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url, token, script, data, duration, connections, threads, pid):
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
     if token:
-        command[1:1] = ["-H", f"Authorization: Token {token}"]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, float(p99.group(1)) * scale, int(errors.group(1)) if errors else 0
+        command += ["-H", f"Authorization: Token {token}"]
+    work = None
+    if script:
+        with open(os.path.join(LUA, script)) as f:
+            lua = f.read().replace("BENCH_SLUG", data["slug"]).replace("BENCH_EMAIL", data["email"])
+        work = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        work.write(lua)
+        work.close()
+        command += ["-s", work.name]
+    command.append(url)
+    peak, stop = [0.0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            rss = proc_status(pid, "VmRSS") if pid else None
+            if rss:
+                peak[0] = max(peak[0], rss)
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    cpu_before = cpu_seconds(pid) if pid else None
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        stop.set()
+        sampler.join()
+        if work:
+            os.unlink(work.name)
+    cpu_after = cpu_seconds(pid) if pid else None
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    latency = re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out)
+    p = {m.group(1): to_ms(m.group(2), m.group(3)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": p.get("50"),
+        "p99": p.get("99"),
+        "max": to_ms(latency.group(1), latency.group(2)) if latency else None,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(g) for g in sockets.groups()) if sockets else 0,
+        "rss_peak": peak[0] or None,
+        "cpu_per_10k": (cpu_after - cpu_before) / requests * 10_000 if cpu_before is not None and requests else None,
+    }
+
+
+def fmt(value, pattern, missing="n/a"):
+    return missing if value is None else pattern.format(value)
+
+
+def svg_chart(rows, title):
+    """Horizontal bars of requests/s per scenario at the highest connection count."""
+    top = max(r["connections"] for r in rows)
+    rows = [r for r in rows if r["connections"] == top]
+    width, bar_h, left = 760, 22, 170
+    height = 50 + bar_h * len(rows)
+    peak = max(r["rps"] for r in rows) or 1
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             f'<text x="10" y="20" font-size="14">{title} (req/s, {top} connections)</text>']
+    for i, r in enumerate(rows):
+        y = 35 + i * bar_h
+        w = (width - left - 90) * r["rps"] / peak
+        color = "#c0392b" if r["failed"] else "#2e86c1"
+        parts.append(f'<text x="10" y="{y + 15}">{r["scenario"]}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="{color}"/>')
+        parts.append(f'<text x="{left + w + 5:.1f}" y="{y + 15}">{r["rps"]:,.0f}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--postgres", metavar="URL", help="run conduit on this PostgreSQL database")
-    parser.add_argument("--url", help="benchmark an already running server")
+    parser.add_argument("--postgres", metavar="URL", help="run conduit on PostgreSQL")
+    parser.add_argument("--url", help="benchmark a running RealWorld server; give its API base, e.g. http://127.0.0.1:3000/api")
     parser.add_argument("--articles", type=int, default=1000, help="articles to seed (default 1000)")
     parser.add_argument("--seed", type=int, default=1, help="seed number for the data (default 1)")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario (default 10)")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario and connection count (default 10)")
+    parser.add_argument("--connections", default="16,64", help="comma-separated connection counts (default 16,64)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
+    parser.add_argument("--smoke", action="store_true", help="2 s per scenario, 16 connections, 50 articles: proves it works")
+    parser.add_argument("--out", default=RESULTS, help="directory for the Markdown table and SVG chart")
+    parser.add_argument("--bin", help="use this conduit binary instead of building a release one")
     args = parser.parse_args()
+    if args.smoke:
+        args.duration, args.connections, args.articles = 2, "16", 50
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
+    names = args.scenarios.split(",")
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
 
-    server = None
+    server, made_db = None, None
     work = tempfile.mkdtemp(prefix="conduit-bench-")
-    made_db = None
     try:
         if args.url:
-            base, backend, pid = args.url.rstrip("/"), "given", None
+            api, backend, pid = args.url.rstrip("/"), "given server", None
+            origin = api[: -len(urllib.parse.urlparse(api).path) or None]
         else:
-            subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "conduit"], cwd=ROOT, check=True)
+            binary = args.bin or os.path.join(ROOT, "target/release/conduit")
+            if not args.bin:
+                subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "conduit"], cwd=ROOT, check=True)
             port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_BIND=f"127.0.0.1:{port}")
+            origin = f"http://127.0.0.1:{port}"
+            api = origin + "/api"
+            env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_BIND=f"127.0.0.1:{port}",
+                       CONDUIT_LOGIN_ATTEMPTS="1000000")
             if args.postgres:
-                url = args.postgres
-                if url.rstrip("/").endswith("/postgres"):
+                url = args.postgres.rstrip("/")
+                if url.endswith("/postgres"):
                     made_db = (url, f"conduit_bench_{os.getpid()}")
                     subprocess.run(["psql", "-q", url, "-c", f"CREATE DATABASE {made_db[1]}"], check=True)
-                    url = url.rstrip("/").rsplit("/", 1)[0] + "/" + made_db[1]
+                    url = url.rsplit("/", 1)[0] + "/" + made_db[1]
                 env.update(DATABASE_URL=url, CONDUIT_JWT_SECRET=secrets.token_hex(32))
                 backend = "postgres"
             else:
                 env.update(DATABASE_URL=f"sqlite://{work}/bench.db")
                 backend = "sqlite"
-            server = subprocess.Popen([os.path.join(ROOT, "target/release/conduit")], env=env,
+            server = subprocess.Popen([binary], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             pid = server.pid
             for _ in range(300):
                 try:
-                    Client(base).call("GET", "/health")
+                    Client(origin).call("GET", "/health/ready")
                     break
                 except (OSError, SystemExit):
                     if server.poll() is not None:
                         raise SystemExit(f"conduit exited: {server.stderr.read().decode()}")
                     time.sleep(0.1)
-        data = seed(base, args.articles, args.seed)
-        print(f"\nbackend: {backend}, {args.articles} articles, wrk -t{args.threads} -c{args.connections} "
-              f"-d{args.duration}s, {os.cpu_count()} cores\n")
-        print("| scenario | path | req/s | p99 | non-2xx | RSS after |")
-        print("|---|---|---|---|---|---|")
-        for name in args.scenarios.split(","):
-            path, needs_token = SCENARIOS[name]
-            path = path.format(**data)
-            rps, p99, errors = wrk(base + path, data["token"] if needs_token else None,
-                                   args.duration, args.connections, args.threads)
-            rss = rss_mib(pid)
-            rss_text = f"{rss:.1f} MiB" if rss is not None else "n/a"
-            print(f"| {name} | `{path}` | {rps:,.0f} | {p99:.2f} ms | {errors} | {rss_text} |", flush=True)
+        data = seed(api, args.articles, args.seed)
+        time.sleep(2)
+        idle = proc_status(pid, "VmRSS") if pid else None
+        rows = []
+        for connections in [int(c) for c in args.connections.split(",")]:
+            for name in names:
+                target, needs_token, script = SCENARIOS[name]
+                path = target.partition(" ")[2].format(**data)
+                if name == "health_live":
+                    url = origin + "/health/live"
+                elif name == "mix_90_10":
+                    url = api  # the Lua script writes each request
+                else:
+                    url = api + path
+                result = wrk(url, data["token"] if needs_token else None, script, data, args.duration, connections,
+                             args.threads, pid)
+                result.update(scenario=name, target=target.format(**data), connections=connections)
+                result["failed"] = result["non2xx"] > 0 or result["socket_errors"] > 0
+                rows.append(result)
+                print(f"{name:<16} c={connections:<3} {result['rps']:>10,.0f} req/s  p99 {fmt(result['p99'], '{:.2f}')} ms"
+                      f"  errors {result['non2xx'] + result['socket_errors']}", file=sys.stderr, flush=True)
+        ceiling = {r["connections"]: r["rps"] for r in rows if r["scenario"] == "health_live"}
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+        lines = [f"backend: {backend}; {args.articles} articles (seed {args.seed}); wrk -t{args.threads} "
+                 f"-d{args.duration}s; {os.cpu_count()} cores; idle RSS {fmt(idle, '{:.1f} MiB')}", "",
+                 "| scenario | conns | req/s | of ceiling | p50 | p99 | max | errors | peak RSS | CPU-s/10k |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            share = r["rps"] / ceiling[r["connections"]] if ceiling.get(r["connections"]) else None
+            errors = r["non2xx"] + r["socket_errors"]
+            lines.append(
+                f"| {r['scenario']} | {r['connections']} | {r['rps']:,.0f} | {fmt(share, '{:.0%}')} | "
+                f"{fmt(r['p50'], '{:.2f} ms')} | {fmt(r['p99'], '{:.2f} ms')} | {fmt(r['max'], '{:.1f} ms')} | "
+                f"{'**FAILED** ' if r['failed'] else ''}{errors} | {fmt(r['rss_peak'], '{:.1f} MiB')} | "
+                f"{fmt(r['cpu_per_10k'], '{:.2f}')} |")
+        table = "\n".join(lines)
+        print("\n" + table)
+        os.makedirs(args.out, exist_ok=True)
+        name = f"{stamp}-{backend.replace(' ', '-')}{'-smoke' if args.smoke else ''}"
+        with open(os.path.join(args.out, name + ".md"), "w") as f:
+            f.write(table + "\n")
+        with open(os.path.join(args.out, name + ".svg"), "w") as f:
+            f.write(svg_chart(rows, f"Conduit on {backend}"))
+        print(f"\nwrote {os.path.join(args.out, name)}.md and .svg", file=sys.stderr)
+        if any(r["failed"] for r in rows):
+            raise SystemExit("some scenarios had errors (marked FAILED)")
     finally:
         if server:
             server.terminate()

@@ -1,0 +1,35 @@
+-- A 90/10 read/write mix: 9 in 10 requests read (the article list, one article, its comments),
+-- 1 in 10 publishes an article. BENCH_SLUG is substituted by bench/run.py; the token comes
+-- from -H.
+local thread_ids = 0
+local counter = 0
+id = 0
+
+function setup(thread)
+  thread_ids = thread_ids + 1
+  thread:set("id", thread_ids)
+end
+
+local function json_headers()
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Content-Type"] = "application/json"
+  return headers
+end
+
+function request()
+  counter = counter + 1
+  local pick = counter % 10
+  if pick == 0 then
+    local body = string.format(
+      '{"article":{"title":"Mix %d %d %d","description":"mixed load","body":"Body.","tagList":["mix"]}}',
+      id, counter, math.random(1000000))
+    return wrk.format("POST", "/api/articles", json_headers(), body)
+  elseif pick < 5 then
+    return wrk.format("GET", "/api/articles?limit=20")
+  elseif pick < 8 then
+    return wrk.format("GET", "/api/articles/BENCH_SLUG")
+  else
+    return wrk.format("GET", "/api/articles/BENCH_SLUG/comments")
+  end
+end
