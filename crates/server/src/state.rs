@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::ratelimit::RateLimiter;
 use crate::redis::Redis;
+use crate::routes::tags::TagsCache;
 
 /// What every handler can reach. Cloned per request, so everything in it is cheap to clone.
 #[derive(Clone)]
@@ -23,6 +24,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Shared state across instances, when `REDIS_URL` is set.
     pub redis: Option<Redis>,
+    /// The rendered tag list, dropped by article writes.
+    pub tags: Arc<TagsCache>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             metrics_on_main: true,
             limiter: Arc::new(RateLimiter::new(HttpSettings::default().login_attempts_per_minute, None)),
             redis: None,
+            tags: Arc::default(),
         }
     }
 

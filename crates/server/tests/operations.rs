@@ -221,3 +221,18 @@ async fn body_limit_follows_its_setting() {
     assert_eq!(error_messages(&body, "body"), ["is too large for this server"]);
     assert_eq!(app.post("/api/articles", Some(&token), article(1_000)).await.0, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn the_cached_tag_list_follows_every_article_write_at_once() {
+    let app = TestApp::sqlite().await;
+    let token = app.register("jake").await;
+    let tags = || async { app.get("/api/tags", None).await.1["tags"].clone() };
+    assert_eq!(tags().await, json!([]));
+    let slug = app.article(&token, "Tagged", &["first"]).await;
+    assert_eq!(tags().await, json!(["first"]));
+    let path = format!("/api/articles/{slug}");
+    assert_eq!(app.put(&path, Some(&token), json!({"article": {"tagList": ["second"]}})).await.0, StatusCode::OK);
+    assert_eq!(tags().await, json!(["second"]));
+    assert_eq!(app.delete(&path, Some(&token)).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(tags().await, json!([]));
+}

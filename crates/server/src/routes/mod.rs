@@ -6,7 +6,7 @@ pub(crate) mod comments;
 pub(crate) mod health;
 pub(crate) mod profiles;
 pub(crate) mod session;
-pub(crate) mod tags;
+pub mod tags;
 pub(crate) mod users;
 
 use axum::Router;
