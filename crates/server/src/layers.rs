@@ -74,6 +74,7 @@ pub fn wrap(router: Router, state: &AppState) -> Router {
         .layer(crate::sessions::layer(state))
         .layer(middleware::from_fn_with_state(state.clone(), secure_cookie_over_https))
         .layer(middleware::from_fn(session_store_failures))
+        .layer(middleware::from_fn(reject_unstorable_uris))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(permits, shed_load))
         .layer(CompressionLayer::new().gzip(settings.gzip))
@@ -121,6 +122,44 @@ fn cors(origins: &[String]) -> CorsLayer {
         .allow_credentials(true)
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(600))
+}
+
+/// Paths and query strings that decode to a NUL character or to invalid UTF-8 can name nothing
+/// we store (PostgreSQL refuses NUL in text outright), so they are refused here, once, in the
+/// API's error shape: 404 for a path, 422 for a query string.
+async fn reject_unstorable_uris(req: Request, next: Next) -> Response {
+    let storable = |raw: &str| {
+        let decoded: Vec<u8> = percent_decode(raw.as_bytes());
+        std::str::from_utf8(&decoded).is_ok_and(|s| !s.contains('\0'))
+    };
+    if !storable(req.uri().path()) {
+        return ApiError::NotFound("route").into_response();
+    }
+    if let Some(query) = req.uri().query()
+        && !storable(&query.replace('+', " "))
+    {
+        return ApiError::invalid("query", "must be UTF-8 without NUL characters").into_response();
+    }
+    next.run(req).await
+}
+
+/// `%XX` escapes decoded; malformed escapes kept as they are.
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%'
+            && let (Some(h), Some(l)) = (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// The session layers answer a bare 500 when the session store fails (Redis down, say). Every

@@ -137,6 +137,8 @@ pub(crate) async fn check_login(state: &AppState, ip: std::net::IpAddr, input: L
     let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
     if email.is_empty() {
         errors.add("email", v::BLANK);
+    } else if email.contains('\0') {
+        errors.add("email", "must not contain NUL characters");
     }
     let password = errors.check("password", v::login_password(input.password.as_deref().unwrap_or_default()));
     let Some(password) = password.filter(|_| errors.is_empty()) else {

@@ -1,0 +1,116 @@
+//! Hostile input on both backends: NUL bytes, invalid UTF-8, SQL metacharacters, overlong and
+//! deeply nested input, in paths, query strings and bodies. Always a 4xx in the API's error
+//! shape or a correct 2xx with the value stored verbatim; never a 5xx.
+
+mod common;
+
+use common::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(nul_and_invalid_utf8_in_paths_and_queries_are_4xx, hostile_bodies_are_4xx_or_stored_verbatim);
+
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> (StatusCode, Value) {
+    let mut request = app.client.request(method, format!("{}{path}", app.base));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Token {token}"));
+    }
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn assert_clean_4xx(status: StatusCode, body: &Value, what: &str) {
+    assert!(status.is_client_error(), "{what}: {status} {body}");
+    assert!(body["errors"].as_object().is_some_and(|e| !e.is_empty()), "{what}: not the error shape: {body}");
+}
+
+async fn nul_and_invalid_utf8_in_paths_and_queries_are_4xx(app: TestApp) {
+    let token = app.register("jake").await;
+    let slug = app.article(&token, "Target", &["t"]).await;
+    let nasty = ["a%00b", "%00", "%ff%fe", "%c3%28"];
+    for bad in nasty {
+        for (method, path) in [
+            (Method::GET, format!("/api/articles/{bad}")),
+            (Method::GET, format!("/api/articles/{bad}/comments")),
+            (Method::GET, format!("/api/profiles/{bad}")),
+            (Method::POST, format!("/api/profiles/{bad}/follow")),
+            (Method::DELETE, format!("/api/articles/{bad}")),
+            (Method::PUT, format!("/api/users/{bad}")),
+            (Method::DELETE, format!("/api/articles/{slug}/comments/{bad}")),
+        ] {
+            let (status, body) = raw(&app, method.clone(), &path, Some(&token), Some(b"{}".to_vec())).await;
+            assert_clean_4xx(status, &body, &format!("{method} {path}"));
+        }
+        for query in ["tag", "author", "favorited", "limit", "offset"] {
+            let path = format!("/api/articles?{query}={bad}");
+            let (status, body) = raw(&app, Method::GET, &path, None, None).await;
+            assert_clean_4xx(status, &body, &path);
+        }
+    }
+    // SQL metacharacters are just characters.
+    for probe in ["' OR '1'='1", "\"; DROP TABLE users; --", "%' --", "\\\\", "tag'); --"] {
+        let encoded: String = probe.bytes().map(|b| format!("%{b:02X}")).collect();
+        let (status, body) = raw(&app, Method::GET, &format!("/api/articles?tag={encoded}"), None, None).await;
+        assert_eq!((status, body["articlesCount"].as_i64()), (StatusCode::OK, Some(0)), "{probe}");
+        let (status, _) = raw(&app, Method::GET, &format!("/api/profiles/{encoded}"), None, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{probe}");
+    }
+    assert_eq!(app.articles_count().await, 1, "nothing was lost");
+}
+
+async fn hostile_bodies_are_4xx_or_stored_verbatim(app: TestApp) {
+    let token = app.register("jake").await;
+    let post = |body: Vec<u8>| raw(&app, Method::POST, "/api/articles", Some(&token), Some(body));
+    let article = |title: Value, tags: Value| {
+        json!({"article": {"title": title, "description": "d", "body": "b", "tagList": tags}}).to_string().into_bytes()
+    };
+    for (what, body) in [
+        ("NUL in title", article(json!("a\u{0}b"), json!([]))),
+        ("NUL in a tag", article(json!("t"), json!(["a\u{0}"]))),
+        ("1 MB title", article(json!("x".repeat(1_000_000)), json!([]))),
+        ("10,000 tags", article(json!("t"), json!((0..10_000).map(|i| format!("t{i}")).collect::<Vec<_>>()))),
+        ("deeply nested", format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes()),
+        (
+            "nested in a field",
+            format!(r#"{{"article":{{"title":{}1{}}}}}"#, "[".repeat(5_000), "]".repeat(5_000)).into_bytes(),
+        ),
+        ("invalid UTF-8", b"{\"article\":{\"title\":\"\xff\xfe\",\"description\":\"d\",\"body\":\"b\"}}".to_vec()),
+        ("lone surrogate", br#"{"article":{"title":"\ud800","description":"d","body":"b"}}"#.to_vec()),
+    ] {
+        let (status, answer) = post(body).await;
+        assert_clean_4xx(status, &answer, what);
+    }
+    let login = |email: &str| json!({"user": {"email": email, "password": "password123"}}).to_string().into_bytes();
+    let (status, answer) = raw(&app, Method::POST, "/api/users/login", None, Some(login("a\u{0}b@example.com"))).await;
+    assert_clean_4xx(status, &answer, "NUL in a login email");
+
+    // Metacharacters and unusual but valid text are stored and returned verbatim.
+    let title = "Robert'); DROP TABLE articles; -- \"quoted\" <b>bold</b> \\ ünïcødé 🦀";
+    let (status, created) = post(article(json!(title), json!(["' OR 1=1 --", "<script>"]))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["article"]["title"], title);
+    let slug = created["article"]["slug"].as_str().unwrap();
+    let (_, fetched) = raw(&app, Method::GET, &format!("/api/articles/{slug}"), None, None).await;
+    assert_eq!(fetched["article"]["title"], title);
+    assert_eq!(fetched["article"]["tagList"], json!(["' OR 1=1 --", "<script>"]));
+    let (_, listed) = raw(&app, Method::GET, "/api/articles?tag=%27%20OR%201%3D1%20--", None, None).await;
+    assert_eq!(listed["articlesCount"], 1);
+    assert_eq!(app.articles_count().await, 1, "only the valid article was written");
+
+    // Header injection: a header value cannot smuggle a second header through our responses.
+    let response =
+        app.client.get(format!("{}/api/tags", app.base)).header("x-request-id", "abc\tdef").send().await.unwrap();
+    assert!(response.status().is_success());
+    assert!(!response.headers().contains_key("injected"));
+}
