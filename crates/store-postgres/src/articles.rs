@@ -182,6 +182,7 @@ pub async fn update(
     db: &PgPool,
     id: ArticleId,
     author: UserId,
+    expected_slug: &str,
     slug: Option<&str>,
     changes: &ArticleChanges,
 ) -> Result<Option<String>, DbError> {
@@ -194,7 +195,7 @@ pub async fn update(
                description = COALESCE($5, description),
                body = COALESCE($6, body),
                updated_at = $7
-           WHERE id = $1 AND author_id = $2
+           WHERE id = $1 AND author_id = $2 AND slug = $8
            RETURNING slug"#,
         id,
         author,
@@ -202,7 +203,8 @@ pub async fn update(
         changes.title,
         changes.description,
         changes.body,
-        now
+        now,
+        expected_slug
     )
     .fetch_optional(&mut *tx)
     .await?;

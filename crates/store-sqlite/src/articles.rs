@@ -183,6 +183,7 @@ pub async fn update(
     db: &SqlitePool,
     id: ArticleId,
     author: UserId,
+    expected_slug: &str,
     slug: Option<&str>,
     changes: &ArticleChanges,
 ) -> Result<Option<String>, DbError> {
@@ -195,7 +196,7 @@ pub async fn update(
                description = COALESCE(?5, description),
                body = COALESCE(?6, body),
                updated_at = ?7
-           WHERE id = ?1 AND author_id = ?2
+           WHERE id = ?1 AND author_id = ?2 AND slug = ?8
            RETURNING slug"#,
         id,
         author,
@@ -203,7 +204,8 @@ pub async fn update(
         changes.title,
         changes.description,
         changes.body,
-        now
+        now,
+        expected_slug
     )
     .fetch_optional(&mut *tx)
     .await?;

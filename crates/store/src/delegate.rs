@@ -155,10 +155,11 @@ macro_rules! delegate_store {
                 &self,
                 article: $crate::__domain::model::ArticleId,
                 author: $crate::__domain::model::UserId,
+                expected_slug: &str,
                 slug: Option<&str>,
                 changes: &$crate::ArticleChanges,
             ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
-                match articles::update(&self.$write, article, author, slug, changes).await? {
+                match articles::update(&self.$write, article, author, expected_slug, slug, changes).await? {
                     Some(slug) => articles::by_slug(&self.$write, &slug, Some(author)).await,
                     None => Ok(None),
                 }

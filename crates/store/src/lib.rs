@@ -65,12 +65,15 @@ pub trait Store: Send + Sync + 'static {
     async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError>;
     /// Fails with `DbError::Conflict("slug")` when the slug is taken: see [`with_unique_slug`].
     async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError>;
-    /// Changes an article of `author`; `None` when no such article of theirs exists.
+    /// Changes an article of `author` that still has `expected_slug`; `None` when there is no
+    /// such article of theirs, or a concurrent edit renamed it (so an edit based on a stale view
+    /// can never give the article a slug that does not fit its title).
     /// `slug` is the new slug when the title changes.
     async fn update_article(
         &self,
         article: ArticleId,
         author: UserId,
+        expected_slug: &str,
         slug: Option<&str>,
         changes: &ArticleChanges,
     ) -> Result<Option<Article>, DbError>;

@@ -363,24 +363,29 @@ pub async fn update_keeps_or_replaces_tags_and_renames_slug(store: TestStore) {
     let a = article(&*store, &jake, "Original", &["a", "b"]).await;
 
     let changes = ArticleChanges { body: Some("new body".into()), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
+    let u = store.update_article(a.id, jake.id, &a.slug, None, &changes).await.unwrap().unwrap();
     assert_eq!((u.body.as_deref(), u.tag_list.clone()), (Some("new body"), vec!["a".into(), "b".into()]));
     assert_eq!((u.slug.as_str(), u.created_at), ("original", a.created_at));
     assert!(u.updated_at > a.updated_at);
 
     let changes = ArticleChanges { tags: Some(vec!["c".into(), "a".into()]), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
+    let u = store.update_article(a.id, jake.id, &a.slug, None, &changes).await.unwrap().unwrap();
     assert_eq!(u.tag_list, ["c", "a"]);
 
     let changes = ArticleChanges { tags: Some(vec![]), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, None, &changes).await.unwrap().unwrap();
+    let u = store.update_article(a.id, jake.id, &a.slug, None, &changes).await.unwrap().unwrap();
     assert!(u.tag_list.is_empty());
 
     let changes =
         ArticleChanges { title: Some("Renamed".into()), description: Some("d2".into()), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, Some("renamed"), &changes).await.unwrap().unwrap();
+    let u = store.update_article(a.id, jake.id, &a.slug, Some("renamed"), &changes).await.unwrap().unwrap();
     assert_eq!((u.slug.as_str(), u.title.as_str(), u.description.as_str()), ("renamed", "Renamed", "d2"));
     assert!(store.article("original", None).await.unwrap().is_none());
+    assert_eq!(store.article("renamed", None).await.unwrap().unwrap(), u);
+
+    // An edit made against the old slug finds nothing: a concurrent rename won.
+    let stale = ArticleChanges { title: Some("Original".into()), ..Default::default() };
+    assert!(store.update_article(a.id, jake.id, &a.slug, None, &stale).await.unwrap().is_none());
     assert_eq!(store.article("renamed", None).await.unwrap().unwrap(), u);
 }
 
@@ -394,7 +399,7 @@ pub async fn failed_update_changes_nothing(store: TestStore) {
         tags: Some(vec!["lost".into()]),
         ..Default::default()
     };
-    let result = store.update_article(a.id, jake.id, Some(&taken.slug), &changes).await;
+    let result = store.update_article(a.id, jake.id, &a.slug, Some(&taken.slug), &changes).await;
     assert!(matches!(result, Err(DbError::Conflict("slug"))), "{result:?}");
     assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
     assert_eq!(store.tags().await.unwrap(), ["keep"]);
@@ -405,7 +410,7 @@ pub async fn only_the_author_updates_or_deletes(store: TestStore) {
     let anna = user(&*store, "anna").await;
     let a = article(&*store, &jake, "Mine", &["t"]).await;
     let changes = ArticleChanges { body: Some("hijacked".into()), ..Default::default() };
-    assert!(store.update_article(a.id, anna.id, None, &changes).await.unwrap().is_none());
+    assert!(store.update_article(a.id, anna.id, &a.slug, None, &changes).await.unwrap().is_none());
     assert!(!store.delete_article(a.id, anna.id).await.unwrap());
     assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
 }

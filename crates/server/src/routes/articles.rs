@@ -202,17 +202,16 @@ pub(crate) async fn update(
     }
     let changes = ArticleChanges { title, description, body, tags };
     let store = &state.store;
-    let updated = match &changes.title {
-        // A new title gets a new slug, unless the current one already fits it.
-        Some(title) if !conduit_domain::slug::fits(&slug, title) => {
-            with_unique_slug(title, |new_slug| {
-                let changes = &changes;
-                async move { store.update_article(article.id, caller.user.id, Some(&new_slug), changes).await }
+    let updated =
+        match &changes.title {
+            // A new title gets a new slug, unless the current one already fits it.
+            Some(title) if !conduit_domain::slug::fits(&slug, title) => with_unique_slug(title, |new_slug| {
+                let (changes, current) = (&changes, &slug);
+                async move { store.update_article(article.id, caller.user.id, current, Some(&new_slug), changes).await }
             })
-            .await?
-        }
-        _ => store.update_article(article.id, caller.user.id, None, &changes).await?,
-    };
+            .await?,
+            _ => store.update_article(article.id, caller.user.id, &slug, None, &changes).await?,
+        };
     if changes.tags.is_some() {
         state.tags.invalidate();
     }
