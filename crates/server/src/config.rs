@@ -36,6 +36,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONDUIT_TRUSTED_PROXIES", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Proto are believed"),
     ("CONDUIT_LOGIN_ATTEMPTS", "failed logins per client address and per account each minute (default 10)"),
     ("CONDUIT_SECURE_COOKIES", "always mark the session cookie Secure (default: only over HTTPS)"),
+    ("CONDUIT_DB_POOL_SIZE", "PostgreSQL connections per instance (default 16)"),
+    ("CONDUIT_DB_ACQUIRE_TIMEOUT", "seconds a request waits for a database connection before 503 (default 5)"),
     ("CONDUIT_GZIP", "gzip responses for clients that accept it: true or false (default true)"),
     ("CONDUIT_SHUTDOWN_GRACE", "seconds to finish in-flight requests on shutdown (default 30)"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "export traces over OTLP/HTTP to this collector (and other OTEL_*)"),
@@ -81,6 +83,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Redis for sessions and rate-limit counters shared by every instance.
     pub redis_url: Option<String>,
+    /// PostgreSQL connections per instance.
+    pub db_pool_size: u32,
+    /// How long a request waits for a free database connection before it gets a 503.
+    pub db_acquire_timeout: Duration,
 }
 
 /// What `conduit.toml` may contain. Unknown keys are an error, so a typo cannot be ignored.
@@ -99,6 +105,8 @@ struct FileConfig {
     login_attempts_per_minute: Option<u32>,
     trusted_proxies: Option<Vec<String>>,
     redis_url: Option<String>,
+    db_pool_size: Option<u32>,
+    db_acquire_timeout_secs: Option<f64>,
     database_url: Option<String>,
     jwt_secret: Option<String>,
     token_ttl_secs: Option<u64>,
@@ -227,6 +235,15 @@ impl Config {
         for origin in &http.allowed_origins {
             check_origin(origin)?;
         }
+        let db_pool_size = setting.number(
+            ("CONDUIT_DB_POOL_SIZE", "db_pool_size"),
+            file.db_pool_size,
+            16,
+            "a whole number from 1 to 1000",
+            |n| (1..=1000).contains(n),
+        )?;
+        let db_acquire_timeout =
+            seconds(("CONDUIT_DB_ACQUIRE_TIMEOUT", "db_acquire_timeout_secs"), file.db_acquire_timeout_secs, 5.0)?;
         let shutdown_grace =
             seconds(("CONDUIT_SHUTDOWN_GRACE", "shutdown_grace_secs"), file.shutdown_grace_secs, 30.0)?;
         let metrics_bind = match env("CONDUIT_METRICS_BIND").or(file.metrics_bind) {
@@ -257,6 +274,8 @@ impl Config {
             metrics_bind,
             shutdown_grace,
             redis_url: env("REDIS_URL").or(file.redis_url),
+            db_pool_size,
+            db_acquire_timeout,
         })
     }
 

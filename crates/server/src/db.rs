@@ -66,7 +66,9 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Arc::new(store)
         }
         Database::Postgres => {
-            let store = PgStore::connect(url, PoolSettings::default()).await?;
+            let settings =
+                PoolSettings { max_connections: config.db_pool_size, acquire_timeout: config.db_acquire_timeout };
+            let store = PgStore::connect(url, settings).await?;
             store.migrate().await?;
             Arc::new(store)
         }

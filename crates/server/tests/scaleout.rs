@@ -168,3 +168,64 @@ async fn a_redis_outage_spares_tokens_fails_sessions_fast_and_heals() {
     assert_eq!(browser.me(&base, &fresh).await, StatusCode::OK);
     assert!(server.terminate().success(), "no panic, clean exit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_answers_503_after_the_acquire_timeout_then_recovers() {
+    use sqlx::Connection;
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("CONDUIT_JWT_SECRET", SECRET),
+        ("CONDUIT_DB_POOL_SIZE", "1"),
+        ("CONDUIT_DB_ACQUIRE_TIMEOUT", "0.5"),
+    ];
+    let server = Server::start_with(dir.path(), &env);
+    let base = server.base.clone();
+    let browser = Browser::new();
+    let register = json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    let (_, _, body) = browser.call(&base, reqwest::Method::POST, "/api/users", None, Some(register)).await;
+    let token = body["user"]["token"].as_str().unwrap().to_owned();
+
+    // A slow transaction elsewhere locks the users table: a request that needs it waits,
+    // holding the pool's only connection.
+    let mut locker = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE").execute(&mut locker).await.unwrap();
+    let stuck: Vec<_> = (0..1)
+        .map(|_| {
+            let request =
+                browser.client.get(format!("{base}/api/user")).header("authorization", format!("Token {token}"));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut locker)
+        .await
+        .unwrap();
+        if waiting >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request never got stuck");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Everyone else waits at most the acquire timeout, then gets a clear 503.
+    let started = Instant::now();
+    let (status, _, body) = browser.call(&base, reqwest::Method::GET, "/api/articles", None, None).await;
+    let waited = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body, json!({"errors": {"server": ["temporarily unavailable, retry shortly"]}}));
+    assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(3), "waited {waited:?}");
+
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    for request in stuck {
+        assert_eq!(request.await.unwrap().unwrap().status(), StatusCode::OK, "the stuck request finishes");
+    }
+    assert_eq!(browser.call(&base, reqwest::Method::GET, "/api/articles", None, None).await.0, StatusCode::OK);
+    assert!(server.terminate().success());
+}
