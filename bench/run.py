@@ -207,6 +207,66 @@ def wrk(url, token, script, data, duration, connections, threads, pid):
     }
 
 
+def open_fds(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def soak(api, data, args, pid):
+    """The mix at ~70% of its measured maximum for args.soak seconds, in 10-second slices."""
+    connections = 16
+    flat = wrk(api, data["token"], "mix.lua", data, 5, connections, args.threads, pid)
+    target = flat["rps"] * 0.7
+    # Each connection waits this long before each request, so together they send at most the
+    # target rate (a little less, by the time requests take).
+    delay_ms = max(1, round(1000 * connections / target))
+    print(f"maximum {flat['rps']:,.0f} req/s; soaking at ~{target:,.0f} req/s ({delay_ms} ms between requests "
+          f"per connection) for {args.soak} s", file=sys.stderr)
+    with open(os.path.join(LUA, "paced_mix.lua")) as f:
+        paced = f.read().replace("BENCH_DELAY_MS", str(delay_ms))
+    script = os.path.join(LUA, f".paced-{os.getpid()}.lua")
+    with open(script, "w") as f:
+        f.write(paced)
+    lines = [f"soak: 90/10 mix at ~70% of {flat['rps']:,.0f} req/s, {connections} connections, {args.soak} s", "",
+             "| t (s) | req/s | p99 | errors | RSS | open fds |", "|---|---|---|---|---|---|"]
+    samples = []
+    try:
+        elapsed = 0
+        while elapsed < args.soak:
+            step = min(10, args.soak - elapsed)
+            r = wrk(api, data["token"], os.path.basename(script), data, step, connections, args.threads, pid)
+            elapsed += step
+            time.sleep(1)  # let the slice's connections close before counting descriptors
+            rss, fds = proc_status(pid, "VmRSS") if pid else None, open_fds(pid) if pid else None
+            errors = r["non2xx"] + r["socket_errors"]
+            samples.append((elapsed, r["rps"], r["p99"], errors, rss, fds))
+            lines.append(f"| {elapsed} | {r['rps']:,.0f} | {fmt(r['p99'], '{:.2f} ms')} | {errors} | "
+                         f"{fmt(rss, '{:.1f} MiB')} | {fmt(fds, '{}')} |")
+            print(lines[-1], file=sys.stderr, flush=True)
+    finally:
+        os.unlink(script)
+    # Drift after warm-up: compare the last sample with the first one past the first third.
+    warm = samples[len(samples) // 3] if samples else None
+    last = samples[-1] if samples else None
+    summary = []
+    if warm and last and warm[4] and last[4]:
+        summary.append(f"RSS drift after warm-up: {(last[4] - warm[4]) / warm[4]:+.1%} ({warm[4]:.1f} -> {last[4]:.1f} MiB)")
+    if warm and last and warm[5] is not None and last[5] is not None:
+        summary.append(f"open fds: {warm[5]} -> {last[5]}")
+    total_errors = sum(s[3] for s in samples)
+    summary.append(f"errors: {total_errors}")
+    table = "\n".join(lines + [""] + summary)
+    print("\n" + table)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    with open(os.path.join(args.out, f"{stamp}-soak.md"), "w") as f:
+        f.write(table + "\n")
+    if total_errors:
+        raise SystemExit("the soak had errors")
+
+
 def fmt(value, pattern, missing="n/a"):
     return missing if value is None else pattern.format(value)
 
@@ -244,6 +304,9 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="2 s per scenario, 16 connections, 50 articles: proves it works")
     parser.add_argument("--out", default=RESULTS, help="directory for the Markdown table and SVG chart")
     parser.add_argument("--bin", help="use this conduit binary instead of building a release one")
+    parser.add_argument("--soak", type=int, metavar="SECONDS",
+                        help="instead of the scenarios: measure the 90/10 mix flat out, then run it at about 70%% of that "
+                             "for SECONDS, sampling RSS, open file descriptors and errors every 10 s")
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.connections, args.articles = 2, "16", 50
@@ -293,6 +356,8 @@ def main():
                     time.sleep(0.1)
         data = seed(api, args.articles, args.seed)
         time.sleep(2)
+        if args.soak:
+            return soak(api, data, args, pid)
         idle = proc_status(pid, "VmRSS") if pid else None
         rows = []
         # Reads first at every connection count, then writes: writes grow the data the reads

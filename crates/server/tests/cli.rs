@@ -159,8 +159,8 @@ fn login(
     client.post(format!("{base}/api/users/login")).json(&body).send()
 }
 
-/// Polls `/metrics` until at least `want` requests are in flight (the scrape counts itself).
-async fn wait_for_in_flight(client: &reqwest::Client, metrics_url: &str, want: f64) {
+/// Polls `/metrics` until at least `want` requests are in flight; returns how many were.
+async fn wait_for_in_flight(client: &reqwest::Client, metrics_url: &str, want: f64) -> usize {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = client.get(metrics_url).send().await.unwrap().text().await.unwrap();
@@ -170,7 +170,7 @@ async fn wait_for_in_flight(client: &reqwest::Client, metrics_url: &str, want: f
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(0.0);
         if in_flight >= want {
-            return;
+            return in_flight as usize;
         }
         assert!(Instant::now() < deadline, "never saw {want} requests in flight (last {in_flight})");
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -190,7 +190,7 @@ async fn sigterm_under_load_finishes_every_request_and_refuses_new_ones() {
 
     // 40 logins queue behind the two Argon2 permits: a few hundred milliseconds of work.
     let logins: Vec<_> = (0..40).map(|_| tokio::spawn(login(&client, &base, "jake"))).collect();
-    wait_for_in_flight(&client, &metrics_url, 20.0).await;
+    let in_flight = wait_for_in_flight(&client, &metrics_url, 20.0).await;
     server.signal_term();
 
     // New connections are refused promptly, while the accepted requests still complete.
@@ -200,10 +200,20 @@ async fn sigterm_under_load_finishes_every_request_and_refuses_new_ones() {
         assert!(Instant::now() < deadline, "still accepting connections after SIGTERM");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Every request that was in flight completes normally. Requests still in the kernel's accept
+    // queue when the listener closed are refused at the connection level (that is the point of
+    // closing it); none gets an error answer.
+    let mut completed = 0;
     for login in logins {
-        let response = login.await.unwrap().expect("in-flight request completed");
-        assert_eq!(response.status(), 200);
+        match login.await.unwrap() {
+            Ok(response) => {
+                assert_eq!(response.status(), 200);
+                completed += 1;
+            }
+            Err(e) => assert!(e.is_connect() || e.is_request(), "{e}"),
+        }
     }
+    assert!(completed >= in_flight, "{completed} completed, but {in_flight} were in flight");
     let mut server = server;
     let status = server.wait();
     assert!(status.success(), "exit 0 after draining, got {status}");
