@@ -157,16 +157,23 @@ def to_ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url, token, script, data, duration, connections, threads, pid):
+def load_script(name, data, extra=""):
+    """The scenario script with the shared prelude (lua/common.lua) and the seeded names filled in."""
+    with open(os.path.join(LUA, "common.lua")) as f:
+        prelude = f.read()
+    with open(os.path.join(LUA, name)) as f:
+        body = f.read()
+    return (prelude + "\n" + body + extra).replace("BENCH_SLUG", data["slug"]).replace("BENCH_EMAIL", data["email"])
+
+
+def wrk(url, token, script, data, duration, connections, threads, pid, extra=""):
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
     if token:
         command += ["-H", f"Authorization: Token {token}"]
     work = None
     if script:
-        with open(os.path.join(LUA, script)) as f:
-            lua = f.read().replace("BENCH_SLUG", data["slug"]).replace("BENCH_EMAIL", data["email"])
         work = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        work.write(lua)
+        work.write(load_script(script, data, extra))
         work.close()
         command += ["-s", work.name]
     command.append(url)
@@ -224,29 +231,23 @@ def soak(api, data, args, pid):
     delay_ms = max(1, round(1000 * connections / target))
     print(f"maximum {flat['rps']:,.0f} req/s; soaking at ~{target:,.0f} req/s ({delay_ms} ms between requests "
           f"per connection) for {args.soak} s", file=sys.stderr)
-    with open(os.path.join(LUA, "paced_mix.lua")) as f:
-        paced = f.read().replace("BENCH_DELAY_MS", str(delay_ms))
-    script = os.path.join(LUA, f".paced-{os.getpid()}.lua")
-    with open(script, "w") as f:
-        f.write(paced)
+    # wrk waits delay() milliseconds before each request of a connection.
+    pacing = f"\nfunction delay() return {delay_ms} end\n"
     lines = [f"soak: 90/10 mix at ~70% of {flat['rps']:,.0f} req/s, {connections} connections, {args.soak} s", "",
              "| t (s) | req/s | p99 | errors | RSS | open fds |", "|---|---|---|---|---|---|"]
     samples = []
-    try:
-        elapsed = 0
-        while elapsed < args.soak:
-            step = min(10, args.soak - elapsed)
-            r = wrk(api, data["token"], os.path.basename(script), data, step, connections, args.threads, pid)
-            elapsed += step
-            time.sleep(1)  # let the slice's connections close before counting descriptors
-            rss, fds = proc_status(pid, "VmRSS") if pid else None, open_fds(pid) if pid else None
-            errors = r["non2xx"] + r["socket_errors"]
-            samples.append((elapsed, r["rps"], r["p99"], errors, rss, fds))
-            lines.append(f"| {elapsed} | {r['rps']:,.0f} | {fmt(r['p99'], '{:.2f} ms')} | {errors} | "
-                         f"{fmt(rss, '{:.1f} MiB')} | {fmt(fds, '{}')} |")
-            print(lines[-1], file=sys.stderr, flush=True)
-    finally:
-        os.unlink(script)
+    elapsed = 0
+    while elapsed < args.soak:
+        step = min(10, args.soak - elapsed)
+        r = wrk(api, data["token"], "mix.lua", data, step, connections, args.threads, pid, pacing)
+        elapsed += step
+        time.sleep(1)  # let the slice's connections close before counting descriptors
+        rss, fds = proc_status(pid, "VmRSS") if pid else None, open_fds(pid) if pid else None
+        errors = r["non2xx"] + r["socket_errors"]
+        samples.append((elapsed, r["rps"], r["p99"], errors, rss, fds))
+        lines.append(f"| {elapsed} | {r['rps']:,.0f} | {fmt(r['p99'], '{:.2f} ms')} | {errors} | "
+                     f"{fmt(rss, '{:.1f} MiB')} | {fmt(fds, '{}')} |")
+        print(lines[-1], file=sys.stderr, flush=True)
     # Drift after warm-up: compare the last sample with the first one past the first third.
     warm = samples[len(samples) // 3] if samples else None
     last = samples[-1] if samples else None

@@ -1,22 +1,6 @@
 -- A 90/10 read/write mix: 9 in 10 requests read (the article list, one article, its comments),
 -- 1 in 10 publishes an article. BENCH_SLUG is substituted by bench/run.py; the token comes
--- from -H.
-local thread_ids = 0
-local counter = 0
-id = 0
-
-function setup(thread)
-  thread_ids = thread_ids + 1
-  thread:set("id", thread_ids)
-end
-
-local function json_headers()
-  local headers = {}
-  for name, value in pairs(wrk.headers) do headers[name] = value end
-  headers["Content-Type"] = "application/json"
-  return headers
-end
-
+-- from -H. The soak runs this same script with a delay() appended.
 function request()
   counter = counter + 1
   local pick = counter % 10
