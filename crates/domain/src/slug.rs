@@ -8,17 +8,23 @@ const BASE_MAX: usize = 80;
 /// `-`. Non-ASCII letters are kept (URLs percent-encode them). Never empty.
 pub fn slugify(title: &str) -> String {
     let mut slug = String::with_capacity(title.len().min(BASE_MAX));
+    let mut length = 0;
     let mut pending_dash = false;
     for c in title.chars().flat_map(char::to_lowercase) {
         if c.is_alphanumeric() {
-            if pending_dash && !slug.is_empty() {
+            let dash = pending_dash && !slug.is_empty();
+            // The dash and the character go in together or not at all: a trailing dash, or
+            // one character past the bound, would both be wrong.
+            if length + usize::from(dash) + 1 > BASE_MAX {
+                break;
+            }
+            if dash {
                 slug.push('-');
+                length += 1;
             }
             pending_dash = false;
             slug.push(c);
-            if slug.chars().count() >= BASE_MAX {
-                break;
-            }
+            length += 1;
         } else {
             pending_dash = true;
         }
@@ -52,6 +58,9 @@ mod tests {
         assert_eq!(slugify("!!!"), "article");
         assert_eq!(slugify(""), "article");
         assert_eq!(slugify(&"a".repeat(500)).chars().count(), BASE_MAX);
+        // Found by the `slug` fuzz target: a dash at the 80th character used to push one past.
+        let title = format!("{} {}", "t".repeat(79), "a".repeat(10));
+        assert_eq!(slugify(&title), "t".repeat(79));
     }
 
     #[test]

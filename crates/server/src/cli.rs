@@ -155,9 +155,10 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
         database = %db::redact(&config.database_url),
         "conduit is listening"
     );
-    let stopped = serve::serve_until_signal(listener, app(state), metrics, config.shutdown_grace)
-        .await
-        .context("server failed")?;
+    let stopped =
+        serve::serve_until_signal(listener, app(state), metrics, config.header_read_timeout, config.shutdown_grace)
+            .await
+            .context("server failed")?;
     match stopped {
         serve::Stopped::Drained => {
             store.close().await;

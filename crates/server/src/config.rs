@@ -39,6 +39,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONDUIT_DB_POOL_SIZE", "PostgreSQL connections per instance (default 16)"),
     ("CONDUIT_DB_ACQUIRE_TIMEOUT", "seconds a request waits for a database connection before 503 (default 5)"),
     ("CONDUIT_GZIP", "gzip responses for clients that accept it: true or false (default true)"),
+    ("CONDUIT_HEADER_TIMEOUT", "seconds a client has to send request headers, and to idle on keep-alive (default 10)"),
     ("CONDUIT_SHUTDOWN_GRACE", "seconds to finish in-flight requests on shutdown (default 30)"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "export traces over OTLP/HTTP to this collector (and other OTEL_*)"),
     ("RUST_LOG", "log filter (default info)"),
@@ -81,6 +82,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How long a client may take over a request's headers (also the keep-alive idle timeout).
+    pub header_read_timeout: Duration,
     /// Redis for sessions and rate-limit counters shared by every instance.
     pub redis_url: Option<String>,
     /// PostgreSQL connections per instance.
@@ -96,6 +99,7 @@ struct FileConfig {
     bind: Option<String>,
     metrics_bind: Option<String>,
     shutdown_grace_secs: Option<f64>,
+    header_timeout_secs: Option<f64>,
     request_timeout_secs: Option<f64>,
     max_concurrency: Option<usize>,
     body_limit_bytes: Option<usize>,
@@ -246,6 +250,8 @@ impl Config {
             seconds(("CONDUIT_DB_ACQUIRE_TIMEOUT", "db_acquire_timeout_secs"), file.db_acquire_timeout_secs, 5.0)?;
         let shutdown_grace =
             seconds(("CONDUIT_SHUTDOWN_GRACE", "shutdown_grace_secs"), file.shutdown_grace_secs, 30.0)?;
+        let header_read_timeout =
+            seconds(("CONDUIT_HEADER_TIMEOUT", "header_timeout_secs"), file.header_timeout_secs, 10.0)?;
         let metrics_bind = match env("CONDUIT_METRICS_BIND").or(file.metrics_bind) {
             Some(raw) => Some(raw.parse::<SocketAddr>().map_err(|_| {
                 error(format!("invalid CONDUIT_METRICS_BIND '{raw}': expected IP:PORT, for example 127.0.0.1:9100"))
@@ -273,6 +279,7 @@ impl Config {
             http,
             metrics_bind,
             shutdown_grace,
+            header_read_timeout,
             redis_url: env("REDIS_URL").or(file.redis_url),
             db_pool_size,
             db_acquire_timeout,

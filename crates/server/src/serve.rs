@@ -1,22 +1,78 @@
 //! Running the app on a listener until a shutdown signal, then draining.
+//!
+//! This is hyper's HTTP/1 connection builder rather than `axum::serve`, because only the
+//! builder can bound how long a client may take to send its request headers. Without that
+//! bound, slowloris clients (one header byte at a time) each hold a connection for ever.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower::ServiceExt;
 
 /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
+///
+/// A client gets `header_read_timeout` to send each request's headers, counted from when the
+/// server is ready for them. That includes the wait on an idle keep-alive connection, so it is
+/// also the keep-alive idle timeout.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    header_read_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let connections = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Responses are written whole; waiting to coalesce them only adds latency.
+        let _ = stream.set_nodelay(true);
+        let app = app.clone().map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                // Clients that vanish or dawdle over their headers end up here; not our fault.
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// Out of file descriptors or similar: wait a little for connections to close rather than
+/// spinning on `accept`. Errors that belong to one connection only are skipped at once.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(error.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %error, "cannot accept connections; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// What [`serve_until_signal`] did.
@@ -34,6 +90,7 @@ pub async fn serve_until_signal(
     listener: TcpListener,
     app: Router,
     metrics: Option<(TcpListener, Router)>,
+    header_read_timeout: Duration,
     grace: Duration,
 ) -> std::io::Result<Stopped> {
     let (stop, stopped) = watch::channel(false);
@@ -46,9 +103,9 @@ pub async fn serve_until_signal(
         let _ = rx.wait_for(|stopping| *stopping).await;
     };
     if let Some((listener, router)) = metrics {
-        tokio::spawn(serve(listener, router, when_stopping(stopped.clone())));
+        tokio::spawn(serve(listener, router, header_read_timeout, when_stopping(stopped.clone())));
     }
-    let server = serve(listener, app, when_stopping(stopped.clone()));
+    let server = serve(listener, app, header_read_timeout, when_stopping(stopped.clone()));
     let deadline = async {
         when_stopping(stopped).await;
         tokio::time::sleep(grace).await;

@@ -29,12 +29,22 @@ impl From<sqlx::Error> for DbError {
                     None => DbError::Other(e.to_string()),
                 }
             }
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::Database(db) if db.code().is_some_and(|code| means_unavailable(&code)) => {
+                DbError::Unavailable(e.to_string())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 DbError::Unavailable(e.to_string())
             }
             _ => DbError::Other(e.to_string()),
         }
     }
+}
+
+/// PostgreSQL error codes that say the server is going away, starting up or full, rather than
+/// that the query was wrong: class 08 (connection exception), 57P01-57P03 (admin or crash
+/// shutdown, cannot connect now) and 53300 (too many connections). A restart shows all of them.
+fn means_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 impl DbError {

@@ -7,6 +7,7 @@ pub mod process;
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use conduit_domain::token::TokenKeys;
 use conduit_server::layers::HttpSettings;
@@ -74,7 +75,7 @@ impl TestApp {
         let state = AppState::new(store.clone(), keys()).with_http(settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(serve(listener, app(state), std::future::pending()));
+        tokio::spawn(serve(listener, app(state), Duration::from_secs(30), std::future::pending()));
         TestApp { base, client: reqwest::Client::new(), store, _database: database }
     }
 

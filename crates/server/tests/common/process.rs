@@ -161,3 +161,112 @@ impl Drop for RedisServer {
         }
     }
 }
+
+/// A throwaway PostgreSQL cluster of our own (initdb into a temporary directory), so a test
+/// can stop and start it without touching the one other tests share. Stopped when dropped.
+pub struct PostgresServer {
+    pub port: u16,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PostgresServer {
+    pub fn start() -> PostgresServer {
+        let dir = tempfile::tempdir().unwrap();
+        as_postgres_owner(dir.path());
+        let data = dir.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let initdb = postgres_tool("initdb")
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .expect("initdb runs");
+        assert!(initdb.status.success(), "initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
+        let server = PostgresServer { port, data, _dir: dir };
+        server.resume();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the cluster again with its data; returns once it accepts connections.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+            self.port,
+            self.data.parent().unwrap().display()
+        );
+        let log = self.data.parent().unwrap().join("pg.log");
+        let status = postgres_tool("pg_ctl")
+            .args(["-w", "-t", "30", "-o", &options, "-l"])
+            .arg(&log)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("start")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl start failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+
+    /// Stops the cluster ("fast": open sessions are terminated, as in a real restart).
+    pub fn stop(&self) {
+        let status = postgres_tool("pg_ctl")
+            .args(["-w", "-m", "fast", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl stop failed");
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let _ = postgres_tool("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(&self.data)
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// PostgreSQL refuses to run as root: when we are root, its tools run as `postgres`, which
+/// must own the directory.
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+fn as_postgres_owner(dir: &Path) {
+    if is_root() {
+        assert!(Command::new("chown").arg("postgres").arg(dir).status().unwrap().success());
+    }
+}
+
+/// One of PostgreSQL's server tools, found on PATH or in Debian's versioned directory.
+fn postgres_tool(tool: &str) -> Command {
+    let on_path = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+    let program = if on_path.status.success() {
+        String::from_utf8_lossy(&on_path.stdout).trim().to_owned()
+    } else {
+        let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (apt-get install postgresql)")
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin").join(tool)))
+            .filter(|path| path.exists())
+            .collect();
+        found.sort();
+        found.pop().expect("PostgreSQL's server tools are installed").display().to_string()
+    };
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", &program]);
+        command
+    } else {
+        Command::new(program)
+    }
+}

@@ -1,0 +1,224 @@
+//! PostgreSQL restarted under a mixed read/write load against a running `conduit`: requests
+//! fail fast with 503 while it is down, readiness says so, service returns within 2 s of
+//! PostgreSQL being back without restarting `conduit`, and no acknowledged write is lost.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::process::{PostgresServer, Server};
+use serde_json::{Value, json};
+
+const SECRET: &str = "a secret for the restart test, 32+ characters";
+
+/// What the load saw: every status by count, the slowest answer, and the writes that got 2xx.
+#[derive(Default)]
+struct Outcomes {
+    statuses: BTreeMap<u16, usize>,
+    slowest: Duration,
+    articles: Vec<String>,
+    comments: Vec<i64>,
+    failures: Vec<String>,
+}
+
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    commented: String,
+    outcomes: Mutex<Outcomes>,
+    stop: AtomicBool,
+}
+
+impl Load {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Option<Value> {
+        let started = Instant::now();
+        let result = request.header("authorization", format!("Token {}", self.token)).send().await;
+        let elapsed = started.elapsed();
+        let status = {
+            let mut outcomes = self.outcomes.lock().unwrap();
+            outcomes.slowest = outcomes.slowest.max(elapsed);
+            match &result {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    *outcomes.statuses.entry(status).or_default() += 1;
+                    status
+                }
+                Err(e) => {
+                    outcomes.failures.push(format!("no answer after {elapsed:?}: {e}"));
+                    return None;
+                }
+            }
+        };
+        let response = result.ok()?;
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status == 503 {
+            let error_shape = body["errors"].as_object().is_some_and(|e| !e.is_empty());
+            if !error_shape {
+                self.outcomes.lock().unwrap().failures.push(format!("503 without the error shape: {body}"));
+            }
+        } else if !(200..300).contains(&status) {
+            self.outcomes.lock().unwrap().failures.push(format!("{status}: {body}"));
+        }
+        (200..300).contains(&status).then_some(body)
+    }
+
+    async fn writer(self: Arc<Self>, worker: usize) {
+        let mut n = 0;
+        while !self.stop.load(Ordering::Relaxed) {
+            n += 1;
+            let article = json!({"article": {"title": format!("Restart {worker} {n}"), "description": "d", "body": "b", "tagList": ["restart"]}});
+            let created = self.send(self.client.post(format!("{}/api/articles", self.base)).json(&article)).await;
+            if let Some(created) = created {
+                let slug = created["article"]["slug"].as_str().unwrap().to_owned();
+                self.outcomes.lock().unwrap().articles.push(slug);
+            }
+            let comment = json!({"comment": {"body": format!("comment {worker} {n}")}});
+            let url = format!("{}/api/articles/{}/comments", self.base, self.commented);
+            if let Some(created) = self.send(self.client.post(url).json(&comment)).await {
+                self.outcomes.lock().unwrap().comments.push(created["comment"]["id"].as_i64().unwrap());
+            }
+        }
+    }
+
+    async fn reader(self: Arc<Self>) {
+        while !self.stop.load(Ordering::Relaxed) {
+            self.send(self.client.get(format!("{}/api/articles?limit=5", self.base))).await;
+            self.send(self.client.get(format!("{}/api/user", self.base))).await;
+        }
+    }
+
+    fn successes(&self) -> usize {
+        let outcomes = self.outcomes.lock().unwrap();
+        outcomes.statuses.iter().filter(|(status, _)| (200..300).contains(*status)).map(|(_, n)| n).sum()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledged_write() {
+    let postgres = PostgresServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres.url();
+    // Default timeouts: a request waits at most 5 s for a connection, and 30 s in all.
+    let server = Server::start_with(dir.path(), &[("DATABASE_URL", url.as_str()), ("CONDUIT_JWT_SECRET", SECRET)]);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
+    let base = server.base.clone();
+
+    let user = json!({"user": {"username": "restart", "email": "restart@example.com", "password": "password123"}});
+    let registered: Value =
+        client.post(format!("{base}/api/users")).json(&user).send().await.unwrap().json().await.unwrap();
+    let token = registered["user"]["token"].as_str().unwrap().to_owned();
+    let first = json!({"article": {"title": "Commented", "description": "d", "body": "b"}});
+    let created: Value = client
+        .post(format!("{base}/api/articles"))
+        .header("authorization", format!("Token {token}"))
+        .json(&first)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let commented = created["article"]["slug"].as_str().unwrap().to_owned();
+
+    let load = Arc::new(Load {
+        client: client.clone(),
+        base: base.clone(),
+        token,
+        commented: commented.clone(),
+        outcomes: Mutex::default(),
+        stop: AtomicBool::new(false),
+    });
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        workers.push(tokio::spawn(load.clone().writer(worker)));
+    }
+    for _ in 0..2 {
+        workers.push(tokio::spawn(load.clone().reader()));
+    }
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = load.successes();
+    assert!(before > 0, "the load made no progress before the restart");
+
+    // Down: readiness says so while the load keeps going.
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.stop();
+        postgres
+    })
+    .await
+    .unwrap();
+    let ready = client.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_ne!(ready["checks"]["database"]["status"], "ok", "{ready}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Back: time from PostgreSQL accepting connections to conduit answering a write again.
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.resume();
+        postgres
+    })
+    .await
+    .unwrap();
+    let back = Instant::now();
+    let probe = json!({"comment": {"body": "probe"}});
+    loop {
+        let answer = client
+            .post(format!("{base}/api/articles/{commented}/comments"))
+            .header("authorization", format!("Token {}", load.token))
+            .json(&probe)
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 201 {
+            let id = answer.json::<Value>().await.unwrap()["comment"]["id"].as_i64().unwrap();
+            load.outcomes.lock().unwrap().comments.push(id);
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(10), "still {} after PostgreSQL came back", answer.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recovered_in = back.elapsed();
+    assert!(recovered_in <= Duration::from_secs(2), "writes succeeded again only after {recovered_in:?}");
+    assert_eq!(client.get(format!("{base}/health/ready")).send().await.unwrap().status(), 200);
+
+    let during = load.successes();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let after = load.successes();
+    let outcomes = std::mem::take(&mut *load.outcomes.lock().unwrap());
+    eprintln!(
+        "statuses {:?}; slowest {:?}; recovered in {recovered_in:?}; {} articles and {} comments acknowledged",
+        outcomes.statuses,
+        outcomes.slowest,
+        outcomes.articles.len(),
+        outcomes.comments.len()
+    );
+    assert!(outcomes.failures.is_empty(), "{:#?}", outcomes.failures);
+    assert!(outcomes.statuses.get(&503).is_some_and(|n| *n > 0), "the outage was never seen: {:?}", outcomes.statuses);
+    assert!(after > during, "no progress after the restart");
+    // Failing fast: nothing waited much beyond the 5 s acquire timeout, let alone hung.
+    assert!(outcomes.slowest < Duration::from_secs(8), "a request took {:?}", outcomes.slowest);
+
+    // Every acknowledged write is there.
+    for slug in &outcomes.articles {
+        let found = client.get(format!("{base}/api/articles/{slug}")).send().await.unwrap();
+        assert_eq!(found.status(), 200, "acknowledged article {slug} is missing");
+    }
+    let comments: Value =
+        client.get(format!("{base}/api/articles/{commented}/comments")).send().await.unwrap().json().await.unwrap();
+    let stored: std::collections::HashSet<i64> =
+        comments["comments"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    for id in &outcomes.comments {
+        assert!(stored.contains(id), "acknowledged comment {id} is missing");
+    }
+    drop(server);
+    drop(postgres);
+}
