@@ -224,7 +224,8 @@ def open_fds(pid):
 def soak(api, data, args, pid):
     """The mix at ~70% of its measured maximum for args.soak seconds, in 10-second slices."""
     connections = 16
-    flat = wrk(api, data["token"], "mix.lua", data, 5, connections, args.threads, pid)
+    steady = "" if args.soak_growth else "\nsteady = true\n"
+    flat = wrk(api, data["token"], "mix.lua", data, 5, connections, args.threads, pid, steady)
     target = flat["rps"] * 0.7
     # Each connection waits this long before each request, so together they send at most the
     # target rate (a little less, by the time requests take).
@@ -232,8 +233,10 @@ def soak(api, data, args, pid):
     print(f"maximum {flat['rps']:,.0f} req/s; soaking at ~{target:,.0f} req/s ({delay_ms} ms between requests "
           f"per connection) for {args.soak} s", file=sys.stderr)
     # wrk waits delay() milliseconds before each request of a connection.
-    pacing = f"\nfunction delay() return {delay_ms} end\n"
-    lines = [f"soak: 90/10 mix at ~70% of {flat['rps']:,.0f} req/s, {connections} connections, {args.soak} s", "",
+    pacing = f"\nfunction delay() return {delay_ms} end\n" + steady
+    writes = "articles published (the data grows)" if args.soak_growth else "favorite/unfavorite (the data stays the same size)"
+    lines = [f"soak: 90/10 mix at ~70% of {flat['rps']:,.0f} req/s, {connections} connections, {args.soak} s; "
+             f"writes: {writes}", "",
              "| t (s) | req/s | p99 | errors | RSS | open fds |", "|---|---|---|---|---|---|"]
     samples = []
     elapsed = 0
@@ -308,6 +311,9 @@ def main():
     parser.add_argument("--soak", type=int, metavar="SECONDS",
                         help="instead of the scenarios: measure the 90/10 mix flat out, then run it at about 70%% of that "
                              "for SECONDS, sampling RSS, open file descriptors and errors every 10 s")
+    parser.add_argument("--soak-growth", action="store_true",
+                        help="in the soak, let the write tenth publish articles (the database grows) instead of "
+                             "favoriting and unfavoriting one (it stays the same size)")
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.connections, args.articles = 2, "16", 50

@@ -57,95 +57,90 @@ async fn by_ids(db: &PgPool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<
     Ok(rows.into_iter().map(Article::from).collect())
 }
 
+/// One page of a listing: how many articles match in all, and the page's ids. Both come from
+/// one statement, so a listing costs two round trips to the database, not three.
+struct PageIds {
+    total: i64,
+    ids: Vec<i64>,
+}
+
 pub async fn list(db: &PgPool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
     let Paging { limit, offset } = query.page;
-    let (ids, total) = match query.shape() {
-        FilterShape::All => (
-            sqlx::query_scalar!(
-                r#"SELECT id AS "id!" FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2"#,
+    let page = match query.shape() {
+        FilterShape::All => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM articles) AS "total!",
+                          ARRAY(SELECT id FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2) AS "ids!""#,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#).fetch_one(db).await?,
-        ),
-        FilterShape::Tag(tag) => (
-            sqlx::query_scalar!(
-                r#"SELECT article_id AS "id!" FROM article_tags WHERE name = $1
-                   ORDER BY article_id DESC LIMIT $2 OFFSET $3"#,
+            .fetch_one(db)
+            .await?
+        }
+        FilterShape::Tag(tag) => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM article_tags WHERE name = $1) AS "total!",
+                          ARRAY(SELECT article_id FROM article_tags WHERE name = $1
+                                ORDER BY article_id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
                 tag,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = $1"#, tag)
-                .fetch_one(db)
-                .await?,
-        ),
-        FilterShape::Author(author) => (
-            sqlx::query_scalar!(
-                r#"SELECT a.id AS "id!" FROM articles a JOIN users u ON u.id = a.author_id
-                   WHERE u.username = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3"#,
+            .fetch_one(db)
+            .await?
+        }
+        FilterShape::Author(author) => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM articles a JOIN users u ON u.id = a.author_id
+                           WHERE u.username = $1) AS "total!",
+                          ARRAY(SELECT a.id FROM articles a JOIN users u ON u.id = a.author_id
+                                WHERE u.username = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
                 author,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!: i64" FROM articles a JOIN users u ON u.id = a.author_id
-                   WHERE u.username = $1"#,
-                author
-            )
             .fetch_one(db)
-            .await?,
-        ),
-        FilterShape::FavoritedBy(user) => (
-            sqlx::query_scalar!(
-                r#"SELECT f.article_id AS "id!" FROM favorites f JOIN users u ON u.id = f.user_id
-                   WHERE u.username = $1 ORDER BY f.article_id DESC LIMIT $2 OFFSET $3"#,
+            .await?
+        }
+        FilterShape::FavoritedBy(user) => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM favorites f JOIN users u ON u.id = f.user_id
+                           WHERE u.username = $1) AS "total!",
+                          ARRAY(SELECT f.article_id FROM favorites f JOIN users u ON u.id = f.user_id
+                                WHERE u.username = $1 ORDER BY f.article_id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
                 user,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!: i64" FROM favorites f JOIN users u ON u.id = f.user_id
-                   WHERE u.username = $1"#,
-                user
-            )
             .fetch_one(db)
-            .await?,
-        ),
-        FilterShape::Combined => (
-            combined_filter_query::<sqlx::Postgres>(query, false).build_query_scalar().fetch_all(db).await?,
-            combined_filter_query::<sqlx::Postgres>(query, true).build_query_scalar().fetch_one(db).await?,
-        ),
+            .await?
+        }
+        FilterShape::Combined => PageIds {
+            ids: combined_filter_query::<sqlx::Postgres>(query, false).build_query_scalar().fetch_all(db).await?,
+            total: combined_filter_query::<sqlx::Postgres>(query, true).build_query_scalar().fetch_one(db).await?,
+        },
     };
-    Ok(Page { items: by_ids(db, &ids, viewer).await?, total })
+    Ok(Page { items: by_ids(db, &page.ids, viewer).await?, total: page.total })
 }
 
 pub async fn feed(db: &PgPool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
-    let ids = sqlx::query_scalar!(
-        r#"SELECT a.id AS "id!" FROM follows f JOIN articles a ON a.author_id = f.followee_id
-           WHERE f.follower_id = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3"#,
+    let page = sqlx::query_as!(
+        PageIds,
+        r#"SELECT (SELECT count(*) FROM follows f JOIN articles a ON a.author_id = f.followee_id
+                   WHERE f.follower_id = $1) AS "total!",
+                  ARRAY(SELECT a.id FROM follows f JOIN articles a ON a.author_id = f.followee_id
+                        WHERE f.follower_id = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
         viewer,
         page.limit,
         page.offset
     )
-    .fetch_all(db)
-    .await?;
-    let total = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!: i64" FROM follows f JOIN articles a ON a.author_id = f.followee_id
-           WHERE f.follower_id = $1"#,
-        viewer
-    )
     .fetch_one(db)
     .await?;
-    Ok(Page { items: by_ids(db, &ids, Some(viewer)).await?, total })
+    Ok(Page { items: by_ids(db, &page.ids, Some(viewer)).await?, total: page.total })
 }
 
 pub async fn reference(db: &PgPool, slug: &str) -> Result<Option<ArticleRef>, DbError> {

@@ -29,12 +29,11 @@ pub async fn by_slug(db: &SqlitePool, slug: &str, viewer: Option<UserId>) -> Res
     Ok(row.map(Article::from))
 }
 
-/// The articles with these ids, newest first, without bodies.
-async fn by_ids(db: &SqlitePool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<Article>, DbError> {
-    if ids.is_empty() {
+/// The articles whose ids are in `ids` (a JSON array), newest first, without bodies.
+async fn by_ids(db: &SqlitePool, ids: &str, viewer: Option<UserId>) -> Result<Vec<Article>, DbError> {
+    if ids == "[]" {
         return Ok(Vec::new());
     }
-    let ids = Json(ids);
     let rows = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, NULL AS "body?: String",
@@ -58,95 +57,99 @@ async fn by_ids(db: &SqlitePool, ids: &[i64], viewer: Option<UserId>) -> Result<
     Ok(rows.into_iter().map(Article::from).collect())
 }
 
+/// One page of a listing: how many articles match in all, and the page's ids as a JSON array.
+/// Both come from one statement, so a listing costs two round trips to the database, not three.
+struct PageIds {
+    total: i64,
+    ids: String,
+}
+
 pub async fn list(db: &SqlitePool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
     let Paging { limit, offset } = query.page;
-    let (ids, total) = match query.shape() {
-        FilterShape::All => (
-            sqlx::query_scalar!(
-                r#"SELECT id AS "id!" FROM articles ORDER BY id DESC LIMIT ?1 OFFSET ?2"#,
+    let page = match query.shape() {
+        FilterShape::All => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM articles) AS "total!: i64",
+                          (SELECT json_group_array(id) FROM
+                              (SELECT id FROM articles ORDER BY id DESC LIMIT ?1 OFFSET ?2)) AS "ids!: String""#,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM articles"#).fetch_one(db).await?,
-        ),
-        FilterShape::Tag(tag) => (
-            sqlx::query_scalar!(
-                r#"SELECT article_id AS "id!" FROM article_tags WHERE name = ?1
-                   ORDER BY article_id DESC LIMIT ?2 OFFSET ?3"#,
+            .fetch_one(db)
+            .await?
+        }
+        FilterShape::Tag(tag) => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM article_tags WHERE name = ?1) AS "total!: i64",
+                          (SELECT json_group_array(article_id) FROM
+                              (SELECT article_id FROM article_tags WHERE name = ?1
+                               ORDER BY article_id DESC LIMIT ?2 OFFSET ?3)) AS "ids!: String""#,
                 tag,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM article_tags WHERE name = ?1"#, tag)
-                .fetch_one(db)
-                .await?,
-        ),
-        FilterShape::Author(author) => (
-            sqlx::query_scalar!(
-                r#"SELECT a.id AS "id!" FROM articles a JOIN users u ON u.id = a.author_id
-                   WHERE u.username = ?1 ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"#,
+            .fetch_one(db)
+            .await?
+        }
+        FilterShape::Author(author) => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM articles a JOIN users u ON u.id = a.author_id
+                           WHERE u.username = ?1) AS "total!: i64",
+                          (SELECT json_group_array(id) FROM
+                              (SELECT a.id FROM articles a JOIN users u ON u.id = a.author_id
+                               WHERE u.username = ?1 ORDER BY a.id DESC LIMIT ?2 OFFSET ?3)) AS "ids!: String""#,
                 author,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!: i64" FROM articles a JOIN users u ON u.id = a.author_id
-                   WHERE u.username = ?1"#,
-                author
-            )
             .fetch_one(db)
-            .await?,
-        ),
-        FilterShape::FavoritedBy(user) => (
-            sqlx::query_scalar!(
-                r#"SELECT f.article_id AS "id!" FROM favorites f JOIN users u ON u.id = f.user_id
-                   WHERE u.username = ?1 ORDER BY f.article_id DESC LIMIT ?2 OFFSET ?3"#,
+            .await?
+        }
+        FilterShape::FavoritedBy(user) => {
+            sqlx::query_as!(
+                PageIds,
+                r#"SELECT (SELECT count(*) FROM favorites f JOIN users u ON u.id = f.user_id
+                           WHERE u.username = ?1) AS "total!: i64",
+                          (SELECT json_group_array(article_id) FROM
+                              (SELECT f.article_id FROM favorites f JOIN users u ON u.id = f.user_id
+                               WHERE u.username = ?1 ORDER BY f.article_id DESC LIMIT ?2 OFFSET ?3))
+                              AS "ids!: String""#,
                 user,
                 limit,
                 offset
             )
-            .fetch_all(db)
-            .await?,
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!: i64" FROM favorites f JOIN users u ON u.id = f.user_id
-                   WHERE u.username = ?1"#,
-                user
-            )
             .fetch_one(db)
-            .await?,
-        ),
-        FilterShape::Combined => (
-            combined_filter_query::<sqlx::Sqlite>(query, false).build_query_scalar().fetch_all(db).await?,
-            combined_filter_query::<sqlx::Sqlite>(query, true).build_query_scalar().fetch_one(db).await?,
-        ),
+            .await?
+        }
+        FilterShape::Combined => {
+            let ids: Vec<i64> =
+                combined_filter_query::<sqlx::Sqlite>(query, false).build_query_scalar().fetch_all(db).await?;
+            let total = combined_filter_query::<sqlx::Sqlite>(query, true).build_query_scalar().fetch_one(db).await?;
+            let ids = format!("[{}]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+            PageIds { total, ids }
+        }
     };
-    Ok(Page { items: by_ids(db, &ids, viewer).await?, total })
+    Ok(Page { items: by_ids(db, &page.ids, viewer).await?, total: page.total })
 }
 
 pub async fn feed(db: &SqlitePool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
-    let ids = sqlx::query_scalar!(
-        r#"SELECT a.id AS "id!" FROM follows f JOIN articles a ON a.author_id = f.followee_id
-           WHERE f.follower_id = ?1 ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"#,
+    let page = sqlx::query_as!(
+        PageIds,
+        r#"SELECT (SELECT count(*) FROM follows f JOIN articles a ON a.author_id = f.followee_id
+                   WHERE f.follower_id = ?1) AS "total!: i64",
+                  (SELECT json_group_array(id) FROM
+                      (SELECT a.id FROM follows f JOIN articles a ON a.author_id = f.followee_id
+                       WHERE f.follower_id = ?1 ORDER BY a.id DESC LIMIT ?2 OFFSET ?3)) AS "ids!: String""#,
         viewer,
         page.limit,
         page.offset
     )
-    .fetch_all(db)
-    .await?;
-    let total = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!: i64" FROM follows f JOIN articles a ON a.author_id = f.followee_id
-           WHERE f.follower_id = ?1"#,
-        viewer
-    )
     .fetch_one(db)
     .await?;
-    Ok(Page { items: by_ids(db, &ids, Some(viewer)).await?, total })
+    Ok(Page { items: by_ids(db, &page.ids, Some(viewer)).await?, total: page.total })
 }
 
 pub async fn reference(db: &SqlitePool, slug: &str) -> Result<Option<ArticleRef>, DbError> {
