@@ -8,6 +8,7 @@ machine's slow and fast moments fall on both sides alike.
 
     bench/ab.py /tmp/conduit-before target/release/conduit
     bench/ab.py A B --scenarios articles,feed --rounds 5 --duration 3 --connections 16
+    bench/ab.py BIN BIN --a-env CONDUIT_DB_POOL_SIZE=2 --b-env CONDUIT_DB_POOL_SIZE=8   # one setting
 
 Traffic goes only to the two servers started here on 127.0.0.1.
 """
@@ -26,9 +27,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the harness: seeding, wrk and its parsing)
 
 
-def start(binary, database, port):
+def start(binary, database, port, extra_env=()):
     env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_BIND=f"127.0.0.1:{port}",
                CONDUIT_LOGIN_ATTEMPTS="1000000", DATABASE_URL=f"sqlite://{database}")
+    env.update(pair.split("=", 1) for pair in extra_env)
     server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     origin = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -46,6 +48,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a", help="the first conduit binary (the 'before')")
     parser.add_argument("b", help="the second conduit binary (the 'after')")
+    parser.add_argument("--a-env", action="append", default=[], metavar="VAR=VALUE",
+                        help="environment for A only (repeatable), e.g. CONDUIT_DB_POOL_SIZE=2")
+    parser.add_argument("--b-env", action="append", default=[], metavar="VAR=VALUE", help="environment for B only")
     parser.add_argument("--scenarios", default="health_live,tags,articles,articles_by_tag,article,comments,feed,user",
                         help="comma-separated read scenarios of bench/run.py")
     parser.add_argument("--articles", type=int, default=1000, help="articles to seed (default 1000)")
@@ -67,12 +72,12 @@ def main():
         server.terminate()
         server.wait(timeout=30)
         sides = {}
-        for side, binary in (("A", args.a), ("B", args.b)):
+        for side, binary, extra_env in (("A", args.a, args.a_env), ("B", args.b, args.b_env)):
             database = os.path.join(work, f"{side}.db")
             for suffix in ("", ".jwt-secret"):  # the same secret, so the seeded token works on both
                 if os.path.exists(seeded + suffix):
                     shutil.copy(seeded + suffix, database + suffix)
-            server, origin = start(binary, database, run.free_port())
+            server, origin = start(binary, database, run.free_port(), extra_env)
             servers.append(server)
             sides[side] = (origin, server.pid)
         time.sleep(1)
@@ -93,7 +98,7 @@ def main():
             a = statistics.median(r["rps"] for r in results[(name, "A")])
             b = statistics.median(r["rps"] for r in results[(name, "B")])
             print(f"{name:<16} A {a:>9,.0f}  B {b:>9,.0f}  B/A {b / a:.2f}", file=sys.stderr, flush=True)
-        lines = [f"A = {args.a}", f"B = {args.b}",
+        lines = [f"A = {' '.join(args.a_env + [args.a])}", f"B = {' '.join(args.b_env + [args.b])}",
                  f"SQLite, {args.articles} articles (seed 1); {args.connections} connections; {args.rounds} alternating "
                  f"runs of {args.duration} s per side; medians", "",
                  "| scenario | A req/s | B req/s | B/A | A p99 | B p99 |", "|---|---|---|---|---|---|"]

@@ -36,7 +36,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONDUIT_TRUSTED_PROXIES", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Proto are believed"),
     ("CONDUIT_LOGIN_ATTEMPTS", "failed logins per client address and per account each minute (default 10)"),
     ("CONDUIT_SECURE_COOKIES", "always mark the session cookie Secure (default: only over HTTPS)"),
-    ("CONDUIT_DB_POOL_SIZE", "PostgreSQL connections per instance (default 16)"),
+    ("CONDUIT_DB_POOL_SIZE", "database connections per instance (PostgreSQL: 16; SQLite readers: 2 per core)"),
     ("CONDUIT_DB_ACQUIRE_TIMEOUT", "seconds a request waits for a database connection before 503 (default 5)"),
     ("CONDUIT_GZIP", "gzip responses for clients that accept it: true or false (default true)"),
     ("CONDUIT_HEADER_TIMEOUT", "seconds a client has to send request headers, and to idle on keep-alive (default 10)"),
@@ -86,8 +86,9 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Redis for sessions and rate-limit counters shared by every instance.
     pub redis_url: Option<String>,
-    /// PostgreSQL connections per instance.
-    pub db_pool_size: u32,
+    /// Database connections per instance (SQLite: readers, beside its one writer); `None`
+    /// leaves it to the backend's default.
+    pub db_pool_size: Option<u32>,
     /// How long a request waits for a free database connection before it gets a 503.
     pub db_acquire_timeout: Duration,
 }
@@ -239,10 +240,9 @@ impl Config {
         for origin in &http.allowed_origins {
             check_origin(origin)?;
         }
-        let db_pool_size = setting.number(
+        let db_pool_size = setting.optional_number(
             ("CONDUIT_DB_POOL_SIZE", "db_pool_size"),
             file.db_pool_size,
-            16,
             "a whole number from 1 to 1000",
             |n| (1..=1000).contains(n),
         )?;
@@ -316,20 +316,34 @@ struct Setting<'a> {
 impl Setting<'_> {
     fn number<T: FromStr + std::fmt::Display + Copy>(
         &self,
-        (name, key): (&str, &str),
+        name: (&str, &str),
         file: Option<T>,
         default: T,
         expected: &str,
         valid: impl Fn(&T) -> bool,
     ) -> Result<T, ConfigError> {
+        Ok(self.optional_number(name, file, expected, valid)?.unwrap_or(default))
+    }
+
+    /// The environment's value, else the file's, else `None`; a value given but invalid is an error.
+    fn optional_number<T: FromStr + std::fmt::Display + Copy>(
+        &self,
+        (name, key): (&str, &str),
+        file: Option<T>,
+        expected: &str,
+        valid: impl Fn(&T) -> bool,
+    ) -> Result<Option<T>, ConfigError> {
         let (value, shown, source) = match (self.env)(name) {
             Some(raw) => (raw.trim().parse::<T>().ok(), raw, name.to_owned()),
             None => match file {
                 Some(value) => (Some(value), value.to_string(), format!("{key} in the config file")),
-                None => return Ok(default),
+                None => return Ok(None),
             },
         };
-        value.filter(|v| valid(v)).ok_or_else(|| error(format!("invalid {source} '{shown}': expected {expected}")))
+        match value.filter(|v| valid(v)) {
+            Some(value) => Ok(Some(value)),
+            None => Err(error(format!("invalid {source} '{shown}': expected {expected}"))),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use conduit_store::Store;
 use conduit_store_postgres::{PgStore, PoolSettings};
-use conduit_store_sqlite::SqliteStore;
+use conduit_store_sqlite::{SqliteSettings, SqliteStore};
 use rand::Rng;
 
 use crate::config::{Config, MIN_SECRET_LEN};
@@ -61,13 +61,18 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.database_url;
     Ok(match Database::from_url(url)? {
         Database::Sqlite { .. } => {
-            let store = SqliteStore::connect(url).await?;
+            let defaults = SqliteSettings::default();
+            let settings = SqliteSettings {
+                readers: config.db_pool_size.unwrap_or(defaults.readers),
+                acquire_timeout: config.db_acquire_timeout,
+            };
+            let store = SqliteStore::connect_with(url, settings).await?;
             store.migrate().await?;
             Arc::new(store)
         }
         Database::Postgres => {
             let settings =
-                PoolSettings { max_connections: config.db_pool_size, acquire_timeout: config.db_acquire_timeout };
+                PoolSettings { max_connections: config.db_pool_size.unwrap_or(16), acquire_timeout: config.db_acquire_timeout };
             let store = PgStore::connect(url, settings).await?;
             store.migrate().await?;
             Arc::new(store)

@@ -10,12 +10,11 @@ pub async fn by_slug(db: &SqlitePool, slug: &str, viewer: Option<UserId>) -> Res
     let row = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
-                  (SELECT json_group_array(t.name ORDER BY t.position) FROM article_tags t
-                   WHERE t.article_id = a.id) AS "tag_list!: Json<Vec<String>>",
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = ?2)
                       AS "favorited!: bool",
-                  (SELECT count(*) FROM favorites f WHERE f.article_id = a.id) AS "favorites_count!: i64",
+                  a.favorites_count AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = ?2 AND fo.followee_id = a.author_id)
                       AS "following!: bool"
@@ -37,12 +36,11 @@ async fn by_ids(db: &SqlitePool, ids: &str, viewer: Option<UserId>) -> Result<Ve
     let rows = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, NULL AS "body?: String",
-                  (SELECT json_group_array(t.name ORDER BY t.position) FROM article_tags t
-                   WHERE t.article_id = a.id) AS "tag_list!: Json<Vec<String>>",
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = ?2)
                       AS "favorited!: bool",
-                  (SELECT count(*) FROM favorites f WHERE f.article_id = a.id) AS "favorites_count!: i64",
+                  a.favorites_count AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = ?2 AND fo.followee_id = a.author_id)
                       AS "following!: bool"

@@ -15,13 +15,31 @@ pub enum ConnectError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// How long a query waits for the pool before the request gets a 503.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pool sizes and waits. The default reader count is two per core: each SQLite connection
+/// runs on its own thread, and more threads than that only add context switches.
+#[derive(Debug, Clone, Copy)]
+pub struct SqliteSettings {
+    pub readers: u32,
+    /// How long a query waits for a connection before the request gets a 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
+        Self { readers, acquire_timeout: Duration::from_secs(5) }
+    }
+}
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH` or
-    /// `sqlite::memory:`). Does not migrate: see [`SqliteStore::migrate`].
+    /// `sqlite::memory:`) with default pools. Does not migrate: see [`SqliteStore::migrate`].
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::connect_with(url, SqliteSettings::default()).await
+    }
+
+    /// [`SqliteStore::connect`] with chosen pool settings.
+    pub async fn connect_with(url: &str, settings: SqliteSettings) -> Result<Self, ConnectError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|source| ConnectError::Url { url: url.into(), source })?
             .create_if_missing(true)
@@ -40,7 +58,7 @@ impl SqliteStore {
                 .max_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await
                 .map_err(open)?;
@@ -49,14 +67,13 @@ impl SqliteStore {
 
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.clone())
             .await
             .map_err(open)?;
-        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2) as u32;
         let read = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(settings.readers)
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.read_only(true))
             .await
             .map_err(open)?;

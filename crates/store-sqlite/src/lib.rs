@@ -15,7 +15,7 @@ mod users;
 
 use sqlx::SqlitePool;
 
-pub use connect::ConnectError;
+pub use connect::{ConnectError, SqliteSettings};
 
 /// The embedded migrations, also run by `conduit migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -115,6 +115,58 @@ impl From<ArticleRow> for Article {
     }
 }
 
+/// One article of a listing page, as [`ArticleRow`] (without the body), plus how many articles
+/// the listing has in all, so a page and its count come back in one statement.
+pub struct ListedRow {
+    pub id: i64,
+    pub slug: String,
+    pub title: String,
+    pub description: String,
+    pub tag_list: Json<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub favorited: bool,
+    pub favorites_count: i64,
+    pub username: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+    pub following: bool,
+    pub total: i64,
+}
+
+impl From<ListedRow> for Article {
+    fn from(r: ListedRow) -> Self {
+        Article {
+            id: r.id,
+            slug: r.slug,
+            title: r.title,
+            description: r.description,
+            body: None,
+            tag_list: r.tag_list.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            favorited: r.favorited,
+            favorites_count: r.favorites_count,
+            author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+        }
+    }
+}
+
+/// A listing page from its rows. Every row carries the total; an empty page past the first
+/// carries none, so `again` (the same listing's first row) supplies it.
+pub async fn listed_page(
+    rows: Vec<ListedRow>,
+    offset: i64,
+    again: impl Future<Output = Result<Vec<ListedRow>, DbError>>,
+) -> Result<crate::Page<Article>, DbError> {
+    let total = match rows.first() {
+        Some(row) => row.total,
+        None if offset == 0 => 0,
+        None => again.await?.first().map_or(0, |row| row.total),
+    };
+    Ok(crate::Page { items: rows.into_iter().map(Article::from).collect(), total })
+}
+
 /// One comment with its author and whether the viewer follows them.
 pub struct CommentRow {
     pub id: i64,
