@@ -71,8 +71,10 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Arc::new(store)
         }
         Database::Postgres => {
-            let settings =
-                PoolSettings { max_connections: config.db_pool_size.unwrap_or(16), acquire_timeout: config.db_acquire_timeout };
+            let settings = PoolSettings {
+                max_connections: config.db_pool_size.unwrap_or(16),
+                acquire_timeout: config.db_acquire_timeout,
+            };
             let store = PgStore::connect(url, settings).await?;
             store.migrate().await?;
             Arc::new(store)

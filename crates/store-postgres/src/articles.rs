@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use conduit_domain::Article;
 use conduit_domain::model::{ArticleId, UserId};
-use conduit_store::rows::ArticleRow;
+use conduit_store::rows::{ArticleRow, ListedRow, listed_page};
 use conduit_store::*;
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -55,90 +55,161 @@ async fn by_ids(db: &PgPool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<
     Ok(rows.into_iter().map(Article::from).collect())
 }
 
-/// One page of a listing: how many articles match in all, and the page's ids. Both come from
-/// one statement, so a listing costs two round trips to the database, not three.
-struct PageIds {
-    total: i64,
-    ids: Vec<i64>,
-}
-
-pub async fn list(db: &PgPool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
-    let Paging { limit, offset } = query.page;
-    let page = match query.shape() {
+/// One page of a listing with one filter (or none) in one statement: the rows, each carrying
+/// the listing's total, so a page costs one round trip to the database.
+async fn page(
+    db: &PgPool,
+    shape: &FilterShape<'_>,
+    viewer: Option<UserId>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ListedRow>, DbError> {
+    Ok(match *shape {
         FilterShape::All => {
             sqlx::query_as!(
-                PageIds,
-                r#"SELECT (SELECT count(*) FROM articles) AS "total!",
-                          ARRAY(SELECT id FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2) AS "ids!""#,
+                ListedRow,
+                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
+                      AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM articles) AS "total!: i64"
+           FROM (SELECT id FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
+           ORDER BY a.id DESC"#,
                 limit,
-                offset
+                offset,
+                viewer
             )
-            .fetch_one(db)
+            .fetch_all(db)
             .await?
         }
         FilterShape::Tag(tag) => {
             sqlx::query_as!(
-                PageIds,
-                r#"SELECT (SELECT count(*) FROM article_tags WHERE name = $1) AS "total!",
-                          ARRAY(SELECT article_id FROM article_tags WHERE name = $1
-                                ORDER BY article_id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
-                tag,
+                ListedRow,
+                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
+                      AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM article_tags WHERE name = $4) AS "total!: i64"
+           FROM (SELECT article_id AS id FROM article_tags WHERE name = $4
+                 ORDER BY article_id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
+           ORDER BY a.id DESC"#,
                 limit,
-                offset
+                offset,
+                viewer,
+                tag
             )
-            .fetch_one(db)
+            .fetch_all(db)
             .await?
         }
         FilterShape::Author(author) => {
             sqlx::query_as!(
-                PageIds,
-                r#"SELECT (SELECT count(*) FROM articles a JOIN users u ON u.id = a.author_id
-                           WHERE u.username = $1) AS "total!",
-                          ARRAY(SELECT a.id FROM articles a JOIN users u ON u.id = a.author_id
-                                WHERE u.username = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
-                author,
+                ListedRow,
+                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
+                      AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4) AS "total!: i64"
+           FROM (SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4
+                 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
+           ORDER BY a.id DESC"#,
                 limit,
-                offset
+                offset,
+                viewer,
+                author
             )
-            .fetch_one(db)
+            .fetch_all(db)
             .await?
         }
         FilterShape::FavoritedBy(user) => {
             sqlx::query_as!(
-                PageIds,
-                r#"SELECT (SELECT count(*) FROM favorites f JOIN users u ON u.id = f.user_id
-                           WHERE u.username = $1) AS "total!",
-                          ARRAY(SELECT f.article_id FROM favorites f JOIN users u ON u.id = f.user_id
-                                WHERE u.username = $1 ORDER BY f.article_id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
-                user,
+                ListedRow,
+                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
+                      AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4) AS "total!: i64"
+           FROM (SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4
+                 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
+           ORDER BY a.id DESC"#,
                 limit,
-                offset
+                offset,
+                viewer,
+                user
             )
-            .fetch_one(db)
+            .fetch_all(db)
             .await?
         }
-        FilterShape::Combined => PageIds {
-            ids: combined_filter_query::<sqlx::Postgres>(query, false).build_query_scalar().fetch_all(db).await?,
-            total: combined_filter_query::<sqlx::Postgres>(query, true).build_query_scalar().fetch_one(db).await?,
-        },
-    };
-    Ok(Page { items: by_ids(db, &page.ids, viewer).await?, total: page.total })
+        FilterShape::Combined => unreachable!("combined filters are listed by `combined`"),
+    })
+}
+
+pub async fn list(db: &PgPool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
+    let shape = query.shape();
+    if matches!(shape, FilterShape::Combined) {
+        return combined(db, query, viewer).await;
+    }
+    let Paging { limit, offset } = query.page;
+    let rows = page(db, &shape, viewer, limit, offset).await?;
+    listed_page(rows, page(db, &shape, viewer, 1, 0)).await
+}
+
+/// Two or three filters at once: a dynamically built statement for the ids and one for the
+/// total (rare enough not to need the one-statement form), then the rows.
+async fn combined(db: &PgPool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
+    let ids: Vec<i64> =
+        combined_filter_query::<sqlx::Postgres>(query, false).build_query_scalar().fetch_all(db).await?;
+    let total = combined_filter_query::<sqlx::Postgres>(query, true).build_query_scalar().fetch_one(db).await?;
+    Ok(Page { items: by_ids(db, &ids, viewer).await?, total })
+}
+
+/// The viewer's feed, in one statement as [`page`].
+async fn feed_page(db: &PgPool, viewer: UserId, limit: i64, offset: i64) -> Result<Vec<ListedRow>, DbError> {
+    Ok(sqlx::query_as!(
+        ListedRow,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
+                      AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3) AS "total!: i64"
+           FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3
+                 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
+           ORDER BY a.id DESC"#,
+        limit,
+        offset,
+        viewer
+    )
+    .fetch_all(db)
+    .await?)
 }
 
 pub async fn feed(db: &PgPool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
-    let page = sqlx::query_as!(
-        PageIds,
-        r#"SELECT (SELECT count(*) FROM follows f JOIN articles a ON a.author_id = f.followee_id
-                   WHERE f.follower_id = $1) AS "total!",
-                  ARRAY(SELECT a.id FROM follows f JOIN articles a ON a.author_id = f.followee_id
-                        WHERE f.follower_id = $1 ORDER BY a.id DESC LIMIT $2 OFFSET $3) AS "ids!""#,
-        viewer,
-        page.limit,
-        page.offset
-    )
-    .fetch_one(db)
-    .await?;
-    Ok(Page { items: by_ids(db, &page.ids, Some(viewer)).await?, total: page.total })
+    let rows = feed_page(db, viewer, page.limit, page.offset).await?;
+    listed_page(rows, feed_page(db, viewer, 1, 0)).await
 }
 
 pub async fn reference(db: &PgPool, slug: &str) -> Result<Option<ArticleRef>, DbError> {

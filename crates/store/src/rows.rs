@@ -152,16 +152,14 @@ impl From<ListedRow> for Article {
     }
 }
 
-/// A listing page from its rows. Every row carries the total; an empty page past the first
-/// carries none, so `again` (the same listing's first row) supplies it.
+/// A listing page from its rows. Every row carries the total; an empty page (past the end, or
+/// `limit=0`) carries none, so `again`, the same listing's first row, supplies it.
 pub async fn listed_page(
     rows: Vec<ListedRow>,
-    offset: i64,
     again: impl Future<Output = Result<Vec<ListedRow>, DbError>>,
 ) -> Result<crate::Page<Article>, DbError> {
     let total = match rows.first() {
         Some(row) => row.total,
-        None if offset == 0 => 0,
         None => again.await?.first().map_or(0, |row| row.total),
     };
     Ok(crate::Page { items: rows.into_iter().map(Article::from).collect(), total })
