@@ -55,8 +55,35 @@ async fn by_ids(db: &PgPool, ids: &[i64], viewer: Option<UserId>) -> Result<Vec<
     Ok(rows.into_iter().map(Article::from).collect())
 }
 
-/// One page of a listing with one filter (or none) in one statement: the rows, each carrying
-/// the listing's total, so a page costs one round trip to the database.
+/// One listing page in one statement: the columns of [`ListedRow`], each row carrying the
+/// listing's total, around a shape's own `total` and `page` subqueries. Its arguments are the
+/// limit, the offset and the viewer ($1-$3), then the shape's filter value ($4). A macro because
+/// `query_as!` checks literal SQL only (pieces joined with `+`).
+macro_rules! listed_rows {
+    ($db:expr, total = $total:literal, page = $page:literal, $($arg:expr),+ $(,)?) => {
+        sqlx::query_as!(
+            ListedRow,
+            r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                      a.tag_list AS "tag_list!: Json<Vec<String>>",
+                      a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                      EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
+                          AS "favorited!: bool",
+                      a.favorites_count AS "favorites_count!: i64",
+                      u.username, u.bio, u.image,
+                      EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                          AS "following!: bool",
+                      ("# + $total + r#") AS "total!: i64"
+               FROM ("# + $page + r#") p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
+               ORDER BY a.id DESC"#,
+            $($arg),+
+        )
+        .fetch_all($db)
+        .await?
+    };
+}
+
+/// One page of a listing with one filter (or none) in one statement, so a page costs one
+/// round trip to the database.
 async fn page(
     db: &PgPool,
     shape: &FilterShape<'_>,
@@ -65,100 +92,42 @@ async fn page(
     offset: i64,
 ) -> Result<Vec<ListedRow>, DbError> {
     Ok(match *shape {
-        FilterShape::All => {
-            sqlx::query_as!(
-                ListedRow,
-                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
-                  a.tag_list AS "tag_list!: Json<Vec<String>>",
-                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
-                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
-                      AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
-                  u.username, u.bio, u.image,
-                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
-                      AS "following!: bool",
-                  (SELECT count(*) FROM articles) AS "total!: i64"
-           FROM (SELECT id FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
-           ORDER BY a.id DESC"#,
-                limit,
-                offset,
-                viewer
-            )
-            .fetch_all(db)
-            .await?
-        }
-        FilterShape::Tag(tag) => {
-            sqlx::query_as!(
-                ListedRow,
-                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
-                  a.tag_list AS "tag_list!: Json<Vec<String>>",
-                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
-                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
-                      AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
-                  u.username, u.bio, u.image,
-                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
-                      AS "following!: bool",
-                  (SELECT count(*) FROM article_tags WHERE name = $4) AS "total!: i64"
-           FROM (SELECT article_id AS id FROM article_tags WHERE name = $4
-                 ORDER BY article_id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
-           ORDER BY a.id DESC"#,
-                limit,
-                offset,
-                viewer,
-                tag
-            )
-            .fetch_all(db)
-            .await?
-        }
-        FilterShape::Author(author) => {
-            sqlx::query_as!(
-                ListedRow,
-                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
-                  a.tag_list AS "tag_list!: Json<Vec<String>>",
-                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
-                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
-                      AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
-                  u.username, u.bio, u.image,
-                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
-                      AS "following!: bool",
-                  (SELECT count(*) FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4) AS "total!: i64"
-           FROM (SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4
-                 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
-           ORDER BY a.id DESC"#,
-                limit,
-                offset,
-                viewer,
-                author
-            )
-            .fetch_all(db)
-            .await?
-        }
-        FilterShape::FavoritedBy(user) => {
-            sqlx::query_as!(
-                ListedRow,
-                r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
-                  a.tag_list AS "tag_list!: Json<Vec<String>>",
-                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
-                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
-                      AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
-                  u.username, u.bio, u.image,
-                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
-                      AS "following!: bool",
-                  (SELECT count(*) FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4) AS "total!: i64"
-           FROM (SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4
-                 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
-           ORDER BY a.id DESC"#,
-                limit,
-                offset,
-                viewer,
-                user
-            )
-            .fetch_all(db)
-            .await?
-        }
+        FilterShape::All => listed_rows!(
+            db,
+            total = "SELECT count(*) FROM articles",
+            page = "SELECT id FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+            viewer
+        ),
+        FilterShape::Tag(tag) => listed_rows!(
+            db,
+            total = "SELECT count(*) FROM article_tags WHERE name = $4",
+            page =
+                "SELECT article_id AS id FROM article_tags WHERE name = $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+            viewer,
+            tag
+        ),
+        FilterShape::Author(author) => listed_rows!(
+            db,
+            total = "SELECT count(*) FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4",
+            page = "SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+            viewer,
+            author
+        ),
+        FilterShape::FavoritedBy(user) => listed_rows!(
+            db,
+            total = "SELECT count(*) FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4",
+            page = "SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+            viewer,
+            user
+        ),
         FilterShape::Combined => unreachable!("combined filters are listed by `combined`"),
     })
 }
@@ -184,27 +153,14 @@ async fn combined(db: &PgPool, query: &ArticleQuery, viewer: Option<UserId>) -> 
 
 /// The viewer's feed, in one statement as [`page`].
 async fn feed_page(db: &PgPool, viewer: UserId, limit: i64, offset: i64) -> Result<Vec<ListedRow>, DbError> {
-    Ok(sqlx::query_as!(
-        ListedRow,
-        r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
-                  a.tag_list AS "tag_list!: Json<Vec<String>>",
-                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
-                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3)
-                      AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
-                  u.username, u.bio, u.image,
-                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
-                      AS "following!: bool",
-                  (SELECT count(*) FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3) AS "total!: i64"
-           FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3
-                 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
-           ORDER BY a.id DESC"#,
+    Ok(listed_rows!(
+        db,
+        total = "SELECT count(*) FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3",
+        page = "SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3 ORDER BY a2.id DESC LIMIT $1 OFFSET $2",
         limit,
         offset,
         viewer
-    )
-    .fetch_all(db)
-    .await?)
+    ))
 }
 
 pub async fn feed(db: &PgPool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
