@@ -59,6 +59,10 @@ async fn by_ids(db: &SqlitePool, ids: &str, viewer: Option<UserId>) -> Result<Ve
 /// listing's total, around a shape's own `total` and `page` subqueries. Its arguments are the
 /// limit, the offset and the viewer (?1-?3), then the shape's filter value (?4). A macro because
 /// `query_as!` checks literal SQL only (pieces joined with `+`).
+///
+/// `CROSS JOIN` fixes the join order in SQLite: the page's few ids drive the lookups. Without
+/// it SQLite 3.46 scanned every article (to save sorting twenty) and probed the page with a
+/// Bloom filter: 412 µs instead of 152 µs per unfiltered page of 1,000 articles.
 macro_rules! listed_rows {
     ($db:expr, total = $total:literal, page = $page:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query_as!(
@@ -73,7 +77,7 @@ macro_rules! listed_rows {
                       EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = ?3 AND fo.followee_id = a.author_id)
                           AS "following!: bool",
                       ("# + $total + r#") AS "total!: i64"
-               FROM ("# + $page + r#") p JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
+               FROM ("# + $page + r#") p CROSS JOIN articles a ON a.id = p.id JOIN users u ON u.id = a.author_id
                ORDER BY a.id DESC"#,
             $($arg),+
         )
