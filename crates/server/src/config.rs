@@ -427,6 +427,8 @@ mod tests {
             (&[("CONDUIT_REQUEST_TIMEOUT", "0")], None, "invalid CONDUIT_REQUEST_TIMEOUT '0'"),
             (&[("CONDUIT_MAX_CONCURRENCY", "many")], None, "invalid CONDUIT_MAX_CONCURRENCY"),
             (&[("CONDUIT_SHUTDOWN_GRACE", "-1")], None, "invalid CONDUIT_SHUTDOWN_GRACE"),
+            (&[("CONDUIT_HEADER_TIMEOUT", "never")], None, "invalid CONDUIT_HEADER_TIMEOUT 'never'"),
+            (&[("CONDUIT_DB_POOL_SIZE", "0")], None, "invalid CONDUIT_DB_POOL_SIZE '0'"),
             (&[("CONDUIT_METRICS_BIND", "9100")], None, "invalid CONDUIT_METRICS_BIND"),
             (&[("CONDUIT_ALLOWED_ORIGINS", "https://a.example/path")], None, "invalid origin"),
             (&[("CONDUIT_GZIP", "maybe")], None, "invalid CONDUIT_GZIP"),
@@ -448,6 +450,7 @@ mod tests {
     fn operational_settings_layer_like_the_rest() {
         let config = load(&[], None, None).unwrap();
         assert_eq!(config.http.request_timeout, Duration::from_secs(30));
+        assert_eq!((config.header_read_timeout, config.db_pool_size), (Duration::from_secs(10), None));
         assert_eq!((config.http.max_concurrency, config.http.body_limit), (1024, 1024 * 1024));
         assert_eq!((config.shutdown_grace, config.metrics_bind), (Duration::from_secs(30), None));
         assert!(config.http.allowed_origins.is_empty());
