@@ -1,6 +1,7 @@
 //! PostgreSQL restarted under a mixed read/write load against a running `conduit`: requests
 //! fail fast with 503 while it is down, readiness says so, service returns within 2 s of
 //! PostgreSQL being back without restarting `conduit`, and no acknowledged write is lost.
+//! Then a restart while idle: the first request afterwards already succeeds.
 
 mod common;
 
@@ -218,6 +219,21 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
         comments["comments"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
     for id in &outcomes.comments {
         assert!(stored.contains(id), "acknowledged comment {id} is missing");
+    }
+
+    // A restart while nobody is asking: the pool's connections are all dead but idle, so each
+    // is pinged on its next use and replaced; the first request afterwards succeeds.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let postgres = tokio::task::spawn_blocking(move || {
+        postgres.stop();
+        postgres.resume();
+        postgres
+    })
+    .await
+    .unwrap();
+    for path in ["/api/articles?limit=5", "/api/articles?limit=1", "/health/ready"] {
+        let status = client.get(format!("{base}{path}")).send().await.unwrap().status();
+        assert_eq!(status, 200, "{path} after a quiet restart");
     }
     drop(server);
     drop(postgres);

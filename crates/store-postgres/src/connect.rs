@@ -1,9 +1,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::{MIGRATOR, PgStore};
+
+/// How long a pooled connection may sit unused before it is pinged on its next use.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -36,7 +40,20 @@ impl PgStore {
         // Name the server without the password for error messages.
         let target =
             format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or_default());
+        // sqlx pings every connection before handing it out: a round trip to PostgreSQL on
+        // every request. Only a connection that sat idle for a while can have died unseen (a
+        // restart, a proxy's idle cut), so only those are pinged; a busy one that died fails
+        // its query with a 503 and is dropped (tests/postgres_restart.rs covers both).
         let pool = PgPoolOptions::new()
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_WHEN_IDLE_FOR {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)

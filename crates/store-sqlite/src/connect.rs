@@ -31,6 +31,10 @@ impl Default for SqliteSettings {
     }
 }
 
+// Every pool here skips sqlx's ping before handing out a connection: a connection to a local
+// file cannot be cut off behind our back, and on SQLite the ping is a round trip to the
+// connection's worker thread, as dear as a small query.
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH` or
     /// `sqlite::memory:`) with default pools. Does not migrate: see [`SqliteStore::migrate`].
@@ -55,6 +59,7 @@ impl SqliteStore {
             // Every connection to an in-memory database is its own database: use exactly one,
             // kept open forever.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
@@ -66,12 +71,14 @@ impl SqliteStore {
         }
 
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.clone())
             .await
             .map_err(open)?;
         let read = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(settings.readers)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.read_only(true))
