@@ -239,7 +239,8 @@ impl Drop for PostgresServer {
 /// PostgreSQL refuses to run as root: when we are root, its tools run as `postgres`, which
 /// must own the directory.
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")))
 }
 
 fn as_postgres_owner(dir: &Path) {
@@ -250,9 +251,10 @@ fn as_postgres_owner(dir: &Path) {
 
 /// One of PostgreSQL's server tools, found on PATH or in Debian's versioned directory.
 fn postgres_tool(tool: &str) -> Command {
-    let on_path = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
-    let program = if on_path.status.success() {
-        String::from_utf8_lossy(&on_path.stdout).trim().to_owned()
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path).map(|dir| dir.join(tool)).find(|candidate| candidate.is_file());
+    let program = if let Some(program) = on_path {
+        program.display().to_string()
     } else {
         let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL is installed (apt-get install postgresql)")
