@@ -56,8 +56,17 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// What the store is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Serving requests: on PostgreSQL, users are cached (kept fresh by change notices).
+    Serve,
+    /// A one-off command.
+    Command,
+}
+
 /// Opens the configured database and brings its schema up to date.
-pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(config: &Config, purpose: Use) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.database_url;
     Ok(match Database::from_url(url)? {
         Database::Sqlite { .. } => {
@@ -77,6 +86,9 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             };
             let store = PgStore::connect(url, settings).await?;
             store.migrate().await?;
+            if purpose == Use::Serve {
+                store.cache_users(config.db_acquire_timeout).await;
+            }
             Arc::new(store)
         }
     })

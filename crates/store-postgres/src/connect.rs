@@ -56,10 +56,10 @@ impl PgStore {
             })
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|source| ConnectError::Connect { target, source })?;
-        Ok(Self { pool })
+        Ok(Self { pool, options, users: Default::default() })
     }
 
     pub async fn migrate(&self) -> Result<(), ConnectError> {

@@ -6,6 +6,7 @@ mod connect;
 mod profiles;
 mod sessions;
 pub mod testing;
+mod user_changes;
 mod users;
 
 use sqlx::PgPool;
@@ -18,6 +19,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// For the user-change listener's own connection.
+    options: sqlx::postgres::PgConnectOptions,
+    /// Used once [`PgStore::cache_users`] listens for changes.
+    users: std::sync::Arc<conduit_store::UserCache>,
 }
 
 // PostgreSQL handles concurrent writers itself: reads and writes share one pool.

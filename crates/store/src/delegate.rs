@@ -1,5 +1,7 @@
 /// Implements [`Store`](crate::Store) for a backend whose crate has modules `users`, `profiles`,
-/// `articles` and `comments` with the same functions, taking `&self.$read` or `&self.$write`.
+/// `articles` and `comments` with the same functions, taking `&self.$read` or `&self.$write`,
+/// a `users: UserCache` field, and `async fn users_changed(&self, Option<UserId>, Receiver<Ack>)`
+/// to call after a committed write to the users table (see [`UserCache::forget`](crate::UserCache::forget)).
 /// Both backends route each call the same way; only their SQL differs, so the routing is
 /// written once, here.
 #[macro_export]
@@ -37,7 +39,15 @@ macro_rules! delegate_store {
                 &self,
                 id: $crate::__domain::model::UserId,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
-                users::by_id(&self.$read, id).await
+                if let Some(user) = self.users.get(id) {
+                    return Ok(Some(user));
+                }
+                let ticket = self.users.ticket();
+                let user = users::by_id(&self.$read, id).await?;
+                if let Some(user) = &user {
+                    self.users.keep(ticket, user);
+                }
+                Ok(user)
             }
 
             #[$crate::__tracing::instrument(name = "store.credentials_by_email", skip_all, fields(db.system = $backend))]
@@ -47,7 +57,12 @@ macro_rules! delegate_store {
 
             #[$crate::__tracing::instrument(name = "store.set_password_hash", skip_all, fields(db.system = $backend))]
             async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, $crate::DbError> {
-                users::set_password_hash(&self.$write, username, password_hash).await
+                let notices = self.users.before_change();
+                let changed = users::set_password_hash(&self.$write, username, password_hash).await?;
+                if changed {
+                    self.users_changed(None, notices).await;
+                }
+                Ok(changed)
             }
 
             #[$crate::__tracing::instrument(name = "store.update_user", skip_all, fields(db.system = $backend))]
@@ -56,7 +71,12 @@ macro_rules! delegate_store {
                 id: $crate::__domain::model::UserId,
                 changes: &$crate::UserChanges,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
-                users::update(&self.$write, id, changes).await
+                let notices = self.users.before_change();
+                let user = users::update(&self.$write, id, changes).await?;
+                if user.is_some() {
+                    self.users_changed(Some(id), notices).await;
+                }
+                Ok(user)
             }
 
             #[$crate::__tracing::instrument(name = "store.list_users", skip_all, fields(db.system = $backend))]
@@ -74,7 +94,12 @@ macro_rules! delegate_store {
                 username: &str,
                 changes: &$crate::AccountChanges,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
-                users::set_account(&self.$write, username, changes).await
+                let notices = self.users.before_change();
+                let user = users::set_account(&self.$write, username, changes).await?;
+                if let Some(user) = &user {
+                    self.users_changed(Some(user.id), notices).await;
+                }
+                Ok(user)
             }
 
             #[$crate::__tracing::instrument(name = "store.profile", skip_all, fields(db.system = $backend))]

@@ -5,9 +5,11 @@ mod error;
 pub mod rows;
 pub mod suite;
 mod types;
+pub mod user_cache;
 
 pub use error::DbError;
 pub use types::*;
+pub use user_cache::UserCache;
 
 use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_domain::{Article, Comment, Profile, User};

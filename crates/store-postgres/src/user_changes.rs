@@ -1,0 +1,132 @@
+//! Hears every change to the users table (the `users_notify_changed` trigger's `NOTIFY`), drops
+//! the changed user from the store's [`UserCache`] (which is only used while this listens), and
+//! acknowledges it to the instance that made the change, which waits for every listener before
+//! it answers: so a revocation holds on every instance by the time its request returns.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use conduit_domain::model::UserId;
+use conduit_store::UserCache;
+use conduit_store::user_cache::{Ack, Acks};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+
+use crate::PgStore;
+
+/// The trigger's channel (migration `20261124000004_user_change_notices.sql`); the payload is
+/// the user's id.
+const CHANGED: &str = "conduit_user_changed";
+/// Where listeners acknowledge a change notice; the payload is an [`Ack`].
+const HEARD: &str = "conduit_user_change_heard";
+/// The listening connections' `application_name`, by which a writer counts them.
+const LISTENER_NAME: &str = "conduit user changes";
+/// Between attempts to listen again after the connection was lost.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+impl PgStore {
+    /// Starts caching users: listens for their changes from now on, in the background, for as
+    /// long as the store's pool is open. Waits until listening, or until `wait` ran out (the
+    /// cache then stays unused until the listener gets through). True when listening.
+    pub async fn cache_users(&self, wait: Duration) -> bool {
+        let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
+        let closed = self.pool.close_event();
+        let options = self.options.clone().application_name(LISTENER_NAME);
+        tokio::spawn(follow(closed, options, Arc::downgrade(&self.users), listening_tx));
+        let listening = matches!(tokio::time::timeout(wait, listening_rx).await, Ok(Ok(())));
+        if !listening {
+            tracing::warn!("not yet listening for user changes: users are read from PostgreSQL until then");
+        }
+        listening
+    }
+
+    /// Whether users are being cached (the change listener is connected).
+    pub fn caches_users(&self) -> bool {
+        self.users.is_listening()
+    }
+
+    /// After a committed change to the users table: see [`UserCache::forget`].
+    pub(crate) async fn users_changed(&self, id: Option<UserId>, acks: Acks) {
+        let listeners = if self.users.is_listening() {
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM pg_stat_activity
+                   WHERE datname = current_database() AND application_name = $1"#,
+                LISTENER_NAME
+            )
+            .fetch_one(&self.pool)
+            .await
+            // Cannot count them: this instance's row is dropped at least; the others hear the
+            // notice in their own time.
+            .unwrap_or(0)
+        } else {
+            0
+        };
+        self.users.forget(id, acks, usize::try_from(listeners).unwrap_or(0)).await;
+    }
+}
+
+async fn follow(
+    closed: sqlx::pool::CloseEvent,
+    options: PgConnectOptions,
+    cache: Weak<UserCache>,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
+    // Its own connection, so the store's pool keeps its full size.
+    let own = PgPoolOptions::new().max_connections(1).idle_timeout(None).max_lifetime(None).connect_lazy_with(options);
+    let mut listening = Some(listening);
+    tokio::pin!(closed);
+    let mut failures = 0u32;
+    loop {
+        let mut got_through = false;
+        let heard = async {
+            let mut listener = PgListener::connect_with(&own).await?;
+            listener.eager_reconnect(false);
+            listener.listen_all([CHANGED, HEARD]).await?;
+            let Some(users) = cache.upgrade() else { return Ok(()) };
+            users.set_listening(true);
+            drop(users);
+            got_through = true;
+            if let Some(tx) = listening.take() {
+                let _ = tx.send(());
+            }
+            tracing::info!("listening for user changes: users are cached");
+            loop {
+                let Some(notice) = listener.try_recv().await? else {
+                    return Err(sqlx::Error::Protocol("the connection was lost".into()));
+                };
+                let Some(users) = cache.upgrade() else { return Ok(()) };
+                if notice.channel() == HEARD {
+                    if let Some(ack) = Ack::decode(notice.payload()) {
+                        users.acknowledged(ack);
+                    }
+                    continue;
+                }
+                // Anything but a user id is unexpected: then assume anyone changed.
+                let id = notice.payload().parse().ok();
+                users.heard(id);
+                let ack = Ack { user: id, instance: users.instance() }.encode();
+                sqlx::query("SELECT pg_notify($1, $2)").bind(HEARD).bind(ack).execute(&mut listener).await?;
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = heard => outcome,
+            () = &mut closed => Ok(()),
+        };
+        let Some(users) = cache.upgrade() else { break };
+        // Not listening any more: what changes now would go unheard.
+        users.set_listening(false);
+        match outcome {
+            Ok(()) => break,
+            Err(error) => {
+                failures = if got_through { 1 } else { failures + 1 };
+                if failures == 1 || failures.is_multiple_of(60) {
+                    tracing::warn!(%error, "stopped hearing user changes: users are read from PostgreSQL until it is back");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_EVERY) => {}
+                    () = &mut closed => break,
+                }
+            }
+        }
+    }
+    own.close().await;
+}

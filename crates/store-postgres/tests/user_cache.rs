@@ -1,0 +1,99 @@
+//! The user cache across instances: two stores on one database stand for two `conduit`
+//! processes. A change made through one, or by plain SQL (as `conduit user ...` or an operator
+//! would), must reach the other's cache.
+
+use std::time::{Duration, Instant};
+
+use conduit_store::{AccountChanges, NewUser, Store, UserChanges};
+use conduit_store_postgres::testing::fresh_store;
+use conduit_store_postgres::{PgStore, PoolSettings};
+
+async fn second_instance(url: &str) -> PgStore {
+    let store = PgStore::connect(url, PoolSettings { max_connections: 4, ..PoolSettings::default() }).await.unwrap();
+    assert!(store.cache_users(Duration::from_secs(10)).await);
+    store
+}
+
+async fn jake(store: &PgStore) -> i64 {
+    let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
+    store.create_user(&new).await.unwrap().id
+}
+
+/// Polls `b` until the user's bio is `want`, for at most 5 s; returns how long it took.
+async fn until_bio(b: &PgStore, id: i64, want: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let bio = b.user_by_id(id).await.unwrap().unwrap().bio;
+        if bio.as_deref() == Some(want) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "still {bio:?} after 5 s, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_through_one_instance_is_seen_by_the_other_as_soon_as_it_returns() {
+    let (a, db) = fresh_store().await;
+    let b = second_instance(&db.url).await;
+    let id = jake(&a).await;
+    for round in 0..20 {
+        // B has the user cached...
+        let before = b.user_by_id(id).await.unwrap().unwrap();
+        assert_eq!(b.user_by_id(id).await.unwrap().unwrap(), before);
+        // ...A changes it; once A returns, B must not answer with the old row.
+        let bio = format!("round {round}");
+        let changes = UserChanges { bio: Some(Some(bio.clone())), ..UserChanges::default() };
+        a.update_user(id, &changes).await.unwrap().unwrap();
+        assert_eq!(b.user_by_id(id).await.unwrap().unwrap().bio, Some(bio));
+    }
+    // Deactivation (an admin command) likewise.
+    let off = AccountChanges { role: None, active: Some(false) };
+    assert!(b.user_by_id(id).await.unwrap().unwrap().active);
+    a.set_account("jake", &off).await.unwrap().unwrap();
+    assert!(!b.user_by_id(id).await.unwrap().unwrap().active);
+}
+
+#[tokio::test]
+async fn a_change_made_in_plain_sql_reaches_the_cache() {
+    let (a, db) = fresh_store().await;
+    let id = jake(&a).await;
+    assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio, None);
+    sqlx::query("UPDATE users SET bio = 'from psql' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
+    let took = until_bio(&a, id, "from psql").await;
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    drop(db);
+}
+
+#[tokio::test]
+async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
+    let (a, db) = fresh_store().await;
+    let id = jake(&a).await;
+    assert!(a.caches_users());
+    a.user_by_id(id).await.unwrap();
+    // Cut the listening connection, then change the user while nobody listens.
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(a.pool())
+    .await
+    .unwrap();
+    assert_eq!(cut, 1, "exactly one listening connection");
+    let started = Instant::now();
+    while a.caches_users() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the lost listener went unnoticed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sqlx::query("UPDATE users SET bio = 'unheard' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
+    assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio.as_deref(), Some("unheard"));
+    // It listens again by itself, and changes are heard again.
+    while !a.caches_users() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the listener did not come back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.user_by_id(id).await.unwrap();
+    sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
+    until_bio(&a, id, "heard").await;
+    drop(db);
+}
