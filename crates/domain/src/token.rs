@@ -42,9 +42,12 @@ pub enum TokenError {
 /// A token's claims as a JSON object.
 pub type ClaimMap = serde_json::Map<String, serde_json::Value>;
 
-/// The signing secret and token lifetime. Cheap to clone.
+/// The signing secret and token lifetime. Cheap to clone (it is cloned with the app state on
+/// every request): the keys are shared, not copied.
 #[derive(Clone)]
-pub struct TokenKeys {
+pub struct TokenKeys(std::sync::Arc<Keys>);
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -53,7 +56,7 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("secret", &"[redacted]").field("ttl", &self.ttl).finish()
+        f.debug_struct("TokenKeys").field("secret", &"[redacted]").field("ttl", &self.0.ttl).finish()
     }
 }
 
@@ -62,7 +65,12 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
+        Self(std::sync::Arc::new(Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }))
     }
 
     pub fn mint(&self, user: UserId, version: i64, now: DateTime<Utc>) -> String {
@@ -70,12 +78,12 @@ impl TokenKeys {
         let claims = Claims {
             sub: user.to_string(),
             iat: now.timestamp(),
-            exp: (now + self.ttl).timestamp(),
+            exp: (now + self.0.ttl).timestamp(),
             ver: version,
             jti: Some(jti),
         };
         // HS256 signing of a small struct cannot fail; a failure here is a programming error.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .expect("HS256 signing never fails")
     }
 
@@ -113,13 +121,13 @@ impl TokenKeys {
         claims.insert("sub".into(), sub.into());
         claims.insert("iat".into(), now.timestamp().into());
         claims.insert("exp".into(), (now + ttl).timestamp().into());
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
             .map_err(|_| TokenError::Claims("cannot be signed"))
     }
 
     fn decode<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
-        match jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation) {
+        match jsonwebtoken::decode::<T>(token, &self.0.decoding, &self.0.validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(TokenError::Expired),
             Err(_) => Err(TokenError::Invalid),
