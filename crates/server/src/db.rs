@@ -87,7 +87,7 @@ pub async fn open(config: &Config, purpose: Use) -> anyhow::Result<Arc<dyn Store
             let store = PgStore::connect(url, settings).await?;
             store.migrate().await?;
             if purpose == Use::Serve {
-                store.cache_users(config.db_acquire_timeout).await;
+                store.start_caching(config.db_acquire_timeout).await;
             }
             Arc::new(store)
         }

@@ -59,7 +59,7 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(|source| ConnectError::Connect { target, source })?;
-        Ok(Self { pool, options, users: Default::default() })
+        Ok(Self { pool, options, cache: Default::default() })
     }
 
     pub async fn migrate(&self) -> Result<(), ConnectError> {

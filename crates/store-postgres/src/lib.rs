@@ -1,12 +1,12 @@
 //! Conduit on PostgreSQL: shared state for several instances behind a load balancer.
 
 mod articles;
+mod change_notices;
 mod comments;
 mod connect;
 mod profiles;
 mod sessions;
 pub mod testing;
-mod user_changes;
 mod users;
 
 use sqlx::PgPool;
@@ -21,8 +21,8 @@ pub struct PgStore {
     pool: PgPool,
     /// For the user-change listener's own connection.
     options: sqlx::postgres::PgConnectOptions,
-    /// Used once [`PgStore::cache_users`] listens for changes.
-    users: std::sync::Arc<conduit_store::UserCache>,
+    /// Used once [`PgStore::start_caching`] listens for changes.
+    cache: std::sync::Arc<conduit_store::Cache>,
 }
 
 // PostgreSQL handles concurrent writers itself: reads and writes share one pool.

@@ -73,6 +73,6 @@ pub async fn fresh_store() -> (PgStore, TestDatabase) {
     let store = PgStore::connect(&db.url, settings).await.expect("connect to test database");
     store.migrate().await.expect("migrate test database");
     // As served: with users cached, so every test also checks the cache's invalidation.
-    assert!(store.cache_users(std::time::Duration::from_secs(10)).await, "listen for user changes");
+    assert!(store.start_caching(std::time::Duration::from_secs(10)).await, "listen for user changes");
     (store, db)
 }

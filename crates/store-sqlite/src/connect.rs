@@ -67,7 +67,7 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(open)?;
-            return Ok(Self { read: pool.clone(), write: pool, users: Default::default() });
+            return Ok(Self { read: pool.clone(), write: pool, cache: Default::default() });
         }
 
         let write = SqlitePoolOptions::new()
@@ -84,7 +84,7 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(open)?;
-        Ok(Self { read, write, users: Default::default() })
+        Ok(Self { read, write, cache: Default::default() })
     }
 
     pub async fn migrate(&self) -> Result<(), ConnectError> {

@@ -26,14 +26,14 @@ pub struct SqliteStore {
     write: SqlitePool,
     /// Never listening, so never used: another process (`conduit user ...`) can change the file
     /// without this one hearing of it.
-    users: std::sync::Arc<conduit_store::UserCache>,
+    cache: std::sync::Arc<conduit_store::Cache>,
 }
 
 conduit_store::delegate_store!(SqliteStore, backend = "sqlite", read = read, write = write);
 
 impl SqliteStore {
-    async fn users_changed(&self, id: Option<conduit_domain::model::UserId>, acks: conduit_store::user_cache::Acks) {
+    async fn users_changed(&self, id: Option<conduit_domain::model::UserId>, acks: conduit_store::cache::Acks) {
         // Nobody listens: nothing to wait for.
-        self.users.forget(id, acks, 0).await;
+        self.cache.forget(id, acks, 0).await;
     }
 }

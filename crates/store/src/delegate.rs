@@ -1,7 +1,7 @@
 /// Implements [`Store`](crate::Store) for a backend whose crate has modules `users`, `profiles`,
 /// `articles` and `comments` with the same functions, taking `&self.$read` or `&self.$write`,
-/// a `users: UserCache` field, and `async fn users_changed(&self, Option<UserId>, Receiver<Ack>)`
-/// to call after a committed write to the users table (see [`UserCache::forget`](crate::UserCache::forget)).
+/// a `cache: Cache` field, and `async fn users_changed(&self, Option<UserId>, Receiver<Ack>)`
+/// to call after a committed write to the users table (see [`Cache::forget`](crate::Cache::forget)).
 /// Both backends route each call the same way; only their SQL differs, so the routing is
 /// written once, here.
 #[macro_export]
@@ -39,13 +39,13 @@ macro_rules! delegate_store {
                 &self,
                 id: $crate::__domain::model::UserId,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
-                if let Some(user) = self.users.get(id) {
+                if let Some(user) = self.cache.user(id) {
                     return Ok(Some(user));
                 }
-                let ticket = self.users.ticket();
+                let ticket = self.cache.user_ticket();
                 let user = users::by_id(&self.$read, id).await?;
                 if let Some(user) = &user {
-                    self.users.keep(ticket, user);
+                    self.cache.keep_user(ticket, user);
                 }
                 Ok(user)
             }
@@ -57,7 +57,7 @@ macro_rules! delegate_store {
 
             #[$crate::__tracing::instrument(name = "store.set_password_hash", skip_all, fields(db.system = $backend))]
             async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, $crate::DbError> {
-                let notices = self.users.before_change();
+                let notices = self.cache.before_change();
                 let changed = users::set_password_hash(&self.$write, username, password_hash).await?;
                 if changed {
                     self.users_changed(None, notices).await;
@@ -71,7 +71,7 @@ macro_rules! delegate_store {
                 id: $crate::__domain::model::UserId,
                 changes: &$crate::UserChanges,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
-                let notices = self.users.before_change();
+                let notices = self.cache.before_change();
                 let user = users::update(&self.$write, id, changes).await?;
                 if user.is_some() {
                     self.users_changed(Some(id), notices).await;
@@ -94,7 +94,7 @@ macro_rules! delegate_store {
                 username: &str,
                 changes: &$crate::AccountChanges,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
-                let notices = self.users.before_change();
+                let notices = self.cache.before_change();
                 let user = users::set_account(&self.$write, username, changes).await?;
                 if let Some(user) = &user {
                     self.users_changed(Some(user.id), notices).await;
@@ -155,7 +155,19 @@ macro_rules! delegate_store {
                 slug: &str,
                 viewer: Option<$crate::__domain::model::UserId>,
             ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
-                articles::by_slug(&self.$read, slug, viewer).await
+                // Only the anonymous view is cached: it is the same for every reader.
+                if viewer.is_some() {
+                    return articles::by_slug(&self.$read, slug, viewer).await;
+                }
+                if let Some(article) = self.cache.articles.get(slug) {
+                    return Ok(Some(article));
+                }
+                let ticket = self.cache.articles.ticket();
+                let article = articles::by_slug(&self.$read, slug, None).await?;
+                if let Some(article) = &article {
+                    self.cache.articles.keep(ticket, slug.to_owned(), article.clone());
+                }
+                Ok(article)
             }
 
             #[$crate::__tracing::instrument(name = "store.article_ref", skip_all, fields(db.system = $backend))]
@@ -185,7 +197,10 @@ macro_rules! delegate_store {
                 changes: &$crate::ArticleChanges,
             ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
                 match articles::update(&self.$write, article, author, expected_slug, slug, changes).await? {
-                    Some(slug) => articles::by_slug(&self.$write, &slug, Some(author)).await,
+                    Some(slug) => {
+                        self.cache.articles.heard(Some(expected_slug));
+                        articles::by_slug(&self.$write, &slug, Some(author)).await
+                    }
                     None => Ok(None),
                 }
             }
@@ -196,7 +211,12 @@ macro_rules! delegate_store {
                 article: $crate::__domain::model::ArticleId,
                 author: $crate::__domain::model::UserId,
             ) -> Result<bool, $crate::DbError> {
-                articles::delete(&self.$write, article, author).await
+                let deleted = articles::delete(&self.$write, article, author).await?;
+                if deleted {
+                    // Known here by id only; deletions are rare.
+                    self.cache.articles.heard(None::<&str>);
+                }
+                Ok(deleted)
             }
 
             #[$crate::__tracing::instrument(name = "store.favorite", skip_all, fields(db.system = $backend))]
@@ -206,6 +226,7 @@ macro_rules! delegate_store {
                 slug: &str,
             ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
                 articles::favorite(&self.$write, user, slug).await?;
+                self.cache.articles.heard(Some(slug));
                 articles::by_slug(&self.$write, slug, Some(user)).await
             }
 
@@ -216,6 +237,7 @@ macro_rules! delegate_store {
                 slug: &str,
             ) -> Result<Option<$crate::__domain::Article>, $crate::DbError> {
                 articles::unfavorite(&self.$write, user, slug).await?;
+                self.cache.articles.heard(Some(slug));
                 articles::by_slug(&self.$write, slug, Some(user)).await
             }
 

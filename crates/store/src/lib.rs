@@ -1,15 +1,16 @@
 //! The storage boundary. Handlers talk to `dyn Store`; `conduit-store-sqlite` and
 //! `conduit-store-postgres` implement it with checked queries, and both must pass [`suite`].
 
+pub mod cache;
 mod error;
+pub mod noticed;
 pub mod rows;
 pub mod suite;
 mod types;
-pub mod user_cache;
 
+pub use cache::Cache;
 pub use error::DbError;
 pub use types::*;
-pub use user_cache::UserCache;
 
 use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_domain::{Article, Comment, Profile, User};

@@ -1,16 +1,16 @@
-//! The user cache across instances: two stores on one database stand for two `conduit`
+//! The cache across instances: two stores on one database stand for two `conduit`
 //! processes. A change made through one, or by plain SQL (as `conduit user ...` or an operator
 //! would), must reach the other's cache.
 
 use std::time::{Duration, Instant};
 
-use conduit_store::{AccountChanges, NewUser, Store, UserChanges};
+use conduit_store::{AccountChanges, ArticleChanges, NewArticle, NewUser, Store, UserChanges};
 use conduit_store_postgres::testing::fresh_store;
 use conduit_store_postgres::{PgStore, PoolSettings};
 
 async fn second_instance(url: &str) -> PgStore {
     let store = PgStore::connect(url, PoolSettings { max_connections: 4, ..PoolSettings::default() }).await.unwrap();
-    assert!(store.cache_users(Duration::from_secs(10)).await);
+    assert!(store.start_caching(Duration::from_secs(10)).await);
     store
 }
 
@@ -27,7 +27,7 @@ async fn until_bio(b: &PgStore, id: i64, want: &str) -> Duration {
         if bio.as_deref() == Some(want) {
             return started.elapsed();
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "still {bio:?} after 5 s, want {want:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "still {bio:?} after 3 s, want {want:?}");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -69,7 +69,7 @@ async fn a_change_made_in_plain_sql_reaches_the_cache() {
 async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
     let (a, db) = fresh_store().await;
     let id = jake(&a).await;
-    assert!(a.caches_users());
+    assert!(a.is_caching());
     a.user_by_id(id).await.unwrap();
     // Cut the listening connection, then change the user while nobody listens.
     let cut: i64 = sqlx::query_scalar(
@@ -81,14 +81,14 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
     .unwrap();
     assert_eq!(cut, 1, "exactly one listening connection");
     let started = Instant::now();
-    while a.caches_users() {
+    while a.is_caching() {
         assert!(started.elapsed() < Duration::from_secs(5), "the lost listener went unnoticed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     sqlx::query("UPDATE users SET bio = 'unheard' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio.as_deref(), Some("unheard"));
     // It listens again by itself, and changes are heard again.
-    while !a.caches_users() {
+    while !a.is_caching() {
         assert!(started.elapsed() < Duration::from_secs(10), "the listener did not come back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -96,4 +96,51 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
     sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
     until_bio(&a, id, "heard").await;
     drop(db);
+}
+
+/// Polls `b`'s anonymous view of `slug` until `done` holds, for at most 5 s.
+async fn until_article(b: &PgStore, slug: &str, done: impl Fn(Option<&conduit_domain::Article>) -> bool) {
+    let started = Instant::now();
+    loop {
+        let article = b.article(slug, None).await.unwrap();
+        if done(article.as_ref()) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "B still shows {article:?} after 3 s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view() {
+    let (a, db) = fresh_store().await;
+    let b = second_instance(&db.url).await;
+    let author = jake(&a).await;
+    let new = NewArticle { title: "T".into(), description: "d".into(), body: "b".into(), tags: vec!["x".into()] };
+    let slug = a.create_article(author, "t", &new).await.unwrap().slug;
+    let cached = b.article(&slug, None).await.unwrap().unwrap();
+    assert_eq!(b.article(&slug, None).await.unwrap().unwrap(), cached);
+
+    // Through the other instance: each is dropped by the notice, and A's own view at once.
+    a.favorite(author, &slug).await.unwrap();
+    assert_eq!(a.article(&slug, None).await.unwrap().unwrap().favorites_count, 1);
+    until_article(&b, &slug, |v| v.is_some_and(|v| v.favorites_count == 1)).await;
+
+    let retag = ArticleChanges { tags: Some(vec!["y".into()]), body: Some("new".into()), ..ArticleChanges::default() };
+    a.update_article(cached.id, author, &slug, None, &retag).await.unwrap().unwrap();
+    assert_eq!(a.article(&slug, None).await.unwrap().unwrap().tag_list, ["y"]);
+    until_article(&b, &slug, |v| v.is_some_and(|v| v.tag_list == ["y"] && v.body.as_deref() == Some("new"))).await;
+
+    // The author's profile shows in the article.
+    let bio = UserChanges { bio: Some(Some("hello".into())), ..UserChanges::default() };
+    a.update_user(author, &bio).await.unwrap();
+    assert_eq!(a.article(&slug, None).await.unwrap().unwrap().author.bio.as_deref(), Some("hello"));
+    until_article(&b, &slug, |v| v.is_some_and(|v| v.author.bio.as_deref() == Some("hello"))).await;
+
+    // In plain SQL, and then deleted.
+    sqlx::query("UPDATE articles SET title = 'psql' WHERE slug = $1").bind(&slug).execute(a.pool()).await.unwrap();
+    until_article(&b, &slug, |v| v.is_some_and(|v| v.title == "psql")).await;
+    assert!(a.delete_article(cached.id, author).await.unwrap());
+    assert!(a.article(&slug, None).await.unwrap().is_none());
+    until_article(&b, &slug, |v| v.is_none()).await;
 }

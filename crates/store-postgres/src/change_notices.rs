@@ -1,14 +1,15 @@
-//! Hears every change to the users table (the `users_notify_changed` trigger's `NOTIFY`), drops
-//! the changed user from the store's [`UserCache`] (which is only used while this listens), and
-//! acknowledges it to the instance that made the change, which waits for every listener before
-//! it answers: so a revocation holds on every instance by the time its request returns.
+//! Hears every change to the users and articles tables (the `users_notify_changed` and
+//! `articles_notify_changed` triggers' `NOTIFY`) and drops what changed from the store's
+//! [`Cache`], which is only used while this listens. User changes are acknowledged to the
+//! instance that made them, which waits for every listener before it answers: so a revocation
+//! holds on every instance by the time its request returns.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use conduit_domain::model::UserId;
-use conduit_store::UserCache;
-use conduit_store::user_cache::{Ack, Acks};
+use conduit_store::Cache;
+use conduit_store::cache::{Ack, Acks};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::PgStore;
@@ -16,7 +17,10 @@ use crate::PgStore;
 /// The trigger's channel (migration `20261124000004_user_change_notices.sql`); the payload is
 /// the user's id.
 const CHANGED: &str = "conduit_user_changed";
-/// Where listeners acknowledge a change notice; the payload is an [`Ack`].
+/// The articles trigger's channel (migration `20261124000005_article_change_notices.sql`); the
+/// payload is the article's slug before the change.
+const ARTICLE_CHANGED: &str = "conduit_article_changed";
+/// Where listeners acknowledge a user change notice; the payload is an [`Ack`].
 const HEARD: &str = "conduit_user_change_heard";
 /// The listening connections' `application_name`, by which a writer counts them.
 const LISTENER_NAME: &str = "conduit user changes";
@@ -24,29 +28,29 @@ const LISTENER_NAME: &str = "conduit user changes";
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 impl PgStore {
-    /// Starts caching users: listens for their changes from now on, in the background, for as
-    /// long as the store's pool is open. Waits until listening, or until `wait` ran out (the
+    /// Starts caching users and anonymous article views: listens for their changes from now on,
+    /// in the background, for as long as the store's pool is open. Waits until listening, or until `wait` ran out (the
     /// cache then stays unused until the listener gets through). True when listening.
-    pub async fn cache_users(&self, wait: Duration) -> bool {
+    pub async fn start_caching(&self, wait: Duration) -> bool {
         let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
         let closed = self.pool.close_event();
         let options = self.options.clone().application_name(LISTENER_NAME);
-        tokio::spawn(follow(closed, options, Arc::downgrade(&self.users), listening_tx));
+        tokio::spawn(follow(closed, options, Arc::downgrade(&self.cache), listening_tx));
         let listening = matches!(tokio::time::timeout(wait, listening_rx).await, Ok(Ok(())));
         if !listening {
-            tracing::warn!("not yet listening for user changes: users are read from PostgreSQL until then");
+            tracing::warn!("not yet listening for changes: users and articles are read from PostgreSQL until then");
         }
         listening
     }
 
-    /// Whether users are being cached (the change listener is connected).
-    pub fn caches_users(&self) -> bool {
-        self.users.is_listening()
+    /// Whether the cache is in use (the change listener is connected).
+    pub fn is_caching(&self) -> bool {
+        self.cache.is_listening()
     }
 
-    /// After a committed change to the users table: see [`UserCache::forget`].
+    /// After a committed change to the users table: see [`Cache::forget`].
     pub(crate) async fn users_changed(&self, id: Option<UserId>, acks: Acks) {
-        let listeners = if self.users.is_listening() {
+        let listeners = if self.cache.is_listening() {
             sqlx::query_scalar!(
                 r#"SELECT count(*) AS "n!" FROM pg_stat_activity
                    WHERE datname = current_database() AND application_name = $1"#,
@@ -60,14 +64,14 @@ impl PgStore {
         } else {
             0
         };
-        self.users.forget(id, acks, usize::try_from(listeners).unwrap_or(0)).await;
+        self.cache.forget(id, acks, usize::try_from(listeners).unwrap_or(0)).await;
     }
 }
 
 async fn follow(
     closed: sqlx::pool::CloseEvent,
     options: PgConnectOptions,
-    cache: Weak<UserCache>,
+    cache: Weak<Cache>,
     listening: tokio::sync::oneshot::Sender<()>,
 ) {
     // Its own connection, so the store's pool keeps its full size.
@@ -80,30 +84,37 @@ async fn follow(
         let heard = async {
             let mut listener = PgListener::connect_with(&own).await?;
             listener.eager_reconnect(false);
-            listener.listen_all([CHANGED, HEARD]).await?;
-            let Some(users) = cache.upgrade() else { return Ok(()) };
-            users.set_listening(true);
-            drop(users);
+            listener.listen_all([CHANGED, HEARD, ARTICLE_CHANGED]).await?;
+            let Some(live) = cache.upgrade() else { return Ok(()) };
+            live.set_listening(true);
+            drop(live);
             got_through = true;
             if let Some(tx) = listening.take() {
                 let _ = tx.send(());
             }
-            tracing::info!("listening for user changes: users are cached");
+            tracing::info!("listening for changes: users and anonymous article views are cached");
             loop {
                 let Some(notice) = listener.try_recv().await? else {
                     return Err(sqlx::Error::Protocol("the connection was lost".into()));
                 };
-                let Some(users) = cache.upgrade() else { return Ok(()) };
-                if notice.channel() == HEARD {
-                    if let Some(ack) = Ack::decode(notice.payload()) {
-                        users.acknowledged(ack);
+                let Some(live) = cache.upgrade() else { return Ok(()) };
+                match notice.channel() {
+                    HEARD => {
+                        if let Some(ack) = Ack::decode(notice.payload()) {
+                            live.acknowledged(ack);
+                        }
+                        continue;
                     }
-                    continue;
+                    ARTICLE_CHANGED => {
+                        live.articles.heard(Some(notice.payload()));
+                        continue;
+                    }
+                    _ => {}
                 }
                 // Anything but a user id is unexpected: then assume anyone changed.
                 let id = notice.payload().parse().ok();
-                users.heard(id);
-                let ack = Ack { user: id, instance: users.instance() }.encode();
+                live.heard(id);
+                let ack = Ack { user: id, instance: live.instance() }.encode();
                 sqlx::query("SELECT pg_notify($1, $2)").bind(HEARD).bind(ack).execute(&mut listener).await?;
             }
         };
@@ -111,15 +122,15 @@ async fn follow(
             outcome = heard => outcome,
             () = &mut closed => Ok(()),
         };
-        let Some(users) = cache.upgrade() else { break };
+        let Some(live) = cache.upgrade() else { break };
         // Not listening any more: what changes now would go unheard.
-        users.set_listening(false);
+        live.set_listening(false);
         match outcome {
             Ok(()) => break,
             Err(error) => {
                 failures = if got_through { 1 } else { failures + 1 };
                 if failures == 1 || failures.is_multiple_of(60) {
-                    tracing::warn!(%error, "stopped hearing user changes: users are read from PostgreSQL until it is back");
+                    tracing::warn!(%error, "stopped hearing changes: users and articles are read from PostgreSQL until it is back");
                 }
                 tokio::select! {
                     () = tokio::time::sleep(RETRY_EVERY) => {}

@@ -1,37 +1,30 @@
-//! Users by id, kept in memory for authentication, which loads the caller on every request.
-//!
-//! A cached user may be served only while the backend hears about every change to the users
-//! table, from any process (PostgreSQL: a trigger's `NOTIFY`, see store-postgres). Until the
-//! backend says it is listening ([`UserCache::set_listening`]), the cache is bypassed; SQLite
-//! never says so, because another process (`conduit user ...`) can change its file unheard.
-//!
-//! A read that raced a change must not put the old row back: every change bumps an epoch, and
-//! a row read from the database is kept only if no change was heard since the read began.
+//! What a process keeps of the database in memory: users by id (authentication loads the
+//! caller on every request) and anonymous views of articles by slug. Each is a [`NoticedMap`]:
+//! used only while the backend hears about every change, from any process (PostgreSQL: the
+//! triggers' `NOTIFY`, see store-postgres). SQLite never listens, because another process
+//! (`conduit user ...`) can change its file unheard, so there the cache is never used.
 //!
 //! Revocation must take effect at once on every instance, not merely soon: so each instance
-//! acknowledges every change notice once it has dropped the row, and the instance that made the
-//! change waits for all of them ([`UserCache::forget`]) before it answers.
+//! acknowledges every user change notice once it has dropped the row, and the instance that
+//! made the change waits for all of them ([`Cache::forget`]) before it answers. Article notices
+//! are not acknowledged: an anonymous reader on another instance may see the old view for the
+//! milliseconds the notice takes.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use conduit_domain::User;
 use conduit_domain::model::UserId;
+use conduit_domain::{Article, User};
 use tokio::sync::broadcast;
 
-/// A cached row is reloaded after this long even if no change was heard: a bound on staleness
-/// should the notifications stop silently (a connection cut without a reset).
-const MAX_AGE: Duration = Duration::from_secs(5);
-/// More users than this are not kept; the cache starts again empty.
-const MAX_ENTRIES: usize = 10_000;
-/// How long a writer waits for the other instances' acknowledgements (see [`UserCache::forget`]).
+use crate::noticed::{NoticedMap, Ticket};
+
+/// How long a writer waits for the other instances' acknowledgements (see [`Cache::forget`]).
 const ACK_WAIT: Duration = Duration::from_secs(1);
 
-pub struct UserCache {
-    state: RwLock<State>,
-    listening: AtomicBool,
+pub struct Cache {
+    users: NoticedMap<UserId, User>,
+    /// Anonymous views of articles by slug (they show their author's profile).
+    pub articles: NoticedMap<String, Article>,
     /// This process's name in acknowledgements.
     instance: u64,
     acks: broadcast::Sender<Ack>,
@@ -60,25 +53,14 @@ impl Ack {
     }
 }
 
-#[derive(Default)]
-struct State {
-    entries: HashMap<UserId, (Instant, User)>,
-    /// Bumped by every change heard or made.
-    epoch: u64,
-}
-
 /// Acknowledgements heard, taken by a writer before it writes.
 pub type Acks = broadcast::Receiver<Ack>;
 
-/// Taken before reading a user from the database; see [`UserCache::keep`].
-#[derive(Debug, Clone, Copy)]
-pub struct Ticket(u64);
-
-impl Default for UserCache {
+impl Default for Cache {
     fn default() -> Self {
         Self {
-            state: RwLock::default(),
-            listening: AtomicBool::new(false),
+            users: NoticedMap::default(),
+            articles: NoticedMap::default(),
             instance: rand_instance(),
             acks: broadcast::channel(256).0,
         }
@@ -95,73 +77,44 @@ fn rand_instance() -> u64 {
     hasher.finish()
 }
 
-impl UserCache {
+impl Cache {
     /// This process's name in acknowledgements.
     pub fn instance(&self) -> u64 {
         self.instance
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub fn is_listening(&self) -> bool {
-        self.listening.load(Ordering::Acquire)
+        self.users.is_listening()
     }
 
     /// The backend started (`true`) or stopped hearing about changes. Either way what is cached
     /// is dropped: changes made while nobody listened were not heard.
     pub fn set_listening(&self, listening: bool) {
-        let mut state = self.write();
-        self.listening.store(listening, Ordering::Release);
-        state.epoch += 1;
-        state.entries.clear();
+        self.users.set_listening(listening);
+        self.articles.set_listening(listening);
     }
 
     /// The cached user, if the cache is in use and the row is recent.
-    pub fn get(&self, id: UserId) -> Option<User> {
-        if !self.is_listening() {
-            return None;
-        }
-        let state = self.read();
-        state.entries.get(&id).filter(|(at, _)| at.elapsed() < MAX_AGE).map(|(_, user)| user.clone())
+    pub fn user(&self, id: UserId) -> Option<User> {
+        self.users.get(&id)
     }
 
-    pub fn ticket(&self) -> Ticket {
-        Ticket(self.read().epoch)
+    pub fn user_ticket(&self) -> Ticket {
+        self.users.ticket()
     }
 
     /// Caches a user read from the database after `ticket` was taken, unless a change was heard
     /// since (the row may predate it).
-    pub fn keep(&self, ticket: Ticket, user: &User) {
-        if !self.is_listening() {
-            return;
-        }
-        let mut state = self.write();
-        if state.epoch != ticket.0 || !self.is_listening() {
-            return;
-        }
-        if state.entries.len() >= MAX_ENTRIES {
-            state.entries.clear();
-        }
-        state.entries.insert(user.id, (Instant::now(), user.clone()));
+    pub fn keep_user(&self, ticket: Ticket, user: &User) {
+        self.users.keep(ticket, user.id, user.clone());
     }
 
-    /// A change notice from the backend (`None`: any user may have changed): drops the row.
-    /// The backend then acknowledges it to every instance.
+    /// A change notice from the backend (`None`: any user may have changed): drops the row,
+    /// and every cached article, since they show their author's profile. The backend then
+    /// acknowledges it to every instance.
     pub fn heard(&self, id: Option<UserId>) {
-        let mut state = self.write();
-        state.epoch += 1;
-        match id {
-            Some(id) => {
-                state.entries.remove(&id);
-            }
-            None => state.entries.clear(),
-        }
+        self.users.heard(id.as_ref());
+        self.articles.heard(None::<&str>);
     }
 
     /// An instance (maybe this one) acknowledged a change notice.
@@ -170,7 +123,7 @@ impl UserCache {
         let _ = self.acks.send(ack);
     }
 
-    /// Call before a write to the users table; pass the result to [`UserCache::forget`].
+    /// Call before a write to the users table; pass the result to [`Cache::forget`].
     pub fn before_change(&self) -> Acks {
         self.acks.subscribe()
     }
@@ -205,6 +158,8 @@ impl UserCache {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     fn user(id: UserId, bio: &str) -> User {
@@ -223,46 +178,21 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_cached_until_the_backend_listens() {
-        let cache = UserCache::default();
-        cache.keep(cache.ticket(), &user(1, "a"));
-        assert!(cache.get(1).is_none());
+    fn a_user_change_drops_the_user_and_every_article() {
+        let cache = Cache::default();
         cache.set_listening(true);
-        cache.keep(cache.ticket(), &user(1, "a"));
-        assert_eq!(cache.get(1).unwrap().bio.as_deref(), Some("a"));
-        cache.set_listening(false);
-        assert!(cache.get(1).is_none(), "a lost listener must drop and bypass the cache");
-    }
-
-    #[test]
-    fn a_read_that_raced_a_change_is_not_kept() {
-        let cache = UserCache::default();
-        cache.set_listening(true);
-        let ticket = cache.ticket();
-        // The row was read, then a change was heard before it could be cached.
+        cache.keep_user(cache.user_ticket(), &user(1, "a"));
+        cache.keep_user(cache.user_ticket(), &user(2, "b"));
         cache.heard(Some(1));
-        cache.keep(ticket, &user(1, "old"));
-        assert!(cache.get(1).is_none());
-        cache.keep(cache.ticket(), &user(1, "new"));
-        assert_eq!(cache.get(1).unwrap().bio.as_deref(), Some("new"));
-    }
-
-    #[test]
-    fn a_change_notice_drops_only_its_user() {
-        let cache = UserCache::default();
-        cache.set_listening(true);
-        cache.keep(cache.ticket(), &user(1, "a"));
-        cache.keep(cache.ticket(), &user(2, "b"));
-        cache.heard(Some(1));
-        assert!(cache.get(1).is_none());
-        assert!(cache.get(2).is_some());
+        assert!(cache.user(1).is_none());
+        assert!(cache.user(2).is_some());
         cache.heard(None);
-        assert!(cache.get(2).is_none());
+        assert!(cache.user(2).is_none());
     }
 
     #[tokio::test]
     async fn forget_returns_once_every_instance_acknowledged() {
-        let cache = std::sync::Arc::new(UserCache::default());
+        let cache = std::sync::Arc::new(Cache::default());
         cache.set_listening(true);
         let acks = cache.before_change();
         let (done_tx, mut done) = tokio::sync::oneshot::channel();

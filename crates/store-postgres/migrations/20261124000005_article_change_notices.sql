@@ -1,0 +1,13 @@
+-- Each instance caches anonymous views of articles by slug and must hear of every change to
+-- an article row. Favourite counts and tag lists live on that row (kept by the triggers of
+-- 20261124000003), so favouriting and retagging are heard too. Author profile changes are
+-- heard through the users notice (20261124000004).
+CREATE FUNCTION notify_article_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('conduit_article_changed', OLD.slug);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER articles_notify_changed AFTER UPDATE OR DELETE ON articles
+    FOR EACH ROW EXECUTE FUNCTION notify_article_changed();

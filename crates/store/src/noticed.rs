@@ -1,0 +1,157 @@
+//! A map kept in memory only while the backend hears about every change to what it holds.
+//!
+//! Until the backend says it is listening ([`NoticedMap::set_listening`]), the map is bypassed,
+//! and losing the listener empties it: changes made while nobody listened were not heard.
+//!
+//! A read that raced a change must not put the old value back: every change bumps an epoch,
+//! and a value read from the database is kept only if no change was heard since the read
+//! began ([`NoticedMap::ticket`], [`NoticedMap::keep`]).
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+/// A value is read again after this long even if no change was heard: a bound on staleness
+/// should the notices stop silently (a connection cut without a reset).
+const MAX_AGE: Duration = Duration::from_secs(5);
+/// More entries than this are not kept; the map starts again empty.
+const MAX_ENTRIES: usize = 10_000;
+
+pub struct NoticedMap<K, V> {
+    state: RwLock<State<K, V>>,
+    listening: AtomicBool,
+}
+
+struct State<K, V> {
+    entries: HashMap<K, (Instant, V)>,
+    /// Bumped by every change heard or made.
+    epoch: u64,
+}
+
+/// Taken before reading from the database; see [`NoticedMap::keep`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+impl<K, V> Default for NoticedMap<K, V> {
+    fn default() -> Self {
+        Self { state: RwLock::new(State { entries: HashMap::new(), epoch: 0 }), listening: AtomicBool::new(false) }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
+    fn read(&self) -> RwLockReadGuard<'_, State<K, V>> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State<K, V>> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// The backend started (`true`) or stopped hearing about changes. Either way what is kept
+    /// is dropped.
+    pub fn set_listening(&self, listening: bool) {
+        let mut state = self.write();
+        self.listening.store(listening, Ordering::Release);
+        state.epoch += 1;
+        state.entries.clear();
+    }
+
+    /// The kept value, if the map is in use and the value is recent.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if !self.is_listening() {
+            return None;
+        }
+        let state = self.read();
+        state.entries.get(key).filter(|(at, _)| at.elapsed() < MAX_AGE).map(|(_, value)| value.clone())
+    }
+
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.read().epoch)
+    }
+
+    /// Keeps a value read from the database after `ticket` was taken, unless a change was heard
+    /// since (the value may predate it).
+    pub fn keep(&self, ticket: Ticket, key: K, value: V) {
+        if !self.is_listening() {
+            return;
+        }
+        let mut state = self.write();
+        if state.epoch != ticket.0 || !self.is_listening() {
+            return;
+        }
+        if state.entries.len() >= MAX_ENTRIES {
+            state.entries.clear();
+        }
+        state.entries.insert(key, (Instant::now(), value));
+    }
+
+    /// A change was made or heard (`None`: to anything): drops what it may have changed.
+    pub fn heard<Q>(&self, key: Option<&Q>)
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let mut state = self.write();
+        state.epoch += 1;
+        match key {
+            Some(key) => {
+                state.entries.remove(key);
+            }
+            None => state.entries.clear(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_kept_until_the_backend_listens() {
+        let map = NoticedMap::<u32, &str>::default();
+        map.keep(map.ticket(), 1, "a");
+        assert!(map.get(&1).is_none());
+        map.set_listening(true);
+        map.keep(map.ticket(), 1, "a");
+        assert_eq!(map.get(&1), Some("a"));
+        map.set_listening(false);
+        assert!(map.get(&1).is_none(), "a lost listener must empty and bypass the map");
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_is_not_kept() {
+        let map = NoticedMap::<u32, &str>::default();
+        map.set_listening(true);
+        let ticket = map.ticket();
+        // The value was read, then a change was heard before it could be kept.
+        map.heard(Some(&1));
+        map.keep(ticket, 1, "old");
+        assert!(map.get(&1).is_none());
+        map.keep(map.ticket(), 1, "new");
+        assert_eq!(map.get(&1), Some("new"));
+    }
+
+    #[test]
+    fn a_change_notice_drops_only_its_key() {
+        let map = NoticedMap::<String, u32>::default();
+        map.set_listening(true);
+        map.keep(map.ticket(), "a".to_owned(), 1);
+        map.keep(map.ticket(), "b".to_owned(), 2);
+        map.heard(Some("a"));
+        assert!(map.get("a").is_none());
+        assert_eq!(map.get("b"), Some(2));
+        map.heard(None::<&str>);
+        assert!(map.get("b").is_none());
+    }
+}
