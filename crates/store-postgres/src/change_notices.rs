@@ -48,6 +48,9 @@ impl PgStore {
         self.cache.is_listening()
     }
 
+    /// Nothing to look at: the notices keep the cache current.
+    pub(crate) fn refresh_cache(&self) {}
+
     /// After a committed change to the users table: see [`Cache::forget`].
     pub(crate) async fn users_changed(&self, id: Option<UserId>, acks: Acks) {
         let listeners = if self.cache.is_listening() {

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::commit_watch::CommitWatch;
 use crate::{MIGRATOR, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,12 +68,19 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(open)?;
-            return Ok(Self { read: pool.clone(), write: pool, cache: Default::default() });
+            // Nothing to watch for commits: nothing is cached.
+            return Ok(Self { read: pool.clone(), write: pool, cache: Default::default(), commits: None });
         }
 
+        let commits = CommitWatch::new(options.get_filename());
+        // The writer stays open for the store's life, so SQLite never removes and restarts the
+        // WAL index that `commits` reads.
         let write = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options.clone())
             .await
@@ -84,7 +92,9 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(open)?;
-        Ok(Self { read, write, cache: Default::default() })
+        let cache = std::sync::Arc::new(conduit_store::Cache::default());
+        cache.set_listening(true);
+        Ok(Self { read, write, cache, commits: Some(std::sync::Arc::new(commits)) })
     }
 
     pub async fn migrate(&self) -> Result<(), ConnectError> {

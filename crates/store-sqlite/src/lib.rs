@@ -7,6 +7,7 @@
 
 mod articles;
 mod comments;
+mod commit_watch;
 mod connect;
 mod profiles;
 mod sessions;
@@ -24,16 +25,33 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
-    /// Never listening, so never used: another process (`conduit user ...`) can change the file
-    /// without this one hearing of it.
+    /// Users and anonymous article views, kept while `commits` sees nothing committed (by
+    /// any process) and dropped whole when it does.
     cache: std::sync::Arc<conduit_store::Cache>,
+    /// `None` for an in-memory database, which is then not cached.
+    commits: Option<std::sync::Arc<commit_watch::CommitWatch>>,
 }
 
 conduit_store::delegate_store!(SqliteStore, backend = "sqlite", read = read, write = write);
 
 impl SqliteStore {
     async fn users_changed(&self, id: Option<conduit_domain::model::UserId>, acks: conduit_store::cache::Acks) {
-        // Nobody listens: nothing to wait for.
+        // No other instance to wait for.
         self.cache.forget(id, acks, 0).await;
+    }
+
+    /// Whether `user_by_id(id)` would now be answered from memory (for tests).
+    pub fn serves_cached_user(&self, id: conduit_domain::model::UserId) -> bool {
+        self.refresh_cache();
+        self.cache.user(id).is_some()
+    }
+
+    /// Drops everything cached if anything was committed since the last look.
+    fn refresh_cache(&self) {
+        if let Some(commits) = &self.commits
+            && !commits.unchanged()
+        {
+            self.cache.heard(None);
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! What a process keeps of the database in memory: users by id (authentication loads the
 //! caller on every request) and anonymous views of articles by slug. Each is a [`NoticedMap`]:
-//! used only while the backend hears about every change, from any process (PostgreSQL: the
-//! triggers' `NOTIFY`, see store-postgres). SQLite never listens, because another process
-//! (`conduit user ...`) can change its file unheard, so there the cache is never used.
+//! used only while the backend learns of every change, from any process. PostgreSQL is told:
+//! triggers `NOTIFY` each changed user or article (store-postgres, `change_notices`). SQLite
+//! looks: before each use, one read of its WAL index header says whether anything at all was
+//! committed since, and if so the whole cache is dropped (store-sqlite, `commit_watch`).
 //!
 //! Revocation must take effect at once on every instance, not merely soon: so each instance
 //! acknowledges every user change notice once it has dropped the row, and the instance that

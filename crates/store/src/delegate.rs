@@ -1,7 +1,9 @@
 /// Implements [`Store`](crate::Store) for a backend whose crate has modules `users`, `profiles`,
 /// `articles` and `comments` with the same functions, taking `&self.$read` or `&self.$write`,
-/// a `cache: Cache` field, and `async fn users_changed(&self, Option<UserId>, Receiver<Ack>)`
-/// to call after a committed write to the users table (see [`Cache::forget`](crate::Cache::forget)).
+/// a `cache: Cache` field, `async fn users_changed(&self, Option<UserId>, Acks)` to call after a
+/// committed write to the users table (see [`Cache::forget`](crate::Cache::forget)), and
+/// `fn refresh_cache(&self)`, called before each use of the cache, for a backend that learns of
+/// changes by looking rather than by being told.
 /// Both backends route each call the same way; only their SQL differs, so the routing is
 /// written once, here.
 #[macro_export]
@@ -39,6 +41,7 @@ macro_rules! delegate_store {
                 &self,
                 id: $crate::__domain::model::UserId,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
+                self.refresh_cache();
                 if let Some(user) = self.cache.user(id) {
                     return Ok(Some(user));
                 }
@@ -159,6 +162,7 @@ macro_rules! delegate_store {
                 if viewer.is_some() {
                     return articles::by_slug(&self.$read, slug, viewer).await;
                 }
+                self.refresh_cache();
                 if let Some(article) = self.cache.articles.get(slug) {
                     return Ok(Some(article));
                 }

@@ -1,0 +1,71 @@
+//! The cache against changes from other processes. A second store on the same file stands for
+//! `conduit user ...` run beside the server, and a bare connection for an operator's `sqlite3`:
+//! neither tells the server anything, yet the server must never answer from what they changed.
+
+use std::str::FromStr;
+
+use conduit_store::{AccountChanges, NewArticle, NewUser, Store, UserChanges};
+use conduit_store_sqlite::SqliteStore;
+use conduit_store_sqlite::testing::fresh_store;
+use sqlx::{ConnectOptions, Connection};
+
+async fn jake(store: &SqliteStore) -> i64 {
+    let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
+    store.create_user(&new).await.unwrap().id
+}
+
+fn url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("conduit.db").display())
+}
+
+#[tokio::test]
+async fn the_server_caches_while_nothing_is_committed() {
+    let (server, _dir) = fresh_store().await;
+    let id = jake(&server).await;
+    server.user_by_id(id).await.unwrap();
+    assert!(server.serves_cached_user(id), "a second look with nothing committed must come from memory");
+    server.update_user(id, &UserChanges { bio: Some(Some("x".into())), ..UserChanges::default() }).await.unwrap();
+    assert!(!server.serves_cached_user(id), "a commit must drop the cache");
+}
+
+#[tokio::test]
+async fn another_process_changing_a_user_is_seen_at_once() {
+    let (server, dir) = fresh_store().await;
+    let id = jake(&server).await;
+    let cli = SqliteStore::connect(&url(&dir)).await.unwrap();
+    for round in 0..20 {
+        let before = server.user_by_id(id).await.unwrap().unwrap();
+        assert_eq!(server.user_by_id(id).await.unwrap().unwrap(), before);
+        let bio = format!("round {round}");
+        cli.update_user(id, &UserChanges { bio: Some(Some(bio.clone())), ..UserChanges::default() }).await.unwrap();
+        assert_eq!(server.user_by_id(id).await.unwrap().unwrap().bio, Some(bio));
+    }
+    server.user_by_id(id).await.unwrap();
+    cli.set_account("jake", &AccountChanges { role: None, active: Some(false) }).await.unwrap().unwrap();
+    assert!(!server.user_by_id(id).await.unwrap().unwrap().active, "deactivation must hold at once");
+}
+
+#[tokio::test]
+async fn plain_sql_from_outside_is_seen_at_once() {
+    let (server, dir) = fresh_store().await;
+    let id = jake(&server).await;
+    let new = NewArticle { title: "T".into(), description: "d".into(), body: "b".into(), tags: vec![] };
+    let slug = server.create_article(id, "t", &new).await.unwrap().slug;
+    server.user_by_id(id).await.unwrap();
+    server.article(&slug, None).await.unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url(&dir)).unwrap();
+    let mut sqlite3 = options.connect().await.unwrap();
+    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = ?")
+        .bind(id)
+        .execute(&mut sqlite3)
+        .await
+        .unwrap();
+    assert_eq!(server.user_by_id(id).await.unwrap().unwrap().token_version, 1);
+    sqlx::query("UPDATE articles SET title = 'by hand' WHERE slug = ?")
+        .bind(&slug)
+        .execute(&mut sqlite3)
+        .await
+        .unwrap();
+    assert_eq!(server.article(&slug, None).await.unwrap().unwrap().title, "by hand");
+    sqlite3.close().await.unwrap();
+}
