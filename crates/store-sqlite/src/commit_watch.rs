@@ -9,13 +9,15 @@
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 const HEADER_LEN: usize = 48;
 
 pub(crate) struct CommitWatch {
     shm: PathBuf,
-    state: Mutex<Seen>,
+    /// Read-locked on every look (readers do not wait for each other), write-locked only to
+    /// open the file or to record a new header.
+    state: RwLock<Seen>,
 }
 
 struct Seen {
@@ -23,33 +25,59 @@ struct Seen {
     header: [u8; HEADER_LEN],
 }
 
+/// The outcome of a look: the header as it stands, when it differs from the recorded one.
+pub(crate) enum Look {
+    Unchanged,
+    /// Drop what was cached, then [`CommitWatch::record`] this.
+    Changed([u8; HEADER_LEN]),
+    /// Cannot tell: cache nothing.
+    Unknown,
+}
+
 impl CommitWatch {
     pub(crate) fn new(database: &std::path::Path) -> Self {
         let mut shm = database.as_os_str().to_owned();
         shm.push("-shm");
-        Self { shm: shm.into(), state: Mutex::new(Seen { file: None, header: [0; HEADER_LEN] }) }
+        Self { shm: shm.into(), state: RwLock::new(Seen { file: None, header: [0; HEADER_LEN] }) }
     }
 
-    /// True when the header is what the previous call saw: nothing was committed in between.
-    /// False on the first call, after any commit, and whenever the header cannot be read (then
-    /// nothing can be kept).
-    pub(crate) fn unchanged(&self) -> bool {
-        let mut seen = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// Whether the header is the recorded one: then nothing was committed since it was recorded.
+    pub(crate) fn look(&self) -> Look {
+        {
+            let seen = self.state.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(file) = &seen.file {
+                return match read_header(file) {
+                    Some(now) if now == seen.header => Look::Unchanged,
+                    Some(now) => Look::Changed(now),
+                    None => Look::Unknown,
+                };
+            }
+        }
+        let mut seen = self.state.write().unwrap_or_else(|p| p.into_inner());
         if seen.file.is_none() {
             seen.file = File::open(&self.shm).ok();
         }
-        let Some(file) = &seen.file else { return false };
-        // SQLite removes the file when its last connection closes, and a new one starts another:
-        // this one would then stand still forever. The store keeps a connection open so that
-        // does not happen, but a removed file must never read as "unchanged".
-        let mut now = [0; HEADER_LEN];
-        let readable = file.metadata().is_ok_and(|m| m.nlink() > 0) && file.read_exact_at(&mut now, 0).is_ok();
-        if !readable {
-            seen.file = None;
-            return false;
+        match seen.file.as_ref().and_then(read_header) {
+            Some(now) => Look::Changed(now),
+            None => {
+                seen.file = None;
+                Look::Unknown
+            }
         }
-        let same = now == seen.header;
-        seen.header = now;
-        same
     }
+
+    /// Records the header a [`Look::Changed`] reported, once what was cached before it is gone.
+    /// Until then other looks report the change too, so nobody serves what predates it.
+    pub(crate) fn record(&self, header: [u8; HEADER_LEN]) {
+        self.state.write().unwrap_or_else(|p| p.into_inner()).header = header;
+    }
+}
+
+/// SQLite removes the file when its last connection closes, and a new one starts another: this
+/// one would then stand still forever. The store keeps a connection open so that does not
+/// happen, but a removed file must never read as unchanged.
+fn read_header(file: &File) -> Option<[u8; HEADER_LEN]> {
+    let mut now = [0; HEADER_LEN];
+    let live = file.metadata().is_ok_and(|m| m.nlink() > 0);
+    (live && file.read_exact_at(&mut now, 0).is_ok()).then_some(now)
 }

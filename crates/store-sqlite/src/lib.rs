@@ -48,10 +48,14 @@ impl SqliteStore {
 
     /// Drops everything cached if anything was committed since the last look.
     fn refresh_cache(&self) {
-        if let Some(commits) = &self.commits
-            && !commits.unchanged()
-        {
-            self.cache.heard(None);
+        let Some(commits) = &self.commits else { return };
+        match commits.look() {
+            commit_watch::Look::Unchanged => {}
+            commit_watch::Look::Changed(header) => {
+                self.cache.heard(None);
+                commits.record(header);
+            }
+            commit_watch::Look::Unknown => self.cache.heard(None),
         }
     }
 }
