@@ -130,7 +130,7 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
-    let store = db::open(&config, db::Use::Serve).await?;
+    let store = db::open(&config, db::Caching::On).await?;
     let mut state =
         AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl)).with_http(config.http.clone());
     match &config.redis_url {
@@ -173,7 +173,7 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
-    let store = db::open(&config, db::Use::Command).await?;
+    let store = db::open(&config, db::Caching::Off).await?;
     store.close().await;
     println!("{} database at {} is up to date", store.backend(), db::redact(&config.database_url));
     Ok(())
@@ -182,7 +182,7 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Promote { username } => {
-            let store = db::open(&config, db::Use::Command).await?;
+            let store = db::open(&config, db::Caching::On).await?;
             let changes =
                 conduit_store::AccountChanges { role: Some(conduit_domain::model::Role::Admin), active: None };
             let changed = store.set_account(&username, &changes).await;
@@ -207,7 +207,7 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
                 phc
             };
             conduit_domain::password::validate(&phc).context("refusing to store this hash")?;
-            let store = db::open(&config, db::Use::Command).await?;
+            let store = db::open(&config, db::Caching::On).await?;
             let found = store.set_password_hash(&username, &phc).await;
             store.close().await;
             if !found? {

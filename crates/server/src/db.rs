@@ -56,17 +56,18 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// What the store is opened for.
+/// Whether the store caches (on PostgreSQL: listens for change notices). The server does, and
+/// so do the `conduit user` commands: a store that listens also waits, after changing a user,
+/// until every listening instance has dropped that user, so the change holds on every running
+/// server by the time the command returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
-    /// Serving requests: on PostgreSQL, users are cached (kept fresh by change notices).
-    Serve,
-    /// A one-off command.
-    Command,
+pub enum Caching {
+    On,
+    Off,
 }
 
 /// Opens the configured database and brings its schema up to date.
-pub async fn open(config: &Config, purpose: Use) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open(config: &Config, caching: Caching) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.database_url;
     Ok(match Database::from_url(url)? {
         Database::Sqlite { .. } => {
@@ -86,7 +87,7 @@ pub async fn open(config: &Config, purpose: Use) -> anyhow::Result<Arc<dyn Store
             };
             let store = PgStore::connect(url, settings).await?;
             store.migrate().await?;
-            if purpose == Use::Serve {
+            if caching == Caching::On {
                 store.start_caching(config.db_acquire_timeout).await;
             }
             Arc::new(store)

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::process::{RedisServer, Server};
+use common::process::{RedisServer, Server, conduit, run};
 use conduit_store_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -110,6 +110,48 @@ async fn two_instances_share_sessions_logouts_password_changes_and_rate_limits()
     let right = json!({"user": {"email": "jake@example.com", "password": "a changed password"}});
     let (status, _, body) = browser.call(&a_base, reqwest::Method::POST, "/api/users/login", None, Some(right)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+/// `conduit user ...` is another process changing the database under two running instances,
+/// which cache users: by the time the command returns, its change must hold on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands_hold_on_every_running_instance_when_they_return() {
+    let redis = RedisServer::start();
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = instance(dir.path(), &database.url, &redis.url());
+    let b = instance(dir.path(), &database.url, &redis.url());
+    let client = reqwest::Client::new();
+    let register = json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    let answer: Value =
+        client.post(format!("{}/api/users", a.base)).json(&register).send().await.unwrap().json().await.unwrap();
+    let token = answer["user"]["token"].as_str().unwrap().to_owned();
+    let get = |base: &str, path: &str| {
+        client.get(format!("{base}{path}")).header("Authorization", format!("Token {token}")).send()
+    };
+    let command = |args: &[&str]| {
+        run(conduit(dir.path()).args(args).env("DATABASE_URL", &database.url).env("CONDUIT_JWT_SECRET", SECRET))
+    };
+    for base in [&a.base, &b.base] {
+        // Cached on both: the token works and is not an admin's.
+        assert_eq!(get(base, "/api/user").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(get(base, "/api/users").await.unwrap().status(), StatusCode::FORBIDDEN);
+    }
+    let (ok, _, stderr) = command(&["user", "promote", "jake"]);
+    assert!(ok, "{stderr}");
+    for base in [&a.base, &b.base] {
+        assert_eq!(get(base, "/api/users").await.unwrap().status(), StatusCode::OK, "promotion not yet seen on {base}");
+    }
+    // A new password hash revokes every earlier token.
+    let phc = conduit_domain::password::hash("an imported password").unwrap();
+    let (ok, _, stderr) = command(&["user", "set-password-hash", "jake", &phc]);
+    assert!(ok, "{stderr}");
+    for base in [&a.base, &b.base] {
+        let status = get(base, "/api/user").await.unwrap().status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a revoked token still worked on {base}");
+    }
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }

@@ -23,14 +23,15 @@ const ARTICLE_CHANGED: &str = "conduit_article_changed";
 /// Where listeners acknowledge a user change notice; the payload is an [`Ack`].
 const HEARD: &str = "conduit_user_change_heard";
 /// The listening connections' `application_name`, by which a writer counts them.
-const LISTENER_NAME: &str = "conduit user changes";
+const LISTENER_NAME: &str = "conduit change listener";
 /// Between attempts to listen again after the connection was lost.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 impl PgStore {
     /// Starts caching users and anonymous article views: listens for their changes from now on,
-    /// in the background, for as long as the store's pool is open. Waits until listening, or until `wait` ran out (the
-    /// cache then stays unused until the listener gets through). True when listening.
+    /// in the background, for as long as the store's pool is open. Waits until listening, or
+    /// until `wait` ran out (the cache then stays unused until the listener gets through).
+    /// True when listening.
     pub async fn start_caching(&self, wait: Duration) -> bool {
         let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
         let closed = self.pool.close_event();
