@@ -69,13 +69,28 @@ fn instance(dir: &std::path::Path, database: &str, redis: &str) -> Server {
     Server::start_with(dir, &[("DATABASE_URL", database), ("REDIS_URL", redis), ("CONDUIT_JWT_SECRET", SECRET)])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_share_sessions_logouts_password_changes_and_rate_limits() {
+/// Two instances on a fresh database and Redis; the guards keep those alive.
+struct Pair {
+    a: Server,
+    b: Server,
+    database: TestDatabase,
+    dir: tempfile::TempDir,
+    _redis: RedisServer,
+}
+
+async fn two_instances() -> Pair {
     let redis = RedisServer::start();
     let database = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let a = instance(dir.path(), &database.url, &redis.url());
     let b = instance(dir.path(), &database.url, &redis.url());
+    Pair { a, b, database, dir, _redis: redis }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_sessions_logouts_password_changes_and_rate_limits() {
+    // Every guard bound, so none is dropped before the end.
+    let Pair { a, b, database: _database, dir: _dir, _redis } = two_instances().await;
     let (a_base, b_base) = (a.base.clone(), b.base.clone());
     let browser = Browser::new();
     let register = json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
@@ -118,11 +133,7 @@ async fn two_instances_share_sessions_logouts_password_changes_and_rate_limits()
 /// which cache users: by the time the command returns, its change must hold on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_commands_hold_on_every_running_instance_when_they_return() {
-    let redis = RedisServer::start();
-    let database = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let a = instance(dir.path(), &database.url, &redis.url());
-    let b = instance(dir.path(), &database.url, &redis.url());
+    let Pair { a, b, database, dir, _redis } = two_instances().await;
     let client = reqwest::Client::new();
     let register = json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
     let answer: Value =
