@@ -35,7 +35,13 @@ impl PgStore {
     pub async fn start_caching(&self, wait: Duration) -> bool {
         let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
         let closed = self.pool.close_event();
-        let options = self.options.clone().application_name(LISTENER_NAME);
+        // PostgreSQL probes an idle listener's connection, so one whose instance vanished
+        // without closing it (a host lost, a network cut) leaves `pg_stat_activity` within
+        // about 25 s instead of the system default of hours: until then every user change would
+        // wait the full second for its acknowledgement.
+        let keepalives =
+            [("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3")];
+        let options = self.options.clone().application_name(LISTENER_NAME).options(keepalives);
         tokio::spawn(follow(closed, options, Arc::downgrade(&self.cache), listening_tx));
         let listening = matches!(tokio::time::timeout(wait, listening_rx).await, Ok(Ok(())));
         if !listening {
