@@ -43,7 +43,7 @@ impl SqliteStore {
     /// Whether `user_by_id(id)` would now be answered from memory (for tests).
     pub fn serves_cached_user(&self, id: conduit_domain::model::UserId) -> bool {
         self.refresh_cache();
-        self.cache.user(id).is_some()
+        self.cache.users.get(&id).is_some()
     }
 
     /// Drops everything cached if anything was committed since the last look.

@@ -17,13 +17,15 @@ use conduit_domain::model::UserId;
 use conduit_domain::{Article, User};
 use tokio::sync::broadcast;
 
-use crate::noticed::{NoticedMap, Ticket};
+use crate::noticed::NoticedMap;
 
 /// How long a writer waits for the other instances' acknowledgements (see [`Cache::forget`]).
 const ACK_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Cache {
-    users: NoticedMap<UserId, User>,
+    /// Users by id. Change them through [`Cache::heard`] and [`Cache::forget`], which also
+    /// drop the articles that show them.
+    pub users: NoticedMap<UserId, User>,
     /// Anonymous views of articles by slug (they show their author's profile).
     pub articles: NoticedMap<String, Article>,
     /// This process's name in acknowledgements.
@@ -93,21 +95,6 @@ impl Cache {
     pub fn set_listening(&self, listening: bool) {
         self.users.set_listening(listening);
         self.articles.set_listening(listening);
-    }
-
-    /// The cached user, if the cache is in use and the row is recent.
-    pub fn user(&self, id: UserId) -> Option<User> {
-        self.users.get(&id)
-    }
-
-    pub fn user_ticket(&self) -> Ticket {
-        self.users.ticket()
-    }
-
-    /// Caches a user read from the database after `ticket` was taken, unless a change was heard
-    /// since (the row may predate it).
-    pub fn keep_user(&self, ticket: Ticket, user: &User) {
-        self.users.keep(ticket, user.id, user.clone());
     }
 
     /// A change notice from the backend (`None`: any user may have changed): drops the row,
@@ -182,13 +169,13 @@ mod tests {
     fn a_user_change_drops_the_user_and_every_article() {
         let cache = Cache::default();
         cache.set_listening(true);
-        cache.keep_user(cache.user_ticket(), &user(1, "a"));
-        cache.keep_user(cache.user_ticket(), &user(2, "b"));
+        cache.users.keep(cache.users.ticket(), 1, user(1, "a"));
+        cache.users.keep(cache.users.ticket(), 2, user(2, "b"));
         cache.heard(Some(1));
-        assert!(cache.user(1).is_none());
-        assert!(cache.user(2).is_some());
+        assert!(cache.users.get(&1).is_none());
+        assert!(cache.users.get(&2).is_some());
         cache.heard(None);
-        assert!(cache.user(2).is_none());
+        assert!(cache.users.get(&2).is_none());
     }
 
     #[tokio::test]

@@ -42,15 +42,7 @@ macro_rules! delegate_store {
                 id: $crate::__domain::model::UserId,
             ) -> Result<Option<$crate::__domain::User>, $crate::DbError> {
                 self.refresh_cache();
-                if let Some(user) = self.cache.user(id) {
-                    return Ok(Some(user));
-                }
-                let ticket = self.cache.user_ticket();
-                let user = users::by_id(&self.$read, id).await?;
-                if let Some(user) = &user {
-                    self.cache.keep_user(ticket, user);
-                }
-                Ok(user)
+                self.cache.users.get_or_read(&id, users::by_id(&self.$read, id)).await
             }
 
             #[$crate::__tracing::instrument(name = "store.credentials_by_email", skip_all, fields(db.system = $backend))]
@@ -163,15 +155,7 @@ macro_rules! delegate_store {
                     return articles::by_slug(&self.$read, slug, viewer).await;
                 }
                 self.refresh_cache();
-                if let Some(article) = self.cache.articles.get(slug) {
-                    return Ok(Some(article));
-                }
-                let ticket = self.cache.articles.ticket();
-                let article = articles::by_slug(&self.$read, slug, None).await?;
-                if let Some(article) = &article {
-                    self.cache.articles.keep(ticket, slug.to_owned(), article.clone());
-                }
-                Ok(article)
+                self.cache.articles.get_or_read(slug, articles::by_slug(&self.$read, slug, None)).await
             }
 
             #[$crate::__tracing::instrument(name = "store.article_ref", skip_all, fields(db.system = $backend))]

@@ -96,6 +96,28 @@ impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
         state.entries.insert(key, (Instant::now(), value));
     }
 
+    /// The kept value for `key`, or else what `read` (a database read not yet started) finds,
+    /// kept unless a change was heard while it ran. The one way to fill the map from a read.
+    pub async fn get_or_read<Q, E>(
+        &self,
+        key: &Q,
+        read: impl std::future::Future<Output = Result<Option<V>, E>>,
+    ) -> Result<Option<V>, E>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(value) = self.get(key) {
+            return Ok(Some(value));
+        }
+        let ticket = self.ticket();
+        let value = read.await?;
+        if let Some(value) = &value {
+            self.keep(ticket, key.to_owned(), value.clone());
+        }
+        Ok(value)
+    }
+
     /// A change was made or heard (`None`: to anything): drops what it may have changed.
     pub fn heard<Q>(&self, key: Option<&Q>)
     where
@@ -140,6 +162,21 @@ mod tests {
         assert!(map.get(&1).is_none());
         map.keep(map.ticket(), 1, "new");
         assert_eq!(map.get(&1), Some("new"));
+    }
+
+    #[tokio::test]
+    async fn get_or_read_keeps_nothing_a_change_overtook() {
+        let map = NoticedMap::<u32, &str>::default();
+        map.set_listening(true);
+        // The change is heard while the read runs: its answer is returned but not kept.
+        let read = async {
+            map.heard(Some(&1));
+            Ok::<_, ()>(Some("old"))
+        };
+        assert_eq!(map.get_or_read(&1, read).await, Ok(Some("old")));
+        assert!(map.get(&1).is_none());
+        assert_eq!(map.get_or_read(&1, async { Ok::<_, ()>(Some("new")) }).await, Ok(Some("new")));
+        assert_eq!(map.get_or_read(&1, async { Ok::<_, ()>(Some("unread")) }).await, Ok(Some("new")));
     }
 
     #[test]
