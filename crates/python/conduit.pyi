@@ -22,9 +22,19 @@ def verify_passwords(pairs: list[tuple[str, str]], threads: Optional[int] = None
     GIL released; one bool per pair, in order."""
 
 def verify_token(token: str, secret: str) -> dict[str, Any]:
-    """Verify a Conduit token (HS256, unexpired, ``sub`` a user id) and return its claims.
+    """Verify a Conduit token's signature and expiry (HS256, unexpired, ``sub`` a user id) and
+    return its claims.
 
+    Offline: a token revoked by a password change, a logout or a deactivation still passes until
+    it expires. Use ``check_token_with_server`` where revocation matters.
     Raises InvalidToken for a bad signature, an expired token, or garbage.
+    """
+
+def check_token_with_server(token: str, base_url: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Ask the server at ``base_url`` (one ``GET /api/user``) whether ``token`` is valid now,
+    revocation included; returns the user.
+
+    Raises InvalidToken when the server refuses it (401), OSError when it cannot be reached.
     """
 
 def mint_token(claims: dict[str, Any], secret: str, ttl_seconds: int = 3600) -> str:

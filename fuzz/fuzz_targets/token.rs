@@ -3,7 +3,7 @@
 #![no_main]
 
 use chrono::{Duration, Utc};
-use conduit_domain::token::TokenKeys;
+use conduit_domain::token::{Grant, TokenKeys};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,9 +23,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let user = i64::from_le_bytes(id).rem_euclid(i64::MAX);
     let version = i64::from_le_bytes(version);
-    let token = keys.mint(user, version, Utc::now());
+    // The login time and session id from the input too, when there is enough of it.
+    let auth_time = data.get(16..24).map_or(0, |b| i64::from_le_bytes(b.try_into().unwrap()));
+    let session = data.get(24..).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_owned);
+    let grant = Grant { auth_time, session: session.clone() };
+    let token = keys.mint(user, version, &grant, Utc::now());
     let claims = keys.check(&token).expect("a fresh token checks");
     assert_eq!((claims.user_id(), claims.ver), (Some(user), version));
+    assert_eq!((claims.auth_time, claims.sid), (auth_time, session));
 
     // Change one character in the middle of the signature (whole 6-bit groups there).
     let signature = token.rfind('.').unwrap() + 1;

@@ -23,8 +23,9 @@ pub struct User {
     /// Tokens carry the version they were minted under; bumping it (password change,
     /// deactivation) revokes every earlier token.
     pub token_version: i64,
-    /// The id of the one token that outlives a revocation: the one that changed the password.
-    pub grace_token_id: Option<String>,
+    /// Browser sessions ended by a logout whose minted tokens could still be unexpired: a
+    /// token that names one of these (its `sid`) is refused.
+    pub ended_sessions: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -21,7 +21,37 @@ pub struct Claims {
     /// A random id, so one token can be told from another of the same user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// When the holder last proved their password (a login or a registration), seconds since
+    /// the epoch. Tokens renewed from this one keep it, so renewal cannot make a login recent.
+    /// Tokens from before it existed count as 0: not recent.
+    #[serde(default)]
+    pub auth_time: i64,
+    /// The browser session this token was handed to, if any: when that session ends, so does
+    /// the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
+
+/// What a token grants beyond naming its user: when its holder last logged in, and the browser
+/// session it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// Seconds since the epoch of the last login (see [`Claims::auth_time`]).
+    pub auth_time: i64,
+    /// The session's token id (see [`Claims::sid`]).
+    pub session: Option<String>,
+}
+
+impl Grant {
+    /// A login that happened `now`, outside any browser session.
+    pub fn login(now: DateTime<Utc>) -> Self {
+        Grant { auth_time: now.timestamp(), session: None }
+    }
+}
+
+/// Tokens handed to a browser session live at most this long, the time a session lasts without
+/// use: so no such token outlives the session it came from.
+pub const SESSION_TOKEN_MAX_TTL_DAYS: i64 = 14;
 
 impl Claims {
     pub fn user_id(&self) -> Option<UserId> {
@@ -73,14 +103,25 @@ impl TokenKeys {
         }))
     }
 
-    pub fn mint(&self, user: UserId, version: i64, now: DateTime<Utc>) -> String {
+    /// How long tokens live.
+    pub fn ttl(&self) -> chrono::Duration {
+        self.0.ttl
+    }
+
+    pub fn mint(&self, user: UserId, version: i64, grant: &Grant, now: DateTime<Utc>) -> String {
         let jti = format!("{:032x}", rand::random::<u128>());
+        let ttl = match grant.session {
+            Some(_) => self.0.ttl.min(chrono::Duration::days(SESSION_TOKEN_MAX_TTL_DAYS)),
+            None => self.0.ttl,
+        };
         let claims = Claims {
             sub: user.to_string(),
             iat: now.timestamp(),
-            exp: (now + self.0.ttl).timestamp(),
+            exp: (now + ttl).timestamp(),
             ver: version,
             jti: Some(jti),
+            auth_time: grant.auth_time,
+            sid: grant.session.clone(),
         };
         // HS256 signing of a small struct cannot fail; a failure here is a programming error.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
@@ -145,16 +186,16 @@ mod tests {
 
     #[test]
     fn minted_token_checks_and_names_the_user() {
-        let token = keys().mint(42, 0, Utc::now());
+        let token = keys().mint(42, 0, &Grant::default(), Utc::now());
         assert_eq!(keys().check(&token).unwrap().user_id(), Some(42));
     }
 
     #[test]
     fn expired_tampered_and_foreign_tokens_are_refused() {
-        let old = keys().mint(1, 0, Utc::now() - chrono::Duration::hours(2));
+        let old = keys().mint(1, 0, &Grant::default(), Utc::now() - chrono::Duration::hours(2));
         assert_eq!(keys().check(&old), Err(TokenError::Expired));
 
-        let token = keys().mint(1, 0, Utc::now());
+        let token = keys().mint(1, 0, &Grant::default(), Utc::now());
         let other = TokenKeys::new(b"other secret", chrono::Duration::hours(1));
         assert_eq!(other.check(&token), Err(TokenError::Invalid));
 
@@ -182,6 +223,18 @@ mod tests {
             assert!(keys().mint_claims(claims, Utc::now(), chrono::Duration::hours(1)).is_err());
         }
         assert!(keys().mint_claims(ClaimMap::new(), Utc::now(), chrono::Duration::hours(1)).is_err());
+    }
+
+    #[test]
+    fn grants_round_trip_and_session_tokens_never_outlive_a_session() {
+        let long = TokenKeys::new(b"test secret", chrono::Duration::days(30));
+        let now = Utc::now();
+        let grant = Grant { auth_time: 1234, session: Some("s1".into()) };
+        let claims = long.check(&long.mint(7, 3, &grant, now)).unwrap();
+        assert_eq!((claims.auth_time, claims.sid.as_deref(), claims.ver), (1234, Some("s1"), 3));
+        assert_eq!(claims.exp, (now + chrono::Duration::days(SESSION_TOKEN_MAX_TTL_DAYS)).timestamp());
+        let plain = long.check(&long.mint(7, 3, &Grant::login(now), now)).unwrap();
+        assert_eq!((plain.auth_time, plain.sid, plain.exp), (now.timestamp(), None, (now + long.ttl()).timestamp()));
     }
 
     #[test]

@@ -78,8 +78,12 @@ fn verify_passwords(py: Python<'_>, pairs: Vec<(String, String)>, threads: Optio
     results.into_iter().enumerate().map(|(i, r)| r.map_err(|e| value_error(format!("pair {i}: {e}")))).collect()
 }
 
-/// Verify a token the way the server does (HS256, unexpired, ``sub`` a user id) and return all
-/// of its claims as a dict, e.g. ``{"sub": "1", "iat": ..., "exp": ...}``.
+/// Verify a token's signature and expiry the way the server does (HS256, unexpired, ``sub`` a
+/// user id) and return all of its claims as a dict, e.g. ``{"sub": "1", "iat": ..., "exp": ...}``.
+///
+/// This checks the token alone, offline. It cannot know what the server's database knows: a
+/// token revoked by a password change, a logout of its session, or a deactivation still passes
+/// here until it expires. Where that matters, ask the server: ``check_token_with_server``.
 ///
 /// Raises InvalidToken (a ValueError) for a bad signature, an expired token, or garbage.
 #[pyfunction]
@@ -90,6 +94,40 @@ fn verify_token(py: Python<'_>, token: &str, secret: &str) -> PyResult<Py<PyAny>
     })?;
     let json = serde_json::to_string(&claims).map_err(value_error)?;
     Ok(py.import("json")?.call_method1("loads", (json,))?.unbind())
+}
+
+/// Ask the Conduit server at ``base_url`` (``http://host:port``) whether ``token`` is valid right
+/// now, revocation included, and return the user it belongs to as a dict (``username``,
+/// ``email``, ...). One ``GET /api/user`` over HTTP, with ``timeout`` seconds to answer.
+///
+/// Raises InvalidToken when the server refuses the token (401: malformed, expired, revoked by a
+/// password change or a logout, or its user deactivated); OSError when it cannot be reached.
+#[pyfunction]
+#[pyo3(signature = (token, base_url, timeout = 5.0))]
+fn check_token_with_server(py: Python<'_>, token: &str, base_url: &str, timeout: f64) -> PyResult<Py<PyAny>> {
+    let urllib = py.import("urllib.request")?;
+    let url = format!("{}/api/user", base_url.trim_end_matches('/'));
+    let headers = pyo3::types::PyDict::new(py);
+    headers.set_item("Authorization", format!("Token {token}"))?;
+    headers.set_item("Accept", "application/json")?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("headers", headers)?;
+    let request = urllib.getattr("Request")?.call((url,), Some(&kwargs))?;
+    let response = match urllib.call_method1("urlopen", (request, timeout)) {
+        Ok(response) => response,
+        Err(e) => {
+            let refused = e.value(py).getattr("code").ok().and_then(|code| code.extract::<u16>().ok()) == Some(401);
+            if refused {
+                let reason = e.value(py).call_method0("read").ok().and_then(|b| b.extract::<Vec<u8>>().ok());
+                let reason = reason.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+                return Err(InvalidToken::new_err(format!("the server refused the token: {reason}")));
+            }
+            return Err(e);
+        }
+    };
+    let body = response.call_method0("read")?;
+    let parsed = py.import("json")?.call_method1("loads", (body,))?;
+    Ok(parsed.get_item("user")?.unbind())
 }
 
 /// Make a token the server accepts for the user named by ``claims["sub"]`` (their id, an int
@@ -143,6 +181,7 @@ fn conduit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_passwords, m)?)?;
     m.add_function(wrap_pyfunction!(verify_token, m)?)?;
     m.add_function(wrap_pyfunction!(mint_token, m)?)?;
+    m.add_function(wrap_pyfunction!(check_token_with_server, m)?)?;
     m.add_function(wrap_pyfunction!(slugify, m)?)?;
     m.add_function(wrap_pyfunction!(slug_fits, m)?)?;
     Ok(())

@@ -203,3 +203,17 @@ def test_slugify_equals_the_slug_the_api_returns(server):
             "title": title, "description": "d", "body": "b"}}, token=token)
         assert status == 201
         assert body["article"]["slug"] == conduit.slugify(title)
+
+
+def test_verify_token_is_offline_and_the_server_knows_about_revocation(server):
+    token = register(server, "pyrevoked")
+    base = server.base
+    assert conduit.check_token_with_server(token, base)["username"] == "pyrevoked"
+    status, body = server.request("PUT", "/api/user", {"user": {"password": "changed password"}}, token=token)
+    assert status == 200
+    # Signature and expiry still check out offline: verify_token cannot see the revocation...
+    assert conduit.verify_token(token, SECRET)["sub"].isdigit()
+    # ...the server can.
+    with pytest.raises(conduit.InvalidToken, match="has been revoked"):
+        conduit.check_token_with_server(token, base)
+    assert conduit.check_token_with_server(body["user"]["token"], base + "/")["username"] == "pyrevoked"

@@ -1,5 +1,6 @@
 //! Who is calling: `Authorization: Token <jwt>` (or `Bearer <jwt>`), or else the session cookie.
-//! The user is loaded on every request, so deactivation and revocation take effect at once.
+//! The user is loaded on every request (from a cache kept exact by change notices), so
+//! deactivation, a password change and a logout end the credentials they end at once.
 //! Cookie-authenticated changes must come from the server's own origin or an allowed one (CSRF).
 
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use axum::http::header::{AUTHORIZATION, HOST, ORIGIN, REFERER};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, Method, Uri};
 use conduit_domain::User;
-use conduit_domain::token::TokenError;
+use conduit_domain::token::{Grant, TokenError};
 
 use crate::error::ApiError;
 use crate::sessions::AuthSession;
@@ -20,14 +21,16 @@ use crate::state::AppState;
 pub struct RequireUser {
     pub user: User,
     pub token: String,
-    /// The token's own id (`jti`), when it has one.
-    pub token_id: Option<String>,
+    /// When the caller last logged in, and the browser session their credential belongs to.
+    pub grant: Grant,
     /// Authenticated by the session cookie rather than a token.
     pub via_session: bool,
 }
 
-/// The caller if a token or session cookie was sent. A token that was sent but is bad is still
-/// a 401: silently treating it as anonymous would hide the client's bug.
+/// The caller if a valid token or session cookie was sent, else anonymous. On the routes where
+/// the spec makes authentication optional, a token that is invalid, expired or revoked is
+/// served as if it had not been sent: the RealWorld frontends log the user out on any 401, so a
+/// stale token left in a browser's storage must not break browsing.
 #[derive(Debug, Clone)]
 pub struct MaybeUser(pub Option<RequireUser>);
 
@@ -61,26 +64,35 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
     if !user.active {
         return Err(ApiError::Token("belongs to a deactivated account"));
     }
-    // A password change revokes every earlier token but the one that made it.
-    let survivor = claims.jti.is_some() && claims.jti == user.grace_token_id;
-    if claims.ver != user.token_version && !survivor {
+    // A password change or deactivation revokes every earlier token.
+    if claims.ver != user.token_version {
         return Err(ApiError::Token("has been revoked"));
     }
-    Ok(RequireUser { user, token: token.to_owned(), token_id: claims.jti, via_session: false })
+    // A logout ends the tokens its session handed out.
+    if claims.sid.as_ref().is_some_and(|sid| user.ended_sessions.contains(sid)) {
+        return Err(ApiError::Token("has been revoked"));
+    }
+    let grant = Grant { auth_time: claims.auth_time, session: claims.sid };
+    Ok(RequireUser { user, token: token.to_owned(), grant, via_session: false })
 }
 
 /// The session's user, if the request carries a live session cookie. axum-login has already
-/// checked the session against the user's current token version and active flag.
-fn session_user(parts: &Parts, state: &AppState) -> Result<Option<RequireUser>, ApiError> {
-    let Some(user) = parts.extensions.get::<AuthSession>().and_then(|auth| auth.user.clone()) else {
+/// checked the session against the user's current token version and active flag. The token
+/// handed out names the session, so it ends with it.
+async fn session_user(parts: &Parts, state: &AppState) -> Result<Option<RequireUser>, ApiError> {
+    let Some(auth) = parts.extensions.get::<AuthSession>() else {
+        return Ok(None);
+    };
+    let Some(user) = auth.user.clone() else {
         return Ok(None);
     };
     if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
         check_origin(parts, state)?;
     }
+    let grant = crate::sessions::grant(&auth.session).await?;
     let user = user.user;
-    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
-    Ok(Some(RequireUser { user, token, token_id: None, via_session: true }))
+    let token = state.tokens.mint(user.id, user.token_version, &grant, chrono::Utc::now());
+    Ok(Some(RequireUser { user, token, grant, via_session: true }))
 }
 
 /// Whether the request reached us over HTTPS: directly, or through a trusted proxy that says so.
@@ -129,7 +141,7 @@ impl FromRequestParts<AppState> for RequireUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match presented_token(parts)? {
             Some(token) => authenticate(state, token).await,
-            None => session_user(parts, state)?.ok_or(ApiError::Token("is missing")),
+            None => session_user(parts, state).await?.ok_or(ApiError::Token("is missing")),
         }
     }
 }
@@ -138,10 +150,16 @@ impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match presented_token(parts)? {
-            Some(token) => Ok(MaybeUser(Some(authenticate(state, token).await?))),
-            None => Ok(MaybeUser(session_user(parts, state)?)),
+        let token = presented_token(parts).unwrap_or(None);
+        if let Some(token) = token {
+            match authenticate(state, token).await {
+                Ok(user) => return Ok(MaybeUser(Some(user))),
+                // Forgiven: served as though no token had been sent.
+                Err(ApiError::Token(why)) => tracing::debug!(why, "bad token on an optional-auth route"),
+                Err(other) => return Err(other),
+            }
         }
+        Ok(MaybeUser(session_user(parts, state).await?))
     }
 }
 

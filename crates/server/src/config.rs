@@ -34,7 +34,17 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONDUIT_ALLOWED_ORIGINS", "comma-separated origins allowed by CORS (default none)"),
     ("REDIS_URL", "redis://HOST:PORT: sessions and rate-limit counters shared by every instance"),
     ("CONDUIT_TRUSTED_PROXIES", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Proto are believed"),
-    ("CONDUIT_LOGIN_ATTEMPTS", "failed logins per client address and per account each minute (default 10)"),
+    (
+        "CONDUIT_LOGIN_ATTEMPTS",
+        "failed logins per account from one address each minute; 10x per account and per address (default 10)",
+    ),
+    ("CONDUIT_REGISTRATIONS_PER_HOUR", "registrations (successful or not) per client address each hour (default 20)"),
+    (
+        "CONDUIT_REAUTH_WINDOW",
+        "seconds after a login in which password and email may change without currentPassword (default 600)",
+    ),
+    ("CONDUIT_BODY_TIMEOUT", "seconds a client has to send a request body; slower gets 408 (default 10)"),
+    ("CONDUIT_HASH_QUEUE", "password hashes that may wait for a core; more get 503 at once (default 32 per core)"),
     ("CONDUIT_SECURE_COOKIES", "always mark the session cookie Secure (default: only over HTTPS)"),
     ("CONDUIT_DB_POOL_SIZE", "database connections per instance (PostgreSQL: 16; SQLite readers: 2 per core)"),
     ("CONDUIT_DB_ACQUIRE_TIMEOUT", "seconds a request waits for a database connection before 503 (default 5)"),
@@ -108,6 +118,10 @@ struct FileConfig {
     gzip: Option<bool>,
     secure_cookies: Option<bool>,
     login_attempts_per_minute: Option<u32>,
+    registrations_per_hour: Option<u32>,
+    reauth_window_secs: Option<f64>,
+    body_timeout_secs: Option<f64>,
+    hash_queue: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
     redis_url: Option<String>,
     db_pool_size: Option<u32>,
@@ -225,6 +239,24 @@ impl Config {
                 "a positive whole number",
                 |n| *n > 0,
             )?,
+            registrations_per_hour: setting.number(
+                ("CONDUIT_REGISTRATIONS_PER_HOUR", "registrations_per_hour"),
+                file.registrations_per_hour,
+                defaults.registrations_per_hour,
+                "a positive whole number",
+                |n| *n > 0,
+            )?,
+            reauth_window: seconds(
+                ("CONDUIT_REAUTH_WINDOW", "reauth_window_secs"),
+                file.reauth_window_secs,
+                defaults.reauth_window.as_secs_f64(),
+            )?,
+            body_timeout: seconds(
+                ("CONDUIT_BODY_TIMEOUT", "body_timeout_secs"),
+                file.body_timeout_secs,
+                defaults.body_timeout.as_secs_f64(),
+            )?,
+            hash_queue: defaults.hash_queue,
             trusted_proxies: match env("CONDUIT_TRUSTED_PROXIES") {
                 Some(list) => list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
                 None => file.trusted_proxies.unwrap_or_default(),
@@ -240,6 +272,17 @@ impl Config {
         for origin in &http.allowed_origins {
             check_origin(origin)?;
         }
+        // Requests waiting to hash a password hold request slots: they must never hold them all.
+        let mut http = http;
+        http.hash_queue = match setting.optional_number(
+            ("CONDUIT_HASH_QUEUE", "hash_queue"),
+            file.hash_queue,
+            "a whole number below CONDUIT_MAX_CONCURRENCY",
+            |n: &usize| *n < http.max_concurrency,
+        )? {
+            Some(queue) => queue,
+            None => http.hash_queue.min(http.max_concurrency / 2),
+        };
         let db_pool_size = setting.optional_number(
             ("CONDUIT_DB_POOL_SIZE", "db_pool_size"),
             file.db_pool_size,
@@ -435,6 +478,11 @@ mod tests {
             (&[("CONDUIT_TRUSTED_PROXIES", "10.0.0.0/40")], None, "invalid CONDUIT_TRUSTED_PROXIES"),
             (&[("CONDUIT_LOGIN_ATTEMPTS", "0")], None, "invalid CONDUIT_LOGIN_ATTEMPTS"),
             (&[("CONDUIT_SECURE_COOKIES", "yes please")], None, "invalid CONDUIT_SECURE_COOKIES"),
+            (&[("CONDUIT_REGISTRATIONS_PER_HOUR", "0")], None, "invalid CONDUIT_REGISTRATIONS_PER_HOUR '0'"),
+            (&[("CONDUIT_REAUTH_WINDOW", "soon")], None, "invalid CONDUIT_REAUTH_WINDOW 'soon'"),
+            (&[("CONDUIT_BODY_TIMEOUT", "0")], None, "invalid CONDUIT_BODY_TIMEOUT '0'"),
+            (&[("CONDUIT_HASH_QUEUE", "-1")], None, "invalid CONDUIT_HASH_QUEUE '-1'"),
+            (&[("CONDUIT_HASH_QUEUE", "1024")], None, "expected a whole number below CONDUIT_MAX_CONCURRENCY"),
             (&[], Some("max_concurrency = 0"), "invalid max_concurrency in the config file '0'"),
             (&[], Some("bnid = \"x\""), "unknown field `bnid`"),
             (&[], Some("bind = "), "invalid config file"),

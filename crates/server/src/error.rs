@@ -38,6 +38,22 @@ pub enum ApiError {
     /// 429 on `rate`: too many failed attempts; retry after this many seconds.
     #[error("too many attempts")]
     TooManyAttempts { retry_after: u64 },
+    /// 415 on `body`: a body that is not declared `Content-Type: application/json`.
+    #[error("unsupported media type")]
+    NotJson,
+    /// 408 on `body`: the body did not arrive within the configured time.
+    #[error("request body too slow")]
+    BodyTimeout,
+    /// 403 on `currentPassword`: changing the password or email needs the current password or
+    /// a recent login; the message says which is missing.
+    #[error("current password {0}")]
+    CurrentPassword(&'static str),
+    /// 409 on `user`: the change would leave no active admin.
+    #[error("last active admin")]
+    LastAdmin,
+    /// 503: too many password hashes waiting already; retry in a moment.
+    #[error("password hashing busy")]
+    HashingBusy,
     /// 405 on a known path.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -67,15 +83,23 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Token(_) | ApiError::Credentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::Deactivated | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_)
+            | ApiError::Deactivated
+            | ApiError::OriginNotAllowed
+            | ApiError::CurrentPassword(_) => StatusCode::FORBIDDEN,
+            ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::LastAdmin => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Taken(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::Timeout | ApiError::Overloaded | ApiError::SessionUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::Timeout
+            | ApiError::Overloaded
+            | ApiError::SessionUnavailable
+            | ApiError::HashingBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +117,13 @@ impl ApiError {
             ApiError::Taken(field) => Errors::single(field, conduit_domain::validation::TAKEN),
             ApiError::TooLarge => Errors::single("body", "is too large for this server"),
             ApiError::MethodNotAllowed => Errors::single("method", "not allowed"),
+            ApiError::NotJson => Errors::single("body", "must be JSON sent with Content-Type: application/json"),
+            ApiError::BodyTimeout => Errors::single("body", "did not arrive in time"),
+            ApiError::CurrentPassword(message) => Errors::single("currentPassword", *message),
+            ApiError::LastAdmin => Errors::single("user", "is the last active admin: make another user an admin first"),
+            ApiError::HashingBusy => {
+                Errors::single("server", "too many logins and registrations at once, retry shortly")
+            }
             ApiError::TooManyAttempts { .. } => Errors::single("rate", "too many attempts"),
             ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
             ApiError::Timeout => Errors::single("server", "request timed out"),
@@ -133,6 +164,7 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Conflict(field) => ApiError::Taken(field),
+            DbError::LastAdmin => ApiError::LastAdmin,
             DbError::Unavailable(detail) => ApiError::Unavailable(detail),
             DbError::Other(detail) => ApiError::Internal(detail),
         }

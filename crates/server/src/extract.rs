@@ -3,21 +3,43 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::layers::BodyDeadline;
 
-/// A JSON body. Any content type is read as JSON, since many clients omit it; a body that is
-/// not JSON, has wrong types, or lacks the `user`/`article`/`comment` wrapper is a 422.
+/// A JSON body. It must be declared `Content-Type: application/json` (or `application/*+json`),
+/// else 415: a page on another site can send a cross-site `text/plain` or form body without
+/// asking the browser first, but not a JSON one, so this is what keeps such pages from logging
+/// a visitor in (to the attacker's account, say) or from writing anything with their cookie.
+/// It must arrive by the request's [`BodyDeadline`], else 408. A body that is not JSON, has
+/// wrong types, or lacks the `user`/`article`/`comment` wrapper is a 422.
 pub struct ApiJson<T>(pub T);
+
+/// Whether a `Content-Type` value says JSON.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        let declared_json = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json);
+        if !declared_json {
+            return Err(ApiError::NotJson);
+        }
+        let deadline = req.extensions().get::<BodyDeadline>().copied();
+        let read = Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| ApiError::BodyTimeout)?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge
             } else {
@@ -118,6 +140,16 @@ mod tests {
         assert_eq!(count(Some("7"), 20), Ok(7));
         for bad in ["-1", "abc", "", "1.5", "2147483648", "99999999999"] {
             assert!(count(Some(bad), 20).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_json_content_types_are_json() {
+        for yes in ["application/json", "Application/JSON; charset=utf-8", "application/vnd.api+json"] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "json"] {
+            assert!(!is_json(no), "{no}");
         }
     }
 

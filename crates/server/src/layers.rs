@@ -38,9 +38,18 @@ pub struct HttpSettings {
     pub gzip: bool,
     /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<crate::client_ip::IpNet>,
-    /// Failed logins (and refused registrations) allowed per client address and per account
-    /// each minute.
+    /// Failed logins allowed per account from one client address each minute (ten times as
+    /// many per account over all addresses, and per address over all accounts).
     pub login_attempts_per_minute: u32,
+    /// Registrations, successful or not, per client address each hour.
+    pub registrations_per_hour: u32,
+    /// How long after a login its token or session may change the password or email without
+    /// sending `currentPassword`.
+    pub reauth_window: Duration,
+    /// How long a client has to send a request's body once its headers arrived.
+    pub body_timeout: Duration,
+    /// Password hashes that may wait for a free core; past it, logins and registrations get 503.
+    pub hash_queue: usize,
     /// Mark the session cookie `Secure` always, not only on requests that came over HTTPS.
     pub secure_cookies: bool,
 }
@@ -55,13 +64,18 @@ impl Default for HttpSettings {
             gzip: true,
             trusted_proxies: Vec::new(),
             login_attempts_per_minute: 10,
+            registrations_per_hour: 20,
+            reauth_window: Duration::from_secs(600),
+            body_timeout: Duration::from_secs(10),
+            hash_queue: crate::passwords::DEFAULT_QUEUE_PER_CORE
+                * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             secure_cookies: false,
         }
     }
 }
 
 /// Wraps `router` in every layer. Outermost first: request id, trace span, response id,
-/// metrics, CORS, gzip, load shedding, timeout, session-store failures as 503, the `Secure`
+/// metrics, CORS, gzip, load shedding, timeout, body deadline, session-store failures as 503, the `Secure`
 /// cookie flag, sessions and their users, panic catcher, body limit.
 pub fn wrap(router: Router, state: &AppState) -> Router {
     let settings = &state.http;
@@ -75,6 +89,7 @@ pub fn wrap(router: Router, state: &AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), secure_cookie_over_https))
         .layer(middleware::from_fn(session_store_failures))
         .layer(middleware::from_fn(reject_unstorable_uris))
+        .layer(middleware::from_fn_with_state(settings.body_timeout, body_deadline))
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(permits, shed_load))
         .layer(CompressionLayer::new().gzip(settings.gzip))
@@ -195,6 +210,16 @@ async fn secure_cookie_over_https(State(state): State<AppState>, req: Request, n
         }
     }
     response
+}
+
+/// When a request's body must have arrived: [`crate::extract::ApiJson`] stops reading there and
+/// answers 408, so a body sent byte by byte cannot hold a slot until the request timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
+async fn body_deadline(State(limit): State<Duration>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + limit));
+    next.run(req).await
 }
 
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {

@@ -1,28 +1,65 @@
 //! Password hashing off the async threads. Each Argon2 call takes ~20 ms of CPU and 19 MiB of
-//! memory, so calls run on tokio's blocking pool, at most one per core at a time: a burst of
-//! logins queues here instead of stalling request handling or exhausting memory.
+//! memory, so calls run on tokio's blocking pool, at most one per core at a time.
+//!
+//! The queue in front of them is bounded: a burst of logins and registrations past it is
+//! answered 503 with `Retry-After` at once, instead of each request holding a connection and a
+//! slot of `CONDUIT_MAX_CONCURRENCY` while it waits (up to the request timeout) for its turn.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
+/// Waiting hashes allowed per core by default: at ~20 ms a hash, a wait of about a second.
+pub const DEFAULT_QUEUE_PER_CORE: usize = 32;
+
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
 }
 
 impl Default for Passwords {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { permits: Arc::new(Semaphore::new(cores)) }
+        Self::new(cores() * DEFAULT_QUEUE_PER_CORE)
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Counts one waiter for as long as it lives, so a request dropped while waiting (a client
+/// gone, a timeout) leaves the queue too.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Passwords {
+    /// At most `max_waiting` hashes wait for a core; more are refused.
+    pub fn new(max_waiting: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(cores())), waiting: Arc::default(), max_waiting }
+    }
+
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        let _permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(ApiError::HashingBusy);
+                }
+                let _waiting = Waiting(&self.waiting);
+                self.permits.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.to_string()))?
+            }
+        };
         tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(format!("hashing task failed: {e}")))
     }
 
@@ -40,5 +77,22 @@ impl Passwords {
             None => conduit_domain::password::verify_nobody(&password),
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_queue_hashes_are_refused_at_once() {
+        let passwords = Passwords::new(2);
+        let answers = futures::future::join_all((0..40).map(|_| passwords.verify("password123".into(), None))).await;
+        let refused = answers.iter().filter(|a| matches!(a, Err(ApiError::HashingBusy))).count();
+        let evaluated = answers.iter().filter(|a| matches!(a, Ok(false))).count();
+        // One per core at once, two waiting: the rest are refused without waiting their turn.
+        assert_eq!(evaluated, cores() + 2, "{answers:?}");
+        assert_eq!(refused, 40 - evaluated);
+        assert_eq!(passwords.waiting.load(Ordering::Acquire), 0);
     }
 }

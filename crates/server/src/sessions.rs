@@ -5,6 +5,9 @@
 //! A session is bound to the user's token version (its `session_auth_hash`): a password change
 //! or a deactivation bumps the version and so ends every earlier session; the session that
 //! changed the password is logged in again, renewed.
+//!
+//! A session also keeps when its user logged in and an id for the tokens it hands out (see
+//! [`grant`]): those tokens name it (`sid`), and a logout ends them with it.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -14,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
 use conduit_domain::User;
+use conduit_domain::token::{Grant, SESSION_TOKEN_MAX_TTL_DAYS};
 use conduit_store::Store;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};
@@ -27,8 +31,46 @@ use crate::routes::users::{Login, check_login};
 use crate::state::AppState;
 
 pub const COOKIE: &str = "conduit_session";
-/// Sessions end after two weeks without use.
-const IDLE_DAYS: i64 = 14;
+/// Sessions end after two weeks without use; so do the tokens they hand out, at the latest.
+const IDLE_DAYS: i64 = SESSION_TOKEN_MAX_TTL_DAYS;
+/// Session keys: when the user logged in (Unix seconds), and the id of the session's tokens.
+const AUTH_TIME: &str = "conduit.auth_time";
+const TOKEN_SESSION: &str = "conduit.sid";
+
+fn session_error(e: tower_sessions::session::Error) -> ApiError {
+    tracing::warn!(error = %e, "session store failed");
+    ApiError::SessionUnavailable
+}
+
+/// Records a login (or a password confirmed again) in `session`, at `auth_time`. A `fresh` login
+/// also gets a new token id, so no token handed out before it belongs to it.
+pub async fn record_login(session: &tower_sessions::Session, auth_time: i64, fresh: bool) -> Result<(), ApiError> {
+    session.insert(AUTH_TIME, auth_time).await.map_err(session_error)?;
+    if fresh || session.get::<String>(TOKEN_SESSION).await.map_err(session_error)?.is_none() {
+        let id = format!("{:032x}", rand::random::<u128>());
+        session.insert(TOKEN_SESSION, id).await.map_err(session_error)?;
+    }
+    Ok(())
+}
+
+/// The token id of `session`, if it has one: a logout ends the tokens that name it.
+pub async fn token_session(session: &tower_sessions::Session) -> Result<Option<String>, ApiError> {
+    session.get::<String>(TOKEN_SESSION).await.map_err(session_error)
+}
+
+/// What the tokens handed out to a logged-in `session` grant: its login time and its token id.
+/// A session logged in before these were kept gets a token id now, and counts as an old login.
+pub async fn grant(session: &tower_sessions::Session) -> Result<Grant, ApiError> {
+    let auth_time = session.get::<i64>(AUTH_TIME).await.map_err(session_error)?.unwrap_or(0);
+    let id = match session.get::<String>(TOKEN_SESSION).await.map_err(session_error)? {
+        Some(id) => id,
+        None => {
+            record_login(session, auth_time, false).await?;
+            session.get::<String>(TOKEN_SESSION).await.map_err(session_error)?.unwrap_or_default()
+        }
+    };
+    Ok(Grant { auth_time, session: Some(id) })
+}
 
 /// A logged-in user as the session layer knows them.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ pub struct AppState {
     pub http: Arc<HttpSettings>,
     /// Whether `/metrics` is on the main router (false when it has its own address).
     pub metrics_on_main: bool,
-    /// Failed-attempt counters for logins and registration.
+    /// Attempt counters for logins and registration (see `ratelimit.rs`).
     pub limiter: Arc<RateLimiter>,
     /// Shared state across instances, when `REDIS_URL` is set.
     pub redis: Option<Redis>,
@@ -37,21 +37,21 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             http: Arc::new(HttpSettings::default()),
             metrics_on_main: true,
-            limiter: Arc::new(RateLimiter::new(HttpSettings::default().login_attempts_per_minute, None)),
+            limiter: Arc::new(RateLimiter::new(None)),
             redis: None,
             tags: Arc::default(),
         }
     }
 
     pub fn with_http(mut self, http: HttpSettings) -> Self {
-        self.limiter = Arc::new(RateLimiter::new(http.login_attempts_per_minute, self.redis.clone()));
+        self.passwords = Passwords::new(http.hash_queue);
         self.http = Arc::new(http);
         self
     }
 
     /// Shares rate-limit counters (and, with sessions, session data) through Redis.
     pub fn with_redis(mut self, redis: Redis) -> Self {
-        self.limiter = Arc::new(RateLimiter::new(self.http.login_attempts_per_minute, Some(redis.clone())));
+        self.limiter = Arc::new(RateLimiter::new(Some(redis.clone())));
         self.redis = Some(redis);
         self
     }

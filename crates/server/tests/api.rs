@@ -2,6 +2,8 @@
 
 mod common;
 
+use conduit_domain::token::Grant;
+
 use std::time::{Duration, Instant};
 
 use common::{TestApp, error_messages, keys};
@@ -76,13 +78,14 @@ async fn login_failures_look_and_take_the_same(app: TestApp) {
 
 async fn bad_tokens_are_401_with_a_reason(app: TestApp) {
     let token = app.register("jake").await;
-    let expired = keys().mint(1, 0, chrono::Utc::now() - chrono::Duration::hours(2));
+    let slug = app.article(&token, "Stale tokens", &[]).await;
+    let expired = keys().mint(1, 0, &Grant::default(), chrono::Utc::now() - chrono::Duration::hours(2));
     let foreign = conduit_domain::token::TokenKeys::new(
         b"some other secret, also long enough",
         chrono::Duration::hours(1),
     )
-    .mint(1, 0, chrono::Utc::now());
-    let vanished_user = keys().mint(999_999, 0, chrono::Utc::now());
+    .mint(1, 0, &Grant::default(), chrono::Utc::now());
+    let vanished_user = keys().mint(999_999, 0, &Grant::default(), chrono::Utc::now());
     let mut tampered = token.clone();
     tampered.pop();
 
@@ -96,13 +99,28 @@ async fn bad_tokens_are_401_with_a_reason(app: TestApp) {
         ("Token".to_string(), "is invalid"),
         (format!("Basic {token}"), "is invalid"),
     ] {
-        for path in ["/api/user", "/api/articles"] {
+        for path in ["/api/user", "/api/articles/feed"] {
             let response =
                 app.client.get(format!("{}{path}", app.base)).header("Authorization", &header).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header} on {path}");
             assert_eq!(response.headers()["www-authenticate"], "Token");
             let body: Value = response.json().await.unwrap();
             assert_eq!(error_messages(&body, "token"), [reason], "{header} on {path}");
+        }
+        // Where authentication is optional, a bad token is served as anonymous: the RealWorld
+        // frontends log the user out on any 401, so a stale token must not break browsing.
+        for path in [
+            "/api/articles",
+            &format!("/api/articles/{slug}"),
+            &format!("/api/articles/{slug}/comments"),
+            "/api/profiles/jake",
+        ] {
+            let response =
+                app.client.get(format!("{}{path}", app.base)).header("Authorization", &header).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{header} on {path}");
+            let body: Value = response.json().await.unwrap();
+            let following = body.pointer("/profile/following").or_else(|| body.pointer("/article/author/following"));
+            assert_ne!(following, Some(&Value::Bool(true)), "served as anonymous: {body}");
         }
     }
 }

@@ -182,7 +182,9 @@ async fn sigterm_under_load_finishes_every_request_and_refuses_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     // Metrics on their own address, so watching them does not count toward the main server.
-    let server = Server::start_with(dir.path(), &[("CONDUIT_METRICS_BIND", "127.0.0.1:0")]);
+    // 40 logins at once for one account hold 40 places in its login counter while in flight.
+    let env = [("CONDUIT_METRICS_BIND", "127.0.0.1:0"), ("CONDUIT_LOGIN_ATTEMPTS", "1000")];
+    let server = Server::start_with(dir.path(), &env);
     let base = server.base.clone();
     let metrics_url = server.metrics.clone().expect("metrics address logged");
     assert_eq!(client.get(format!("{base}/metrics")).send().await.unwrap().status(), 404);

@@ -1,5 +1,6 @@
-//! Brute-force defence over HTTP: failed logins and refused registrations, per client address
-//! and per account, and who may claim another address with X-Forwarded-For.
+//! Brute-force defence over HTTP, one request at a time: failed logins per account and address,
+//! per account, per address; registrations per address; and who may claim another address with
+//! X-Forwarded-For. (The same under parallel attack is in `attacks.rs`.)
 
 mod common;
 
@@ -45,17 +46,17 @@ async fn ten_failed_logins_a_minute_then_429_even_with_the_right_password() {
         assert_eq!(login_from(&app, None, "jake@example.com", "wrong password").await.0, StatusCode::UNAUTHORIZED);
     }
     assert_limited(login_from(&app, None, "jake@example.com", "password123").await);
-    // The same address is limited for other accounts too.
+    // The counter is per account and address: the same address may still log in to another.
     app.register("anna").await;
-    assert_limited(login_from(&app, None, "anna@example.com", "password123").await);
+    assert_eq!(login_from(&app, None, "anna@example.com", "password123").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
-async fn an_account_is_limited_whatever_address_the_attempts_come_from() {
+async fn an_account_is_limited_to_ten_times_that_over_all_addresses() {
     let app = TestApp::sqlite_with(behind_proxy()).await;
     app.register("jake").await;
     app.register("anna").await;
-    for i in 0..10 {
+    for i in 0..100 {
         let ip = format!("198.51.100.{i}");
         assert_eq!(login_from(&app, Some(&ip), "jake@example.com", "wrong").await.0, StatusCode::UNAUTHORIZED);
     }
@@ -65,10 +66,10 @@ async fn an_account_is_limited_whatever_address_the_attempts_come_from() {
 }
 
 #[tokio::test]
-async fn an_address_is_limited_whatever_accounts_it_tries() {
+async fn an_address_is_limited_to_ten_times_that_over_all_accounts() {
     let app = TestApp::sqlite_with(behind_proxy()).await;
     app.register("jake").await;
-    for i in 0..10 {
+    for i in 0..100 {
         let email = format!("guess{i}@example.com");
         assert_eq!(login_from(&app, Some("203.0.113.7"), &email, "wrong").await.0, StatusCode::UNAUTHORIZED);
     }
@@ -82,18 +83,17 @@ async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
     let app = TestApp::sqlite().await;
     for i in 0..10 {
         let ip = format!("198.51.100.{i}");
-        let email = format!("guess{i}@example.com");
-        assert_eq!(login_from(&app, Some(&ip), &email, "wrong").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(login_from(&app, Some(&ip), "x@example.com", "wrong").await.0, StatusCode::UNAUTHORIZED);
     }
-    // Every attempt counted against the real peer, 127.0.0.1.
+    // Every attempt counted against the real peer, 127.0.0.1, whatever it claimed to be.
     assert_limited(login_from(&app, Some("198.51.100.99"), "x@example.com", "wrong").await);
 }
 
 #[tokio::test]
-async fn refused_registrations_are_limited_too() {
-    let app = TestApp::sqlite().await;
+async fn refused_registrations_count_like_the_rest() {
+    let app = TestApp::sqlite_with(HttpSettings { registrations_per_hour: 5, ..HttpSettings::default() }).await;
     app.register("jake").await;
-    for i in 0..10 {
+    for i in 0..4 {
         let body =
             json!({"user": {"username": "jake", "email": format!("probe{i}@example.com"), "password": "password123"}});
         assert_eq!(app.post("/api/users", None, body).await.0, StatusCode::CONFLICT);

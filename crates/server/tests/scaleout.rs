@@ -97,12 +97,23 @@ async fn two_instances_share_sessions_logouts_password_changes_and_rate_limits()
     let (status, _, _) = browser.call(&a_base, reqwest::Method::POST, "/api/users", None, Some(register)).await;
     assert_eq!(status, StatusCode::CREATED);
 
-    // A session made through A works on B, and a logout on B ends it on A.
+    // A session made through A works on B, and a logout on B ends it on A, with the token the
+    // session handed out on A.
     let cookie = browser.login(&a_base, "password123").await;
     assert_eq!(browser.me(&b_base, &cookie).await, StatusCode::OK);
+    let (_, _, body) = browser.call(&a_base, reqwest::Method::GET, "/api/user", Some(&cookie), None).await;
+    let session_token = body["user"]["token"].as_str().unwrap().to_owned();
+    let with_token = |base: String| {
+        let request =
+            browser.client.get(format!("{base}/api/user")).header("authorization", format!("Token {session_token}"));
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(with_token(a_base.clone()).await, StatusCode::OK);
     let (status, _, _) = browser.call(&b_base, reqwest::Method::DELETE, "/api/session", Some(&cookie), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(browser.me(&a_base, &cookie).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(with_token(a_base.clone()).await, StatusCode::UNAUTHORIZED, "the session's token ended with it on A");
+    assert_eq!(with_token(b_base.clone()).await, StatusCode::UNAUTHORIZED);
 
     // A password change through A ends B's session, on both; the changing session is renewed.
     let on_a = browser.login(&a_base, "password123").await;
@@ -125,6 +136,29 @@ async fn two_instances_share_sessions_logouts_password_changes_and_rate_limits()
     let right = json!({"user": {"email": "jake@example.com", "password": "a changed password"}});
     let (status, _, body) = browser.call(&a_base, reqwest::Method::POST, "/api/users/login", None, Some(right)).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+/// 120 wrong guesses for one account sent at once, split over two instances sharing Redis: the
+/// counters are reserved atomically in Redis, so no more than the allowance are evaluated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_across_two_instances_are_evaluated_at_most_the_allowance() {
+    let Pair { a, b, database: _database, dir: _dir, _redis } = two_instances().await;
+    let client = reqwest::Client::new();
+    let register = json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    let status = client.post(format!("{}/api/users", a.base)).json(&register).send().await.unwrap().status();
+    assert_eq!(status, StatusCode::CREATED);
+    let guesses = (0..120).map(|i| {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let body = json!({"user": {"email": "jake@example.com", "password": format!("guess {i}")}});
+        let request = client.post(format!("{base}/api/users/login")).json(&body);
+        async move { request.send().await.unwrap().status() }
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let evaluated = answers.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = answers.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((evaluated, refused), (10, 110), "{answers:?}");
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }

@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
 use conduit_domain::User;
+use conduit_domain::model::Role;
 use conduit_domain::model::UserId;
-use conduit_store::rows::{CredentialsRow, UserRow, nullable_change};
+use conduit_store::rows::{CredentialsRow, UserRow, ended_sessions, nullable_change};
 use conduit_store::{AccountChanges, Credentials, DbError, NewUser, Page, Paging, UserChanges};
 use sqlx::SqlitePool;
 
@@ -12,7 +13,7 @@ pub async fn create(db: &SqlitePool, new: &NewUser) -> Result<User, DbError> {
         r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
            VALUES (?1, ?2, ?3, ?4, ?4)
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                     token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>""#,
         new.username,
         new.email,
         new.password_hash,
@@ -27,7 +28,7 @@ pub async fn by_id(db: &SqlitePool, id: UserId) -> Result<Option<User>, DbError>
     sqlx::query_as!(
         UserRow,
         r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                  token_version AS "token_version!", grace_token_id, created_at AS "created_at!: DateTime<Utc>"
+                  token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>"
            FROM users WHERE id = ?1"#,
         id
     )
@@ -41,7 +42,7 @@ pub async fn credentials(db: &SqlitePool, email: &str) -> Result<Option<Credenti
     sqlx::query_as!(
         CredentialsRow,
         r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                  token_version AS "token_version!", grace_token_id, created_at AS "created_at!: DateTime<Utc>", password_hash
+                  token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>", password_hash
            FROM users WHERE email = ?1"#,
         email
     )
@@ -62,13 +63,13 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
                email = COALESCE(?3, email),
                password_hash = COALESCE(?4, password_hash),
                token_version = CASE WHEN ?4 IS NULL THEN token_version ELSE token_version + 1 END,
-               grace_token_id = CASE WHEN ?4 IS NULL THEN grace_token_id ELSE ?10 END,
+               ended_sessions = CASE WHEN ?4 IS NULL THEN ended_sessions ELSE NULL END,
                bio = CASE WHEN ?5 THEN ?6 ELSE bio END,
                image = CASE WHEN ?7 THEN ?8 ELSE image END,
                updated_at = ?9
            WHERE id = ?1
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                     token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>""#,
         id,
         changes.username,
         changes.email,
@@ -78,7 +79,6 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
         set_image,
         image,
         now,
-        changes.surviving_token,
     )
     .fetch_optional(db)
     .await?
@@ -89,7 +89,7 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
 pub async fn set_password_hash(db: &SqlitePool, username: &str, password_hash: &str) -> Result<bool, DbError> {
     let now = Utc::now();
     let done = sqlx::query!(
-        "UPDATE users SET password_hash = ?2, token_version = token_version + 1, grace_token_id = NULL, updated_at = ?3 WHERE username = ?1",
+        "UPDATE users SET password_hash = ?2, token_version = token_version + 1, ended_sessions = NULL, updated_at = ?3 WHERE username = ?1",
         username,
         password_hash,
         now
@@ -106,7 +106,7 @@ pub async fn list(db: &SqlitePool, active: Option<bool>, page: Paging) -> Result
             sqlx::query_as!(
                 UserRow,
                 r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                          token_version AS "token_version!", grace_token_id, created_at AS "created_at!: DateTime<Utc>"
+                          token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>"
                    FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"#,
                 limit,
                 offset
@@ -119,7 +119,7 @@ pub async fn list(db: &SqlitePool, active: Option<bool>, page: Paging) -> Result
             sqlx::query_as!(
                 UserRow,
                 r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                          token_version AS "token_version!", grace_token_id, created_at AS "created_at!: DateTime<Utc>"
+                          token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>"
                    FROM users WHERE active = ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"#,
                 active,
                 limit,
@@ -137,26 +137,59 @@ pub async fn list(db: &SqlitePool, active: Option<bool>, page: Paging) -> Result
 
 pub async fn set_account(db: &SqlitePool, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError> {
     let now = Utc::now();
+    let mut tx = db.begin().await?;
+    // Every write goes through the one writer connection, so this transaction's check and
+    // change cannot interleave with another demotion.
+    let admins: Vec<String> = sqlx::query_scalar!("SELECT username FROM users WHERE role = 'admin' AND active = 1")
+        .fetch_all(&mut *tx)
+        .await?;
+    let steps_down = changes.role.is_some_and(|r| r != Role::Admin) || changes.active == Some(false);
+    if steps_down && admins.len() == 1 && admins[0] == username {
+        return Err(DbError::LastAdmin);
+    }
     let role = changes.role.map(|r| r.as_str());
-    sqlx::query_as!(
+    let user = sqlx::query_as!(
         UserRow,
         r#"UPDATE users SET
                role = COALESCE(?2, role),
                active = COALESCE(?3, active),
                -- Deactivation revokes every token, so reactivation does not revive them.
                token_version = CASE WHEN ?3 = 0 AND active = 1 THEN token_version + 1 ELSE token_version END,
-               grace_token_id = CASE WHEN ?3 = 0 THEN NULL ELSE grace_token_id END,
+               ended_sessions = CASE WHEN ?3 = 0 THEN NULL ELSE ended_sessions END,
                updated_at = ?4
            WHERE username = ?1
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                     token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>""#,
         username,
         role,
         changes.active,
         now,
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
     .map(User::try_from)
-    .transpose()
+    .transpose()?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+pub async fn end_session_tokens(db: &SqlitePool, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
+    let mut tx = db.begin().await?;
+    let Some(current) =
+        sqlx::query_scalar!("SELECT ended_sessions FROM users WHERE id = ?1", id).fetch_optional(&mut *tx).await?
+    else {
+        return Ok(false);
+    };
+    match ended_sessions::add(current.as_deref(), session, until, Utc::now().timestamp()) {
+        ended_sessions::Next::List(list) => {
+            sqlx::query!("UPDATE users SET ended_sessions = ?2 WHERE id = ?1", id, list).execute(&mut *tx).await?
+        }
+        ended_sessions::Next::EndEverything => {
+            sqlx::query!("UPDATE users SET ended_sessions = NULL, token_version = token_version + 1 WHERE id = ?1", id)
+                .execute(&mut *tx)
+                .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(true)
 }

@@ -160,7 +160,7 @@ mod tests {
             role: conduit_domain::model::Role::User,
             active: true,
             token_version: 0,
-            grace_token_id: None,
+            ended_sessions: Vec::new(),
             created_at: chrono::Utc::now(),
         }
     }

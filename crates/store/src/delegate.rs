@@ -97,6 +97,21 @@ macro_rules! delegate_store {
                 Ok(user)
             }
 
+            #[$crate::__tracing::instrument(name = "store.end_session_tokens", skip_all, fields(db.system = $backend))]
+            async fn end_session_tokens(
+                &self,
+                id: $crate::__domain::model::UserId,
+                session: &str,
+                until: i64,
+            ) -> Result<bool, $crate::DbError> {
+                let notices = self.cache.before_change();
+                let ended = users::end_session_tokens(&self.$write, id, session, until).await?;
+                if ended {
+                    self.users_changed(Some(id), notices).await;
+                }
+                Ok(ended)
+            }
+
             #[$crate::__tracing::instrument(name = "store.profile", skip_all, fields(db.system = $backend))]
             async fn profile(
                 &self,

@@ -6,6 +6,9 @@ pub enum DbError {
     /// A unique constraint refused the write; the field is the column it guards.
     #[error("{0} has already been taken")]
     Conflict(Field),
+    /// The change would leave no active admin.
+    #[error("the last active admin cannot be demoted or deactivated")]
+    LastAdmin,
     /// The database could not be reached in time (pool timeout, refused connection).
     #[error("database unavailable: {0}")]
     Unavailable(String),

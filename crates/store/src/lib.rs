@@ -47,8 +47,13 @@ pub trait Store: Send + Sync + 'static {
     /// Users oldest first, all or only active (or inactive) ones, for admins.
     async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
     /// Changes role and/or active flag of `username`; deactivation revokes their tokens.
-    /// `None` when there is no such user.
+    /// `None` when there is no such user. Fails with `DbError::LastAdmin` rather than leave no
+    /// active admin (checked under a lock, so two admins demoting each other cannot both win).
     async fn set_account(&self, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError>;
+    /// Ends the tokens minted to one browser session (a logout): `session` is that session's
+    /// token id (`sid`), refused from now on until `until` (Unix seconds), by which every such
+    /// token has expired. False when the user no longer exists.
+    async fn end_session_tokens(&self, id: UserId, session: &str, until: i64) -> Result<bool, DbError>;
 
     // --- profiles ---
 

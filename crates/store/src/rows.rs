@@ -18,7 +18,8 @@ pub struct UserRow {
     pub role: String,
     pub active: bool,
     pub token_version: i64,
-    pub grace_token_id: Option<String>,
+    /// `[[session, until], ...]` as JSON (see [`ended_sessions`]), or NULL.
+    pub ended_sessions: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -37,7 +38,7 @@ impl TryFrom<UserRow> for User {
             role,
             active: r.active,
             token_version: r.token_version,
-            grace_token_id: r.grace_token_id,
+            ended_sessions: ended_sessions::live(r.ended_sessions.as_deref()),
             created_at: r.created_at,
         })
     }
@@ -53,7 +54,8 @@ pub struct CredentialsRow {
     pub role: String,
     pub active: bool,
     pub token_version: i64,
-    pub grace_token_id: Option<String>,
+    /// `[[session, until], ...]` as JSON (see [`ended_sessions`]), or NULL.
+    pub ended_sessions: Option<String>,
     pub created_at: DateTime<Utc>,
     pub password_hash: String,
 }
@@ -71,7 +73,7 @@ impl TryFrom<CredentialsRow> for Credentials {
             role: r.role,
             active: r.active,
             token_version: r.token_version,
-            grace_token_id: r.grace_token_id,
+            ended_sessions: r.ended_sessions,
             created_at: r.created_at,
         };
         Ok(Credentials { user: user.try_into()?, password_hash: r.password_hash })
@@ -195,5 +197,69 @@ pub fn nullable_change(change: &Option<Option<String>>) -> (bool, Option<&str>) 
     match change {
         None => (false, None),
         Some(value) => (true, value.as_deref()),
+    }
+}
+
+/// The `ended_sessions` column of a user: the browser sessions ended by a logout, each with the
+/// time (Unix seconds) by which every token minted to it has expired. Kept on the user's row so
+/// that the caches that already hear every user change (see [`crate::Cache`]) hear these too.
+pub mod ended_sessions {
+    use serde_json::Value;
+
+    /// More ended sessions than this within one token lifetime is not a person logging out of
+    /// their browsers; rather than grow the row, every token and session of the user is ended.
+    pub const MAX: usize = 32;
+
+    /// What to write after ending `session`.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Next {
+        /// The new column value.
+        List(String),
+        /// Too many: bump the token version (ending everything) and clear the list.
+        EndEverything,
+    }
+
+    fn entries(raw: Option<&str>, now: i64) -> Vec<(String, i64)> {
+        let parsed: Vec<(String, i64)> = raw.and_then(|raw| serde_json::from_str(raw).ok()).unwrap_or_default();
+        parsed.into_iter().filter(|(_, until)| *until > now).collect()
+    }
+
+    /// The sessions still worth refusing tokens of.
+    pub fn live(raw: Option<&str>) -> Vec<String> {
+        entries(raw, chrono::Utc::now().timestamp()).into_iter().map(|(session, _)| session).collect()
+    }
+
+    /// `raw` with `session` added (until `until`) and entries past their time dropped.
+    pub fn add(raw: Option<&str>, session: &str, until: i64, now: i64) -> Next {
+        let mut list = entries(raw, now);
+        list.retain(|(s, _)| s != session);
+        if list.len() >= MAX {
+            return Next::EndEverything;
+        }
+        list.push((session.to_owned(), until));
+        let json: Vec<Value> =
+            list.into_iter().map(|(s, u)| Value::from(vec![Value::from(s), Value::from(u)])).collect();
+        Next::List(Value::from(json).to_string())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn adding_drops_expired_entries_and_caps_the_list() {
+            let Next::List(one) = add(None, "a", 200, 100) else { panic!() };
+            let Next::List(two) = add(Some(&one), "b", 300, 250) else { panic!() };
+            assert_eq!(two, r#"[["b",300]]"#, "a expired at 200");
+            assert_eq!(entries(Some(&two), 0), vec![("b".to_owned(), 300)]);
+            assert_eq!(entries(Some("not json"), 0), vec![]);
+            let mut raw = None;
+            for i in 0..MAX {
+                let Next::List(next) = add(raw.as_deref(), &format!("s{i}"), 1000, 0) else { panic!("{i}") };
+                raw = Some(next);
+            }
+            assert_eq!(add(raw.as_deref(), "one more", 1000, 0), Next::EndEverything);
+            assert!(matches!(add(raw.as_deref(), "s3", 1000, 0), Next::List(_)), "ending one again adds nothing");
+        }
     }
 }

@@ -40,6 +40,9 @@ macro_rules! store_behaviour_suite {
             sessions_are_stored_replaced_expired_and_deleted,
             concurrent_registrations_of_one_name_give_one_user,
             concurrent_favorites_are_all_counted,
+            the_last_active_admin_is_never_demoted_or_deactivated,
+            concurrent_demotions_of_two_admins_leave_one,
+            ended_sessions_are_kept_on_the_user_until_they_expire,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -128,14 +131,13 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
         username: Some("jacob".into()),
         email: Some("jacob@example.com".into()),
         password_hash: Some("new-hash".into()),
-        surviving_token: Some("token-1".into()),
         image: Some(Some("https://example.com/j.png".into())),
         bio: Some(None),
     };
     let updated = store.update_user(jake.id, &changes).await.unwrap().unwrap();
     assert_eq!(updated.username, "jacob");
     assert_eq!(updated.bio, None);
-    assert_eq!((updated.token_version, updated.grace_token_id.as_deref()), (1, Some("token-1")));
+    assert_eq!(updated.token_version, 1);
     assert_eq!(updated.image.as_deref(), Some("https://example.com/j.png"));
     let creds = store.credentials_by_email("jacob@example.com").await.unwrap().unwrap();
     assert_eq!(creds.password_hash, "new-hash");
@@ -165,7 +167,7 @@ pub async fn password_changes_bump_the_token_version(store: TestStore) {
     assert_eq!(store.update_user(jake.id, &password).await.unwrap().unwrap().token_version, 1);
     assert!(store.set_password_hash("jake", "imported").await.unwrap());
     let imported = store.user_by_id(jake.id).await.unwrap().unwrap();
-    assert_eq!((imported.token_version, imported.grace_token_id), (2, None), "an import spares no token");
+    assert_eq!(imported.token_version, 2, "an import spares no token");
 }
 
 pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {
@@ -185,6 +187,9 @@ pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {
 pub async fn accounts_change_role_and_active_flag(store: TestStore) {
     use conduit_domain::model::Role;
     user(&*store, "jake").await;
+    user(&*store, "anna").await;
+    // Another admin, so that jake is not the last one when he is deactivated.
+    store.set_account("anna", &AccountChanges { role: Some(Role::Admin), active: None }).await.unwrap().unwrap();
     let admin =
         store.set_account("jake", &AccountChanges { role: Some(Role::Admin), active: None }).await.unwrap().unwrap();
     assert_eq!((admin.role, admin.active, admin.token_version), (Role::Admin, true, 0));
@@ -535,4 +540,79 @@ pub async fn concurrent_favorites_are_all_counted(store: TestStore) {
         result.unwrap().unwrap().unwrap();
     }
     assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap().favorites_count, 50);
+}
+
+pub async fn the_last_active_admin_is_never_demoted_or_deactivated(store: TestStore) {
+    use conduit_domain::model::Role;
+    user(&*store, "jake").await;
+    user(&*store, "anna").await;
+    let promote = AccountChanges { role: Some(Role::Admin), active: None };
+    store.set_account("jake", &promote).await.unwrap().unwrap();
+    for last in [
+        AccountChanges { role: Some(Role::User), active: None },
+        AccountChanges { role: None, active: Some(false) },
+        AccountChanges { role: Some(Role::Admin), active: Some(false) },
+    ] {
+        assert!(matches!(store.set_account("jake", &last).await, Err(DbError::LastAdmin)), "{last:?}");
+    }
+    let jake = store.credentials_by_email("jake@example.com").await.unwrap().unwrap().user;
+    assert_eq!((jake.role, jake.active, jake.token_version), (Role::Admin, true, 0), "nothing changed");
+    // Changes that keep him an active admin, and changes to others, go through.
+    store.set_account("jake", &AccountChanges { role: Some(Role::Admin), active: Some(true) }).await.unwrap().unwrap();
+    store.set_account("anna", &AccountChanges { role: None, active: Some(false) }).await.unwrap().unwrap();
+    // With a second active admin, the first may step down.
+    store.set_account("anna", &AccountChanges { role: Some(Role::Admin), active: Some(true) }).await.unwrap().unwrap();
+    store.set_account("jake", &AccountChanges { role: Some(Role::User), active: None }).await.unwrap().unwrap();
+}
+
+pub async fn concurrent_demotions_of_two_admins_leave_one(store: TestStore) {
+    use conduit_domain::model::Role;
+    let admin = AccountChanges { role: Some(Role::Admin), active: None };
+    let demote = AccountChanges { role: Some(Role::User), active: None };
+    let mut survivor: Option<String> = None;
+    for round in 0..10 {
+        // Exactly two active admins, a and b, then each is demoted at the same time.
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        for name in [&a, &b] {
+            user(&*store, name).await;
+            store.set_account(name, &admin).await.unwrap().unwrap();
+        }
+        if let Some(previous) = survivor.take() {
+            store.set_account(&previous, &demote).await.unwrap().unwrap();
+        }
+        let (one, two) = tokio::join!(store.set_account(&a, &demote), store.set_account(&b, &demote));
+        let refused = [&one, &two].iter().filter(|r| matches!(r, Err(DbError::LastAdmin))).count();
+        assert_eq!(refused, 1, "round {round}: exactly one demotion must be refused: {one:?} {two:?}");
+        let kept = if one.is_ok() { b } else { a };
+        let users = store.list_users(Some(true), Paging { limit: 100, offset: 0 }).await.unwrap();
+        let admins: Vec<_> = users.items.into_iter().filter(|u| u.role == Role::Admin).map(|u| u.username).collect();
+        assert_eq!(admins, vec![kept.clone()], "round {round}");
+        survivor = Some(kept);
+    }
+}
+
+pub async fn ended_sessions_are_kept_on_the_user_until_they_expire(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    assert!(jake.ended_sessions.is_empty());
+    let now = chrono::Utc::now().timestamp();
+    assert!(store.end_session_tokens(jake.id, "s1", now + 3600).await.unwrap());
+    assert!(store.end_session_tokens(jake.id, "s2", now - 1).await.unwrap(), "already expired: not kept");
+    assert!(store.end_session_tokens(jake.id, "s3", now + 3600).await.unwrap());
+    let read = store.user_by_id(jake.id).await.unwrap().unwrap();
+    assert_eq!(read.ended_sessions, vec!["s1".to_owned(), "s3".to_owned()]);
+    assert_eq!(read.token_version, 0, "ending a session ends nothing else");
+    assert!(!store.end_session_tokens(jake.id + 1000, "s", now + 3600).await.unwrap());
+
+    // A password change ends every token anyway: the list starts over.
+    let password = UserChanges { password_hash: Some("new".into()), ..Default::default() };
+    let changed = store.update_user(jake.id, &password).await.unwrap().unwrap();
+    assert_eq!((changed.token_version, changed.ended_sessions.len()), (1, 0));
+
+    // Past the cap, everything of the user ends instead of the row growing.
+    for i in 0..crate::rows::ended_sessions::MAX {
+        store.end_session_tokens(jake.id, &format!("s{i}"), now + 3600).await.unwrap();
+    }
+    store.end_session_tokens(jake.id, "one too many", now + 3600).await.unwrap();
+    let read = store.user_by_id(jake.id).await.unwrap().unwrap();
+    assert_eq!((read.token_version, read.ended_sessions.len()), (2, 0));
 }

@@ -24,10 +24,8 @@ pub struct Credentials {
 pub struct UserChanges {
     pub username: Option<String>,
     pub email: Option<String>,
+    /// A new password ends every earlier token and session (bumps `token_version`).
     pub password_hash: Option<String>,
-    /// With a new password: the id of the token making the change, which stays valid while
-    /// every other earlier token is revoked.
-    pub surviving_token: Option<String>,
     pub bio: Option<Option<String>>,
     pub image: Option<Option<String>>,
 }

@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::openapi::ErrorBody;
 use crate::routes::users::{LoginRequest, UserBody};
-use crate::sessions::AuthSession;
+use crate::sessions::{self, AuthSession};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -46,16 +46,32 @@ pub(crate) async fn login(
     // before login is not the one logged in.
     auth.session.cycle_id().await.map_err(|e| session_error(axum_login::Error::Session(e)))?;
     auth.login(&user).await.map_err(session_error)?;
+    let now = chrono::Utc::now();
+    sessions::record_login(&auth.session, now.timestamp(), true).await?;
+    let grant = sessions::grant(&auth.session).await?;
     let user = user.user;
-    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
+    let token = state.tokens.mint(user.id, user.token_version, &grant, now);
     Ok(UserBody::new(user, token))
 }
 
-/// End the session. Also for a session that had already ended.
+/// End the session, and every token it handed out, on every instance. Also for a session that
+/// had already ended.
 #[utoipa::path(delete, path = "/session", tag = "User and Authentication",
     responses((status = 204, description = "Logged out"), (status = 403, description = "From another site", body = ErrorBody)))]
-pub(crate) async fn logout(mut auth: AuthSession, _caller: MaybeUser) -> ApiResult<StatusCode> {
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    mut auth: AuthSession,
+    _caller: MaybeUser,
+) -> ApiResult<StatusCode> {
     // `MaybeUser` applies the origin check to a live session before it is ended.
+    if let Some(user) = &auth.user
+        && let Some(token_session) = sessions::token_session(&auth.session).await?
+    {
+        // Tokens handed out to this session expire by then; until then, they are refused.
+        let ttl = state.tokens.ttl().min(chrono::Duration::days(conduit_domain::token::SESSION_TOKEN_MAX_TTL_DAYS));
+        let until = (chrono::Utc::now() + ttl).timestamp() + 1;
+        state.store.end_session_tokens(user.user.id, &token_session, until).await?;
+    }
     auth.logout().await.map_err(session_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use conduit_domain::token::Grant;
 use conduit_domain::{Errors, User, validation as v};
 use conduit_store::{NewUser, UserChanges};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,8 @@ use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
 use crate::openapi::ErrorBody;
-use crate::sessions::{AuthSession, SessionUser};
+use crate::ratelimit::{MAX_EMAIL_LEN, login_limits, registration_limits};
+use crate::sessions::{self, AuthSession, SessionUser};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -68,17 +70,13 @@ pub struct Registration {
 /// Register a new user; answers with the user and a token.
 #[utoipa::path(post, path = "/users", tag = "User and Authentication", request_body = RegisterRequest,
     responses((status = 201, body = UserBody), (status = 409, description = "Username or email taken", body = ErrorBody),
-        (status = 429, description = "Too many refused registrations from this address or for this account", body = ErrorBody)))]
+        (status = 429, description = "Too many registrations from this address this hour", body = ErrorBody),
+        (status = 503, description = "Too many logins and registrations at once; retry after `Retry-After`", body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(RegisterRequest { user: input }): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserBody>)> {
-    // Refused registrations (a taken name or email) reveal which accounts exist: limit them.
-    let mut keys = vec![format!("register:ip:{ip}")];
-    keys.extend(input.email.iter().map(|e| format!("account:{}", e.trim().to_lowercase())));
-    keys.extend(input.username.iter().map(|u| format!("register:username:{}", u.trim())));
-    state.limiter.check(&keys).await?;
     let mut errors = Errors::new();
     let username = errors.check("username", v::username(input.username.as_deref().unwrap_or_default()));
     let email = errors.check("email", v::email(input.email.as_deref().unwrap_or_default()));
@@ -86,17 +84,21 @@ pub(crate) async fn register(
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
         return Err(errors.into());
     };
-    let password_hash = state.passwords.hash(password).await?;
-    let user = match state.store.create_user(&NewUser { username, email, password_hash }).await {
-        Ok(user) => user,
+    // Every registration counts against its address, taken or not: each costs a password hash,
+    // and a refused one tells whether a name or email exists.
+    let reservation = state.limiter.reserve(&registration_limits(&state.http, ip)).await?;
+    let password_hash = match state.passwords.hash(password).await {
+        Ok(hash) => hash,
         Err(e) => {
-            if matches!(e, conduit_store::DbError::Conflict(_)) {
-                state.limiter.record_failure(&keys).await;
-            }
-            return Err(e.into());
+            // Not evaluated (the hashing queue is full): it does not count.
+            state.limiter.release(reservation).await;
+            return Err(e);
         }
     };
-    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
+    reservation.keep();
+    let user = state.store.create_user(&NewUser { username, email, password_hash }).await?;
+    let now = chrono::Utc::now();
+    let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
 }
 
@@ -118,20 +120,22 @@ pub struct Login {
 #[utoipa::path(post, path = "/users/login", tag = "User and Authentication", request_body = LoginRequest,
     responses((status = 200, body = UserBody), (status = 401, description = "Wrong email or password", body = ErrorBody),
         (status = 403, description = "The account is deactivated", body = ErrorBody),
-        (status = 429, description = "Too many failed logins from this address or for this account", body = ErrorBody)))]
+        (status = 429, description = "Too many failed logins from this address or for this account", body = ErrorBody),
+        (status = 503, description = "Too many logins and registrations at once; retry after `Retry-After`", body = ErrorBody)))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<UserBody>> {
     let user = check_login(&state, ip, input).await?;
-    let token = state.tokens.mint(user.id, user.token_version, chrono::Utc::now());
+    let now = chrono::Utc::now();
+    let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
     Ok(UserBody::new(user, token))
 }
 
-/// Checks email and password (for token and session logins alike): rate-limited per client
-/// address and per account, and the same answer and Argon2 work for unknown emails and wrong
-/// passwords.
+/// Checks email and password (for token and session logins alike): limited per account and
+/// address (see `ratelimit.rs`), and the same answer and Argon2 work for unknown emails and
+/// wrong passwords.
 pub(crate) async fn check_login(state: &AppState, ip: std::net::IpAddr, input: Login) -> ApiResult<User> {
     let mut errors = Errors::new();
     let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
@@ -139,26 +143,46 @@ pub(crate) async fn check_login(state: &AppState, ip: std::net::IpAddr, input: L
         errors.add("email", v::BLANK);
     } else if email.contains('\0') {
         errors.add("email", "must not contain NUL characters");
+    } else if email.chars().count() > MAX_EMAIL_LEN {
+        errors.add("email", format!("is too long (maximum is {MAX_EMAIL_LEN} characters)"));
     }
     let password = errors.check("password", v::login_password(input.password.as_deref().unwrap_or_default()));
     let Some(password) = password.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
-    let keys = [format!("login:ip:{ip}"), format!("account:{email}")];
-    state.limiter.check(&keys).await?;
     // Unknown email and wrong password take the same path through Argon2 and give the same
     // answer, so neither timing nor body reveals which accounts exist.
     let credentials = state.store.credentials_by_email(&email).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let matches = state.passwords.verify(password, hash).await?;
+    let matches = counted_verify(state, &email, ip, password, hash).await?;
     state.metrics.record_login(matches && credentials.is_some());
     match credentials {
         // Only after the right password, so this reveals nothing to a guesser.
         Some(credentials) if matches && !credentials.user.active => Err(ApiError::Deactivated),
         Some(credentials) if matches => Ok(credentials.user),
-        _ => {
-            state.limiter.record_failure(&keys).await;
-            Err(ApiError::Credentials)
+        _ => Err(ApiError::Credentials),
+    }
+}
+
+/// Checks `password` against `hash` as an attempt on `account` from `ip`: it takes its place in
+/// the login counters before Argon2 runs (429 when they are full), gives it back when the
+/// password is right or was never checked, and keeps it when wrong.
+async fn counted_verify(
+    state: &AppState,
+    account: &str,
+    ip: std::net::IpAddr,
+    password: String,
+    hash: Option<String>,
+) -> ApiResult<bool> {
+    let reservation = state.limiter.reserve(&login_limits(&state.http, account, ip)).await?;
+    match state.passwords.verify(password, hash).await {
+        Ok(false) => {
+            reservation.keep();
+            Ok(false)
+        }
+        right_or_unchecked => {
+            state.limiter.release(reservation).await;
+            right_or_unchecked
         }
     }
 }
@@ -176,8 +200,11 @@ pub struct UpdateUserRequest {
 }
 
 /// At least one field. `null` or `""` clears `bio` and `image`, and is refused for the rest.
+/// Changing `email` or `password` needs `currentPassword`, or a login within the last
+/// `CONDUIT_REAUTH_WINDOW` seconds (10 minutes by default) behind the token or session.
 #[derive(Deserialize, ToSchema)]
 #[schema(as = UpdateUser)]
+#[serde(rename_all = "camelCase")]
 pub struct UserUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, min_length = 1, max_length = 64, pattern = r"\S")]
@@ -194,15 +221,24 @@ pub struct UserUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 2048)]
     image: Option<Option<String>>,
+    /// The password as it is now: needed to change `email` or `password` more than
+    /// `CONDUIT_REAUTH_WINDOW` after the last login. A wrong one counts as a failed login.
+    #[schema(value_type = String, min_length = 1, max_length = 256)]
+    current_password: Option<String>,
 }
 
-/// Change the current user. A new password revokes every earlier token except the one making
-/// the change; the answer carries a renewed token.
+/// Change the current user. A new password ends every earlier token and session, the ones
+/// making the change included: the answer carries the one new token, and a session that made
+/// the change continues under a new id.
 #[utoipa::path(put, path = "/user", tag = "User and Authentication", security(("Token" = [])), request_body = UpdateUserRequest,
-    responses((status = 200, body = UserBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = UserBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "Email or password change without a recent login or the right `currentPassword`", body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 429, description = "Too many wrong current passwords", body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     mut auth: AuthSession,
+    ClientIp(ip): ClientIp,
     caller: RequireUser,
     ApiJson(UpdateUserRequest { user: input }): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<UserBody>> {
@@ -221,8 +257,13 @@ pub(crate) async fn update(
     let password = input.password.map(|p| errors.check("password", v::new_password(&required(p))));
     let bio = input.bio.map(|b| errors.check("bio", v::optional_text(b.as_deref(), v::BIO_MAX)));
     let image = input.image.map(|i| errors.check("image", v::optional_text(i.as_deref(), v::IMAGE_MAX)));
+    let current_password = input.current_password.map(|p| errors.check("currentPassword", v::login_password(&p)));
     if !errors.is_empty() {
         return Err(errors.into());
+    }
+    let mut grant = caller.grant.clone();
+    if email.is_some() || password.is_some() {
+        grant.auth_time = confirm_identity(&state, &caller, ip, current_password.flatten()).await?;
     }
     let password_hash = match password.flatten() {
         Some(password) => Some(state.passwords.hash(password).await?),
@@ -231,22 +272,54 @@ pub(crate) async fn update(
     let changes = UserChanges {
         username: username.flatten(),
         email: email.flatten(),
-        surviving_token: password_hash.as_ref().and(caller.token_id.clone()),
         password_hash,
         bio: bio.map(Option::flatten),
         image: image.map(Option::flatten),
     };
     let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("is invalid"))?;
-    // A new password revoked every earlier token and session but this one, which is renewed.
-    let token = if user.token_version == caller.user.token_version {
-        caller.token
-    } else {
-        if caller.via_session {
-            // Renewed: a new id, bound to the new token version.
-            auth.session.cycle_id().await.map_err(|_| ApiError::SessionUnavailable)?;
-            auth.login(&SessionUser::new(user.clone())).await.map_err(|_| ApiError::SessionUnavailable)?;
-        }
-        state.tokens.mint(user.id, user.token_version, chrono::Utc::now())
-    };
+    if user.token_version == caller.user.token_version && grant == caller.grant {
+        return Ok(UserBody::new(user, caller.token));
+    }
+    // A new password ended every earlier token and session: this one is renewed (a session gets
+    // a new id, bound to the new token version). A password confirmed again renews the login time.
+    if caller.via_session {
+        auth.session.cycle_id().await.map_err(|_| ApiError::SessionUnavailable)?;
+        auth.login(&SessionUser::new(user.clone())).await.map_err(|_| ApiError::SessionUnavailable)?;
+        sessions::record_login(&auth.session, grant.auth_time, false).await?;
+    }
+    let token = state.tokens.mint(user.id, user.token_version, &grant, chrono::Utc::now());
     Ok(UserBody::new(user, token))
+}
+
+/// Whether the caller may change their email or password: with the right `current_password`
+/// (counted like a login attempt), or within the re-authentication window of their login.
+/// Returns the login time to carry on: now when the password was given.
+async fn confirm_identity(
+    state: &AppState,
+    caller: &RequireUser,
+    ip: std::net::IpAddr,
+    current_password: Option<String>,
+) -> ApiResult<i64> {
+    let now = chrono::Utc::now().timestamp();
+    match current_password {
+        Some(password) => {
+            let credentials = state.store.credentials_by_email(&caller.user.email).await?;
+            let hash = credentials.map(|c| c.password_hash);
+            if counted_verify(state, &caller.user.email, ip, password, hash).await? {
+                Ok(now)
+            } else {
+                Err(ApiError::CurrentPassword("is wrong"))
+            }
+        }
+        None => {
+            let window = i64::try_from(state.http.reauth_window.as_secs()).unwrap_or(i64::MAX);
+            if now.saturating_sub(caller.grant.auth_time) <= window {
+                Ok(caller.grant.auth_time)
+            } else {
+                Err(ApiError::CurrentPassword(
+                    "is required to change the email or password this long after logging in: send it, or log in again",
+                ))
+            }
+        }
+    }
 }

@@ -48,17 +48,23 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The defaults, but with room for the many registrations from one address that most tests
+/// make (the limit itself is tested in `attacks.rs`, with the real default).
+pub fn settings() -> HttpSettings {
+    HttpSettings { registrations_per_hour: 100_000, ..HttpSettings::default() }
+}
+
 pub fn keys() -> TokenKeys {
     TokenKeys::new(SECRET, chrono::Duration::hours(1))
 }
 
 impl TestApp {
     pub async fn sqlite() -> Self {
-        Self::sqlite_with(HttpSettings::default()).await
+        Self::sqlite_with(settings()).await
     }
 
     pub async fn postgres() -> Self {
-        Self::postgres_with(HttpSettings::default()).await
+        Self::postgres_with(settings()).await
     }
 
     pub async fn sqlite_with(settings: HttpSettings) -> Self {

@@ -15,6 +15,8 @@ pub fn conduit(dir: &Path) -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CONDUIT_LOG_FORMAT", "json")
+        // Tests register many users from 127.0.0.1; the limit itself is tested in `attacks.rs`.
+        .env("CONDUIT_REGISTRATIONS_PER_HOUR", "100000")
         .stdin(Stdio::null());
     command
 }
