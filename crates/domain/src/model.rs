@@ -26,6 +26,9 @@ pub struct User {
     /// Browser sessions ended by a logout whose minted tokens could still be unexpired: a
     /// token that names one of these (its `sid`) is refused.
     pub ended_sessions: Vec<String>,
+    /// The token that changed the password, by id, and until when (Unix seconds) it outlives
+    /// that change: at most the end of its login's re-authentication window.
+    pub grace_token: Option<(String, i64)>,
     pub created_at: DateTime<Utc>,
 }
 

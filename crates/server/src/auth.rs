@@ -23,6 +23,8 @@ pub struct RequireUser {
     pub token: String,
     /// When the caller last logged in, and the browser session their credential belongs to.
     pub grant: Grant,
+    /// The token's own id (`jti`), when it has one.
+    pub token_id: Option<String>,
     /// Authenticated by the session cookie rather than a token.
     pub via_session: bool,
 }
@@ -64,8 +66,14 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
     if !user.active {
         return Err(ApiError::Token("belongs to a deactivated account"));
     }
-    // A password change or deactivation revokes every earlier token.
-    if claims.ver != user.token_version {
+    // A password change or deactivation revokes every earlier token; the one that changed the
+    // password without `currentPassword` outlives it only until its login's re-authentication
+    // window closes (within which its holder could change the password anyway).
+    let graced = user
+        .grace_token
+        .as_ref()
+        .is_some_and(|(id, until)| claims.jti.as_ref() == Some(id) && chrono::Utc::now().timestamp() <= *until);
+    if claims.ver != user.token_version && !graced {
         return Err(ApiError::Token("has been revoked"));
     }
     // A logout ends the tokens its session handed out.
@@ -73,7 +81,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
         return Err(ApiError::Token("has been revoked"));
     }
     let grant = Grant { auth_time: claims.auth_time, session: claims.sid };
-    Ok(RequireUser { user, token: token.to_owned(), grant, via_session: false })
+    Ok(RequireUser { user, token: token.to_owned(), grant, token_id: claims.jti, via_session: false })
 }
 
 /// The session's user, if the request carries a live session cookie. axum-login has already
@@ -92,7 +100,7 @@ async fn session_user(parts: &Parts, state: &AppState) -> Result<Option<RequireU
     let grant = crate::sessions::grant(&auth.session).await?;
     let user = user.user;
     let token = state.tokens.mint(user.id, user.token_version, &grant, chrono::Utc::now());
-    Ok(Some(RequireUser { user, token, grant, via_session: true }))
+    Ok(Some(RequireUser { user, token, grant, token_id: None, via_session: true }))
 }
 
 /// Whether the request reached us over HTTPS: directly, or through a trusted proxy that says so.

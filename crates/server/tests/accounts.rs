@@ -11,6 +11,7 @@ use serde_json::json;
 
 on_both_backends!(
     password_change_revokes_earlier_tokens_and_renews_the_callers,
+    a_stolen_token_dies_with_the_password_change_it_made,
     only_admins_list_users,
     admins_change_roles_and_deactivate_accounts,
 );
@@ -29,20 +30,19 @@ async fn password_change_revokes_earlier_tokens_and_renews_the_callers(app: Test
     let first = app.register("jake").await;
     let (_, body) = login(&app, "jake", "password123").await;
     let second = body["user"]["token"].as_str().unwrap().to_owned();
-    // An attacker holds a copy of the token that will make the change.
-    let stolen = first.clone();
+    let stale = common::an_hour_old_login(&app, "jake").await;
 
     let (status, body) = app.put("/api/user", Some(&first), json!({"user": {"bio": "no revocation"}})).await;
     assert_eq!((status, body["user"]["token"].as_str()), (StatusCode::OK, Some(first.as_str())));
 
+    // A change resting on a recent login (no current password): every earlier token is revoked
+    // but the one that made it, which lasts until its login's re-authentication window closes.
     let (status, body) =
         app.put("/api/user", Some(&first), json!({"user": {"password": "a brand new password"}})).await;
     assert_eq!(status, StatusCode::OK);
     let renewed = body["user"]["token"].as_str().unwrap().to_owned();
     assert_ne!(renewed, first);
-    // Every earlier token is revoked, the one that made the change (and so every copy of it)
-    // included: the answer's token is the only one left.
-    for earlier in [&second, &first] {
+    for earlier in [&second, &stale] {
         let (status, body) = app.get("/api/user", Some(earlier)).await;
         assert_eq!(
             (status, error_messages(&body, "token")),
@@ -50,9 +50,36 @@ async fn password_change_revokes_earlier_tokens_and_renews_the_callers(app: Test
         );
     }
     assert_eq!(app.get("/api/user", Some(&renewed)).await.0, StatusCode::OK);
-    // The stolen copy cannot change the password back.
-    let (status, _) = app.put("/api/user", Some(&stolen), json!({"user": {"password": "the attacker's"}})).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/api/user", Some(&first)).await.0, StatusCode::OK);
+    assert_eq!(login(&app, "jake", "a brand new password").await.0, StatusCode::OK);
+
+    // A change with the current password spares nothing: the answer's token is the only one.
+    let change = json!({"user": {"password": "yet another password", "currentPassword": "a brand new password"}});
+    let (status, body) = app.put("/api/user", Some(&renewed), change).await;
+    assert_eq!(status, StatusCode::OK);
+    for earlier in [&first, &renewed] {
+        assert_eq!(app.get("/api/user", Some(earlier)).await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.get("/api/user", Some(body["user"]["token"].as_str().unwrap())).await.0, StatusCode::OK);
+}
+
+/// The attack: a copy of a token from a login long ago. When its owner changes the password
+/// with it (which now takes the current password), the copy dies with every other token and
+/// cannot change the password back.
+async fn a_stolen_token_dies_with_the_password_change_it_made(app: TestApp) {
+    app.register("jake").await;
+    let token = common::an_hour_old_login(&app, "jake").await;
+    let stolen = token.clone();
+    let change = json!({"user": {"password": "a brand new password", "currentPassword": "password123"}});
+    let (status, body) = app.put("/api/user", Some(&token), change).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app.get("/api/user", Some(&stolen)).await;
+    assert_eq!(
+        (status, error_messages(&body, "token")),
+        (StatusCode::UNAUTHORIZED, vec!["has been revoked".to_string()])
+    );
+    let back = json!({"user": {"password": "the attacker's", "currentPassword": "a brand new password"}});
+    assert_eq!(app.put("/api/user", Some(&stolen), back).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(login(&app, "jake", "the attacker's").await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(login(&app, "jake", "a brand new password").await.0, StatusCode::OK);
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::{TestApp, error_messages, keys};
 use conduit_domain::model::Role;
-use conduit_domain::token::Grant;
 use conduit_server::layers::HttpSettings;
 use conduit_store::AccountChanges;
 use reqwest::{Method, StatusCode};
@@ -103,16 +102,9 @@ async fn a_stranger_cannot_lock_the_owner_out_from_another_address() {
     );
 }
 
-/// A token for `name` whose login was an hour ago, as a stolen or long-lived one would be.
-async fn an_hour_old_login(app: &TestApp, name: &str) -> String {
-    let user = app.store.credentials_by_email(&format!("{name}@example.com")).await.unwrap().unwrap().user;
-    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
-    keys().mint(user.id, user.token_version, &Grant::login(hour_ago), chrono::Utc::now())
-}
-
 async fn a_stale_login_cannot_change_the_password_or_email_without_the_current_password(app: TestApp) {
     let fresh = app.register("jake").await;
-    let stale = an_hour_old_login(&app, "jake").await;
+    let stale = common::an_hour_old_login(&app, "jake").await;
 
     // Without a recent login: 403 naming the field, for the password and for the email.
     for change in [json!({"password": "the attacker's password"}), json!({"email": "attacker@example.com"})] {
@@ -148,7 +140,7 @@ async fn a_stale_login_cannot_change_the_password_or_email_without_the_current_p
     assert_eq!((status, body["user"]["email"].as_str()), (StatusCode::OK, Some("jacob@example.com")), "{body}");
     // ...and with an old login, the right current password does it (from another address, so
     // the attacker's failures above do not stand in the way).
-    let stale = an_hour_old_login(&app, "jacob").await;
+    let stale = common::an_hour_old_login(&app, "jacob").await;
     let right = json!({"user": {"password": "a brand new password", "currentPassword": "password123"}});
     let response = app
         .client
@@ -379,4 +371,19 @@ async fn a_cross_site_text_plain_login_is_refused() {
             assert_eq!(error_messages(&answer, "body"), ["must be JSON sent with Content-Type: application/json"]);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_that_changed_the_password_lasts_only_until_its_login_window_closes() {
+    let app = TestApp::sqlite_with(HttpSettings { reauth_window: Duration::from_secs(2), ..common::settings() }).await;
+    let token = app.register("jake").await;
+    let (status, _) = app.put("/api/user", Some(&token), json!({"user": {"password": "a brand new password"}})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.get("/api/user", Some(&token)).await.0, StatusCode::OK, "within the window");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let (status, body) = app.get("/api/user", Some(&token)).await;
+    assert_eq!(
+        (status, error_messages(&body, "token")),
+        (StatusCode::UNAUTHORIZED, vec!["has been revoked".to_string()])
+    );
 }

@@ -13,7 +13,7 @@ pub async fn create(db: &SqlitePool, new: &NewUser) -> Result<User, DbError> {
         r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
            VALUES (?1, ?2, ?3, ?4, ?4)
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>""#,
+                     token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
         new.username,
         new.email,
         new.password_hash,
@@ -28,7 +28,7 @@ pub async fn by_id(db: &SqlitePool, id: UserId) -> Result<Option<User>, DbError>
     sqlx::query_as!(
         UserRow,
         r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                  token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>"
+                  token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>"
            FROM users WHERE id = ?1"#,
         id
     )
@@ -42,7 +42,7 @@ pub async fn credentials(db: &SqlitePool, email: &str) -> Result<Option<Credenti
     sqlx::query_as!(
         CredentialsRow,
         r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                  token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>", password_hash
+                  token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>", password_hash
            FROM users WHERE email = ?1"#,
         email
     )
@@ -64,12 +64,13 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
                password_hash = COALESCE(?4, password_hash),
                token_version = CASE WHEN ?4 IS NULL THEN token_version ELSE token_version + 1 END,
                ended_sessions = CASE WHEN ?4 IS NULL THEN ended_sessions ELSE NULL END,
+               grace_token_id = CASE WHEN ?4 IS NULL THEN grace_token_id ELSE ?10 END,
                bio = CASE WHEN ?5 THEN ?6 ELSE bio END,
                image = CASE WHEN ?7 THEN ?8 ELSE image END,
                updated_at = ?9
            WHERE id = ?1
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>""#,
+                     token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
         id,
         changes.username,
         changes.email,
@@ -79,6 +80,7 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
         set_image,
         image,
         now,
+        changes.surviving_token,
     )
     .fetch_optional(db)
     .await?
@@ -89,7 +91,7 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
 pub async fn set_password_hash(db: &SqlitePool, username: &str, password_hash: &str) -> Result<bool, DbError> {
     let now = Utc::now();
     let done = sqlx::query!(
-        "UPDATE users SET password_hash = ?2, token_version = token_version + 1, ended_sessions = NULL, updated_at = ?3 WHERE username = ?1",
+        "UPDATE users SET password_hash = ?2, token_version = token_version + 1, ended_sessions = NULL, grace_token_id = NULL, updated_at = ?3 WHERE username = ?1",
         username,
         password_hash,
         now
@@ -106,7 +108,7 @@ pub async fn list(db: &SqlitePool, active: Option<bool>, page: Paging) -> Result
             sqlx::query_as!(
                 UserRow,
                 r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                          token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>"
+                          token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>"
                    FROM users ORDER BY created_at, id LIMIT ?1 OFFSET ?2"#,
                 limit,
                 offset
@@ -119,7 +121,7 @@ pub async fn list(db: &SqlitePool, active: Option<bool>, page: Paging) -> Result
             sqlx::query_as!(
                 UserRow,
                 r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                          token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>"
+                          token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>"
                    FROM users WHERE active = ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"#,
                 active,
                 limit,
@@ -156,10 +158,11 @@ pub async fn set_account(db: &SqlitePool, username: &str, changes: &AccountChang
                -- Deactivation revokes every token, so reactivation does not revive them.
                token_version = CASE WHEN ?3 = 0 AND active = 1 THEN token_version + 1 ELSE token_version END,
                ended_sessions = CASE WHEN ?3 = 0 THEN NULL ELSE ended_sessions END,
+               grace_token_id = CASE WHEN ?3 = 0 THEN NULL ELSE grace_token_id END,
                updated_at = ?4
            WHERE username = ?1
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", ended_sessions, created_at AS "created_at!: DateTime<Utc>""#,
+                     token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
         username,
         role,
         changes.active,
@@ -185,7 +188,7 @@ pub async fn end_session_tokens(db: &SqlitePool, id: UserId, session: &str, unti
             sqlx::query!("UPDATE users SET ended_sessions = ?2 WHERE id = ?1", id, list).execute(&mut *tx).await?
         }
         ended_sessions::Next::EndEverything => {
-            sqlx::query!("UPDATE users SET ended_sessions = NULL, token_version = token_version + 1 WHERE id = ?1", id)
+            sqlx::query!("UPDATE users SET ended_sessions = NULL, grace_token_id = NULL, token_version = token_version + 1 WHERE id = ?1", id)
                 .execute(&mut *tx)
                 .await?
         }

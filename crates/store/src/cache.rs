@@ -161,6 +161,7 @@ mod tests {
             active: true,
             token_version: 0,
             ended_sessions: Vec::new(),
+            grace_token: None,
             created_at: chrono::Utc::now(),
         }
     }

@@ -20,6 +20,8 @@ pub struct UserRow {
     pub token_version: i64,
     /// `[[session, until], ...]` as JSON (see [`ended_sessions`]), or NULL.
     pub ended_sessions: Option<String>,
+    /// `<token id> <until>` (see [`grace_token`]), or NULL.
+    pub grace_token_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -39,6 +41,7 @@ impl TryFrom<UserRow> for User {
             active: r.active,
             token_version: r.token_version,
             ended_sessions: ended_sessions::live(r.ended_sessions.as_deref()),
+            grace_token: grace_token(r.grace_token_id.as_deref()),
             created_at: r.created_at,
         })
     }
@@ -56,6 +59,8 @@ pub struct CredentialsRow {
     pub token_version: i64,
     /// `[[session, until], ...]` as JSON (see [`ended_sessions`]), or NULL.
     pub ended_sessions: Option<String>,
+    /// `<token id> <until>` (see [`grace_token`]), or NULL.
+    pub grace_token_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub password_hash: String,
 }
@@ -74,6 +79,7 @@ impl TryFrom<CredentialsRow> for Credentials {
             active: r.active,
             token_version: r.token_version,
             ended_sessions: r.ended_sessions,
+            grace_token_id: r.grace_token_id,
             created_at: r.created_at,
         };
         Ok(Credentials { user: user.try_into()?, password_hash: r.password_hash })
@@ -198,6 +204,18 @@ pub fn nullable_change(change: &Option<Option<String>>) -> (bool, Option<&str>) 
         None => (false, None),
         Some(value) => (true, value.as_deref()),
     }
+}
+
+/// The `grace_token_id` column: the id of the token that changed the password and the time
+/// (Unix seconds) until which it outlives that change; an old value without a time is none.
+pub fn grace_token(raw: Option<&str>) -> Option<(String, i64)> {
+    let (id, until) = raw?.split_once(' ')?;
+    Some((id.to_owned(), until.parse().ok()?))
+}
+
+/// The value of the `grace_token_id` column for [`grace_token`].
+pub fn grace_token_value(id: &str, until: i64) -> String {
+    format!("{id} {until}")
 }
 
 /// The `ended_sessions` column of a user: the browser sessions ended by a logout, each with the

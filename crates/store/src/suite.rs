@@ -131,13 +131,14 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
         username: Some("jacob".into()),
         email: Some("jacob@example.com".into()),
         password_hash: Some("new-hash".into()),
+        surviving_token: Some(crate::rows::grace_token_value("token-1", 2_000_000_000)),
         image: Some(Some("https://example.com/j.png".into())),
         bio: Some(None),
     };
     let updated = store.update_user(jake.id, &changes).await.unwrap().unwrap();
     assert_eq!(updated.username, "jacob");
     assert_eq!(updated.bio, None);
-    assert_eq!(updated.token_version, 1);
+    assert_eq!((updated.token_version, updated.grace_token.clone()), (1, Some(("token-1".to_owned(), 2_000_000_000))));
     assert_eq!(updated.image.as_deref(), Some("https://example.com/j.png"));
     let creds = store.credentials_by_email("jacob@example.com").await.unwrap().unwrap();
     assert_eq!(creds.password_hash, "new-hash");
@@ -167,7 +168,7 @@ pub async fn password_changes_bump_the_token_version(store: TestStore) {
     assert_eq!(store.update_user(jake.id, &password).await.unwrap().unwrap().token_version, 1);
     assert!(store.set_password_hash("jake", "imported").await.unwrap());
     let imported = store.user_by_id(jake.id).await.unwrap().unwrap();
-    assert_eq!(imported.token_version, 2, "an import spares no token");
+    assert_eq!((imported.token_version, imported.grace_token), (2, None), "an import spares no token");
 }
 
 pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {

@@ -26,6 +26,9 @@ pub struct UserChanges {
     pub email: Option<String>,
     /// A new password ends every earlier token and session (bumps `token_version`).
     pub password_hash: Option<String>,
+    /// With a new password: the token making the change, which outlives it until the given
+    /// time (see `rows::grace_token_value`). `None`: no token survives.
+    pub surviving_token: Option<String>,
     pub bio: Option<Option<String>>,
     pub image: Option<Option<String>>,
 }

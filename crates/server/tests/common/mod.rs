@@ -182,6 +182,14 @@ impl TestApp {
     }
 }
 
+/// A token for `name` whose login was an hour ago, as a stolen or long-lived one would be.
+pub async fn an_hour_old_login(app: &TestApp, name: &str) -> String {
+    let user = app.store.credentials_by_email(&format!("{name}@example.com")).await.unwrap().unwrap().user;
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let grant = conduit_domain::token::Grant::login(hour_ago);
+    keys().mint(user.id, user.token_version, &grant, chrono::Utc::now())
+}
+
 /// Asserts the spec's error shape, `{"errors":{"<field>":["<message>", ...]}}`, and returns
 /// the messages of `field`.
 pub fn error_messages(body: &Value, field: &str) -> Vec<String> {

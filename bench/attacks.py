@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""The hostile-client attacks of BENCHMARKS.md's "Hostile clients" table, against a real server.
+
+    bench/attacks.py --bin target/release/conduit            # this build
+    bench/attacks.py --bin /path/to/an/older/conduit         # the same attacks on another build
+
+Starts the binary on a fresh SQLite database (behind a "proxy" on 127.0.0.1, so that
+X-Forwarded-For can name the attacker's addresses), runs each attack the way an attacker would
+send it, and prints one line per attack with what the server did. Only 127.0.0.1 is contacted;
+every attack is bounded in count and time. The cargo tests (crates/server/tests/attacks.rs) are
+what hold each outcome; this prints the figures for before/after tables.
+"""
+
+import argparse
+import base64
+import concurrent.futures
+import hashlib
+import hmac
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+SECRET = "attacks.py secret, long enough for HS256 keys"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base, method, path, body=None, token=None, headers=None, raw=None, timeout=60):
+    """(status, parsed body or None, response headers, seconds)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(base + path, data=data, method=method)
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text, status, got = response.read(), response.status, response.headers
+    except urllib.error.HTTPError as e:
+        text, status, got = e.read(), e.code, e.headers
+    took = time.perf_counter() - started
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = None
+    return status, parsed, got, took
+
+
+def tally(statuses):
+    counts = {}
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+    return ", ".join(f"{n}x {s}" for s, n in sorted(counts.items()))
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def mint(claims):
+    """An HS256 token with the server's secret: what a token from an old login looks like."""
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims).encode())
+    signature = hmac.new(SECRET.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+def claims_of(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+class Server:
+    def __init__(self, binary, extra_env=None):
+        self.dir = tempfile.TemporaryDirectory()
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        env = dict(PATH=os.environ.get("PATH", ""), DATABASE_URL=f"sqlite://{self.dir.name}/c.db",
+                   CONDUIT_JWT_SECRET=SECRET, CONDUIT_LOG_FORMAT="json", RUST_LOG="error",
+                   CONDUIT_BIND=f"127.0.0.1:{port}", CONDUIT_TRUSTED_PROXIES="127.0.0.1", **(extra_env or {}))
+        self.env = env
+        self.binary = binary
+        self.process = subprocess.Popen([binary], env=env, cwd=self.dir.name,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                if call(self.base, "GET", "/health/live")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("the server did not start")
+
+    def register(self, name, ip):
+        status, body, _, _ = call(self.base, "POST", "/api/users", {"user": {
+            "username": name, "email": f"{name}@example.com", "password": "password123"}},
+            headers={"X-Forwarded-For": ip})
+        assert status == 201, (status, body)
+        return body["user"]["token"]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.dir.cleanup()
+
+
+def login(base, ip, email, password):
+    return call(base, "POST", "/api/users/login", {"user": {"email": email, "password": password}},
+                headers={"X-Forwarded-For": ip})
+
+
+def parallel(jobs, workers):
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda job: job(), jobs))
+
+
+def parallel_guesses(server):
+    server.register("victim", "192.0.2.1")
+    started = time.perf_counter()
+    one = parallel([lambda i=i: login(server.base, "203.0.113.7", "victim@example.com", f"guess {i}")
+                    for i in range(120)], 120)
+    took = time.perf_counter() - started
+    many = parallel([lambda i=i: login(server.base, f"198.51.100.{i}", "victim@example.com", f"guess {i}")
+                     for i in range(120)], 120)
+    return [f"120 wrong logins at once from one address: {tally(r[0] for r in one)} "
+            f"(401 = evaluated by Argon2) in {took:.1f} s",
+            f"120 more at once from 120 addresses: {tally(r[0] for r in many)}"]
+
+
+def lockout(server):
+    server.register("owner", "192.0.2.2")
+    for i in range(30):
+        login(server.base, "203.0.113.66", "owner@example.com", f"guess {i}")
+    status = login(server.base, "192.0.2.20", "owner@example.com", "password123")[0]
+    return [f"30 wrong logins for someone else's account, then the owner from another address: {status}"]
+
+
+def stolen_token(server):
+    token = server.register("stolen", "192.0.2.3")
+    copy = token
+    status, body, _, _ = call(server.base, "PUT", "/api/user", {"user": {"password": "a new password!"}}, token=token)
+    replay = call(server.base, "GET", "/api/user", token=copy)[0]
+    back = call(server.base, "PUT", "/api/user", {"user": {"password": "attacker's again"}}, token=copy)[0]
+    return [f"password change with token T ({status}), then a copy of T: GET /api/user {replay}, "
+            f"changing the password back {back}"]
+
+
+def stale_token_change(server):
+    token = server.register("stale", "192.0.2.4")
+    claims = claims_of(token)
+    now = int(time.time())
+    old = mint({**claims, "iat": now, "exp": now + 3600, "auth_time": now - 3600,
+                "jti": "0" * 32})
+    status = call(server.base, "PUT", "/api/user", {"user": {"email": "attacker@example.com"}}, token=old)[0]
+    return [f"email change with a token whose login was an hour ago, no current password: {status}"]
+
+
+def session_logout(server):
+    server.register("browser", "192.0.2.5")
+    status, body, headers, _ = call(server.base, "POST", "/api/session",
+                                    {"user": {"email": "browser@example.com", "password": "password123"}})
+    cookie = headers["Set-Cookie"].split(";")[0]
+    token = body["user"]["token"]
+    out = call(server.base, "DELETE", "/api/session", headers={"Cookie": cookie, "Origin": server.base})[0]
+    after = call(server.base, "GET", "/api/user", token=token)[0]
+    return [f"token from a session login, after DELETE /api/session ({out}): GET /api/user {after}"]
+
+
+def text_plain_login(server):
+    server.register("victim2", "192.0.2.6")
+    raw = json.dumps({"user": {"email": "victim2@example.com", "password": "password123"}}).encode()
+    status, _, headers, _ = call(server.base, "POST", "/api/session", raw=raw, headers={"Content-Type": "text/plain"})
+    cookie = "a session cookie" if headers.get("Set-Cookie") else "no cookie"
+    return [f"cross-site text/plain POST /api/session: {status}, {cookie}"]
+
+
+def last_admin(server):
+    token = server.register("boss", "192.0.2.7")
+    subprocess.run([server.binary, "user", "promote", "boss"], env=server.env, cwd=server.dir.name,
+                   check=True, capture_output=True)
+    status = call(server.base, "PUT", "/api/users/boss", {"user": {"active": False}}, token=token)[0]
+    return [f"the only admin deactivates themself: {status}"]
+
+
+def registrations_from_one_address(server):
+    statuses = [call(server.base, "POST", "/api/users", {"user": {
+        "username": f"r{i}", "email": f"r{i}@example.com", "password": "password123"}},
+        headers={"X-Forwarded-For": "203.0.113.99"})[0] for i in range(25)]
+    return [f"25 registrations from one address: {tally(statuses)}"]
+
+
+def slow_body(server):
+    host, port = server.base.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(b"POST /api/users/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n{\"user\":")
+        s.settimeout(60)
+        answer = b""
+        try:
+            while chunk := s.recv(4096):
+                answer += chunk
+        except OSError:
+            pass
+    status = answer.split(b" ")[1].decode() if answer else "no answer"
+    return [f"a body announced as 1000 bytes, 8 sent: {status} after {time.perf_counter() - started:.1f} s"]
+
+
+def flood(server):
+    reader = server.register("reader", "192.0.2.8")
+    results = {}
+
+    def flooder(i):
+        ip = f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}"
+        if i % 2 == 0:
+            return call(server.base, "POST", "/api/users", {"user": {
+                "username": f"f{i}", "email": f"f{i}@example.com", "password": "password123"}},
+                headers={"X-Forwarded-For": ip})
+        return call(server.base, "POST", "/api/users/login", {"user": {
+            "email": "reader@example.com", "password": f"guess {i}"}}, headers={"X-Forwarded-For": ip})
+
+    def reads():
+        time.sleep(0.2)
+        got = []
+        for _ in range(50):
+            got += parallel([lambda: call(server.base, "GET", "/api/user", token=reader)] * 8, 8)
+        results["reads"] = got
+
+    with concurrent.futures.ThreadPoolExecutor(1) as one:
+        reading = one.submit(reads)
+        flood_answers = parallel([lambda i=i: flooder(i) for i in range(500)], 500)
+        reading.result()
+    got = results["reads"]
+    latencies = sorted(r[3] for r in got)
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    slowest = max(r[3] for r in flood_answers)
+    return [f"500 registrations and logins at once (500 addresses): {tally(r[0] for r in flood_answers)}, "
+            f"slowest answer {slowest:.1f} s",
+            f"400 token reads (8 at a time) during it: {tally(r[0] for r in got)}, "
+            f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms"]
+
+
+ATTACKS = [parallel_guesses, lockout, stolen_token, stale_token_change, session_logout, text_plain_login,
+           last_admin, registrations_from_one_address, slow_body, flood]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", required=True, help="the conduit binary to attack")
+    parser.add_argument("--only", help="run only the attack of this name")
+    args = parser.parse_args()
+    for attack in ATTACKS:
+        if args.only and attack.__name__ != args.only:
+            continue
+        # Each attack on a fresh server, so none inherits another's counters.
+        server = Server(os.path.abspath(args.bin))
+        try:
+            for line in attack(server):
+                print(f"{attack.__name__}: {line}", flush=True)
+        except Exception as e:  # an old build may answer in ways an attack does not expect
+            print(f"{attack.__name__}: could not run: {e!r}", flush=True)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
