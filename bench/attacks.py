@@ -149,12 +149,18 @@ def lockout(server):
 
 
 def stolen_token(server):
+    """A copy of a token from a login an hour ago; its owner changes the password with it."""
     token = server.register("stolen", "192.0.2.3")
-    copy = token
-    status, body, _, _ = call(server.base, "PUT", "/api/user", {"user": {"password": "a new password!"}}, token=token)
+    now = int(time.time())
+    old = mint({**claims_of(token), "iat": now, "exp": now + 3600, "auth_time": now - 3600, "jti": "1" * 32})
+    copy = old
+    change = {"user": {"password": "a new password!", "currentPassword": "password123"}}
+    status = call(server.base, "PUT", "/api/user", change, token=old)[0]
+    if status == 422:  # a build without currentPassword
+        status = call(server.base, "PUT", "/api/user", {"user": {"password": "a new password!"}}, token=old)[0]
     replay = call(server.base, "GET", "/api/user", token=copy)[0]
     back = call(server.base, "PUT", "/api/user", {"user": {"password": "attacker's again"}}, token=copy)[0]
-    return [f"password change with token T ({status}), then a copy of T: GET /api/user {replay}, "
+    return [f"password change with an hour-old token T ({status}), then a copy of T: GET /api/user {replay}, "
             f"changing the password back {back}"]
 
 
