@@ -49,7 +49,7 @@ impl Passwords {
     }
 
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let _permit = match self.permits.clone().try_acquire_owned() {
+        let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
@@ -59,6 +59,12 @@ impl Passwords {
                 let _waiting = Waiting(&self.waiting);
                 self.permits.clone().acquire_owned().await.map_err(|e| ApiError::Internal(e.to_string()))?
             }
+        };
+        // The permit goes with the work, not with the request: a client that hangs up mid-hash
+        // drops its request, but the core stays taken until the hash is done.
+        let work = move || {
+            let _permit = permit;
+            work()
         };
         tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::Internal(format!("hashing task failed: {e}")))
     }
@@ -83,6 +89,17 @@ impl Passwords {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_request_keeps_its_core_until_the_work_is_done() {
+        let passwords = Passwords::new(0);
+        let work = passwords.run(|| std::thread::sleep(std::time::Duration::from_millis(500)));
+        // The request is dropped (its client hung up) while the work runs.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(100), work).await.is_err());
+        assert_eq!(passwords.permits.available_permits(), cores() - 1, "the core is still taken");
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        assert_eq!(passwords.permits.available_permits(), cores());
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn past_the_queue_hashes_are_refused_at_once() {

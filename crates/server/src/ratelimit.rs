@@ -3,8 +3,10 @@
 //! An attempt takes a place (a *reservation*) in each of its counters before any password is
 //! hashed or checked, in one atomic step: when any counter is full, the attempt is refused with
 //! 429 and `Retry-After`, so requests sent in parallel cannot all pass a check made before the
-//! first of them was counted. A login with the right password gives its places back; a wrong
-//! one keeps them. Each counter is a sliding window (a list of attempt times) of its own length.
+//! first of them was counted. A login with the right password gives back its places in the
+//! counters of guesses; a wrong one keeps them. The per-address counter keeps every attempt,
+//! right or wrong, since each costs a hash. Each counter is a sliding window (a list of attempt
+//! times) of its own length.
 //!
 //! The counters live in Redis when it is configured (one Lua script per reservation, so every
 //! instance shares them and no two instances can both take the last place), else in this
@@ -39,6 +41,9 @@ pub struct Limit {
     pub key: String,
     pub allowance: u32,
     pub window: Duration,
+    /// Whether [`RateLimiter::release`] gives the place back (a guess that turned out right);
+    /// otherwise every attempt counts.
+    pub returnable: bool,
 }
 
 impl Limit {
@@ -64,37 +69,49 @@ pub fn client_net(ip: IpAddr) -> String {
     }
 }
 
-/// A login for `account` (a normalised email, at most [`MAX_EMAIL_LEN`] long) from `ip`: the
-/// configured allowance per account and address, so a stranger elsewhere cannot lock the owner
-/// out; ten times that per account over all addresses, which bounds a botnet's guesses; and ten
-/// times that per address over all accounts, which bounds credential stuffing.
+/// A login for `account` (a normalised email, at most [`MAX_EMAIL_LEN`] long) from `ip`: wrong
+/// guesses up to the configured allowance per account and address, so a stranger at one
+/// address cannot lock the owner out of another; ten times that per account over all
+/// addresses, which bounds a botnet's guesses; and, right or wrong, ten times that per address
+/// over all accounts ([`hash_limits`]), which bounds credential stuffing and hash floods.
 pub fn login_limits(settings: &HttpSettings, account: &str, ip: IpAddr) -> [Limit; 3] {
     let net = client_net(ip);
     let allowance = settings.login_attempts_per_minute;
     let wide = allowance.saturating_mul(WIDE_FACTOR);
+    let [per_address] = hash_limits(settings, ip);
     [
-        Limit { key: format!("login-pair:{net}:{account}"), allowance, window: MINUTE },
-        Limit { key: format!("login-account:{account}"), allowance: wide, window: MINUTE },
-        Limit { key: format!("login-net:{net}"), allowance: wide, window: MINUTE },
+        Limit { key: format!("login-pair:{net}:{account}"), allowance, window: MINUTE, returnable: true },
+        Limit { key: format!("login-account:{account}"), allowance: wide, window: MINUTE, returnable: true },
+        per_address,
     ]
+}
+
+/// Any password hash asked for from `ip` (a login, a new password): ten times the login
+/// allowance per address each minute, right or wrong, so one address (with one valid account,
+/// say) cannot keep the hashing queue full.
+pub fn hash_limits(settings: &HttpSettings, ip: IpAddr) -> [Limit; 1] {
+    let allowance = settings.login_attempts_per_minute.saturating_mul(WIDE_FACTOR);
+    [Limit { key: format!("login-net:{}", client_net(ip)), allowance, window: MINUTE, returnable: false }]
 }
 
 /// A registration from `ip`, successful or not: each one costs a password hash.
 pub fn registration_limits(settings: &HttpSettings, ip: IpAddr) -> [Limit; 1] {
-    [Limit {
-        key: format!("register-net:{}", client_net(ip)),
-        allowance: settings.registrations_per_hour,
-        window: HOUR,
-    }]
+    let key = format!("register-net:{}", client_net(ip));
+    [Limit { key, allowance: settings.registrations_per_hour, window: HOUR, returnable: false }]
 }
 
 /// The places one attempt took; give them back with [`RateLimiter::release`].
 #[derive(Debug)]
 #[must_use = "a reservation is either kept (a failed attempt) or released"]
 pub struct Reservation {
+    /// Every counter it took a place in.
     keys: Vec<String>,
+    /// The counters [`RateLimiter::release`] gives the place back to.
+    returnable: Vec<String>,
     member: String,
     id: u64,
+    /// Taken in Redis (else in this process's memory).
+    in_redis: bool,
 }
 
 impl Reservation {
@@ -127,15 +144,21 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Counter keys in Redis start with this, apart from anything else kept there.
+const KEY_PREFIX: &str = "conduit:rl:";
+
 /// Takes a place in every counter, or in none when any is full: returns 0, or else how many
-/// milliseconds until the fullest one has a free place. KEYS: the counters. ARGV: now (ms), the
-/// reservation's member, then each counter's allowance and window (ms).
+/// milliseconds until the fullest one has a free place. Times are Redis's own clock, so
+/// instances whose clocks disagree still share one window. KEYS: the counters (one Redis
+/// server; a cluster would refuse keys of different slots). ARGV: the reservation's member,
+/// then each counter's allowance and window (ms).
 const RESERVE: &str = r"
-local now = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local wait = 0
 for i, key in ipairs(KEYS) do
-    local allowance = tonumber(ARGV[1 + 2 * i])
-    local window = tonumber(ARGV[2 + 2 * i])
+    local allowance = tonumber(ARGV[2 * i])
+    local window = tonumber(ARGV[1 + 2 * i])
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
     if redis.call('ZCARD', key) >= allowance then
         local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -145,8 +168,8 @@ for i, key in ipairs(KEYS) do
 end
 if wait > 0 then return wait end
 for i, key in ipairs(KEYS) do
-    redis.call('ZADD', key, now, ARGV[2])
-    redis.call('PEXPIRE', key, tonumber(ARGV[2 + 2 * i]) + 1000)
+    redis.call('ZADD', key, now, ARGV[1])
+    redis.call('PEXPIRE', key, tonumber(ARGV[1 + 2 * i]) + 1000)
 end
 return 0
 ";
@@ -168,42 +191,53 @@ impl RateLimiter {
     pub async fn reserve(&self, limits: &[Limit]) -> Result<Reservation, ApiError> {
         let now = now_ms();
         let id = rand::random::<u64>();
-        let reservation = Reservation {
-            keys: limits.iter().map(|l| l.key.clone()).collect(),
+        let stored = |l: &Limit| format!("{KEY_PREFIX}{}", l.key);
+        let mut reservation = Reservation {
+            keys: limits.iter().map(stored).collect(),
+            returnable: limits.iter().filter(|l| l.returnable).map(stored).collect(),
             member: format!("{now}-{id:016x}"),
             id,
+            in_redis: false,
         };
         let wait_ms = match &self.redis {
-            Some(redis) => match self.reserve_in_redis(redis, limits, now, &reservation).await {
-                Ok(wait) => wait,
+            Some(redis) => match self.reserve_in_redis(redis, limits, &reservation).await {
+                Ok(wait) => {
+                    reservation.in_redis = true;
+                    wait
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "rate limit: Redis unreachable, counting in this instance's memory");
-                    self.reserve_in_memory(limits, now, id)
+                    self.reserve_in_memory(limits, &reservation.keys, now, id)
                 }
             },
-            None => self.reserve_in_memory(limits, now, id),
+            None => self.reserve_in_memory(limits, &reservation.keys, now, id),
         };
         if wait_ms == 0 {
             return Ok(reservation);
         }
-        let full: Vec<&str> = limits.iter().map(Limit::kind).collect();
-        tracing::warn!(counters = ?full, "rate limit reached");
+        let counters: Vec<&str> = limits.iter().map(Limit::kind).collect();
+        tracing::warn!(?counters, "rate limit reached");
         Err(ApiError::TooManyAttempts { retry_after: wait_ms.div_ceil(1000).max(1) })
     }
 
     /// Gives the places back: the attempt turned out not to count (the right password, or it
-    /// was never evaluated).
+    /// was never evaluated). Counters that keep every attempt keep this one.
     pub async fn release(&self, reservation: Reservation) {
-        if let Some(redis) = &self.redis {
-            let released: Result<i64, fred::error::Error> =
-                redis.eval(RELEASE, reservation.keys.clone(), vec![reservation.member.clone()]).await;
-            if let Err(e) = released {
-                tracing::warn!(error = %e, "rate limit: cannot release a reservation in Redis");
-            }
+        if reservation.returnable.is_empty() {
+            return;
         }
-        // Also here: the reservation may have been taken in memory while Redis was away.
+        if reservation.in_redis {
+            if let Some(redis) = &self.redis {
+                let released: Result<i64, fred::error::Error> =
+                    redis.eval(RELEASE, reservation.returnable.clone(), vec![reservation.member.clone()]).await;
+                if let Err(e) = released {
+                    tracing::warn!(error = %e, "rate limit: cannot release a reservation in Redis");
+                }
+            }
+            return;
+        }
         let mut memory = self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for key in &reservation.keys {
+        for key in &reservation.returnable {
             if let Some(counter) = memory.counters.get_mut(key) {
                 counter.attempts.retain(|(_, id)| *id != reservation.id);
             }
@@ -214,10 +248,9 @@ impl RateLimiter {
         &self,
         redis: &Redis,
         limits: &[Limit],
-        now: u64,
         reservation: &Reservation,
     ) -> Result<u64, fred::error::Error> {
-        let mut args: Vec<String> = vec![now.to_string(), reservation.member.clone()];
+        let mut args: Vec<String> = vec![reservation.member.clone()];
         for limit in limits {
             args.push(limit.allowance.to_string());
             args.push(millis(limit.window).to_string());
@@ -226,7 +259,8 @@ impl RateLimiter {
         Ok(u64::try_from(wait).unwrap_or(0))
     }
 
-    fn reserve_in_memory(&self, limits: &[Limit], now: u64, id: u64) -> u64 {
+    /// What [`RESERVE`] does, in memory, on `keys` (the limits' keys as stored).
+    fn reserve_in_memory(&self, limits: &[Limit], keys: &[String], now: u64, id: u64) -> u64 {
         let mut memory = self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Forget idle counters now and then, so the map cannot grow without end.
         if memory.counters.len() > 10_000 && now.saturating_sub(memory.last_sweep) > 1000 {
@@ -234,12 +268,10 @@ impl RateLimiter {
             memory.last_sweep = now;
         }
         let mut wait = 0;
-        for limit in limits {
+        for (limit, key) in limits.iter().zip(keys) {
             let window_ms = millis(limit.window);
-            let counter = memory
-                .counters
-                .entry(limit.key.clone())
-                .or_insert_with(|| Counter { window_ms, attempts: VecDeque::new() });
+            let counter =
+                memory.counters.entry(key.clone()).or_insert_with(|| Counter { window_ms, attempts: VecDeque::new() });
             while counter.attempts.front().is_some_and(|(t, _)| t + window_ms <= now) {
                 counter.attempts.pop_front();
             }
@@ -249,8 +281,8 @@ impl RateLimiter {
             }
         }
         if wait == 0 {
-            for limit in limits {
-                if let Some(counter) = memory.counters.get_mut(&limit.key) {
+            for key in keys {
+                if let Some(counter) = memory.counters.get_mut(key) {
                     counter.attempts.push_back((now, id));
                 }
             }
@@ -264,7 +296,7 @@ mod tests {
     use super::*;
 
     fn limit(key: &str, allowance: u32) -> Limit {
-        Limit { key: key.into(), allowance, window: MINUTE }
+        Limit { key: key.into(), allowance, window: MINUTE, returnable: true }
     }
 
     #[tokio::test]
@@ -293,6 +325,18 @@ mod tests {
         }
         limiter.reserve(&[limit("a", 1)]).await.unwrap().keep();
         assert!(limiter.reserve(&[limit("a", 1)]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_release_leaves_the_counters_that_keep_every_attempt() {
+        let limiter = RateLimiter::new(None);
+        let kept = Limit { returnable: false, ..limit("hashes", 2) };
+        for _ in 0..2 {
+            let reservation = limiter.reserve(&[limit("guesses", 1), kept.clone()]).await.unwrap();
+            limiter.release(reservation).await;
+        }
+        assert!(limiter.reserve(std::slice::from_ref(&kept)).await.is_err(), "both attempts still count there");
+        limiter.reserve(&[limit("guesses", 1)]).await.unwrap().keep();
     }
 
     #[test]

@@ -138,8 +138,8 @@ async fn a_stale_login_cannot_change_the_password_or_email_without_the_current_p
     // The owner, just registered (a login a moment ago), changes the email without it...
     let (status, body) = app.put("/api/user", Some(&fresh), json!({"user": {"email": "jacob@example.com"}})).await;
     assert_eq!((status, body["user"]["email"].as_str()), (StatusCode::OK, Some("jacob@example.com")), "{body}");
-    // ...and with an old login, the right current password does it (from another address, so
-    // the attacker's failures above do not stand in the way).
+    // ...and with an old login, the right current password does it. (The account is jacob's
+    // now, so the failures above, counted against jake's, do not stand in the way.)
     let stale = common::an_hour_old_login(&app, "jacob").await;
     let right = json!({"user": {"password": "a brand new password", "currentPassword": "password123"}});
     let response = app
@@ -211,6 +211,22 @@ async fn a_logout_ends_the_tokens_its_session_handed_out(app: TestApp) {
     assert_eq!(with_cookie(&app, Method::GET, "/api/user", &other_cookie).await.0, StatusCode::OK);
     // Logging out again, or without a session, is still fine.
     assert_eq!(with_cookie(&app, Method::DELETE, "/api/session", &cookie).await.0, StatusCode::NO_CONTENT);
+
+    // Logging in again over a live session starts a new one: the old one's tokens end then.
+    let response = app
+        .client
+        .post(format!("{}/api/session", app.base))
+        .header("cookie", &other_cookie)
+        .json(&json!({"user": {"email": "jake@example.com", "password": "password123"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, body) = app.get("/api/user", Some(&from_other_session)).await;
+    assert_eq!(
+        (status, error_messages(&body, "token")),
+        (StatusCode::UNAUTHORIZED, vec!["has been revoked".to_string()])
+    );
 }
 
 async fn the_last_active_admin_cannot_be_demoted_or_deactivated(app: TestApp) {
@@ -375,12 +391,17 @@ async fn a_cross_site_text_plain_login_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_that_changed_the_password_lasts_only_until_its_login_window_closes() {
-    let app = TestApp::sqlite_with(HttpSettings { reauth_window: Duration::from_secs(2), ..common::settings() }).await;
+    let window = 3;
+    let settings = HttpSettings { reauth_window: Duration::from_secs(window), ..common::settings() };
+    let app = TestApp::sqlite_with(settings).await;
     let token = app.register("jake").await;
     let (status, _) = app.put("/api/user", Some(&token), json!({"user": {"password": "a brand new password"}})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.get("/api/user", Some(&token)).await.0, StatusCode::OK, "within the window");
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Until one second past the window's end (login times are whole seconds).
+    let closes = keys().check(&token).unwrap().auth_time + window as i64 + 1;
+    let wait = (closes - chrono::Utc::now().timestamp()).max(0) as u64;
+    tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(100)).await;
     let (status, body) = app.get("/api/user", Some(&token)).await;
     assert_eq!(
         (status, error_messages(&body, "token")),

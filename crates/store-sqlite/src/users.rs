@@ -68,7 +68,7 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
                bio = CASE WHEN ?5 THEN ?6 ELSE bio END,
                image = CASE WHEN ?7 THEN ?8 ELSE image END,
                updated_at = ?9
-           WHERE id = ?1
+           WHERE id = ?1 AND (?11 IS NULL OR token_version = ?11)
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
                      token_version AS "token_version!", ended_sessions, grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
         id,
@@ -81,6 +81,7 @@ pub async fn update(db: &SqlitePool, id: UserId, changes: &UserChanges) -> Resul
         image,
         now,
         changes.surviving_token,
+        changes.expected_version,
     )
     .fetch_optional(db)
     .await?

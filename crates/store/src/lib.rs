@@ -41,7 +41,8 @@ pub trait Store: Send + Sync + 'static {
     /// revokes their tokens. False when there is no such user.
     async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError>;
     /// A new password hash revokes the user's earlier tokens (bumps `token_version`).
-    /// `None` when the user no longer exists.
+    /// `None` when the user no longer exists, or its token version is no longer
+    /// `changes.expected_version`.
     async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError>;
 
     /// Users oldest first, all or only active (or inactive) ones, for admins.

@@ -132,6 +132,7 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
         email: Some("jacob@example.com".into()),
         password_hash: Some("new-hash".into()),
         surviving_token: Some(crate::rows::grace_token_value("token-1", 2_000_000_000)),
+        expected_version: Some(0),
         image: Some(Some("https://example.com/j.png".into())),
         bio: Some(None),
     };
@@ -142,6 +143,12 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
     assert_eq!(updated.image.as_deref(), Some("https://example.com/j.png"));
     let creds = store.credentials_by_email("jacob@example.com").await.unwrap().unwrap();
     assert_eq!(creds.password_hash, "new-hash");
+
+    // A change that expects an earlier token version (its credential revoked meanwhile) is `None`.
+    let stale = UserChanges { bio: Some(Some("stale".into())), expected_version: Some(0), ..Default::default() };
+    assert_eq!(store.update_user(jake.id, &stale).await.unwrap(), None);
+    let current = UserChanges { expected_version: Some(1), ..Default::default() };
+    assert_eq!(store.update_user(jake.id, &current).await.unwrap().map(|u| u.bio), Some(None));
 
     // Nothing to change is not an error, and a vanished user is `None`.
     assert_eq!(store.update_user(jake.id, &UserChanges::default()).await.unwrap(), Some(updated));

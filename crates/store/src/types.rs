@@ -29,6 +29,9 @@ pub struct UserChanges {
     /// With a new password: the token making the change, which outlives it until the given
     /// time (see `rows::grace_token_value`). `None`: no token survives.
     pub surviving_token: Option<String>,
+    /// Change only while the user's token version is still this: a request whose credential
+    /// was revoked while it ran (a password change, a deactivation) changes nothing.
+    pub expected_version: Option<i64>,
     pub bio: Option<Option<String>>,
     pub image: Option<Option<String>>,
 }

@@ -42,6 +42,8 @@ pub(crate) async fn login(
     ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
 ) -> ApiResult<axum::Json<UserBody>> {
     let user = auth.authenticate((ip, input)).await.map_err(session_error)?.ok_or(ApiError::Credentials)?;
+    // A login over a live session starts a new one: the tokens the old one handed out end.
+    end_session_tokens(&state, &auth).await?;
     // A new session id at every login, even over a live session: a session id fixed or leaked
     // before login is not the one logged in.
     auth.session.cycle_id().await.map_err(|e| session_error(axum_login::Error::Session(e)))?;
@@ -54,6 +56,19 @@ pub(crate) async fn login(
     Ok(UserBody::new(user, token))
 }
 
+/// Ends the tokens the live session (if any) handed out, on every instance.
+async fn end_session_tokens(state: &AppState, auth: &AuthSession) -> ApiResult<()> {
+    if let Some(user) = &auth.user
+        && let Some(token_session) = sessions::token_session(&auth.session).await?
+    {
+        // Tokens handed out to this session expire by then; until then, they are refused.
+        let ttl = state.tokens.ttl().min(chrono::Duration::days(conduit_domain::token::SESSION_TOKEN_MAX_TTL_DAYS));
+        let until = (chrono::Utc::now() + ttl).timestamp() + 1;
+        state.store.end_session_tokens(user.user.id, &token_session, until).await?;
+    }
+    Ok(())
+}
+
 /// End the session, and every token it handed out, on every instance. Also for a session that
 /// had already ended.
 #[utoipa::path(delete, path = "/session", tag = "User and Authentication",
@@ -64,14 +79,7 @@ pub(crate) async fn logout(
     _caller: MaybeUser,
 ) -> ApiResult<StatusCode> {
     // `MaybeUser` applies the origin check to a live session before it is ended.
-    if let Some(user) = &auth.user
-        && let Some(token_session) = sessions::token_session(&auth.session).await?
-    {
-        // Tokens handed out to this session expire by then; until then, they are refused.
-        let ttl = state.tokens.ttl().min(chrono::Duration::days(conduit_domain::token::SESSION_TOKEN_MAX_TTL_DAYS));
-        let until = (chrono::Utc::now() + ttl).timestamp() + 1;
-        state.store.end_session_tokens(user.user.id, &token_session, until).await?;
-    }
+    end_session_tokens(&state, &auth).await?;
     auth.logout().await.map_err(session_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
 use crate::openapi::ErrorBody;
-use crate::ratelimit::{MAX_EMAIL_LEN, login_limits, registration_limits};
+use crate::ratelimit::{MAX_EMAIL_LEN, hash_limits, login_limits, registration_limits};
 use crate::sessions::{self, AuthSession, SessionUser};
 use crate::state::AppState;
 
@@ -269,7 +269,12 @@ pub(crate) async fn update(
             confirm_identity(&state, &caller, ip, current_password.flatten()).await?;
     }
     let password_hash = match password.flatten() {
-        Some(password) => Some(state.passwords.hash(password).await?),
+        Some(password) => {
+            // Each new password costs a hash: counted against the address like a login.
+            let reservation = state.limiter.reserve(&hash_limits(&state.http, ip)).await?;
+            reservation.keep();
+            Some(state.passwords.hash(password).await?)
+        }
         None => None,
     };
     // A new password ends every earlier token. The token making the change outlives it only when
@@ -287,11 +292,13 @@ pub(crate) async fn update(
         username: username.flatten(),
         email: email.flatten(),
         surviving_token,
+        expected_version: Some(caller.user.token_version),
         password_hash,
         bio: bio.map(Option::flatten),
         image: image.map(Option::flatten),
     };
-    let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("is invalid"))?;
+    // `None`: the credential was revoked (or the account deleted) while this request ran.
+    let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("has been revoked"))?;
     if user.token_version == caller.user.token_version && grant == caller.grant {
         return Ok(UserBody::new(user, caller.token));
     }

@@ -118,10 +118,16 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = RedisServer { child: None, port, dir: tempfile::tempdir().unwrap() };
-        redis.resume();
-        redis
+        // A free port can be taken by another test between our probe and redis-server's bind;
+        // then redis-server exits at once, and we try another.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let mut redis = RedisServer { child: None, port, dir: tempfile::tempdir().unwrap() };
+            if redis.try_resume() {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on any of five free ports");
     }
 
     pub fn url(&self) -> String {
@@ -130,7 +136,13 @@ impl RedisServer {
 
     /// Starts the server again on the same port with the same data.
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
+        assert!(self.try_resume(), "redis-server did not start again on port {}", self.port);
+    }
+
+    /// Starts redis-server and waits until it answers PING (not merely until something listens
+    /// on the port: that could be another test's server). False if it exited instead.
+    fn try_resume(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
             .arg(self.dir.path())
@@ -138,9 +150,15 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (apt-get install redis-server)");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if redis_answers(self.port) {
+                self.child = Some(child);
+                return true;
+            }
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -153,6 +171,14 @@ impl RedisServer {
             let _ = child.wait();
         }
     }
+}
+
+fn redis_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut answer = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n"
 }
 
 impl Drop for RedisServer {
