@@ -113,7 +113,9 @@ fn check_token_with_server(py: Python<'_>, token: &str, base_url: &str, timeout:
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("headers", headers)?;
     let request = urllib.getattr("Request")?.call((url,), Some(&kwargs))?;
-    let response = match urllib.call_method1("urlopen", (request, timeout)) {
+    let options = pyo3::types::PyDict::new(py);
+    options.set_item("timeout", timeout)?;
+    let response = match urllib.call_method("urlopen", (request,), Some(&options)) {
         Ok(response) => response,
         Err(e) => {
             let refused = e.value(py).getattr("code").ok().and_then(|code| code.extract::<u16>().ok()) == Some(401);

@@ -209,7 +209,8 @@ def test_verify_token_is_offline_and_the_server_knows_about_revocation(server):
     token = register(server, "pyrevoked")
     base = server.base
     assert conduit.check_token_with_server(token, base)["username"] == "pyrevoked"
-    status, body = server.request("PUT", "/api/user", {"user": {"password": "changed password"}}, token=token)
+    change = {"user": {"password": "changed password", "currentPassword": PASSWORD}}
+    status, body = server.request("PUT", "/api/user", change, token=token)
     assert status == 200
     # Signature and expiry still check out offline: verify_token cannot see the revocation...
     assert conduit.verify_token(token, SECRET)["sub"].isdigit()
