@@ -259,8 +259,45 @@ def flood(server):
             f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms"]
 
 
+def wrk(args):
+    out = subprocess.run(["wrk", *args], capture_output=True, text=True, check=True).stdout
+    return out
+
+
+def parse_wrk(out):
+    """(requests/s, p50 ms, p99 ms, non-2xx) from wrk --latency output."""
+    rps = float(next(l for l in out.splitlines() if l.startswith("Requests/sec")).split()[1])
+    def ms(label):
+        line = next(l for l in out.splitlines() if l.strip().startswith(label))
+        value = line.split()[1]
+        for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+            if value.endswith(unit):
+                return float(value[: -len(unit)]) * factor
+        return float(value)
+    bad = next((int(l.split()[-1]) for l in out.splitlines() if "Non-2xx" in l), 0)
+    return rps, ms("50%"), ms("99%"), bad
+
+
+def sustained_flood(server):
+    """wrk: 10 s of token reads at 16 connections, alone, then beside a 10 s flood at 500."""
+    reader = server.register("reader", "192.0.2.8")
+    flood_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua", "flood.lua")
+    read = ["-t1", "-c16", "-d10s", "--latency", "-H", f"Authorization: Token {reader}", f"{server.base}/api/user"]
+    alone = parse_wrk(wrk(read))
+    with concurrent.futures.ThreadPoolExecutor(1) as one:
+        flooding = one.submit(wrk, ["-t1", "-c500", "-d12s", "--latency", "-s", flood_script, server.base])
+        time.sleep(1)
+        beside = parse_wrk(wrk(read))
+        flood_out = flooding.result()
+    f_rps, _, f_p99, _ = parse_wrk(flood_out)
+    return [f"token reads alone: {alone[0]:.0f} req/s, p50 {alone[1]:.2f} ms, p99 {alone[2]:.2f} ms, {alone[3]} non-2xx",
+            f"token reads beside a 500-connection flood of registrations and logins: {beside[0]:.0f} req/s, "
+            f"p50 {beside[1]:.2f} ms, p99 {beside[2]:.2f} ms, {beside[3]} non-2xx",
+            f"the flood: {f_rps:.0f} answers/s, p99 {f_p99:.1f} ms"]
+
+
 ATTACKS = [parallel_guesses, lockout, stolen_token, stale_token_change, session_logout, text_plain_login,
-           last_admin, registrations_from_one_address, slow_body, flood]
+           last_admin, registrations_from_one_address, slow_body, flood, sustained_flood]
 
 
 def main():

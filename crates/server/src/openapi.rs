@@ -49,7 +49,8 @@ pub struct ErrorBody {
 pub struct ApiDoc;
 
 /// Adds what every operation can answer: the token scheme, 422 for a bad request, 413 for an
-/// oversized body, and 503 when the server sheds load, times out, or the database is away.
+/// oversized body, 415 for a body not sent as JSON, 408 for a body sent too slowly, and 503
+/// when the server sheds load, times out, or the database is away.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -85,6 +86,12 @@ impl Modify for CommonResponses {
                     .or_insert_with(|| error("Overloaded, timed out, or the database is unavailable; retry"));
                 if operation.request_body.is_some() {
                     responses.entry("413".into()).or_insert_with(|| error("Request body too large"));
+                    responses
+                        .entry("415".into())
+                        .or_insert_with(|| error("The body was not sent with `Content-Type: application/json`"));
+                    responses
+                        .entry("408".into())
+                        .or_insert_with(|| error("The body did not arrive within `CONDUIT_BODY_TIMEOUT`"));
                 }
             }
         }
