@@ -1,15 +1,15 @@
 //! Typed configuration, layered: built-in defaults, then an optional `conduit.toml`, then
 //! environment variables, then command-line flags. Every mistake is one clear line.
+//!
+//! This module imports nothing of the server: everything else reads its settings from here.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
-
-pub use crate::layers::HttpSettings;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://conduit.db";
@@ -18,6 +18,8 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_http=warn";
 /// HS256 keys shorter than this are guessable; refuse them.
 pub const MIN_SECRET_LEN: usize = 32;
+/// Password hashes that may wait per core by default: at ~20 ms a hash, about a second's wait.
+pub const DEFAULT_HASH_QUEUE_PER_CORE: usize = 32;
 
 /// The environment variables read, for `--help` and the README.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -54,6 +56,105 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "export traces over OTLP/HTTP to this collector (and other OTEL_*)"),
     ("RUST_LOG", "log filter (default info)"),
 ];
+
+/// Limits and policies of the HTTP layer and of accounts; each has a setting below.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// A request still running after this is answered 503.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more are shed with 503 and `Retry-After`.
+    pub max_concurrency: usize,
+    /// Largest accepted request body, in bytes; bigger gets 413.
+    pub body_limit: usize,
+    /// Origins allowed by CORS, as `scheme://host[:port]`. Empty: no CORS headers at all.
+    pub allowed_origins: Vec<String>,
+    /// gzip responses for clients that accept it.
+    pub gzip: bool,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Failed logins allowed per account from one client address each minute (ten times as
+    /// many per account over all addresses, and per address over all accounts).
+    pub login_attempts_per_minute: u32,
+    /// Registrations, successful or not, per client address each hour.
+    pub registrations_per_hour: u32,
+    /// How long after a login its token or session may change the password or email without
+    /// sending `currentPassword`.
+    pub reauth_window: Duration,
+    /// How long a client has to send a request's body once its headers arrived.
+    pub body_timeout: Duration,
+    /// Password hashes that may wait for a free core; past it, logins and registrations get 503.
+    pub hash_queue: usize,
+    /// Mark the session cookie `Secure` always, not only on requests that came over HTTPS.
+    pub secure_cookies: bool,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_concurrency: 1024,
+            body_limit: 1024 * 1024,
+            allowed_origins: Vec::new(),
+            gzip: true,
+            trusted_proxies: Vec::new(),
+            login_attempts_per_minute: 10,
+            registrations_per_hour: 20,
+            reauth_window: Duration::from_secs(600),
+            body_timeout: Duration::from_secs(10),
+            hash_queue: DEFAULT_HASH_QUEUE_PER_CORE
+                * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// An IP address or a CIDR block such as `10.0.0.0/8` or `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("'{s}' is not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("'{s}' has a bad prefix length"))?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4-mapped IPv6 peer (::ffff:a.b.c.d) is compared as the IPv4 address it is.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
 
 /// A value that must not appear in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]

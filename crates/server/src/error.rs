@@ -74,6 +74,13 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The error shape of every 4xx and 5xx: `{"errors":{"<field>":["<message>"]}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = GenericErrorModel, example = json!({"errors": {"title": ["can't be blank"]}}))]
+pub struct ErrorBody {
+    pub errors: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 impl ApiError {
     pub fn invalid(field: Field, message: impl Into<String>) -> Self {
         ApiError::Invalid(Errors::single(field, message))

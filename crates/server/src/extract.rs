@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::layers::BodyDeadline;
 
 /// A JSON body. It must be declared `Content-Type: application/json` (or `application/*+json`),
 /// else 415: a page on another site can send a cross-site `text/plain` or form body without
@@ -52,6 +51,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::invalid("body", format!("is not valid: {e}")))
     }
 }
+
+/// When a request's body must have arrived: [`ApiJson`] stops reading there and
+/// answers 408, so a body sent byte by byte cannot hold a slot until the request timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
 
 /// Default and maximum page sizes of list endpoints.
 pub const DEFAULT_LIMIT: i64 = 20;

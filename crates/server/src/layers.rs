@@ -18,61 +18,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::extract::BodyDeadline;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Limits and policies of the HTTP layer; each has a config setting (see `config.rs`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpSettings {
-    /// A request still running after this is answered 503.
-    pub request_timeout: Duration,
-    /// Requests handled at once; more are shed with 503 and `Retry-After`.
-    pub max_concurrency: usize,
-    /// Largest accepted request body, in bytes; bigger gets 413.
-    pub body_limit: usize,
-    /// Origins allowed by CORS, as `scheme://host[:port]`. Empty: no CORS headers at all.
-    pub allowed_origins: Vec<String>,
-    /// gzip responses for clients that accept it.
-    pub gzip: bool,
-    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
-    pub trusted_proxies: Vec<crate::client_ip::IpNet>,
-    /// Failed logins allowed per account from one client address each minute (ten times as
-    /// many per account over all addresses, and per address over all accounts).
-    pub login_attempts_per_minute: u32,
-    /// Registrations, successful or not, per client address each hour.
-    pub registrations_per_hour: u32,
-    /// How long after a login its token or session may change the password or email without
-    /// sending `currentPassword`.
-    pub reauth_window: Duration,
-    /// How long a client has to send a request's body once its headers arrived.
-    pub body_timeout: Duration,
-    /// Password hashes that may wait for a free core; past it, logins and registrations get 503.
-    pub hash_queue: usize,
-    /// Mark the session cookie `Secure` always, not only on requests that came over HTTPS.
-    pub secure_cookies: bool,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            request_timeout: Duration::from_secs(30),
-            max_concurrency: 1024,
-            body_limit: 1024 * 1024,
-            allowed_origins: Vec::new(),
-            gzip: true,
-            trusted_proxies: Vec::new(),
-            login_attempts_per_minute: 10,
-            registrations_per_hour: 20,
-            reauth_window: Duration::from_secs(600),
-            body_timeout: Duration::from_secs(10),
-            hash_queue: crate::passwords::DEFAULT_QUEUE_PER_CORE
-                * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            secure_cookies: false,
-        }
-    }
-}
 
 /// Wraps `router` in every layer. Outermost first: request id, trace span, response id,
 /// metrics, CORS, gzip, load shedding, timeout, body deadline, session-store failures as 503, the `Secure`
@@ -211,11 +161,6 @@ async fn secure_cookie_over_https(State(state): State<AppState>, req: Request, n
     }
     response
 }
-
-/// When a request's body must have arrived: [`crate::extract::ApiJson`] stops reading there and
-/// answers 408, so a body sent byte by byte cannot hold a slot until the request timeout.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub tokio::time::Instant);
 
 async fn body_deadline(State(limit): State<Duration>, mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + limit));

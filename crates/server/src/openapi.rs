@@ -1,23 +1,15 @@
 //! The OpenAPI document, generated from the handlers' annotations, served at
 //! `GET /api/openapi.json`, with interactive docs at `GET /docs` (assets built into the binary).
 
-use std::collections::BTreeMap;
-
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::error::ErrorBody;
 use crate::routes::{admin, articles, comments, profiles, session, tags, users};
 use crate::state::AppState;
-
-/// The error shape of every 4xx and 5xx: `{"errors":{"<field>":["<message>"]}}`.
-#[derive(serde::Serialize, ToSchema)]
-#[schema(as = GenericErrorModel, example = json!({"errors": {"title": ["can't be blank"]}}))]
-pub struct ErrorBody {
-    pub errors: BTreeMap<String, Vec<String>>,
-}
 
 #[derive(OpenApi)]
 #[openapi(

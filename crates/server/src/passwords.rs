@@ -12,9 +12,6 @@ use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
-/// Waiting hashes allowed per core by default: at ~20 ms a hash, a wait of about a second.
-pub const DEFAULT_QUEUE_PER_CORE: usize = 32;
-
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
@@ -24,7 +21,7 @@ pub struct Passwords {
 
 impl Default for Passwords {
     fn default() -> Self {
-        Self::new(cores() * DEFAULT_QUEUE_PER_CORE)
+        Self::new(cores() * crate::config::DEFAULT_HASH_QUEUE_PER_CORE)
     }
 }
 

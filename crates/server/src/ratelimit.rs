@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::prelude::*;
 
+use crate::config::HttpSettings;
 use crate::error::ApiError;
-use crate::layers::HttpSettings;
 use crate::redis::Redis;
 
 /// How much more a counter over many addresses (or many accounts) allows than the one for a

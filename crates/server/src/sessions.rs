@@ -26,8 +26,8 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_redis_store::RedisStore;
 
 use crate::error::ApiError;
+use crate::login::{Login, check_login};
 use crate::redis::Redis;
-use crate::routes::users::{Login, check_login};
 use crate::state::AppState;
 
 pub const COOKIE: &str = "conduit_session";

@@ -3,12 +3,12 @@ use std::sync::Arc;
 use conduit_domain::token::TokenKeys;
 use conduit_store::Store;
 
-use crate::layers::HttpSettings;
+use crate::config::HttpSettings;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::ratelimit::RateLimiter;
 use crate::redis::Redis;
-use crate::routes::tags::TagsCache;
+use crate::tag_cache::TagsCache;
 
 /// What every handler can reach. Cloned per request, so everything in it is cheap to clone.
 #[derive(Clone)]

@@ -294,8 +294,8 @@ async fn title_change_renames_slug_and_others_cannot_touch_it(app: TestApp) {
 }
 
 /// Not about rate limiting: 19 refused registrations must not trip it here.
-fn unlimited() -> conduit_server::layers::HttpSettings {
-    conduit_server::layers::HttpSettings { login_attempts_per_minute: 1000, ..Default::default() }
+fn unlimited() -> conduit_server::config::HttpSettings {
+    conduit_server::config::HttpSettings { login_attempts_per_minute: 1000, ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

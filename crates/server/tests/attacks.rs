@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestApp, error_messages, keys};
 use conduit_domain::model::Role;
-use conduit_server::layers::HttpSettings;
+use conduit_server::config::HttpSettings;
 use conduit_store::AccountChanges;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use common::{TestApp, error_messages};
-use conduit_server::layers::HttpSettings;
+use conduit_server::config::HttpSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::{TestApp, error_messages};
 use conduit_domain::model::Role;
-use conduit_server::layers::HttpSettings;
+use conduit_server::config::HttpSettings;
 use conduit_store::AccountChanges;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::RequireAdmin;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, paging};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{MaybeUser, RequireUser};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ListParams, present};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -1,4 +1,4 @@
-//! The router: one file per resource.
+//! The handlers: one file per resource.
 
 pub(crate) mod admin;
 pub(crate) mod articles;
@@ -6,21 +6,15 @@ pub(crate) mod comments;
 pub(crate) mod health;
 pub(crate) mod profiles;
 pub(crate) mod session;
-pub mod tags;
+pub(crate) mod tags;
 pub(crate) mod users;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
-use axum::routing::get;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The whole application, ready to serve. Separate from [`crate::serve`] so tests can drive it
-/// on any listener.
-pub fn app(state: AppState) -> Router {
+/// `/api/...` and the health checks, without the layers around them (`app.rs` adds those).
+pub fn routes() -> Router<AppState> {
     let api = Router::new()
         .merge(users::routes())
         .merge(profiles::routes())
@@ -29,28 +23,5 @@ pub fn app(state: AppState) -> Router {
         .merge(tags::routes())
         .merge(admin::routes())
         .merge(session::routes());
-    let mut router = Router::new().nest("/api", api).merge(health::routes()).merge(crate::openapi::routes());
-    if state.metrics_on_main {
-        router = router.route("/metrics", get(metrics));
-    }
-    let router =
-        router.fallback(unknown_route).method_not_allowed_fallback(method_not_allowed).with_state(state.clone());
-    crate::layers::wrap(router, &state)
-}
-
-/// `/metrics` alone, for `CONDUIT_METRICS_BIND`.
-pub fn metrics_app(state: AppState) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(state)
-}
-
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render(&state.store))
-}
-
-async fn unknown_route() -> ApiError {
-    ApiError::NotFound("route")
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+    Router::new().nest("/api", api).merge(health::routes())
 }

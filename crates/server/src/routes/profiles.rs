@@ -6,8 +6,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{MaybeUser, RequireUser};
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -7,10 +7,11 @@ use axum::routing::post;
 
 use crate::auth::MaybeUser;
 use crate::client_ip::ClientIp;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
-use crate::openapi::ErrorBody;
-use crate::routes::users::{LoginRequest, UserBody};
+use crate::login::LoginRequest;
+use crate::routes::users::UserBody;
 use crate::sessions::{self, AuthSession};
 use crate::state::AppState;
 

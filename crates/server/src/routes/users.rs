@@ -13,10 +13,11 @@ use utoipa::ToSchema;
 
 use crate::auth::RequireUser;
 use crate::client_ip::ClientIp;
+use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
-use crate::openapi::ErrorBody;
-use crate::ratelimit::{MAX_EMAIL_LEN, hash_limits, login_limits, registration_limits};
+use crate::login::{LoginRequest, check_login, counted_verify};
+use crate::ratelimit::{hash_limits, registration_limits};
 use crate::sessions::{self, AuthSession, SessionUser};
 use crate::state::AppState;
 
@@ -103,20 +104,6 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct LoginRequest {
-    pub(crate) user: Login,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[schema(as = LoginUser)]
-pub struct Login {
-    #[schema(required, value_type = String, min_length = 1, pattern = r"\S")]
-    email: Option<String>,
-    #[schema(required, value_type = String, min_length = 1, max_length = 256)]
-    password: Option<String>,
-}
-
 /// Log in with email and password; answers with the user and a fresh token.
 #[utoipa::path(post, path = "/users/login", tag = "User and Authentication", request_body = LoginRequest,
     responses((status = 200, body = UserBody), (status = 401, description = "Wrong email or password", body = ErrorBody),
@@ -132,60 +119,6 @@ pub(crate) async fn login(
     let now = chrono::Utc::now();
     let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
     Ok(UserBody::new(user, token))
-}
-
-/// Checks email and password (for token and session logins alike): limited per account and
-/// address (see `ratelimit.rs`), and the same answer and Argon2 work for unknown emails and
-/// wrong passwords.
-pub(crate) async fn check_login(state: &AppState, ip: std::net::IpAddr, input: Login) -> ApiResult<User> {
-    let mut errors = Errors::new();
-    let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
-    if email.is_empty() {
-        errors.add("email", v::BLANK);
-    } else if email.contains('\0') {
-        errors.add("email", "must not contain NUL characters");
-    } else if email.chars().count() > MAX_EMAIL_LEN {
-        errors.add("email", format!("is too long (maximum is {MAX_EMAIL_LEN} characters)"));
-    }
-    let password = errors.check("password", v::login_password(input.password.as_deref().unwrap_or_default()));
-    let Some(password) = password.filter(|_| errors.is_empty()) else {
-        return Err(errors.into());
-    };
-    // Unknown email and wrong password take the same path through Argon2 and give the same
-    // answer, so neither timing nor body reveals which accounts exist.
-    let credentials = state.store.credentials_by_email(&email).await?;
-    let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let matches = counted_verify(state, &email, ip, password, hash).await?;
-    state.metrics.record_login(matches && credentials.is_some());
-    match credentials {
-        // Only after the right password, so this reveals nothing to a guesser.
-        Some(credentials) if matches && !credentials.user.active => Err(ApiError::Deactivated),
-        Some(credentials) if matches => Ok(credentials.user),
-        _ => Err(ApiError::Credentials),
-    }
-}
-
-/// Checks `password` against `hash` as an attempt on `account` from `ip`: it takes its place in
-/// the login counters before Argon2 runs (429 when they are full), gives it back when the
-/// password is right or was never checked, and keeps it when wrong.
-async fn counted_verify(
-    state: &AppState,
-    account: &str,
-    ip: std::net::IpAddr,
-    password: String,
-    hash: Option<String>,
-) -> ApiResult<bool> {
-    let reservation = state.limiter.reserve(&login_limits(&state.http, account, ip)).await?;
-    match state.passwords.verify(password, hash).await {
-        Ok(false) => {
-            reservation.keep();
-            Ok(false)
-        }
-        right_or_unchecked => {
-            state.limiter.release(reservation).await;
-            right_or_unchecked
-        }
-    }
 }
 
 /// The current user, with the token they presented.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conduit_domain::token::TokenKeys;
-use conduit_server::layers::HttpSettings;
+use conduit_server::config::HttpSettings;
 use conduit_server::{AppState, app, serve};
 use conduit_store::Store;
 use reqwest::{Method, StatusCode};
