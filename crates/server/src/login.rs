@@ -6,7 +6,11 @@ use conduit_domain::{Errors, User, validation as v};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
 use crate::error::{ApiError, ApiResult};
+use crate::passwords::Admission;
 use crate::ratelimit::{MAX_EMAIL_LEN, login_limits};
 use crate::state::AppState;
 
@@ -27,7 +31,12 @@ pub struct Login {
 /// Checks email and password (for token and session logins alike): limited per account and
 /// address (see `ratelimit.rs`), and the same answer and Argon2 work for unknown emails and
 /// wrong passwords.
-pub(crate) async fn check_login(state: &AppState, ip: std::net::IpAddr, input: Login) -> ApiResult<User> {
+pub(crate) async fn check_login(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    input: Login,
+    admission: Admission,
+) -> ApiResult<User> {
     let mut errors = Errors::new();
     let email = input.email.as_deref().unwrap_or_default().trim().to_lowercase();
     if email.is_empty() {
@@ -45,7 +54,7 @@ pub(crate) async fn check_login(state: &AppState, ip: std::net::IpAddr, input: L
     // answer, so neither timing nor body reveals which accounts exist.
     let credentials = state.store.credentials_by_email(&email).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
-    let matches = counted_verify(state, &email, ip, password, hash).await?;
+    let matches = counted_verify(state, &email, ip, password, hash, admission).await?;
     state.metrics.record_login(matches && credentials.is_some());
     match credentials {
         // Only after the right password, so this reveals nothing to a guesser.
@@ -64,9 +73,10 @@ pub(crate) async fn counted_verify(
     ip: std::net::IpAddr,
     password: String,
     hash: Option<String>,
+    admission: Admission,
 ) -> ApiResult<bool> {
     let reservation = state.limiter.reserve(&login_limits(&state.http, account, ip)).await?;
-    match state.passwords.verify(password, hash).await {
+    match state.passwords.verify(admission, password, hash).await {
         Ok(false) => {
             reservation.keep();
             Ok(false)
@@ -75,5 +85,15 @@ pub(crate) async fn counted_verify(
             state.limiter.release(reservation).await;
             right_or_unchecked
         }
+    }
+}
+
+/// Logins and registrations take their place for a hash first, before their body is read: past
+/// the hashing queue's bound they get 503 at the cost of a request that did nothing.
+impl FromRequestParts<AppState> for Admission {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.passwords.admit()
     }
 }

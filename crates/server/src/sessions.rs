@@ -107,11 +107,11 @@ pub struct Accounts {
 
 impl AuthnBackend for Accounts {
     type User = SessionUser;
-    type Credentials = (IpAddr, Login);
+    type Credentials = (IpAddr, Login, crate::passwords::Admission);
     type Error = ApiError;
 
-    async fn authenticate(&self, (ip, login): Self::Credentials) -> Result<Option<SessionUser>, ApiError> {
-        check_login(&self.state, ip, login).await.map(|user| Some(SessionUser::new(user)))
+    async fn authenticate(&self, (ip, login, admission): Self::Credentials) -> Result<Option<SessionUser>, ApiError> {
+        check_login(&self.state, ip, login, admission).await.map(|user| Some(SessionUser::new(user)))
     }
 
     async fn get_user(&self, id: &i64) -> Result<Option<SessionUser>, ApiError> {

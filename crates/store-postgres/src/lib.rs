@@ -6,6 +6,8 @@ mod comments;
 mod connect;
 mod profiles;
 mod sessions;
+/// Fresh databases for tests (feature `testing`).
+#[cfg(feature = "testing")]
 pub mod testing;
 mod users;
 

@@ -1,6 +1,10 @@
 //! Fresh databases for tests. Each call creates a new database on the PostgreSQL server named
-//! by `CONDUIT_TEST_PG_URL` (an admin connection URL), migrates it, and drops it again when
-//! the returned guard goes out of scope, even if the test panicked.
+//! by `CONDUIT_TEST_PG_URL` (an admin connection URL), already migrated, and drops it again
+//! when the returned guard goes out of scope, even if the test panicked.
+//!
+//! Each is a copy (`CREATE DATABASE ... TEMPLATE`) of a template migrated once per set of
+//! migrations (`conduit_template_<hash>`, kept on the server for later runs), rather than
+//! migrated test by test.
 //!
 //! `scripts/test` starts a throwaway server and sets the variable; see the README.
 
@@ -32,11 +36,16 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A new database with every migration applied.
     pub async fn create() -> Self {
         let admin = admin_url();
+        let template = migrated_template(&admin).await;
         let name = format!("conduit_test_{:016x}", rand::rng().random::<u64>());
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
         conn.close().await.ok();
         let url = PgConnectOptions::from_str(&admin).expect("admin URL").database(&name).to_url_lossy().to_string();
         Self { admin, name, url }
@@ -61,6 +70,52 @@ impl Drop for TestDatabase {
             eprintln!("warning: could not drop test database {}", self.name);
         }
     }
+}
+
+/// The template database for the current migrations, made on first use by whichever test
+/// process gets there first (the others wait on an advisory lock). It is built under another
+/// name and renamed when complete, so a build cut short is never copied.
+async fn migrated_template(admin: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for migration in crate::MIGRATOR.iter() {
+        (migration.version, &migration.checksum[..]).hash(&mut hasher);
+    }
+    let name = format!("conduit_template_{:016x}", hasher.finish());
+    let options = PgConnectOptions::from_str(admin).expect("admin URL");
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to test PostgreSQL");
+    // Any fixed key: one template is built at a time on this server.
+    sqlx::query("SELECT pg_advisory_lock(20261130)").execute(&mut conn).await.expect("lock");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("look for the template");
+    if !exists {
+        let building = format!("{name}_building");
+        for statement in
+            [format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"), format!("CREATE DATABASE {building}")]
+        {
+            sqlx::query(&statement).execute(&mut conn).await.expect("create the template");
+        }
+        let url = options.clone().database(&building).to_url_lossy().to_string();
+        let store = PgStore::connect(&url, PoolSettings { max_connections: 1, ..PoolSettings::default() })
+            .await
+            .expect("connect to the template");
+        store.migrate().await.expect("migrate the template");
+        store.pool.close().await;
+        // The server may take a moment to end the closed connections' backends.
+        let mut attempts = 0;
+        while let Err(e) = sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {name}")).execute(&mut conn).await
+        {
+            attempts += 1;
+            assert!(attempts < 50, "cannot name the template: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    sqlx::query("SELECT pg_advisory_unlock(20261130)").execute(&mut conn).await.ok();
+    conn.close().await.ok();
+    name
 }
 
 fn tokio_runtime() -> tokio::runtime::Runtime {

@@ -11,6 +11,8 @@ mod commit_watch;
 mod connect;
 mod profiles;
 mod sessions;
+/// Fresh databases for tests (feature `testing`).
+#[cfg(feature = "testing")]
 pub mod testing;
 mod users;
 

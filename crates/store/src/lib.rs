@@ -5,6 +5,8 @@ pub mod cache;
 mod error;
 pub mod noticed;
 pub mod rows;
+/// The behaviour every backend must show; for tests only (feature `testing`).
+#[cfg(feature = "testing")]
 pub mod suite;
 mod types;
 

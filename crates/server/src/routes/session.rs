@@ -11,6 +11,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::login::LoginRequest;
+use crate::passwords::Admission;
 use crate::routes::users::UserBody;
 use crate::sessions::{self, AuthSession};
 use crate::state::AppState;
@@ -40,9 +41,10 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     mut auth: AuthSession,
     ClientIp(ip): ClientIp,
+    admission: Admission,
     ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
 ) -> ApiResult<axum::Json<UserBody>> {
-    let user = auth.authenticate((ip, input)).await.map_err(session_error)?.ok_or(ApiError::Credentials)?;
+    let user = auth.authenticate((ip, input, admission)).await.map_err(session_error)?.ok_or(ApiError::Credentials)?;
     // A login over a live session starts a new one: the tokens the old one handed out end.
     end_session_tokens(&state, &auth).await?;
     // A new session id at every login, even over a live session: a session id fixed or leaked

@@ -17,6 +17,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
 use crate::login::{LoginRequest, check_login, counted_verify};
+use crate::passwords::Admission;
 use crate::ratelimit::{hash_limits, registration_limits};
 use crate::sessions::{self, AuthSession, SessionUser};
 use crate::state::AppState;
@@ -77,6 +78,7 @@ pub struct Registration {
 pub(crate) async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    admission: Admission,
     ApiJson(RegisterRequest { user: input }): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserBody>)> {
     let mut errors = Errors::new();
@@ -88,16 +90,8 @@ pub(crate) async fn register(
     };
     // Every registration counts against its address, taken or not: each costs a password hash,
     // and a refused one tells whether a name or email exists.
-    let reservation = state.limiter.reserve(&registration_limits(&state.http, ip)).await?;
-    let password_hash = match state.passwords.hash(password).await {
-        Ok(hash) => hash,
-        Err(e) => {
-            // Not evaluated (the hashing queue is full): it does not count.
-            state.limiter.release(reservation).await;
-            return Err(e);
-        }
-    };
-    reservation.keep();
+    state.limiter.reserve(&registration_limits(&state.http, ip)).await?.keep();
+    let password_hash = state.passwords.hash(admission, password).await?;
     let user = state.store.create_user(&NewUser { username, email, password_hash }).await?;
     let now = chrono::Utc::now();
     let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
@@ -113,9 +107,10 @@ pub(crate) async fn register(
 pub(crate) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    admission: Admission,
     ApiJson(LoginRequest { user: input }): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<UserBody>> {
-    let user = check_login(&state, ip, input).await?;
+    let user = check_login(&state, ip, input, admission).await?;
     let now = chrono::Utc::now();
     let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
     Ok(UserBody::new(user, token))
@@ -206,7 +201,7 @@ pub(crate) async fn update(
             // Each new password costs a hash: counted against the address like a login.
             let reservation = state.limiter.reserve(&hash_limits(&state.http, ip)).await?;
             reservation.keep();
-            Some(state.passwords.hash(password).await?)
+            Some(state.passwords.hash(state.passwords.admit()?, password).await?)
         }
         None => None,
     };
@@ -260,7 +255,8 @@ async fn confirm_identity(
         Some(password) => {
             let credentials = state.store.credentials_by_email(&caller.user.email).await?;
             let hash = credentials.map(|c| c.password_hash);
-            if counted_verify(state, &caller.user.email, ip, password, hash).await? {
+            let admission = state.passwords.admit()?;
+            if counted_verify(state, &caller.user.email, ip, password, hash, admission).await? {
                 Ok((now, true))
             } else {
                 Err(ApiError::CurrentPassword("is wrong"))

@@ -2,11 +2,9 @@
 //! are cut off by the header-read timeout, and a thousand idle keep-alive connections do not
 //! stop the service answering others.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::process::Server;
+use crate::common::process::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

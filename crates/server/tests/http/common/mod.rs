@@ -1,7 +1,7 @@
 //! A real Conduit server for tests: the app on a real TCP port with a fresh database of either
 //! backend, and a client with one helper per common request.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // not every helper is used by every backend's cases
 
 pub mod process;
 
@@ -33,7 +33,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(super::common::TestApp::sqlite().await).await
+                    super::$case($crate::common::TestApp::sqlite().await).await
                 }
             )*
         }
@@ -41,7 +41,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(super::common::TestApp::postgres().await).await
+                    super::$case($crate::common::TestApp::postgres().await).await
                 }
             )*
         }

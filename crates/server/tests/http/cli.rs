@@ -1,11 +1,9 @@
 //! The `conduit` binary as a user runs it: help, start-up mistakes, migrate, restart, and
 //! graceful shutdown on SIGTERM.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::process::{Server, assert_one_clear_line, conduit, run};
+use crate::common::process::{Server, assert_one_clear_line, conduit, run};
 
 #[test]
 fn help_explains_commands_and_settings() {

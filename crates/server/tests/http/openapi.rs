@@ -1,13 +1,11 @@
 //! The generated OpenAPI document against the official spec, and the docs page in a real
 //! headless Chromium (Debian's `chromium` package; scripts/test installs it).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::TestApp;
+use crate::common::TestApp;
 use reqwest::StatusCode;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];

@@ -1,12 +1,10 @@
 //! The API over real HTTP, on SQLite and on PostgreSQL: auth, every error path, concurrency.
 
-mod common;
-
 use conduit_domain::token::Grant;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, error_messages, keys};
+use crate::common::{TestApp, error_messages, keys};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -2,9 +2,7 @@
 //! per account, per address; registrations per address; and who may claim another address with
 //! X-Forwarded-For. (The same under parallel attack is in `attacks.rs`.)
 
-mod common;
-
-use common::{TestApp, error_messages};
+use crate::common::{TestApp, error_messages};
 use conduit_server::config::HttpSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

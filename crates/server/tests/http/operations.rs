@@ -1,12 +1,10 @@
 //! What operators rely on: health, request ids, metrics, and the protective layers (timeout,
 //! load shedding, gzip, CORS, body limit), each with its setting changed from the default.
 
-mod common;
-
 use std::io::Read;
 use std::time::Duration;
 
-use common::{TestApp, error_messages};
+use crate::common::{TestApp, error_messages};
 use conduit_server::config::HttpSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

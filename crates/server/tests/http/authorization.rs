@@ -2,9 +2,7 @@
 //! resource with their token gives 403, with no token 401, and nothing changes; private data
 //! (email) is never shown to anyone else.
 
-mod common;
-
-use common::{TestApp, error_messages};
+use crate::common::{TestApp, error_messages};
 use conduit_domain::model::Role;
 use conduit_store::AccountChanges;
 use reqwest::{Method, StatusCode};

@@ -4,11 +4,9 @@
 //! replay after a password change is in `accounts.rs`; the attacks across two instances sharing
 //! Redis are in `scaleout.rs`.)
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{TestApp, error_messages, keys};
+use crate::common::{TestApp, error_messages, keys};
 use conduit_domain::model::Role;
 use conduit_server::config::HttpSettings;
 use conduit_store::AccountChanges;
@@ -104,7 +102,7 @@ async fn a_stranger_cannot_lock_the_owner_out_from_another_address() {
 
 async fn a_stale_login_cannot_change_the_password_or_email_without_the_current_password(app: TestApp) {
     let fresh = app.register("jake").await;
-    let stale = common::an_hour_old_login(&app, "jake").await;
+    let stale = crate::common::an_hour_old_login(&app, "jake").await;
 
     // Without a recent login: 403 naming the field, for the password and for the email.
     for change in [json!({"password": "the attacker's password"}), json!({"email": "attacker@example.com"})] {
@@ -140,7 +138,7 @@ async fn a_stale_login_cannot_change_the_password_or_email_without_the_current_p
     assert_eq!((status, body["user"]["email"].as_str()), (StatusCode::OK, Some("jacob@example.com")), "{body}");
     // ...and with an old login, the right current password does it. (The account is jacob's
     // now, so the failures above, counted against jake's, do not stand in the way.)
-    let stale = common::an_hour_old_login(&app, "jacob").await;
+    let stale = crate::common::an_hour_old_login(&app, "jacob").await;
     let right = json!({"user": {"password": "a brand new password", "currentPassword": "password123"}});
     let response = app
         .client
@@ -392,7 +390,7 @@ async fn a_cross_site_text_plain_login_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_that_changed_the_password_lasts_only_until_its_login_window_closes() {
     let window = 3;
-    let settings = HttpSettings { reauth_window: Duration::from_secs(window), ..common::settings() };
+    let settings = HttpSettings { reauth_window: Duration::from_secs(window), ..crate::common::settings() };
     let app = TestApp::sqlite_with(settings).await;
     let token = app.register("jake").await;
     let (status, _) = app.put("/api/user", Some(&token), json!({"user": {"password": "a brand new password"}})).await;

@@ -3,14 +3,12 @@
 //! PostgreSQL being back without restarting `conduit`, and no acknowledged write is lost.
 //! Then a restart while idle: the first request afterwards already succeeds.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{PostgresServer, Server};
+use crate::common::process::{PostgresServer, Server};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a secret for the restart test, 32+ characters";

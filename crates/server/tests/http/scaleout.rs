@@ -1,11 +1,9 @@
 //! Two real `conduit` processes on one PostgreSQL database and one Redis, as behind a load
 //! balancer; then a Redis outage under a running instance.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::process::{RedisServer, Server, conduit, run};
+use crate::common::process::{RedisServer, Server, conduit, run};
 use conduit_store_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,11 +1,9 @@
 //! Crash safety on SQLite: `kill -9` in the middle of a write load, then start again.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::process::Server;
+use crate::common::process::Server;
 use sqlx::ConnectOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,7 @@
 //! Accounts over HTTP on both backends: token revocation on password change, roles, the admin
 //! user listing and account changes, deactivation.
 
-mod common;
-
-use common::{TestApp, error_messages};
+use crate::common::{TestApp, error_messages};
 use conduit_domain::model::Role;
 use conduit_store::AccountChanges;
 use reqwest::StatusCode;
@@ -30,7 +28,7 @@ async fn password_change_revokes_earlier_tokens_and_renews_the_callers(app: Test
     let first = app.register("jake").await;
     let (_, body) = login(&app, "jake", "password123").await;
     let second = body["user"]["token"].as_str().unwrap().to_owned();
-    let stale = common::an_hour_old_login(&app, "jake").await;
+    let stale = crate::common::an_hour_old_login(&app, "jake").await;
 
     let (status, body) = app.put("/api/user", Some(&first), json!({"user": {"bio": "no revocation"}})).await;
     assert_eq!((status, body["user"]["token"].as_str()), (StatusCode::OK, Some(first.as_str())));
@@ -68,7 +66,7 @@ async fn password_change_revokes_earlier_tokens_and_renews_the_callers(app: Test
 /// cannot change the password back.
 async fn a_stolen_token_dies_with_the_password_change_it_made(app: TestApp) {
     app.register("jake").await;
-    let token = common::an_hour_old_login(&app, "jake").await;
+    let token = crate::common::an_hour_old_login(&app, "jake").await;
     let stolen = token.clone();
     let change = json!({"user": {"password": "a brand new password", "currentPassword": "password123"}});
     let (status, body) = app.put("/api/user", Some(&token), change).await;

@@ -1,9 +1,7 @@
 //! Cookie sessions over HTTP on both backends (sessions in the database): login and logout,
 //! cookie attributes, id cycling, CSRF, revocation by password change and deactivation.
 
-mod common;
-
-use common::{TestApp, error_messages};
+use crate::common::{TestApp, error_messages};
 use conduit_domain::model::Role;
 use conduit_server::config::HttpSettings;
 use conduit_store::AccountChanges;

@@ -2,9 +2,7 @@
 //! deeply nested input, in paths, query strings and bodies. Always a 4xx in the API's error
 //! shape or a correct 2xx with the value stored verbatim; never a 5xx.
 
-mod common;
-
-use common::TestApp;
+use crate::common::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
