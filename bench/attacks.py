@@ -278,20 +278,23 @@ def parse_wrk(out):
     return rps, ms("50%"), ms("99%"), bad
 
 
+FLOOD_CONNECTIONS = 500
+
+
 def sustained_flood(server):
-    """wrk: 10 s of token reads at 16 connections, alone, then beside a 10 s flood at 500."""
+    """wrk: 10 s of token reads at 16 connections, alone, then beside a 10 s flood."""
     reader = server.register("reader", "192.0.2.8")
     flood_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua", "flood.lua")
     read = ["-t1", "-c16", "-d10s", "--latency", "-H", f"Authorization: Token {reader}", f"{server.base}/api/user"]
     alone = parse_wrk(wrk(read))
     with concurrent.futures.ThreadPoolExecutor(1) as one:
-        flooding = one.submit(wrk, ["-t1", "-c500", "-d12s", "--latency", "-s", flood_script, server.base])
+        flooding = one.submit(wrk, ["-t1", f"-c{FLOOD_CONNECTIONS}", "-d12s", "--latency", "-s", flood_script, server.base])
         time.sleep(1)
         beside = parse_wrk(wrk(read))
         flood_out = flooding.result()
     f_rps, _, f_p99, _ = parse_wrk(flood_out)
     return [f"token reads alone: {alone[0]:.0f} req/s, p50 {alone[1]:.2f} ms, p99 {alone[2]:.2f} ms, {alone[3]} non-2xx",
-            f"token reads beside a 500-connection flood of registrations and logins: {beside[0]:.0f} req/s, "
+            f"token reads beside a {FLOOD_CONNECTIONS}-connection flood of registrations and logins: {beside[0]:.0f} req/s, "
             f"p50 {beside[1]:.2f} ms, p99 {beside[2]:.2f} ms, {beside[3]} non-2xx",
             f"the flood: {f_rps:.0f} answers/s, p99 {f_p99:.1f} ms"]
 
@@ -304,7 +307,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True, help="the conduit binary to attack")
     parser.add_argument("--only", help="run only the attack of this name")
+    parser.add_argument("--flood-connections", type=int, default=FLOOD_CONNECTIONS,
+                        help="connections of the sustained flood (default 500)")
     args = parser.parse_args()
+    globals()["FLOOD_CONNECTIONS"] = args.flood_connections
     for attack in ATTACKS:
         if args.only and attack.__name__ != args.only:
             continue
