@@ -5,13 +5,16 @@ Starts a release `conduit` on a fresh database (or uses a running server), seeds
 public API only, then measures each scenario with wrk at 16 and 64 connections. Reports, per
 scenario: requests/s, p50/p99/max latency, non-2xx and socket errors, server RSS (idle and peak)
 and CPU-seconds per 10,000 requests (when the server runs here), and requests/s as a fraction of
-the /health/live ceiling. Writes a Markdown table and an SVG chart to bench/results/.
+the /health/live ceiling and of the seed article's bare Axum example (bench/hello, `GET /user`),
+measured in the same run. Writes a Markdown table and an SVG chart to bench/results/.
 
     bench/run.py                              # release build on a fresh SQLite database
     bench/run.py --postgres URL               # on PostgreSQL (an admin URL ending in /postgres:
                                               # a fresh database is made and dropped)
     bench/run.py --url http://HOST:PORT/api   # any running RealWorld server (seeded here)
     bench/run.py --smoke                      # a few seconds per scenario, to prove it works
+    bench/run.py --instructions               # instructions per request under callgrind (hello,
+                                              # /health/live, the cached reads): noise-free
 
 Traffic goes only to the server given or started here. Every run is bounded by --duration per
 scenario and connection count.
@@ -214,6 +217,69 @@ def wrk(url, token, script, data, duration, connections, threads, pid, extra="")
     }
 
 
+def build_hello(args):
+    """The seed's bare Axum example (bench/hello), built in release like conduit."""
+    if args.hello:
+        return args.hello
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "bench-hello"], cwd=ROOT, check=True)
+    return os.path.join(ROOT, "target/release/hello")
+
+
+def start(command, ready_url, env=None):
+    """Starts a server and waits until `ready_url` answers."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    parsed = urllib.parse.urlparse(ready_url)
+    for _ in range(600):
+        try:
+            conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
+            conn.request("GET", parsed.path)
+            if conn.getresponse().status < 500:
+                return process
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"{command[0]} exited: {process.stderr.read().decode()}")
+            time.sleep(0.1)
+    raise SystemExit(f"{command[0]} did not answer {ready_url}")
+
+
+def instructions_per_request(command, url, requests, token=None, env=None):
+    """Instructions the server runs per request, counted by callgrind over `requests` keep-alive
+    requests after as many to warm up (the count is the same whatever else the machine does)."""
+    out = tempfile.mkdtemp(prefix="conduit-callgrind-")
+    parsed = urllib.parse.urlparse(url)
+    process = start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.%p.out",
+                     "--dump-instr=no", *command], f"{parsed.scheme}://{parsed.netloc}/", env)
+    try:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+        headers = {"Authorization": f"Token {token}"} if token else {}
+
+        def send(n):
+            for _ in range(n):
+                conn.request("GET", parsed.path + (f"?{parsed.query}" if parsed.query else ""), headers=headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise SystemExit(f"{url} answered {response.status} under callgrind")
+
+        send(requests)  # warm-up: caches, allocator, lazy statics
+        subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
+        send(requests)
+        subprocess.run(["callgrind_control", "--dump", str(process.pid)], check=True, capture_output=True)
+        total = 0
+        for name in os.listdir(out):
+            with open(os.path.join(out, name)) as f:
+                text = f.read()
+            # Only the dump made after the measured requests (the final dump at exit is ignored).
+            if ".out." in name:
+                match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
+                total += int(match.group(1)) if match else 0
+        return total / requests
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def open_fds(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -271,6 +337,37 @@ def soak(api, data, args, pid):
         raise SystemExit("the soak had errors")
 
 
+def instructions(args, env, binary, origin, api, data):
+    """Instructions per request under callgrind: the bare hello, then conduit (restarted under
+    valgrind on the seeded database) for /health/live and the cached reads."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed: apt-get install valgrind")
+    n = args.instruction_requests
+    hello_bin = build_hello(args)
+    port = free_port()
+    targets = [("hello: the seed's bare Axum, GET /user", [hello_bin, f"127.0.0.1:{port}"],
+                f"http://127.0.0.1:{port}/user", None, None)]
+    reads = [("/health/live", origin + "/health/live", None), ("GET /api/tags", api + "/tags", None),
+             ("GET /api/articles/{slug}", api + f"/articles/{data['slug']}", None),
+             ("GET /api/user", api + "/user", data["token"])]
+    targets += [(name, [binary], url, token, env) for name, url, token in reads]
+    lines = [f"instructions per request (valgrind --tool=callgrind, {n} requests after {n} to warm up, one "
+             f"keep-alive connection; {args.articles} articles)", "",
+             "| target | instructions/request | x hello |", "|---|---|---|"]
+    base = None
+    for name, command, url, token, target_env in targets:
+        per_request = instructions_per_request(command, url, n, token, target_env)
+        base = base or per_request
+        lines.append(f"| {name} | {per_request:,.0f} | {per_request / base:.2f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    table = "\n".join(lines)
+    print("\n" + table)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    with open(os.path.join(args.out, f"{stamp}-instructions.md"), "w") as f:
+        f.write(table + "\n")
+
+
 def fmt(value, pattern, missing="n/a"):
     return missing if value is None else pattern.format(value)
 
@@ -308,6 +405,12 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="2 s per scenario, 16 connections, 50 articles: proves it works")
     parser.add_argument("--out", default=RESULTS, help="directory for the Markdown table and SVG chart")
     parser.add_argument("--bin", help="use this conduit binary instead of building a release one")
+    parser.add_argument("--hello", metavar="BIN", help="use this build of bench/hello instead of building a release one")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instead of the scenarios: instructions per request under valgrind's callgrind, for the "
+                             "bare Axum hello, /health/live and the cached reads (tags, one article, the current user)")
+    parser.add_argument("--instruction-requests", type=int, default=2000, metavar="N",
+                        help="requests counted per target with --instructions (default 2000, after as many to warm up)")
     parser.add_argument("--soak", type=int, metavar="SECONDS",
                         help="instead of the scenarios: measure the 90/10 mix flat out, then run it at about 70%% of that "
                              "for SECONDS, sampling RSS, open file descriptors and errors every 10 s")
@@ -371,6 +474,26 @@ def main():
         time.sleep(2)
         if args.soak:
             return soak(api, data, args, pid)
+        if args.instructions:
+            if not server:
+                raise SystemExit("--instructions needs a server started here (not --url)")
+            server.terminate()
+            server.wait(timeout=30)
+            server = None
+            return instructions(args, env, binary, origin, api, data)
+        hello_bin = build_hello(args)
+        hello_port = free_port()
+        hello_url = f"http://127.0.0.1:{hello_port}/user"
+        hello = start([hello_bin, f"127.0.0.1:{hello_port}"], hello_url)
+        try:
+            hello_rows = {c: wrk(hello_url, None, None, data, args.duration, c, args.threads, hello.pid)
+                          for c in [int(c) for c in args.connections.split(",")]}
+        finally:
+            hello.terminate()
+            hello.wait(timeout=30)
+        for c, r in hello_rows.items():
+            print(f"{'hello (bare axum)':<16} c={c:<3} {r['rps']:>10,.0f} req/s  p99 {fmt(r['p99'], '{:.2f}')} ms",
+                  file=sys.stderr, flush=True)
         idle = proc_status(pid, "VmRSS") if pid else None
         rows = []
         # Reads first at every connection count, then writes: writes grow the data the reads
@@ -398,13 +521,19 @@ def main():
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
         lines = [f"backend: {backend}; {args.articles} articles (seed {args.seed}); wrk -t{args.threads} "
                  f"-d{args.duration}s; {os.cpu_count()} cores; idle RSS {fmt(idle, '{:.1f} MiB')}", "",
-                 "| scenario | conns | req/s | of ceiling | p50 | p99 | max | errors | peak RSS | CPU-s/10k |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
+                 "| scenario | conns | req/s | of hello | of ceiling | p50 | p99 | max | errors | peak RSS | CPU-s/10k |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c, r in hello_rows.items():
+            lines.append(
+                f"| hello: the seed's bare Axum, GET /user | {c} | {r['rps']:,.0f} | 100% | | "
+                f"{fmt(r['p50'], '{:.2f} ms')} | {fmt(r['p99'], '{:.2f} ms')} | {fmt(r['max'], '{:.1f} ms')} | "
+                f"{r['non2xx'] + r['socket_errors']} | {fmt(r['rss_peak'], '{:.1f} MiB')} | {fmt(r['cpu_per_10k'], '{:.2f}')} |")
         for r in rows:
             share = r["rps"] / ceiling[r["connections"]] if ceiling.get(r["connections"]) else None
+            of_hello = r["rps"] / hello_rows[r["connections"]]["rps"] if r["connections"] in hello_rows else None
             errors = r["non2xx"] + r["socket_errors"]
             lines.append(
-                f"| {r['scenario']} | {r['connections']} | {r['rps']:,.0f} | {fmt(share, '{:.0%}')} | "
+                f"| {r['scenario']} | {r['connections']} | {r['rps']:,.0f} | {fmt(of_hello, '{:.0%}')} | {fmt(share, '{:.0%}')} | "
                 f"{fmt(r['p50'], '{:.2f} ms')} | {fmt(r['p99'], '{:.2f} ms')} | {fmt(r['max'], '{:.1f} ms')} | "
                 f"{'**FAILED** ' if r['failed'] else ''}{errors} | {fmt(r['rss_peak'], '{:.1f} MiB')} | "
                 f"{fmt(r['cpu_per_10k'], '{:.2f}')} |")
