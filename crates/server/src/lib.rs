@@ -9,7 +9,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | leaves | `config` (settings), `error`, `metrics`, `serve`, `tag_cache` |
+//! | leaves | `config` (settings), `error`, `metrics`, `serve`, `tag_cache`, `log_writer` |
 //! | connections and primitives | `db`, `telemetry`, `passwords`, `extract`, then `redis`, then `ratelimit` |
 //! | state | `state` |
 //! | auth | `client_ip`, `login`, then `sessions`, then `auth` (the extractors) |
@@ -26,6 +26,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod layers;
+pub mod log_writer;
 pub mod login;
 pub mod metrics;
 pub mod openapi;
@@ -48,7 +49,7 @@ pub use state::AppState;
 mod one_way {
     /// The modules, lowest first; a module may import only modules of earlier layers.
     const LAYERS: &[&[&str]] = &[
-        &["config", "error", "metrics", "serve", "tag_cache"],
+        &["config", "error", "metrics", "serve", "tag_cache", "log_writer"],
         &["db", "telemetry", "passwords", "extract"],
         &["redis"],
         &["ratelimit"],

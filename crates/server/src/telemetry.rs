@@ -15,21 +15,25 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{Config, LogFormat};
+use crate::log_writer::LogWriter;
 
 /// Keeps the span exporter alive; [`Telemetry::shutdown`] flushes what is still buffered.
 #[must_use]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    logs: LogWriter,
 }
 
 impl Telemetry {
-    /// Exports the last spans. Call outside the async runtime: the exporter's HTTP client blocks.
+    /// Exports the last spans and writes the last log lines. Call outside the async runtime:
+    /// the exporter's HTTP client blocks.
     pub fn shutdown(self) {
         if let Some(provider) = self.provider
             && let Err(e) = provider.shutdown()
         {
             eprintln!("conduit: warning: could not flush traces: {e}");
         }
+        self.logs.drain(std::time::Duration::from_secs(2));
     }
 }
 
@@ -46,9 +50,16 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         .map_err(|e| anyhow::anyhow!("invalid log filter (RUST_LOG) '{}': {e}", config.log_filter))?;
     let format =
         config.log_format.unwrap_or(if std::io::stdout().is_terminal() { LogFormat::Pretty } else { LogFormat::Json });
+    // Lines go to stdout through a thread of their own (see `log_writer.rs`).
+    let writer = LogWriter::spawn(std::io::stdout());
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(writer.clone())
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().with_writer(writer.clone()).boxed(),
     };
     let provider = if otlp_configured() {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -66,5 +77,5 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     let traces = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("conduit")));
     // Already set (tests, or an embedding program): keep that one.
     let _ = tracing_subscriber::registry().with(logs).with(traces).with(filter).try_init();
-    Ok(Telemetry { provider })
+    Ok(Telemetry { provider, logs: writer })
 }
