@@ -29,7 +29,8 @@ import run  # noqa: E402  (the harness: seeding, wrk and its parsing)
 
 def start(binary, database, port, extra_env=()):
     env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_BIND=f"127.0.0.1:{port}",
-               CONDUIT_LOGIN_ATTEMPTS="1000000", DATABASE_URL=f"sqlite://{database}")
+               CONDUIT_LOGIN_ATTEMPTS="1000000", CONDUIT_REGISTRATIONS_PER_HOUR="1000000",
+               DATABASE_URL=f"sqlite://{database}")
     env.update(pair.split("=", 1) for pair in extra_env)
     server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     origin = f"http://127.0.0.1:{port}"

@@ -350,15 +350,23 @@ def instructions(args, env, binary, origin, api, data):
     reads = [("/health/live", origin + "/health/live", None), ("GET /api/tags", api + "/tags", None),
              ("GET /api/articles/{slug}", api + f"/articles/{data['slug']}", None),
              ("GET /api/user", api + "/user", data["token"])]
-    targets += [(name, [binary], url, token, env) for name, url, token in reads]
+    # As deployed by default (an access log line per request, at `info`), and with `RUST_LOG=warn`.
+    logged = {k: v for k, v in env.items() if k != "RUST_LOG"}
+    targets += [(name, [binary], url, token, (logged, env)) for name, url, token in reads]
     lines = [f"instructions per request (valgrind --tool=callgrind, {n} requests after {n} to warm up, one "
              f"keep-alive connection; {args.articles} articles)", "",
-             "| target | instructions/request | x hello |", "|---|---|---|"]
+             "| target | instructions/request, default logs | x hello | with RUST_LOG=warn | x hello |",
+             "|---|---|---|---|---|"]
     base = None
-    for name, command, url, token, target_env in targets:
-        per_request = instructions_per_request(command, url, n, token, target_env)
-        base = base or per_request
-        lines.append(f"| {name} | {per_request:,.0f} | {per_request / base:.2f} |")
+    for name, command, url, token, envs in targets:
+        if envs is None:
+            base = instructions_per_request(command, url, n, token)
+            lines.append(f"| {name} | {base:,.0f} | 1.00 | | |")
+        else:
+            logged_count = instructions_per_request(command, url, n, token, envs[0])
+            quiet_count = instructions_per_request(command, url, n, token, envs[1])
+            lines.append(f"| {name} | {logged_count:,.0f} | {logged_count / base:.2f} | {quiet_count:,.0f} | "
+                         f"{quiet_count / base:.2f} |")
         print(lines[-1], file=sys.stderr, flush=True)
     table = "\n".join(lines)
     print("\n" + table)

@@ -1,91 +1,98 @@
 //! Where log lines go: to stdout, written by a thread of their own, so that no request ever
-//! waits for stdout. Each line is handed over through a bounded queue (8,192 lines); the writer
-//! thread writes them through a buffer and flushes whenever the queue runs empty.
+//! waits for stdout. A request's line is appended to a shared buffer (a short, uncontended lock;
+//! nobody is woken); every 10 ms the writer thread takes the buffer and writes it out.
 //!
-//! When stdout is slower than the lines come (a stalled pipe, a slow log shipper), the queue
-//! fills and further lines are dropped rather than blocking a worker thread; once it drains,
-//! the writer notes how many were lost in a line of its own (`"log lines dropped"`).
+//! When stdout is slower than the lines come (a stalled pipe, a slow log shipper), the buffer
+//! fills up to 4 MiB and further lines are dropped rather than blocking a worker thread; the
+//! writer then notes how many were lost in a line of its own (`"log lines dropped"`). Lines
+//! reach stdout at most ~10 ms after they were logged.
 
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Lines waiting for the writer thread at most; past it, lines are dropped and counted.
-const QUEUE: usize = 8192;
+/// Bytes of lines waiting for the writer thread at most; past it, lines are dropped and counted.
+const BUFFER_LIMIT: usize = 4 << 20;
+/// How often the writer thread writes out what has been logged.
+const INTERVAL: Duration = Duration::from_millis(10);
 
 /// The `MakeWriter` for the log layer: cheap to clone, one per subscriber.
 #[derive(Clone)]
-pub struct LogWriter {
-    queue: SyncSender<Vec<u8>>,
-    counts: Arc<Counts>,
-}
+pub struct LogWriter(Arc<Shared>);
 
 #[derive(Default)]
-struct Counts {
-    /// Lines handed over and not yet written and flushed.
-    pending: AtomicUsize,
+struct Shared {
+    buffer: Mutex<Vec<u8>>,
     /// Lines dropped since the last notice.
     dropped: AtomicU64,
+    /// The writer thread holds lines it took from the buffer and has not yet flushed.
+    writing: AtomicBool,
 }
 
 impl LogWriter {
     /// Starts the writer thread, writing to `out`.
     pub fn spawn(out: impl Write + Send + 'static) -> LogWriter {
-        let (queue, lines) = sync_channel(QUEUE);
-        let counts = Arc::new(Counts::default());
-        let thread_counts = counts.clone();
+        let shared = Arc::new(Shared::default());
+        let thread_shared = shared.clone();
         std::thread::Builder::new()
             .name("conduit-log-writer".into())
-            .spawn(move || write_lines(lines, out, &thread_counts))
+            .spawn(move || write_lines(&thread_shared, out))
             .expect("start the log writer thread");
-        LogWriter { queue, counts }
+        LogWriter(shared)
     }
 
-    /// Waits (at most `limit`) until every line handed over so far is written and flushed: at
-    /// exit, so the last lines are not lost.
+    /// Waits (at most `limit`) until every line logged so far is written and flushed: at exit,
+    /// so the last lines are not lost.
     pub fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while self.counts.pending.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while Instant::now() < deadline {
+            let empty = self.0.buffer.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+            if empty && !self.0.writing.load(Ordering::Acquire) {
+                return;
+            }
             std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
 
-fn write_lines(lines: Receiver<Vec<u8>>, out: impl Write, counts: &Counts) {
+fn write_lines(shared: &Shared, out: impl Write) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    let mut written = 0;
-    while let Ok(line) = lines.recv() {
-        // A failed write (stdout closed) loses the line; there is nowhere else to say so.
-        let _ = out.write_all(&line);
-        written += 1;
-        let dropped = counts.dropped.swap(0, Ordering::AcqRel);
+    let mut taken = Vec::new();
+    loop {
+        std::thread::sleep(INTERVAL);
+        {
+            let mut buffer = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+            if buffer.is_empty() && shared.dropped.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            shared.writing.store(true, Ordering::Release);
+            std::mem::swap(&mut *buffer, &mut taken);
+        }
+        // A failed write (stdout closed) loses the lines; there is nowhere else to say so.
+        let _ = out.write_all(&taken);
+        taken.clear();
+        let dropped = shared.dropped.swap(0, Ordering::AcqRel);
         if dropped > 0 {
             let notice = format!(
                 "{{\"level\":\"WARN\",\"message\":\"log lines dropped\",\"dropped\":{dropped},\"reason\":\"stdout too slow\"}}\n"
             );
             let _ = out.write_all(notice.as_bytes());
         }
-        // Nothing more queued right now (every pending line is one this loop wrote): flush.
-        if counts.pending.load(Ordering::Acquire) <= written {
-            let _ = out.flush();
-            counts.pending.fetch_sub(written, Ordering::AcqRel);
-            written = 0;
-        }
+        let _ = out.flush();
+        shared.writing.store(false, Ordering::Release);
     }
-    let _ = out.flush();
 }
 
-/// One event's line, handed to the writer thread when the event is formatted.
+/// One event's line, appended to the shared buffer when the event is formatted.
 pub struct Line<'a> {
     writer: &'a LogWriter,
-    buffer: Vec<u8>,
+    line: Vec<u8>,
 }
 
 impl Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
+        self.line.extend_from_slice(bytes);
         Ok(bytes.len())
     }
 
@@ -96,17 +103,15 @@ impl Write for Line<'_> {
 
 impl Drop for Line<'_> {
     fn drop(&mut self) {
-        if self.buffer.is_empty() {
+        if self.line.is_empty() {
             return;
         }
-        let line = std::mem::take(&mut self.buffer);
-        self.writer.counts.pending.fetch_add(1, Ordering::AcqRel);
-        match self.writer.queue.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.writer.counts.pending.fetch_sub(1, Ordering::AcqRel);
-                self.writer.counts.dropped.fetch_add(1, Ordering::AcqRel);
-            }
+        let shared = &self.writer.0;
+        let mut buffer = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        if buffer.len() + self.line.len() > BUFFER_LIMIT {
+            shared.dropped.fetch_add(1, Ordering::AcqRel);
+        } else {
+            buffer.extend_from_slice(&self.line);
         }
     }
 }
@@ -115,7 +120,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     type Writer = Line<'a>;
 
     fn make_writer(&'a self) -> Line<'a> {
-        Line { writer: self, buffer: Vec::with_capacity(256) }
+        Line { writer: self, line: Vec::with_capacity(256) }
     }
 }
 
@@ -170,17 +175,18 @@ mod tests {
         let out = Slow(Arc::default(), Duration::from_secs(3));
         let writer = LogWriter::spawn(out.clone());
         log(&writer, "first\n");
-        writer.drain(Duration::from_millis(100)); // the writer is now stuck in that write
+        std::thread::sleep(INTERVAL * 5); // the writer is now stuck in that write
         let started = Instant::now();
-        for i in 0..(QUEUE + 1000) {
-            log(&writer, &format!("line {i}\n"));
+        let lines = BUFFER_LIMIT / 10 + 1000;
+        for i in 0..lines {
+            log(&writer, &format!("line {i:04}\n")); // 10 bytes and more
         }
-        // Handing 9,192 lines over did not wait for the stuck output.
+        // Handing the lines over did not wait for the stuck output.
         assert!(started.elapsed() < Duration::from_secs(2), "the caller waited: {:?}", started.elapsed());
         log(&writer, "after the flood\n");
         writer.drain(Duration::from_secs(30));
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("\"message\":\"log lines dropped\""), "the loss is noted");
-        assert!(text.lines().count() < QUEUE + 1000, "some lines were dropped");
+        assert!(text.lines().count() < lines, "some lines were dropped");
     }
 }
