@@ -104,13 +104,23 @@ async fn migrated_template(admin: &str) -> String {
             .expect("connect to the template");
         store.migrate().await.expect("migrate the template");
         store.pool.close().await;
-        // The server may take a moment to end the closed connections' backends.
+        // A closed connection's backend may linger a moment (longer on a loaded machine), and a
+        // database cannot be renamed while anyone is connected: end them.
         let mut attempts = 0;
-        while let Err(e) = sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {name}")).execute(&mut conn).await
-        {
-            attempts += 1;
-            assert!(attempts < 50, "cannot name the template: {e}");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        loop {
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                .bind(&building)
+                .execute(&mut conn)
+                .await
+                .expect("end the template's connections");
+            match sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {name}")).execute(&mut conn).await {
+                Ok(_) => break,
+                Err(e) => {
+                    attempts += 1;
+                    assert!(attempts < 300, "cannot name the template: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
         }
     }
     sqlx::query("SELECT pg_advisory_unlock(20261130)").execute(&mut conn).await.ok();
