@@ -223,7 +223,12 @@ async fn sigterm_under_load_finishes_every_request_and_refuses_new_ones() {
 async fn shutdown_gives_up_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let env = [("CONDUIT_METRICS_BIND", "127.0.0.1:0"), ("CONDUIT_SHUTDOWN_GRACE", "0.05")];
+    // 60 logins at once for one account hold 60 places in its login counter while in flight.
+    let env = [
+        ("CONDUIT_METRICS_BIND", "127.0.0.1:0"),
+        ("CONDUIT_SHUTDOWN_GRACE", "0.05"),
+        ("CONDUIT_LOGIN_ATTEMPTS", "1000"),
+    ];
     let mut server = Server::start_with(dir.path(), &env);
     let base = server.base.clone();
     register(&client, &base, "jake").await;
