@@ -57,6 +57,7 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .fmt_fields(LoggedSpanFields)
             .with_writer(writer.clone())
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().with_writer(writer.clone()).boxed(),
@@ -78,4 +79,51 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     // Already set (tests, or an embedding program): keep that one.
     let _ = tracing_subscriber::registry().with(logs).with(traces).with(filter).try_init();
     Ok(Telemetry { provider, logs: writer })
+}
+
+/// The span fields repeated on every log line of a request: its id, method, route and path. The
+/// others (`otel.*`, and the status code recorded when the response is ready) are
+/// for the trace exporter and the access line carries the status itself. The JSON formatter
+/// formats a span's fields when the span is made and parses and re-formats them whenever one is
+/// recorded, whether or not anything is ever logged in the span; on `/health/live` that was
+/// about a fifth of the request's instructions (BENCHMARKS.md, the framework ceiling).
+struct LoggedSpanFields;
+
+const LOGGED_SPAN_FIELDS: [&str; 4] = ["request_id", "http.request.method", "http.route", "url.path"];
+
+struct KeptFields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for KeptFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if LOGGED_SPAN_FIELDS.contains(&field.name()) {
+            self.0.insert(field.name().to_owned(), value.into());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if LOGGED_SPAN_FIELDS.contains(&field.name()) {
+            self.0.insert(field.name().to_owned(), format!("{value:?}").into());
+        }
+    }
+}
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for LoggedSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut kept = KeptFields(serde_json::Map::new());
+        fields.record(&mut kept);
+        write!(writer, "{}", serde_json::Value::Object(kept.0))
+    }
+
+    /// Fields recorded later (the status code) are none of the logged ones: nothing to redo.
+    fn add_fields(
+        &self,
+        _current: &'writer mut tracing_subscriber::fmt::FormattedFields<Self>,
+        _fields: &tracing::span::Record<'_>,
+    ) -> std::fmt::Result {
+        Ok(())
+    }
 }

@@ -137,7 +137,10 @@ async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
     assert!(spans.iter().any(|s| s.name == "store.article" && s.trace_id == show.trace_id));
 
     // Every log line emitted inside the registration request names its id.
-    let request_lines: Vec<_> = logs.iter().filter(|l| l.contains("\"POST /api/users\"")).collect();
+    let request_lines: Vec<_> = logs
+        .iter()
+        .filter(|l| l.contains("\"http.route\":\"/api/users\"") && l.contains("\"http.request.method\":\"POST\""))
+        .collect();
     assert!(!request_lines.is_empty(), "no log line of the request in {logs:?}");
     assert!(request_lines.iter().all(|l| l.contains("req-register-1")), "{request_lines:?}");
 }
