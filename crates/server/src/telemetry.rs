@@ -56,7 +56,9 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            // The request's fields are in `spans` (every span the line is inside, outermost
+            // first); repeating the innermost as `span` cost a second serialization per line.
+            .with_current_span(false)
             .fmt_fields(LoggedSpanFields)
             .with_writer(writer.clone())
             .boxed(),
