@@ -177,12 +177,13 @@ mod tests {
         log(&writer, "first\n");
         std::thread::sleep(INTERVAL * 5); // the writer is now stuck in that write
         let started = Instant::now();
-        let lines = BUFFER_LIMIT / 10 + 1000;
+        let padding = "x".repeat(100);
+        let lines = BUFFER_LIMIT / 100 + 1000;
         for i in 0..lines {
-            log(&writer, &format!("line {i:04}\n")); // 10 bytes and more
+            log(&writer, &format!("line {i} {padding}\n")); // over 100 bytes each
         }
-        // Handing the lines over did not wait for the stuck output.
-        assert!(started.elapsed() < Duration::from_secs(2), "the caller waited: {:?}", started.elapsed());
+        // Handing the lines over did not wait for the stuck output (3 s).
+        assert!(started.elapsed() < Duration::from_millis(2500), "the caller waited: {:?}", started.elapsed());
         log(&writer, "after the flood\n");
         writer.drain(Duration::from_secs(30));
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
