@@ -69,13 +69,14 @@ fn request_span(req: &Request) -> tracing::Span {
     )
 }
 
-fn record_response(response: &Response, latency: Duration, span: &tracing::Span) {
+/// Completes the request span for the trace exporter; the access line itself is written by
+/// `record_metrics`, which has the request at hand.
+fn record_response(response: &Response, _latency: Duration, span: &tracing::Span) {
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }
-    tracing::info!(status, latency_us = latency.as_micros() as u64, "response");
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -187,7 +188,20 @@ async fn record_metrics(State(metrics): State<Arc<Metrics>>, req: Request, next:
     let method = req.method().clone();
     let started = Instant::now();
     let _in_flight = metrics.in_flight();
+    let request_id =
+        req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).map(str::to_owned);
+    let path = req.uri().path().to_owned();
     let response = next.run(req).await;
-    metrics.record_request(method.as_str(), &route, response.status().as_u16(), started.elapsed());
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.record_request(method.as_str(), &route, status, latency);
+    crate::log_writer::access(&crate::log_writer::Access {
+        status,
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        request_id: request_id.as_deref().unwrap_or("-"),
+        method: method.as_str(),
+        route: &route,
+        path: &path,
+    });
     response
 }

@@ -52,6 +52,7 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         config.log_format.unwrap_or(if std::io::stdout().is_terminal() { LogFormat::Pretty } else { LogFormat::Json });
     // Lines go to stdout through a thread of their own (see `log_writer.rs`).
     let writer = LogWriter::spawn(std::io::stdout());
+    crate::log_writer::enable_access_log(writer.clone(), format == LogFormat::Json);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()

@@ -136,11 +136,23 @@ async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
     assert_eq!(attribute(&create, "db.system").as_deref(), Some("sqlite"));
     assert!(spans.iter().any(|s| s.name == "store.article" && s.trace_id == show.trace_id));
 
-    // Every log line emitted inside the registration request names its id.
+    // Every log line emitted inside the registration request names its id (in its spans), and
+    // so does its access line.
     let request_lines: Vec<_> = logs
         .iter()
         .filter(|l| l.contains("\"http.route\":\"/api/users\"") && l.contains("\"http.request.method\":\"POST\""))
         .collect();
-    assert!(!request_lines.is_empty(), "no log line of the request in {logs:?}");
     assert!(request_lines.iter().all(|l| l.contains("req-register-1")), "{request_lines:?}");
+    let access: Vec<serde_json::Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "response" && l["route"] == "/api/users")
+        .collect();
+    assert_eq!(access.len(), 1, "one access line for the registration in {logs:?}");
+    let line = &access[0];
+    assert_eq!(
+        (line["request_id"].as_str(), line["method"].as_str(), line["status"].as_u64(), line["path"].as_str()),
+        (Some("req-register-1"), Some("POST"), Some(201), Some("/api/users"))
+    );
+    assert!(line["latency_us"].as_u64().is_some() && line["timestamp"].as_str().is_some(), "{line}");
 }
