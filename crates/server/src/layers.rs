@@ -43,7 +43,10 @@ pub fn wrap(router: Router, state: &AppState) -> Router {
         .layer(middleware::from_fn_with_state(timeout, request_timeout))
         .layer(middleware::from_fn_with_state(permits, shed_load))
         .layer(CompressionLayer::new().gzip(settings.gzip))
-        .layer(cors(&settings.allowed_origins))
+        // With no origins allowed (the default) there is nothing for CORS to answer: no layer.
+        .layer(tower::util::option_layer(
+            (!settings.allowed_origins.is_empty()).then(|| cors(&settings.allowed_origins)),
+        ))
         .layer(middleware::from_fn_with_state(metrics, record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(record_response))
