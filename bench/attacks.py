@@ -27,13 +27,10 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import free_port, wrk  # noqa: E402  (the harness: a free port, wrk and its parsing)
+
 SECRET = "attacks.py secret, long enough for HS256 keys"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(base, method, path, body=None, token=None, headers=None, raw=None, timeout=60):
@@ -259,44 +256,26 @@ def flood(server):
             f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms"]
 
 
-def wrk(args):
-    out = subprocess.run(["wrk", *args], capture_output=True, text=True, check=True).stdout
-    return out
-
-
-def parse_wrk(out):
-    """(requests/s, p50 ms, p99 ms, non-2xx) from wrk --latency output."""
-    rps = float(next(l for l in out.splitlines() if l.startswith("Requests/sec")).split()[1])
-    def ms(label):
-        line = next(l for l in out.splitlines() if l.strip().startswith(label))
-        value = line.split()[1]
-        for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-            if value.endswith(unit):
-                return float(value[: -len(unit)]) * factor
-        return float(value)
-    bad = next((int(l.split()[-1]) for l in out.splitlines() if "Non-2xx" in l), 0)
-    return rps, ms("50%"), ms("99%"), bad
-
-
 FLOOD_CONNECTIONS = 500
 
 
 def sustained_flood(server):
     """wrk: 10 s of token reads at 16 connections, alone, then beside a 10 s flood."""
     reader = server.register("reader", "192.0.2.8")
-    flood_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lua", "flood.lua")
-    read = ["-t1", "-c16", "-d10s", "--latency", "-H", f"Authorization: Token {reader}", f"{server.base}/api/user"]
-    alone = parse_wrk(wrk(read))
+    names = {"slug": "", "email": ""}  # nothing for the harness to fill in
+    url = f"{server.base}/api/user"
+    alone = wrk(url, reader, None, names, 10, 16, 1, server.process.pid)
     with concurrent.futures.ThreadPoolExecutor(1) as one:
-        flooding = one.submit(wrk, ["-t1", f"-c{FLOOD_CONNECTIONS}", "-d12s", "--latency", "-s", flood_script, server.base])
+        flooding = one.submit(wrk, server.base, None, "flood.lua", names, 12, FLOOD_CONNECTIONS, 1, None)
         time.sleep(1)
-        beside = parse_wrk(wrk(read))
-        flood_out = flooding.result()
-    f_rps, _, f_p99, _ = parse_wrk(flood_out)
-    return [f"token reads alone: {alone[0]:.0f} req/s, p50 {alone[1]:.2f} ms, p99 {alone[2]:.2f} ms, {alone[3]} non-2xx",
-            f"token reads beside a {FLOOD_CONNECTIONS}-connection flood of registrations and logins: {beside[0]:.0f} req/s, "
-            f"p50 {beside[1]:.2f} ms, p99 {beside[2]:.2f} ms, {beside[3]} non-2xx",
-            f"the flood: {f_rps:.0f} answers/s, p99 {f_p99:.1f} ms"]
+        beside = wrk(url, reader, None, names, 10, 16, 1, server.process.pid)
+        flood = flooding.result()
+
+    def reads(r):
+        return f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, {r['non2xx']} non-2xx"
+    return [f"token reads alone: {reads(alone)}",
+            f"token reads beside a {FLOOD_CONNECTIONS}-connection flood of registrations and logins: {reads(beside)}",
+            f"the flood: {flood['rps']:.0f} answers/s, p99 {flood['p99']:.1f} ms"]
 
 
 ATTACKS = [parallel_guesses, lockout, stolen_token, stale_token_change, session_logout, text_plain_login,

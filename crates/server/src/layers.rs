@@ -191,20 +191,24 @@ async fn record_metrics(State(metrics): State<Arc<Metrics>>, req: Request, next:
     let method = req.method().clone();
     let started = Instant::now();
     let _in_flight = metrics.in_flight();
-    let request_id =
-        req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).map(str::to_owned);
-    let path = req.uri().path().to_owned();
+    // What the access line needs of the request, kept only when there will be one.
+    let logged = crate::log_writer::access_wanted().then(|| {
+        let id = req.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
+        (id.unwrap_or("-").to_owned(), req.uri().path().to_owned())
+    });
     let response = next.run(req).await;
     let latency = started.elapsed();
     let status = response.status().as_u16();
     metrics.record_request(method.as_str(), &route, status, latency);
-    crate::log_writer::access(&crate::log_writer::Access {
-        status,
-        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-        request_id: request_id.as_deref().unwrap_or("-"),
-        method: method.as_str(),
-        route: &route,
-        path: &path,
-    });
+    if let Some((request_id, path)) = logged {
+        crate::log_writer::access(&crate::log_writer::Access {
+            status,
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            request_id: &request_id,
+            method: method.as_str(),
+            route: &route,
+            path: &path,
+        });
+    }
     response
 }

@@ -156,14 +156,16 @@ struct AccessJson<'a> {
     target: &'static str,
 }
 
-/// Writes the access line of one response, when the access log is on and the filter lets it.
+/// Whether responses get an access line: the access log is on and the log filter lets it.
+pub fn access_wanted() -> bool {
+    ACCESS.get().is_some() && tracing::enabled!(target: "conduit_server::access", tracing::Level::INFO)
+}
+
+/// Writes the access line of one response (ask [`access_wanted`] first).
 pub fn access(access: &Access<'_>) {
     let Some((writer, json)) = ACCESS.get() else {
         return;
     };
-    if !tracing::enabled!(target: "conduit_server::access", tracing::Level::INFO) {
-        return;
-    }
     let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut line = Vec::with_capacity(320);
     if *json {
