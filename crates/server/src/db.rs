@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
-use conduit_store::Store;
+use conduit_store::{Cached, Store};
 use conduit_store_postgres::{PgStore, PoolSettings};
 use conduit_store_sqlite::{SqliteSettings, SqliteStore};
 use rand::Rng;
@@ -56,10 +56,10 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Whether the store caches (on PostgreSQL: listens for change notices). The server does, and
-/// so do the `conduit user` commands: a store that listens also waits, after changing a user,
-/// until every listening instance has dropped that user, so the change holds on every running
-/// server by the time the command returns.
+/// Whether the store is wrapped in a [`Cached`] (on PostgreSQL: listening for change notices).
+/// The server does, and so do the `conduit user` commands: a store that listens also waits,
+/// after changing a user, until every listening instance has dropped that user, so the change
+/// holds on every running server by the time the command returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caching {
     On,
@@ -78,7 +78,11 @@ pub async fn open(config: &Config, caching: Caching) -> anyhow::Result<Arc<dyn S
             };
             let store = SqliteStore::connect_with(url, settings).await?;
             store.migrate().await?;
-            Arc::new(store)
+            match (caching, store.commit_watch()) {
+                (Caching::On, Some(watch)) => Arc::new(Cached::start(store, watch, config.db_acquire_timeout).await),
+                // In memory: no other process can change it, but nothing tells of commits either.
+                _ => Arc::new(store),
+            }
         }
         Database::Postgres => {
             let settings = PoolSettings {
@@ -87,10 +91,13 @@ pub async fn open(config: &Config, caching: Caching) -> anyhow::Result<Arc<dyn S
             };
             let store = PgStore::connect(url, settings).await?;
             store.migrate().await?;
-            if caching == Caching::On {
-                store.start_caching(config.db_acquire_timeout).await;
+            match caching {
+                Caching::On => {
+                    let notices = store.change_notices();
+                    Arc::new(Cached::start(store, notices, config.db_acquire_timeout).await)
+                }
+                Caching::Off => Arc::new(store),
             }
-            Arc::new(store)
         }
     })
 }

@@ -9,7 +9,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | leaves | `config` (settings), `error`, `metrics`, `serve`, `tag_cache`, `log_writer` |
+//! | leaves | `config` (settings), `error`, `metrics`, `serve`, `log_writer` |
 //! | connections and primitives | `db`, `telemetry`, `passwords`, `extract`, then `redis`, then `ratelimit` |
 //! | state | `state` |
 //! | auth | `client_ip`, `login`, then `sessions`, then `auth` (the extractors) |
@@ -37,7 +37,6 @@ pub mod routes;
 pub mod serve;
 pub mod sessions;
 pub mod state;
-pub mod tag_cache;
 pub mod telemetry;
 
 pub use app::{app, metrics_app};
@@ -49,7 +48,7 @@ pub use state::AppState;
 mod one_way {
     /// The modules, lowest first; a module may import only modules of earlier layers.
     const LAYERS: &[&[&str]] = &[
-        &["config", "error", "metrics", "serve", "tag_cache", "log_writer"],
+        &["config", "error", "metrics", "serve", "log_writer"],
         &["db", "telemetry", "passwords", "extract"],
         &["redis"],
         &["ratelimit"],

@@ -8,7 +8,6 @@ use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::ratelimit::RateLimiter;
 use crate::redis::Redis;
-use crate::tag_cache::TagsCache;
 
 /// What every handler can reach. Cloned per request, so everything in it is cheap to clone.
 #[derive(Clone)]
@@ -24,8 +23,6 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Shared state across instances, when `REDIS_URL` is set.
     pub redis: Option<Redis>,
-    /// The rendered tag list, dropped by article writes.
-    pub tags: Arc<TagsCache>,
 }
 
 impl AppState {
@@ -39,7 +36,6 @@ impl AppState {
             metrics_on_main: true,
             limiter: Arc::new(RateLimiter::new(None)),
             redis: None,
-            tags: Arc::default(),
         }
     }
 

@@ -1,15 +1,15 @@
 //! Hears every change to the users and articles tables (the `users_notify_changed` and
-//! `articles_notify_changed` triggers' `NOTIFY`) and drops what changed from the store's
-//! [`Cache`], which is only used while this listens. User changes are acknowledged to the
-//! instance that made them, which waits for every listener before it answers: so a revocation
-//! holds on every instance by the time its request returns.
+//! `articles_notify_changed` triggers' `NOTIFY`) and drops what changed from a [`Cache`], which
+//! is only used while this listens (see `conduit_store::Cached`). User changes are
+//! acknowledged to the instance that made them, which waits for every listener before it
+//! answers: so a revocation holds on every instance by the time its request returns.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
-use conduit_domain::model::UserId;
-use conduit_store::Cache;
-use conduit_store::cache::{Ack, Acks};
+use conduit_store::cache::Ack;
+use conduit_store::{Cache, ChangeFeed};
+use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use crate::PgStore;
@@ -27,12 +27,25 @@ const LISTENER_NAME: &str = "conduit change listener";
 /// Between attempts to listen again after the connection was lost.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
+/// PostgreSQL's [`ChangeFeed`]: a listening connection of its own, for as long as the
+/// store's pool is open. From [`PgStore::change_notices`].
+pub struct ChangeNotices {
+    pool: PgPool,
+    options: PgConnectOptions,
+}
+
 impl PgStore {
-    /// Starts caching users and anonymous article views: listens for their changes from now on,
-    /// in the background, for as long as the store's pool is open. Waits until listening, or
-    /// until `wait` ran out (the cache then stays unused until the listener gets through).
-    /// True when listening.
-    pub async fn start_caching(&self, wait: Duration) -> bool {
+    /// What tells a cache of this database's changes (see `conduit_store::Cached`).
+    pub fn change_notices(&self) -> ChangeNotices {
+        ChangeNotices { pool: self.write.clone(), options: self.options.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChangeFeed for ChangeNotices {
+    /// Listens in the background; waits until listening, or until `wait` ran out (the cache
+    /// then stays unused until the listener gets through).
+    async fn start(&self, cache: Weak<Cache>, wait: Duration) -> bool {
         let (listening_tx, listening_rx) = tokio::sync::oneshot::channel();
         let closed = self.pool.close_event();
         // PostgreSQL probes an idle listener's connection, so one whose instance vanished
@@ -42,7 +55,7 @@ impl PgStore {
         let keepalives =
             [("tcp_keepalives_idle", "10"), ("tcp_keepalives_interval", "5"), ("tcp_keepalives_count", "3")];
         let options = self.options.clone().application_name(LISTENER_NAME).options(keepalives);
-        tokio::spawn(follow(closed, options, Arc::downgrade(&self.cache), listening_tx));
+        tokio::spawn(follow(closed, options, cache, listening_tx));
         let listening = matches!(tokio::time::timeout(wait, listening_rx).await, Ok(Ok(())));
         if !listening {
             tracing::warn!("not yet listening for changes: users and articles are read from PostgreSQL until then");
@@ -50,31 +63,19 @@ impl PgStore {
         listening
     }
 
-    /// Whether the cache is in use (the change listener is connected).
-    pub fn is_caching(&self) -> bool {
-        self.cache.is_listening()
-    }
-
-    /// Nothing to look at: the notices keep the cache current.
-    pub(crate) fn refresh_cache(&self) {}
-
-    /// After a committed change to the users table: see [`Cache::forget`].
-    pub(crate) async fn users_changed(&self, id: Option<UserId>, acks: Acks) {
-        let listeners = if self.cache.is_listening() {
-            sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!" FROM pg_stat_activity
-                   WHERE datname = current_database() AND application_name = $1"#,
-                LISTENER_NAME
-            )
-            .fetch_one(&self.pool)
-            .await
-            // Cannot count them: this instance's row is dropped at least; the others hear the
-            // notice in their own time.
-            .unwrap_or(0)
-        } else {
-            0
-        };
-        self.cache.forget(id, acks, usize::try_from(listeners).unwrap_or(0)).await;
+    /// The listening connections of every instance on this database.
+    async fn listeners(&self) -> usize {
+        let listeners = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name = $1"#,
+            LISTENER_NAME
+        )
+        .fetch_one(&self.pool)
+        .await
+        // Cannot count them: this instance's row is dropped at least; the others hear the
+        // notice in their own time.
+        .unwrap_or(0);
+        usize::try_from(listeners).unwrap_or(0)
     }
 }
 
@@ -116,7 +117,7 @@ async fn follow(
                         continue;
                     }
                     ARTICLE_CHANGED => {
-                        live.articles.heard(Some(notice.payload()));
+                        live.article_changed(Some(notice.payload()));
                         continue;
                     }
                     _ => {}

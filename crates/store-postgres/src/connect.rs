@@ -59,19 +59,19 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .map_err(|source| ConnectError::Connect { target, source })?;
-        Ok(Self { pool, options, cache: Default::default() })
+        Ok(Self { read: pool.clone(), write: pool, options })
     }
 
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        Ok(MIGRATOR.run(&self.pool).await?)
+        Ok(MIGRATOR.run(&self.write).await?)
     }
 
     pub fn pool(&self) -> &sqlx::PgPool {
-        &self.pool
+        &self.write
     }
 
     /// The pool's figures, for metrics.
     pub fn pools(&self) -> Vec<conduit_store::PoolStats> {
-        vec![conduit_store::PoolStats::of("postgres", &self.pool)]
+        vec![conduit_store::PoolStats::of("postgres", &self.write)]
     }
 }

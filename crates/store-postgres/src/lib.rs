@@ -1,31 +1,48 @@
 //! Conduit on PostgreSQL: shared state for several instances behind a load balancer.
+//!
+//! The statements and `impl Store` are shared with SQLite and live in `crates/store/shared/`
+//! (each file is compiled here as a module of this crate and checked against PostgreSQL);
+//! only [`dialect`] is PostgreSQL's own.
 
+#[path = "../../store/shared/articles.rs"]
 mod articles;
 mod change_notices;
+#[path = "../../store/shared/comments.rs"]
 mod comments;
 mod connect;
+mod dialect;
+#[path = "../../store/shared/profiles.rs"]
 mod profiles;
+#[path = "../../store/shared/sessions.rs"]
 mod sessions;
+#[path = "../../store/shared/store.rs"]
+mod store;
 /// Fresh databases for tests (feature `testing`).
 #[cfg(feature = "testing")]
 pub mod testing;
+#[path = "../../store/shared/users.rs"]
 mod users;
 
 use sqlx::PgPool;
 
+pub use change_notices::ChangeNotices;
 pub use connect::{ConnectError, PoolSettings};
 
 /// The embedded migrations, also run by `conduit migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+// The names the shared code (crates/store/shared/) uses for this backend.
+type Db = sqlx::Postgres;
+type Pool = PgPool;
+type ThisStore = PgStore;
+const BACKEND: &str = "postgres";
+
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
-    /// For the user-change listener's own connection.
+    /// PostgreSQL handles concurrent writers itself: `read` and `write` are one pool, named
+    /// twice for the shared code.
+    read: PgPool,
+    write: PgPool,
+    /// For the change listener's own connection.
     options: sqlx::postgres::PgConnectOptions,
-    /// Used once [`PgStore::start_caching`] listens for changes.
-    cache: std::sync::Arc<conduit_store::Cache>,
 }
-
-// PostgreSQL handles concurrent writers itself: reads and writes share one pool.
-conduit_store::delegate_store!(PgStore, backend = "postgres", read = pool, write = pool);

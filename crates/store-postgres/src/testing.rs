@@ -14,6 +14,8 @@ use rand::Rng;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
+use conduit_store::Cached;
+
 use crate::{PgStore, PoolSettings};
 
 pub const ADMIN_URL_VAR: &str = "CONDUIT_TEST_PG_URL";
@@ -103,7 +105,7 @@ async fn migrated_template(admin: &str) -> String {
             .await
             .expect("connect to the template");
         store.migrate().await.expect("migrate the template");
-        store.pool.close().await;
+        store.write.close().await;
         // A closed connection's backend may linger a moment (longer on a loaded machine), and a
         // database cannot be renamed while anyone is connected: end them.
         let mut attempts = 0;
@@ -132,12 +134,20 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
 }
 
-pub async fn fresh_store() -> (PgStore, TestDatabase) {
+/// A store on a fresh database, as served: cached, so every test also checks the cache's
+/// invalidation.
+pub async fn fresh_store() -> (Cached<PgStore>, TestDatabase) {
     let db = TestDatabase::create().await;
-    let settings = PoolSettings { max_connections: 8, ..PoolSettings::default() };
-    let store = PgStore::connect(&db.url, settings).await.expect("connect to test database");
+    (cached_store(&db.url, 8).await, db)
+}
+
+/// Another cached store (another instance) on the database at `url`, listening for changes.
+pub async fn cached_store(url: &str, max_connections: u32) -> Cached<PgStore> {
+    let settings = PoolSettings { max_connections, ..PoolSettings::default() };
+    let store = PgStore::connect(url, settings).await.expect("connect to test database");
     store.migrate().await.expect("migrate test database");
-    // As served: with users cached, so every test also checks the cache's invalidation.
-    assert!(store.start_caching(std::time::Duration::from_secs(10)).await, "listen for user changes");
-    (store, db)
+    let notices = store.change_notices();
+    let store = Cached::start(store, notices, std::time::Duration::from_secs(10)).await;
+    assert!(store.is_caching(), "listen for changes");
+    store
 }

@@ -4,17 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use conduit_store::Cached;
 use conduit_store::{AccountChanges, ArticleChanges, NewArticle, NewUser, Store, UserChanges};
-use conduit_store_postgres::testing::fresh_store;
-use conduit_store_postgres::{PgStore, PoolSettings};
+use conduit_store_postgres::PgStore;
+use conduit_store_postgres::testing::{cached_store, fresh_store};
 
-async fn second_instance(url: &str) -> PgStore {
-    let store = PgStore::connect(url, PoolSettings { max_connections: 4, ..PoolSettings::default() }).await.unwrap();
-    assert!(store.start_caching(Duration::from_secs(10)).await);
-    store
+async fn second_instance(url: &str) -> Cached<PgStore> {
+    cached_store(url, 4).await
 }
 
-async fn jake(store: &PgStore) -> i64 {
+async fn jake(store: &Cached<PgStore>) -> i64 {
     let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
     store.create_user(&new).await.unwrap().id
 }
@@ -36,7 +35,7 @@ async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     }
 }
 
-async fn until_bio(b: &PgStore, id: i64, want: &str) -> Duration {
+async fn until_bio(b: &Cached<PgStore>, id: i64, want: &str) -> Duration {
     until(|| async move { b.user_by_id(id).await.unwrap().unwrap().bio }, |bio| bio.as_deref() == Some(want)).await
 }
 
@@ -67,7 +66,11 @@ async fn a_change_made_in_plain_sql_reaches_the_cache() {
     let (a, db) = fresh_store().await;
     let id = jake(&a).await;
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio, None);
-    sqlx::query("UPDATE users SET bio = 'from psql' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
+    sqlx::query("UPDATE users SET bio = 'from psql' WHERE id = $1")
+        .bind(id)
+        .execute(a.uncached().pool())
+        .await
+        .unwrap();
     let took = until_bio(&a, id, "from psql").await;
     assert!(took < Duration::from_secs(1), "took {took:?}");
     drop(db);
@@ -84,7 +87,7 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
          WHERE datname = current_database() AND query LIKE 'LISTEN%'",
     )
-    .fetch_one(a.pool())
+    .fetch_one(a.uncached().pool())
     .await
     .unwrap();
     assert_eq!(cut, 1, "exactly one listening connection");
@@ -93,7 +96,7 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
         assert!(started.elapsed() < Duration::from_secs(5), "the lost listener went unnoticed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    sqlx::query("UPDATE users SET bio = 'unheard' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
+    sqlx::query("UPDATE users SET bio = 'unheard' WHERE id = $1").bind(id).execute(a.uncached().pool()).await.unwrap();
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio.as_deref(), Some("unheard"));
     // It listens again by itself, and changes are heard again.
     while !a.is_caching() {
@@ -101,12 +104,12 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     a.user_by_id(id).await.unwrap();
-    sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1").bind(id).execute(a.pool()).await.unwrap();
+    sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1").bind(id).execute(a.uncached().pool()).await.unwrap();
     until_bio(&a, id, "heard").await;
     drop(db);
 }
 
-async fn until_article(b: &PgStore, slug: &str, done: impl Fn(Option<&conduit_domain::Article>) -> bool) {
+async fn until_article(b: &Cached<PgStore>, slug: &str, done: impl Fn(Option<&conduit_domain::Article>) -> bool) {
     until(|| async move { b.article(slug, None).await.unwrap() }, |article| done(article.as_ref())).await;
 }
 
@@ -125,10 +128,15 @@ async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view()
     assert_eq!(a.article(&slug, None).await.unwrap().unwrap().favorites_count, 1);
     until_article(&b, &slug, |v| v.is_some_and(|v| v.favorites_count == 1)).await;
 
+    assert_eq!(b.tags().await.unwrap(), ["x"], "B has the tag list cached");
     let retag = ArticleChanges { tags: Some(vec!["y".into()]), body: Some("new".into()), ..ArticleChanges::default() };
     a.update_article(cached.id, author, &slug, None, &retag).await.unwrap().unwrap();
     assert_eq!(a.article(&slug, None).await.unwrap().unwrap().tag_list, ["y"]);
     until_article(&b, &slug, |v| v.is_some_and(|v| v.tag_list == ["y"] && v.body.as_deref() == Some("new"))).await;
+    // The tag list too: at once here, and by the notice there (well within its 1 s age limit).
+    assert_eq!(a.tags().await.unwrap(), ["y"]);
+    let took = until(|| async { b.tags().await.unwrap() }, |tags| tags == &["y"]).await;
+    assert!(took < Duration::from_millis(900), "the tag list took {took:?}");
 
     // The author's profile shows in the article.
     let bio = UserChanges { bio: Some(Some("hello".into())), ..UserChanges::default() };
@@ -137,7 +145,11 @@ async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view()
     until_article(&b, &slug, |v| v.is_some_and(|v| v.author.bio.as_deref() == Some("hello"))).await;
 
     // In plain SQL, and then deleted.
-    sqlx::query("UPDATE articles SET title = 'psql' WHERE slug = $1").bind(&slug).execute(a.pool()).await.unwrap();
+    sqlx::query("UPDATE articles SET title = 'psql' WHERE slug = $1")
+        .bind(&slug)
+        .execute(a.uncached().pool())
+        .await
+        .unwrap();
     until_article(&b, &slug, |v| v.is_some_and(|v| v.title == "psql")).await;
     assert!(a.delete_article(cached.id, author).await.unwrap());
     assert!(a.article(&slug, None).await.unwrap().is_none());

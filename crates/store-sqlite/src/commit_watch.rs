@@ -3,17 +3,21 @@
 //! beside the database, <https://www.sqlite.org/walformat.html>) begins with a 48-byte header
 //! that every commit rewrites (`iChange` counts transactions; `mxFrame` and the salts move too).
 //! Reading it is one `pread`, against a query's round trip to a connection's worker thread, so
-//! the store can keep users and article views in memory for as long as the header stands
-//! still, and drop them all when it moves.
+//! a cache (`conduit_store::Cached`) can keep users and article views in memory for as long
+//! as the header stands still, and drop them all when it moves.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::{RwLock, Weak};
+use std::time::Duration;
+
+use conduit_store::{Cache, ChangeFeed};
 
 const HEADER_LEN: usize = 48;
 
-pub(crate) struct CommitWatch {
+/// SQLite's [`ChangeFeed`]. From [`SqliteStore::commit_watch`](crate::SqliteStore::commit_watch).
+pub struct CommitWatch {
     shm: PathBuf,
     /// Read-locked on every look (readers do not wait for each other), write-locked only to
     /// open the file or to record a new header.
@@ -26,7 +30,7 @@ struct Seen {
 }
 
 /// The outcome of a look: the header as it stands, when it differs from the recorded one.
-pub(crate) enum Look {
+enum Look {
     Unchanged,
     /// Drop what was cached, then [`CommitWatch::record`] this.
     Changed([u8; HEADER_LEN]),
@@ -42,7 +46,7 @@ impl CommitWatch {
     }
 
     /// Whether the header is the recorded one: then nothing was committed since it was recorded.
-    pub(crate) fn look(&self) -> Look {
+    fn look(&self) -> Look {
         {
             let seen = self.state.read().unwrap_or_else(|p| p.into_inner());
             if let Some(file) = &seen.file {
@@ -68,7 +72,7 @@ impl CommitWatch {
 
     /// Records the header a [`Look::Changed`] reported, once what was cached before it is gone.
     /// Until then other looks report the change too, so nobody serves what predates it.
-    pub(crate) fn record(&self, header: [u8; HEADER_LEN]) {
+    fn record(&self, header: [u8; HEADER_LEN]) {
         self.state.write().unwrap_or_else(|p| p.into_inner()).header = header;
     }
 }
@@ -80,4 +84,27 @@ fn read_header(file: &File) -> Option<[u8; HEADER_LEN]> {
     let mut now = [0; HEADER_LEN];
     let live = file.metadata().is_ok_and(|m| m.nlink() > 0);
     (live && file.read_exact_at(&mut now, 0).is_ok()).then_some(now)
+}
+
+#[async_trait::async_trait]
+impl ChangeFeed for CommitWatch {
+    /// Nothing to start: the watch looks before each use of the cache.
+    async fn start(&self, cache: Weak<Cache>, _wait: Duration) -> bool {
+        if let Some(cache) = cache.upgrade() {
+            cache.set_listening(true);
+        }
+        true
+    }
+
+    /// Drops everything cached if anything was committed since the last look.
+    fn catch_up(&self, cache: &Cache) {
+        match self.look() {
+            Look::Unchanged => {}
+            Look::Changed(header) => {
+                cache.anything_changed();
+                self.record(header);
+            }
+            Look::Unknown => cache.anything_changed(),
+        }
+    }
 }

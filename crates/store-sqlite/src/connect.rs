@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::commit_watch::CommitWatch;
 use crate::{MIGRATOR, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,13 +67,12 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
                 .map_err(open)?;
-            // Nothing to watch for commits: nothing is cached.
-            return Ok(Self { read: pool.clone(), write: pool, cache: Default::default(), commits: None });
+            return Ok(Self { read: pool.clone(), write: pool, path: None });
         }
 
-        let commits = CommitWatch::new(options.get_filename());
+        let path = options.get_filename().to_path_buf();
         // The writer stays open for the store's life, so SQLite never removes and restarts the
-        // WAL index that `commits` reads.
+        // WAL index that a `CommitWatch` reads.
         let write = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(1)
@@ -92,9 +90,7 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(open)?;
-        let cache = std::sync::Arc::new(conduit_store::Cache::default());
-        cache.set_listening(true);
-        Ok(Self { read, write, cache, commits: Some(std::sync::Arc::new(commits)) })
+        Ok(Self { read, write, path: Some(path) })
     }
 
     pub async fn migrate(&self) -> Result<(), ConnectError> {

@@ -4,60 +4,58 @@
 //! the write lock (and fail with `SQLITE_BUSY` when a read transaction tries to upgrade), all
 //! writes go through a pool of exactly one connection, while reads use a pool of several.
 //! WAL mode lets those readers run alongside the writer.
+//!
+//! The statements and `impl Store` are shared with PostgreSQL and live in `crates/store/shared/`
+//! (each file is compiled here as a module of this crate and checked against SQLite); only
+//! [`dialect`] is SQLite's own.
 
+#[path = "../../store/shared/articles.rs"]
 mod articles;
+#[path = "../../store/shared/comments.rs"]
 mod comments;
 mod commit_watch;
 mod connect;
+mod dialect;
+#[path = "../../store/shared/profiles.rs"]
 mod profiles;
+#[path = "../../store/shared/sessions.rs"]
 mod sessions;
+#[path = "../../store/shared/store.rs"]
+mod store;
 /// Fresh databases for tests (feature `testing`).
 #[cfg(feature = "testing")]
 pub mod testing;
+#[path = "../../store/shared/users.rs"]
 mod users;
+
+use std::path::PathBuf;
 
 use sqlx::SqlitePool;
 
+pub use commit_watch::CommitWatch;
 pub use connect::{ConnectError, SqliteSettings};
 
 /// The embedded migrations, also run by `conduit migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+// The names the shared code (crates/store/shared/) uses for this backend.
+type Db = sqlx::Sqlite;
+type Pool = SqlitePool;
+type ThisStore = SqliteStore;
+const BACKEND: &str = "sqlite";
+
 #[derive(Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
-    /// Users and anonymous article views, kept while `commits` sees nothing committed (by
-    /// any process) and dropped whole when it does.
-    cache: std::sync::Arc<conduit_store::Cache>,
-    /// `None` for an in-memory database, which is then not cached.
-    commits: Option<std::sync::Arc<commit_watch::CommitWatch>>,
+    /// The database file; `None` for an in-memory database.
+    path: Option<PathBuf>,
 }
 
-conduit_store::delegate_store!(SqliteStore, backend = "sqlite", read = read, write = write);
-
 impl SqliteStore {
-    async fn users_changed(&self, id: Option<conduit_domain::model::UserId>, acks: conduit_store::cache::Acks) {
-        // No other instance to wait for.
-        self.cache.forget(id, acks, 0).await;
-    }
-
-    /// Whether `user_by_id(id)` would now be answered from memory (for tests).
-    pub fn serves_cached_user(&self, id: conduit_domain::model::UserId) -> bool {
-        self.refresh_cache();
-        self.cache.users.get(&id).is_some()
-    }
-
-    /// Drops everything cached if anything was committed since the last look.
-    fn refresh_cache(&self) {
-        let Some(commits) = &self.commits else { return };
-        match commits.look() {
-            commit_watch::Look::Unchanged => {}
-            commit_watch::Look::Changed(header) => {
-                self.cache.heard(None);
-                commits.record(header);
-            }
-            commit_watch::Look::Unknown => self.cache.heard(None),
-        }
+    /// What tells a cache of this database's commits (see `conduit_store::Cached`); `None` for
+    /// an in-memory database, which is then not cached.
+    pub fn commit_watch(&self) -> Option<CommitWatch> {
+        self.path.as_deref().map(CommitWatch::new)
     }
 }

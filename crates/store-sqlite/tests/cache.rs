@@ -9,7 +9,7 @@ use conduit_store_sqlite::SqliteStore;
 use conduit_store_sqlite::testing::fresh_store;
 use sqlx::{ConnectOptions, Connection};
 
-async fn jake(store: &SqliteStore) -> i64 {
+async fn jake(store: &impl Store) -> i64 {
     let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
     store.create_user(&new).await.unwrap().id
 }
@@ -67,5 +67,11 @@ async fn plain_sql_from_outside_is_seen_at_once() {
         .await
         .unwrap();
     assert_eq!(server.article(&slug, None).await.unwrap().unwrap().title, "by hand");
+    assert!(server.tags().await.unwrap().is_empty());
+    sqlx::query("INSERT INTO article_tags (article_id, name, position) SELECT id, 'by-hand', 0 FROM articles")
+        .execute(&mut sqlite3)
+        .await
+        .unwrap();
+    assert_eq!(server.tags().await.unwrap(), ["by-hand"], "the tag list must hold at once too");
     sqlite3.close().await.unwrap();
 }

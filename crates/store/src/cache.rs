@@ -1,9 +1,10 @@
 //! What a process keeps of the database in memory: users by id (authentication loads the
-//! caller on every request) and anonymous views of articles by slug. Each is a [`NoticedMap`]:
-//! used only while the backend learns of every change, from any process. PostgreSQL is told:
-//! triggers `NOTIFY` each changed user or article (store-postgres, `change_notices`). SQLite
-//! looks: before each use, one read of its WAL index header says whether anything at all was
-//! committed since, and if so the whole cache is dropped (store-sqlite, `commit_watch`).
+//! caller on every request), anonymous views of articles by slug, and the tag list. Each is a
+//! [`NoticedMap`]: used only while the backend's [`ChangeFeed`](crate::ChangeFeed) hears of
+//! every change, from any process. PostgreSQL is told: triggers `NOTIFY` each changed user or
+//! article (store-postgres, `change_notices`). SQLite looks: before each use, one read of its
+//! WAL index header says whether anything at all was committed since, and if so the whole
+//! cache is dropped (store-sqlite, `commit_watch`). [`Cached`](crate::Cached) uses it.
 //!
 //! Revocation must take effect at once on every instance, not merely soon: so each instance
 //! acknowledges every user change notice once it has dropped the row, and the instance that
@@ -21,6 +22,8 @@ use crate::noticed::NoticedMap;
 
 /// How long a writer waits for the other instances' acknowledgements (see [`Cache::forget`]).
 const ACK_WAIT: Duration = Duration::from_secs(1);
+/// How long the tag list is served at most without a change heard.
+pub const TAGS_MAX_AGE: Duration = Duration::from_secs(1);
 
 pub struct Cache {
     /// Users by id. Change them through [`Cache::heard`] and [`Cache::forget`], which also
@@ -28,6 +31,10 @@ pub struct Cache {
     pub users: NoticedMap<UserId, User>,
     /// Anonymous views of articles by slug (they show their author's profile).
     pub articles: NoticedMap<String, Article>,
+    /// The tag list, most used first. PostgreSQL sends no notice for a new article (a notice
+    /// would serialise article creation, see migration `..._article_change_notices`), so an
+    /// article created through another instance shows in this list within [`TAGS_MAX_AGE`].
+    pub tags: NoticedMap<(), Vec<String>>,
     /// This process's name in acknowledgements.
     instance: u64,
     acks: broadcast::Sender<Ack>,
@@ -64,6 +71,7 @@ impl Default for Cache {
         Self {
             users: NoticedMap::default(),
             articles: NoticedMap::default(),
+            tags: NoticedMap::with_max_age(TAGS_MAX_AGE),
             instance: rand_instance(),
             acks: broadcast::channel(256).0,
         }
@@ -95,6 +103,24 @@ impl Cache {
     pub fn set_listening(&self, listening: bool) {
         self.users.set_listening(listening);
         self.articles.set_listening(listening);
+        self.tags.set_listening(listening);
+    }
+
+    /// Anything may have changed: drops everything.
+    pub fn anything_changed(&self) {
+        self.heard(None);
+        self.tags_changed();
+    }
+
+    /// An article changed (`None`: any article): drops its view and the tag list.
+    pub fn article_changed(&self, slug: Option<&str>) {
+        self.articles.heard(slug);
+        self.tags_changed();
+    }
+
+    /// An article was created: its tags count.
+    pub fn tags_changed(&self) {
+        self.tags.heard(None::<&()>);
     }
 
     /// A change notice from the backend (`None`: any user may have changed): drops the row,

@@ -1,7 +1,10 @@
 //! The storage boundary. Handlers talk to `dyn Store`; `conduit-store-sqlite` and
-//! `conduit-store-postgres` implement it with checked queries, and both must pass [`suite`].
+//! `conduit-store-postgres` implement it with checked queries (written once, in `shared/`
+//! beside this crate's `src/`), and both must pass [`suite`]. [`Cached`] wraps either in the
+//! process's cache.
 
 pub mod cache;
+mod cached;
 mod error;
 pub mod noticed;
 pub mod rows;
@@ -11,6 +14,7 @@ pub mod suite;
 mod types;
 
 pub use cache::Cache;
+pub use cached::{Cached, ChangeFeed};
 pub use error::DbError;
 pub use types::*;
 
@@ -142,20 +146,49 @@ where
     Err(DbError::Conflict("slug"))
 }
 
-/// The SQL of a listing with more than one filter, for both databases. Such listings are rare,
-/// so they share one dynamically built statement; each single-filter shape has its own checked
-/// query in the store crates. With `count` it counts matches instead of returning a page of ids.
-pub fn combined_filter_query<'a, DB>(query: &'a ArticleQuery, count: bool) -> sqlx::QueryBuilder<'a, DB>
+/// A listing page with two or three filters, for both databases: rare, so they share one
+/// statement built at run time; each common shape has its own checked statement (the backends'
+/// `articles::page`). Its rows are [`rows::ListedRow`], each carrying the listing's total.
+pub fn combined_listing<'a, DB>(
+    query: &'a ArticleQuery,
+    viewer: Option<UserId>,
+    limit: i64,
+    offset: i64,
+) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: sqlx::Database,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    let mut sql = sqlx::QueryBuilder::new(if count {
-        "SELECT count(*) FROM articles a WHERE 1 = 1"
-    } else {
-        "SELECT a.id FROM articles a WHERE 1 = 1"
-    });
+    let mut sql = sqlx::QueryBuilder::new(
+        "SELECT a.id, a.slug, a.title, a.description, a.tag_list, a.created_at, a.updated_at, \
+                EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = ",
+    );
+    sql.push_bind(viewer);
+    sql.push(
+        ") AS favorited, a.favorites_count, u.username, u.bio, u.image, \
+         EXISTS(SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = ",
+    );
+    sql.push_bind(viewer);
+    sql.push(") AS following, (SELECT count(*) FROM articles a WHERE 1 = 1");
+    push_filters(&mut sql, query);
+    sql.push(") AS total FROM (SELECT a.id FROM articles a WHERE 1 = 1");
+    push_filters(&mut sql, query);
+    sql.push(" ORDER BY a.id DESC LIMIT ");
+    sql.push_bind(limit);
+    sql.push(" OFFSET ");
+    sql.push_bind(offset);
+    sql.push(") p CROSS JOIN articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id ORDER BY a.id DESC");
+    sql
+}
+
+/// `AND ...` for each filter of `query`, on articles aliased `a`.
+fn push_filters<'a, DB>(sql: &mut sqlx::QueryBuilder<'a, DB>, query: &'a ArticleQuery)
+where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     if let Some(author) = &query.author {
         sql.push(" AND a.author_id = (SELECT id FROM users WHERE username = ");
         sql.push_bind(author.as_str());
@@ -174,22 +207,4 @@ where
         sql.push_bind(user.as_str());
         sql.push(")");
     }
-    if !count {
-        sql.push(" ORDER BY a.id DESC LIMIT ");
-        sql.push_bind(query.page.limit);
-        sql.push(" OFFSET ");
-        sql.push_bind(query.page.offset);
-    }
-    sql
 }
-
-mod delegate;
-
-#[doc(hidden)]
-pub use async_trait::async_trait;
-#[doc(hidden)]
-pub use conduit_domain as __domain;
-#[doc(hidden)]
-pub use sqlx as __sqlx;
-#[doc(hidden)]
-pub use tracing as __tracing;

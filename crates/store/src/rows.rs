@@ -125,6 +125,7 @@ impl From<ArticleRow> for Article {
 
 /// One article of a listing page, as [`ArticleRow`] (without the body), plus how many articles
 /// the listing has in all, so a page and its count come back in one statement.
+#[derive(sqlx::FromRow)]
 pub struct ListedRow {
     pub id: i64,
     pub slug: String,

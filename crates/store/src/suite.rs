@@ -343,6 +343,19 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     assert!(list(None, Some("nobody"), None).await.is_empty());
     assert!(list(None, None, Some("nobody")).await.is_empty());
 
+    // A page of a combined listing counts every match, past its end too.
+    let paged = |offset| ArticleQuery {
+        tag: Some("rust".into()),
+        author: None,
+        favorited: Some("anna".into()),
+        page: Paging { limit: 1, offset },
+    };
+    let page = store.list_articles(&paged(1), Some(anna.id)).await.unwrap();
+    assert_eq!((page.total, page.items.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>()), (2, vec!["j1"]));
+    assert!(page.items[0].favorited && page.items[0].body.is_none());
+    let page = store.list_articles(&paged(5), None).await.unwrap();
+    assert_eq!((page.total, page.items.len()), (2, 0));
+
     // The viewer's own flags come with each listed article.
     let page =
         store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, Some(anna.id)).await.unwrap();

@@ -137,7 +137,6 @@ pub(crate) async fn create(
     let (store, new, author) = (&state.store, &new, caller.user.id);
     let article =
         with_unique_slug(&new.title, |slug| async move { store.create_article(author, &slug, new).await }).await?;
-    state.tags.invalidate();
     Ok((StatusCode::CREATED, Json(ArticleBody { article })))
 }
 
@@ -212,9 +211,6 @@ pub(crate) async fn update(
             .await?,
             _ => store.update_article(article.id, caller.user.id, &slug, None, &changes).await?,
         };
-    if changes.tags.is_some() {
-        state.tags.invalidate();
-    }
     found(updated)
 }
 
@@ -228,7 +224,6 @@ pub(crate) async fn delete(
 ) -> ApiResult<StatusCode> {
     let article = owned_by(&state, &slug, &caller).await?;
     if state.store.delete_article(article.id, caller.user.id).await? {
-        state.tags.invalidate();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("article"))

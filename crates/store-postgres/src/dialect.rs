@@ -1,0 +1,39 @@
+//! What PostgreSQL says differently from SQLite: everything else is shared
+//! (`crates/store/shared/`).
+
+use conduit_domain::model::{ArticleId, UserId};
+use conduit_store::DbError;
+
+/// Inserts an article's tags in their order. `WITH ORDINALITY` numbers an array's elements:
+/// the tags and their order in one statement (SQLite has `json_each` instead).
+pub async fn insert_tags(tx: &mut sqlx::PgConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO article_tags (article_id, name, position)
+         SELECT $1, t.name, t.position::int FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position)",
+        id,
+        tags
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The active admins' names, locked for the transaction that may demote one: a concurrent
+/// demotion of another admin waits here, then sees this one's outcome, so two admins demoting
+/// each other cannot both succeed. (SQLite has one writer and no row locks.)
+pub async fn lock_active_admins(tx: &mut sqlx::PgConnection) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT username FROM users WHERE role = 'admin' AND active FOR UPDATE")
+        .fetch_all(&mut *tx)
+        .await?)
+}
+
+/// A user's ended sessions (`Some(None)`: none; `None`: no such user), locked for the
+/// transaction that adds one, so two logouts at once cannot drop each other's entry.
+pub async fn lock_ended_sessions(tx: &mut sqlx::PgConnection, id: UserId) -> Result<Option<Option<String>>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT ended_sessions FROM users WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(&mut *tx)
+        .await?)
+}

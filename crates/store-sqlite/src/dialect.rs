@@ -1,0 +1,39 @@
+//! What SQLite says differently from PostgreSQL: everything else is shared
+//! (`crates/store/shared/`).
+
+use conduit_domain::model::{ArticleId, UserId};
+use conduit_store::DbError;
+use sqlx::types::Json;
+
+/// Inserts an article's tags in their order. `json_each` yields each element of a JSON array
+/// with its index: the tags and their order in one statement (PostgreSQL has arrays instead).
+pub async fn insert_tags(tx: &mut sqlx::SqliteConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let tags = Json(tags);
+    sqlx::query!(
+        "INSERT INTO article_tags (article_id, name, position) SELECT $1, value, key FROM json_each($2)",
+        id,
+        tags
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The active admins' names, in the transaction that may demote one. SQLite has no row locks
+/// and needs none: every write goes through the one writer connection, so this transaction's
+/// check and change cannot interleave with another demotion.
+pub async fn lock_active_admins(tx: &mut sqlx::SqliteConnection) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT username FROM users WHERE role = 'admin' AND active").fetch_all(&mut *tx).await?)
+}
+
+/// A user's ended sessions (`Some(None)`: none; `None`: no such user), in the transaction that
+/// adds one; unlocked for the reason given at [`lock_active_admins`].
+pub async fn lock_ended_sessions(
+    tx: &mut sqlx::SqliteConnection,
+    id: UserId,
+) -> Result<Option<Option<String>>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT ended_sessions FROM users WHERE id = $1", id).fetch_optional(&mut *tx).await?)
+}

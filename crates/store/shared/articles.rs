@@ -1,0 +1,290 @@
+//! Articles, favorites and tags. Shared by both backends (see README.md); only the insertion
+//! of a tag list differs (`dialect::insert_tags`).
+//!
+//! A listing page is one statement per filter shape: the page's ids in a subquery, the
+//! total in another, and the listed columns around them, so a page costs one round trip.
+//! The statements repeat their column list because `query_as!` checks literal SQL only.
+//! `CROSS JOIN` fixes the join order in SQLite (PostgreSQL plans it freely): the page's few
+//! ids drive the lookups. Without it SQLite 3.46 scanned every article (to save sorting
+//! twenty) and probed the page with a Bloom filter: 412 µs instead of 152 µs per unfiltered
+//! page of 1,000 articles.
+
+use chrono::{DateTime, Utc};
+use conduit_domain::Article;
+use conduit_domain::model::{ArticleId, UserId};
+use conduit_store::rows::{ArticleRow, ListedRow, listed_page};
+use conduit_store::*;
+use sqlx::types::Json;
+
+use crate::{Db, Pool, dialect};
+
+pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+    let row = sqlx::query_as!(
+        ArticleRow,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $2) AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $2 AND fo.followee_id = a.author_id)
+                      AS "following!: bool"
+           FROM articles a JOIN users u ON u.id = a.author_id
+           WHERE a.slug = $1"#,
+        slug,
+        viewer
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Article::from))
+}
+
+/// One page of a listing. Arguments: the limit, the offset, the viewer ($1-$3), then the
+/// filter's value ($4). Two or three filters at once are rare: they share one statement built
+/// at run time ([`combined_listing`]).
+async fn page(
+    db: &Pool,
+    query: &ArticleQuery,
+    viewer: Option<UserId>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ListedRow>, DbError> {
+    let rows = match query.shape() {
+        FilterShape::All => sqlx::query_as!(
+            ListedRow,
+            r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM articles) AS "total!: i64"
+           FROM (SELECT id FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2) p
+                CROSS JOIN articles a JOIN users u ON u.id = a.author_id
+           WHERE a.id = p.id
+           ORDER BY a.id DESC"#,
+            limit,
+            offset,
+            viewer
+        )
+        .fetch_all(db)
+        .await?,
+        FilterShape::Tag(tag) => sqlx::query_as!(
+            ListedRow,
+            r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM article_tags WHERE name = $4) AS "total!: i64"
+           FROM (SELECT article_id AS id FROM article_tags WHERE name = $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2) p
+                CROSS JOIN articles a JOIN users u ON u.id = a.author_id
+           WHERE a.id = p.id
+           ORDER BY a.id DESC"#,
+            limit,
+            offset,
+            viewer,
+            tag
+        )
+        .fetch_all(db)
+        .await?,
+        FilterShape::Author(author) => sqlx::query_as!(
+            ListedRow,
+            r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4) AS "total!: i64"
+           FROM (SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
+                CROSS JOIN articles a JOIN users u ON u.id = a.author_id
+           WHERE a.id = p.id
+           ORDER BY a.id DESC"#,
+            limit,
+            offset,
+            viewer,
+            author
+        )
+        .fetch_all(db)
+        .await?,
+        FilterShape::FavoritedBy(user) => sqlx::query_as!(
+            ListedRow,
+            r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4) AS "total!: i64"
+           FROM (SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p
+                CROSS JOIN articles a JOIN users u ON u.id = a.author_id
+           WHERE a.id = p.id
+           ORDER BY a.id DESC"#,
+            limit,
+            offset,
+            viewer,
+            user
+        )
+        .fetch_all(db)
+        .await?,
+        FilterShape::Combined => {
+            combined_listing::<Db>(query, viewer, limit, offset).build_query_as().fetch_all(db).await?
+        }
+    };
+    Ok(rows)
+}
+
+pub async fn list(db: &Pool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
+    let Paging { limit, offset } = query.page;
+    let rows = page(db, query, viewer, limit, offset).await?;
+    listed_page(rows, page(db, query, viewer, 1, 0)).await
+}
+
+/// A page of the articles by authors `viewer` follows, in one statement as [`page`].
+async fn feed_page(db: &Pool, viewer: UserId, limit: i64, offset: i64) -> Result<Vec<ListedRow>, DbError> {
+    Ok(sqlx::query_as!(
+        ListedRow,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+                  a.tag_list AS "tag_list!: Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
+                      AS "following!: bool",
+                  (SELECT count(*) FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3) AS "total!: i64"
+           FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id
+                 WHERE f2.follower_id = $3 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
+                CROSS JOIN articles a JOIN users u ON u.id = a.author_id
+           WHERE a.id = p.id
+           ORDER BY a.id DESC"#,
+        limit,
+        offset,
+        viewer
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn feed(db: &Pool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
+    let rows = feed_page(db, viewer, page.limit, page.offset).await?;
+    listed_page(rows, feed_page(db, viewer, 1, 0)).await
+}
+
+pub async fn reference(db: &Pool, slug: &str) -> Result<Option<ArticleRef>, DbError> {
+    Ok(sqlx::query_as!(ArticleRef, r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = $1"#, slug)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// Inserts the article and its tags in one transaction.
+pub async fn create(db: &Pool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO articles (slug, author_id, title, description, body, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $6)
+           RETURNING id AS "id!""#,
+        slug,
+        author,
+        new.title,
+        new.description,
+        new.body,
+        now
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    dialect::insert_tags(&mut tx, id, &new.tags).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Changes an article of `author` in one transaction; yields its (possibly new) slug, or
+/// `None` when the author has no such article.
+pub async fn update(
+    db: &Pool,
+    id: ArticleId,
+    author: UserId,
+    expected_slug: &str,
+    slug: Option<&str>,
+    changes: &ArticleChanges,
+) -> Result<Option<String>, DbError> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let slug = sqlx::query_scalar!(
+        r#"UPDATE articles SET
+               slug = COALESCE($3, slug),
+               title = COALESCE($4, title),
+               description = COALESCE($5, description),
+               body = COALESCE($6, body),
+               updated_at = $7
+           WHERE id = $1 AND author_id = $2 AND slug = $8
+           RETURNING slug"#,
+        id,
+        author,
+        slug,
+        changes.title,
+        changes.description,
+        changes.body,
+        now,
+        expected_slug
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if slug.is_none() {
+        return Ok(None);
+    }
+    if let Some(tags) = &changes.tags {
+        sqlx::query!("DELETE FROM article_tags WHERE article_id = $1", id).execute(&mut *tx).await?;
+        dialect::insert_tags(&mut tx, id, tags).await?;
+    }
+    tx.commit().await?;
+    Ok(slug)
+}
+
+/// One statement: the foreign keys' `ON DELETE CASCADE` removes tags, favorites and comments
+/// in the same implicit transaction.
+pub async fn delete(db: &Pool, id: ArticleId, author: UserId) -> Result<bool, DbError> {
+    let done = sqlx::query!("DELETE FROM articles WHERE id = $1 AND author_id = $2", id, author).execute(db).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn favorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbError> {
+    sqlx::query!(
+        "INSERT INTO favorites (user_id, article_id)
+         SELECT $1, id FROM articles WHERE slug = $2
+         ON CONFLICT DO NOTHING",
+        user,
+        slug
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn unfavorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbError> {
+    sqlx::query!(
+        "DELETE FROM favorites WHERE user_id = $1 AND article_id = (SELECT id FROM articles WHERE slug = $2)",
+        user,
+        slug
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn tags(db: &Pool) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name")
+        .fetch_all(db)
+        .await?)
+}

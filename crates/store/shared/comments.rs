@@ -1,0 +1,72 @@
+//! Comments on articles. Shared by both backends (see README.md).
+
+use crate::Pool;
+use chrono::{DateTime, Utc};
+use conduit_domain::Comment;
+use conduit_domain::model::{ArticleId, CommentId, UserId};
+use conduit_store::DbError;
+use conduit_store::rows::CommentRow;
+
+pub async fn list(db: &Pool, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
+    let rows = sqlx::query_as!(
+        CommentRow,
+        r#"SELECT c.id AS "id!", c.body,
+                  c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
+                      AS "following!: bool"
+           FROM comments c JOIN users u ON u.id = c.author_id
+           WHERE c.article_id = $1
+           ORDER BY c.id"#,
+        article,
+        viewer
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(Comment::from).collect())
+}
+
+pub async fn by_id(db: &Pool, id: CommentId, viewer: Option<UserId>) -> Result<Option<Comment>, DbError> {
+    let row = sqlx::query_as!(
+        CommentRow,
+        r#"SELECT c.id AS "id!", c.body,
+                  c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
+                      AS "following!: bool"
+           FROM comments c JOIN users u ON u.id = c.author_id
+           WHERE c.id = $1"#,
+        id,
+        viewer
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Comment::from))
+}
+
+pub async fn create(db: &Pool, article: ArticleId, author: UserId, body: &str) -> Result<CommentId, DbError> {
+    let now = Utc::now();
+    Ok(sqlx::query_scalar!(
+        r#"INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $4)
+           RETURNING id AS "id!""#,
+        article,
+        author,
+        body,
+        now
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn author(db: &Pool, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
+    Ok(sqlx::query_scalar!("SELECT author_id FROM comments WHERE id = $1 AND article_id = $2", comment, article)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn delete(db: &Pool, comment: CommentId, author: UserId) -> Result<bool, DbError> {
+    let done =
+        sqlx::query!("DELETE FROM comments WHERE id = $1 AND author_id = $2", comment, author).execute(db).await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,213 @@
+//! `impl Store` for this backend: each method is one function of a resource module beside this
+//! file (users, profiles, articles, comments, sessions). Shared by both backends (see
+//! README.md). Caching is not here: the server wraps a store in `conduit_store::Cached`.
+
+use async_trait::async_trait;
+use conduit_domain::model::{ArticleId, CommentId, UserId};
+use conduit_domain::{Article, Comment, Profile, User};
+use conduit_store::*;
+use tracing::instrument;
+
+use crate::{BACKEND, ThisStore, articles, comments, profiles, sessions, users};
+
+#[async_trait]
+impl Store for ThisStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    #[instrument(name = "store.ping", skip_all, fields(db.system = BACKEND))]
+    async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    #[instrument(name = "store.close", skip_all, fields(db.system = BACKEND))]
+    async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        self.pools()
+    }
+
+    // --- users ---
+
+    #[instrument(name = "store.create_user", skip_all, fields(db.system = BACKEND))]
+    async fn create_user(&self, new: &NewUser) -> Result<User, DbError> {
+        users::create(&self.write, new).await
+    }
+
+    #[instrument(name = "store.user_by_id", skip_all, fields(db.system = BACKEND))]
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError> {
+        users::by_id(&self.read, id).await
+    }
+
+    #[instrument(name = "store.credentials_by_email", skip_all, fields(db.system = BACKEND))]
+    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError> {
+        users::credentials(&self.read, email).await
+    }
+
+    #[instrument(name = "store.set_password_hash", skip_all, fields(db.system = BACKEND))]
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError> {
+        users::set_password_hash(&self.write, username, password_hash).await
+    }
+
+    #[instrument(name = "store.update_user", skip_all, fields(db.system = BACKEND))]
+    async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
+        users::update(&self.write, id, changes).await
+    }
+
+    #[instrument(name = "store.list_users", skip_all, fields(db.system = BACKEND))]
+    async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
+        users::list(&self.read, active, page).await
+    }
+
+    #[instrument(name = "store.set_account", skip_all, fields(db.system = BACKEND))]
+    async fn set_account(&self, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError> {
+        users::set_account(&self.write, username, changes).await
+    }
+
+    #[instrument(name = "store.end_session_tokens", skip_all, fields(db.system = BACKEND))]
+    async fn end_session_tokens(&self, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
+        users::end_session_tokens(&self.write, id, session, until).await
+    }
+
+    // --- profiles ---
+
+    #[instrument(name = "store.profile", skip_all, fields(db.system = BACKEND))]
+    async fn profile(&self, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
+        profiles::get(&self.read, username, viewer).await
+    }
+
+    #[instrument(name = "store.follow", skip_all, fields(db.system = BACKEND))]
+    async fn follow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+        profiles::follow(&self.write, follower, username).await?;
+        profiles::get(&self.write, username, Some(follower)).await
+    }
+
+    #[instrument(name = "store.unfollow", skip_all, fields(db.system = BACKEND))]
+    async fn unfollow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+        profiles::unfollow(&self.write, follower, username).await?;
+        profiles::get(&self.write, username, Some(follower)).await
+    }
+
+    // --- articles ---
+
+    #[instrument(name = "store.list_articles", skip_all, fields(db.system = BACKEND))]
+    async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
+        articles::list(&self.read, query, viewer).await
+    }
+
+    #[instrument(name = "store.feed", skip_all, fields(db.system = BACKEND))]
+    async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
+        articles::feed(&self.read, viewer, page).await
+    }
+
+    #[instrument(name = "store.article", skip_all, fields(db.system = BACKEND))]
+    async fn article(&self, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+        articles::by_slug(&self.read, slug, viewer).await
+    }
+
+    #[instrument(name = "store.article_ref", skip_all, fields(db.system = BACKEND))]
+    async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError> {
+        articles::reference(&self.read, slug).await
+    }
+
+    #[instrument(name = "store.create_article", skip_all, fields(db.system = BACKEND))]
+    async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError> {
+        articles::create(&self.write, author, slug, new).await?;
+        // Read back through the writer: it has certainly seen its own commit.
+        articles::by_slug(&self.write, slug, Some(author)).await?.ok_or_else(DbError::vanished)
+    }
+
+    #[instrument(name = "store.update_article", skip_all, fields(db.system = BACKEND))]
+    async fn update_article(
+        &self,
+        article: ArticleId,
+        author: UserId,
+        expected_slug: &str,
+        slug: Option<&str>,
+        changes: &ArticleChanges,
+    ) -> Result<Option<Article>, DbError> {
+        match articles::update(&self.write, article, author, expected_slug, slug, changes).await? {
+            Some(slug) => articles::by_slug(&self.write, &slug, Some(author)).await,
+            None => Ok(None),
+        }
+    }
+
+    #[instrument(name = "store.delete_article", skip_all, fields(db.system = BACKEND))]
+    async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError> {
+        articles::delete(&self.write, article, author).await
+    }
+
+    #[instrument(name = "store.favorite", skip_all, fields(db.system = BACKEND))]
+    async fn favorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+        articles::favorite(&self.write, user, slug).await?;
+        articles::by_slug(&self.write, slug, Some(user)).await
+    }
+
+    #[instrument(name = "store.unfavorite", skip_all, fields(db.system = BACKEND))]
+    async fn unfavorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+        articles::unfavorite(&self.write, user, slug).await?;
+        articles::by_slug(&self.write, slug, Some(user)).await
+    }
+
+    // --- comments ---
+
+    #[instrument(name = "store.comments", skip_all, fields(db.system = BACKEND))]
+    async fn comments(&self, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
+        comments::list(&self.read, article, viewer).await
+    }
+
+    #[instrument(name = "store.create_comment", skip_all, fields(db.system = BACKEND))]
+    async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError> {
+        let id = comments::create(&self.write, article, author, body).await?;
+        comments::by_id(&self.write, id, Some(author)).await?.ok_or_else(DbError::vanished)
+    }
+
+    #[instrument(name = "store.comment_author", skip_all, fields(db.system = BACKEND))]
+    async fn comment_author(&self, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
+        comments::author(&self.read, article, comment).await
+    }
+
+    #[instrument(name = "store.delete_comment", skip_all, fields(db.system = BACKEND))]
+    async fn delete_comment(&self, comment: CommentId, author: UserId) -> Result<bool, DbError> {
+        comments::delete(&self.write, comment, author).await
+    }
+
+    // --- browser sessions ---
+
+    #[instrument(name = "store.session_load", skip_all, fields(db.system = BACKEND))]
+    async fn session_load(&self, id: &str, now: i64) -> Result<Option<String>, DbError> {
+        sessions::load(&self.read, id, now).await
+    }
+
+    #[instrument(name = "store.session_create", skip_all, fields(db.system = BACKEND))]
+    async fn session_create(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, DbError> {
+        sessions::create(&self.write, id, data, expires_at).await
+    }
+
+    #[instrument(name = "store.session_save", skip_all, fields(db.system = BACKEND))]
+    async fn session_save(&self, id: &str, data: &str, expires_at: i64) -> Result<(), DbError> {
+        sessions::save(&self.write, id, data, expires_at).await
+    }
+
+    #[instrument(name = "store.session_delete", skip_all, fields(db.system = BACKEND))]
+    async fn session_delete(&self, id: &str) -> Result<(), DbError> {
+        sessions::delete(&self.write, id).await
+    }
+
+    #[instrument(name = "store.session_delete_expired", skip_all, fields(db.system = BACKEND))]
+    async fn session_delete_expired(&self, now: i64) -> Result<u64, DbError> {
+        sessions::delete_expired(&self.write, now).await
+    }
+
+    // --- tags ---
+
+    #[instrument(name = "store.tags", skip_all, fields(db.system = BACKEND))]
+    async fn tags(&self) -> Result<Vec<String>, DbError> {
+        articles::tags(&self.read).await
+    }
+}

@@ -1,0 +1,211 @@
+//! Users: accounts, credentials, profile changes and revocation. Shared by both backends
+//! (see README.md); the admin lock of `set_account` and the row lock of `end_session_tokens`
+//! differ and live in each backend's `dialect.rs`.
+
+use chrono::{DateTime, Utc};
+use conduit_domain::User;
+use conduit_domain::model::{Role, UserId};
+use conduit_store::rows::{CredentialsRow, UserRow, ended_sessions, nullable_change};
+use conduit_store::{AccountChanges, Credentials, DbError, NewUser, Page, Paging, UserChanges};
+
+use crate::Pool;
+use crate::dialect;
+
+pub async fn create(db: &Pool, new: &NewUser) -> Result<User, DbError> {
+    let now = Utc::now();
+    sqlx::query_as!(
+        UserRow,
+        r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $4)
+           RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                     token_version AS "token_version!", ended_sessions, grace_token_id,
+                     created_at AS "created_at!: DateTime<Utc>""#,
+        new.username,
+        new.email,
+        new.password_hash,
+        now,
+    )
+    .fetch_one(db)
+    .await?
+    .try_into()
+}
+
+pub async fn by_id(db: &Pool, id: UserId) -> Result<Option<User>, DbError> {
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                  token_version AS "token_version!", ended_sessions, grace_token_id,
+                  created_at AS "created_at!: DateTime<Utc>"
+           FROM users WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?
+    .map(User::try_from)
+    .transpose()
+}
+
+pub async fn credentials(db: &Pool, email: &str) -> Result<Option<Credentials>, DbError> {
+    sqlx::query_as!(
+        CredentialsRow,
+        r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                  token_version AS "token_version!", ended_sessions, grace_token_id,
+                  created_at AS "created_at!: DateTime<Utc>", password_hash
+           FROM users WHERE email = $1"#,
+        email
+    )
+    .fetch_optional(db)
+    .await?
+    .map(Credentials::try_from)
+    .transpose()
+}
+
+pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
+    let now = Utc::now();
+    let (set_bio, bio) = nullable_change(&changes.bio);
+    let (set_image, image) = nullable_change(&changes.image);
+    sqlx::query_as!(
+        UserRow,
+        r#"UPDATE users SET
+               username = COALESCE($2, username),
+               email = COALESCE($3, email),
+               password_hash = COALESCE($4, password_hash),
+               token_version = CASE WHEN $4 IS NULL THEN token_version ELSE token_version + 1 END,
+               ended_sessions = CASE WHEN $4 IS NULL THEN ended_sessions ELSE NULL END,
+               grace_token_id = CASE WHEN $4 IS NULL THEN grace_token_id ELSE $10 END,
+               bio = CASE WHEN $5 THEN $6 ELSE bio END,
+               image = CASE WHEN $7 THEN $8 ELSE image END,
+               updated_at = $9
+           WHERE id = $1 AND (CAST($11 AS BIGINT) IS NULL OR token_version = $11)
+           RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                     token_version AS "token_version!", ended_sessions, grace_token_id,
+                     created_at AS "created_at!: DateTime<Utc>""#,
+        id,
+        changes.username,
+        changes.email,
+        changes.password_hash,
+        set_bio,
+        bio,
+        set_image,
+        image,
+        now,
+        changes.surviving_token,
+        changes.expected_version,
+    )
+    .fetch_optional(db)
+    .await?
+    .map(User::try_from)
+    .transpose()
+}
+
+pub async fn set_password_hash(db: &Pool, username: &str, password_hash: &str) -> Result<bool, DbError> {
+    let now = Utc::now();
+    let done = sqlx::query!(
+        "UPDATE users SET password_hash = $2, token_version = token_version + 1, ended_sessions = NULL,
+                          grace_token_id = NULL, updated_at = $3
+         WHERE username = $1",
+        username,
+        password_hash,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
+    let Paging { limit, offset } = page;
+    let (rows, total) = match active {
+        None => (
+            sqlx::query_as!(
+                UserRow,
+                r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                          token_version AS "token_version!", ended_sessions, grace_token_id,
+                          created_at AS "created_at!: DateTime<Utc>"
+                   FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"#,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM users"#).fetch_one(db).await?,
+        ),
+        Some(active) => (
+            sqlx::query_as!(
+                UserRow,
+                r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                          token_version AS "token_version!", ended_sessions, grace_token_id,
+                          created_at AS "created_at!: DateTime<Utc>"
+                   FROM users WHERE active = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"#,
+                active,
+                limit,
+                offset
+            )
+            .fetch_all(db)
+            .await?,
+            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM users WHERE active = $1"#, active)
+                .fetch_one(db)
+                .await?,
+        ),
+    };
+    Ok(Page { items: rows.into_iter().map(User::try_from).collect::<Result<_, _>>()?, total })
+}
+
+pub async fn set_account(db: &Pool, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let admins = dialect::lock_active_admins(&mut tx).await?;
+    let steps_down = changes.role.is_some_and(|r| r != Role::Admin) || changes.active == Some(false);
+    if steps_down && admins.len() == 1 && admins[0] == username {
+        return Err(DbError::LastAdmin);
+    }
+    let role = changes.role.map(|r| r.as_str());
+    let user = sqlx::query_as!(
+        UserRow,
+        r#"UPDATE users SET
+               role = COALESCE($2, role),
+               active = COALESCE($3, active),
+               -- Deactivation revokes every token, so reactivation does not revive them.
+               token_version = CASE WHEN $3 = FALSE AND active THEN token_version + 1 ELSE token_version END,
+               ended_sessions = CASE WHEN $3 = FALSE THEN NULL ELSE ended_sessions END,
+               grace_token_id = CASE WHEN $3 = FALSE THEN NULL ELSE grace_token_id END,
+               updated_at = $4
+           WHERE username = $1
+           RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                     token_version AS "token_version!", ended_sessions, grace_token_id,
+                     created_at AS "created_at!: DateTime<Utc>""#,
+        username,
+        role,
+        changes.active,
+        now,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(User::try_from)
+    .transpose()?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+pub async fn end_session_tokens(db: &Pool, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
+    let mut tx = db.begin().await?;
+    let Some(current) = dialect::lock_ended_sessions(&mut tx, id).await? else {
+        return Ok(false);
+    };
+    match ended_sessions::add(current.as_deref(), session, until, Utc::now().timestamp()) {
+        ended_sessions::Next::List(list) => {
+            sqlx::query!("UPDATE users SET ended_sessions = $2 WHERE id = $1", id, list).execute(&mut *tx).await?
+        }
+        ended_sessions::Next::EndEverything => {
+            sqlx::query!(
+                "UPDATE users SET ended_sessions = NULL, grace_token_id = NULL, token_version = token_version + 1
+                 WHERE id = $1",
+                id
+            )
+            .execute(&mut *tx)
+            .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(true)
+}

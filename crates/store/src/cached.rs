@@ -1,0 +1,272 @@
+//! [`Cached`]: any [`Store`] with this process's [`Cache`] in front of the reads every request
+//! makes (the caller's user, an anonymous article view, the tag list). A [`ChangeFeed`], one
+//! per backend, tells the cache what changed in the database, whoever changed it.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use conduit_domain::model::{ArticleId, CommentId, UserId};
+use conduit_domain::{Article, Comment, Profile, User};
+
+use crate::cache::{Acks, Cache};
+use crate::*;
+
+/// How a backend hears of changes committed by any process. SQLite looks (a commit moves its
+/// WAL index header); PostgreSQL is told (triggers `NOTIFY`, and each instance acknowledges
+/// user changes so a revocation holds everywhere before its request returns).
+#[async_trait]
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// Starts telling `cache` of changes, for as long as it lives. Waits at most `wait` until
+    /// it does; true once it does (until then the cache is bypassed).
+    async fn start(&self, cache: Weak<Cache>, wait: Duration) -> bool;
+
+    /// Called before each use of the cache: a feed that learns of changes by looking, rather
+    /// than by being told, looks here.
+    fn catch_up(&self, _cache: &Cache) {}
+
+    /// How many instances (this one among them) acknowledge each user change, so a writer
+    /// knows how many to wait for. 0: nobody to wait for.
+    async fn listeners(&self) -> usize {
+        0
+    }
+}
+
+/// A store with the process's cache in front of it. The server holds a `dyn Store` and does
+/// not know whether it is cached.
+pub struct Cached<S> {
+    store: S,
+    cache: Arc<Cache>,
+    feed: Box<dyn ChangeFeed>,
+}
+
+impl<S: Store> Cached<S> {
+    /// Wraps `store` and starts `feed`, waiting up to `wait` for it to listen.
+    pub async fn start(store: S, feed: impl ChangeFeed, wait: Duration) -> Self {
+        let cache = Arc::new(Cache::default());
+        if !feed.start(Arc::downgrade(&cache), wait).await {
+            tracing::warn!("not yet hearing of changes: nothing is cached until then");
+        }
+        Self { store, cache, feed: Box::new(feed) }
+    }
+
+    /// The store behind the cache.
+    pub fn uncached(&self) -> &S {
+        &self.store
+    }
+
+    /// Whether the cache is in use (its feed is listening).
+    pub fn is_caching(&self) -> bool {
+        self.cache.is_listening()
+    }
+
+    /// Whether `user_by_id(id)` would now be answered from memory (for tests).
+    pub fn serves_cached_user(&self, id: UserId) -> bool {
+        self.feed.catch_up(&self.cache);
+        self.cache.users.get(&id).is_some()
+    }
+
+    /// After a committed change to the users table: see [`Cache::forget`].
+    async fn users_changed(&self, id: Option<UserId>, acks: Acks) {
+        let listeners = if self.cache.is_listening() { self.feed.listeners().await } else { 0 };
+        self.cache.forget(id, acks, listeners).await;
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Cached<S> {
+    fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    async fn ping(&self) -> Result<(), DbError> {
+        self.store.ping().await
+    }
+
+    async fn close(&self) {
+        self.store.close().await
+    }
+
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        self.store.pool_stats()
+    }
+
+    // --- users: reads by id cached; every write waits until every instance dropped the row ---
+
+    async fn create_user(&self, new: &NewUser) -> Result<User, DbError> {
+        self.store.create_user(new).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError> {
+        self.feed.catch_up(&self.cache);
+        self.cache.users.get_or_read(&id, self.store.user_by_id(id)).await
+    }
+
+    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError> {
+        self.store.credentials_by_email(email).await
+    }
+
+    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError> {
+        let acks = self.cache.before_change();
+        let changed = self.store.set_password_hash(username, password_hash).await?;
+        if changed {
+            // Known here by name only; rare (an operator's command).
+            self.users_changed(None, acks).await;
+        }
+        Ok(changed)
+    }
+
+    async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
+        let acks = self.cache.before_change();
+        let user = self.store.update_user(id, changes).await?;
+        if user.is_some() {
+            self.users_changed(Some(id), acks).await;
+        }
+        Ok(user)
+    }
+
+    async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
+        self.store.list_users(active, page).await
+    }
+
+    async fn set_account(&self, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError> {
+        let acks = self.cache.before_change();
+        let user = self.store.set_account(username, changes).await?;
+        if let Some(user) = &user {
+            self.users_changed(Some(user.id), acks).await;
+        }
+        Ok(user)
+    }
+
+    async fn end_session_tokens(&self, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
+        let acks = self.cache.before_change();
+        let ended = self.store.end_session_tokens(id, session, until).await?;
+        if ended {
+            self.users_changed(Some(id), acks).await;
+        }
+        Ok(ended)
+    }
+
+    // --- profiles: not cached (they depend on the viewer) ---
+
+    async fn profile(&self, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
+        self.store.profile(username, viewer).await
+    }
+
+    async fn follow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+        self.store.follow(follower, username).await
+    }
+
+    async fn unfollow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+        self.store.unfollow(follower, username).await
+    }
+
+    // --- articles: the anonymous view of one article and the tag list are cached ---
+
+    async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
+        self.store.list_articles(query, viewer).await
+    }
+
+    async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
+        self.store.feed(viewer, page).await
+    }
+
+    async fn article(&self, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+        // Only the anonymous view is cached: it is the same for every reader.
+        if viewer.is_some() {
+            return self.store.article(slug, viewer).await;
+        }
+        self.feed.catch_up(&self.cache);
+        self.cache.articles.get_or_read(slug, self.store.article(slug, None)).await
+    }
+
+    async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError> {
+        self.store.article_ref(slug).await
+    }
+
+    async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError> {
+        let article = self.store.create_article(author, slug, new).await?;
+        self.cache.tags_changed();
+        Ok(article)
+    }
+
+    async fn update_article(
+        &self,
+        article: ArticleId,
+        author: UserId,
+        expected_slug: &str,
+        slug: Option<&str>,
+        changes: &ArticleChanges,
+    ) -> Result<Option<Article>, DbError> {
+        let updated = self.store.update_article(article, author, expected_slug, slug, changes).await?;
+        if updated.is_some() {
+            self.cache.article_changed(Some(expected_slug));
+        }
+        Ok(updated)
+    }
+
+    async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError> {
+        let deleted = self.store.delete_article(article, author).await?;
+        if deleted {
+            // Known here by id only; deletions are rare.
+            self.cache.article_changed(None);
+        }
+        Ok(deleted)
+    }
+
+    async fn favorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+        let article = self.store.favorite(user, slug).await?;
+        self.cache.articles.heard(Some(slug));
+        Ok(article)
+    }
+
+    async fn unfavorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+        let article = self.store.unfavorite(user, slug).await?;
+        self.cache.articles.heard(Some(slug));
+        Ok(article)
+    }
+
+    // --- comments and sessions: not cached ---
+
+    async fn comments(&self, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
+        self.store.comments(article, viewer).await
+    }
+
+    async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError> {
+        self.store.create_comment(article, author, body).await
+    }
+
+    async fn comment_author(&self, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
+        self.store.comment_author(article, comment).await
+    }
+
+    async fn delete_comment(&self, comment: CommentId, author: UserId) -> Result<bool, DbError> {
+        self.store.delete_comment(comment, author).await
+    }
+
+    async fn session_load(&self, id: &str, now: i64) -> Result<Option<String>, DbError> {
+        self.store.session_load(id, now).await
+    }
+
+    async fn session_create(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, DbError> {
+        self.store.session_create(id, data, expires_at).await
+    }
+
+    async fn session_save(&self, id: &str, data: &str, expires_at: i64) -> Result<(), DbError> {
+        self.store.session_save(id, data, expires_at).await
+    }
+
+    async fn session_delete(&self, id: &str) -> Result<(), DbError> {
+        self.store.session_delete(id).await
+    }
+
+    async fn session_delete_expired(&self, now: i64) -> Result<u64, DbError> {
+        self.store.session_delete_expired(now).await
+    }
+
+    async fn tags(&self) -> Result<Vec<String>, DbError> {
+        self.feed.catch_up(&self.cache);
+        let read = async { self.store.tags().await.map(Some) };
+        Ok(self.cache.tags.get_or_read(&(), read).await?.unwrap_or_default())
+    }
+}
