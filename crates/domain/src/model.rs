@@ -4,9 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
-pub type UserId = i64;
-pub type ArticleId = i64;
-pub type CommentId = i64;
+pub use crate::id::{ArticleId, CommentId, UserId};
 
 /// A registered account, as its owner (or an admin) sees it. Other users see a [`Profile`],
 /// which has no email.
@@ -96,6 +94,7 @@ pub struct Article {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Comment {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: CommentId,
     #[serde(serialize_with = "timestamp")]
     pub created_at: DateTime<Utc>,
@@ -124,7 +123,7 @@ mod tests {
     fn article_serializes_in_spec_shape_and_drops_missing_body() {
         let at = Utc.with_ymd_and_hms(2026, 11, 23, 8, 9, 10).unwrap();
         let article = Article {
-            id: 7,
+            id: ArticleId::new(7),
             slug: "s".into(),
             title: "t".into(),
             description: "d".into(),

@@ -186,16 +186,16 @@ mod tests {
 
     #[test]
     fn minted_token_checks_and_names_the_user() {
-        let token = keys().mint(42, 0, &Grant::default(), Utc::now());
-        assert_eq!(keys().check(&token).unwrap().user_id(), Some(42));
+        let token = keys().mint(UserId::new(42), 0, &Grant::default(), Utc::now());
+        assert_eq!(keys().check(&token).unwrap().user_id(), Some(UserId::new(42)));
     }
 
     #[test]
     fn expired_tampered_and_foreign_tokens_are_refused() {
-        let old = keys().mint(1, 0, &Grant::default(), Utc::now() - chrono::Duration::hours(2));
+        let old = keys().mint(UserId::new(1), 0, &Grant::default(), Utc::now() - chrono::Duration::hours(2));
         assert_eq!(keys().check(&old), Err(TokenError::Expired));
 
-        let token = keys().mint(1, 0, &Grant::default(), Utc::now());
+        let token = keys().mint(UserId::new(1), 0, &Grant::default(), Utc::now());
         let other = TokenKeys::new(b"other secret", chrono::Duration::hours(1));
         assert_eq!(other.check(&token), Err(TokenError::Invalid));
 
@@ -213,7 +213,7 @@ mod tests {
         claims.insert("role".into(), "reader".into());
         claims.insert("exp".into(), 1.into()); // replaced
         let token = keys().mint_claims(claims, Utc::now(), chrono::Duration::hours(1)).unwrap();
-        assert_eq!(keys().check(&token).unwrap().user_id(), Some(7));
+        assert_eq!(keys().check(&token).unwrap().user_id(), Some(UserId::new(7)));
         let all = keys().check_all(&token).unwrap();
         assert_eq!((all["sub"].as_str(), all["role"].as_str()), (Some("7"), Some("reader")));
 
@@ -230,10 +230,10 @@ mod tests {
         let long = TokenKeys::new(b"test secret", chrono::Duration::days(30));
         let now = Utc::now();
         let grant = Grant { auth_time: 1234, session: Some("s1".into()) };
-        let claims = long.check(&long.mint(7, 3, &grant, now)).unwrap();
+        let claims = long.check(&long.mint(UserId::new(7), 3, &grant, now)).unwrap();
         assert_eq!((claims.auth_time, claims.sid.as_deref(), claims.ver), (1234, Some("s1"), 3));
         assert_eq!(claims.exp, (now + chrono::Duration::days(SESSION_TOKEN_MAX_TTL_DAYS)).timestamp());
-        let plain = long.check(&long.mint(7, 3, &Grant::login(now), now)).unwrap();
+        let plain = long.check(&long.mint(UserId::new(7), 3, &Grant::login(now), now)).unwrap();
         assert_eq!((plain.auth_time, plain.sid, plain.exp), (now.timestamp(), None, (now + long.ttl()).timestamp()));
     }
 

@@ -9,6 +9,7 @@
 //! A session also keeps when its user logged in and an id for the tokens it hands out (see
 //! [`grant`]): those tokens name it (`sid`), and a logout ends them with it.
 
+use conduit_domain::model::UserId;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -87,9 +88,9 @@ impl SessionUser {
 }
 
 impl AuthUser for SessionUser {
-    type Id = i64;
+    type Id = UserId;
 
-    fn id(&self) -> i64 {
+    fn id(&self) -> UserId {
         self.user.id
     }
 
@@ -114,7 +115,7 @@ impl AuthnBackend for Accounts {
         check_login(&self.state, ip, login, admission).await.map(|user| Some(SessionUser::new(user)))
     }
 
-    async fn get_user(&self, id: &i64) -> Result<Option<SessionUser>, ApiError> {
+    async fn get_user(&self, id: &UserId) -> Result<Option<SessionUser>, ApiError> {
         Ok(self.state.store.user_by_id(*id).await?.filter(|u| u.active).map(SessionUser::new))
     }
 }

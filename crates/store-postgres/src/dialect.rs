@@ -7,6 +7,7 @@ use conduit_store::DbError;
 /// Inserts an article's tags in their order. `WITH ORDINALITY` numbers an array's elements:
 /// the tags and their order in one statement (SQLite has `json_each` instead).
 pub async fn insert_tags(tx: &mut sqlx::PgConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
+    let id = id.get();
     if tags.is_empty() {
         return Ok(());
     }
@@ -33,6 +34,7 @@ pub async fn lock_active_admins(tx: &mut sqlx::PgConnection) -> Result<Vec<Strin
 /// A user's ended sessions (`Some(None)`: none; `None`: no such user), locked for the
 /// transaction that adds one, so two logouts at once cannot drop each other's entry.
 pub async fn lock_ended_sessions(tx: &mut sqlx::PgConnection, id: UserId) -> Result<Option<Option<String>>, DbError> {
+    let id = id.get();
     Ok(sqlx::query_scalar!("SELECT ended_sessions FROM users WHERE id = $1 FOR UPDATE", id)
         .fetch_optional(&mut *tx)
         .await?)

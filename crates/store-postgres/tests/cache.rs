@@ -13,7 +13,7 @@ async fn second_instance(url: &str) -> Cached<PgStore> {
     cached_store(url, 4).await
 }
 
-async fn jake(store: &Cached<PgStore>) -> i64 {
+async fn jake(store: &Cached<PgStore>) -> conduit_domain::model::UserId {
     let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
     store.create_user(&new).await.unwrap().id
 }
@@ -35,7 +35,7 @@ async fn until<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     }
 }
 
-async fn until_bio(b: &Cached<PgStore>, id: i64, want: &str) -> Duration {
+async fn until_bio(b: &Cached<PgStore>, id: conduit_domain::model::UserId, want: &str) -> Duration {
     until(|| async move { b.user_by_id(id).await.unwrap().unwrap().bio }, |bio| bio.as_deref() == Some(want)).await
 }
 
@@ -67,7 +67,7 @@ async fn a_change_made_in_plain_sql_reaches_the_cache() {
     let id = jake(&a).await;
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio, None);
     sqlx::query("UPDATE users SET bio = 'from psql' WHERE id = $1")
-        .bind(id)
+        .bind(id.get())
         .execute(a.uncached().pool())
         .await
         .unwrap();
@@ -96,7 +96,11 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
         assert!(started.elapsed() < Duration::from_secs(5), "the lost listener went unnoticed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    sqlx::query("UPDATE users SET bio = 'unheard' WHERE id = $1").bind(id).execute(a.uncached().pool()).await.unwrap();
+    sqlx::query("UPDATE users SET bio = 'unheard' WHERE id = $1")
+        .bind(id.get())
+        .execute(a.uncached().pool())
+        .await
+        .unwrap();
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio.as_deref(), Some("unheard"));
     // It listens again by itself, and changes are heard again.
     while !a.is_caching() {
@@ -104,7 +108,11 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     a.user_by_id(id).await.unwrap();
-    sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1").bind(id).execute(a.uncached().pool()).await.unwrap();
+    sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1")
+        .bind(id.get())
+        .execute(a.uncached().pool())
+        .await
+        .unwrap();
     until_bio(&a, id, "heard").await;
     drop(db);
 }

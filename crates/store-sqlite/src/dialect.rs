@@ -8,6 +8,7 @@ use sqlx::types::Json;
 /// Inserts an article's tags in their order. `json_each` yields each element of a JSON array
 /// with its index: the tags and their order in one statement (PostgreSQL has arrays instead).
 pub async fn insert_tags(tx: &mut sqlx::SqliteConnection, id: ArticleId, tags: &[String]) -> Result<(), DbError> {
+    let id = id.get();
     if tags.is_empty() {
         return Ok(());
     }
@@ -35,5 +36,6 @@ pub async fn lock_ended_sessions(
     tx: &mut sqlx::SqliteConnection,
     id: UserId,
 ) -> Result<Option<Option<String>>, DbError> {
+    let id = id.get();
     Ok(sqlx::query_scalar!("SELECT ended_sessions FROM users WHERE id = $1", id).fetch_optional(&mut *tx).await?)
 }

@@ -9,7 +9,7 @@ use conduit_store_sqlite::SqliteStore;
 use conduit_store_sqlite::testing::fresh_store;
 use sqlx::{ConnectOptions, Connection};
 
-async fn jake(store: &impl Store) -> i64 {
+async fn jake(store: &impl Store) -> conduit_domain::model::UserId {
     let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
     store.create_user(&new).await.unwrap().id
 }
@@ -56,7 +56,7 @@ async fn plain_sql_from_outside_is_seen_at_once() {
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url(&dir)).unwrap();
     let mut sqlite3 = options.connect().await.unwrap();
     sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = ?")
-        .bind(id)
+        .bind(id.get())
         .execute(&mut sqlite3)
         .await
         .unwrap();

@@ -19,6 +19,7 @@ use sqlx::types::Json;
 use crate::{Db, Pool, dialect};
 
 pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+    let viewer = viewer.map(UserId::get);
     let row = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
@@ -49,6 +50,7 @@ async fn page(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ListedRow>, DbError> {
+    let viewer = viewer.map(UserId::get);
     let rows = match query.shape() {
         FilterShape::All => sqlx::query_as!(
             ListedRow,
@@ -138,7 +140,7 @@ async fn page(
         .fetch_all(db)
         .await?,
         FilterShape::Combined => {
-            combined_listing::<Db>(query, viewer, limit, offset).build_query_as().fetch_all(db).await?
+            combined_listing::<Db>(query, viewer.map(UserId::from), limit, offset).build_query_as().fetch_all(db).await?
         }
     };
     Ok(rows)
@@ -152,6 +154,7 @@ pub async fn list(db: &Pool, query: &ArticleQuery, viewer: Option<UserId>) -> Re
 
 /// A page of the articles by authors `viewer` follows, in one statement as [`page`].
 async fn feed_page(db: &Pool, viewer: UserId, limit: i64, offset: i64) -> Result<Vec<ListedRow>, DbError> {
+    let viewer = viewer.get();
     Ok(sqlx::query_as!(
         ListedRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
@@ -189,6 +192,7 @@ pub async fn reference(db: &Pool, slug: &str) -> Result<Option<ArticleRef>, DbEr
 
 /// Inserts the article and its tags in one transaction.
 pub async fn create(db: &Pool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
+    let author = author.get();
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let id = sqlx::query_scalar!(
@@ -204,6 +208,7 @@ pub async fn create(db: &Pool, author: UserId, slug: &str, new: &NewArticle) -> 
     )
     .fetch_one(&mut *tx)
     .await?;
+    let id = ArticleId::new(id);
     dialect::insert_tags(&mut tx, id, &new.tags).await?;
     tx.commit().await?;
     Ok(id)
@@ -219,6 +224,7 @@ pub async fn update(
     slug: Option<&str>,
     changes: &ArticleChanges,
 ) -> Result<Option<String>, DbError> {
+    let (id, author) = (id.get(), author.get());
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let slug = sqlx::query_scalar!(
@@ -246,7 +252,7 @@ pub async fn update(
     }
     if let Some(tags) = &changes.tags {
         sqlx::query!("DELETE FROM article_tags WHERE article_id = $1", id).execute(&mut *tx).await?;
-        dialect::insert_tags(&mut tx, id, tags).await?;
+        dialect::insert_tags(&mut tx, ArticleId::new(id), tags).await?;
     }
     tx.commit().await?;
     Ok(slug)
@@ -255,11 +261,13 @@ pub async fn update(
 /// One statement: the foreign keys' `ON DELETE CASCADE` removes tags, favorites and comments
 /// in the same implicit transaction.
 pub async fn delete(db: &Pool, id: ArticleId, author: UserId) -> Result<bool, DbError> {
+    let (id, author) = (id.get(), author.get());
     let done = sqlx::query!("DELETE FROM articles WHERE id = $1 AND author_id = $2", id, author).execute(db).await?;
     Ok(done.rows_affected() > 0)
 }
 
 pub async fn favorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbError> {
+    let user = user.get();
     sqlx::query!(
         "INSERT INTO favorites (user_id, article_id)
          SELECT $1, id FROM articles WHERE slug = $2
@@ -273,6 +281,7 @@ pub async fn favorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbError
 }
 
 pub async fn unfavorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbError> {
+    let user = user.get();
     sqlx::query!(
         "DELETE FROM favorites WHERE user_id = $1 AND article_id = (SELECT id FROM articles WHERE slug = $2)",
         user,

@@ -8,6 +8,7 @@ use conduit_store::DbError;
 use conduit_store::rows::CommentRow;
 
 pub async fn list(db: &Pool, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
+    let (article, viewer) = (article.get(), viewer.map(UserId::get));
     let rows = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.body,
@@ -27,6 +28,7 @@ pub async fn list(db: &Pool, article: ArticleId, viewer: Option<UserId>) -> Resu
 }
 
 pub async fn by_id(db: &Pool, id: CommentId, viewer: Option<UserId>) -> Result<Option<Comment>, DbError> {
+    let (id, viewer) = (id.get(), viewer.map(UserId::get));
     let row = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.body,
@@ -45,6 +47,7 @@ pub async fn by_id(db: &Pool, id: CommentId, viewer: Option<UserId>) -> Result<O
 }
 
 pub async fn create(db: &Pool, article: ArticleId, author: UserId, body: &str) -> Result<CommentId, DbError> {
+    let (article, author) = (article.get(), author.get());
     let now = Utc::now();
     Ok(sqlx::query_scalar!(
         r#"INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
@@ -56,16 +59,20 @@ pub async fn create(db: &Pool, article: ArticleId, author: UserId, body: &str) -
         now
     )
     .fetch_one(db)
-    .await?)
+    .await
+    .map(CommentId::new)?)
 }
 
 pub async fn author(db: &Pool, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
+    let (article, comment) = (article.get(), comment.get());
     Ok(sqlx::query_scalar!("SELECT author_id FROM comments WHERE id = $1 AND article_id = $2", comment, article)
         .fetch_optional(db)
-        .await?)
+        .await?
+        .map(UserId::new))
 }
 
 pub async fn delete(db: &Pool, comment: CommentId, author: UserId) -> Result<bool, DbError> {
+    let (comment, author) = (comment.get(), author.get());
     let done =
         sqlx::query!("DELETE FROM comments WHERE id = $1 AND author_id = $2", comment, author).execute(db).await?;
     Ok(done.rows_affected() > 0)

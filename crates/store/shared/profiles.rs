@@ -6,6 +6,7 @@ use conduit_domain::model::UserId;
 use conduit_store::DbError;
 
 pub async fn get(db: &Pool, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
+    let viewer = viewer.map(UserId::get);
     Ok(sqlx::query_as!(
         Profile,
         r#"SELECT u.username, u.bio, u.image,
@@ -20,6 +21,7 @@ pub async fn get(db: &Pool, username: &str, viewer: Option<UserId>) -> Result<Op
 }
 
 pub async fn follow(db: &Pool, follower: UserId, username: &str) -> Result<(), DbError> {
+    let follower = follower.get();
     sqlx::query!(
         "INSERT INTO follows (follower_id, followee_id)
          SELECT $1, id FROM users WHERE username = $2
@@ -33,6 +35,7 @@ pub async fn follow(db: &Pool, follower: UserId, username: &str) -> Result<(), D
 }
 
 pub async fn unfollow(db: &Pool, follower: UserId, username: &str) -> Result<(), DbError> {
+    let follower = follower.get();
     sqlx::query!(
         "DELETE FROM follows
          WHERE follower_id = $1 AND followee_id = (SELECT id FROM users WHERE username = $2)",

@@ -31,6 +31,7 @@ pub async fn create(db: &Pool, new: &NewUser) -> Result<User, DbError> {
 }
 
 pub async fn by_id(db: &Pool, id: UserId) -> Result<Option<User>, DbError> {
+    let id = id.get();
     sqlx::query_as!(
         UserRow,
         r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
@@ -61,6 +62,7 @@ pub async fn credentials(db: &Pool, email: &str) -> Result<Option<Credentials>, 
 }
 
 pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
+    let id = id.get();
     let now = Utc::now();
     let (set_bio, bio) = nullable_change(&changes.bio);
     let (set_image, image) = nullable_change(&changes.image);
@@ -188,8 +190,9 @@ pub async fn set_account(db: &Pool, username: &str, changes: &AccountChanges) ->
 }
 
 pub async fn end_session_tokens(db: &Pool, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
+    let id = id.get();
     let mut tx = db.begin().await?;
-    let Some(current) = dialect::lock_ended_sessions(&mut tx, id).await? else {
+    let Some(current) = dialect::lock_ended_sessions(&mut tx, UserId::new(id)).await? else {
         return Ok(false);
     };
     match ended_sessions::add(current.as_deref(), session, until, Utc::now().timestamp()) {

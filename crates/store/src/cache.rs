@@ -196,13 +196,13 @@ mod tests {
     fn a_user_change_drops_the_user_and_every_article() {
         let cache = Cache::default();
         cache.set_listening(true);
-        cache.users.keep(cache.users.ticket(), 1, user(1, "a"));
-        cache.users.keep(cache.users.ticket(), 2, user(2, "b"));
-        cache.heard(Some(1));
-        assert!(cache.users.get(&1).is_none());
-        assert!(cache.users.get(&2).is_some());
+        cache.users.keep(cache.users.ticket(), UserId::new(1), user(UserId::new(1), "a"));
+        cache.users.keep(cache.users.ticket(), UserId::new(2), user(UserId::new(2), "b"));
+        cache.heard(Some(UserId::new(1)));
+        assert!(cache.users.get(&UserId::new(1)).is_none());
+        assert!(cache.users.get(&UserId::new(2)).is_some());
         cache.heard(None);
-        assert!(cache.users.get(&2).is_none());
+        assert!(cache.users.get(&UserId::new(2)).is_none());
     }
 
     #[tokio::test]
@@ -214,25 +214,25 @@ mod tests {
         let writer = {
             let cache = cache.clone();
             tokio::spawn(async move {
-                cache.forget(Some(1), acks, 2).await;
+                cache.forget(Some(UserId::new(1)), acks, 2).await;
                 done_tx.send(Instant::now()).unwrap();
             })
         };
         let started = Instant::now();
         // Another user's ack, and the same instance twice, do not count.
-        cache.acknowledged(Ack { user: Some(2), instance: 7 });
-        cache.acknowledged(Ack { user: Some(1), instance: 7 });
-        cache.acknowledged(Ack { user: Some(1), instance: 7 });
+        cache.acknowledged(Ack { user: Some(UserId::new(2)), instance: 7 });
+        cache.acknowledged(Ack { user: Some(UserId::new(1)), instance: 7 });
+        cache.acknowledged(Ack { user: Some(UserId::new(1)), instance: 7 });
         tokio::task::yield_now().await;
         assert!(done.try_recv().is_err(), "forget returned before the second instance answered");
-        cache.acknowledged(Ack { user: Some(1), instance: 8 });
+        cache.acknowledged(Ack { user: Some(UserId::new(1)), instance: 8 });
         writer.await.unwrap();
         assert!(done.try_recv().unwrap() - started < ACK_WAIT, "forget waited for the timeout");
     }
 
     #[test]
     fn acks_survive_their_encoding() {
-        for ack in [Ack { user: Some(42), instance: u64::MAX }, Ack { user: None, instance: 0 }] {
+        for ack in [Ack { user: Some(UserId::new(42)), instance: u64::MAX }, Ack { user: None, instance: 0 }] {
             assert_eq!(Ack::decode(&ack.encode()), Some(ack));
         }
         assert_eq!(Ack::decode("x 1"), None);

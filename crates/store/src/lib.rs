@@ -165,12 +165,12 @@ where
         "SELECT a.id, a.slug, a.title, a.description, a.tag_list, a.created_at, a.updated_at, \
                 EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = ",
     );
-    sql.push_bind(viewer);
+    sql.push_bind(viewer.map(UserId::get));
     sql.push(
         ") AS favorited, a.favorites_count, u.username, u.bio, u.image, \
          EXISTS(SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = ",
     );
-    sql.push_bind(viewer);
+    sql.push_bind(viewer.map(UserId::get));
     sql.push(") AS following, (SELECT count(*) FROM articles a WHERE 1 = 1");
     push_filters(&mut sql, query);
     sql.push(") AS total FROM (SELECT a.id FROM articles a WHERE 1 = 1");

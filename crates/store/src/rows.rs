@@ -2,7 +2,7 @@
 //! store's `query_as!` fills these, so the two backends differ only in their SQL.
 
 use chrono::{DateTime, Utc};
-use conduit_domain::model::Role;
+use conduit_domain::model::{ArticleId, CommentId, Role, UserId};
 use conduit_domain::{Article, Comment, Profile, User};
 
 use crate::{Credentials, DbError};
@@ -32,7 +32,7 @@ impl TryFrom<UserRow> for User {
         let role = Role::parse(&r.role)
             .ok_or_else(|| DbError::Other(format!("user {} has unknown role '{}'", r.id, r.role)))?;
         Ok(User {
-            id: r.id,
+            id: UserId::new(r.id),
             username: r.username,
             email: r.email,
             bio: r.bio,
@@ -108,7 +108,7 @@ pub struct ArticleRow {
 impl From<ArticleRow> for Article {
     fn from(r: ArticleRow) -> Self {
         Article {
-            id: r.id,
+            id: ArticleId::new(r.id),
             slug: r.slug,
             title: r.title,
             description: r.description,
@@ -146,7 +146,7 @@ pub struct ListedRow {
 impl From<ListedRow> for Article {
     fn from(r: ListedRow) -> Self {
         Article {
-            id: r.id,
+            id: ArticleId::new(r.id),
             slug: r.slug,
             title: r.title,
             description: r.description,
@@ -189,7 +189,7 @@ pub struct CommentRow {
 impl From<CommentRow> for Comment {
     fn from(r: CommentRow) -> Self {
         Comment {
-            id: r.id,
+            id: CommentId::new(r.id),
             created_at: r.created_at,
             updated_at: r.updated_at,
             body: r.body,

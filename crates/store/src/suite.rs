@@ -103,7 +103,7 @@ pub async fn users_are_created_and_found(store: TestStore) {
     assert_eq!((jake.bio.as_deref(), jake.image.as_deref()), (None, None));
 
     assert_eq!(store.user_by_id(jake.id).await.unwrap(), Some(jake.clone()));
-    assert_eq!(store.user_by_id(jake.id + 1000).await.unwrap(), None);
+    assert_eq!(store.user_by_id(UserId::new(jake.id.get() + 1000)).await.unwrap(), None);
 
     let creds = store.credentials_by_email("jake@example.com").await.unwrap().unwrap();
     assert_eq!(creds.user, jake);
@@ -152,7 +152,7 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
 
     // Nothing to change is not an error, and a vanished user is `None`.
     assert_eq!(store.update_user(jake.id, &UserChanges::default()).await.unwrap(), Some(updated));
-    assert_eq!(store.update_user(jake.id + 1000, &changes).await.unwrap(), None);
+    assert_eq!(store.update_user(UserId::new(jake.id.get() + 1000), &changes).await.unwrap(), None);
 }
 
 pub async fn password_hash_can_be_replaced_by_username(store: TestStore) {
@@ -622,7 +622,7 @@ pub async fn ended_sessions_are_kept_on_the_user_until_they_expire(store: TestSt
     let read = store.user_by_id(jake.id).await.unwrap().unwrap();
     assert_eq!(read.ended_sessions, vec!["s1".to_owned(), "s3".to_owned()]);
     assert_eq!(read.token_version, 0, "ending a session ends nothing else");
-    assert!(!store.end_session_tokens(jake.id + 1000, "s", now + 3600).await.unwrap());
+    assert!(!store.end_session_tokens(UserId::new(jake.id.get() + 1000), "s", now + 3600).await.unwrap());
 
     // A password change ends every token anyway: the list starts over.
     let password = UserChanges { password_hash: Some("new".into()), ..Default::default() };

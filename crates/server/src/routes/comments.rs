@@ -2,6 +2,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use conduit_domain::model::{ArticleId, CommentId};
 use conduit_domain::{Comment, Errors, validation as v};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -40,7 +41,7 @@ pub struct CommentInput {
     body: Option<String>,
 }
 
-async fn article_id(state: &AppState, slug: &str) -> ApiResult<i64> {
+async fn article_id(state: &AppState, slug: &str) -> ApiResult<ArticleId> {
     Ok(state.store.article_ref(slug).await?.ok_or(ApiError::NotFound("article"))?.id)
 }
 
@@ -88,7 +89,7 @@ pub(crate) async fn remove(
 ) -> ApiResult<StatusCode> {
     let article = article_id(&state, &slug).await?;
     // A non-numeric id names no comment: that is a 404, not a malformed request.
-    let id: i64 = id.parse().map_err(|_| ApiError::NotFound("comment"))?;
+    let id: CommentId = id.parse().map_err(|_| ApiError::NotFound("comment"))?;
     let author = state.store.comment_author(article, id).await?.ok_or(ApiError::NotFound("comment"))?;
     if author != caller.user.id {
         return Err(ApiError::Forbidden("comment"));

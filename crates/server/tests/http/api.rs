@@ -77,13 +77,19 @@ async fn login_failures_look_and_take_the_same(app: TestApp) {
 async fn bad_tokens_are_401_with_a_reason(app: TestApp) {
     let token = app.register("jake").await;
     let slug = app.article(&token, "Stale tokens", &[]).await;
-    let expired = keys().mint(1, 0, &Grant::default(), chrono::Utc::now() - chrono::Duration::hours(2));
+    let expired = keys().mint(
+        conduit_domain::model::UserId::new(1),
+        0,
+        &Grant::default(),
+        chrono::Utc::now() - chrono::Duration::hours(2),
+    );
     let foreign = conduit_domain::token::TokenKeys::new(
         b"some other secret, also long enough",
         chrono::Duration::hours(1),
     )
-    .mint(1, 0, &Grant::default(), chrono::Utc::now());
-    let vanished_user = keys().mint(999_999, 0, &Grant::default(), chrono::Utc::now());
+    .mint(conduit_domain::model::UserId::new(1), 0, &Grant::default(), chrono::Utc::now());
+    let vanished_user =
+        keys().mint(conduit_domain::model::UserId::new(999_999), 0, &Grant::default(), chrono::Utc::now());
     let mut tampered = token.clone();
     tampered.pop();
 
