@@ -2,7 +2,7 @@
 //! stable, and "fits" its title with or without a collision suffix.
 #![no_main]
 
-use conduit_domain::slug::{fits, slugify, with_suffix};
+use conduit_domain::slug::{Slug, fits, slugify, with_suffix};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|title: &str| {
@@ -14,6 +14,9 @@ fuzz_target!(|title: &str| {
     assert!(!slug.contains(['/', '?', '#', '%', ' ']), "{slug:?}");
     assert!(fits(&slug, title), "{slug:?} does not fit {title:?}");
     assert!(fits(&with_suffix(&slug), title));
+    // Every slug made is one a URL can name.
+    assert_eq!(Slug::parse(&slug).as_ref(), Ok(&slug));
+    assert!(Slug::parse(&with_suffix(&slug)).is_ok());
     assert_eq!(slugify(&slug), slug, "a slug is its own slug");
 
     // `fits` on arbitrary pairs never panics (it slices the candidate).

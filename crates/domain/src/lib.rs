@@ -5,10 +5,13 @@
 
 pub mod id;
 pub mod model;
+pub mod names;
 pub mod password;
 pub mod slug;
 pub mod token;
 pub mod validation;
 
 pub use model::{Article, Comment, Profile, User};
+pub use names::{Email, Username};
+pub use slug::Slug;
 pub use validation::{Errors, Field};

@@ -1,12 +1,49 @@
 //! Slugs: the URL name of an article, made from its title.
 
+use std::fmt;
+use std::ops::Deref;
+
 use rand::Rng;
 
 const BASE_MAX: usize = 80;
+/// `-` and six characters: see [`with_suffix`].
+const SUFFIX_LEN: usize = 7;
+
+/// A slug as [`slugify`] and [`with_suffix`] make them: letters and digits in runs joined by
+/// single dashes, at most 87 characters. A slug from a URL that is not one names no article.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let well_formed = !value.is_empty()
+            && value.chars().count() <= BASE_MAX + SUFFIX_LEN
+            && value.split('-').all(|run| !run.is_empty() && run.chars().all(char::is_alphanumeric));
+        if well_formed { Ok(Self(value.to_owned())) } else { Err("is not a slug".into()) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Slug {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Lower-cases the title and keeps letters and digits, joining runs of anything else with one
 /// `-`. Non-ASCII letters are kept (URLs percent-encode them). Never empty.
-pub fn slugify(title: &str) -> String {
+pub fn slugify(title: &str) -> Slug {
     let mut slug = String::with_capacity(title.len().min(BASE_MAX));
     let mut length = 0;
     let mut pending_dash = false;
@@ -29,16 +66,16 @@ pub fn slugify(title: &str) -> String {
             pending_dash = true;
         }
     }
-    if slug.is_empty() { "article".to_owned() } else { slug }
+    Slug(if slug.is_empty() { "article".to_owned() } else { slug })
 }
 
 /// The slug to try after `base` was taken: `base-x7k2qp`. Random rather than counted so two
 /// writers racing for the same title do not race for the same suffix too.
-pub fn with_suffix(base: &str) -> String {
+pub fn with_suffix(base: &Slug) -> Slug {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     let suffix: String = (0..6).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
-    format!("{base}-{suffix}")
+    Slug(format!("{base}-{suffix}"))
 }
 
 #[cfg(test)]
@@ -47,26 +84,38 @@ mod tests {
 
     #[test]
     fn slugify_joins_words_with_single_dashes() {
-        assert_eq!(slugify("How to train your dragon"), "how-to-train-your-dragon");
-        assert_eq!(slugify("  Hello,  World!! "), "hello-world");
-        assert_eq!(slugify("C++ & Rust: 2026"), "c-rust-2026");
-        assert_eq!(slugify("Über Straße"), "über-straße");
+        assert_eq!(slugify("How to train your dragon").as_str(), "how-to-train-your-dragon");
+        assert_eq!(slugify("  Hello,  World!! ").as_str(), "hello-world");
+        assert_eq!(slugify("C++ & Rust: 2026").as_str(), "c-rust-2026");
+        assert_eq!(slugify("Über Straße").as_str(), "über-straße");
     }
 
     #[test]
     fn slugify_is_never_empty_and_bounded() {
-        assert_eq!(slugify("!!!"), "article");
-        assert_eq!(slugify(""), "article");
+        assert_eq!(slugify("!!!").as_str(), "article");
+        assert_eq!(slugify("").as_str(), "article");
         assert_eq!(slugify(&"a".repeat(500)).chars().count(), BASE_MAX);
         // Found by the `slug` fuzz target: a dash at the 80th character used to push one past.
         let title = format!("{} {}", "t".repeat(79), "a".repeat(10));
-        assert_eq!(slugify(&title), "t".repeat(79));
+        assert_eq!(slugify(&title).as_str(), "t".repeat(79));
+    }
+
+    #[test]
+    fn what_slugify_and_with_suffix_make_parses_and_nothing_else() {
+        for title in ["How to train your dragon", "Über Straße", "!!!", &"a".repeat(500)] {
+            let slug = slugify(title);
+            assert_eq!(Slug::parse(&slug), Ok(slug.clone()));
+            assert!(Slug::parse(&with_suffix(&slug)).is_ok());
+        }
+        for bad in ["", "-a", "a-", "a--b", "a b", "a/b", "a%2f", &"a".repeat(BASE_MAX + SUFFIX_LEN + 1)] {
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn suffix_keeps_base_and_differs_between_calls() {
-        let a = with_suffix("title");
-        let b = with_suffix("title");
+        let a = with_suffix(&slugify("title"));
+        let b = with_suffix(&slugify("title"));
         assert!(a.starts_with("title-") && a.len() == "title-".len() + 6);
         assert_ne!(a, b);
     }
@@ -94,7 +143,7 @@ mod fits_tests {
     #[test]
     fn slug_fits_its_title_with_or_without_suffix() {
         assert!(fits("hello-world", "Hello, World"));
-        assert!(fits(&with_suffix("hello-world"), "Hello World"));
+        assert!(fits(&with_suffix(&slugify("hello-world")), "Hello World"));
         assert!(!fits("hello-world", "Goodbye"));
         assert!(!fits("hello-world-and-more", "Hello World"));
     }

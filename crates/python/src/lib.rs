@@ -165,7 +165,7 @@ fn mint_token(py: Python<'_>, claims: &Bound<'_, PyAny>, secret: &str, ttl_secon
 /// one of those for the title.
 #[pyfunction]
 fn slugify(title: &str) -> String {
-    slugs::slugify(title)
+    slugs::slugify(title).as_str().to_owned()
 }
 
 /// Whether ``slug`` is the server's slug for ``title``, with or without a uniqueness suffix.

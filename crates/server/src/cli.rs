@@ -179,13 +179,18 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A username given on the command line, or the rule it breaks.
+fn cli_name(raw: &str) -> anyhow::Result<conduit_domain::Username> {
+    conduit_domain::Username::parse(raw).map_err(|e| anyhow::anyhow!("'{raw}' cannot be a username: it {e}"))
+}
+
 async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Promote { username } => {
             let store = db::open(&config, db::Caching::On).await?;
             let changes =
                 conduit_store::AccountChanges { role: Some(conduit_domain::model::Role::Admin), active: None };
-            let changed = store.set_account(&username, &changes).await;
+            let changed = store.set_account(&cli_name(&username)?, &changes).await;
             store.close().await;
             match changed? {
                 Some(user) => println!(
@@ -208,7 +213,7 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
             };
             conduit_domain::password::validate(&phc).context("refusing to store this hash")?;
             let store = db::open(&config, db::Caching::On).await?;
-            let found = store.set_password_hash(&username, &phc).await;
+            let found = store.set_password_hash(&cli_name(&username)?, &phc).await;
             store.close().await;
             if !found? {
                 anyhow::bail!("no user named '{username}': check the name (it is case-sensitive) and DATABASE_URL");

@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 
 /// A JSON body. It must be declared `Content-Type: application/json` (or `application/*+json`),
 /// else 415: a page on another site can send a cross-site `text/plain` or form body without
@@ -131,6 +131,17 @@ where
     D: serde::Deserializer<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The slug in an article's URL. One that no slug can be names no article: 404, as for a
+/// well-formed slug nobody has.
+pub fn article_slug(raw: &str) -> ApiResult<conduit_domain::Slug> {
+    conduit_domain::Slug::parse(raw).map_err(|_| ApiError::NotFound("article"))
+}
+
+/// The username in a profile's URL; 404 when no user could have it.
+pub fn profile_name(raw: &str) -> ApiResult<conduit_domain::Username> {
+    conduit_domain::Username::parse(raw).map_err(|_| ApiError::NotFound("profile"))
 }
 
 #[cfg(test)]

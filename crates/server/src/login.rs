@@ -2,6 +2,7 @@
 //! /api/session`, and `currentPassword` in `PUT /api/user`. Each check is counted by the
 //! limiter before Argon2 runs (see `ratelimit.rs`).
 
+use conduit_domain::Email;
 use conduit_domain::{Errors, User, validation as v};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -52,7 +53,11 @@ pub(crate) async fn check_login(
     };
     // Unknown email and wrong password take the same path through Argon2 and give the same
     // answer, so neither timing nor body reveals which accounts exist.
-    let credentials = state.store.credentials_by_email(&email).await?;
+    // An address no account can have is looked up as one nobody has: the same path follows.
+    let credentials = match Email::parse(&email) {
+        Ok(email) => state.store.credentials_by_email(&email).await?,
+        Err(_) => None,
+    };
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     let matches = counted_verify(state, &email, ip, password, hash, admission).await?;
     state.metrics.record_login(matches && credentials.is_some());

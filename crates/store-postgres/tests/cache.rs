@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use conduit_domain::{Email, Slug, Username};
 use conduit_store::Cached;
 use conduit_store::{AccountChanges, ArticleChanges, NewArticle, NewUser, Store, UserChanges};
 use conduit_store_postgres::PgStore;
@@ -14,7 +15,11 @@ async fn second_instance(url: &str) -> Cached<PgStore> {
 }
 
 async fn jake(store: &Cached<PgStore>) -> conduit_domain::model::UserId {
-    let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
+    let new = NewUser {
+        username: Username::parse("jake").unwrap(),
+        email: Email::parse("jake@example.com").unwrap(),
+        password_hash: "x".into(),
+    };
     store.create_user(&new).await.unwrap().id
 }
 
@@ -57,7 +62,7 @@ async fn a_change_through_one_instance_is_seen_by_the_other_as_soon_as_it_return
     // Deactivation (an admin command) likewise.
     let off = AccountChanges { role: None, active: Some(false) };
     assert!(b.user_by_id(id).await.unwrap().unwrap().active);
-    a.set_account("jake", &off).await.unwrap().unwrap();
+    a.set_account(&Username::parse("jake").unwrap(), &off).await.unwrap().unwrap();
     assert!(!b.user_by_id(id).await.unwrap().unwrap().active);
 }
 
@@ -117,7 +122,7 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
     drop(db);
 }
 
-async fn until_article(b: &Cached<PgStore>, slug: &str, done: impl Fn(Option<&conduit_domain::Article>) -> bool) {
+async fn until_article(b: &Cached<PgStore>, slug: &Slug, done: impl Fn(Option<&conduit_domain::Article>) -> bool) {
     until(|| async move { b.article(slug, None).await.unwrap() }, |article| done(article.as_ref())).await;
 }
 
@@ -127,7 +132,8 @@ async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view()
     let b = second_instance(&db.url).await;
     let author = jake(&a).await;
     let new = NewArticle { title: "T".into(), description: "d".into(), body: "b".into(), tags: vec!["x".into()] };
-    let slug = a.create_article(author, "t", &new).await.unwrap().slug;
+    let created = a.create_article(author, &Slug::parse("t").unwrap(), &new).await.unwrap();
+    let slug = Slug::parse(&created.slug).unwrap();
     let cached = b.article(&slug, None).await.unwrap().unwrap();
     assert_eq!(b.article(&slug, None).await.unwrap().unwrap(), cached);
 
@@ -154,7 +160,7 @@ async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view()
 
     // In plain SQL, and then deleted.
     sqlx::query("UPDATE articles SET title = 'psql' WHERE slug = $1")
-        .bind(&slug)
+        .bind(slug.as_str())
         .execute(a.uncached().pool())
         .await
         .unwrap();

@@ -4,13 +4,18 @@
 
 use std::str::FromStr;
 
+use conduit_domain::{Email, Slug, Username};
 use conduit_store::{AccountChanges, NewArticle, NewUser, Store, UserChanges};
 use conduit_store_sqlite::SqliteStore;
 use conduit_store_sqlite::testing::fresh_store;
 use sqlx::{ConnectOptions, Connection};
 
 async fn jake(store: &impl Store) -> conduit_domain::model::UserId {
-    let new = NewUser { username: "jake".into(), email: "jake@example.com".into(), password_hash: "x".into() };
+    let new = NewUser {
+        username: Username::parse("jake").unwrap(),
+        email: Email::parse("jake@example.com").unwrap(),
+        password_hash: "x".into(),
+    };
     store.create_user(&new).await.unwrap().id
 }
 
@@ -41,7 +46,10 @@ async fn another_process_changing_a_user_is_seen_at_once() {
         assert_eq!(server.user_by_id(id).await.unwrap().unwrap().bio, Some(bio));
     }
     server.user_by_id(id).await.unwrap();
-    cli.set_account("jake", &AccountChanges { role: None, active: Some(false) }).await.unwrap().unwrap();
+    cli.set_account(&Username::parse("jake").unwrap(), &AccountChanges { role: None, active: Some(false) })
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!server.user_by_id(id).await.unwrap().unwrap().active, "deactivation must hold at once");
 }
 
@@ -50,7 +58,8 @@ async fn plain_sql_from_outside_is_seen_at_once() {
     let (server, dir) = fresh_store().await;
     let id = jake(&server).await;
     let new = NewArticle { title: "T".into(), description: "d".into(), body: "b".into(), tags: vec![] };
-    let slug = server.create_article(id, "t", &new).await.unwrap().slug;
+    let created = server.create_article(id, &Slug::parse("t").unwrap(), &new).await.unwrap();
+    let slug = Slug::parse(&created.slug).unwrap();
     server.user_by_id(id).await.unwrap();
     server.article(&slug, None).await.unwrap();
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url(&dir)).unwrap();
@@ -62,7 +71,7 @@ async fn plain_sql_from_outside_is_seen_at_once() {
         .unwrap();
     assert_eq!(server.user_by_id(id).await.unwrap().unwrap().token_version, 1);
     sqlx::query("UPDATE articles SET title = 'by hand' WHERE slug = ?")
-        .bind(&slug)
+        .bind(slug.as_str())
         .execute(&mut sqlite3)
         .await
         .unwrap();

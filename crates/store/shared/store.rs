@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
-use conduit_domain::{Article, Comment, Profile, User};
+use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 use conduit_store::*;
 use tracing::instrument;
 
@@ -45,12 +45,12 @@ impl Store for ThisStore {
     }
 
     #[instrument(name = "store.credentials_by_email", skip_all, fields(db.system = BACKEND))]
-    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError> {
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError> {
         users::credentials(&self.read, email).await
     }
 
     #[instrument(name = "store.set_password_hash", skip_all, fields(db.system = BACKEND))]
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError> {
+    async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError> {
         users::set_password_hash(&self.write, username, password_hash).await
     }
 
@@ -65,7 +65,7 @@ impl Store for ThisStore {
     }
 
     #[instrument(name = "store.set_account", skip_all, fields(db.system = BACKEND))]
-    async fn set_account(&self, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError> {
+    async fn set_account(&self, username: &Username, changes: &AccountChanges) -> Result<Option<User>, DbError> {
         users::set_account(&self.write, username, changes).await
     }
 
@@ -77,18 +77,18 @@ impl Store for ThisStore {
     // --- profiles ---
 
     #[instrument(name = "store.profile", skip_all, fields(db.system = BACKEND))]
-    async fn profile(&self, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
+    async fn profile(&self, username: &Username, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
         profiles::get(&self.read, username, viewer).await
     }
 
     #[instrument(name = "store.follow", skip_all, fields(db.system = BACKEND))]
-    async fn follow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+    async fn follow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError> {
         profiles::follow(&self.write, follower, username).await?;
         profiles::get(&self.write, username, Some(follower)).await
     }
 
     #[instrument(name = "store.unfollow", skip_all, fields(db.system = BACKEND))]
-    async fn unfollow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+    async fn unfollow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError> {
         profiles::unfollow(&self.write, follower, username).await?;
         profiles::get(&self.write, username, Some(follower)).await
     }
@@ -106,17 +106,17 @@ impl Store for ThisStore {
     }
 
     #[instrument(name = "store.article", skip_all, fields(db.system = BACKEND))]
-    async fn article(&self, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+    async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
         articles::by_slug(&self.read, slug, viewer).await
     }
 
     #[instrument(name = "store.article_ref", skip_all, fields(db.system = BACKEND))]
-    async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError> {
+    async fn article_ref(&self, slug: &Slug) -> Result<Option<ArticleRef>, DbError> {
         articles::reference(&self.read, slug).await
     }
 
     #[instrument(name = "store.create_article", skip_all, fields(db.system = BACKEND))]
-    async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError> {
+    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {
         articles::create(&self.write, author, slug, new).await?;
         // Read back through the writer: it has certainly seen its own commit.
         articles::by_slug(&self.write, slug, Some(author)).await?.ok_or_else(DbError::vanished)
@@ -127,10 +127,11 @@ impl Store for ThisStore {
         &self,
         article: ArticleId,
         author: UserId,
-        expected_slug: &str,
-        slug: Option<&str>,
+        expected_slug: &Slug,
+        slug: Option<&Slug>,
         changes: &ArticleChanges,
     ) -> Result<Option<Article>, DbError> {
+        let slug = slug.map(Slug::as_str);
         match articles::update(&self.write, article, author, expected_slug, slug, changes).await? {
             Some(slug) => articles::by_slug(&self.write, &slug, Some(author)).await,
             None => Ok(None),
@@ -143,13 +144,13 @@ impl Store for ThisStore {
     }
 
     #[instrument(name = "store.favorite", skip_all, fields(db.system = BACKEND))]
-    async fn favorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+    async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
         articles::favorite(&self.write, user, slug).await?;
         articles::by_slug(&self.write, slug, Some(user)).await
     }
 
     #[instrument(name = "store.unfavorite", skip_all, fields(db.system = BACKEND))]
-    async fn unfavorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+    async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
         articles::unfavorite(&self.write, user, slug).await?;
         articles::by_slug(&self.write, slug, Some(user)).await
     }

@@ -12,6 +12,7 @@ use crate::Pool;
 use crate::dialect;
 
 pub async fn create(db: &Pool, new: &NewUser) -> Result<User, DbError> {
+    let (username, email) = (new.username.as_str(), new.email.as_str());
     let now = Utc::now();
     sqlx::query_as!(
         UserRow,
@@ -20,8 +21,8 @@ pub async fn create(db: &Pool, new: &NewUser) -> Result<User, DbError> {
            RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
                      token_version AS "token_version!", ended_sessions, grace_token_id,
                      created_at AS "created_at!: DateTime<Utc>""#,
-        new.username,
-        new.email,
+        username,
+        email,
         new.password_hash,
         now,
     )
@@ -66,6 +67,7 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
     let now = Utc::now();
     let (set_bio, bio) = nullable_change(&changes.bio);
     let (set_image, image) = nullable_change(&changes.image);
+    let (username, email) = (changes.username.as_deref(), changes.email.as_deref());
     sqlx::query_as!(
         UserRow,
         r#"UPDATE users SET
@@ -83,8 +85,8 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
                      token_version AS "token_version!", ended_sessions, grace_token_id,
                      created_at AS "created_at!: DateTime<Utc>""#,
         id,
-        changes.username,
-        changes.email,
+        username,
+        email,
         changes.password_hash,
         set_bio,
         bio,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
-use conduit_domain::{Article, Comment, Profile, User};
+use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 
 use crate::cache::{Acks, Cache};
 use crate::*;
@@ -102,11 +102,11 @@ impl<S: Store> Store for Cached<S> {
         self.cache.users.get_or_read(&id, self.store.user_by_id(id)).await
     }
 
-    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError> {
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError> {
         self.store.credentials_by_email(email).await
     }
 
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError> {
+    async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError> {
         let acks = self.cache.before_change();
         let changed = self.store.set_password_hash(username, password_hash).await?;
         if changed {
@@ -129,7 +129,7 @@ impl<S: Store> Store for Cached<S> {
         self.store.list_users(active, page).await
     }
 
-    async fn set_account(&self, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError> {
+    async fn set_account(&self, username: &Username, changes: &AccountChanges) -> Result<Option<User>, DbError> {
         let acks = self.cache.before_change();
         let user = self.store.set_account(username, changes).await?;
         if let Some(user) = &user {
@@ -149,15 +149,15 @@ impl<S: Store> Store for Cached<S> {
 
     // --- profiles: not cached (they depend on the viewer) ---
 
-    async fn profile(&self, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
+    async fn profile(&self, username: &Username, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
         self.store.profile(username, viewer).await
     }
 
-    async fn follow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+    async fn follow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError> {
         self.store.follow(follower, username).await
     }
 
-    async fn unfollow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError> {
+    async fn unfollow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError> {
         self.store.unfollow(follower, username).await
     }
 
@@ -171,20 +171,20 @@ impl<S: Store> Store for Cached<S> {
         self.store.feed(viewer, page).await
     }
 
-    async fn article(&self, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+    async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
         // Only the anonymous view is cached: it is the same for every reader.
         if viewer.is_some() {
             return self.store.article(slug, viewer).await;
         }
         self.feed.catch_up(&self.cache);
-        self.cache.articles.get_or_read(slug, self.store.article(slug, None)).await
+        self.cache.articles.get_or_read(slug.as_str(), self.store.article(slug, None)).await
     }
 
-    async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError> {
+    async fn article_ref(&self, slug: &Slug) -> Result<Option<ArticleRef>, DbError> {
         self.store.article_ref(slug).await
     }
 
-    async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError> {
+    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {
         let article = self.store.create_article(author, slug, new).await?;
         self.cache.tags_changed();
         Ok(article)
@@ -194,13 +194,13 @@ impl<S: Store> Store for Cached<S> {
         &self,
         article: ArticleId,
         author: UserId,
-        expected_slug: &str,
-        slug: Option<&str>,
+        expected_slug: &Slug,
+        slug: Option<&Slug>,
         changes: &ArticleChanges,
     ) -> Result<Option<Article>, DbError> {
         let updated = self.store.update_article(article, author, expected_slug, slug, changes).await?;
         if updated.is_some() {
-            self.cache.article_changed(Some(expected_slug));
+            self.cache.article_changed(Some(expected_slug.as_str()));
         }
         Ok(updated)
     }
@@ -214,15 +214,15 @@ impl<S: Store> Store for Cached<S> {
         Ok(deleted)
     }
 
-    async fn favorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+    async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
         let article = self.store.favorite(user, slug).await?;
-        self.cache.articles.heard(Some(slug));
+        self.cache.articles.heard(Some(slug.as_str()));
         Ok(article)
     }
 
-    async fn unfavorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError> {
+    async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
         let article = self.store.unfavorite(user, slug).await?;
-        self.cache.articles.heard(Some(slug));
+        self.cache.articles.heard(Some(slug.as_str()));
         Ok(article)
     }
 

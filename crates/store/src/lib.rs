@@ -19,7 +19,7 @@ pub use error::DbError;
 pub use types::*;
 
 use conduit_domain::model::{ArticleId, CommentId, UserId};
-use conduit_domain::{Article, Comment, Profile, User};
+use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 
 /// Everything Conduit keeps. Implementations must make each method atomic: a multi-row write
 /// either happens whole or not at all.
@@ -42,10 +42,10 @@ pub trait Store: Send + Sync + 'static {
     /// Fails with `DbError::Conflict("username" | "email")` when either is taken.
     async fn create_user(&self, new: &NewUser) -> Result<User, DbError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError>;
-    async fn credentials_by_email(&self, email: &str) -> Result<Option<Credentials>, DbError>;
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError>;
     /// Replaces the password hash of `username` (for migrating users from another system), and
     /// revokes their tokens. False when there is no such user.
-    async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<bool, DbError>;
+    async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError>;
     /// A new password hash revokes the user's earlier tokens (bumps `token_version`).
     /// `None` when the user no longer exists, or its token version is no longer
     /// `changes.expected_version`.
@@ -56,7 +56,7 @@ pub trait Store: Send + Sync + 'static {
     /// Changes role and/or active flag of `username`; deactivation revokes their tokens.
     /// `None` when there is no such user. Fails with `DbError::LastAdmin` rather than leave no
     /// active admin (checked under a lock, so two admins demoting each other cannot both win).
-    async fn set_account(&self, username: &str, changes: &AccountChanges) -> Result<Option<User>, DbError>;
+    async fn set_account(&self, username: &Username, changes: &AccountChanges) -> Result<Option<User>, DbError>;
     /// Ends the tokens minted to one browser session (a logout): `session` is that session's
     /// token id (`sid`), refused from now on until `until` (Unix seconds), by which every such
     /// token has expired. False when the user no longer exists.
@@ -64,10 +64,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- profiles ---
 
-    async fn profile(&self, username: &str, viewer: Option<UserId>) -> Result<Option<Profile>, DbError>;
+    async fn profile(&self, username: &Username, viewer: Option<UserId>) -> Result<Option<Profile>, DbError>;
     /// Idempotent. `None` when no user has that name.
-    async fn follow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError>;
-    async fn unfollow(&self, follower: UserId, username: &str) -> Result<Option<Profile>, DbError>;
+    async fn follow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError>;
+    async fn unfollow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError>;
 
     // --- articles ---
 
@@ -75,11 +75,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError>;
     /// Articles by authors `viewer` follows, newest first, bodies left out.
     async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError>;
-    async fn article(&self, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError>;
+    async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError>;
     /// The id and author of an article, for existence and ownership checks.
-    async fn article_ref(&self, slug: &str) -> Result<Option<ArticleRef>, DbError>;
+    async fn article_ref(&self, slug: &Slug) -> Result<Option<ArticleRef>, DbError>;
     /// Fails with `DbError::Conflict("slug")` when the slug is taken: see [`with_unique_slug`].
-    async fn create_article(&self, author: UserId, slug: &str, new: &NewArticle) -> Result<Article, DbError>;
+    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError>;
     /// Changes an article of `author` that still has `expected_slug`; `None` when there is no
     /// such article of theirs, or a concurrent edit renamed it (so an edit based on a stale view
     /// can never give the article a slug that does not fit its title).
@@ -88,15 +88,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         article: ArticleId,
         author: UserId,
-        expected_slug: &str,
-        slug: Option<&str>,
+        expected_slug: &Slug,
+        slug: Option<&Slug>,
         changes: &ArticleChanges,
     ) -> Result<Option<Article>, DbError>;
     /// Deletes an article of `author` with its tags, favorites and comments. False if none.
     async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError>;
     /// Idempotent. `None` when no article has that slug.
-    async fn favorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError>;
-    async fn unfavorite(&self, user: UserId, slug: &str) -> Result<Option<Article>, DbError>;
+    async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError>;
+    async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError>;
 
     // --- comments ---
 
@@ -131,7 +131,7 @@ pub trait Store: Send + Sync + 'static {
 /// fresh suffixed ones. The unique index decides, so two writers can never share a slug.
 pub async fn with_unique_slug<T, F, Fut>(title: &str, mut attempt: F) -> Result<T, DbError>
 where
-    F: FnMut(String) -> Fut,
+    F: FnMut(Slug) -> Fut,
     Fut: std::future::Future<Output = Result<T, DbError>>,
 {
     const ATTEMPTS: usize = 8;

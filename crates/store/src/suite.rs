@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use conduit_domain::User;
+use conduit_domain::{Email, Slug, User, Username};
 
 use crate::*;
 
@@ -58,11 +58,23 @@ macro_rules! store_behaviour_suite {
 
 pub type TestStore = Arc<dyn Store>;
 
+fn username(s: &str) -> Username {
+    Username::parse(s).expect("a valid username")
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).expect("a valid email")
+}
+
+fn slug(s: &str) -> Slug {
+    Slug::parse(s).expect("a valid slug")
+}
+
 async fn user(store: &dyn Store, name: &str) -> User {
     store
         .create_user(&NewUser {
-            username: name.into(),
-            email: format!("{name}@example.com"),
+            username: username(name),
+            email: email(&format!("{name}@example.com")),
             password_hash: format!("hash-of-{name}"),
         })
         .await
@@ -105,19 +117,21 @@ pub async fn users_are_created_and_found(store: TestStore) {
     assert_eq!(store.user_by_id(jake.id).await.unwrap(), Some(jake.clone()));
     assert_eq!(store.user_by_id(UserId::new(jake.id.get() + 1000)).await.unwrap(), None);
 
-    let creds = store.credentials_by_email("jake@example.com").await.unwrap().unwrap();
+    let creds = store.credentials_by_email(&email("jake@example.com")).await.unwrap().unwrap();
     assert_eq!(creds.user, jake);
     assert_eq!(creds.password_hash, "hash-of-jake");
-    assert!(store.credentials_by_email("nobody@example.com").await.unwrap().is_none());
+    assert!(store.credentials_by_email(&email("nobody@example.com")).await.unwrap().is_none());
 }
 
 pub async fn taken_username_or_email_is_a_conflict_on_that_field(store: TestStore) {
     user(&*store, "jake").await;
-    let same_name = NewUser { username: "jake".into(), email: "other@example.com".into(), password_hash: "h".into() };
+    let same_name =
+        NewUser { username: username("jake"), email: email("other@example.com"), password_hash: "h".into() };
     assert!(matches!(store.create_user(&same_name).await, Err(DbError::Conflict("username"))));
-    let same_email = NewUser { username: "other".into(), email: "jake@example.com".into(), password_hash: "h".into() };
+    let same_email =
+        NewUser { username: username("other"), email: email("jake@example.com"), password_hash: "h".into() };
     assert!(matches!(store.create_user(&same_email).await, Err(DbError::Conflict("email"))));
-    assert!(store.credentials_by_email("other@example.com").await.unwrap().is_none());
+    assert!(store.credentials_by_email(&email("other@example.com")).await.unwrap().is_none());
 }
 
 pub async fn user_updates_change_only_given_fields(store: TestStore) {
@@ -128,8 +142,8 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
     assert_eq!((updated.username.as_str(), updated.image.as_deref()), ("jake", None));
 
     let changes = UserChanges {
-        username: Some("jacob".into()),
-        email: Some("jacob@example.com".into()),
+        username: Some(username("jacob")),
+        email: Some(email("jacob@example.com")),
         password_hash: Some("new-hash".into()),
         surviving_token: Some(crate::rows::grace_token_value("token-1", 2_000_000_000)),
         expected_version: Some(0),
@@ -141,7 +155,7 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
     assert_eq!(updated.bio, None);
     assert_eq!((updated.token_version, updated.grace_token.clone()), (1, Some(("token-1".to_owned(), 2_000_000_000))));
     assert_eq!(updated.image.as_deref(), Some("https://example.com/j.png"));
-    let creds = store.credentials_by_email("jacob@example.com").await.unwrap().unwrap();
+    let creds = store.credentials_by_email(&email("jacob@example.com")).await.unwrap().unwrap();
     assert_eq!(creds.password_hash, "new-hash");
 
     // A change that expects an earlier token version (its credential revoked meanwhile) is `None`.
@@ -158,11 +172,11 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
 pub async fn password_hash_can_be_replaced_by_username(store: TestStore) {
     let jake = user(&*store, "jake").await;
     user(&*store, "anna").await;
-    assert!(store.set_password_hash("jake", "imported").await.unwrap());
-    assert!(!store.set_password_hash("nobody", "imported").await.unwrap());
-    let creds = store.credentials_by_email("jake@example.com").await.unwrap().unwrap();
+    assert!(store.set_password_hash(&username("jake"), "imported").await.unwrap());
+    assert!(!store.set_password_hash(&username("nobody"), "imported").await.unwrap());
+    let creds = store.credentials_by_email(&email("jake@example.com")).await.unwrap().unwrap();
     assert_eq!((creds.user.id, creds.password_hash.as_str()), (jake.id, "imported"));
-    let anna = store.credentials_by_email("anna@example.com").await.unwrap().unwrap();
+    let anna = store.credentials_by_email(&email("anna@example.com")).await.unwrap().unwrap();
     assert_eq!(anna.password_hash, "hash-of-anna");
 }
 
@@ -173,7 +187,7 @@ pub async fn password_changes_bump_the_token_version(store: TestStore) {
     assert_eq!(store.update_user(jake.id, &bio).await.unwrap().unwrap().token_version, 0);
     let password = UserChanges { password_hash: Some("new".into()), ..Default::default() };
     assert_eq!(store.update_user(jake.id, &password).await.unwrap().unwrap().token_version, 1);
-    assert!(store.set_password_hash("jake", "imported").await.unwrap());
+    assert!(store.set_password_hash(&username("jake"), "imported").await.unwrap());
     let imported = store.user_by_id(jake.id).await.unwrap().unwrap();
     assert_eq!((imported.token_version, imported.grace_token), (2, None), "an import spares no token");
 }
@@ -182,7 +196,7 @@ pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {
     for name in ["a", "b", "c", "d"] {
         user(&*store, name).await;
     }
-    store.set_account("b", &AccountChanges { active: Some(false), ..Default::default() }).await.unwrap();
+    store.set_account(&username("b"), &AccountChanges { active: Some(false), ..Default::default() }).await.unwrap();
     let names = |page: Page<User>| (page.items.into_iter().map(|u| u.username).collect::<Vec<_>>(), page.total);
     let all = store.list_users(None, Paging::default()).await.unwrap();
     assert_eq!(names(all), (vec!["a".to_string(), "b".into(), "c".into(), "d".into()], 4));
@@ -197,37 +211,44 @@ pub async fn accounts_change_role_and_active_flag(store: TestStore) {
     user(&*store, "jake").await;
     user(&*store, "anna").await;
     // Another admin, so that jake is not the last one when he is deactivated.
-    store.set_account("anna", &AccountChanges { role: Some(Role::Admin), active: None }).await.unwrap().unwrap();
-    let admin =
-        store.set_account("jake", &AccountChanges { role: Some(Role::Admin), active: None }).await.unwrap().unwrap();
+    store
+        .set_account(&username("anna"), &AccountChanges { role: Some(Role::Admin), active: None })
+        .await
+        .unwrap()
+        .unwrap();
+    let admin = store
+        .set_account(&username("jake"), &AccountChanges { role: Some(Role::Admin), active: None })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((admin.role, admin.active, admin.token_version), (Role::Admin, true, 0));
     let off = store
-        .set_account("jake", &AccountChanges { active: Some(false), ..Default::default() })
+        .set_account(&username("jake"), &AccountChanges { active: Some(false), ..Default::default() })
         .await
         .unwrap()
         .unwrap();
     assert_eq!((off.role, off.active, off.token_version), (Role::Admin, false, 1));
     // Deactivating again revokes nothing new; reactivating keeps old tokens revoked.
     let again = store
-        .set_account("jake", &AccountChanges { active: Some(false), ..Default::default() })
+        .set_account(&username("jake"), &AccountChanges { active: Some(false), ..Default::default() })
         .await
         .unwrap()
         .unwrap();
     assert_eq!(again.token_version, 1);
     let on = store
-        .set_account("jake", &AccountChanges { active: Some(true), role: Some(Role::User) })
+        .set_account(&username("jake"), &AccountChanges { active: Some(true), role: Some(Role::User) })
         .await
         .unwrap()
         .unwrap();
     assert_eq!((on.role, on.active, on.token_version), (Role::User, true, 1));
-    assert!(store.set_account("nobody", &AccountChanges::default()).await.unwrap().is_none());
+    assert!(store.set_account(&username("nobody"), &AccountChanges::default()).await.unwrap().is_none());
 }
 
 pub async fn user_update_to_taken_name_conflicts_and_changes_nothing(store: TestStore) {
     let jake = user(&*store, "jake").await;
     user(&*store, "celeb").await;
     let changes = UserChanges {
-        username: Some("celeb".into()),
+        username: Some(username("celeb")),
         bio: Some(Some("should not stick".into())),
         ..Default::default()
     };
@@ -238,24 +259,24 @@ pub async fn user_update_to_taken_name_conflicts_and_changes_nothing(store: Test
 pub async fn follow_and_unfollow_are_idempotent(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let celeb = user(&*store, "celeb").await;
-    let seen = store.profile("celeb", Some(jake.id)).await.unwrap().unwrap();
+    let seen = store.profile(&username("celeb"), Some(jake.id)).await.unwrap().unwrap();
     assert!(!seen.following);
 
     for _ in 0..2 {
-        let p = store.follow(jake.id, "celeb").await.unwrap().unwrap();
+        let p = store.follow(jake.id, &username("celeb")).await.unwrap().unwrap();
         assert!(p.following);
         assert_eq!(p.username, "celeb");
     }
-    assert!(store.profile("celeb", Some(jake.id)).await.unwrap().unwrap().following);
-    assert!(!store.profile("celeb", None).await.unwrap().unwrap().following);
-    assert!(!store.profile("jake", Some(celeb.id)).await.unwrap().unwrap().following);
+    assert!(store.profile(&username("celeb"), Some(jake.id)).await.unwrap().unwrap().following);
+    assert!(!store.profile(&username("celeb"), None).await.unwrap().unwrap().following);
+    assert!(!store.profile(&username("jake"), Some(celeb.id)).await.unwrap().unwrap().following);
 
     for _ in 0..2 {
-        assert!(!store.unfollow(jake.id, "celeb").await.unwrap().unwrap().following);
+        assert!(!store.unfollow(jake.id, &username("celeb")).await.unwrap().unwrap().following);
     }
-    assert!(store.follow(jake.id, "nobody").await.unwrap().is_none());
-    assert!(store.unfollow(jake.id, "nobody").await.unwrap().is_none());
-    assert!(store.profile("nobody", None).await.unwrap().is_none());
+    assert!(store.follow(jake.id, &username("nobody")).await.unwrap().is_none());
+    assert!(store.unfollow(jake.id, &username("nobody")).await.unwrap().is_none());
+    assert!(store.profile(&username("nobody"), None).await.unwrap().is_none());
 }
 
 pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
@@ -268,18 +289,18 @@ pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
     assert_eq!((created.favorited, created.favorites_count), (false, 0));
     assert_eq!(created.author.username, "jake");
 
-    let fetched = store.article(&created.slug, None).await.unwrap().unwrap();
+    let fetched = store.article(&slug(&created.slug), None).await.unwrap().unwrap();
     assert_eq!(fetched, created);
-    let by_ref = store.article_ref(&created.slug).await.unwrap().unwrap();
+    let by_ref = store.article_ref(&slug(&created.slug)).await.unwrap().unwrap();
     assert_eq!(by_ref, ArticleRef { id: created.id, author: jake.id });
-    assert!(store.article("no-such-slug", None).await.unwrap().is_none());
-    assert!(store.article_ref("no-such-slug").await.unwrap().is_none());
+    assert!(store.article(&slug("no-such-slug"), None).await.unwrap().is_none());
+    assert!(store.article_ref(&slug("no-such-slug")).await.unwrap().is_none());
 }
 
 pub async fn taken_slug_is_a_conflict_and_unique_slug_helper_avoids_it(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let first = article(&*store, &jake, "Same title", &[]).await;
-    let again = store.create_article(jake.id, &first.slug, &new_article("Same title", &["x"])).await;
+    let again = store.create_article(jake.id, &slug(&first.slug), &new_article("Same title", &["x"])).await;
     assert!(matches!(again, Err(DbError::Conflict("slug"))));
     // The refused insert left nothing behind, not even its tag.
     assert!(store.tags().await.unwrap().is_empty());
@@ -315,15 +336,15 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     let j1 = article(&*store, &jake, "j1", &["rust", "web"]).await;
     let a1 = article(&*store, &anna, "a1", &["rust"]).await;
     article(&*store, &anna, "a2", &["go"]).await;
-    store.favorite(anna.id, &j1.slug).await.unwrap();
-    store.favorite(anna.id, &a1.slug).await.unwrap();
+    store.favorite(anna.id, &slug(&j1.slug)).await.unwrap();
+    store.favorite(anna.id, &slug(&a1.slug)).await.unwrap();
 
     let list = |tag: Option<&str>, author: Option<&str>, favorited: Option<&str>| {
         let store = store.clone();
         let q = ArticleQuery {
             tag: tag.map(Into::into),
-            author: author.map(Into::into),
-            favorited: favorited.map(Into::into),
+            author: author.map(username),
+            favorited: favorited.map(username),
             page: Paging::default(),
         };
         async move {
@@ -347,7 +368,7 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     let paged = |offset| ArticleQuery {
         tag: Some("rust".into()),
         author: None,
-        favorited: Some("anna".into()),
+        favorited: Some(username("anna")),
         page: Paging { limit: 1, offset },
     };
     let page = store.list_articles(&paged(1), Some(anna.id)).await.unwrap();
@@ -357,10 +378,12 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     assert_eq!((page.total, page.items.len()), (2, 0));
 
     // The viewer's own flags come with each listed article.
-    let page =
-        store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, Some(anna.id)).await.unwrap();
+    let page = store
+        .list_articles(&ArticleQuery { favorited: Some(username("anna")), ..query() }, Some(anna.id))
+        .await
+        .unwrap();
     assert!(page.items.iter().all(|a| a.favorited && a.favorites_count == 1));
-    let page = store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, None).await.unwrap();
+    let page = store.list_articles(&ArticleQuery { favorited: Some(username("anna")), ..query() }, None).await.unwrap();
     assert!(page.items.iter().all(|a| !a.favorited && a.favorites_count == 1));
 }
 
@@ -375,7 +398,7 @@ pub async fn feed_holds_followed_authors_only(store: TestStore) {
     let feed = store.feed(jake.id, Paging::default()).await.unwrap();
     assert_eq!((feed.items.len(), feed.total), (0, 0));
 
-    store.follow(jake.id, "anna").await.unwrap();
+    store.follow(jake.id, &username("anna")).await.unwrap();
     let feed = store.feed(jake.id, Paging::default()).await.unwrap();
     assert_eq!((slugs(&feed), feed.total), (vec!["a2", "a1"], 2));
     assert!(feed.items.iter().all(|a| a.author.following && a.body.is_none()));
@@ -389,30 +412,31 @@ pub async fn update_keeps_or_replaces_tags_and_renames_slug(store: TestStore) {
     let a = article(&*store, &jake, "Original", &["a", "b"]).await;
 
     let changes = ArticleChanges { body: Some("new body".into()), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, &a.slug, None, &changes).await.unwrap().unwrap();
+    let u = store.update_article(a.id, jake.id, &slug(&a.slug), None, &changes).await.unwrap().unwrap();
     assert_eq!((u.body.as_deref(), u.tag_list.clone()), (Some("new body"), vec!["a".into(), "b".into()]));
     assert_eq!((u.slug.as_str(), u.created_at), ("original", a.created_at));
     assert!(u.updated_at > a.updated_at);
 
     let changes = ArticleChanges { tags: Some(vec!["c".into(), "a".into()]), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, &a.slug, None, &changes).await.unwrap().unwrap();
+    let u = store.update_article(a.id, jake.id, &slug(&a.slug), None, &changes).await.unwrap().unwrap();
     assert_eq!(u.tag_list, ["c", "a"]);
 
     let changes = ArticleChanges { tags: Some(vec![]), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, &a.slug, None, &changes).await.unwrap().unwrap();
+    let u = store.update_article(a.id, jake.id, &slug(&a.slug), None, &changes).await.unwrap().unwrap();
     assert!(u.tag_list.is_empty());
 
     let changes =
         ArticleChanges { title: Some("Renamed".into()), description: Some("d2".into()), ..Default::default() };
-    let u = store.update_article(a.id, jake.id, &a.slug, Some("renamed"), &changes).await.unwrap().unwrap();
+    let u =
+        store.update_article(a.id, jake.id, &slug(&a.slug), Some(&slug("renamed")), &changes).await.unwrap().unwrap();
     assert_eq!((u.slug.as_str(), u.title.as_str(), u.description.as_str()), ("renamed", "Renamed", "d2"));
-    assert!(store.article("original", None).await.unwrap().is_none());
-    assert_eq!(store.article("renamed", None).await.unwrap().unwrap(), u);
+    assert!(store.article(&slug("original"), None).await.unwrap().is_none());
+    assert_eq!(store.article(&slug("renamed"), None).await.unwrap().unwrap(), u);
 
     // An edit made against the old slug finds nothing: a concurrent rename won.
     let stale = ArticleChanges { title: Some("Original".into()), ..Default::default() };
-    assert!(store.update_article(a.id, jake.id, &a.slug, None, &stale).await.unwrap().is_none());
-    assert_eq!(store.article("renamed", None).await.unwrap().unwrap(), u);
+    assert!(store.update_article(a.id, jake.id, &slug(&a.slug), None, &stale).await.unwrap().is_none());
+    assert_eq!(store.article(&slug("renamed"), None).await.unwrap().unwrap(), u);
 }
 
 pub async fn failed_update_changes_nothing(store: TestStore) {
@@ -425,9 +449,9 @@ pub async fn failed_update_changes_nothing(store: TestStore) {
         tags: Some(vec!["lost".into()]),
         ..Default::default()
     };
-    let result = store.update_article(a.id, jake.id, &a.slug, Some(&taken.slug), &changes).await;
+    let result = store.update_article(a.id, jake.id, &slug(&a.slug), Some(&slug(&taken.slug)), &changes).await;
     assert!(matches!(result, Err(DbError::Conflict("slug"))), "{result:?}");
-    assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
+    assert_eq!(store.article(&slug(&a.slug), None).await.unwrap().unwrap(), a);
     assert_eq!(store.tags().await.unwrap(), ["keep"]);
 }
 
@@ -436,9 +460,9 @@ pub async fn only_the_author_updates_or_deletes(store: TestStore) {
     let anna = user(&*store, "anna").await;
     let a = article(&*store, &jake, "Mine", &["t"]).await;
     let changes = ArticleChanges { body: Some("hijacked".into()), ..Default::default() };
-    assert!(store.update_article(a.id, anna.id, &a.slug, None, &changes).await.unwrap().is_none());
+    assert!(store.update_article(a.id, anna.id, &slug(&a.slug), None, &changes).await.unwrap().is_none());
     assert!(!store.delete_article(a.id, anna.id).await.unwrap());
-    assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap(), a);
+    assert_eq!(store.article(&slug(&a.slug), None).await.unwrap().unwrap(), a);
 }
 
 pub async fn delete_cascades_to_tags_favorites_and_comments(store: TestStore) {
@@ -446,18 +470,18 @@ pub async fn delete_cascades_to_tags_favorites_and_comments(store: TestStore) {
     let anna = user(&*store, "anna").await;
     let a = article(&*store, &jake, "Doomed", &["gone"]).await;
     let keep = article(&*store, &jake, "Kept", &["kept"]).await;
-    store.favorite(anna.id, &a.slug).await.unwrap();
+    store.favorite(anna.id, &slug(&a.slug)).await.unwrap();
     store.create_comment(a.id, anna.id, "nice").await.unwrap();
 
     assert!(store.delete_article(a.id, jake.id).await.unwrap());
     assert!(!store.delete_article(a.id, jake.id).await.unwrap());
-    assert!(store.article(&a.slug, None).await.unwrap().is_none());
+    assert!(store.article(&slug(&a.slug), None).await.unwrap().is_none());
     assert_eq!(store.tags().await.unwrap(), ["kept"]);
     assert!(store.comments(a.id, None).await.unwrap().is_empty());
     let favorited =
-        store.list_articles(&ArticleQuery { favorited: Some("anna".into()), ..query() }, None).await.unwrap();
+        store.list_articles(&ArticleQuery { favorited: Some(username("anna")), ..query() }, None).await.unwrap();
     assert_eq!(favorited.total, 0);
-    assert!(store.article(&keep.slug, None).await.unwrap().is_some());
+    assert!(store.article(&slug(&keep.slug), None).await.unwrap().is_some());
 }
 
 pub async fn favorites_are_idempotent_and_counted(store: TestStore) {
@@ -465,19 +489,19 @@ pub async fn favorites_are_idempotent_and_counted(store: TestStore) {
     let anna = user(&*store, "anna").await;
     let a = article(&*store, &jake, "Liked", &[]).await;
     for _ in 0..2 {
-        let f = store.favorite(anna.id, &a.slug).await.unwrap().unwrap();
+        let f = store.favorite(anna.id, &slug(&a.slug)).await.unwrap().unwrap();
         assert_eq!((f.favorited, f.favorites_count), (true, 1));
     }
-    let f = store.favorite(jake.id, &a.slug).await.unwrap().unwrap();
+    let f = store.favorite(jake.id, &slug(&a.slug)).await.unwrap().unwrap();
     assert_eq!((f.favorited, f.favorites_count), (true, 2));
-    let seen = store.article(&a.slug, None).await.unwrap().unwrap();
+    let seen = store.article(&slug(&a.slug), None).await.unwrap().unwrap();
     assert_eq!((seen.favorited, seen.favorites_count), (false, 2));
     for _ in 0..2 {
-        let f = store.unfavorite(anna.id, &a.slug).await.unwrap().unwrap();
+        let f = store.unfavorite(anna.id, &slug(&a.slug)).await.unwrap().unwrap();
         assert_eq!((f.favorited, f.favorites_count), (false, 1));
     }
-    assert!(store.favorite(anna.id, "nope").await.unwrap().is_none());
-    assert!(store.unfavorite(anna.id, "nope").await.unwrap().is_none());
+    assert!(store.favorite(anna.id, &slug("nope")).await.unwrap().is_none());
+    assert!(store.unfavorite(anna.id, &slug("nope")).await.unwrap().is_none());
 }
 
 pub async fn comments_are_listed_oldest_first_and_deleted_by_author_only(store: TestStore) {
@@ -489,7 +513,7 @@ pub async fn comments_are_listed_oldest_first_and_deleted_by_author_only(store: 
     let c2 = store.create_comment(a.id, jake.id, "second").await.unwrap();
     assert_eq!((c1.body.as_str(), c1.author.username.as_str()), ("first", "anna"));
 
-    store.follow(jake.id, "anna").await.unwrap();
+    store.follow(jake.id, &username("anna")).await.unwrap();
     let listed = store.comments(a.id, Some(jake.id)).await.unwrap();
     assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [c1.id, c2.id]);
     assert!(listed[0].author.following && !listed[1].author.following);
@@ -532,8 +556,8 @@ pub async fn concurrent_registrations_of_one_name_give_one_user(store: TestStore
         tokio::spawn(async move {
             store
                 .create_user(&NewUser {
-                    username: "racer".into(),
-                    email: format!("racer{i}@example.com"),
+                    username: username("racer"),
+                    email: email(&format!("racer{i}@example.com")),
                     password_hash: "h".into(),
                 })
                 .await
@@ -554,13 +578,13 @@ pub async fn concurrent_favorites_are_all_counted(store: TestStore) {
     }
     let favs = fans.into_iter().map(|fan| {
         let store = store.clone();
-        let slug = a.slug.clone();
+        let slug = slug(&a.slug);
         tokio::spawn(async move { store.favorite(fan.id, &slug).await })
     });
     for result in futures::future::join_all(favs).await {
         result.unwrap().unwrap().unwrap();
     }
-    assert_eq!(store.article(&a.slug, None).await.unwrap().unwrap().favorites_count, 50);
+    assert_eq!(store.article(&slug(&a.slug), None).await.unwrap().unwrap().favorites_count, 50);
 }
 
 pub async fn the_last_active_admin_is_never_demoted_or_deactivated(store: TestStore) {
@@ -568,22 +592,34 @@ pub async fn the_last_active_admin_is_never_demoted_or_deactivated(store: TestSt
     user(&*store, "jake").await;
     user(&*store, "anna").await;
     let promote = AccountChanges { role: Some(Role::Admin), active: None };
-    store.set_account("jake", &promote).await.unwrap().unwrap();
+    store.set_account(&username("jake"), &promote).await.unwrap().unwrap();
     for last in [
         AccountChanges { role: Some(Role::User), active: None },
         AccountChanges { role: None, active: Some(false) },
         AccountChanges { role: Some(Role::Admin), active: Some(false) },
     ] {
-        assert!(matches!(store.set_account("jake", &last).await, Err(DbError::LastAdmin)), "{last:?}");
+        assert!(matches!(store.set_account(&username("jake"), &last).await, Err(DbError::LastAdmin)), "{last:?}");
     }
-    let jake = store.credentials_by_email("jake@example.com").await.unwrap().unwrap().user;
+    let jake = store.credentials_by_email(&email("jake@example.com")).await.unwrap().unwrap().user;
     assert_eq!((jake.role, jake.active, jake.token_version), (Role::Admin, true, 0), "nothing changed");
     // Changes that keep him an active admin, and changes to others, go through.
-    store.set_account("jake", &AccountChanges { role: Some(Role::Admin), active: Some(true) }).await.unwrap().unwrap();
-    store.set_account("anna", &AccountChanges { role: None, active: Some(false) }).await.unwrap().unwrap();
+    store
+        .set_account(&username("jake"), &AccountChanges { role: Some(Role::Admin), active: Some(true) })
+        .await
+        .unwrap()
+        .unwrap();
+    store.set_account(&username("anna"), &AccountChanges { role: None, active: Some(false) }).await.unwrap().unwrap();
     // With a second active admin, the first may step down.
-    store.set_account("anna", &AccountChanges { role: Some(Role::Admin), active: Some(true) }).await.unwrap().unwrap();
-    store.set_account("jake", &AccountChanges { role: Some(Role::User), active: None }).await.unwrap().unwrap();
+    store
+        .set_account(&username("anna"), &AccountChanges { role: Some(Role::Admin), active: Some(true) })
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_account(&username("jake"), &AccountChanges { role: Some(Role::User), active: None })
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 pub async fn concurrent_demotions_of_two_admins_leave_one(store: TestStore) {
@@ -596,12 +632,13 @@ pub async fn concurrent_demotions_of_two_admins_leave_one(store: TestStore) {
         let (a, b) = (format!("a{round}"), format!("b{round}"));
         for name in [&a, &b] {
             user(&*store, name).await;
-            store.set_account(name, &admin).await.unwrap().unwrap();
+            store.set_account(&username(name), &admin).await.unwrap().unwrap();
         }
         if let Some(previous) = survivor.take() {
-            store.set_account(&previous, &demote).await.unwrap().unwrap();
+            store.set_account(&username(&previous), &demote).await.unwrap().unwrap();
         }
-        let (one, two) = tokio::join!(store.set_account(&a, &demote), store.set_account(&b, &demote));
+        let (name_a, name_b) = (username(&a), username(&b));
+        let (one, two) = tokio::join!(store.set_account(&name_a, &demote), store.set_account(&name_b, &demote));
         let refused = [&one, &two].iter().filter(|r| matches!(r, Err(DbError::LastAdmin))).count();
         assert_eq!(refused, 1, "round {round}: exactly one demotion must be refused: {one:?} {two:?}");
         let kept = if one.is_ok() { b } else { a };

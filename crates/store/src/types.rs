@@ -1,13 +1,13 @@
 //! Inputs and outputs of the store that are not domain types.
 
-use conduit_domain::User;
 use conduit_domain::model::{ArticleId, UserId};
+use conduit_domain::{Email, User, Username};
 
 /// A validated registration, password already hashed.
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub username: String,
-    pub email: String,
+    pub username: Username,
+    pub email: Email,
     pub password_hash: String,
 }
 
@@ -22,8 +22,8 @@ pub struct Credentials {
 /// `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct UserChanges {
-    pub username: Option<String>,
-    pub email: Option<String>,
+    pub username: Option<Username>,
+    pub email: Option<Email>,
     /// A new password ends every earlier token and session (bumps `token_version`).
     pub password_hash: Option<String>,
     /// With a new password: the token making the change, which outlives it until the given
@@ -77,8 +77,8 @@ impl Default for Paging {
 #[derive(Debug, Clone, Default)]
 pub struct ArticleQuery {
     pub tag: Option<String>,
-    pub author: Option<String>,
-    pub favorited: Option<String>,
+    pub author: Option<Username>,
+    pub favorited: Option<Username>,
     pub page: Paging,
 }
 

@@ -1,5 +1,6 @@
 //! User administration, for admins only: list users, and change their role or active flag.
 
+use crate::extract::profile_name;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -136,7 +137,8 @@ pub(crate) async fn update(
         return Err(errors.into());
     }
     let changes = AccountChanges { role, active: input.active };
-    let user = state.store.set_account(&username, &changes).await?.ok_or(ApiError::NotFound("profile"))?;
+    let user =
+        state.store.set_account(&profile_name(&username)?, &changes).await?.ok_or(ApiError::NotFound("profile"))?;
     tracing::info!(username, ?changes, "account changed by an admin");
     Ok(Json(AccountBody { user: user.into() }))
 }

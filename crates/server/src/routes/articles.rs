@@ -1,8 +1,10 @@
+use crate::extract::article_slug;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use conduit_domain::{Article, Errors, validation as v};
+use conduit_domain::{Slug, Username};
 use conduit_store::{ArticleChanges, ArticleQuery, ArticleRef, NewArticle, Page, with_unique_slug};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -46,7 +48,7 @@ fn found(article: Option<Article>) -> ApiResult<Json<ArticleBody>> {
 
 /// The article behind `slug`, if `caller` wrote it: 404 when there is none, 403 when it is
 /// someone else's.
-pub async fn owned_by(state: &AppState, slug: &str, caller: &RequireUser) -> ApiResult<ArticleRef> {
+pub async fn owned_by(state: &AppState, slug: &Slug, caller: &RequireUser) -> ApiResult<ArticleRef> {
     let article = state.store.article_ref(slug).await?.ok_or(ApiError::NotFound("article"))?;
     if article.author != caller.user.id {
         return Err(ApiError::Forbidden("article"));
@@ -68,8 +70,16 @@ pub(crate) async fn list(
     caller: MaybeUser,
     params: ListParams,
 ) -> ApiResult<Json<ArticlesBody>> {
-    let query = ArticleQuery { tag: params.tag, author: params.author, favorited: params.favorited, page: params.page };
+    // A name no user can have matches no article.
+    let (Ok(author), Ok(favorited)) = (name_filter(params.author), name_filter(params.favorited)) else {
+        return Ok(Json(Page { items: Vec::new(), total: 0 }.into()));
+    };
+    let query = ArticleQuery { tag: params.tag, author, favorited, page: params.page };
     Ok(Json(state.store.list_articles(&query, caller.id()).await?.into()))
+}
+
+fn name_filter(raw: Option<String>) -> Result<Option<Username>, String> {
+    raw.map(|name| Username::parse(&name)).transpose()
 }
 
 /// Articles by authors the caller follows, newest first.
@@ -93,7 +103,7 @@ pub(crate) async fn show(
     caller: MaybeUser,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ArticleBody>> {
-    found(state.store.article(&slug, caller.id()).await?)
+    found(state.store.article(&article_slug(&slug)?, caller.id()).await?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -181,6 +191,7 @@ pub(crate) async fn update(
     Path(slug): Path<String>,
     ApiJson(UpdateArticleRequest { article: input }): ApiJson<UpdateArticleRequest>,
 ) -> ApiResult<Json<ArticleBody>> {
+    let slug = article_slug(&slug)?;
     let article = owned_by(&state, &slug, &caller).await?;
     let mut errors = Errors::new();
     for (field, result) in [
@@ -222,7 +233,7 @@ pub(crate) async fn delete(
     caller: RequireUser,
     Path(slug): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let article = owned_by(&state, &slug, &caller).await?;
+    let article = owned_by(&state, &article_slug(&slug)?, &caller).await?;
     if state.store.delete_article(article.id, caller.user.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -238,7 +249,7 @@ pub(crate) async fn favorite(
     caller: RequireUser,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ArticleBody>> {
-    found(state.store.favorite(caller.user.id, &slug).await?)
+    found(state.store.favorite(caller.user.id, &article_slug(&slug)?).await?)
 }
 
 /// Unfavorite an article (idempotent).
@@ -249,5 +260,5 @@ pub(crate) async fn unfavorite(
     caller: RequireUser,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ArticleBody>> {
-    found(state.store.unfavorite(caller.user.id, &slug).await?)
+    found(state.store.unfavorite(caller.user.id, &article_slug(&slug)?).await?)
 }

@@ -1,3 +1,4 @@
+use crate::extract::article_slug;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
@@ -42,7 +43,7 @@ pub struct CommentInput {
 }
 
 async fn article_id(state: &AppState, slug: &str) -> ApiResult<ArticleId> {
-    Ok(state.store.article_ref(slug).await?.ok_or(ApiError::NotFound("article"))?.id)
+    Ok(state.store.article_ref(&article_slug(slug)?).await?.ok_or(ApiError::NotFound("article"))?.id)
 }
 
 /// An article's comments, oldest first. Auth is optional.

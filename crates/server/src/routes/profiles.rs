@@ -1,3 +1,4 @@
+use crate::extract::profile_name;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,7 +35,7 @@ pub(crate) async fn show(
     caller: MaybeUser,
     Path(username): Path<String>,
 ) -> ApiResult<Json<ProfileBody>> {
-    found(state.store.profile(&username, caller.id()).await?)
+    found(state.store.profile(&profile_name(&username)?, caller.id()).await?)
 }
 
 /// Follow a user (idempotent).
@@ -46,7 +47,7 @@ pub(crate) async fn follow(
     caller: RequireUser,
     Path(username): Path<String>,
 ) -> ApiResult<Json<ProfileBody>> {
-    found(state.store.follow(caller.user.id, &username).await?)
+    found(state.store.follow(caller.user.id, &profile_name(&username)?).await?)
 }
 
 /// Stop following a user (idempotent).
@@ -58,5 +59,5 @@ pub(crate) async fn unfollow(
     caller: RequireUser,
     Path(username): Path<String>,
 ) -> ApiResult<Json<ProfileBody>> {
-    found(state.store.unfollow(caller.user.id, &username).await?)
+    found(state.store.unfollow(caller.user.id, &profile_name(&username)?).await?)
 }

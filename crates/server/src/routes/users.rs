@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use conduit_domain::Email;
 use conduit_domain::token::Grant;
 use conduit_domain::{Errors, User, validation as v};
 use conduit_store::rows::grace_token_value;
@@ -253,7 +254,9 @@ async fn confirm_identity(
     let now = chrono::Utc::now().timestamp();
     match current_password {
         Some(password) => {
-            let credentials = state.store.credentials_by_email(&caller.user.email).await?;
+            let email =
+                Email::parse(&caller.user.email).map_err(|e| ApiError::Internal(format!("stored email {e}")))?;
+            let credentials = state.store.credentials_by_email(&email).await?;
             let hash = credentials.map(|c| c.password_hash);
             let admission = state.passwords.admit()?;
             if counted_verify(state, &caller.user.email, ip, password, hash, admission).await? {

@@ -16,7 +16,11 @@ on_both_backends!(
 
 async fn promote(app: &TestApp, name: &str) {
     let changes = AccountChanges { role: Some(Role::Admin), active: None };
-    app.store.set_account(name, &changes).await.unwrap().expect("user exists");
+    app.store
+        .set_account(&conduit_domain::Username::parse(name).unwrap(), &changes)
+        .await
+        .unwrap()
+        .expect("user exists");
 }
 
 async fn login(app: &TestApp, name: &str, password: &str) -> (StatusCode, serde_json::Value) {
@@ -109,7 +113,13 @@ async fn only_admins_list_users(app: TestApp) {
     let (_, body) = app.get("/api/users?limit=2&offset=1", Some(&boss)).await;
     let names: Vec<_> = body["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!((names, body["usersCount"].as_i64()), (vec!["pleb", "c1"], Some(5)));
-    app.store.set_account("c2", &AccountChanges { active: Some(false), ..Default::default() }).await.unwrap();
+    app.store
+        .set_account(
+            &conduit_domain::Username::parse("c2").unwrap(),
+            &AccountChanges { active: Some(false), ..Default::default() },
+        )
+        .await
+        .unwrap();
     let (_, body) = app.get("/api/users?active=false", Some(&boss)).await;
     assert_eq!((body["usersCount"].as_i64(), body["users"][0]["username"].as_str()), (Some(1), Some("c2")));
     assert_eq!(app.get("/api/users?active=true", Some(&boss)).await.1["usersCount"], 4);

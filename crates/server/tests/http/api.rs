@@ -205,7 +205,14 @@ async fn bad_pagination_is_422_and_limit_is_capped(app: TestApp) {
         }
     }
     // 105 articles straight into the store (the HTTP path is tested elsewhere), then ask for 1000.
-    let author = app.store.credentials_by_email("jake@example.com").await.unwrap().unwrap().user.id;
+    let author = app
+        .store
+        .credentials_by_email(&conduit_domain::Email::parse("jake@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
     for i in 0..105 {
         let new = conduit_store::NewArticle {
             title: format!("a{i}"),
@@ -213,7 +220,7 @@ async fn bad_pagination_is_422_and_limit_is_capped(app: TestApp) {
             body: "b".into(),
             tags: vec![],
         };
-        app.store.create_article(author, &format!("a{i}"), &new).await.unwrap();
+        app.store.create_article(author, &conduit_domain::Slug::parse(&format!("a{i}")).unwrap(), &new).await.unwrap();
     }
     let (status, body) = app.get("/api/articles?limit=1000", None).await;
     assert_eq!(status, StatusCode::OK);

@@ -230,7 +230,14 @@ async fn a_logout_ends_the_tokens_its_session_handed_out(app: TestApp) {
 async fn the_last_active_admin_cannot_be_demoted_or_deactivated(app: TestApp) {
     let boss = app.register("boss").await;
     app.register("pleb").await;
-    app.store.set_account("boss", &AccountChanges { role: Some(Role::Admin), active: None }).await.unwrap().unwrap();
+    app.store
+        .set_account(
+            &conduit_domain::Username::parse("boss").unwrap(),
+            &AccountChanges { role: Some(Role::Admin), active: None },
+        )
+        .await
+        .unwrap()
+        .unwrap();
     for change in [json!({"active": false}), json!({"role": "user"})] {
         let (status, body) = app.put("/api/users/boss", Some(&boss), json!({"user": change})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");

@@ -33,7 +33,13 @@ async fn nobody_else_may_change_what_is_yours(app: TestApp) {
     let owner = app.register("owner").await;
     let other = app.register("other").await;
     let admin = app.register("admin").await;
-    app.store.set_account("admin", &AccountChanges { role: Some(Role::Admin), active: None }).await.unwrap();
+    app.store
+        .set_account(
+            &conduit_domain::Username::parse("admin").unwrap(),
+            &AccountChanges { role: Some(Role::Admin), active: None },
+        )
+        .await
+        .unwrap();
     let slug = app.article(&owner, "Mine", &["keep"]).await;
     let (_, comment) =
         app.post(&format!("/api/articles/{slug}/comments"), Some(&owner), json!({"comment": {"body": "mine"}})).await;

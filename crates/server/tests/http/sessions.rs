@@ -180,7 +180,7 @@ async fn password_change_by_token_or_deactivation_ends_sessions(app: TestApp) {
     let cookie = logged_in_with(&app, "jake", "changed by token").await;
     assert_eq!(call(&app, Method::GET, "/api/user", Some(&cookie), None, None).await.0, StatusCode::OK);
     let off = AccountChanges { active: Some(false), role: Some(Role::User) };
-    app.store.set_account("jake", &off).await.unwrap();
+    app.store.set_account(&conduit_domain::Username::parse("jake").unwrap(), &off).await.unwrap();
     assert_eq!(call(&app, Method::GET, "/api/user", Some(&cookie), None, None).await.0, StatusCode::UNAUTHORIZED);
     let (status, _, body) = session_login(&app, "jake", "changed by token").await;
     assert_eq!((status, error_messages(&body, "user")), (StatusCode::FORBIDDEN, vec!["is deactivated".to_string()]));

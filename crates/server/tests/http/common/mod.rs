@@ -184,7 +184,13 @@ impl TestApp {
 
 /// A token for `name` whose login was an hour ago, as a stolen or long-lived one would be.
 pub async fn an_hour_old_login(app: &TestApp, name: &str) -> String {
-    let user = app.store.credentials_by_email(&format!("{name}@example.com")).await.unwrap().unwrap().user;
+    let user = app
+        .store
+        .credentials_by_email(&conduit_domain::Email::parse(&format!("{name}@example.com")).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
     let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     let grant = conduit_domain::token::Grant::login(hour_ago);
     keys().mint(user.id, user.token_version, &grant, chrono::Utc::now())
