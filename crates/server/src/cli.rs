@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use conduit_domain::token::TokenKeys;
 
-use crate::config::{Config, ENV_VARS};
+use crate::config::{Config, OTHER_ENV_VARS};
 use crate::{AppState, app, db, serve, telemetry};
 
 #[derive(Debug, Parser)]
@@ -20,13 +20,13 @@ use crate::{AppState, app, db, serve, telemetry};
         migrated on start. Set DATABASE_URL=postgres://... (and CONDUIT_JWT_SECRET) to share \
         state between several instances.\n\n\
         Settings come from built-in defaults, then ./conduit.toml (or --config), then \
-        environment variables, then flags; later ones win.",
-    after_help = env_help(),
+        environment variables, then flags; later ones win. Each setting below has all three.",
+    after_help = settings_help(),
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
     /// Config file to read [default: ./conduit.toml when it exists]
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "CONDUIT_CONFIG")]
     config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -41,6 +41,7 @@ struct Cli {
 enum Command {
     /// Serve the API (the default): migrate the database, listen, and run until SIGINT or
     /// SIGTERM, then finish in-flight requests and exit.
+    #[command(after_help = settings_help())]
     Serve(ServeArgs),
     /// Bring the database schema up to date, then exit. `serve` does this too on start.
     Migrate,
@@ -71,14 +72,23 @@ enum UserCommand {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on, IP:PORT [env: CONDUIT_BIND] [default: 127.0.0.1:3000]
-    #[arg(long, value_name = "IP:PORT")]
-    bind: Option<String>,
+    /// Any setting listed below, as a flag: `--bind 0.0.0.0:8080 --gzip false`
+    #[arg(value_name = "SETTINGS", trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    settings: Vec<String>,
 }
 
-fn env_help() -> String {
-    let mut help = String::from("Environment variables:\n");
-    for (name, meaning) in ENV_VARS {
+/// Every setting, from its one declaration (`config::Config`).
+fn settings_help() -> String {
+    let mut help = String::from("Settings (flag, environment variable, conduit.toml key):\n");
+    for setting in Config::settings() {
+        let default = setting.default.map(|d| format!(" [default: {d}]")).unwrap_or_default();
+        help.push_str(&format!(
+            "  {}, {}, {}{default}\n      {}\n",
+            setting.flag, setting.env, setting.key, setting.help
+        ));
+    }
+    help.push_str("Also read:\n");
+    for (name, meaning) in OTHER_ENV_VARS {
         help.push_str(&format!("  {name:<28} {meaning}\n"));
     }
     help
@@ -87,10 +97,10 @@ fn env_help() -> String {
 /// Runs the command line and turns any failure into one line on stderr and a non-zero exit.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let bind = match &cli.command {
-        Some(Command::Serve(args)) => args.bind.clone(),
-        None => cli.serve.bind.clone(),
-        Some(_) => None,
+    let flags = match &cli.command {
+        Some(Command::Serve(args)) => args.settings.clone(),
+        None => cli.serve.settings.clone(),
+        Some(_) => Vec::new(),
     };
     let fail = |e: anyhow::Error| {
         // `{:#}` joins the error chain on one line: "cannot connect ...: connection refused".
@@ -99,7 +109,7 @@ pub fn main() -> ExitCode {
     };
     // Configuration and telemetry come first, outside the runtime: the OTLP exporter's HTTP
     // client must not be created or dropped on an async thread.
-    let config = match Config::from_env(cli.config, bind) {
+    let config = match Config::from_env(cli.config, flags) {
         Ok(config) => config,
         Err(e) => return fail(e.into()),
     };

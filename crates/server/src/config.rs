@@ -1,110 +1,154 @@
 //! Typed configuration, layered: built-in defaults, then an optional `conduit.toml`, then
 //! environment variables, then command-line flags. Every mistake is one clear line.
 //!
+//! Each setting is declared once, as a field of [`Config`] or [`HttpSettings`]: its flag, its
+//! environment variable, its `conduit.toml` key (the flag's name with `_`), its default, its
+//! validation (the value parser) and its `--help` line all come from that declaration.
+//! [`Config::load`] resolves the layers by handing clap the file's and the environment's
+//! values as defaults, then parsing the flags, so every source goes through one parser.
+//!
 //! This module imports nothing of the server: everything else reads its settings from here.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use clap::{Args, FromArgMatches};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://conduit.db";
 pub const DEFAULT_CONFIG_FILE: &str = "conduit.toml";
-pub const DEFAULT_TOKEN_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,tower_http=warn";
 /// HS256 keys shorter than this are guessable; refuse them.
 pub const MIN_SECRET_LEN: usize = 32;
 /// Password hashes that may wait per core by default: at ~20 ms a hash, about a second's wait.
 pub const DEFAULT_HASH_QUEUE_PER_CORE: usize = 32;
 
-/// The environment variables read, for `--help` and the README.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("DATABASE_URL", "sqlite://PATH (default sqlite://conduit.db) or postgres://USER:PASS@HOST/DB"),
-    ("CONDUIT_BIND", "address to listen on (default 127.0.0.1:3000)"),
-    ("CONDUIT_JWT_SECRET", "token signing secret, at least 32 characters; required on PostgreSQL"),
-    ("CONDUIT_TOKEN_TTL_SECS", "token lifetime in seconds (default 86400)"),
-    ("CONDUIT_CONFIG", "config file (default ./conduit.toml when present)"),
-    ("CONDUIT_LOG_FORMAT", "json or pretty (default json when stdout is not a terminal)"),
-    ("CONDUIT_METRICS_BIND", "serve /metrics on this IP:PORT instead of the main address"),
-    ("CONDUIT_REQUEST_TIMEOUT", "seconds before a request is answered 503 (default 30)"),
-    ("CONDUIT_MAX_CONCURRENCY", "requests handled at once; more get 503 (default 1024)"),
-    ("CONDUIT_BODY_LIMIT", "largest request body in bytes (default 1048576)"),
-    ("CONDUIT_ALLOWED_ORIGINS", "comma-separated origins allowed by CORS (default none)"),
-    ("REDIS_URL", "redis://HOST:PORT: sessions and rate-limit counters shared by every instance"),
-    ("CONDUIT_TRUSTED_PROXIES", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Proto are believed"),
-    (
-        "CONDUIT_LOGIN_ATTEMPTS",
-        "failed logins per account from one address each minute; 10x per account and per address (default 10)",
-    ),
-    ("CONDUIT_REGISTRATIONS_PER_HOUR", "registrations (successful or not) per client address each hour (default 20)"),
-    (
-        "CONDUIT_REAUTH_WINDOW",
-        "seconds after a login in which password and email may change without currentPassword (default 600)",
-    ),
-    ("CONDUIT_BODY_TIMEOUT", "seconds a client has to send a request body; slower gets 408 (default 10)"),
-    ("CONDUIT_HASH_QUEUE", "password hashes that may wait for a core; more get 503 at once (default 32 per core)"),
-    ("CONDUIT_SECURE_COOKIES", "always mark the session cookie Secure (default: only over HTTPS)"),
-    ("CONDUIT_DB_POOL_SIZE", "database connections per instance (PostgreSQL: 16; SQLite readers: 2 per core)"),
-    ("CONDUIT_DB_ACQUIRE_TIMEOUT", "seconds a request waits for a database connection before 503 (default 5)"),
-    ("CONDUIT_GZIP", "gzip responses for clients that accept it: true or false (default true)"),
-    ("CONDUIT_HEADER_TIMEOUT", "seconds a client has to send request headers, and to idle on keep-alive (default 10)"),
-    ("CONDUIT_SHUTDOWN_GRACE", "seconds to finish in-flight requests on shutdown (default 30)"),
+/// Environment variables read outside [`Config`], for `--help` and the README.
+pub const OTHER_ENV_VARS: &[(&str, &str)] = &[
+    ("CONDUIT_CONFIG", "config file (default ./conduit.toml when present); same as --config"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "export traces over OTLP/HTTP to this collector (and other OTEL_*)"),
-    ("RUST_LOG", "log filter (default info)"),
 ];
 
-/// Limits and policies of the HTTP layer and of accounts; each has a setting below.
-#[derive(Debug, Clone, PartialEq)]
+/// Every setting of the process. See the module documentation for how they are declared.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on
+    #[arg(long, env = "CONDUIT_BIND", value_name = "IP:PORT", default_value = DEFAULT_BIND, value_parser = socket_addr)]
+    pub bind: SocketAddr,
+    /// sqlite://PATH, sqlite::memory:, or postgres://USER:PASS@HOST:PORT/DB
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// Token signing secret, at least 32 characters; required on PostgreSQL, generated beside
+    /// the database file on SQLite
+    #[arg(long, env = "CONDUIT_JWT_SECRET", value_name = "SECRET", hide_env_values = true, value_parser = secret)]
+    pub jwt_secret: Option<Secret>,
+    /// Token lifetime in seconds
+    #[arg(id = "token_ttl_secs", long = "token-ttl-secs", env = "CONDUIT_TOKEN_TTL_SECS", value_name = "SECONDS",
+        default_value = "86400", value_parser = token_ttl)]
+    pub token_ttl: chrono::Duration,
+    /// Log filter, as RUST_LOG
+    #[arg(id = "log", long = "log", env = "RUST_LOG", value_name = "FILTER", default_value = DEFAULT_LOG_FILTER)]
+    pub log_filter: String,
+    /// json or pretty [default: json unless stdout is a terminal]
+    #[arg(long, env = "CONDUIT_LOG_FORMAT", value_name = "FORMAT", value_parser = log_format)]
+    pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub http: HttpSettings,
+    /// Serve /metrics only on this IP:PORT (keep it private) [default: on the main address]
+    #[arg(long, env = "CONDUIT_METRICS_BIND", value_name = "IP:PORT", value_parser = socket_addr)]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Seconds to finish in-flight requests after SIGTERM; past it, exit 1
+    #[arg(id = "shutdown_grace_secs", long = "shutdown-grace-secs", env = "CONDUIT_SHUTDOWN_GRACE",
+        value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub shutdown_grace: Duration,
+    /// Seconds a client gets to send a request's headers; also how long a keep-alive
+    /// connection may sit idle
+    #[arg(id = "header_timeout_secs", long = "header-timeout-secs", env = "CONDUIT_HEADER_TIMEOUT",
+        value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub header_read_timeout: Duration,
+    /// redis://HOST:PORT: sessions and rate-limit counters shared by every instance
+    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Database connections per instance, 1 to 1000 (SQLite: readers beside its one writer)
+    /// [default: PostgreSQL 16, SQLite 2 per core]
+    #[arg(long, env = "CONDUIT_DB_POOL_SIZE", value_name = "N", value_parser = pool_size)]
+    pub db_pool_size: Option<u32>,
+    /// Seconds a request waits for a database connection before a 503
+    #[arg(id = "db_acquire_timeout_secs", long = "db-acquire-timeout-secs", env = "CONDUIT_DB_ACQUIRE_TIMEOUT",
+        value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub db_acquire_timeout: Duration,
+}
+
+/// Limits and policies of the HTTP layer and of accounts.
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct HttpSettings {
-    /// A request still running after this is answered 503.
+    /// Seconds before a request is answered 503
+    #[arg(id = "request_timeout_secs", long = "request-timeout-secs", env = "CONDUIT_REQUEST_TIMEOUT",
+        value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub request_timeout: Duration,
-    /// Requests handled at once; more are shed with 503 and `Retry-After`.
+    /// Requests handled at once; more are shed with 503 and Retry-After
+    #[arg(long, env = "CONDUIT_MAX_CONCURRENCY", value_name = "N", default_value = "1024", value_parser = positive::<usize>)]
     pub max_concurrency: usize,
-    /// Largest accepted request body, in bytes; bigger gets 413.
+    /// Largest request body in bytes; bigger gets 413
+    #[arg(id = "body_limit_bytes", long = "body-limit-bytes", env = "CONDUIT_BODY_LIMIT", value_name = "BYTES",
+        default_value = "1048576", value_parser = positive::<usize>)]
     pub body_limit: usize,
-    /// Origins allowed by CORS, as `scheme://host[:port]`. Empty: no CORS headers at all.
+    /// Comma-separated scheme://host[:port] origins allowed by CORS [default: none, and no CORS layer]
+    #[arg(long, env = "CONDUIT_ALLOWED_ORIGINS", value_name = "ORIGINS", value_delimiter = ',', value_parser = origin)]
     pub allowed_origins: Vec<String>,
-    /// gzip responses for clients that accept it.
+    /// gzip responses for clients that accept it: true or false
+    #[arg(long, env = "CONDUIT_GZIP", value_name = "BOOL", default_value = "true", action = clap::ArgAction::Set, value_parser = flag)]
     pub gzip: bool,
-    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    /// Comma-separated IPs or CIDR blocks of proxies whose X-Forwarded-For and -Proto are believed
+    #[arg(long, env = "CONDUIT_TRUSTED_PROXIES", value_name = "NETS", value_delimiter = ',', value_parser = ip_net)]
     pub trusted_proxies: Vec<IpNet>,
-    /// Failed logins allowed per account from one client address each minute (ten times as
-    /// many per account over all addresses, and per address over all accounts).
+    /// Failed logins allowed per account from one client address each minute (ten times as many
+    /// per account over all addresses, and per address over all accounts)
+    #[arg(id = "login_attempts_per_minute", long = "login-attempts-per-minute", env = "CONDUIT_LOGIN_ATTEMPTS",
+        value_name = "N", default_value = "10", value_parser = positive::<u32>)]
     pub login_attempts_per_minute: u32,
-    /// Registrations, successful or not, per client address each hour.
+    /// Registrations, successful or not, per client address each hour
+    #[arg(long, env = "CONDUIT_REGISTRATIONS_PER_HOUR", value_name = "N", default_value = "20", value_parser = positive::<u32>)]
     pub registrations_per_hour: u32,
-    /// How long after a login its token or session may change the password or email without
-    /// sending `currentPassword`.
+    /// Seconds after a login in which its token or session may change the email or password
+    /// without currentPassword
+    #[arg(id = "reauth_window_secs", long = "reauth-window-secs", env = "CONDUIT_REAUTH_WINDOW",
+        value_name = "SECONDS", default_value = "600", value_parser = seconds)]
     pub reauth_window: Duration,
-    /// How long a client has to send a request's body once its headers arrived.
+    /// Seconds a client has to send a request body once its headers arrived; slower gets 408
+    #[arg(id = "body_timeout_secs", long = "body-timeout-secs", env = "CONDUIT_BODY_TIMEOUT",
+        value_name = "SECONDS", default_value = "10", value_parser = seconds)]
     pub body_timeout: Duration,
-    /// Password hashes that may wait for a free core; past it, logins and registrations get 503.
-    pub hash_queue: usize,
-    /// Mark the session cookie `Secure` always, not only on requests that came over HTTPS.
+    /// Password hashes that may wait for a free core; more get 503 at once. Below
+    /// max_concurrency [default: 32 per core, at most half of max_concurrency]
+    #[arg(long, env = "CONDUIT_HASH_QUEUE", value_name = "N", value_parser = whole::<usize>)]
+    pub hash_queue: Option<usize>,
+    /// Mark the session cookie Secure always, not only on requests that came over HTTPS
+    #[arg(long, env = "CONDUIT_SECURE_COOKIES", value_name = "BOOL", default_value = "false", action = clap::ArgAction::Set, value_parser = flag)]
     pub secure_cookies: bool,
 }
 
 impl Default for HttpSettings {
+    /// The declared defaults.
     fn default() -> Self {
-        Self {
-            request_timeout: Duration::from_secs(30),
-            max_concurrency: 1024,
-            body_limit: 1024 * 1024,
-            allowed_origins: Vec::new(),
-            gzip: true,
-            trusted_proxies: Vec::new(),
-            login_attempts_per_minute: 10,
-            registrations_per_hour: 20,
-            reauth_window: Duration::from_secs(600),
-            body_timeout: Duration::from_secs(10),
-            hash_queue: DEFAULT_HASH_QUEUE_PER_CORE
-                * std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            secure_cookies: false,
-        }
+        let matches = settings_command(HttpSettings::augment_args(clap::Command::new("conduit")), &HashMap::new())
+            .try_get_matches_from(["conduit"])
+            .expect("the declared defaults parse");
+        HttpSettings::from_arg_matches(&matches).expect("the declared defaults parse")
+    }
+}
+
+impl HttpSettings {
+    /// How many password hashes may wait: the setting, or 32 per core but at most half of
+    /// `max_concurrency` (waiting hashes hold request slots and must never hold them all).
+    pub fn hash_queue(&self) -> usize {
+        self.hash_queue.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+            (DEFAULT_HASH_QUEUE_PER_CORE * cores).min(self.max_concurrency / 2)
+        })
     }
 }
 
@@ -178,62 +222,6 @@ pub enum LogFormat {
     Pretty,
 }
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub bind: SocketAddr,
-    pub database_url: String,
-    pub jwt_secret: Option<Secret>,
-    pub token_ttl: chrono::Duration,
-    pub log_filter: String,
-    /// `None`: decide by whether stdout is a terminal.
-    pub log_format: Option<LogFormat>,
-    /// Limits and policies of the HTTP layer.
-    pub http: HttpSettings,
-    /// Serve `/metrics` here instead of on the main address.
-    pub metrics_bind: Option<SocketAddr>,
-    /// How long shutdown waits for in-flight requests.
-    pub shutdown_grace: Duration,
-    /// How long a client may take over a request's headers (also the keep-alive idle timeout).
-    pub header_read_timeout: Duration,
-    /// Redis for sessions and rate-limit counters shared by every instance.
-    pub redis_url: Option<String>,
-    /// Database connections per instance (SQLite: readers, beside its one writer); `None`
-    /// leaves it to the backend's default.
-    pub db_pool_size: Option<u32>,
-    /// How long a request waits for a free database connection before it gets a 503.
-    pub db_acquire_timeout: Duration,
-}
-
-/// What `conduit.toml` may contain. Unknown keys are an error, so a typo cannot be ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<String>,
-    metrics_bind: Option<String>,
-    shutdown_grace_secs: Option<f64>,
-    header_timeout_secs: Option<f64>,
-    request_timeout_secs: Option<f64>,
-    max_concurrency: Option<usize>,
-    body_limit_bytes: Option<usize>,
-    allowed_origins: Option<Vec<String>>,
-    gzip: Option<bool>,
-    secure_cookies: Option<bool>,
-    login_attempts_per_minute: Option<u32>,
-    registrations_per_hour: Option<u32>,
-    reauth_window_secs: Option<f64>,
-    body_timeout_secs: Option<f64>,
-    hash_queue: Option<usize>,
-    trusted_proxies: Option<Vec<String>>,
-    redis_url: Option<String>,
-    db_pool_size: Option<u32>,
-    db_acquire_timeout_secs: Option<f64>,
-    database_url: Option<String>,
-    jwt_secret: Option<String>,
-    token_ttl_secs: Option<u64>,
-    log: Option<String>,
-    log_format: Option<String>,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
@@ -242,15 +230,16 @@ fn error(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
 }
 
-/// Where each setting may come from besides the file.
+/// Where settings come from besides the file.
 pub struct Sources<'a> {
     /// `--config`, else `CONDUIT_CONFIG`, else `default_file` if it exists.
     pub file: Option<PathBuf>,
     pub default_file: PathBuf,
     /// Looks up an environment variable (a parameter so tests need not touch the process).
     pub env: &'a dyn Fn(&str) -> Option<String>,
-    /// `--bind`, which beats everything.
-    pub bind_flag: Option<String>,
+    /// Setting flags from the command line, such as `["--bind", "0.0.0.0:8080"]`: they beat
+    /// everything.
+    pub flags: Vec<String>,
 }
 
 impl Config {
@@ -261,260 +250,233 @@ impl Config {
             Some(path) => read_file(path, true)?,
             None => read_file(&sources.default_file, false)?,
         };
-
-        let (bind, bind_from) = match (&sources.bind_flag, env("CONDUIT_BIND"), file.bind) {
-            (Some(flag), _, _) => (flag.clone(), "--bind"),
-            (None, Some(var), _) => (var, "CONDUIT_BIND"),
-            (None, None, Some(file)) => (file, "bind in the config file"),
-            (None, None, None) => (DEFAULT_BIND.to_owned(), "the default bind address"),
-        };
-        let bind = bind.parse::<SocketAddr>().map_err(|_| {
-            error(format!("invalid {bind_from} '{bind}': expected IP:PORT, for example 127.0.0.1:3000 or 0.0.0.0:8080"))
-        })?;
-
-        let database_url = env("DATABASE_URL").or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-
-        let jwt_secret = env("CONDUIT_JWT_SECRET").or(file.jwt_secret).map(Secret);
-        if let Some(secret) = &jwt_secret
-            && secret.0.len() < MIN_SECRET_LEN
-        {
+        let command = Config::augment_args(clap::Command::new("conduit"));
+        // The environment's and the file's values become the defaults the flags override;
+        // `given` remembers where each came from, for messages.
+        let mut given = HashMap::new();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().to_string();
+            let name = arg.get_env().and_then(|n| n.to_str()).unwrap_or_default();
+            if let Some(value) = env(name) {
+                given.insert(id, (value, name.to_owned()));
+            } else if let Some(value) = file.get(&id) {
+                given.insert(id.clone(), (value.clone(), format!("{id} in the config file")));
+            }
+        }
+        if let Some(key) = file.keys().find(|key| command.get_arguments().all(|a| a.get_id() != key.as_str())) {
+            let known: Vec<_> = command.get_arguments().map(|a| a.get_id().to_string()).collect();
             return Err(error(format!(
-                "CONDUIT_JWT_SECRET is too short ({} characters): use at least {MIN_SECRET_LEN}, \
-                 for example the output of `openssl rand -hex 32`",
-                secret.0.len()
+                "invalid config file {}: unknown key '{key}' (known keys: {})",
+                file_path.as_deref().unwrap_or(&sources.default_file).display(),
+                known.join(", ")
             )));
         }
+        let flags = std::iter::once("conduit".to_owned()).chain(sources.flags.iter().cloned());
+        let matches =
+            settings_command(command, &given).try_get_matches_from(flags).map_err(|e| parse_error(&e, &given))?;
+        let config = Config::from_arg_matches(&matches).map_err(|e| parse_error(&e, &given))?;
+        config.check(&given)?;
+        Ok(config)
+    }
 
-        let setting = Setting { env: &env };
-        let token_ttl_secs: u64 = setting.number(
-            ("CONDUIT_TOKEN_TTL_SECS", "token_ttl_secs"),
-            file.token_ttl_secs,
-            DEFAULT_TOKEN_TTL_SECS,
-            "a positive number of seconds",
-            |n| *n > 0,
-        )?;
-        let token_ttl = i64::try_from(token_ttl_secs)
-            .ok()
-            .and_then(chrono::Duration::try_seconds)
-            .ok_or_else(|| error(format!("token lifetime {token_ttl_secs} s is out of range")))?;
-
-        let seconds = |name: (&str, &str), file, default| {
-            setting
-                .number::<f64>(name, file, default, "a positive number of seconds", |s| {
-                    s.is_finite() && *s > 0.0 && *s < 1e9
-                })
-                .map(Duration::from_secs_f64)
-        };
-        let defaults = HttpSettings::default();
-        let http = HttpSettings {
-            request_timeout: seconds(
-                ("CONDUIT_REQUEST_TIMEOUT", "request_timeout_secs"),
-                file.request_timeout_secs,
-                defaults.request_timeout.as_secs_f64(),
-            )?,
-            max_concurrency: setting.number(
-                ("CONDUIT_MAX_CONCURRENCY", "max_concurrency"),
-                file.max_concurrency,
-                defaults.max_concurrency,
-                "a positive whole number",
-                |n| *n > 0,
-            )?,
-            body_limit: setting.number(
-                ("CONDUIT_BODY_LIMIT", "body_limit_bytes"),
-                file.body_limit_bytes,
-                defaults.body_limit,
-                "a positive number of bytes",
-                |n| *n > 0,
-            )?,
-            gzip: flag(env("CONDUIT_GZIP"), file.gzip, defaults.gzip, "CONDUIT_GZIP")?,
-            secure_cookies: flag(
-                env("CONDUIT_SECURE_COOKIES"),
-                file.secure_cookies,
-                defaults.secure_cookies,
-                "CONDUIT_SECURE_COOKIES",
-            )?,
-            login_attempts_per_minute: setting.number(
-                ("CONDUIT_LOGIN_ATTEMPTS", "login_attempts_per_minute"),
-                file.login_attempts_per_minute,
-                defaults.login_attempts_per_minute,
-                "a positive whole number",
-                |n| *n > 0,
-            )?,
-            registrations_per_hour: setting.number(
-                ("CONDUIT_REGISTRATIONS_PER_HOUR", "registrations_per_hour"),
-                file.registrations_per_hour,
-                defaults.registrations_per_hour,
-                "a positive whole number",
-                |n| *n > 0,
-            )?,
-            reauth_window: seconds(
-                ("CONDUIT_REAUTH_WINDOW", "reauth_window_secs"),
-                file.reauth_window_secs,
-                defaults.reauth_window.as_secs_f64(),
-            )?,
-            body_timeout: seconds(
-                ("CONDUIT_BODY_TIMEOUT", "body_timeout_secs"),
-                file.body_timeout_secs,
-                defaults.body_timeout.as_secs_f64(),
-            )?,
-            hash_queue: defaults.hash_queue,
-            trusted_proxies: match env("CONDUIT_TRUSTED_PROXIES") {
-                Some(list) => list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
-                None => file.trusted_proxies.unwrap_or_default(),
-            }
-            .iter()
-            .map(|p| p.parse().map_err(|e| error(format!("invalid CONDUIT_TRUSTED_PROXIES: {e}"))))
-            .collect::<Result<_, _>>()?,
-            allowed_origins: match env("CONDUIT_ALLOWED_ORIGINS") {
-                Some(list) => list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect(),
-                None => file.allowed_origins.unwrap_or_default(),
-            },
-        };
-        for origin in &http.allowed_origins {
-            check_origin(origin)?;
+    /// What one setting alone cannot check.
+    fn check(&self, given: &HashMap<String, (String, String)>) -> Result<(), ConfigError> {
+        if let Some(queue) = self.http.hash_queue
+            && queue >= self.http.max_concurrency
+        {
+            let from = given.get("hash_queue").map_or("--hash-queue", |(_, from)| from.as_str());
+            return Err(error(format!(
+                "invalid {from} '{queue}': expected a whole number below CONDUIT_MAX_CONCURRENCY ({})",
+                self.http.max_concurrency
+            )));
         }
-        // Requests waiting to hash a password hold request slots: they must never hold them all.
-        let mut http = http;
-        http.hash_queue = match setting.optional_number(
-            ("CONDUIT_HASH_QUEUE", "hash_queue"),
-            file.hash_queue,
-            "a whole number below CONDUIT_MAX_CONCURRENCY",
-            |n: &usize| *n < http.max_concurrency,
-        )? {
-            Some(queue) => queue,
-            None => http.hash_queue.min(http.max_concurrency / 2),
-        };
-        let db_pool_size = setting.optional_number(
-            ("CONDUIT_DB_POOL_SIZE", "db_pool_size"),
-            file.db_pool_size,
-            "a whole number from 1 to 1000",
-            |n| (1..=1000).contains(n),
-        )?;
-        let db_acquire_timeout =
-            seconds(("CONDUIT_DB_ACQUIRE_TIMEOUT", "db_acquire_timeout_secs"), file.db_acquire_timeout_secs, 5.0)?;
-        let shutdown_grace =
-            seconds(("CONDUIT_SHUTDOWN_GRACE", "shutdown_grace_secs"), file.shutdown_grace_secs, 30.0)?;
-        let header_read_timeout =
-            seconds(("CONDUIT_HEADER_TIMEOUT", "header_timeout_secs"), file.header_timeout_secs, 10.0)?;
-        let metrics_bind = match env("CONDUIT_METRICS_BIND").or(file.metrics_bind) {
-            Some(raw) => Some(raw.parse::<SocketAddr>().map_err(|_| {
-                error(format!("invalid CONDUIT_METRICS_BIND '{raw}': expected IP:PORT, for example 127.0.0.1:9100"))
-            })?),
-            None => None,
-        };
-
-        let log_filter = env("RUST_LOG").or(file.log).unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
-        let log_format = match env("CONDUIT_LOG_FORMAT").or(file.log_format).as_deref() {
-            None => None,
-            Some("json") => Some(LogFormat::Json),
-            Some("pretty") => Some(LogFormat::Pretty),
-            Some(other) => {
-                return Err(error(format!("invalid CONDUIT_LOG_FORMAT '{other}': expected json or pretty")));
-            }
-        };
-
-        Ok(Config {
-            bind,
-            database_url,
-            jwt_secret,
-            token_ttl,
-            log_filter,
-            log_format,
-            http,
-            metrics_bind,
-            shutdown_grace,
-            header_read_timeout,
-            redis_url: env("REDIS_URL").or(file.redis_url),
-            db_pool_size,
-            db_acquire_timeout,
-        })
+        Ok(())
     }
 
     /// The configuration from the real environment.
-    pub fn from_env(file: Option<PathBuf>, bind_flag: Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_env(file: Option<PathBuf>, flags: Vec<String>) -> Result<Config, ConfigError> {
         Config::load(Sources {
             file,
             default_file: PathBuf::from(DEFAULT_CONFIG_FILE),
             env: &|name| std::env::var(name).ok(),
-            bind_flag,
+            flags,
         })
     }
-}
 
-/// An on/off setting: the environment's `true`/`false` (or 1/0, on/off), else the file's, else
-/// the default.
-fn flag(env: Option<String>, file: Option<bool>, default: bool, name: &str) -> Result<bool, ConfigError> {
-    match env.as_deref() {
-        None => Ok(file.unwrap_or(default)),
-        Some("true" | "1" | "on") => Ok(true),
-        Some("false" | "0" | "off") => Ok(false),
-        Some(other) => Err(error(format!("invalid {name} '{other}': expected true or false"))),
+    /// Every setting, one entry each, for `--help` and the README's table.
+    pub fn settings() -> Vec<SettingInfo> {
+        Config::augment_args(clap::Command::new("conduit"))
+            .get_arguments()
+            .map(|arg| SettingInfo {
+                flag: format!("--{}", arg.get_long().unwrap_or_default()),
+                env: arg.get_env().and_then(|n| n.to_str()).unwrap_or_default().to_owned(),
+                key: arg.get_id().to_string(),
+                default: arg.get_default_values().first().and_then(|v| v.to_str()).map(str::to_owned),
+                help: arg.get_help().map(ToString::to_string).unwrap_or_default(),
+            })
+            .collect()
     }
 }
 
-/// Reads one numeric setting: the environment variable, else the file's value, else the default.
-struct Setting<'a> {
-    env: &'a dyn Fn(&str) -> Option<String>,
+/// One setting as declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingInfo {
+    pub flag: String,
+    pub env: String,
+    /// Its key in `conduit.toml`.
+    pub key: String,
+    pub default: Option<String>,
+    pub help: String,
 }
 
-impl Setting<'_> {
-    fn number<T: FromStr + std::fmt::Display + Copy>(
-        &self,
-        name: (&str, &str),
-        file: Option<T>,
-        default: T,
-        expected: &str,
-        valid: impl Fn(&T) -> bool,
-    ) -> Result<T, ConfigError> {
-        Ok(self.optional_number(name, file, expected, valid)?.unwrap_or(default))
-    }
+/// The declared settings with `given` values as their defaults, and clap's own reading of the
+/// process environment turned off: [`Config::load`] reads it (through [`Sources`]) instead.
+fn settings_command(command: clap::Command, given: &HashMap<String, (String, String)>) -> clap::Command {
+    let ids: Vec<String> = command.get_arguments().map(|a| a.get_id().to_string()).collect();
+    ids.into_iter().fold(command.no_binary_name(false), |command, id| {
+        let value = given.get(&id).map(|(value, _)| value.clone());
+        command.mut_arg(&id, |arg| {
+            let arg = arg.env(None);
+            match value {
+                Some(value) => arg.default_value(value),
+                None => arg,
+            }
+        })
+    })
+}
 
-    /// The environment's value, else the file's, else `None`; a value given but invalid is an error.
-    fn optional_number<T: FromStr + std::fmt::Display + Copy>(
-        &self,
-        (name, key): (&str, &str),
-        file: Option<T>,
-        expected: &str,
-        valid: impl Fn(&T) -> bool,
-    ) -> Result<Option<T>, ConfigError> {
-        let (value, shown, source) = match (self.env)(name) {
-            Some(raw) => (raw.trim().parse::<T>().ok(), raw, name.to_owned()),
-            None => match file {
-                Some(value) => (Some(value), value.to_string(), format!("{key} in the config file")),
-                None => return Ok(None),
-            },
-        };
-        match value.filter(|v| valid(v)) {
-            Some(value) => Ok(Some(value)),
-            None => Err(error(format!("invalid {source} '{shown}': expected {expected}"))),
-        }
+/// One line naming the setting, where its value came from, and what was expected.
+fn parse_error(e: &clap::Error, given: &HashMap<String, (String, String)>) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let (Some(arg), Some(value)) = (context(ContextKind::InvalidArg), context(ContextKind::InvalidValue)) else {
+        let text = e.to_string();
+        return error(text.lines().next().unwrap_or("invalid settings").trim_start_matches("error: ").to_owned());
+    };
+    let long = arg.split_whitespace().next().unwrap_or_default().trim_start_matches("--").replace('-', "_");
+    let from = given.get(&long).map_or(arg.split_whitespace().next().unwrap_or_default(), |(_, from)| from.as_str());
+    let expected = std::error::Error::source(e).map(ToString::to_string).unwrap_or_else(|| "not accepted".into());
+    if expected.starts_with("is ") {
+        // Says what is wrong without repeating the value (a secret).
+        error(format!("{from} {expected}"))
+    } else {
+        error(format!("invalid {from} '{value}': {expected}"))
     }
+}
+
+// --- value parsers: the validation of each kind of setting ---
+
+fn seconds(raw: &str) -> Result<Duration, String> {
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| "expected a positive number of seconds".to_owned())
+}
+
+fn token_ttl(raw: &str) -> Result<chrono::Duration, String> {
+    positive::<u64>(raw)
+        .ok()
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or_else(|| "expected a positive number of seconds".to_owned())
+}
+
+fn positive<T: FromStr + PartialOrd + Default>(raw: &str) -> Result<T, String> {
+    raw.trim().parse::<T>().ok().filter(|n| *n > T::default()).ok_or_else(|| "expected a positive whole number".into())
+}
+
+fn whole<T: FromStr>(raw: &str) -> Result<T, String> {
+    raw.trim().parse::<T>().map_err(|_| "expected a whole number".into())
+}
+
+fn pool_size(raw: &str) -> Result<u32, String> {
+    whole::<u32>(raw)
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| "expected a whole number from 1 to 1000".into())
+}
+
+fn flag(raw: &str) -> Result<bool, String> {
+    match raw.trim() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn socket_addr(raw: &str) -> Result<SocketAddr, String> {
+    raw.trim().parse().map_err(|_| "expected IP:PORT, for example 127.0.0.1:3000 or 0.0.0.0:8080".into())
+}
+
+fn secret(raw: &str) -> Result<Secret, String> {
+    if raw.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "is too short ({} characters): use at least {MIN_SECRET_LEN}, for example the output of `openssl rand -hex 32`",
+            raw.len()
+        ));
+    }
+    Ok(Secret(raw.to_owned()))
+}
+
+fn log_format(raw: &str) -> Result<LogFormat, String> {
+    match raw.trim() {
+        "json" => Ok(LogFormat::Json),
+        "pretty" => Ok(LogFormat::Pretty),
+        _ => Err("expected json or pretty".into()),
+    }
+}
+
+fn ip_net(raw: &str) -> Result<IpNet, String> {
+    raw.trim().parse()
 }
 
 /// An origin is `scheme://host[:port]`, exactly as browsers send it: no path, no trailing slash.
-fn check_origin(origin: &str) -> Result<(), ConfigError> {
+fn origin(raw: &str) -> Result<String, String> {
+    let origin = raw.trim();
     let valid = url::Url::parse(origin).ok().is_some_and(|u| {
         matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.origin().ascii_serialization() == origin
     });
     if valid {
-        Ok(())
+        Ok(origin.to_owned())
     } else {
-        Err(error(format!(
-            "invalid origin '{origin}' in CONDUIT_ALLOWED_ORIGINS: expected scheme://host[:port], for example https://app.example.com"
-        )))
+        Err("invalid origin: expected scheme://host[:port], for example https://app.example.com".into())
     }
 }
 
-fn read_file(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| {
-            // toml's messages span several lines with a source excerpt; keep the first line.
-            let message = e.message().lines().next().unwrap_or("invalid TOML").to_owned();
-            error(format!("invalid config file {}: {message}", path.display()))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
-        Err(e) => Err(error(format!("cannot read config file {}: {e}", path.display()))),
-    }
+/// The file's settings by key, each as the text a flag would carry (a list joined by commas).
+fn read_file(path: &Path, required: bool) -> Result<HashMap<String, String>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(HashMap::new()),
+        Err(e) => return Err(error(format!("cannot read config file {}: {e}", path.display()))),
+    };
+    let invalid = |message: String| error(format!("invalid config file {}: {message}", path.display()));
+    // toml's messages span several lines with a source excerpt; keep the first line.
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| invalid(e.message().lines().next().unwrap_or("invalid TOML").to_owned()))?;
+    let text_of = |value: &toml::Value| match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    };
+    table
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::Array(items) => items.iter().map(text_of).collect::<Option<Vec<_>>>().map(|v| v.join(",")),
+                other => text_of(other),
+            };
+            text.map(|text| (key.clone(), text))
+                .ok_or_else(|| invalid(format!("'{key}' must be a string, number, true/false or a list of them")))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -533,7 +495,8 @@ mod tests {
         });
         let env = move |name: &str| vars.get(name).cloned();
         let default_file = dir.path().join("absent.toml");
-        Config::load(Sources { file: path, default_file, env: &env, bind_flag: bind_flag.map(Into::into) })
+        let flags = bind_flag.map(|bind| vec!["--bind".to_owned(), bind.to_owned()]).unwrap_or_default();
+        Config::load(Sources { file: path, default_file, env: &env, flags })
     }
 
     #[test]
@@ -585,7 +548,7 @@ mod tests {
             (&[("CONDUIT_HASH_QUEUE", "-1")], None, "invalid CONDUIT_HASH_QUEUE '-1'"),
             (&[("CONDUIT_HASH_QUEUE", "1024")], None, "expected a whole number below CONDUIT_MAX_CONCURRENCY"),
             (&[], Some("max_concurrency = 0"), "invalid max_concurrency in the config file '0'"),
-            (&[], Some("bnid = \"x\""), "unknown field `bnid`"),
+            (&[], Some("bnid = \"x\""), "unknown key 'bnid'"),
             (&[], Some("bind = "), "invalid config file"),
         ];
         for (env, file, expected) in cases {
@@ -614,6 +577,69 @@ mod tests {
         let env = [("CONDUIT_ALLOWED_ORIGINS", "https://a.example, http://localhost:5173")];
         let config = load(&env, Some(file), None).unwrap();
         assert_eq!(config.http.allowed_origins, ["https://a.example", "http://localhost:5173"]);
+    }
+
+    #[test]
+    fn flags_take_every_setting_and_beat_the_environment() {
+        let env = [("CONDUIT_GZIP", "true"), ("CONDUIT_MAX_CONCURRENCY", "8")];
+        let flags = ["--gzip", "false", "--request-timeout-secs", "1.5", "--trusted-proxies", "10.0.0.0/8,::1"];
+        let dir = tempfile::tempdir().unwrap();
+        let vars: HashMap<&str, &str> = env.into_iter().collect();
+        let config = Config::load(Sources {
+            file: None,
+            default_file: dir.path().join("absent.toml"),
+            env: &|name| vars.get(name).map(|v| v.to_string()),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        })
+        .unwrap();
+        assert!(!config.http.gzip);
+        assert_eq!(config.http.max_concurrency, 8);
+        assert_eq!(config.http.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.http.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn declared_defaults_are_the_defaults() {
+        let config = load(&[], None, None).unwrap();
+        assert_eq!(config.http, HttpSettings::default());
+        assert!(config.http.gzip && !config.http.secure_cookies);
+        assert_eq!(config.http.reauth_window, Duration::from_secs(600));
+        assert!(config.http.hash_queue() < config.http.max_concurrency);
+    }
+
+    /// The README's settings table lists exactly the declared settings, each with its
+    /// environment variable, file key and default.
+    #[test]
+    fn the_readme_table_matches_the_declarations() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        let rows: Vec<Vec<String>> = readme
+            .lines()
+            .skip_while(|line| !line.starts_with("| Variable | Flag | `conduit.toml` key | Default |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| line.split('|').map(|cell| cell.trim().to_owned()).collect())
+            .collect();
+        let declared = Config::settings();
+        assert_eq!(rows.len(), declared.len() + OTHER_ENV_VARS.len(), "one README row per setting");
+        for setting in &declared {
+            let row = rows
+                .iter()
+                .find(|row| row[1] == format!("`{}`", setting.env))
+                .unwrap_or_else(|| panic!("no README row for {}", setting.env));
+            assert_eq!(row[2], format!("`{}`", setting.flag), "{}", setting.env);
+            assert_eq!(row[3], format!("`{}`", setting.key), "{}", setting.env);
+            if let Some(default) = &setting.default {
+                assert!(
+                    row[4].contains(&format!("`{default}`")),
+                    "{}: README default {} vs {default}",
+                    setting.env,
+                    row[4]
+                );
+            }
+        }
+        for (name, _) in OTHER_ENV_VARS {
+            assert!(rows.iter().any(|row| row[1].contains(name)), "no README row for {name}");
+        }
     }
 
     #[test]

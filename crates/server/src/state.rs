@@ -40,7 +40,7 @@ impl AppState {
     }
 
     pub fn with_http(mut self, http: HttpSettings) -> Self {
-        self.passwords = Passwords::new(http.hash_queue);
+        self.passwords = Passwords::new(http.hash_queue());
         self.http = Arc::new(http);
         self
     }

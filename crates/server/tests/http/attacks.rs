@@ -58,7 +58,7 @@ async fn guess_in_parallel(app: &TestApp, guesses: usize, ip_of: impl Fn(usize) 
 async fn parallel_guesses_are_evaluated_at_most_the_allowance() {
     // A hashing queue large enough that no guess is turned away for load: every one that gets
     // past the limiter is evaluated by Argon2 (and answered 401).
-    let app = TestApp::sqlite_with(HttpSettings { hash_queue: 1000, ..behind_proxy() }).await;
+    let app = TestApp::sqlite_with(HttpSettings { hash_queue: Some(1000), ..behind_proxy() }).await;
     app.register("jake").await;
 
     // 120 at once from one address: 10 evaluated (the allowance), 110 refused before Argon2.
@@ -270,7 +270,7 @@ async fn registrations_are_limited_per_address_successful_ones_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_registrations_and_logins_is_turned_away_at_once_and_readers_are_served() {
-    let settings = HttpSettings { hash_queue: 64, ..behind_proxy() };
+    let settings = HttpSettings { hash_queue: Some(64), ..behind_proxy() };
     let app = TestApp::sqlite_with(settings).await;
     let reader = app.register("reader").await;
     // 500 at once, each from its own address (a botnet): half registrations, half logins.

@@ -63,6 +63,10 @@ fn config_mistakes_stop_start_up_with_one_line() {
     std::fs::write(dir.path().join("conduit.toml"), "bind = 3000\n").unwrap();
     let (ok, _, stderr) = run(&mut conduit(dir.path()));
     assert!(!ok);
+    assert_one_clear_line(&stderr, "invalid bind in the config file '3000': expected IP:PORT");
+    std::fs::write(dir.path().join("conduit.toml"), "bind = [\n").unwrap();
+    let (ok, _, stderr) = run(&mut conduit(dir.path()));
+    assert!(!ok);
     assert_one_clear_line(&stderr, "invalid config file conduit.toml");
 }
 
