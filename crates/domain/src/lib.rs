@@ -3,6 +3,7 @@
 //! Nothing here performs I/O. The server and the Python binding both build on it, and the
 //! store crates return its types, so the rules live in exactly one place.
 
+pub mod cursor;
 pub mod id;
 pub mod model;
 pub mod names;

@@ -60,6 +60,9 @@ pub struct BodyDeadline(pub tokio::time::Instant);
 /// Default and maximum page sizes of list endpoints.
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
+/// The deepest `offset` served: past it a page would cost a walk over every skipped item, so
+/// clients go on with the page cursor (`nextCursor`, given back as `cursor`) instead.
+pub const MAX_OFFSET: i64 = 10_000;
 
 #[derive(Debug, Default, Deserialize)]
 struct RawListParams {
@@ -68,10 +71,11 @@ struct RawListParams {
     favorited: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
+    cursor: Option<String>,
 }
 
-/// `?tag=&author=&favorited=&limit=&offset=`, checked: limit and offset must be non-negative
-/// integers (422 otherwise); limit is capped at [`MAX_LIMIT`]. Empty filters mean "no filter".
+/// `?tag=&author=&favorited=&limit=&offset=&cursor=`, checked as [`paging`] says. Empty
+/// filters mean "no filter".
 #[derive(Debug, Clone)]
 pub struct ListParams {
     pub tag: Option<String>,
@@ -88,7 +92,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
             .await
             .map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))?;
         let mut errors = conduit_domain::Errors::new();
-        let page = paging(raw.limit.as_deref(), raw.offset.as_deref(), &mut errors);
+        let raw_page =
+            RawPage { limit: raw.limit.as_deref(), offset: raw.offset.as_deref(), cursor: raw.cursor.as_deref() };
+        let page = paging(raw_page, (DEFAULT_LIMIT, MAX_LIMIT), &mut errors);
         let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
         errors
             .into_result(ListParams {
@@ -101,12 +107,48 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     }
 }
 
-/// `limit` and `offset` as given in a query string: problems go to `errors`, and `limit` is capped
-/// at [`MAX_LIMIT`].
-pub fn paging(limit: Option<&str>, offset: Option<&str>, errors: &mut conduit_domain::Errors) -> conduit_store::Paging {
-    let limit = errors.check("limit", count(limit, DEFAULT_LIMIT));
-    let offset = errors.check("offset", count(offset, 0));
-    conduit_store::Paging { limit: limit.unwrap_or_default().min(MAX_LIMIT), offset: offset.unwrap_or_default() }
+/// A page as a query string gives it: `limit`, `offset`, `cursor`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawPage<'a> {
+    pub limit: Option<&'a str>,
+    pub offset: Option<&'a str>,
+    pub cursor: Option<&'a str>,
+}
+
+/// Checks a page: `limit` and `offset` non-negative integers, `offset` at most [`MAX_OFFSET`],
+/// `cursor` one this server gave out; problems go to `errors` (422). `limit` defaults to and is
+/// capped at `(default, max)`.
+pub fn paging(
+    raw: RawPage<'_>,
+    (default, max): (i64, i64),
+    errors: &mut conduit_domain::Errors,
+) -> conduit_store::Paging {
+    let limit = errors.check("limit", count(raw.limit, default));
+    let offset = errors.check("offset", count(raw.offset, 0)).filter(|offset| {
+        let deep = *offset > MAX_OFFSET;
+        if deep {
+            errors.add(
+                "offset",
+                format!("must be at most {MAX_OFFSET}: to go deeper, pass the nextCursor of the last page as cursor"),
+            );
+        }
+        !deep
+    });
+    let cursor = raw.cursor.filter(|c| !c.is_empty()).and_then(|c| {
+        let id = conduit_domain::cursor::decode(c);
+        if id.is_none() {
+            errors.add("cursor", "is not a cursor this server gave out: use nextCursor from a previous page");
+        }
+        id
+    });
+    conduit_store::Paging { limit: limit.unwrap_or_default().min(max), offset: offset.unwrap_or_default(), cursor }
+}
+
+/// The cursor of the page after one of `served` items whose last has id `last`: `None` when the
+/// page was not full, so it was the last.
+pub fn next_cursor(page: conduit_store::Paging, served: usize, last: Option<i64>) -> Option<String> {
+    let full = page.limit > 0 && i64::try_from(served).is_ok_and(|n| n == page.limit);
+    last.filter(|_| full).map(conduit_domain::cursor::encode)
 }
 
 fn count(raw: Option<&str>, default: i64) -> Result<i64, String> {

@@ -2,8 +2,7 @@
 //! /api/session`, and `currentPassword` in `PUT /api/user`. Each check is counted by the
 //! limiter before Argon2 runs (see `ratelimit.rs`).
 
-use conduit_domain::Email;
-use conduit_domain::{Errors, User, validation as v};
+use conduit_domain::{Email, Errors, User, validation as v};
 use serde::Deserialize;
 use utoipa::ToSchema;
 

@@ -9,7 +9,6 @@
 //! A session also keeps when its user logged in and an id for the tokens it hands out (see
 //! [`grant`]): those tokens name it (`sid`), and a logout ends them with it.
 
-use conduit_domain::model::UserId;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum_login::{AuthManagerLayer, AuthManagerLayerBuilder, AuthUser, AuthnBackend};
 use conduit_domain::User;
+use conduit_domain::model::UserId;
 use conduit_domain::token::{Grant, SESSION_TOKEN_MAX_TTL_DAYS};
 use conduit_store::Store;
 use tower_sessions::cookie::SameSite;

@@ -40,17 +40,18 @@ pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Op
     Ok(row.map(Article::from))
 }
 
-/// One page of a listing. Arguments: the limit, the offset, the viewer ($1-$3), then the
-/// filter's value ($4). Two or three filters at once are rare: they share one statement built
+/// One page of a listing. Arguments: the limit, the offset, the viewer, the keyset bound
+/// ($1-$4), then the filter's value ($5). Two or three filters at once are rare: they share one statement built
 /// at run time ([`combined_listing`]).
 async fn page(
     db: &Pool,
     query: &ArticleQuery,
     viewer: Option<UserId>,
-    limit: i64,
-    offset: i64,
+    page: Paging,
 ) -> Result<Vec<ListedRow>, DbError> {
-    let viewer = viewer.map(UserId::get);
+    let (limit, offset, below) = (page.limit, page.offset, page.below());
+    // The checked statements take the database's integer; the combined one the typed id.
+    let (typed_viewer, viewer) = (viewer, viewer.map(UserId::get));
     let rows = match query.shape() {
         FilterShape::All => sqlx::query_as!(
             ListedRow,
@@ -63,13 +64,14 @@ async fn page(
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
                   (SELECT count(*) FROM articles) AS "total!: i64"
-           FROM (SELECT id FROM articles ORDER BY id DESC LIMIT $1 OFFSET $2) p
+           FROM (SELECT id FROM articles WHERE id < $4 ORDER BY id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
             limit,
             offset,
-            viewer
+            viewer,
+            below
         )
         .fetch_all(db)
         .await?,
@@ -83,14 +85,15 @@ async fn page(
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM article_tags WHERE name = $4) AS "total!: i64"
-           FROM (SELECT article_id AS id FROM article_tags WHERE name = $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2) p
+                  (SELECT count(*) FROM article_tags WHERE name = $5) AS "total!: i64"
+           FROM (SELECT article_id AS id FROM article_tags WHERE name = $5 AND article_id < $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
             limit,
             offset,
             viewer,
+            below,
             tag
         )
         .fetch_all(db)
@@ -105,14 +108,15 @@ async fn page(
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4) AS "total!: i64"
-           FROM (SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
+                  (SELECT count(*) FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $5) AS "total!: i64"
+           FROM (SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $5 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
             limit,
             offset,
             viewer,
+            below,
             author
         )
         .fetch_all(db)
@@ -127,34 +131,34 @@ async fn page(
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4) AS "total!: i64"
-           FROM (SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $4 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p
+                  (SELECT count(*) FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $5) AS "total!: i64"
+           FROM (SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $5 AND f2.article_id < $4 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
             limit,
             offset,
             viewer,
+            below,
             user
         )
         .fetch_all(db)
         .await?,
         FilterShape::Combined => {
-            combined_listing::<Db>(query, viewer.map(UserId::from), limit, offset).build_query_as().fetch_all(db).await?
+            combined_listing::<Db>(query, typed_viewer, page).build_query_as().fetch_all(db).await?
         }
     };
     Ok(rows)
 }
 
 pub async fn list(db: &Pool, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
-    let Paging { limit, offset } = query.page;
-    let rows = page(db, query, viewer, limit, offset).await?;
-    listed_page(rows, page(db, query, viewer, 1, 0)).await
+    let rows = page(db, query, viewer, query.page).await?;
+    listed_page(rows, page(db, query, viewer, Paging { limit: 1, ..Paging::default() })).await
 }
 
 /// A page of the articles by authors `viewer` follows, in one statement as [`page`].
-async fn feed_page(db: &Pool, viewer: UserId, limit: i64, offset: i64) -> Result<Vec<ListedRow>, DbError> {
-    let viewer = viewer.get();
+async fn feed_page(db: &Pool, viewer: UserId, page: Paging) -> Result<Vec<ListedRow>, DbError> {
+    let (viewer, limit, offset, below) = (viewer.get(), page.limit, page.offset, page.below());
     Ok(sqlx::query_as!(
         ListedRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
@@ -167,21 +171,22 @@ async fn feed_page(db: &Pool, viewer: UserId, limit: i64, offset: i64) -> Result
                       AS "following!: bool",
                   (SELECT count(*) FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3) AS "total!: i64"
            FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id
-                 WHERE f2.follower_id = $3 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
+                 WHERE f2.follower_id = $3 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
         limit,
         offset,
-        viewer
+        viewer,
+        below
     )
     .fetch_all(db)
     .await?)
 }
 
 pub async fn feed(db: &Pool, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
-    let rows = feed_page(db, viewer, page.limit, page.offset).await?;
-    listed_page(rows, feed_page(db, viewer, 1, 0)).await
+    let rows = feed_page(db, viewer, page).await?;
+    listed_page(rows, feed_page(db, viewer, Paging { limit: 1, ..Paging::default() })).await
 }
 
 pub async fn reference(db: &Pool, slug: &str) -> Result<Option<ArticleRef>, DbError> {

@@ -4,11 +4,17 @@ use crate::Pool;
 use chrono::{DateTime, Utc};
 use conduit_domain::Comment;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
-use conduit_store::DbError;
 use conduit_store::rows::CommentRow;
+use conduit_store::{DbError, Paging};
 
-pub async fn list(db: &Pool, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
+pub async fn list(
+    db: &Pool,
+    article: ArticleId,
+    viewer: Option<UserId>,
+    page: Paging,
+) -> Result<Vec<Comment>, DbError> {
     let (article, viewer) = (article.get(), viewer.map(UserId::get));
+    let (above, limit, offset) = (page.above(), page.limit, page.offset);
     let rows = sqlx::query_as!(
         CommentRow,
         r#"SELECT c.id AS "id!", c.body,
@@ -17,10 +23,13 @@ pub async fn list(db: &Pool, article: ArticleId, viewer: Option<UserId>) -> Resu
                   EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
                       AS "following!: bool"
            FROM comments c JOIN users u ON u.id = c.author_id
-           WHERE c.article_id = $1
-           ORDER BY c.id"#,
+           WHERE c.article_id = $1 AND c.id > $3
+           ORDER BY c.id LIMIT $4 OFFSET $5"#,
         article,
-        viewer
+        viewer,
+        above,
+        limit,
+        offset
     )
     .fetch_all(db)
     .await?;

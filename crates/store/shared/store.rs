@@ -158,8 +158,13 @@ impl Store for ThisStore {
     // --- comments ---
 
     #[instrument(name = "store.comments", skip_all, fields(db.system = BACKEND))]
-    async fn comments(&self, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
-        comments::list(&self.read, article, viewer).await
+    async fn comments(
+        &self,
+        article: ArticleId,
+        viewer: Option<UserId>,
+        page: Paging,
+    ) -> Result<Vec<Comment>, DbError> {
+        comments::list(&self.read, article, viewer, page).await
     }
 
     #[instrument(name = "store.create_comment", skip_all, fields(db.system = BACKEND))]

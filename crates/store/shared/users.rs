@@ -118,7 +118,7 @@ pub async fn set_password_hash(db: &Pool, username: &str, password_hash: &str) -
 }
 
 pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
-    let Paging { limit, offset } = page;
+    let (limit, offset, above) = (page.limit, page.offset, page.above());
     let (rows, total) = match active {
         None => (
             sqlx::query_as!(
@@ -126,9 +126,10 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
                 r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
                           token_version AS "token_version!", ended_sessions, grace_token_id,
                           created_at AS "created_at!: DateTime<Utc>"
-                   FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"#,
+                   FROM users WHERE id > $3 ORDER BY id LIMIT $1 OFFSET $2"#,
                 limit,
-                offset
+                offset,
+                above
             )
             .fetch_all(db)
             .await?,
@@ -140,10 +141,11 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
                 r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
                           token_version AS "token_version!", ended_sessions, grace_token_id,
                           created_at AS "created_at!: DateTime<Utc>"
-                   FROM users WHERE active = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"#,
+                   FROM users WHERE active = $1 AND id > $4 ORDER BY id LIMIT $2 OFFSET $3"#,
                 active,
                 limit,
-                offset
+                offset,
+                above
             )
             .fetch_all(db)
             .await?,

@@ -228,8 +228,13 @@ impl<S: Store> Store for Cached<S> {
 
     // --- comments and sessions: not cached ---
 
-    async fn comments(&self, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError> {
-        self.store.comments(article, viewer).await
+    async fn comments(
+        &self,
+        article: ArticleId,
+        viewer: Option<UserId>,
+        page: Paging,
+    ) -> Result<Vec<Comment>, DbError> {
+        self.store.comments(article, viewer, page).await
     }
 
     async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError> {

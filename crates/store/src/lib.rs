@@ -51,7 +51,7 @@ pub trait Store: Send + Sync + 'static {
     /// `changes.expected_version`.
     async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError>;
 
-    /// Users oldest first, all or only active (or inactive) ones, for admins.
+    /// Users oldest first (by id), all or only active (or inactive) ones, for admins.
     async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
     /// Changes role and/or active flag of `username`; deactivation revokes their tokens.
     /// `None` when there is no such user. Fails with `DbError::LastAdmin` rather than leave no
@@ -100,8 +100,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- comments ---
 
-    /// Oldest first, as a conversation reads.
-    async fn comments(&self, article: ArticleId, viewer: Option<UserId>) -> Result<Vec<Comment>, DbError>;
+    /// Oldest first, as a conversation reads; one page of them.
+    async fn comments(&self, article: ArticleId, viewer: Option<UserId>, page: Paging)
+    -> Result<Vec<Comment>, DbError>;
     async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError>;
     /// The author of a comment on `article`, `None` when there is no such comment there.
     async fn comment_author(&self, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError>;
@@ -152,8 +153,7 @@ where
 pub fn combined_listing<'a, DB>(
     query: &'a ArticleQuery,
     viewer: Option<UserId>,
-    limit: i64,
-    offset: i64,
+    page: Paging,
 ) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: sqlx::Database,
@@ -173,12 +173,13 @@ where
     sql.push_bind(viewer.map(UserId::get));
     sql.push(") AS following, (SELECT count(*) FROM articles a WHERE 1 = 1");
     push_filters(&mut sql, query);
-    sql.push(") AS total FROM (SELECT a.id FROM articles a WHERE 1 = 1");
+    sql.push(") AS total FROM (SELECT a.id FROM articles a WHERE a.id < ");
+    sql.push_bind(page.below());
     push_filters(&mut sql, query);
     sql.push(" ORDER BY a.id DESC LIMIT ");
-    sql.push_bind(limit);
+    sql.push_bind(page.limit);
     sql.push(" OFFSET ");
-    sql.push_bind(offset);
+    sql.push_bind(page.offset);
     sql.push(") p CROSS JOIN articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id ORDER BY a.id DESC");
     sql
 }

@@ -29,6 +29,7 @@ macro_rules! store_behaviour_suite {
             taken_slug_is_a_conflict_and_unique_slug_helper_avoids_it,
             listing_is_newest_first_counts_all_and_omits_bodies,
             listing_filters_by_tag_author_favorited_and_combinations,
+            every_listing_pages_by_cursor_as_it_does_by_offset,
             feed_holds_followed_authors_only,
             update_keeps_or_replaces_tags_and_renames_slug,
             failed_update_changes_nothing,
@@ -200,7 +201,7 @@ pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {
     let names = |page: Page<User>| (page.items.into_iter().map(|u| u.username).collect::<Vec<_>>(), page.total);
     let all = store.list_users(None, Paging::default()).await.unwrap();
     assert_eq!(names(all), (vec!["a".to_string(), "b".into(), "c".into(), "d".into()], 4));
-    let active = store.list_users(Some(true), Paging { limit: 2, offset: 1 }).await.unwrap();
+    let active = store.list_users(Some(true), Paging { limit: 2, offset: 1, cursor: None }).await.unwrap();
     assert_eq!(names(active), (vec!["c".to_string(), "d".into()], 3));
     let inactive = store.list_users(Some(false), Paging::default()).await.unwrap();
     assert_eq!(names(inactive), (vec!["b".to_string()], 1));
@@ -321,11 +322,11 @@ pub async fn listing_is_newest_first_counts_all_and_omits_bodies(store: TestStor
     assert!(page.items.iter().all(|a| a.body.is_none()));
     assert!(page.items.iter().all(|a| a.tag_list == ["t"]));
 
-    let q = ArticleQuery { page: Paging { limit: 2, offset: 1 }, ..query() };
+    let q = ArticleQuery { page: Paging { limit: 2, offset: 1, cursor: None }, ..query() };
     let page = store.list_articles(&q, None).await.unwrap();
     assert_eq!((slugs(&page), page.total), (vec!["post-4", "post-3"], 5));
 
-    let q = ArticleQuery { page: Paging { limit: 2, offset: 10 }, ..query() };
+    let q = ArticleQuery { page: Paging { limit: 2, offset: 10, cursor: None }, ..query() };
     let page = store.list_articles(&q, None).await.unwrap();
     assert_eq!((page.items.len(), page.total), (0, 5));
 }
@@ -369,7 +370,7 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
         tag: Some("rust".into()),
         author: None,
         favorited: Some(username("anna")),
-        page: Paging { limit: 1, offset },
+        page: Paging { limit: 1, offset, cursor: None },
     };
     let page = store.list_articles(&paged(1), Some(anna.id)).await.unwrap();
     assert_eq!((page.total, page.items.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>()), (2, vec!["j1"]));
@@ -385,6 +386,106 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     assert!(page.items.iter().all(|a| a.favorited && a.favorites_count == 1));
     let page = store.list_articles(&ArticleQuery { favorited: Some(username("anna")), ..query() }, None).await.unwrap();
     assert!(page.items.iter().all(|a| !a.favorited && a.favorites_count == 1));
+}
+
+/// Walks a listing a page at a time, each page starting past the last item of the one before
+/// (the cursor), and returns every id seen, in order.
+async fn walk<T, F, Fut>(mut page_of: F, id_of: impl Fn(&T) -> i64) -> Vec<i64>
+where
+    F: FnMut(Paging) -> Fut,
+    Fut: std::future::Future<Output = Vec<T>>,
+{
+    let (mut seen, mut cursor) = (Vec::new(), None);
+    loop {
+        let items = page_of(Paging { limit: 2, offset: 0, cursor }).await;
+        seen.extend(items.iter().map(&id_of));
+        match items.last() {
+            Some(last) if items.len() == 2 => cursor = Some(id_of(last)),
+            _ => return seen,
+        }
+    }
+}
+
+pub async fn every_listing_pages_by_cursor_as_it_does_by_offset(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let (mut ids, mut anna_ids) = (Vec::new(), Vec::new());
+    for i in 0..7 {
+        let author = if i % 2 == 0 { &jake } else { &anna };
+        let article = article(&*store, author, &format!("Post {i}"), &["t"]).await;
+        store.favorite(anna.id, &slug(&article.slug)).await.unwrap();
+        ids.insert(0, article.id.get());
+        if i % 2 == 1 {
+            anna_ids.insert(0, article.id.get());
+        }
+    }
+    let everything = |q: ArticleQuery| {
+        let store = store.clone();
+        async move {
+            let q = ArticleQuery { page: Paging { limit: 100, ..Paging::default() }, ..q };
+            store.list_articles(&q, None).await.unwrap().items.iter().map(|a| a.id.get()).collect::<Vec<_>>()
+        }
+    };
+    let queries = [
+        query(),
+        ArticleQuery { tag: Some("t".into()), ..query() },
+        ArticleQuery { author: Some(username("jake")), ..query() },
+        ArticleQuery { favorited: Some(username("anna")), ..query() },
+        ArticleQuery { tag: Some("t".into()), favorited: Some(username("anna")), ..query() },
+    ];
+    for q in queries {
+        let all = everything(q.clone()).await;
+        let walked = walk(
+            |page| {
+                let (store, q) = (store.clone(), ArticleQuery { page, ..q.clone() });
+                async move { store.list_articles(&q, None).await.unwrap().items }
+            },
+            |a| a.id.get(),
+        )
+        .await;
+        assert_eq!(walked, all, "{q:?}");
+        assert!(!all.is_empty());
+        // The count is of the whole listing, whichever page is asked for.
+        let deep = ArticleQuery { page: Paging { limit: 2, offset: 0, cursor: all.get(2).copied() }, ..q.clone() };
+        assert_eq!(store.list_articles(&deep, None).await.unwrap().total, all.len() as i64, "{q:?}");
+    }
+    assert_eq!(everything(query()).await, ids);
+
+    store.follow(jake.id, &username("anna")).await.unwrap();
+    let feed = walk(
+        |page| {
+            let store = store.clone();
+            async move { store.feed(jake.id, page).await.unwrap().items }
+        },
+        |a| a.id.get(),
+    )
+    .await;
+    assert_eq!(feed, anna_ids, "the feed: anna's posts, newest first");
+
+    let first = store.list_articles(&query(), None).await.unwrap().items[0].id;
+    for i in 0..5 {
+        store.create_comment(first, jake.id, &format!("c{i}")).await.unwrap();
+    }
+    let comments = walk(
+        |page| {
+            let store = store.clone();
+            async move { store.comments(first, None, page).await.unwrap() }
+        },
+        |c| c.id.get(),
+    )
+    .await;
+    assert_eq!(comments.len(), 5);
+    assert!(comments.windows(2).all(|w| w[0] < w[1]), "oldest first: {comments:?}");
+
+    let users = walk(
+        |page| {
+            let store = store.clone();
+            async move { store.list_users(None, page).await.unwrap().items }
+        },
+        |u| u.id.get(),
+    )
+    .await;
+    assert_eq!(users, [jake.id.get(), anna.id.get()]);
 }
 
 pub async fn feed_holds_followed_authors_only(store: TestStore) {
@@ -403,7 +504,7 @@ pub async fn feed_holds_followed_authors_only(store: TestStore) {
     assert_eq!((slugs(&feed), feed.total), (vec!["a2", "a1"], 2));
     assert!(feed.items.iter().all(|a| a.author.following && a.body.is_none()));
 
-    let feed = store.feed(jake.id, Paging { limit: 1, offset: 1 }).await.unwrap();
+    let feed = store.feed(jake.id, Paging { limit: 1, offset: 1, cursor: None }).await.unwrap();
     assert_eq!((slugs(&feed), feed.total), (vec!["a1"], 2));
 }
 
@@ -477,7 +578,7 @@ pub async fn delete_cascades_to_tags_favorites_and_comments(store: TestStore) {
     assert!(!store.delete_article(a.id, jake.id).await.unwrap());
     assert!(store.article(&slug(&a.slug), None).await.unwrap().is_none());
     assert_eq!(store.tags().await.unwrap(), ["kept"]);
-    assert!(store.comments(a.id, None).await.unwrap().is_empty());
+    assert!(store.comments(a.id, None, Paging::default()).await.unwrap().is_empty());
     let favorited =
         store.list_articles(&ArticleQuery { favorited: Some(username("anna")), ..query() }, None).await.unwrap();
     assert_eq!(favorited.total, 0);
@@ -514,16 +615,16 @@ pub async fn comments_are_listed_oldest_first_and_deleted_by_author_only(store: 
     assert_eq!((c1.body.as_str(), c1.author.username.as_str()), ("first", "anna"));
 
     store.follow(jake.id, &username("anna")).await.unwrap();
-    let listed = store.comments(a.id, Some(jake.id)).await.unwrap();
+    let listed = store.comments(a.id, Some(jake.id), Paging::default()).await.unwrap();
     assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [c1.id, c2.id]);
     assert!(listed[0].author.following && !listed[1].author.following);
-    assert!(store.comments(other.id, None).await.unwrap().is_empty());
+    assert!(store.comments(other.id, None, Paging::default()).await.unwrap().is_empty());
 
     assert_eq!(store.comment_author(a.id, c1.id).await.unwrap(), Some(anna.id));
     assert_eq!(store.comment_author(other.id, c1.id).await.unwrap(), None);
     assert!(!store.delete_comment(c1.id, jake.id).await.unwrap());
     assert!(store.delete_comment(c1.id, anna.id).await.unwrap());
-    let listed = store.comments(a.id, None).await.unwrap();
+    let listed = store.comments(a.id, None, Paging::default()).await.unwrap();
     assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [c2.id]);
 }
 
@@ -642,7 +743,7 @@ pub async fn concurrent_demotions_of_two_admins_leave_one(store: TestStore) {
         let refused = [&one, &two].iter().filter(|r| matches!(r, Err(DbError::LastAdmin))).count();
         assert_eq!(refused, 1, "round {round}: exactly one demotion must be refused: {one:?} {two:?}");
         let kept = if one.is_ok() { b } else { a };
-        let users = store.list_users(Some(true), Paging { limit: 100, offset: 0 }).await.unwrap();
+        let users = store.list_users(Some(true), Paging { limit: 100, offset: 0, cursor: None }).await.unwrap();
         let admins: Vec<_> = users.items.into_iter().filter(|u| u.role == Role::Admin).map(|u| u.username).collect();
         assert_eq!(admins, vec![kept.clone()], "round {round}");
         survivor = Some(kept);

@@ -60,16 +60,31 @@ pub struct ArticleRef {
     pub author: UserId,
 }
 
-/// Limit and offset, already validated and capped by the caller.
+/// A page of a listing, already validated and capped by the caller: up to `limit` items, past
+/// `cursor` when given (the id of the previous page's last item: keyset pagination, as cheap
+/// deep in a listing as at its start), then past `offset` more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paging {
     pub limit: i64,
     pub offset: i64,
+    pub cursor: Option<i64>,
 }
 
 impl Default for Paging {
     fn default() -> Self {
-        Self { limit: 20, offset: 0 }
+        Self { limit: 20, offset: 0, cursor: None }
+    }
+}
+
+impl Paging {
+    /// The keyset bound of a newest-first listing: ids below this.
+    pub fn below(&self) -> i64 {
+        self.cursor.unwrap_or(i64::MAX)
+    }
+
+    /// The keyset bound of an oldest-first listing: ids above this.
+    pub fn above(&self) -> i64 {
+        self.cursor.unwrap_or(i64::MIN)
     }
 }
 

@@ -1,6 +1,5 @@
 //! User administration, for admins only: list users, and change their role or active flag.
 
-use crate::extract::profile_name;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -14,7 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::RequireAdmin;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, paging};
+use crate::extract::{ApiJson, DEFAULT_LIMIT, MAX_LIMIT, RawPage, next_cursor, paging, profile_name};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -54,6 +53,10 @@ impl From<User> for AccountView {
 pub struct AccountsBody {
     users: Vec<AccountView>,
     users_count: i64,
+    /// Where the next page starts: pass it back as `cursor`. Absent on a page that was not
+    /// full (the last one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -66,13 +69,15 @@ pub struct UsersQuery {
     active: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
+    cursor: Option<String>,
 }
 
 /// Users, oldest first (admins only).
 #[utoipa::path(get, path = "/users", tag = "Admin", security(("Token" = [])),
     params(("active" = Option<bool>, Query, description = "Only active (true) or deactivated (false) users"),
         ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 20, capped at 100"),
-        ("offset" = Option<i32>, Query, minimum = 0, description = "Users to skip, default 0")),
+        ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Users to skip, default 0, at most 10,000 (then use cursor)"),
+        ("cursor" = Option<String>, Query, description = "Where to start: the nextCursor of the previous page (keyset pagination; offset applies after it)")),
     responses((status = 200, body = AccountsBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -81,7 +86,9 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<AccountsBody>> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))?;
     let mut errors = Errors::new();
-    let page = paging(query.limit.as_deref(), query.offset.as_deref(), &mut errors);
+    let raw =
+        RawPage { limit: query.limit.as_deref(), offset: query.offset.as_deref(), cursor: query.cursor.as_deref() };
+    let page = paging(raw, (DEFAULT_LIMIT, MAX_LIMIT), &mut errors);
     let active = match query.active.as_deref() {
         None | Some("") => None,
         Some("true") => Some(true),
@@ -95,7 +102,9 @@ pub(crate) async fn list(
         return Err(errors.into());
     }
     let found = state.store.list_users(active, page).await?;
-    Ok(Json(AccountsBody { users: found.items.into_iter().map(Into::into).collect(), users_count: found.total }))
+    let next_cursor = next_cursor(page, found.items.len(), found.items.last().map(|u| u.id.get()));
+    let users = found.items.into_iter().map(Into::into).collect();
+    Ok(Json(AccountsBody { users, users_count: found.total, next_cursor }))
 }
 
 #[derive(Deserialize, ToSchema)]

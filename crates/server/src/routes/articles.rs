@@ -1,18 +1,16 @@
-use crate::extract::article_slug;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use conduit_domain::{Article, Errors, validation as v};
-use conduit_domain::{Slug, Username};
-use conduit_store::{ArticleChanges, ArticleQuery, ArticleRef, NewArticle, Page, with_unique_slug};
+use conduit_domain::{Article, Errors, Slug, Username, validation as v};
+use conduit_store::{ArticleChanges, ArticleQuery, ArticleRef, NewArticle, Page, Paging, with_unique_slug};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ListParams, present};
+use crate::extract::{ApiJson, ListParams, article_slug, next_cursor, present};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -34,11 +32,16 @@ pub struct ArticleBody {
 pub struct ArticlesBody {
     articles: Vec<Article>,
     articles_count: i64,
+    /// Where the next page starts: pass it back as `cursor`. Absent on a page that was not
+    /// full (the last one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
-impl From<Page<Article>> for ArticlesBody {
-    fn from(page: Page<Article>) -> Self {
-        ArticlesBody { articles: page.items, articles_count: page.total }
+impl ArticlesBody {
+    fn new(found: Page<Article>, page: Paging) -> Self {
+        let next_cursor = next_cursor(page, found.items.len(), found.items.last().map(|a| a.id.get()));
+        ArticlesBody { articles: found.items, articles_count: found.total, next_cursor }
     }
 }
 
@@ -63,8 +66,9 @@ pub async fn owned_by(state: &AppState, slug: &Slug, caller: &RequireUser) -> Ap
         ("author" = Option<String>, Query, description = "Filter by author username"),
         ("favorited" = Option<String>, Query, description = "Filter by a user who favorited"),
         ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 20, capped at 100"),
-        ("offset" = Option<i32>, Query, minimum = 0, description = "Articles to skip, default 0")),
-    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody)))]
+        ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Articles to skip, default 0, at most 10,000 (then use cursor)"),
+        ("cursor" = Option<String>, Query, description = "Where to start: the nextCursor of the previous page (keyset pagination; offset applies after it)")),
+    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: MaybeUser,
@@ -72,10 +76,10 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<ArticlesBody>> {
     // A name no user can have matches no article.
     let (Ok(author), Ok(favorited)) = (name_filter(params.author), name_filter(params.favorited)) else {
-        return Ok(Json(Page { items: Vec::new(), total: 0 }.into()));
+        return Ok(Json(ArticlesBody::new(Page { items: Vec::new(), total: 0 }, params.page)));
     };
     let query = ArticleQuery { tag: params.tag, author, favorited, page: params.page };
-    Ok(Json(state.store.list_articles(&query, caller.id()).await?.into()))
+    Ok(Json(ArticlesBody::new(state.store.list_articles(&query, caller.id()).await?, params.page)))
 }
 
 fn name_filter(raw: Option<String>) -> Result<Option<Username>, String> {
@@ -85,14 +89,15 @@ fn name_filter(raw: Option<String>) -> Result<Option<Username>, String> {
 /// Articles by authors the caller follows, newest first.
 #[utoipa::path(get, path = "/articles/feed", tag = "Articles", security(("Token" = [])),
     params(("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 20, capped at 100"),
-        ("offset" = Option<i32>, Query, minimum = 0, description = "Articles to skip, default 0")),
-    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody)))]
+        ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Articles to skip, default 0, at most 10,000 (then use cursor)"),
+        ("cursor" = Option<String>, Query, description = "Where to start: the nextCursor of the previous page (keyset pagination; offset applies after it)")),
+    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn feed(
     State(state): State<AppState>,
     caller: RequireUser,
     params: ListParams,
 ) -> ApiResult<Json<ArticlesBody>> {
-    Ok(Json(state.store.feed(caller.user.id, params.page).await?.into()))
+    Ok(Json(ArticlesBody::new(state.store.feed(caller.user.id, params.page).await?, params.page)))
 }
 
 /// One article, with its body. Auth is optional.

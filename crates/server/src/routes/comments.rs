@@ -1,5 +1,5 @@
-use crate::extract::article_slug;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::auth::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, RawPage, article_slug, next_cursor, paging};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -26,8 +26,25 @@ pub struct CommentBody {
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CommentsBody {
     comments: Vec<Comment>,
+    /// Where the next page starts: pass it back as `cursor`. Absent on a page that was not
+    /// full (the last one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Comments come a page at a time too, but a large one: a client that knows nothing of paging
+/// (the spec has none for comments) sees every comment of any article with fewer.
+pub const DEFAULT_COMMENTS_LIMIT: i64 = 500;
+pub const MAX_COMMENTS_LIMIT: i64 = 1000;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CommentsQuery {
+    limit: Option<String>,
+    offset: Option<String>,
+    cursor: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -46,17 +63,29 @@ async fn article_id(state: &AppState, slug: &str) -> ApiResult<ArticleId> {
     Ok(state.store.article_ref(&article_slug(slug)?).await?.ok_or(ApiError::NotFound("article"))?.id)
 }
 
-/// An article's comments, oldest first. Auth is optional.
+/// An article's comments, oldest first, a page at a time. Auth is optional.
 #[utoipa::path(get, path = "/articles/{slug}/comments", tag = "Comments", security((), ("Token" = [])),
-    params(("slug" = String, Path, description = "Slug of the article")),
-    responses((status = 200, body = CommentsBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("slug" = String, Path, description = "Slug of the article"),
+        ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 500, capped at 1000"),
+        ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Comments to skip, default 0, at most 10,000 (then use cursor)"),
+        ("cursor" = Option<String>, Query, description = "Where to start: the nextCursor of the previous page")),
+    responses((status = 200, body = CommentsBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(slug): Path<String>,
+    query: Result<Query<CommentsQuery>, QueryRejection>,
 ) -> ApiResult<Json<CommentsBody>> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))?;
+    let mut errors = Errors::new();
+    let raw =
+        RawPage { limit: query.limit.as_deref(), offset: query.offset.as_deref(), cursor: query.cursor.as_deref() };
+    let page = paging(raw, (DEFAULT_COMMENTS_LIMIT, MAX_COMMENTS_LIMIT), &mut errors);
+    errors.into_result(()).map_err(ApiError::Invalid)?;
     let article = article_id(&state, &slug).await?;
-    Ok(Json(CommentsBody { comments: state.store.comments(article, caller.id()).await? }))
+    let comments = state.store.comments(article, caller.id(), page).await?;
+    let next_cursor = next_cursor(page, comments.len(), comments.last().map(|c| c.id.get()));
+    Ok(Json(CommentsBody { comments, next_cursor }))
 }
 
 /// Comment on an article.

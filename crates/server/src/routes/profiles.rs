@@ -1,4 +1,3 @@
-use crate::extract::profile_name;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,6 +8,7 @@ use utoipa::ToSchema;
 use crate::auth::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::profile_name;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {

@@ -196,7 +196,8 @@ async fn oversized_body_is_413_and_writes_nothing(app: TestApp) {
 
 async fn bad_pagination_is_422_and_limit_is_capped(app: TestApp) {
     let token = app.register("jake").await;
-    for query in ["limit=abc", "limit=-1", "limit=1.5", "limit=", "offset=-3", "offset=x", "limit=99999999999"] {
+    let bad = ["limit=abc", "limit=-1", "limit=1.5", "limit=", "offset=-3", "offset=x", "limit=99999999999"];
+    for query in bad.into_iter().chain(["offset=10001", "offset=2147483647", "cursor=nope", "cursor=c1zz"]) {
         for path in ["/api/articles", "/api/articles/feed"] {
             let (status, body) = app.get(&format!("{path}?{query}"), Some(&token)).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}?{query}: {body}");
@@ -231,6 +232,43 @@ async fn bad_pagination_is_422_and_limit_is_capped(app: TestApp) {
     let (_, body) = app.get("/api/articles?offset=100", None).await;
     assert_eq!(body["articles"].as_array().unwrap().len(), 5);
     assert_eq!(body["articles"][4]["slug"], "a0");
+    assert!(body.get("nextCursor").is_none(), "a page that is not full is the last: {body}");
+
+    // A deep offset is refused, naming the way on; the cursor walks every article instead.
+    let (status, body) = app.get("/api/articles?offset=10001", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error_messages(&body, "offset")[0].contains("nextCursor"), "{body}");
+    let (mut seen, mut path, mut pages) = (Vec::new(), "/api/articles?limit=40".to_owned(), 0);
+    loop {
+        let (status, body) = app.get(&path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(body["articlesCount"], 105, "every page counts the whole listing");
+        seen.extend(body["articles"].as_array().unwrap().iter().map(|a| a["slug"].as_str().unwrap().to_owned()));
+        pages += 1;
+        match body["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/api/articles?limit=40&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen.len()), (3, 105));
+    assert_eq!(seen.first().map(String::as_str), Some("a104"));
+    assert_eq!(seen.last().map(String::as_str), Some("a0"));
+    assert_eq!(seen.iter().collect::<std::collections::HashSet<_>>().len(), 105, "no article twice");
+
+    // Comments come a page at a time too; without paging parameters, all of a normal article's.
+    for i in 0..3 {
+        let (status, _) =
+            app.post("/api/articles/a0/comments", Some(&token), json!({"comment": {"body": format!("c{i}")}})).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, body) = app.get("/api/articles/a0/comments", None).await;
+    assert_eq!((body["comments"].as_array().unwrap().len(), body.get("nextCursor")), (3, None));
+    let (_, body) = app.get("/api/articles/a0/comments?limit=2", None).await;
+    let cursor = body["nextCursor"].as_str().expect("a full page has a next cursor").to_owned();
+    let (_, body) = app.get(&format!("/api/articles/a0/comments?limit=2&cursor={cursor}"), None).await;
+    assert_eq!(body["comments"][0]["body"], "c2");
+    let (status, body) = app.get("/api/articles/a0/comments?offset=20000", None).await;
+    assert_eq!((status, error_messages(&body, "offset").len()), (StatusCode::UNPROCESSABLE_ENTITY, 1));
 }
 
 async fn unknown_routes_and_methods_answer_json(app: TestApp) {
