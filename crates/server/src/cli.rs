@@ -48,6 +48,10 @@ enum Command {
     /// Administer user accounts (uses the same configuration as `serve`).
     #[command(subcommand)]
     User(UserCommand),
+    /// Fill the database with realistic demo data, in bulk: users, follows, articles with tags,
+    /// favorites and comments, in the proportions of a live blog. The same --seed gives the same
+    /// data. Every demo user's password is `password123`. Migrates first, like `serve`.
+    Seed(SeedArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +72,22 @@ enum UserCommand {
         /// (keeps it out of the shell history).
         phc: String,
     },
+}
+
+#[derive(Debug, Args)]
+struct SeedArgs {
+    /// Articles to create
+    #[arg(long, default_value_t = 100)]
+    articles: usize,
+    /// Users to create [default: one per ten articles, at least 10]
+    #[arg(long)]
+    users: Option<usize>,
+    /// Seed number: the same one gives the same data
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Usernames are PREFIX1, PREFIX2, ...; use another to seed a database that has demo users
+    #[arg(long, default_value = "demo")]
+    prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +153,7 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
     match command {
         Some(Command::Migrate) => return migrate(config).await,
         Some(Command::User(command)) => return user(config, command).await,
+        Some(Command::Seed(args)) => return seed(config, args).await,
         Some(Command::Serve(_)) | None => {}
     }
     // The secret is settled before touching the database, so a missing one fails fast.
@@ -186,6 +207,29 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     let store = db::open(&config, db::Caching::Off).await?;
     store.close().await;
     println!("{} database at {} is up to date", store.backend(), db::redact(&config.database_url));
+    Ok(())
+}
+
+async fn seed(config: Config, args: SeedArgs) -> anyhow::Result<()> {
+    let store = db::open(&config, db::Caching::Off).await?;
+    let plan = crate::seed::Plan { articles: args.articles, users: args.users, seed: args.seed, prefix: args.prefix };
+    let started = std::time::Instant::now();
+    let made = crate::seed::seed(store.as_ref(), &plan).await;
+    store.close().await;
+    let made = made?;
+    println!(
+        "seeded {} database at {} in {:.1} s: {} users, {} follows, {} articles, {} favorites, {} comments \
+         (every demo user's password is {})",
+        store.backend(),
+        db::redact(&config.database_url),
+        started.elapsed().as_secs_f64(),
+        made.users,
+        made.follows,
+        made.articles,
+        made.favorites,
+        made.comments,
+        crate::seed::PASSWORD
+    );
     Ok(())
 }
 

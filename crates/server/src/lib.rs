@@ -9,7 +9,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | leaves | `config` (settings), `error`, `metrics`, `serve`, `log_writer` |
+//! | leaves | `config` (settings), `error`, `metrics`, `serve`, `log_writer`, `seed` (demo data) |
 //! | connections and primitives | `db`, `telemetry`, `passwords`, `extract`, then `redis`, then `ratelimit` |
 //! | state | `state` |
 //! | auth | `client_ip`, `login`, then `sessions`, then `auth` (the extractors) |
@@ -34,6 +34,7 @@ pub mod passwords;
 pub mod ratelimit;
 pub mod redis;
 pub mod routes;
+pub mod seed;
 pub mod serve;
 pub mod sessions;
 pub mod state;
@@ -48,7 +49,7 @@ pub use state::AppState;
 mod one_way {
     /// The modules, lowest first; a module may import only modules of earlier layers.
     const LAYERS: &[&[&str]] = &[
-        &["config", "error", "metrics", "serve", "log_writer"],
+        &["config", "error", "metrics", "serve", "log_writer", "seed"],
         &["db", "telemetry", "passwords", "extract"],
         &["redis"],
         &["ratelimit"],

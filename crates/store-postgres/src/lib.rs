@@ -13,6 +13,8 @@ mod connect;
 mod dialect;
 #[path = "../../store/shared/profiles.rs"]
 mod profiles;
+#[path = "../../store/shared/seed.rs"]
+mod seed;
 #[path = "../../store/shared/sessions.rs"]
 mod sessions;
 #[path = "../../store/shared/store.rs"]
@@ -33,6 +35,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 // The names the shared code (crates/store/shared/) uses for this backend.
 type Db = sqlx::Postgres;
+type Connection = sqlx::PgConnection;
 type Pool = PgPool;
 type ThisStore = PgStore;
 const BACKEND: &str = "postgres";

@@ -18,6 +18,8 @@ mod connect;
 mod dialect;
 #[path = "../../store/shared/profiles.rs"]
 mod profiles;
+#[path = "../../store/shared/seed.rs"]
+mod seed;
 #[path = "../../store/shared/sessions.rs"]
 mod sessions;
 #[path = "../../store/shared/store.rs"]
@@ -40,6 +42,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 // The names the shared code (crates/store/shared/) uses for this backend.
 type Db = sqlx::Sqlite;
+type Connection = sqlx::SqliteConnection;
 type Pool = SqlitePool;
 type ThisStore = SqliteStore;
 const BACKEND: &str = "sqlite";

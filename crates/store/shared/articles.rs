@@ -16,7 +16,7 @@ use conduit_store::rows::{ArticleRow, ListedRow, listed_page};
 use conduit_store::*;
 use sqlx::types::Json;
 
-use crate::{Db, Pool, dialect};
+use crate::{Connection, Db, Pool, dialect};
 
 pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
     let viewer = viewer.map(UserId::get);
@@ -197,9 +197,21 @@ pub async fn reference(db: &Pool, slug: &str) -> Result<Option<ArticleRef>, DbEr
 
 /// Inserts the article and its tags in one transaction.
 pub async fn create(db: &Pool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
-    let author = author.get();
-    let now = Utc::now();
     let mut tx = db.begin().await?;
+    let id = insert(&mut tx, author, slug, new, Utc::now()).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Inserts an article written `at`, with its tags, in the caller's transaction.
+pub async fn insert(
+    tx: &mut Connection,
+    author: UserId,
+    slug: &str,
+    new: &NewArticle,
+    at: DateTime<Utc>,
+) -> Result<ArticleId, DbError> {
+    let author = author.get();
     let id = sqlx::query_scalar!(
         r#"INSERT INTO articles (slug, author_id, title, description, body, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -209,13 +221,12 @@ pub async fn create(db: &Pool, author: UserId, slug: &str, new: &NewArticle) -> 
         new.title,
         new.description,
         new.body,
-        now
+        at
     )
     .fetch_one(&mut *tx)
     .await?;
     let id = ArticleId::new(id);
-    dialect::insert_tags(&mut tx, id, &new.tags).await?;
-    tx.commit().await?;
+    dialect::insert_tags(tx, id, &new.tags).await?;
     Ok(id)
 }
 

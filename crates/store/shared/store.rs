@@ -8,7 +8,7 @@ use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 use conduit_store::*;
 use tracing::instrument;
 
-use crate::{BACKEND, ThisStore, articles, comments, profiles, sessions, users};
+use crate::{BACKEND, ThisStore, articles, comments, profiles, seed, sessions, users};
 
 #[async_trait]
 impl Store for ThisStore {
@@ -208,6 +208,23 @@ impl Store for ThisStore {
     #[instrument(name = "store.session_delete_expired", skip_all, fields(db.system = BACKEND))]
     async fn session_delete_expired(&self, now: i64) -> Result<u64, DbError> {
         sessions::delete_expired(&self.write, now).await
+    }
+
+    // --- demo data in bulk ---
+
+    #[instrument(name = "store.seed_users", skip_all, fields(db.system = BACKEND))]
+    async fn seed_users(&self, users: &[NewUser]) -> Result<Vec<UserId>, DbError> {
+        seed::users(&self.write, users).await
+    }
+
+    #[instrument(name = "store.seed_follows", skip_all, fields(db.system = BACKEND))]
+    async fn seed_follows(&self, follows: &[(UserId, UserId)]) -> Result<(), DbError> {
+        seed::follows(&self.write, follows).await
+    }
+
+    #[instrument(name = "store.seed_articles", skip_all, fields(db.system = BACKEND))]
+    async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError> {
+        seed::articles(&self.write, articles).await
     }
 
     // --- tags ---

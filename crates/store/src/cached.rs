@@ -269,6 +269,21 @@ impl<S: Store> Store for Cached<S> {
         self.store.session_delete_expired(now).await
     }
 
+    async fn seed_users(&self, users: &[NewUser]) -> Result<Vec<UserId>, DbError> {
+        self.store.seed_users(users).await
+    }
+
+    async fn seed_follows(&self, follows: &[(UserId, UserId)]) -> Result<(), DbError> {
+        self.store.seed_follows(follows).await
+    }
+
+    async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError> {
+        self.store.seed_articles(articles).await?;
+        // Tags and counts changed wholesale.
+        self.cache.article_changed(None);
+        Ok(())
+    }
+
     async fn tags(&self) -> Result<Vec<String>, DbError> {
         self.feed.catch_up(&self.cache);
         let read = async { self.store.tags().await.map(Some) };

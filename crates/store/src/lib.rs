@@ -122,6 +122,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every session expired by `now`; returns how many.
     async fn session_delete_expired(&self, now: i64) -> Result<u64, DbError>;
 
+    // --- demo data in bulk (`conduit seed`): each call one transaction ---
+
+    /// Creates these users; their ids in the same order.
+    async fn seed_users(&self, users: &[NewUser]) -> Result<Vec<UserId>, DbError>;
+    /// Makes each first user follow the second (pairs already there are skipped).
+    async fn seed_follows(&self, follows: &[(UserId, UserId)]) -> Result<(), DbError>;
+    /// Creates these articles with their tags, favorites and comments.
+    async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError>;
+
     // --- tags ---
 
     /// Every tag in use, most used first.

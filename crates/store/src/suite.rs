@@ -30,6 +30,7 @@ macro_rules! store_behaviour_suite {
             listing_is_newest_first_counts_all_and_omits_bodies,
             listing_filters_by_tag_author_favorited_and_combinations,
             every_listing_pages_by_cursor_as_it_does_by_offset,
+            seeded_data_reads_like_data_written_one_call_at_a_time,
             feed_holds_followed_authors_only,
             update_keeps_or_replaces_tags_and_renames_slug,
             failed_update_changes_nothing,
@@ -486,6 +487,43 @@ pub async fn every_listing_pages_by_cursor_as_it_does_by_offset(store: TestStore
     )
     .await;
     assert_eq!(users, [jake.id.get(), anna.id.get()]);
+}
+
+pub async fn seeded_data_reads_like_data_written_one_call_at_a_time(store: TestStore) {
+    let new = |name: &str| NewUser {
+        username: username(name),
+        email: email(&format!("{name}@example.com")),
+        password_hash: "h".into(),
+    };
+    let ids = store.seed_users(&[new("s1"), new("s2"), new("s3")]).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(store.user_by_id(ids[1]).await.unwrap().unwrap().username, "s2");
+    store.seed_follows(&[(ids[0], ids[1]), (ids[0], ids[2]), (ids[0], ids[1])]).await.unwrap();
+    let seeded = |n: usize, favorited_by: Vec<UserId>| SeedArticle {
+        author: ids[n % 2 + 1],
+        slug: slug(&format!("seeded-{n}")),
+        article: new_article(&format!("Seeded {n}"), &["b", "a"]),
+        created_at: chrono::Utc::now(),
+        favorited_by,
+        comments: vec![(ids[0], format!("on {n}"))],
+    };
+    store.seed_articles(&[seeded(0, vec![ids[0], ids[1]]), seeded(1, vec![]), seeded(2, vec![ids[2]])]).await.unwrap();
+
+    let page = store.list_articles(&query(), Some(ids[0])).await.unwrap();
+    assert_eq!((page.total, slugs(&page)), (3, vec!["seeded-2", "seeded-1", "seeded-0"]));
+    let first = store.article(&slug("seeded-0"), Some(ids[0])).await.unwrap().unwrap();
+    assert_eq!(
+        (first.favorites_count, first.favorited, first.tag_list.clone()),
+        (2, true, vec!["b".to_owned(), "a".to_owned()])
+    );
+    assert!(first.author.following, "s1 follows the author");
+    let comments = store.comments(first.id, None, Paging::default()).await.unwrap();
+    assert_eq!(comments.iter().map(|c| c.body.as_str()).collect::<Vec<_>>(), ["on 0"]);
+    assert_eq!(store.feed(ids[0], Paging::default()).await.unwrap().total, 3);
+    assert_eq!(store.tags().await.unwrap(), ["a", "b"]);
+    // Favorites written in bulk count like any other.
+    store.favorite(ids[2], &slug("seeded-0")).await.unwrap();
+    assert_eq!(store.article(&slug("seeded-0"), None).await.unwrap().unwrap().favorites_count, 3);
 }
 
 pub async fn feed_holds_followed_authors_only(store: TestStore) {

@@ -1,7 +1,20 @@
 //! Inputs and outputs of the store that are not domain types.
 
+use chrono::{DateTime, Utc};
 use conduit_domain::model::{ArticleId, UserId};
-use conduit_domain::{Email, User, Username};
+use conduit_domain::{Email, Slug, User, Username};
+
+/// One article of demo data (`conduit seed`), with the favorites and comments it gets.
+#[derive(Debug, Clone)]
+pub struct SeedArticle {
+    pub author: UserId,
+    pub slug: Slug,
+    pub article: NewArticle,
+    pub created_at: DateTime<Utc>,
+    pub favorited_by: Vec<UserId>,
+    /// Each comment's author and body.
+    pub comments: Vec<(UserId, String)>,
+}
 
 /// A validated registration, password already hashed.
 #[derive(Debug, Clone)]
