@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, byte) in data.iter().enumerate().take(16) {
         if i < 8 { id[i] = *byte } else { version[i - 8] = *byte }
     }
-    let user = i64::from_le_bytes(id).rem_euclid(i64::MAX);
+    let user = conduit_domain::model::UserId::new(i64::from_le_bytes(id).rem_euclid(i64::MAX));
     let version = i64::from_le_bytes(version);
     // The login time and session id from the input too, when there is enough of it.
     let auth_time = data.get(16..24).map_or(0, |b| i64::from_le_bytes(b.try_into().unwrap()));

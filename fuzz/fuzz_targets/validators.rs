@@ -19,13 +19,15 @@ fuzz_target!(|input: &str| {
     }
 
     if let Ok(name) = validation::username(input) {
-        assert_eq!(name, input.trim());
+        assert_eq!(name.as_str(), input.trim());
+        assert_eq!(conduit_domain::Username::parse(&name).as_ref(), Ok(&name), "parsing is idempotent");
         assert!(!name.is_empty() && name.chars().count() <= USERNAME_MAX);
         assert!(name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')), "{name:?}");
     }
 
     if let Ok(email) = validation::email(input) {
-        assert_eq!(email, input.trim().to_lowercase());
+        assert_eq!(email.as_str(), input.trim().to_lowercase());
+        assert_eq!(conduit_domain::Email::parse(&email).as_ref(), Ok(&email), "parsing is idempotent");
         assert!(input.trim().chars().count() <= EMAIL_MAX);
         let (local, domain) = email.split_once('@').expect("an accepted email has an @");
         assert!(!local.is_empty() && !domain.is_empty() && !domain.contains('@'));

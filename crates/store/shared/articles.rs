@@ -2,7 +2,8 @@
 //! of a tag list differs (`dialect::insert_tags`).
 //!
 //! A listing page is one statement per filter shape: the page's ids in a subquery, the
-//! total in another, and the listed columns around them, so a page costs one round trip.
+//! total in another (read from the maintained `counts`, never counted per request), and the
+//! listed columns around them, so a page costs one round trip.
 //! The statements repeat their column list because `query_as!` checks literal SQL only.
 //! `CROSS JOIN` fixes the join order in SQLite (PostgreSQL plans it freely): the page's few
 //! ids drive the lookups. Without it SQLite 3.46 scanned every article (to save sorting
@@ -63,7 +64,7 @@ async fn page(
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM articles) AS "total!: i64"
+                  (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'articles') AS "total!: i64"
            FROM (SELECT id FROM articles WHERE id < $4 ORDER BY id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
@@ -85,7 +86,7 @@ async fn page(
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM article_tags WHERE name = $5) AS "total!: i64"
+                  (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'tag' AND key = $5) AS "total!: i64"
            FROM (SELECT article_id AS id FROM article_tags WHERE name = $5 AND article_id < $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
@@ -108,7 +109,8 @@ async fn page(
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $5) AS "total!: i64"
+                  (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts
+                   WHERE kind = 'author' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
            FROM (SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $5 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
@@ -131,7 +133,8 @@ async fn page(
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $5) AS "total!: i64"
+                  (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts
+                   WHERE kind = 'favorited_by' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
            FROM (SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $5 AND f2.article_id < $4 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
@@ -169,7 +172,9 @@ async fn feed_page(db: &Pool, viewer: UserId, page: Paging) -> Result<Vec<Listed
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
-                  (SELECT count(*) FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id WHERE f2.follower_id = $3) AS "total!: i64"
+                  (SELECT CAST(COALESCE(sum(c.n), 0) AS BIGINT) FROM follows f2
+                   JOIN counts c ON c.kind = 'author' AND c.key = CAST(f2.followee_id AS TEXT)
+                   WHERE f2.follower_id = $3) AS "total!: i64"
            FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id
                  WHERE f2.follower_id = $3 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
@@ -309,7 +314,10 @@ pub async fn unfavorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbErr
 }
 
 pub async fn tags(db: &Pool) -> Result<Vec<String>, DbError> {
-    Ok(sqlx::query_scalar!("SELECT name FROM article_tags GROUP BY name ORDER BY count(*) DESC, name")
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT key AS "name!" FROM counts WHERE kind = 'tag'
+           GROUP BY key HAVING sum(n) > 0 ORDER BY sum(n) DESC, key LIMIT 100"#
+    )
+    .fetch_all(db)
+    .await?)
 }

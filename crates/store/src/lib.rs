@@ -21,6 +21,9 @@ pub use types::*;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 
+/// How many tags `Store::tags` lists at most (the most used).
+pub const MAX_TAGS: usize = 100;
+
 /// Everything Conduit keeps. Implementations must make each method atomic: a multi-row write
 /// either happens whole or not at all.
 #[async_trait::async_trait]
@@ -133,7 +136,7 @@ pub trait Store: Send + Sync + 'static {
 
     // --- tags ---
 
-    /// Every tag in use, most used first.
+    /// The tags in use, most used first: at most [`MAX_TAGS`].
     async fn tags(&self) -> Result<Vec<String>, DbError>;
 }
 

@@ -31,6 +31,7 @@ macro_rules! store_behaviour_suite {
             listing_filters_by_tag_author_favorited_and_combinations,
             every_listing_pages_by_cursor_as_it_does_by_offset,
             seeded_data_reads_like_data_written_one_call_at_a_time,
+            maintained_counts_follow_every_write,
             feed_holds_followed_authors_only,
             update_keeps_or_replaces_tags_and_renames_slug,
             failed_update_changes_nothing,
@@ -524,6 +525,62 @@ pub async fn seeded_data_reads_like_data_written_one_call_at_a_time(store: TestS
     // Favorites written in bulk count like any other.
     store.favorite(ids[2], &slug("seeded-0")).await.unwrap();
     assert_eq!(store.article(&slug("seeded-0"), None).await.unwrap().unwrap().favorites_count, 3);
+}
+
+/// Every listing's count against the listing itself, counted here.
+async fn assert_counts_hold(store: &TestStore, viewer: UserId, when: &str) {
+    let all = Paging { limit: 100, ..Paging::default() };
+    let queries = [
+        query(),
+        ArticleQuery { tag: Some("a".into()), ..query() },
+        ArticleQuery { tag: Some("b".into()), ..query() },
+        ArticleQuery { author: Some(username("jake")), ..query() },
+        ArticleQuery { favorited: Some(username("anna")), ..query() },
+        ArticleQuery { author: Some(username("nobody")), ..query() },
+    ];
+    for q in queries {
+        let page = store.list_articles(&ArticleQuery { page: all, ..q.clone() }, None).await.unwrap();
+        assert_eq!(page.total, page.items.len() as i64, "{when}: {q:?}");
+    }
+    let feed = store.feed(viewer, all).await.unwrap();
+    assert_eq!(feed.total, feed.items.len() as i64, "{when}: the feed");
+    let listed: Vec<String> = store
+        .list_articles(&ArticleQuery { page: all, ..query() }, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .flat_map(|a| a.tag_list)
+        .collect();
+    for tag in store.tags().await.unwrap() {
+        assert!(listed.contains(&tag), "{when}: tag {tag} is listed but on no article");
+    }
+}
+
+pub async fn maintained_counts_follow_every_write(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    store.follow(anna.id, &username("jake")).await.unwrap();
+    assert_counts_hold(&store, anna.id, "empty").await;
+    let a1 = article(&*store, &jake, "one", &["a", "b"]).await;
+    let a2 = article(&*store, &jake, "two", &["a"]).await;
+    let a3 = article(&*store, &anna, "three", &["b"]).await;
+    assert_counts_hold(&store, anna.id, "created").await;
+    store.favorite(anna.id, &slug(&a1.slug)).await.unwrap();
+    store.favorite(anna.id, &slug(&a3.slug)).await.unwrap();
+    store.favorite(anna.id, &slug(&a3.slug)).await.unwrap();
+    assert_counts_hold(&store, anna.id, "favorited").await;
+    store.unfavorite(anna.id, &slug(&a1.slug)).await.unwrap();
+    assert_counts_hold(&store, anna.id, "unfavorited").await;
+    let retag = ArticleChanges { tags: Some(vec!["b".into()]), ..ArticleChanges::default() };
+    store.update_article(a2.id, jake.id, &slug(&a2.slug), None, &retag).await.unwrap().unwrap();
+    assert_counts_hold(&store, anna.id, "retagged").await;
+    assert!(store.delete_article(a3.id, anna.id).await.unwrap());
+    assert_counts_hold(&store, anna.id, "deleted").await;
+    assert!(store.delete_article(a1.id, jake.id).await.unwrap());
+    assert!(store.delete_article(a2.id, jake.id).await.unwrap());
+    assert_counts_hold(&store, anna.id, "all deleted").await;
+    assert!(store.tags().await.unwrap().is_empty(), "no article, no tag");
 }
 
 pub async fn feed_holds_followed_authors_only(store: TestStore) {

@@ -1,4 +1,4 @@
-//! `GET /api/tags`: every tag in use, most used first. The store caches the list (see
+//! `GET /api/tags`: the tags in use, most used first, at most 100. The store caches the list (see
 //! `conduit_store::Cached`).
 
 use axum::extract::State;
@@ -19,7 +19,7 @@ pub struct TagsBody {
     tags: Vec<String>,
 }
 
-/// Every tag in use, most used first.
+/// The tags in use, most used first: at most 100.
 #[utoipa::path(get, path = "/tags", tag = "Tags", responses((status = 200, body = TagsBody)))]
 pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<TagsBody>> {
     Ok(Json(TagsBody { tags: state.store.tags().await? }))
