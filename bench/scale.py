@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""The same reads on a small and on a large database, side by side, for issue 14's question:
+does a request cost the same at 1,000 articles as at 1,000,000?
+
+Seeds two databases with `conduit seed` (SQLite files, or PostgreSQL databases with --postgres),
+starts one server on each, then runs every scenario on SMALL and on LARGE in alternation, several
+rounds, and reports each side's median requests/s and p99, the ratio LARGE/SMALL, and each
+server's RSS. Seeded databases can be kept (--keep DIR) and are then reused by later runs.
+
+    bench/scale.py                                  # 1,000 against 1,000,000 on SQLite
+    bench/scale.py --large 100000 --rounds 2 --duration 3
+    bench/scale.py --postgres postgres://postgres@127.0.0.1:5432/postgres --keep /tmp/scale
+
+Traffic goes only to the two servers started here on 127.0.0.1.
+"""
+
+import argparse
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the harness: wrk and its parsing, the JSON client)
+
+# name: (path with {placeholders}, whether it needs the token)
+SCENARIOS = {
+    "articles": ("/articles?limit=20", False),
+    "articles_by_tag": ("/articles?tag={tag}", False),
+    "articles_by_author": ("/articles?author={author}", False),
+    "articles_favorited": ("/articles?favorited={favoriter}", False),
+    "deep_offset": ("/articles?offset=9980", False),
+    "deep_cursor": ("/articles?cursor={middle}", False),
+    "feed": ("/articles/feed", True),
+    "tags": ("/tags", False),
+    "article": ("/articles/{slug}", False),
+    "comments": ("/articles/{slug}/comments", False),
+    "user": ("/user", True),
+}
+
+
+def seed(binary, env, articles, keep):
+    """Seeds (or, with --keep, reuses) a database of `articles` articles; returns its URL."""
+    if env.get("PG_ADMIN"):
+        admin = env["PG_ADMIN"]
+        name = f"conduit_scale_{articles}"
+        exists = subprocess.run(["psql", "-tAq", admin, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+                                capture_output=True, text=True, check=True).stdout.strip() == "1"
+        url = admin.rsplit("/", 1)[0] + "/" + name
+        if exists and keep:
+            return url
+        subprocess.run(["psql", "-q", admin, "-c", f"DROP DATABASE IF EXISTS {name}"], check=True)
+        subprocess.run(["psql", "-q", admin, "-c", f"CREATE DATABASE {name}"], check=True)
+    else:
+        path = os.path.join(env["WORK"], f"scale-{articles}.db")
+        url = f"sqlite://{path}"
+        if os.path.exists(path) and keep:
+            return url
+        for suffix in ("", "-wal", "-shm", ".jwt-secret"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+    started = time.monotonic()
+    subprocess.run([binary, "seed", "--articles", str(articles)], check=True, env=dict(env, DATABASE_URL=url))
+    print(f"seeded {articles:,} articles in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    if env.get("PG_ADMIN"):
+        subprocess.run(["psql", "-q", url, "-c", "VACUUM ANALYZE"], check=True)
+    return url
+
+
+def start(binary, env, url):
+    port = run.free_port()
+    env = dict(env, DATABASE_URL=url, CONDUIT_BIND=f"127.0.0.1:{port}")
+    server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    origin = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            run.Client(origin).call("GET", "/health/ready")
+            return server, origin
+        except (OSError, SystemExit):
+            if server.poll() is not None:
+                raise SystemExit(f"conduit exited: {server.stderr.read().decode()}")
+            time.sleep(0.1)
+    raise SystemExit("conduit did not become ready")
+
+
+def facts(origin):
+    """What the scenarios need from a seeded database: a demo user's token, an article in the
+    middle, a used tag, an author and a favoriter, and a cursor halfway down the listing."""
+    client = run.Client(origin + "/api")
+    login = {"user": {"email": "demo1@example.com", "password": "password123"}}
+    token = client.call("POST", "/users/login", login)["user"]["token"]
+    first = client.call("GET", "/articles?limit=1")
+    newest, total = first["articles"][0], first["articlesCount"]
+    # Ids are dense from 1: the cursor after id N starts the listing halfway down.
+    middle = f"c1{max(1, total // 2):x}"
+    mid = client.call("GET", f"/articles?limit=1&cursor={middle}")["articles"][0]
+    tag = client.call("GET", "/tags")["tags"][0]
+    return {"token": token, "slug": mid["slug"], "tag": tag, "author": newest["author"]["username"],
+            "favoriter": "demo1", "middle": middle, "total": total}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bin", default=os.path.join(run.ROOT, "target/release/conduit"), help="conduit binary")
+    parser.add_argument("--small", type=int, default=1000, help="articles in the small database (default 1000)")
+    parser.add_argument("--large", type=int, default=1_000_000, help="articles in the large one (default 1000000)")
+    parser.add_argument("--postgres", metavar="ADMIN_URL", help="seed PostgreSQL databases through this admin URL")
+    parser.add_argument("--keep", metavar="DIR", help="keep the SQLite files here and reuse them (with --postgres: "
+                                                      "keep and reuse the databases)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
+    parser.add_argument("--rounds", type=int, default=3, help="alternations per scenario (default 3)")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run (default 4)")
+    parser.add_argument("--connections", type=int, default=16, help="connections (default 16)")
+    args = parser.parse_args()
+    names = args.scenarios.split(",")
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
+    work = args.keep or tempfile.mkdtemp(prefix="conduit-scale-")
+    os.makedirs(work, exist_ok=True)
+    env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_LOGIN_ATTEMPTS="1000000",
+               WORK=work, CONDUIT_JWT_SECRET=secrets.token_hex(32))
+    if args.postgres:
+        env["PG_ADMIN"] = args.postgres.rstrip("/")
+    servers = []
+    try:
+        sides = {}
+        for side, articles in (("SMALL", args.small), ("LARGE", args.large)):
+            url = seed(args.bin, env, articles, bool(args.keep))
+            server, origin = start(args.bin, env, url)
+            servers.append(server)
+            sides[side] = (origin, server.pid, facts(origin))
+        idle = {side: run.proc_status(pid, "VmRSS") for side, (_, pid, _) in sides.items()}
+        results = {(name, side): [] for name in names for side in sides}
+        for name in names:
+            path, needs_token = SCENARIOS[name]
+            for round_ in range(args.rounds):
+                for side in (("SMALL", "LARGE") if round_ % 2 == 0 else ("LARGE", "SMALL")):
+                    origin, pid, data = sides[side]
+                    url = origin + "/api" + path.format(**{k: urllib.parse.quote(str(v)) for k, v in data.items()})
+                    r = run.wrk(url, data["token"] if needs_token else None, None, data, args.duration,
+                                args.connections, 2, pid)
+                    if r["non2xx"] or r["socket_errors"]:
+                        raise SystemExit(f"{name} on {side}: {r['non2xx']} non-2xx, {r['socket_errors']} socket errors")
+                    results[(name, side)].append(r)
+            s = statistics.median(r["rps"] for r in results[(name, "SMALL")])
+            b = statistics.median(r["rps"] for r in results[(name, "LARGE")])
+            print(f"{name:<20} small {s:>9,.0f}  large {b:>9,.0f}  large/small {b / s:.2f}", file=sys.stderr, flush=True)
+        backend = "PostgreSQL" if args.postgres else "SQLite"
+        lines = [f"{backend}, {sides['SMALL'][2]['total']:,} against {sides['LARGE'][2]['total']:,} articles "
+                 f"(`conduit seed`); {args.connections} connections; {args.rounds} alternating runs of "
+                 f"{args.duration} s per side; medians", "",
+                 "| scenario | small req/s | large req/s | large/small | small p99 | large p99 |",
+                 "|---|---|---|---|---|---|"]
+        for name in names:
+            a, b = results[(name, "SMALL")], results[(name, "LARGE")]
+            ra, rb = statistics.median(r["rps"] for r in a), statistics.median(r["rps"] for r in b)
+            pa, pb = statistics.median(r["p99"] for r in a), statistics.median(r["p99"] for r in b)
+            lines.append(f"| {name} | {ra:,.0f} | {rb:,.0f} | {rb / ra:.2f} | {pa:.2f} ms | {pb:.2f} ms |")
+        busy = {side: run.proc_status(pid, "VmRSS") for side, (_, pid, _) in sides.items()}
+        lines += ["", "| server RSS | small | large |", "|---|---|---|",
+                  f"| after start and a login | {idle['SMALL']:.1f} MiB | {idle['LARGE']:.1f} MiB |",
+                  f"| after the scenarios | {busy['SMALL']:.1f} MiB | {busy['LARGE']:.1f} MiB |"]
+        print("\n".join(lines))
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
