@@ -96,6 +96,11 @@ impl ChangeFeed for CommitWatch {
         true
     }
 
+    /// Any commit moves the header, a new article's too.
+    fn tells_of_new_articles(&self) -> bool {
+        true
+    }
+
     /// Drops everything cached if anything was committed since the last look.
     fn catch_up(&self, cache: &Cache) {
         match self.look() {

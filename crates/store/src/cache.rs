@@ -22,8 +22,6 @@ use crate::noticed::NoticedMap;
 
 /// How long a writer waits for the other instances' acknowledgements (see [`Cache::forget`]).
 const ACK_WAIT: Duration = Duration::from_secs(1);
-/// How long the tag list is served at most without a change heard.
-pub const TAGS_MAX_AGE: Duration = Duration::from_secs(1);
 
 pub struct Cache {
     /// Users by id. Change them through [`Cache::heard`] and [`Cache::forget`], which also
@@ -31,9 +29,9 @@ pub struct Cache {
     pub users: NoticedMap<UserId, User>,
     /// Anonymous views of articles by slug (they show their author's profile).
     pub articles: NoticedMap<String, Article>,
-    /// The tag list, most used first. PostgreSQL sends no notice for a new article (a notice
-    /// would serialise article creation, see migration `..._article_change_notices`), so an
-    /// article created through another instance shows in this list within [`TAGS_MAX_AGE`].
+    /// The tag list, most used first; kept only when the change feed tells of new articles
+    /// (SQLite's does; PostgreSQL sends no notice for a new article, since a notice would
+    /// serialise article creation: there the list is read from its maintained counts each time).
     pub tags: NoticedMap<(), Vec<String>>,
     /// This process's name in acknowledgements.
     instance: u64,
@@ -71,7 +69,7 @@ impl Default for Cache {
         Self {
             users: NoticedMap::default(),
             articles: NoticedMap::default(),
-            tags: NoticedMap::with_max_age(TAGS_MAX_AGE),
+            tags: NoticedMap::default(),
             instance: rand_instance(),
             acks: broadcast::channel(256).0,
         }

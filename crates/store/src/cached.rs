@@ -25,6 +25,12 @@ pub trait ChangeFeed: Send + Sync + 'static {
     /// than by being told, looks here.
     fn catch_up(&self, _cache: &Cache) {}
 
+    /// Whether it tells of every new article too (not only of changes to existing ones): only
+    /// then is the tag list cached, so it is never stale.
+    fn tells_of_new_articles(&self) -> bool {
+        false
+    }
+
     /// How many instances (this one among them) acknowledge each user change, so a writer
     /// knows how many to wait for. 0: nobody to wait for.
     async fn listeners(&self) -> usize {
@@ -285,6 +291,10 @@ impl<S: Store> Store for Cached<S> {
     }
 
     async fn tags(&self) -> Result<Vec<String>, DbError> {
+        if !self.feed.tells_of_new_articles() {
+            // Read from the maintained counts: a few hundred rows at most.
+            return self.store.tags().await;
+        }
         self.feed.catch_up(&self.cache);
         let read = async { self.store.tags().await.map(Some) };
         Ok(self.cache.tags.get_or_read(&(), read).await?.unwrap_or_default())

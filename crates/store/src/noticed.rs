@@ -23,8 +23,6 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct NoticedMap<K, V> {
     state: RwLock<State<K, V>>,
     listening: AtomicBool,
-    /// See [`MAX_AGE`].
-    max_age: Duration,
 }
 
 struct State<K, V> {
@@ -39,18 +37,7 @@ pub struct Ticket(u64);
 
 impl<K, V> Default for NoticedMap<K, V> {
     fn default() -> Self {
-        Self::with_max_age(MAX_AGE)
-    }
-}
-
-impl<K, V> NoticedMap<K, V> {
-    /// A map whose values are read again after `max_age` even if no change was heard.
-    pub fn with_max_age(max_age: Duration) -> Self {
-        Self {
-            state: RwLock::new(State { entries: HashMap::new(), epoch: 0 }),
-            listening: AtomicBool::new(false),
-            max_age,
-        }
+        Self { state: RwLock::new(State { entries: HashMap::new(), epoch: 0 }), listening: AtomicBool::new(false) }
     }
 }
 
@@ -86,7 +73,7 @@ impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
             return None;
         }
         let state = self.read();
-        state.entries.get(key).filter(|(at, _)| at.elapsed() < self.max_age).map(|(_, value)| value.clone())
+        state.entries.get(key).filter(|(at, _)| at.elapsed() < MAX_AGE).map(|(_, value)| value.clone())
     }
 
     pub fn ticket(&self) -> Ticket {
