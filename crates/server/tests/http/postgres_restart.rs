@@ -211,10 +211,17 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
         let found = client.get(format!("{base}/api/articles/{slug}")).send().await.unwrap();
         assert_eq!(found.status(), 200, "acknowledged article {slug} is missing");
     }
-    let comments: Value =
-        client.get(format!("{base}/api/articles/{commented}/comments")).send().await.unwrap().json().await.unwrap();
-    let stored: std::collections::HashSet<i64> =
-        comments["comments"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    // Comments come a page at a time (500 by default): follow the cursor through all of them.
+    let mut stored = std::collections::HashSet::new();
+    let mut page = format!("{base}/api/articles/{commented}/comments");
+    loop {
+        let comments: Value = client.get(&page).send().await.unwrap().json().await.unwrap();
+        stored.extend(comments["comments"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()));
+        match comments["nextCursor"].as_str() {
+            Some(cursor) => page = format!("{base}/api/articles/{commented}/comments?cursor={cursor}"),
+            None => break,
+        }
+    }
     for id in &outcomes.comments {
         assert!(stored.contains(id), "acknowledged comment {id} is missing");
     }
