@@ -321,3 +321,11 @@ pub async fn tags(db: &Pool) -> Result<Vec<String>, DbError> {
     .fetch_all(db)
     .await?)
 }
+
+pub async fn tags_version(db: &Pool) -> Result<i64, DbError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) AS "version!: i64" FROM counts WHERE kind = 'tags_changed'"#
+    )
+    .fetch_one(db)
+    .await?)
+}

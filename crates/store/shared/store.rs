@@ -233,4 +233,9 @@ impl Store for ThisStore {
     async fn tags(&self) -> Result<Vec<String>, DbError> {
         articles::tags(&self.read).await
     }
+
+    #[instrument(name = "store.tags_version", skip_all, fields(db.system = BACKEND))]
+    async fn tags_version(&self) -> Result<i64, DbError> {
+        articles::tags_version(&self.read).await
+    }
 }

@@ -33,6 +33,9 @@ pub struct Cache {
     /// (SQLite's does; PostgreSQL sends no notice for a new article, since a notice would
     /// serialise article creation: there the list is read from its maintained counts each time).
     pub tags: NoticedMap<(), Vec<String>>,
+    /// Where the feed does not tell of new articles: the tag list with the tags' version it was
+    /// read at (`Store::tags_version`), checked against the database on each use.
+    pub versioned_tags: NoticedMap<(), (i64, Vec<String>)>,
     /// This process's name in acknowledgements.
     instance: u64,
     acks: broadcast::Sender<Ack>,
@@ -70,6 +73,7 @@ impl Default for Cache {
             users: NoticedMap::default(),
             articles: NoticedMap::default(),
             tags: NoticedMap::default(),
+            versioned_tags: NoticedMap::default(),
             instance: rand_instance(),
             acks: broadcast::channel(256).0,
         }
@@ -102,6 +106,7 @@ impl Cache {
         self.users.set_listening(listening);
         self.articles.set_listening(listening);
         self.tags.set_listening(listening);
+        self.versioned_tags.set_listening(listening);
     }
 
     /// Anything may have changed: drops everything.

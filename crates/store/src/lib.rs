@@ -138,6 +138,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The tags in use, most used first: at most [`MAX_TAGS`].
     async fn tags(&self) -> Result<Vec<String>, DbError>;
+    /// A number that grows with every committed change to any article's tags: a tag list read
+    /// after this number was is at least as new as it.
+    async fn tags_version(&self) -> Result<i64, DbError>;
 }
 
 /// Runs `attempt` with the title's slug and, while the store reports that slug taken, with

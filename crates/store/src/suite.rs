@@ -32,6 +32,7 @@ macro_rules! store_behaviour_suite {
             every_listing_pages_by_cursor_as_it_does_by_offset,
             seeded_data_reads_like_data_written_one_call_at_a_time,
             maintained_counts_follow_every_write,
+            the_tags_version_grows_with_every_change_to_tags,
             feed_holds_followed_authors_only,
             update_keeps_or_replaces_tags_and_renames_slug,
             failed_update_changes_nothing,
@@ -581,6 +582,24 @@ pub async fn maintained_counts_follow_every_write(store: TestStore) {
     assert!(store.delete_article(a2.id, jake.id).await.unwrap());
     assert_counts_hold(&store, anna.id, "all deleted").await;
     assert!(store.tags().await.unwrap().is_empty(), "no article, no tag");
+}
+
+pub async fn the_tags_version_grows_with_every_change_to_tags(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let v0 = store.tags_version().await.unwrap();
+    let a = article(&*store, &jake, "one", &["a", "b"]).await;
+    let v1 = store.tags_version().await.unwrap();
+    assert!(v1 > v0, "new tags");
+    store.favorite(jake.id, &slug(&a.slug)).await.unwrap();
+    assert_eq!(store.tags_version().await.unwrap(), v1, "a favorite changes no tag");
+    let retag = ArticleChanges { tags: Some(vec!["c".into()]), ..ArticleChanges::default() };
+    store.update_article(a.id, jake.id, &slug(&a.slug), None, &retag).await.unwrap().unwrap();
+    let v2 = store.tags_version().await.unwrap();
+    assert!(v2 > v1, "retagged");
+    assert_eq!(store.tags().await.unwrap(), ["c"]);
+    assert!(store.delete_article(a.id, jake.id).await.unwrap());
+    assert!(store.tags_version().await.unwrap() > v2, "deleted with its tags");
+    assert!(store.tags().await.unwrap().is_empty());
 }
 
 pub async fn feed_holds_followed_authors_only(store: TestStore) {
