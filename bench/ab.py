@@ -15,10 +15,8 @@ Traffic goes only to the two servers started here on 127.0.0.1.
 
 import argparse
 import os
-import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,17 +30,8 @@ def start(binary, database, port, extra_env=()):
                CONDUIT_LOGIN_ATTEMPTS="1000000", CONDUIT_REGISTRATIONS_PER_HOUR="1000000",
                DATABASE_URL=f"sqlite://{database}")
     env.update(pair.split("=", 1) for pair in extra_env)
-    server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     origin = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            run.Client(origin).call("GET", "/health/ready")
-            return server, origin
-        except (OSError, SystemExit):
-            if server.poll() is not None:
-                raise SystemExit(f"{binary} exited: {server.stderr.read().decode()}")
-            time.sleep(0.1)
-    raise SystemExit(f"{binary} did not become ready")
+    return run.start([binary], origin + "/health/ready", env), origin
 
 
 def main():

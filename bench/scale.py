@@ -74,18 +74,9 @@ def seed(binary, env, articles, keep):
 
 def start(binary, env, url):
     port = run.free_port()
-    env = dict(env, DATABASE_URL=url, CONDUIT_BIND=f"127.0.0.1:{port}")
-    server = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     origin = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            run.Client(origin).call("GET", "/health/ready")
-            return server, origin
-        except (OSError, SystemExit):
-            if server.poll() is not None:
-                raise SystemExit(f"conduit exited: {server.stderr.read().decode()}")
-            time.sleep(0.1)
-    raise SystemExit("conduit did not become ready")
+    env = dict(env, DATABASE_URL=url, CONDUIT_BIND=f"127.0.0.1:{port}")
+    return run.start([binary], origin + "/health/ready", env), origin
 
 
 def facts(origin):

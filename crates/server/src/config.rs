@@ -271,10 +271,16 @@ impl Config {
                 known.join(", ")
             )));
         }
+        // clap names a bad value by its flag: where did that setting's value come from?
+        let source_of = |flag: &str| {
+            let arg = command.get_arguments().find(|a| a.get_long() == Some(flag.trim_start_matches("--")));
+            arg.and_then(|a| given.get(a.get_id().as_str())).map_or_else(|| flag.to_owned(), |(_, from)| from.clone())
+        };
         let flags = std::iter::once("conduit".to_owned()).chain(sources.flags.iter().cloned());
-        let matches =
-            settings_command(command, &given).try_get_matches_from(flags).map_err(|e| parse_error(&e, &given))?;
-        let config = Config::from_arg_matches(&matches).map_err(|e| parse_error(&e, &given))?;
+        let matches = settings_command(command.clone(), &given)
+            .try_get_matches_from(flags)
+            .map_err(|e| parse_error(&e, &source_of))?;
+        let config = Config::from_arg_matches(&matches).map_err(|e| parse_error(&e, &source_of))?;
         config.check(&given)?;
         Ok(config)
     }
@@ -346,7 +352,7 @@ fn settings_command(command: clap::Command, given: &HashMap<String, (String, Str
 }
 
 /// One line naming the setting, where its value came from, and what was expected.
-fn parse_error(e: &clap::Error, given: &HashMap<String, (String, String)>) -> ConfigError {
+fn parse_error(e: &clap::Error, source_of: &dyn Fn(&str) -> String) -> ConfigError {
     use clap::error::{ContextKind, ContextValue};
     let context = |kind| match e.get(kind) {
         Some(ContextValue::String(s)) => Some(s.clone()),
@@ -356,8 +362,7 @@ fn parse_error(e: &clap::Error, given: &HashMap<String, (String, String)>) -> Co
         let text = e.to_string();
         return error(text.lines().next().unwrap_or("invalid settings").trim_start_matches("error: ").to_owned());
     };
-    let long = arg.split_whitespace().next().unwrap_or_default().trim_start_matches("--").replace('-', "_");
-    let from = given.get(&long).map_or(arg.split_whitespace().next().unwrap_or_default(), |(_, from)| from.as_str());
+    let from = source_of(arg.split_whitespace().next().unwrap_or_default());
     let expected = std::error::Error::source(e).map(ToString::to_string).unwrap_or_else(|| "not accepted".into());
     if expected.starts_with("is ") {
         // Says what is wrong without repeating the value (a secret).
