@@ -314,9 +314,11 @@ pub async fn unfavorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbErr
 }
 
 pub async fn tags(db: &Pool) -> Result<Vec<String>, DbError> {
+    let most = MAX_TAGS as i64;
     Ok(sqlx::query_scalar!(
         r#"SELECT key AS "name!" FROM counts WHERE kind = 'tag'
-           GROUP BY key HAVING sum(n) > 0 ORDER BY sum(n) DESC, key LIMIT 100"#
+           GROUP BY key HAVING sum(n) > 0 ORDER BY sum(n) DESC, key LIMIT $1"#,
+        most
     )
     .fetch_all(db)
     .await?)
