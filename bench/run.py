@@ -15,6 +15,9 @@ measured in the same run. Writes a Markdown table and an SVG chart to bench/resu
     bench/run.py --smoke                      # a few seconds per scenario, to prove it works
     bench/run.py --instructions               # instructions per request under callgrind (hello,
                                               # /health/live, the cached reads): noise-free
+    bench/run.py --articles 1000000 [--postgres URL]
+                                              # 1,000 against 1,000,000 articles side by side
+                                              # (bench/scale.py)
 
 Traffic goes only to the server given or started here. Every run is bounded by --duration per
 scenario and connection count.
@@ -404,7 +407,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", metavar="URL", help="run conduit on PostgreSQL")
     parser.add_argument("--url", help="benchmark a running RealWorld server; give its API base, e.g. http://127.0.0.1:3000/api")
-    parser.add_argument("--articles", type=int, default=1000, help="articles to seed (default 1000)")
+    parser.add_argument("--articles", type=int, default=1000,
+                        help="articles to seed (default 1000). Above 10,000 the run is bench/scale.py's instead: "
+                             "databases of 1,000 and of ARTICLES articles made by `conduit seed`, every read and "
+                             "write scenario on both side by side (add --keep DIR to reuse them)")
+    parser.add_argument("--keep", metavar="DIR", help="with --articles above 10,000: passed to bench/scale.py")
     parser.add_argument("--seed", type=int, default=1, help="seed number for the data (default 1)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario and connection count (default 10)")
     parser.add_argument("--connections", default="16,64", help="comma-separated connection counts (default 16,64)")
@@ -426,6 +433,17 @@ def main():
                         help="in the soak, let the write tenth publish articles (the database grows) instead of "
                              "favoriting and unfavoriting one (it stays the same size)")
     args = parser.parse_args()
+    if args.articles > 10_000 and not args.url:
+        # Seeding a million articles through the API would take hours; `conduit seed` takes
+        # minutes, and the question at this size is the ratio to 1,000 articles, run side by side.
+        import scale
+        sys.argv = [os.path.join(ROOT, "bench", "scale.py"), "--large", str(args.articles)]
+        sys.argv += ["--postgres", args.postgres] if args.postgres else []
+        sys.argv += ["--keep", args.keep] if args.keep else []
+        sys.argv += ["--bin", args.bin] if args.bin else []
+        if not args.bin:
+            subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "conduit"], cwd=ROOT, check=True)
+        return scale.main()
     if args.smoke:
         args.duration, args.connections, args.articles = 2, "16", 50
     if not shutil.which("wrk"):

@@ -39,3 +39,6 @@ pub async fn lock_ended_sessions(tx: &mut sqlx::PgConnection, id: UserId) -> Res
         .fetch_optional(&mut *tx)
         .await?)
 }
+
+/// Before the store closes: nothing to do (SQLite folds its WAL into the database file here).
+pub async fn before_close(_write: &sqlx::PgPool) {}

@@ -39,3 +39,13 @@ pub async fn lock_ended_sessions(
     let id = id.get();
     Ok(sqlx::query_scalar!("SELECT ended_sessions FROM users WHERE id = $1", id).fetch_optional(&mut *tx).await?)
 }
+
+/// Before the store closes: folds the WAL into the database file and empties it, so the file
+/// alone is the whole database (a copy of `conduit.db` after `conduit seed` lacked its whole
+/// load). SQLite does this by itself only when the last connection to the file closes, which
+/// a reader still closing on its own thread can keep from being the writer.
+pub async fn before_close(write: &sqlx::SqlitePool) {
+    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(write).await {
+        tracing::warn!(error = %e, "could not fold the WAL into the database file at close");
+    }
+}

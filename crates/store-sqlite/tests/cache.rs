@@ -84,3 +84,24 @@ async fn plain_sql_from_outside_is_seen_at_once() {
     assert_eq!(server.tags().await.unwrap(), ["by-hand"], "the tag list must hold at once too");
     sqlite3.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn closing_the_store_leaves_the_whole_database_in_its_one_file() {
+    let (server, dir) = fresh_store().await;
+    jake(&server).await;
+    server.close().await;
+    let wal = dir.path().join("conduit.db-wal");
+    let left = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(left, 0, "the WAL must be folded into the database at close, found {} bytes in it", left);
+    // A copy of the one file is the whole database (what `cp conduit.db backup.db` relies on).
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(dir.path().join("conduit.db"), &copy).unwrap();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", copy.display()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(users, 1);
+    conn.close().await.unwrap();
+}

@@ -8,7 +8,7 @@ use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 use conduit_store::*;
 use tracing::instrument;
 
-use crate::{BACKEND, ThisStore, articles, comments, profiles, seed, sessions, users};
+use crate::{BACKEND, ThisStore, articles, comments, dialect, profiles, seed, sessions, users};
 
 #[async_trait]
 impl Store for ThisStore {
@@ -24,8 +24,9 @@ impl Store for ThisStore {
 
     #[instrument(name = "store.close", skip_all, fields(db.system = BACKEND))]
     async fn close(&self) {
-        self.write.close().await;
+        dialect::before_close(&self.write).await;
         self.read.close().await;
+        self.write.close().await;
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {
