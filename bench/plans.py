@@ -25,8 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOT = {
     "listing, all": ("FROM (SELECT id FROM articles WHERE id < $4", [20, 0, None, "{middle}"]),
     "listing, by tag": ("FROM article_tags WHERE name = $5 AND article_id < $4", [20, 0, None, "{middle}", "{tag}"]),
-    "listing, by author": ("WHERE u2.username = $5 AND a2.id < $4", [20, 0, None, "{middle}", "{author}"]),
-    "listing, favorited by": ("WHERE u2.username = $5 AND f2.article_id < $4", [20, 0, None, "{middle}", "{favoriter}"]),
+    "listing, by author": ("WHERE a2.author_id = (SELECT id FROM users WHERE username = $5)", [20, 0, None, "{middle}", "{author}"]),
+    "listing, favorited by": ("WHERE f2.user_id = (SELECT id FROM users WHERE username = $5)", [20, 0, None, "{middle}", "{favoriter}"]),
     "listing, deepest offset": ("FROM (SELECT id FROM articles WHERE id < $4", [20, 9980, None, "{top}"]),
     "feed": ("WHERE f2.follower_id = $3 AND a2.id < $4", [20, 0, "{viewer}", "{top}"]),
     "one article (cache miss)": ('a.body AS "body?"', ["{slug}", "{viewer}"]),
@@ -63,7 +63,8 @@ def arguments(name, facts):
 def sqlite_facts(db):
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     top = one("SELECT max(id) FROM articles")
-    slug, article = db.execute("SELECT slug, id FROM articles WHERE id = ?", (top // 2,)).fetchone()
+    slug, article = db.execute("SELECT slug, id FROM articles WHERE id <= ? ORDER BY id DESC LIMIT 1",
+                               (top // 2,)).fetchone()
     return {"top": top + 1, "middle": top // 2, "slug": slug, "article": article,
             "tag": one("SELECT key FROM counts WHERE kind = 'tag' GROUP BY key ORDER BY sum(n) DESC LIMIT 1"),
             "author": one(f"SELECT u.username FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = {top}"),
@@ -103,7 +104,8 @@ def literal(v):
 def explain_postgres(url):
     one = lambda sql: psql(url, sql).strip()  # noqa: E731
     top = int(one("SELECT max(id) FROM articles"))
-    slug, article = one(f"SELECT slug || ' ' || id FROM articles WHERE id = {top // 2}").rsplit(" ", 1)
+    slug, article = one(f"SELECT slug || ' ' || id FROM articles WHERE id <= {top // 2} "
+                        "ORDER BY id DESC LIMIT 1").rsplit(" ", 1)
     facts = {"top": top + 1, "middle": top // 2, "slug": slug, "article": int(article),
              "tag": one("SELECT key FROM counts WHERE kind = 'tag' GROUP BY key ORDER BY sum(n) DESC LIMIT 1"),
              "author": one(f"SELECT u.username FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = {top}"),

@@ -42,7 +42,10 @@ pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Op
 }
 
 /// One page of a listing. Arguments: the limit, the offset, the viewer, the keyset bound
-/// ($1-$4), then the filter's value ($5). Two or three filters at once are rare: they share one statement built
+/// ($1-$4), then the filter's value ($5). The author's or favoriter's id is a scalar subquery,
+/// not a join: PostgreSQL then walks `articles_author` / `favorites_pkey` backwards from the
+/// cursor and stops at the page, where the join made it read all of that user's rows and sort
+/// them (a cost that grew with how much one author wrote or favorited). Two or three filters at once are rare: they share one statement built
 /// at run time ([`combined_listing`]).
 async fn page(
     db: &Pool,
@@ -111,7 +114,9 @@ async fn page(
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts
                    WHERE kind = 'author' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
-           FROM (SELECT a2.id FROM articles a2 JOIN users u2 ON u2.id = a2.author_id WHERE u2.username = $5 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
+           FROM (SELECT a2.id FROM articles a2
+                 WHERE a2.author_id = (SELECT id FROM users WHERE username = $5) AND a2.id < $4
+                 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -135,7 +140,9 @@ async fn page(
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts
                    WHERE kind = 'favorited_by' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
-           FROM (SELECT f2.article_id AS id FROM favorites f2 JOIN users u2 ON u2.id = f2.user_id WHERE u2.username = $5 AND f2.article_id < $4 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p
+           FROM (SELECT f2.article_id AS id FROM favorites f2
+                 WHERE f2.user_id = (SELECT id FROM users WHERE username = $5) AND f2.article_id < $4
+                 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
