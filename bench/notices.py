@@ -55,16 +55,18 @@ def main():
     name = f"conduit_scale_{args.articles}"
     url = admin.rsplit("/", 1)[0] + "/" + name
     env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_LOGIN_ATTEMPTS="1000000",
-               CONDUIT_JWT_SECRET=secrets.token_hex(32), PG_ADMIN=admin, WORK="/nonexistent")
+               CONDUIT_JWT_SECRET=secrets.token_hex(32), PG_ADMIN=admin)
     scale.seed(args.bin, env, args.articles, keep=True)
     variants, names = args.variants.split(","), args.scenarios.split(",")
     results = {(s, v): [] for s in names for v in variants}
     for round_ in range(args.rounds):
         for variant in (variants if round_ % 2 == 0 else variants[::-1]):
             before, after = (sql.format(db=name) for sql in VARIANTS[variant])
-            psql(url, before)
-            server, origin = scale.start(args.bin, env, url)
+            server = None
             try:
+                # Inside the try: a server that fails to start must not leave the trigger off.
+                psql(url, before)
+                server, origin = scale.start(args.bin, env, url)
                 data = scale.facts(origin)
                 for scenario in names:
                     _, _, script, mode = scale.SCENARIOS[scenario]
@@ -77,8 +79,9 @@ def main():
                     print(f"{scenario:<15} {variant:<24} {r['rps']:>8,.0f} req/s  p99 {r['p99']:.1f} ms",
                           file=sys.stderr, flush=True)
             finally:
-                server.terminate()
-                server.wait(timeout=30)
+                if server:
+                    server.terminate()
+                    server.wait(timeout=30)
                 psql(url, after)
     print(f"PostgreSQL, `{name}`; {args.connections} connections; {args.rounds} alternating runs of "
           f"{args.duration} s per variant; medians\n")
