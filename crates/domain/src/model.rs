@@ -13,6 +13,8 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub email: String,
+    /// Whether they proved they read mail at `email` (a verification link or a password reset).
+    pub email_verified: bool,
     pub bio: Option<String>,
     pub image: Option<String>,
     pub role: Role,

@@ -12,6 +12,7 @@ use axum::http::{Extensions, HeaderMap, Method, Uri};
 use conduit_domain::User;
 use conduit_domain::token::{Grant, TokenError};
 
+use crate::config::UnverifiedPolicy;
 use crate::error::ApiError;
 use crate::sessions::AuthSession;
 use crate::state::AppState;
@@ -147,11 +148,31 @@ impl FromRequestParts<AppState> for RequireUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match presented_token(parts)? {
-            Some(token) => authenticate(state, token).await,
-            None => session_user(parts, state).await?.ok_or(ApiError::Token("is missing")),
-        }
+        let caller = match presented_token(parts)? {
+            Some(token) => authenticate(state, token).await?,
+            None => session_user(parts, state).await?.ok_or(ApiError::Token("is missing"))?,
+        };
+        check_verified(parts, state, &caller.user)?;
+        Ok(caller)
     }
+}
+
+/// Under `CONDUIT_UNVERIFIED_USERS=read` (or `none`, for the registration's own token), a user
+/// whose address is not verified may read, and change only their own account (verify it, ask for
+/// a new link, change or delete it, log out), nothing else.
+fn check_verified(parts: &Parts, state: &AppState, user: &User) -> Result<(), ApiError> {
+    if user.email_verified || state.letters.settings.unverified_users == UnverifiedPolicy::All {
+        return Ok(());
+    }
+    let writes = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    // Handlers under `/api` see the path without it: the original says where the request went.
+    let path =
+        parts.extensions.get::<axum::extract::OriginalUri>().map_or(parts.uri.path(), |original| original.0.path());
+    let own_account = path == "/api/user"
+        || path.starts_with("/api/user/")
+        || path.starts_with("/api/users/")
+        || path == "/api/session";
+    if writes && !own_account { Err(ApiError::Unverified) } else { Ok(()) }
 }
 
 impl FromRequestParts<AppState> for MaybeUser {

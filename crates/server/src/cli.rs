@@ -52,6 +52,29 @@ enum Command {
     /// favorites and comments, in the proportions of a live blog. The same --seed gives the same
     /// data. Every demo user's password is `password123`. Migrates first, like `serve`.
     Seed(SeedArgs),
+    /// Show or requeue the outbox: the mail Conduit queued (verification and reset links,
+    /// notices), sent, or gave up on (dead).
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// List the newest messages: id, state, tries, kind, recipient, subject, last error.
+    List {
+        /// Only messages in this state: queued, sent or dead
+        #[arg(long, value_parser = ["queued", "sent", "dead"])]
+        state: Option<String>,
+        /// How many to list
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Requeue dead messages (all of them, or the ones given by id) with a fresh count of tries;
+    /// a running server sends them within a second. Sent messages are never sent again.
+    Retry {
+        /// Ids from `conduit mail list`; none: every dead message
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +177,7 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
         Some(Command::Migrate) => return migrate(config).await,
         Some(Command::User(command)) => return user(config, command).await,
         Some(Command::Seed(args)) => return seed(config, args).await,
+        Some(Command::Mail(command)) => return mail(config, command).await,
         Some(Command::Serve(_)) | None => {}
     }
     // The secret is settled before touching the database, so a missing one fails fast.
@@ -162,8 +186,11 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     let store = db::open(&config, db::Caching::On).await?;
-    let mut state =
-        AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl)).with_http(config.http.clone());
+    let links = config.mail.links_base(listener.local_addr()?);
+    let mut state = AppState::new(store.clone(), TokenKeys::new(&secret, config.token_ttl))
+        .with_http(config.http.clone())
+        .with_mail(config.mail.clone(), links);
+    let sender = crate::mailer::start(store.clone(), state.letters.clone(), state.metrics.clone())?;
     match &config.redis_url {
         Some(url) => state = state.with_redis(crate::redis::connect(url).await?),
         // Sessions live in the database: sweep the expired ones.
@@ -192,6 +219,10 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
             .context("server failed")?;
     match stopped {
         serve::Stopped::Drained => {
+            // Mail queued by the last requests goes out before the store closes.
+            if !sender.drain(config.mail.smtp_timeout * 2).await {
+                tracing::warn!("mail still sending at shutdown stays queued for the next start");
+            }
             store.close().await;
             tracing::info!("stopped cleanly");
         }
@@ -231,6 +262,58 @@ async fn seed(config: Config, args: SeedArgs) -> anyhow::Result<()> {
         crate::seed::PASSWORD
     );
     Ok(())
+}
+
+async fn mail(config: Config, command: MailCommand) -> anyhow::Result<()> {
+    let store = db::open(&config, db::Caching::Off).await?;
+    let result = async {
+        match command {
+            MailCommand::List { state, limit } => {
+                let entries = store.list_mail(state.as_deref(), limit.clamp(1, 10_000)).await?;
+                if entries.is_empty() {
+                    println!("the outbox is empty{}", state.map(|s| format!(" (state {s})")).unwrap_or_default());
+                }
+                for e in entries {
+                    let when = |ms: i64| {
+                        chrono::DateTime::from_timestamp_millis(ms)
+                            .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    };
+                    let status = match e.state.as_str() {
+                        "sent" => format!("sent {}", e.sent_at.map(when).unwrap_or_default()),
+                        "queued" => format!("queued, due {}", when(e.next_attempt_at)),
+                        other => other.to_owned(),
+                    };
+                    println!(
+                        "{:>6}  {:<28} tries {:<3} {:<17} {:<32} {}{}",
+                        e.id,
+                        status,
+                        e.attempts,
+                        e.kind,
+                        e.to,
+                        e.subject,
+                        e.last_error.map(|err| format!("  [last error: {err}]")).unwrap_or_default()
+                    );
+                }
+            }
+            MailCommand::Retry { ids } => {
+                let now = chrono::Utc::now().timestamp_millis();
+                let requeued = if ids.is_empty() {
+                    store.retry_mail(None, now).await?
+                } else {
+                    let mut n = 0;
+                    for id in &ids {
+                        n += store.retry_mail(Some(*id), now).await?;
+                    }
+                    n
+                };
+                println!("{requeued} message(s) queued again; a running server sends them within a second");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// A username given on the command line, or the rule it breaks.

@@ -57,6 +57,8 @@ pub struct Config {
     pub log_format: Option<LogFormat>,
     #[command(flatten)]
     pub http: HttpSettings,
+    #[command(flatten)]
+    pub mail: MailSettings,
     /// Serve /metrics only on this IP:PORT (keep it private) [default: on the main address]
     #[arg(long, env = "CONDUIT_METRICS_BIND", value_name = "IP:PORT", value_parser = socket_addr)]
     pub metrics_bind: Option<SocketAddr>,
@@ -129,6 +131,108 @@ pub struct HttpSettings {
     /// Mark the session cookie Secure always, not only on requests that came over HTTPS
     #[arg(long, env = "CONDUIT_SECURE_COOKIES", value_name = "BOOL", default_value = "false", action = clap::ArgAction::Set, value_parser = flag)]
     pub secure_cookies: bool,
+}
+
+/// Mail: how it is sent, what links in it point at, and the account rules it serves.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct MailSettings {
+    /// Where mail goes: smtp://[USER:PASS@]HOST[:PORT] (add ?tls=required for STARTTLS),
+    /// smtps://... (TLS from the start), or file:///DIR (one .eml file per message)
+    /// [default: none; mail is written to the log]
+    #[arg(long, env = "CONDUIT_SMTP_URL", value_name = "URL", hide_env_values = true, value_parser = smtp_url)]
+    pub smtp_url: Option<SmtpUrl>,
+    /// The From: of every message
+    #[arg(long, env = "CONDUIT_MAIL_FROM", value_name = "ADDRESS", default_value = "Conduit <no-reply@localhost>")]
+    pub mail_from: String,
+    /// The base of the links in mails (the frontend, which posts the token to the API)
+    /// [default: http:// and the bind address]
+    #[arg(long, env = "CONDUIT_PUBLIC_URL", value_name = "URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+    /// Seconds one message may take to send; also sets how long a sender holds a message
+    /// before another instance may try it
+    #[arg(id = "smtp_timeout_secs", long = "smtp-timeout-secs", env = "CONDUIT_SMTP_TIMEOUT",
+        value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    pub smtp_timeout: Duration,
+    /// Tries per message before it is dead (see `conduit mail retry`)
+    #[arg(long, env = "CONDUIT_MAIL_MAX_ATTEMPTS", value_name = "N", default_value = "10", value_parser = positive::<u32>)]
+    pub mail_max_attempts: u32,
+    /// Seconds before the first retry of a failed message; each retry waits twice as long as
+    /// the one before, at most an hour
+    #[arg(id = "mail_retry_secs", long = "mail-retry-secs", env = "CONDUIT_MAIL_RETRY",
+        value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub mail_retry: Duration,
+    /// Mails each hour one recipient can be sent by the mailing endpoints (verification,
+    /// reset); ten times as many per client address
+    #[arg(long, env = "CONDUIT_MAILS_PER_HOUR", value_name = "N", default_value = "5", value_parser = positive::<u32>)]
+    pub mails_per_hour: u32,
+    /// What becomes of a deleted account's articles and comments: delete, or keep (shown
+    /// under the author "[deleted]")
+    #[arg(long, env = "CONDUIT_DELETED_CONTENT", value_name = "POLICY", default_value = "delete", value_parser = deleted_content)]
+    pub deleted_content: DeletedContentPolicy,
+    /// What users whose email is not verified may do: all (like anyone), read (log in, but
+    /// change nothing except their own account), or none (cannot log in)
+    #[arg(long, env = "CONDUIT_UNVERIFIED_USERS", value_name = "POLICY", default_value = "all", value_parser = unverified_policy)]
+    pub unverified_users: UnverifiedPolicy,
+}
+
+impl Default for MailSettings {
+    /// The declared defaults.
+    fn default() -> Self {
+        let matches = settings_command(MailSettings::augment_args(clap::Command::new("conduit")), &HashMap::new())
+            .try_get_matches_from(["conduit"])
+            .expect("the declared defaults parse");
+        MailSettings::from_arg_matches(&matches).expect("the declared defaults parse")
+    }
+}
+
+impl MailSettings {
+    /// The base of links in mails, without a trailing slash.
+    pub fn links_base(&self, bind: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bind}"))
+    }
+}
+
+/// `CONDUIT_SMTP_URL`: kept whole (lettre reads it), shown without its password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SmtpUrl {
+    /// smtp:// or smtps://.
+    Smtp(String),
+    /// file:///DIR: each message as DIR/<id>.eml.
+    Folder(PathBuf),
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SmtpUrl::Smtp(url) => write!(f, "Smtp({})", redact_password(url)),
+            SmtpUrl::Folder(dir) => write!(f, "Folder({})", dir.display()),
+        }
+    }
+}
+
+/// A URL with any password replaced, for logs.
+pub fn redact_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedContentPolicy {
+    Delete,
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnverifiedPolicy {
+    All,
+    Read,
+    None,
 }
 
 impl Default for HttpSettings {
@@ -450,6 +554,45 @@ fn origin(raw: &str) -> Result<String, String> {
         Ok(origin.to_owned())
     } else {
         Err("invalid origin: expected scheme://host[:port], for example https://app.example.com".into())
+    }
+}
+
+fn smtp_url(raw: &str) -> Result<SmtpUrl, String> {
+    let raw = raw.trim();
+    let url = url::Url::parse(raw)
+        .map_err(|_| "is not a URL: expected smtp://HOST:PORT, smtps://HOST or file:///DIR".to_owned())?;
+    match url.scheme() {
+        "smtp" | "smtps" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(SmtpUrl::Smtp(raw.to_owned())),
+        "file" => url
+            .to_file_path()
+            .map(SmtpUrl::Folder)
+            .map_err(|()| "is not a usable folder: expected file:///ABSOLUTE/DIR".to_owned()),
+        _ => Err("is not a mail URL: expected smtp://HOST:PORT, smtps://HOST or file:///DIR".into()),
+    }
+}
+
+fn public_url(raw: &str) -> Result<String, String> {
+    let base = raw.trim().trim_end_matches('/');
+    match url::Url::parse(base) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(base.to_owned()),
+        _ => Err("expected http(s)://HOST[:PORT][/PATH], for example https://conduit.example.com".into()),
+    }
+}
+
+fn deleted_content(raw: &str) -> Result<DeletedContentPolicy, String> {
+    match raw.trim() {
+        "delete" => Ok(DeletedContentPolicy::Delete),
+        "keep" => Ok(DeletedContentPolicy::Keep),
+        _ => Err("expected delete or keep".into()),
+    }
+}
+
+fn unverified_policy(raw: &str) -> Result<UnverifiedPolicy, String> {
+    match raw.trim() {
+        "all" => Ok(UnverifiedPolicy::All),
+        "read" => Ok(UnverifiedPolicy::Read),
+        "none" => Ok(UnverifiedPolicy::None),
+        _ => Err("expected all, read or none".into()),
     }
 }
 

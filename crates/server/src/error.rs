@@ -23,6 +23,10 @@ pub enum ApiError {
     /// 403 on `user`: the right password, but the account is deactivated.
     #[error("account deactivated")]
     Deactivated,
+    /// 403 on `email`: the account's address is not verified, and `CONDUIT_UNVERIFIED_USERS`
+    /// does not allow this until it is.
+    #[error("email not verified")]
+    Unverified,
     /// 403: authenticated, but not the owner of the named resource.
     #[error("{0} forbidden")]
     Forbidden(Field),
@@ -92,6 +96,7 @@ impl ApiError {
             ApiError::Token(_) | ApiError::Credentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::Deactivated
+            | ApiError::Unverified
             | ApiError::OriginNotAllowed
             | ApiError::CurrentPassword(_) => StatusCode::FORBIDDEN,
             ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -119,6 +124,10 @@ impl ApiError {
             ApiError::Credentials => Errors::single("credentials", "invalid"),
             ApiError::Forbidden(field) => Errors::single(field, "forbidden"),
             ApiError::Deactivated => Errors::single("user", "is deactivated"),
+            ApiError::Unverified => Errors::single(
+                "email",
+                "is not verified: open the link mailed to it, or ask for a new one (POST /api/users/verify/resend)",
+            ),
             ApiError::OriginNotAllowed => Errors::single("origin", "not allowed"),
             ApiError::NotFound(field) => Errors::single(field, "not found"),
             ApiError::Taken(field) => Errors::single(field, conduit_domain::validation::TAKEN),

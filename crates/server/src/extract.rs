@@ -52,6 +52,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// An optional JSON body (`Option<ApiJson<T>>`): none when the request declares no content type
+/// and sends no bytes; anything sent is read and checked as [`ApiJson`] does.
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let headers = req.headers();
+        let declared_length = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let chunked = headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+        if !headers.contains_key(CONTENT_TYPE) && !chunked && declared_length.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        <ApiJson<T> as FromRequest<S>>::from_request(req, state).await.map(Some)
+    }
+}
+
 /// When a request's body must have arrived: [`ApiJson`] stops reading there and
 /// answers 408, so a body sent byte by byte cannot hold a slot until the request timeout.
 #[derive(Debug, Clone, Copy)]

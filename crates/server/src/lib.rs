@@ -10,7 +10,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | leaves | `config` (settings), `error`, `metrics`, `serve`, `log_writer`, `seed` (demo data) |
-//! | connections and primitives | `db`, `telemetry`, `passwords`, `extract`, then `redis`, then `ratelimit` |
+//! | connections and primitives | `db`, `telemetry`, `passwords`, `extract`, `mail`, then `redis` and `mailer`, then `ratelimit` |
 //! | state | `state` |
 //! | auth | `client_ip`, `login`, then `sessions`, then `auth` (the extractors) |
 //! | HTTP plumbing | `layers` |
@@ -28,6 +28,8 @@ pub mod extract;
 pub mod layers;
 pub mod log_writer;
 pub mod login;
+pub mod mail;
+pub mod mailer;
 pub mod metrics;
 pub mod openapi;
 pub mod passwords;
@@ -50,8 +52,8 @@ mod one_way {
     /// The modules, lowest first; a module may import only modules of earlier layers.
     const LAYERS: &[&[&str]] = &[
         &["config", "error", "metrics", "serve", "log_writer", "seed"],
-        &["db", "telemetry", "passwords", "extract"],
-        &["redis"],
+        &["db", "telemetry", "passwords", "extract", "mail"],
+        &["redis", "mailer"],
         &["ratelimit"],
         &["state"],
         &["client_ip", "login"],

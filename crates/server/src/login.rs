@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use crate::config::UnverifiedPolicy;
 use crate::error::{ApiError, ApiResult};
 use crate::passwords::Admission;
 use crate::ratelimit::{MAX_EMAIL_LEN, login_limits};
@@ -63,6 +64,13 @@ pub(crate) async fn check_login(
     match credentials {
         // Only after the right password, so this reveals nothing to a guesser.
         Some(credentials) if matches && !credentials.user.active => Err(ApiError::Deactivated),
+        Some(credentials)
+            if matches
+                && !credentials.user.email_verified
+                && state.letters.settings.unverified_users == UnverifiedPolicy::None =>
+        {
+            Err(ApiError::Unverified)
+        }
         Some(credentials) if matches => Ok(credentials.user),
         _ => Err(ApiError::Credentials),
     }

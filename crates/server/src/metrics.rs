@@ -38,6 +38,9 @@ pub struct Metrics {
     logins: Family<LoginLabels, Counter>,
     pool_size: Family<PoolLabels, Gauge>,
     pool_idle: Family<PoolLabels, Gauge>,
+    /// Mail queued by this instance's changes, and this instance's sends: sent, failed (to be
+    /// retried), dead (out of tries, or refused for good).
+    mail: [(&'static str, Counter); 4],
 }
 
 /// Decrements the in-flight gauge when the request is done, however it ends.
@@ -67,7 +70,17 @@ impl Default for Metrics {
         registry.register("logins", "Login attempts by result (success, failure)", logins.clone());
         registry.register("db_pool_connections", "Open database connections by pool", pool_size.clone());
         registry.register("db_pool_idle_connections", "Idle database connections by pool", pool_idle.clone());
-        Self { registry, requests, latency, in_flight, logins, pool_size, pool_idle }
+        let mail = ["queued", "sent", "failed", "dead"].map(|state| (state, Counter::default()));
+        for (state, counter) in &mail {
+            let help = match *state {
+                "queued" => "Mail messages queued in the outbox by this instance",
+                "sent" => "Mail messages this instance sent",
+                "failed" => "Failed sends by this instance that will be retried",
+                _ => "Mail messages this instance gave up on (dead: see `conduit mail list --state dead`)",
+            };
+            registry.register(format!("mail_{state}"), help, counter.clone());
+        }
+        Self { registry, requests, latency, in_flight, logins, pool_size, pool_idle, mail }
     }
 }
 
@@ -86,6 +99,13 @@ impl Metrics {
     pub fn record_login(&self, succeeded: bool) {
         let result = if succeeded { "success" } else { "failure" };
         self.logins.get_or_create(&LoginLabels { result }).inc();
+    }
+
+    /// `n` more mail messages `queued`, `sent`, `failed` or `dead`.
+    pub fn record_mail(&self, state: &str, n: u64) {
+        if let Some((_, counter)) = self.mail.iter().find(|(s, _)| *s == state) {
+            counter.inc_by(n);
+        }
     }
 
     /// The text exposition, with pool figures read now.

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ErrorBody;
-use crate::routes::{admin, articles, comments, profiles, session, tags, users};
+use crate::routes::{account, admin, articles, comments, profiles, session, tags, users};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -30,11 +30,14 @@ use crate::state::AppState;
         tags::list,
         admin::list, admin::update,
         session::login, session::logout,
+        account::verify, account::resend, account::request_reset, account::confirm_reset, account::revert_email,
+        account::delete, account::export,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "Articles"), (name = "Comments"), (name = "Favorites"), (name = "Profile"), (name = "Tags"),
         (name = "User and Authentication"), (name = "Admin"),
+        (name = "Account lifecycle", description = "Verification, password reset, email change, deletion and export; mail is described in the README"),
     ),
     modifiers(&CommonResponses)
 )]

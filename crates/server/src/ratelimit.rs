@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::prelude::*;
 
-use crate::config::HttpSettings;
+use crate::config::{HttpSettings, MailSettings};
 use crate::error::ApiError;
 use crate::redis::Redis;
 
@@ -98,6 +98,23 @@ pub fn hash_limits(settings: &HttpSettings, ip: IpAddr) -> [Limit; 1] {
 pub fn registration_limits(settings: &HttpSettings, ip: IpAddr) -> [Limit; 1] {
     let key = format!("register-net:{}", client_net(ip));
     [Limit { key, allowance: settings.registrations_per_hour, window: HOUR, returnable: false }]
+}
+
+/// A mail sent on request (a verification link, a reset link) to `recipient` (a normalised
+/// address) for a client at `ip`: the configured number per recipient each hour, so nobody can
+/// flood an inbox, and ten times that per client address over all recipients. Every request
+/// counts, whether or not an account has the address, so the limit tells nothing either.
+pub fn mail_limits(settings: &MailSettings, recipient: &str, ip: IpAddr) -> [Limit; 2] {
+    let allowance = settings.mails_per_hour;
+    [
+        Limit { key: format!("mail-to:{recipient}"), allowance, window: HOUR, returnable: false },
+        Limit {
+            key: format!("mail-net:{}", client_net(ip)),
+            allowance: allowance.saturating_mul(WIDE_FACTOR),
+            window: HOUR,
+            returnable: false,
+        },
+    ]
 }
 
 /// The places one attempt took; give them back with [`RateLimiter::release`].

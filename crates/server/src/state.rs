@@ -3,7 +3,8 @@ use std::sync::Arc;
 use conduit_domain::token::TokenKeys;
 use conduit_store::Store;
 
-use crate::config::HttpSettings;
+use crate::config::{HttpSettings, MailSettings};
+use crate::mail::Letters;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::ratelimit::RateLimiter;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Shared state across instances, when `REDIS_URL` is set.
     pub redis: Option<Redis>,
+    /// Mail settings, tokens and messages (see `mail.rs`).
+    pub letters: Arc<Letters>,
 }
 
 impl AppState {
@@ -36,7 +39,14 @@ impl AppState {
             metrics_on_main: true,
             limiter: Arc::new(RateLimiter::new(None)),
             redis: None,
+            letters: Arc::new(Letters::new(MailSettings::default(), "http://localhost:3000".into())),
         }
+    }
+
+    /// Mail settings, with `links` the base of the links in mails.
+    pub fn with_mail(mut self, settings: MailSettings, links: String) -> Self {
+        self.letters = Arc::new(Letters::new(settings, links));
+        self
     }
 
     pub fn with_http(mut self, http: HttpSettings) -> Self {

@@ -42,3 +42,26 @@ pub async fn lock_ended_sessions(tx: &mut sqlx::PgConnection, id: UserId) -> Res
 
 /// Before the store closes: nothing to do (SQLite folds its WAL into the database file here).
 pub async fn before_close(_write: &sqlx::PgPool) {}
+
+/// Claims due mail (see `outbox::claim`). `SKIP LOCKED` passes over messages another instance
+/// is claiming at this moment, so each message goes to one sender and senders never wait on
+/// each other; the lease then keeps it from the others until it is sent or fails.
+pub async fn claim_mail(
+    db: &sqlx::PgPool,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<conduit_store::QueuedMail>, DbError> {
+    Ok(sqlx::query_as!(
+        conduit_store::QueuedMail,
+        r#"UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1
+           WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1
+                        ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+           RETURNING id AS "id!", kind, recipient AS "to", subject, body, attempts AS "attempts!: i64""#,
+        now,
+        lease_until,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}

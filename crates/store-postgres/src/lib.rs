@@ -4,6 +4,8 @@
 //! (each file is compiled here as a module of this crate and checked against PostgreSQL);
 //! only [`dialect`] is PostgreSQL's own.
 
+#[path = "../../store/shared/account.rs"]
+mod account;
 #[path = "../../store/shared/articles.rs"]
 mod articles;
 mod change_notices;
@@ -11,6 +13,8 @@ mod change_notices;
 mod comments;
 mod connect;
 mod dialect;
+#[path = "../../store/shared/outbox.rs"]
+mod outbox;
 #[path = "../../store/shared/profiles.rs"]
 mod profiles;
 #[path = "../../store/shared/seed.rs"]

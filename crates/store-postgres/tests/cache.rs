@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use conduit_domain::{Email, Slug, Username};
 use conduit_store::Cached;
-use conduit_store::{AccountChanges, ArticleChanges, NewArticle, NewUser, Store, UserChanges};
+use conduit_store::{AccountChanges, ArticleChanges, NewArticle, NewUser, Outgoing, Store, UserChanges};
 use conduit_store_postgres::PgStore;
 use conduit_store_postgres::testing::{cached_store, fresh_store};
 
@@ -20,7 +20,7 @@ async fn jake(store: &Cached<PgStore>) -> conduit_domain::model::UserId {
         email: Email::parse("jake@example.com").unwrap(),
         password_hash: "x".into(),
     };
-    store.create_user(&new).await.unwrap().id
+    store.create_user(&new, &Outgoing::default()).await.unwrap().id
 }
 
 /// Reads with `read` every millisecond until `done` holds, for at most 3 s: well under the

@@ -49,3 +49,25 @@ pub async fn before_close(write: &sqlx::SqlitePool) {
         tracing::warn!(error = %e, "could not fold the WAL into the database file at close");
     }
 }
+
+/// Claims due mail (see `outbox::claim`). One statement on the one writer connection: no other
+/// sender can claim the same message in between, so SQLite needs no row locks here.
+pub async fn claim_mail(
+    write: &sqlx::SqlitePool,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<conduit_store::QueuedMail>, DbError> {
+    Ok(sqlx::query_as!(
+        conduit_store::QueuedMail,
+        r#"UPDATE outbox SET next_attempt_at = $2, attempts = attempts + 1
+           WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $1
+                        ORDER BY next_attempt_at LIMIT $3)
+           RETURNING id AS "id!", kind, recipient AS "to", subject, body, attempts AS "attempts!: i64""#,
+        now,
+        lease_until,
+        limit
+    )
+    .fetch_all(write)
+    .await?)
+}

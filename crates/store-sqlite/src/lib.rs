@@ -9,6 +9,8 @@
 //! (each file is compiled here as a module of this crate and checked against SQLite); only
 //! [`dialect`] is SQLite's own.
 
+#[path = "../../store/shared/account.rs"]
+mod account;
 #[path = "../../store/shared/articles.rs"]
 mod articles;
 #[path = "../../store/shared/comments.rs"]
@@ -16,6 +18,8 @@ mod comments;
 mod commit_watch;
 mod connect;
 mod dialect;
+#[path = "../../store/shared/outbox.rs"]
+mod outbox;
 #[path = "../../store/shared/profiles.rs"]
 mod profiles;
 #[path = "../../store/shared/seed.rs"]

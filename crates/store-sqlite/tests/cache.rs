@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use conduit_domain::{Email, Slug, Username};
-use conduit_store::{AccountChanges, NewArticle, NewUser, Store, UserChanges};
+use conduit_store::{AccountChanges, NewArticle, NewUser, Outgoing, Store, UserChanges};
 use conduit_store_sqlite::SqliteStore;
 use conduit_store_sqlite::testing::fresh_store;
 use sqlx::{ConnectOptions, Connection};
@@ -16,7 +16,7 @@ async fn jake(store: &impl Store) -> conduit_domain::model::UserId {
         email: Email::parse("jake@example.com").unwrap(),
         password_hash: "x".into(),
     };
-    store.create_user(&new).await.unwrap().id
+    store.create_user(&new, &Outgoing::default()).await.unwrap().id
 }
 
 fn url(dir: &tempfile::TempDir) -> String {

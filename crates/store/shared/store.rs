@@ -8,7 +8,7 @@ use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 use conduit_store::*;
 use tracing::instrument;
 
-use crate::{BACKEND, ThisStore, articles, comments, dialect, profiles, seed, sessions, users};
+use crate::{BACKEND, ThisStore, account, articles, comments, dialect, outbox, profiles, seed, sessions, users};
 
 #[async_trait]
 impl Store for ThisStore {
@@ -36,8 +36,8 @@ impl Store for ThisStore {
     // --- users ---
 
     #[instrument(name = "store.create_user", skip_all, fields(db.system = BACKEND))]
-    async fn create_user(&self, new: &NewUser) -> Result<User, DbError> {
-        users::create(&self.write, new).await
+    async fn create_user(&self, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError> {
+        users::create(&self.write, new, outgoing).await
     }
 
     #[instrument(name = "store.user_by_id", skip_all, fields(db.system = BACKEND))]
@@ -73,6 +73,73 @@ impl Store for ThisStore {
     #[instrument(name = "store.end_session_tokens", skip_all, fields(db.system = BACKEND))]
     async fn end_session_tokens(&self, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
         users::end_session_tokens(&self.write, id, session, until).await
+    }
+
+    // --- the account lifecycle by mail ---
+
+    #[instrument(name = "store.mail_account", skip_all, fields(db.system = BACKEND))]
+    async fn mail_account(&self, email: &Email, outgoing: &Outgoing) -> Result<Option<UserId>, DbError> {
+        account::mail_account(&self.write, email, outgoing).await
+    }
+
+    #[instrument(name = "store.account_token", skip_all, fields(db.system = BACKEND))]
+    async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError> {
+        // Through the writer: a token mailed a moment ago must be found.
+        account::token(&self.write, selector, purpose).await
+    }
+
+    #[instrument(name = "store.redeem_token", skip_all, fields(db.system = BACKEND))]
+    async fn redeem_token(
+        &self,
+        selector: &str,
+        verifier_hash: &str,
+        now: i64,
+        redeem: &Redeem,
+    ) -> Result<Option<User>, DbError> {
+        account::redeem(&self.write, selector, verifier_hash, now, redeem).await
+    }
+
+    #[instrument(name = "store.delete_user", skip_all, fields(db.system = BACKEND))]
+    async fn delete_user(
+        &self,
+        id: UserId,
+        expected_version: i64,
+        content: DeletedContent,
+        outgoing: &Outgoing,
+    ) -> Result<bool, DbError> {
+        account::delete(&self.write, id, expected_version, content, outgoing).await
+    }
+
+    #[instrument(name = "store.export_user", skip_all, fields(db.system = BACKEND))]
+    async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError> {
+        account::export(&self.read, id).await
+    }
+
+    // --- the outbox ---
+
+    #[instrument(name = "store.claim_mail", skip_all, fields(db.system = BACKEND))]
+    async fn claim_mail(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError> {
+        outbox::claim(&self.write, now, lease_until, limit).await
+    }
+
+    #[instrument(name = "store.mail_sent", skip_all, fields(db.system = BACKEND))]
+    async fn mail_sent(&self, id: i64, now: i64) -> Result<(), DbError> {
+        outbox::sent(&self.write, id, now).await
+    }
+
+    #[instrument(name = "store.mail_failed", skip_all, fields(db.system = BACKEND))]
+    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError> {
+        outbox::failed(&self.write, id, error, retry_at).await
+    }
+
+    #[instrument(name = "store.list_mail", skip_all, fields(db.system = BACKEND))]
+    async fn list_mail(&self, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError> {
+        outbox::list(&self.read, state, limit).await
+    }
+
+    #[instrument(name = "store.retry_mail", skip_all, fields(db.system = BACKEND))]
+    async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError> {
+        outbox::retry(&self.write, id, now).await
     }
 
     // --- profiles ---

@@ -6,19 +6,22 @@ use chrono::{DateTime, Utc};
 use conduit_domain::User;
 use conduit_domain::model::{Role, UserId};
 use conduit_store::rows::{CredentialsRow, UserRow, ended_sessions, nullable_change};
-use conduit_store::{AccountChanges, Credentials, DbError, NewUser, Page, Paging, UserChanges};
+use conduit_store::{AccountChanges, Credentials, DbError, NewUser, Outgoing, Page, Paging, UserChanges};
 
 use crate::Pool;
+use crate::account::write_outgoing;
 use crate::dialect;
 
-pub async fn create(db: &Pool, new: &NewUser) -> Result<User, DbError> {
+/// A new account and the mail it sends (a verification link), in one transaction.
+pub async fn create(db: &Pool, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError> {
     let (username, email) = (new.username.as_str(), new.email.as_str());
     let now = Utc::now();
-    sqlx::query_as!(
+    let mut tx = db.begin().await?;
+    let user: User = sqlx::query_as!(
         UserRow,
         r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $4)
-           RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+           RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
                      token_version AS "token_version!", ended_sessions, grace_token_id,
                      created_at AS "created_at!: DateTime<Utc>""#,
         username,
@@ -26,16 +29,19 @@ pub async fn create(db: &Pool, new: &NewUser) -> Result<User, DbError> {
         new.password_hash,
         now,
     )
-    .fetch_one(db)
+    .fetch_one(&mut *tx)
     .await?
-    .try_into()
+    .try_into()?;
+    write_outgoing(&mut tx, user.id, outgoing).await?;
+    tx.commit().await?;
+    Ok(user)
 }
 
 pub async fn by_id(db: &Pool, id: UserId) -> Result<Option<User>, DbError> {
     let id = id.get();
     sqlx::query_as!(
         UserRow,
-        r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+        r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
                   token_version AS "token_version!", ended_sessions, grace_token_id,
                   created_at AS "created_at!: DateTime<Utc>"
            FROM users WHERE id = $1"#,
@@ -50,7 +56,7 @@ pub async fn by_id(db: &Pool, id: UserId) -> Result<Option<User>, DbError> {
 pub async fn credentials(db: &Pool, email: &str) -> Result<Option<Credentials>, DbError> {
     sqlx::query_as!(
         CredentialsRow,
-        r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+        r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
                   token_version AS "token_version!", ended_sessions, grace_token_id,
                   created_at AS "created_at!: DateTime<Utc>", password_hash
            FROM users WHERE email = $1"#,
@@ -62,17 +68,21 @@ pub async fn credentials(db: &Pool, email: &str) -> Result<Option<Credentials>, 
     .transpose()
 }
 
+/// A new email clears `email_verified`; a new password ends every reset link. The change's
+/// mail is written in the same transaction.
 pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
     let id = id.get();
+    let mut tx = db.begin().await?;
     let now = Utc::now();
     let (set_bio, bio) = nullable_change(&changes.bio);
     let (set_image, image) = nullable_change(&changes.image);
     let (username, email) = (changes.username.as_deref(), changes.email.as_deref());
-    sqlx::query_as!(
+    let user = sqlx::query_as!(
         UserRow,
         r#"UPDATE users SET
                username = COALESCE($2, username),
                email = COALESCE($3, email),
+               email_verified = CASE WHEN $3 IS NULL OR $3 = email THEN email_verified ELSE FALSE END,
                password_hash = COALESCE($4, password_hash),
                token_version = CASE WHEN $4 IS NULL THEN token_version ELSE token_version + 1 END,
                ended_sessions = CASE WHEN $4 IS NULL THEN ended_sessions ELSE NULL END,
@@ -81,7 +91,7 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
                image = CASE WHEN $7 THEN $8 ELSE image END,
                updated_at = $9
            WHERE id = $1 AND (CAST($11 AS BIGINT) IS NULL OR token_version = $11)
-           RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+           RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
                      token_version AS "token_version!", ended_sessions, grace_token_id,
                      created_at AS "created_at!: DateTime<Utc>""#,
         id,
@@ -96,14 +106,27 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
         changes.surviving_token,
         changes.expected_version,
     )
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?
     .map(User::try_from)
-    .transpose()
+    .transpose()?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    if changes.password_hash.is_some() {
+        sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = 'reset'", id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    write_outgoing(&mut tx, user.id, &changes.outgoing).await?;
+    tx.commit().await?;
+    Ok(Some(user))
 }
 
+/// Like a password change, it ends every token, session and reset link of the user.
 pub async fn set_password_hash(db: &Pool, username: &str, password_hash: &str) -> Result<bool, DbError> {
     let now = Utc::now();
+    let mut tx = db.begin().await?;
     let done = sqlx::query!(
         "UPDATE users SET password_hash = $2, token_version = token_version + 1, ended_sessions = NULL,
                           grace_token_id = NULL, updated_at = $3
@@ -112,8 +135,15 @@ pub async fn set_password_hash(db: &Pool, username: &str, password_hash: &str) -
         password_hash,
         now
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    sqlx::query!(
+        "DELETE FROM account_tokens WHERE purpose = 'reset' AND user_id = (SELECT id FROM users WHERE username = $1)",
+        username
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }
 
@@ -123,7 +153,7 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
         None => (
             sqlx::query_as!(
                 UserRow,
-                r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
                           token_version AS "token_version!", ended_sessions, grace_token_id,
                           created_at AS "created_at!: DateTime<Utc>"
                    FROM users WHERE id > $3 ORDER BY id LIMIT $1 OFFSET $2"#,
@@ -138,7 +168,7 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
         Some(active) => (
             sqlx::query_as!(
                 UserRow,
-                r#"SELECT id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+                r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
                           token_version AS "token_version!", ended_sessions, grace_token_id,
                           created_at AS "created_at!: DateTime<Utc>"
                    FROM users WHERE active = $1 AND id > $4 ORDER BY id LIMIT $2 OFFSET $3"#,
@@ -177,7 +207,7 @@ pub async fn set_account(db: &Pool, username: &str, changes: &AccountChanges) ->
                grace_token_id = CASE WHEN $3 = FALSE THEN NULL ELSE grace_token_id END,
                updated_at = $4
            WHERE username = $1
-           RETURNING id AS "id!", username, email, bio, image, role, active AS "active!: bool",
+           RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
                      token_version AS "token_version!", ended_sessions, grace_token_id,
                      created_at AS "created_at!: DateTime<Utc>""#,
         username,

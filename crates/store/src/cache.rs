@@ -184,6 +184,7 @@ mod tests {
             id,
             username: format!("user{id}"),
             email: format!("user{id}@example.com"),
+            email_verified: false,
             bio: Some(bio.to_owned()),
             image: None,
             role: conduit_domain::model::Role::User,

@@ -99,8 +99,8 @@ impl<S: Store> Store for Cached<S> {
 
     // --- users: reads by id cached; every write waits until every instance dropped the row ---
 
-    async fn create_user(&self, new: &NewUser) -> Result<User, DbError> {
-        self.store.create_user(new).await
+    async fn create_user(&self, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError> {
+        self.store.create_user(new, outgoing).await
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError> {
@@ -151,6 +151,73 @@ impl<S: Store> Store for Cached<S> {
             self.users_changed(Some(id), acks).await;
         }
         Ok(ended)
+    }
+
+    // --- the account lifecycle: changes to users wait, as above; the outbox is not cached ---
+
+    async fn mail_account(&self, email: &Email, outgoing: &Outgoing) -> Result<Option<UserId>, DbError> {
+        self.store.mail_account(email, outgoing).await
+    }
+
+    async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError> {
+        self.store.account_token(selector, purpose).await
+    }
+
+    async fn redeem_token(
+        &self,
+        selector: &str,
+        verifier_hash: &str,
+        now: i64,
+        redeem: &Redeem,
+    ) -> Result<Option<User>, DbError> {
+        let acks = self.cache.before_change();
+        let user = self.store.redeem_token(selector, verifier_hash, now, redeem).await?;
+        if let Some(user) = &user {
+            self.users_changed(Some(user.id), acks).await;
+        }
+        Ok(user)
+    }
+
+    async fn delete_user(
+        &self,
+        id: UserId,
+        expected_version: i64,
+        content: DeletedContent,
+        outgoing: &Outgoing,
+    ) -> Result<bool, DbError> {
+        let acks = self.cache.before_change();
+        let deleted = self.store.delete_user(id, expected_version, content, outgoing).await?;
+        if deleted {
+            // Every instance drops the user before this returns: their tokens stop working
+            // everywhere at once. Their articles went or changed author.
+            self.users_changed(Some(id), acks).await;
+            self.cache.article_changed(None);
+        }
+        Ok(deleted)
+    }
+
+    async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError> {
+        self.store.export_user(id).await
+    }
+
+    async fn claim_mail(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError> {
+        self.store.claim_mail(now, lease_until, limit).await
+    }
+
+    async fn mail_sent(&self, id: i64, now: i64) -> Result<(), DbError> {
+        self.store.mail_sent(id, now).await
+    }
+
+    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError> {
+        self.store.mail_failed(id, error, retry_at).await
+    }
+
+    async fn list_mail(&self, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError> {
+        self.store.list_mail(state, limit).await
+    }
+
+    async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError> {
+        self.store.retry_mail(id, now).await
     }
 
     // --- profiles: not cached (they depend on the viewer) ---

@@ -42,14 +42,16 @@ pub trait Store: Send + Sync + 'static {
 
     // --- users ---
 
-    /// Fails with `DbError::Conflict("username" | "email")` when either is taken.
-    async fn create_user(&self, new: &NewUser) -> Result<User, DbError>;
+    /// Fails with `DbError::Conflict("username" | "email")` when either is taken. `outgoing`
+    /// (a verification link) is written in the same transaction.
+    async fn create_user(&self, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError>;
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError>;
     /// Replaces the password hash of `username` (for migrating users from another system), and
     /// revokes their tokens. False when there is no such user.
     async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError>;
-    /// A new password hash revokes the user's earlier tokens (bumps `token_version`).
+    /// A new password hash revokes the user's earlier tokens (bumps `token_version`) and reset
+    /// links; a new email clears `email_verified`; `changes.outgoing` is written with the change.
     /// `None` when the user no longer exists, or its token version is no longer
     /// `changes.expected_version`.
     async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError>;
@@ -64,6 +66,49 @@ pub trait Store: Send + Sync + 'static {
     /// token id (`sid`), refused from now on until `until` (Unix seconds), by which every such
     /// token has expired. False when the user no longer exists.
     async fn end_session_tokens(&self, id: UserId, session: &str, until: i64) -> Result<bool, DbError>;
+
+    // --- the account lifecycle by mail ---
+
+    /// Records `outgoing` for the account whose address is `email`, in one transaction; `None`
+    /// (nothing written) when no account has it.
+    async fn mail_account(&self, email: &Email, outgoing: &Outgoing) -> Result<Option<UserId>, DbError>;
+    /// The token with this selector and purpose, expired or not: the caller compares its
+    /// verifier in constant time before redeeming it.
+    async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError>;
+    /// Deletes the token and applies `redeem` in one transaction (see [`Redeem`]); `None` and
+    /// nothing changed when it is gone, expired by `now` (Unix seconds), or its address moved on.
+    async fn redeem_token(
+        &self,
+        selector: &str,
+        verifier_hash: &str,
+        now: i64,
+        redeem: &Redeem,
+    ) -> Result<Option<User>, DbError>;
+    /// Deletes the account while its token version is still `expected_version` (false, nothing
+    /// changed, otherwise), with its follows, favorites and tokens; its articles and comments
+    /// per `content`. `outgoing` (a goodbye notice) is written in the same transaction.
+    async fn delete_user(
+        &self,
+        id: UserId,
+        expected_version: i64,
+        content: DeletedContent,
+        outgoing: &Outgoing,
+    ) -> Result<bool, DbError>;
+    /// Everything the account owns; `None` when there is no such account.
+    async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError>;
+
+    // --- the outbox (times in Unix milliseconds) ---
+
+    /// Up to `limit` due messages, each leased until `lease_until` and counted as an attempt.
+    /// Several instances never claim one message at once.
+    async fn claim_mail(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError>;
+    async fn mail_sent(&self, id: i64, now: i64) -> Result<(), DbError>;
+    /// A failed attempt: due again at `retry_at`, or dead when `None`.
+    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError>;
+    /// The newest `limit` messages, of state `state` (`queued`, `sent`, `dead`) or all.
+    async fn list_mail(&self, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError>;
+    /// Requeues every dead message, or the one given (unless sent), due at `now`; how many.
+    async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError>;
 
     // --- profiles ---
 

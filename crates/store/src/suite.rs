@@ -47,6 +47,10 @@ macro_rules! store_behaviour_suite {
             the_last_active_admin_is_never_demoted_or_deactivated,
             concurrent_demotions_of_two_admins_leave_one,
             ended_sessions_are_kept_on_the_user_until_they_expire,
+            mail_is_queued_with_its_change_and_claimed_until_sent,
+            concurrent_senders_never_claim_one_message_twice,
+            tokens_are_single_use_and_bound_to_their_address,
+            deleted_accounts_take_their_content_or_leave_it_to_a_tombstone,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -76,11 +80,14 @@ fn slug(s: &str) -> Slug {
 
 async fn user(store: &dyn Store, name: &str) -> User {
     store
-        .create_user(&NewUser {
-            username: username(name),
-            email: email(&format!("{name}@example.com")),
-            password_hash: format!("hash-of-{name}"),
-        })
+        .create_user(
+            &NewUser {
+                username: username(name),
+                email: email(&format!("{name}@example.com")),
+                password_hash: format!("hash-of-{name}"),
+            },
+            &Outgoing::default(),
+        )
         .await
         .expect("create user")
 }
@@ -131,10 +138,10 @@ pub async fn taken_username_or_email_is_a_conflict_on_that_field(store: TestStor
     user(&*store, "jake").await;
     let same_name =
         NewUser { username: username("jake"), email: email("other@example.com"), password_hash: "h".into() };
-    assert!(matches!(store.create_user(&same_name).await, Err(DbError::Conflict("username"))));
+    assert!(matches!(store.create_user(&same_name, &Outgoing::default()).await, Err(DbError::Conflict("username"))));
     let same_email =
         NewUser { username: username("other"), email: email("jake@example.com"), password_hash: "h".into() };
-    assert!(matches!(store.create_user(&same_email).await, Err(DbError::Conflict("email"))));
+    assert!(matches!(store.create_user(&same_email, &Outgoing::default()).await, Err(DbError::Conflict("email"))));
     assert!(store.credentials_by_email(&email("other@example.com")).await.unwrap().is_none());
 }
 
@@ -153,6 +160,7 @@ pub async fn user_updates_change_only_given_fields(store: TestStore) {
         expected_version: Some(0),
         image: Some(Some("https://example.com/j.png".into())),
         bio: Some(None),
+        outgoing: Outgoing::default(),
     };
     let updated = store.update_user(jake.id, &changes).await.unwrap().unwrap();
     assert_eq!(updated.username, "jacob");
@@ -770,11 +778,14 @@ pub async fn concurrent_registrations_of_one_name_give_one_user(store: TestStore
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .create_user(&NewUser {
-                    username: username("racer"),
-                    email: email(&format!("racer{i}@example.com")),
-                    password_hash: "h".into(),
-                })
+                .create_user(
+                    &NewUser {
+                        username: username("racer"),
+                        email: email(&format!("racer{i}@example.com")),
+                        password_hash: "h".into(),
+                    },
+                    &Outgoing::default(),
+                )
                 .await
         })
     });
@@ -888,4 +899,211 @@ pub async fn ended_sessions_are_kept_on_the_user_until_they_expire(store: TestSt
     store.end_session_tokens(jake.id, "one too many", now + 3600).await.unwrap();
     let read = store.user_by_id(jake.id).await.unwrap().unwrap();
     assert_eq!((read.token_version, read.ended_sessions.len()), (2, 0));
+}
+
+// --- the account lifecycle by mail ---
+
+fn mail(kind: &'static str, to: &str) -> Mail {
+    Mail { kind, to: to.into(), subject: format!("{kind} subject"), body: format!("{kind} body for {to}") }
+}
+
+fn token(selector: &str, purpose: TokenPurpose, email: &str, expires_at: i64) -> NewAccountToken {
+    NewAccountToken {
+        selector: selector.into(),
+        verifier_hash: format!("hash-{selector}"),
+        purpose,
+        email: email.into(),
+        expires_at,
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub async fn mail_is_queued_with_its_change_and_claimed_until_sent(store: TestStore) {
+    let later = chrono::Utc::now().timestamp() + 3600;
+    let outgoing = Outgoing {
+        tokens: vec![token("v1", TokenPurpose::VerifyEmail, "jake@example.com", later)],
+        mails: vec![mail("verify", "jake@example.com")],
+    };
+    let new = NewUser { username: username("jake"), email: email("jake@example.com"), password_hash: "h".into() };
+    store.create_user(&new, &outgoing).await.unwrap();
+    // A registration that fails writes none of its mail.
+    let taken = Outgoing { mails: vec![mail("verify", "other@example.com")], ..Outgoing::default() };
+    let again = NewUser { email: email("other@example.com"), ..new.clone() };
+    assert!(store.create_user(&again, &taken).await.is_err());
+
+    let now = now_ms();
+    let claimed = store.claim_mail(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(
+        (claimed[0].to.as_str(), claimed[0].kind.as_str(), claimed[0].attempts),
+        ("jake@example.com", "verify", 1)
+    );
+    assert!(store.claim_mail(now, now + 60_000, 10).await.unwrap().is_empty(), "leased: nobody else gets it");
+    // The sender died: once its lease ends, the message is due again.
+    assert_eq!(store.claim_mail(now + 60_000, now + 120_000, 10).await.unwrap().len(), 1);
+    store.mail_failed(claimed[0].id, "connection refused", Some(now)).await.unwrap();
+    let retried = store.claim_mail(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(retried[0].attempts, 3);
+    store.mail_sent(claimed[0].id, now).await.unwrap();
+    assert!(store.claim_mail(now + 1_000_000, now + 2_000_000, 10).await.unwrap().is_empty(), "sent is done");
+    let listed = store.list_mail(Some("sent"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].attempts, listed[0].sent_at), (3, Some(now)));
+
+    // Dead after its last try, until requeued.
+    let outgoing = Outgoing { mails: vec![mail("reset", "jake@example.com")], ..Outgoing::default() };
+    store.mail_account(&email("jake@example.com"), &outgoing).await.unwrap().unwrap();
+    let now = now_ms();
+    let claimed = store.claim_mail(now, now + 60_000, 10).await.unwrap();
+    store.mail_failed(claimed[0].id, "550 no such user", None).await.unwrap();
+    assert!(store.claim_mail(now + 1_000_000, now + 2_000_000, 10).await.unwrap().is_empty());
+    let dead = store.list_mail(Some("dead"), 10).await.unwrap();
+    assert_eq!(dead[0].last_error.as_deref(), Some("550 no such user"));
+    assert_eq!(store.retry_mail(None, now).await.unwrap(), 1);
+    let requeued = store.claim_mail(now, now + 60_000, 10).await.unwrap();
+    assert_eq!((requeued.len(), requeued[0].attempts), (1, 1), "a fresh count of attempts");
+    assert_eq!(store.retry_mail(Some(listed[0].id), now).await.unwrap(), 0, "sent mail is never sent again");
+    assert!(store.mail_account(&email("nobody@example.com"), &outgoing).await.unwrap().is_none());
+    assert_eq!(store.list_mail(None, 10).await.unwrap().len(), 2, "nothing queued for an unknown address");
+}
+
+pub async fn concurrent_senders_never_claim_one_message_twice(store: TestStore) {
+    user(&*store, "jake").await;
+    let mails = (0..60).map(|i| mail("notice", &format!("r{i}@example.com"))).collect();
+    store.mail_account(&email("jake@example.com"), &Outgoing { mails, ..Outgoing::default() }).await.unwrap();
+    let now = now_ms();
+    let senders = (0..6).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store.claim_mail(now, now + 60_000, 4).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|m| m.id));
+            }
+        })
+    });
+    let mut all: Vec<i64> = futures::future::join_all(senders).await.into_iter().flat_map(Result::unwrap).collect();
+    let claimed = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (60, 60), "every message claimed exactly once");
+}
+
+pub async fn tokens_are_single_use_and_bound_to_their_address(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    assert!(!jake.email_verified);
+    let now = chrono::Utc::now().timestamp();
+    let at = "jake@example.com";
+    let mail_token = |t: NewAccountToken| Outgoing { tokens: vec![t], mails: vec![] };
+    store.mail_account(&email(at), &mail_token(token("v1", TokenPurpose::VerifyEmail, at, now + 60))).await.unwrap();
+    let found = store.account_token("v1", TokenPurpose::VerifyEmail).await.unwrap().unwrap();
+    assert_eq!((found.user, found.email.as_str()), (jake.id, at));
+    assert!(store.account_token("v1", TokenPurpose::ResetPassword).await.unwrap().is_none(), "purpose-bound");
+    assert!(store.redeem_token("v1", "wrong", now, &Redeem::VerifyEmail).await.unwrap().is_none());
+    let verified = store.redeem_token("v1", "hash-v1", now, &Redeem::VerifyEmail).await.unwrap().unwrap();
+    assert!(verified.email_verified);
+    assert!(store.redeem_token("v1", "hash-v1", now, &Redeem::VerifyEmail).await.unwrap().is_none(), "single use");
+
+    // A newer reset link ends the older; an expired one does nothing.
+    store.mail_account(&email(at), &mail_token(token("r1", TokenPurpose::ResetPassword, at, now + 60))).await.unwrap();
+    store.mail_account(&email(at), &mail_token(token("r2", TokenPurpose::ResetPassword, at, now + 60))).await.unwrap();
+    let reset = |hash: &str| Redeem::ResetPassword { password_hash: hash.into(), outgoing: Outgoing::default() };
+    assert!(store.account_token("r1", TokenPurpose::ResetPassword).await.unwrap().is_none());
+    assert!(store.redeem_token("r2", "hash-r2", now + 61, &reset("new")).await.unwrap().is_none(), "expired");
+    let reset_user = store.redeem_token("r2", "hash-r2", now, &reset("new")).await.unwrap().unwrap();
+    assert_eq!(reset_user.token_version, jake.token_version + 1, "a reset ends every token");
+    let credentials = store.credentials_by_email(&email(at)).await.unwrap().unwrap();
+    assert_eq!(credentials.password_hash, "new");
+
+    // Any password change ends reset links; an email change unverifies and strands tokens of
+    // the old address.
+    store.mail_account(&email(at), &mail_token(token("r3", TokenPurpose::ResetPassword, at, now + 60))).await.unwrap();
+    let password = UserChanges { password_hash: Some("newer".into()), ..Default::default() };
+    store.update_user(jake.id, &password).await.unwrap().unwrap();
+    assert!(store.account_token("r3", TokenPurpose::ResetPassword).await.unwrap().is_none());
+    store.mail_account(&email(at), &mail_token(token("r4", TokenPurpose::ResetPassword, at, now + 60))).await.unwrap();
+    let revert = token("u1", TokenPurpose::RevertEmail, at, now + 60);
+    let change = UserChanges {
+        email: Some(email("new@example.com")),
+        outgoing: Outgoing { tokens: vec![revert], mails: vec![mail("email-changed", at)] },
+        ..Default::default()
+    };
+    let changed = store.update_user(jake.id, &change).await.unwrap().unwrap();
+    assert!(!changed.email_verified, "a new address is unverified");
+    assert!(store.redeem_token("r4", "hash-r4", now, &reset("x")).await.unwrap().is_none(), "the old address's link");
+    let same = UserChanges { email: Some(email("new@example.com")), ..Default::default() };
+    assert!(!store.update_user(jake.id, &same).await.unwrap().unwrap().email_verified);
+
+    // The old address undoes the change: it is back, verified, and every token ends.
+    let reverted = store
+        .redeem_token("u1", "hash-u1", now, &Redeem::RevertEmail { outgoing: Outgoing::default() })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((reverted.email.as_str(), reverted.email_verified), (at, true));
+    assert_eq!(reverted.token_version, changed.token_version + 1);
+}
+
+pub async fn deleted_accounts_take_their_content_or_leave_it_to_a_tombstone(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let bob = user(&*store, "bob").await;
+    let a = article(&*store, &jake, "jakes", &["a"]).await;
+    let b = article(&*store, &anna, "annas", &["b"]).await;
+    let c = article(&*store, &bob, "bobs", &["a", "b"]).await;
+    store.favorite(jake.id, &slug(&b.slug)).await.unwrap();
+    store.favorite(anna.id, &slug(&a.slug)).await.unwrap();
+    store.favorite(bob.id, &slug(&b.slug)).await.unwrap();
+    store.follow(jake.id, &username("anna")).await.unwrap();
+    store.follow(anna.id, &username("jake")).await.unwrap();
+    store.create_comment(b.id, jake.id, "jake was here").await.unwrap();
+    store.create_comment(a.id, anna.id, "anna was here").await.unwrap();
+
+    let export = store.export_user(jake.id).await.unwrap().unwrap();
+    assert_eq!(export.articles.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>(), [a.slug.as_str()]);
+    assert_eq!(export.articles[0].body.as_deref(), Some("body of jakes"));
+    assert_eq!((export.comments.len(), export.comments[0].article.as_str()), (1, b.slug.as_str()));
+    assert_eq!((export.favorites.clone(), export.follows.clone()), (vec![b.slug.clone()], vec!["anna".to_owned()]));
+
+    // A stale version (the password changed meanwhile) deletes nothing.
+    assert!(
+        !store
+            .delete_user(jake.id, jake.token_version + 1, DeletedContent::Delete, &Outgoing::default())
+            .await
+            .unwrap()
+    );
+    let goodbye = Outgoing { mails: vec![mail("account-deleted", "jake@example.com")], ..Outgoing::default() };
+    assert!(store.delete_user(jake.id, jake.token_version, DeletedContent::Delete, &goodbye).await.unwrap());
+    assert!(store.user_by_id(jake.id).await.unwrap().is_none());
+    assert!(store.article(&slug(&a.slug), None).await.unwrap().is_none(), "their article went");
+    assert_eq!(store.article(&slug(&b.slug), None).await.unwrap().unwrap().favorites_count, 1, "their favorite went");
+    assert!(store.comments(b.id, None, Paging::default()).await.unwrap().is_empty(), "their comment went");
+    assert!(store.profile(&username("anna"), None).await.unwrap().is_some());
+    assert_eq!(store.list_mail(None, 10).await.unwrap()[0].kind, "account-deleted");
+    assert_counts_hold(&store, anna.id, "jake deleted").await;
+    assert!(store.export_user(jake.id).await.unwrap().is_none());
+
+    // Kept content stays, under the tombstone; the counts follow it.
+    assert!(store.delete_user(anna.id, anna.token_version, DeletedContent::Keep, &Outgoing::default()).await.unwrap());
+    let kept = store.article(&slug(&b.slug), None).await.unwrap().unwrap();
+    assert_eq!(kept.author.username, TOMBSTONE_USERNAME);
+    assert_eq!(kept.favorites_count, 1, "bob's favorite stays");
+    let all = store
+        .list_articles(&ArticleQuery { page: Paging { limit: 100, ..Paging::default() }, ..query() }, None)
+        .await
+        .unwrap();
+    assert_eq!(all.total, 2);
+    assert_eq!(store.favorite(bob.id, &slug(&c.slug)).await.unwrap().unwrap().favorites_count, 1);
+    assert_counts_hold(&store, bob.id, "anna deleted, content kept").await;
+    assert!(store.tags().await.unwrap().contains(&"b".to_owned()));
+    // A second kept account reuses the tombstone.
+    assert!(store.delete_user(bob.id, bob.token_version, DeletedContent::Keep, &Outgoing::default()).await.unwrap());
+    assert_eq!(store.article(&slug(&c.slug), None).await.unwrap().unwrap().author.username, TOMBSTONE_USERNAME);
+    assert_eq!(store.list_articles(&query(), None).await.unwrap().total, 2);
 }

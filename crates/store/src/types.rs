@@ -47,6 +47,8 @@ pub struct UserChanges {
     pub expected_version: Option<i64>,
     pub bio: Option<Option<String>>,
     pub image: Option<Option<String>>,
+    /// Mail the change sends (notices, a verification of a new address), in its transaction.
+    pub outgoing: Outgoing,
 }
 
 #[derive(Debug, Clone)]
@@ -159,4 +161,154 @@ impl PoolStats {
 pub struct AccountChanges {
     pub role: Option<conduit_domain::model::Role>,
     pub active: Option<bool>,
+}
+
+// --- the account lifecycle by mail ---
+
+/// What a mailed single-use token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Proves the person reads mail at the token's address.
+    VerifyEmail,
+    /// Sets a new password.
+    ResetPassword,
+    /// Undoes an email change: sent to the old address, it restores it.
+    RevertEmail,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::VerifyEmail => "verify",
+            TokenPurpose::ResetPassword => "reset",
+            TokenPurpose::RevertEmail => "revert",
+        }
+    }
+}
+
+/// A token to record. The token itself goes out in a mail; only its selector (to find it) and
+/// the hash of its verifier are stored.
+#[derive(Debug, Clone)]
+pub struct NewAccountToken {
+    pub selector: String,
+    pub verifier_hash: String,
+    pub purpose: TokenPurpose,
+    /// The address it is mailed to (see the `account_tokens` table).
+    pub email: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A recorded token, found by its selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountToken {
+    pub user: UserId,
+    pub verifier_hash: String,
+    pub email: String,
+    pub expires_at: i64,
+}
+
+/// One message for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// What it is, for metrics and `conduit mail list`: `verify`, `reset`, `password-changed`...
+    pub kind: &'static str,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// What a change mails, written in the change's own transaction: tokens to record (each
+/// replaces the user's earlier ones of its purpose) and messages to queue.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing {
+    pub tokens: Vec<NewAccountToken>,
+    pub mails: Vec<Mail>,
+}
+
+/// Using a token: what it does, applied in the transaction that deletes it.
+#[derive(Debug, Clone)]
+pub enum Redeem {
+    /// Marks the token's address verified, if it is still the account's.
+    VerifyEmail,
+    /// Sets this password hash (ending every token and session of the account, and every
+    /// other reset token), if the token's address is still the account's; it is then verified.
+    ResetPassword { password_hash: String, outgoing: Outgoing },
+    /// Gives the account back the token's address (verified) and ends every token and session.
+    /// Fails with `DbError::Conflict("email")` if another account took the address since.
+    RevertEmail { outgoing: Outgoing },
+}
+
+impl Redeem {
+    pub fn purpose(&self) -> TokenPurpose {
+        match self {
+            Redeem::VerifyEmail => TokenPurpose::VerifyEmail,
+            Redeem::ResetPassword { .. } => TokenPurpose::ResetPassword,
+            Redeem::RevertEmail { .. } => TokenPurpose::RevertEmail,
+        }
+    }
+}
+
+/// What becomes of a deleted account's articles and comments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedContent {
+    /// Deleted with the account.
+    Delete,
+    /// Kept, their author shown as [`TOMBSTONE_USERNAME`].
+    Keep,
+}
+
+/// The author shown on content kept from deleted accounts: a name registration refuses, so
+/// nobody can take it.
+pub const TOMBSTONE_USERNAME: &str = "[deleted]";
+
+/// A message claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// A message of the outbox as `conduit mail list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    /// `queued`, `sent` or `dead`.
+    pub state: String,
+    pub attempts: i64,
+    /// Unix milliseconds.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+/// Everything an account owns (`GET /api/user/export`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserExport {
+    pub user: User,
+    /// Newest first, with bodies.
+    pub articles: Vec<conduit_domain::Article>,
+    pub comments: Vec<ExportedComment>,
+    /// Slugs of the articles they favorited.
+    pub favorites: Vec<String>,
+    /// Usernames they follow.
+    pub follows: Vec<String>,
+}
+
+/// A comment of an export, with the article it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedComment {
+    pub id: i64,
+    pub article: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
 }

@@ -27,6 +27,8 @@ pub fn routes() -> Router<AppState> {
 pub struct AccountView {
     username: String,
     email: String,
+    /// False until the person opened the verification link mailed to `email`.
+    email_verified: bool,
     bio: Option<String>,
     image: Option<String>,
     role: Role,
@@ -39,6 +41,7 @@ impl From<User> for AccountView {
         AccountView {
             username: u.username,
             email: u.email,
+            email_verified: u.email_verified,
             bio: u.bio,
             image: u.image,
             role: u.role,

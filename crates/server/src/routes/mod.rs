@@ -1,5 +1,6 @@
 //! The handlers: one file per resource.
 
+pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod articles;
 pub(crate) mod comments;
@@ -17,6 +18,7 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     let api = Router::new()
         .merge(users::routes())
+        .merge(account::routes())
         .merge(profiles::routes())
         .merge(articles::routes())
         .merge(comments::routes())

@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use conduit_domain::token::Grant;
 use conduit_domain::{Email, Errors, User, validation as v};
 use conduit_store::rows::grace_token_value;
-use conduit_store::{NewUser, UserChanges};
+use conduit_store::{NewUser, Outgoing, UserChanges};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -26,7 +26,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/users", post(register))
         .route("/users/login", post(login))
-        .route("/user", get(current).put(update))
+        .route("/user", get(current).put(update).delete(super::account::delete))
 }
 
 /// `{"user": {...}}` as the spec returns it: the owner's view, with a token.
@@ -37,8 +37,11 @@ pub struct UserBody {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = User)]
+#[serde(rename_all = "camelCase")]
 pub struct UserView {
     email: String,
+    /// False until the link mailed to `email` is opened (`POST /api/users/verify`).
+    email_verified: bool,
     token: String,
     username: String,
     bio: Option<String>,
@@ -48,7 +51,14 @@ pub struct UserView {
 impl UserBody {
     pub fn new(user: User, token: String) -> Json<Self> {
         Json(UserBody {
-            user: UserView { email: user.email, token, username: user.username, bio: user.bio, image: user.image },
+            user: UserView {
+                email: user.email,
+                email_verified: user.email_verified,
+                token,
+                username: user.username,
+                bio: user.bio,
+                image: user.image,
+            },
         })
     }
 }
@@ -92,7 +102,10 @@ pub(crate) async fn register(
     // and a refused one tells whether a name or email exists.
     state.limiter.reserve(&registration_limits(&state.http, ip)).await?.keep();
     let password_hash = state.passwords.hash(admission, password).await?;
-    let user = state.store.create_user(&NewUser { username, email, password_hash }).await?;
+    // The verification link is queued with the account, in its transaction.
+    let outgoing = state.letters.verification(&username, &email);
+    let user = state.store.create_user(&NewUser { username, email, password_hash }, &outgoing).await?;
+    state.letters.queued(&state.metrics, &outgoing);
     let now = chrono::Utc::now();
     let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
@@ -216,17 +229,22 @@ pub(crate) async fn update(
         }
         _ => None,
     };
+    let username = username.flatten();
+    let email = email.flatten();
+    let outgoing = change_notices(&state, &caller.user, username.as_deref(), email.as_deref(), password_hash.is_some());
     let changes = UserChanges {
-        username: username.flatten(),
-        email: email.flatten(),
+        username,
+        email,
         surviving_token,
         expected_version: Some(caller.user.token_version),
         password_hash,
         bio: bio.map(Option::flatten),
         image: image.map(Option::flatten),
+        outgoing,
     };
     // `None`: the credential was revoked (or the account deleted) while this request ran.
     let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("has been revoked"))?;
+    state.letters.queued(&state.metrics, &changes.outgoing);
     if user.token_version == caller.user.token_version && grant == caller.grant {
         return Ok(UserBody::new(user, caller.token));
     }
@@ -241,10 +259,35 @@ pub(crate) async fn update(
     Ok(UserBody::new(user, token))
 }
 
+/// The mail a change of the account sends, in its transaction: a new address gets a
+/// verification link and the old one a notice with a link that undoes the change; a new
+/// password, a notice to the account's (new) address.
+fn change_notices(
+    state: &AppState,
+    user: &User,
+    username: Option<&str>,
+    email: Option<&str>,
+    new_password: bool,
+) -> Outgoing {
+    let name = username.unwrap_or(&user.username);
+    let mut outgoing = Outgoing::default();
+    let address = match email.filter(|e| *e != user.email) {
+        Some(new) => {
+            outgoing = state.letters.email_changed(name, &user.email, new);
+            new
+        }
+        None => &user.email,
+    };
+    if new_password {
+        outgoing.mails.push(state.letters.password_changed(name, address));
+    }
+    outgoing
+}
+
 /// Whether the caller may change their email or password: with the right `current_password`
 /// (counted like a login attempt), or within the re-authentication window of their login.
 /// Returns the login time to carry on (now when the password was given), and whether it was.
-async fn confirm_identity(
+pub(crate) async fn confirm_identity(
     state: &AppState,
     caller: &RequireUser,
     ip: std::net::IpAddr,

@@ -14,6 +14,7 @@ mod cli;
 mod connections;
 mod crash;
 mod hostile;
+mod mail;
 mod openapi;
 mod operations;
 mod postgres_restart;

@@ -4,13 +4,14 @@
 #![allow(dead_code)] // not every helper is used by every backend's cases
 
 pub mod process;
+pub mod smtp;
 
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use conduit_domain::token::TokenKeys;
-use conduit_server::config::HttpSettings;
+use conduit_server::config::{HttpSettings, MailSettings};
 use conduit_server::{AppState, app, serve};
 use conduit_store::Store;
 use reqwest::{Method, StatusCode};
@@ -77,8 +78,21 @@ impl TestApp {
         Self::start(Arc::new(store), Box::new(db), settings).await
     }
 
+    /// On SQLite, with these mail settings.
+    pub async fn sqlite_with_mail(mail: MailSettings) -> Self {
+        let (store, dir) = conduit_store_sqlite::testing::fresh_store().await;
+        let state = AppState::new(Arc::new(store), keys())
+            .with_http(settings())
+            .with_mail(mail, "https://frontend.example".into());
+        Self::serve(state, Box::new(dir)).await
+    }
+
     async fn start(store: Arc<dyn Store>, database: Box<dyn Any + Send>, settings: HttpSettings) -> Self {
-        let state = AppState::new(store.clone(), keys()).with_http(settings);
+        Self::serve(AppState::new(store, keys()).with_http(settings), database).await
+    }
+
+    async fn serve(state: AppState, database: Box<dyn Any + Send>) -> Self {
+        let store = state.store.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(serve(listener, app(state), Duration::from_secs(30), std::future::pending()));

@@ -1,0 +1,444 @@
+//! The account lifecycle by mail against a real SMTP server (aiosmtpd) and real `conduit`
+//! processes: every flow followed from the mail's link over HTTP on both backends; a mail
+//! server that is down, then back; an instance killed between the commit and the send; two
+//! PostgreSQL instances sharing one outbox.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::common::TestApp;
+use crate::common::process::{Server, conduit, run};
+use crate::common::smtp::{SmtpSink, link_token};
+use conduit_server::config::{MailSettings, UnverifiedPolicy};
+use conduit_store_postgres::testing::TestDatabase;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const SECRET: &str = "a shared secret for the mail tests, 32+ characters";
+const WITHIN: Duration = Duration::from_secs(20);
+
+/// Settings of every instance here: quick retries, links to a frontend.
+fn env(database: Option<&str>, smtp: &str) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("CONDUIT_SMTP_URL", smtp.to_owned()),
+        ("CONDUIT_PUBLIC_URL", "https://frontend.example".to_owned()),
+        ("CONDUIT_MAIL_RETRY", "0.2".to_owned()),
+        ("CONDUIT_SMTP_TIMEOUT", "2".to_owned()),
+        ("CONDUIT_JWT_SECRET", SECRET.to_owned()),
+    ];
+    if let Some(url) = database {
+        env.push(("DATABASE_URL", url.to_owned()));
+    }
+    env
+}
+
+fn start(dir: &std::path::Path, env: &[(&'static str, String)]) -> Server {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_with(dir, &env)
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        Client { http: reqwest::Client::new(), base: base.to_owned() }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Token {token}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    async fn register(&self, name: &str) -> String {
+        let user =
+            json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": "password123"}});
+        let (status, body) = self.post("/api/users", None, user).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["user"]["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+        self.post("/api/users/login", None, json!({"user": {"email": email, "password": password}})).await
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let text = self.http.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    }
+}
+
+async fn every_flow_end_to_end(database: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start();
+    let server = start(dir.path(), &env(database, &sink.url()));
+    let api = Client::new(&server.base);
+
+    // Registration mails a verification link; the link verifies the address, once.
+    let token = api.register("jake").await;
+    let (_, me) = api.send(reqwest::Method::GET, "/api/user", Some(&token), None).await;
+    assert_eq!(me["user"]["emailVerified"], false);
+    let mail = sink.wait_for("jake@example.com", "Confirm your email", WITHIN).await;
+    assert!(mail["body"].as_str().unwrap().contains("https://frontend.example/verify-email?token="), "{mail}");
+    let verify = link_token(&mail, "verify-email");
+    let (status, body) = api.post("/api/users/verify", None, json!({"token": verify})).await;
+    assert_eq!((status, &body["user"]["emailVerified"]), (StatusCode::OK, &json!(true)), "{body}");
+    let (_, me) = api.send(reqwest::Method::GET, "/api/user", Some(&token), None).await;
+    assert_eq!(me["user"]["emailVerified"], true);
+    let (status, body) = api.post("/api/users/verify", None, json!({"token": verify})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "single use: {body}");
+    assert!(body["errors"]["token"][0].as_str().unwrap().contains("ask for a new link"));
+
+    // A reset request answers alike for an unknown address, and mails only the real one.
+    let ask = |email: &str| json!({"user": {"email": email}});
+    let (known, known_body) = api.post("/api/users/password-reset", None, ask("jake@example.com")).await;
+    let (unknown, unknown_body) = api.post("/api/users/password-reset", None, ask("nobody@example.com")).await;
+    assert_eq!((known, unknown), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(known_body, unknown_body);
+    let mail = sink.wait_for("jake@example.com", "Reset your Conduit password", WITHIN).await;
+    let reset = link_token(&mail, "reset-password");
+    let confirm = |token: &str, password: &str| json!({"token": token, "password": password});
+    let (status, body) = api.post("/api/users/password-reset/confirm", None, confirm(&reset, "short")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = api.post("/api/users/password-reset/confirm", None, confirm(&reset, "a new password")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = body["user"]["token"].as_str().unwrap().to_owned();
+    let (status, _) = api.send(reqwest::Method::GET, "/api/user", Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a reset ends every earlier token");
+    assert_eq!(api.login("jake@example.com", "password123").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.login("jake@example.com", "a new password").await.0, StatusCode::OK);
+    let (status, _) = api.post("/api/users/password-reset/confirm", None, confirm(&reset, "another one")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a reset link works once");
+    sink.wait_for("jake@example.com", "password was changed", WITHIN).await;
+    assert!(!sink.messages().iter().any(|m| m["to"].as_str().unwrap().contains("nobody")), "no mail to unknown");
+
+    // An email change: the old address gets a notice with an undo link, the new one a
+    // verification link. The undo gives the old address back and ends every token.
+    let change = json!({"user": {"email": "jacob@example.com"}});
+    let (status, body) = api.send(reqwest::Method::PUT, "/api/user", Some(&fresh), Some(change)).await;
+    assert_eq!((status, &body["user"]["emailVerified"]), (StatusCode::OK, &json!(false)), "{body}");
+    let notice = sink.wait_for("jake@example.com", "email address was changed", WITHIN).await;
+    assert!(notice["body"].as_str().unwrap().contains("jacob@example.com"));
+    let verify_new = sink.wait_for("jacob@example.com", "Confirm your email", WITHIN).await;
+    let (status, body) =
+        api.post("/api/users/verify", None, json!({"token": link_token(&verify_new, "verify-email")})).await;
+    assert_eq!((status, &body["user"]["email"]), (StatusCode::OK, &json!("jacob@example.com")));
+    let (status, body) =
+        api.post("/api/users/email-change/revert", None, json!({"token": link_token(&notice, "revert-email")})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((&body["user"]["email"], &body["user"]["emailVerified"]), (&json!("jake@example.com"), &json!(true)));
+    let (status, _) = api.send(reqwest::Method::GET, "/api/user", Some(&fresh), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "undoing the change ends every token");
+    let restored = sink.wait_for_nth("jake@example.com", "Reset your Conduit password", 1, WITHIN).await;
+    assert!(restored["body"].as_str().unwrap().contains("has this address again"), "{restored}");
+    assert_ne!(link_token(&restored, "reset-password"), reset, "a fresh reset link comes with it");
+
+    // A password change sends a notice; export holds everything; deletion ends it all.
+    let (_, login) = api.login("jake@example.com", "a new password").await;
+    let token = login["user"]["token"].as_str().unwrap().to_owned();
+    let before = sink.messages().len();
+    let change = json!({"user": {"password": "the newest password"}});
+    let (status, body) = api.send(reqwest::Method::PUT, "/api/user", Some(&token), Some(change)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["user"]["token"].as_str().unwrap().to_owned();
+    let messages = sink.wait_for_count(before + 1, WITHIN).await;
+    assert!(messages[before]["subject"].as_str().unwrap().contains("password was changed"));
+    let article = json!({"article": {"title": "Mine", "description": "d", "body": "all mine", "tagList": ["t"]}});
+    let (status, _) = api.post("/api/articles", Some(&token), article).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = api.post("/api/articles/mine/comments", Some(&token), json!({"comment": {"body": "me"}})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, export) = api.send(reqwest::Method::GET, "/api/user/export", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let export = &export["export"];
+    assert_eq!((&export["user"]["username"], &export["articles"][0]["body"]), (&json!("jake"), &json!("all mine")));
+    assert_eq!((&export["comments"][0]["article"], &export["comments"][0]["body"]), (&json!("mine"), &json!("me")));
+
+    let (status, body) = api.send(reqwest::Method::DELETE, "/api/user", Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "a recent login needs no password: {body}");
+    let (status, _) = api.send(reqwest::Method::GET, "/api/user", Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.login("jake@example.com", "the newest password").await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.send(reqwest::Method::GET, "/api/articles/mine", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "their article went with them (the default)");
+    sink.wait_for("jake@example.com", "account was deleted", WITHIN).await;
+    // The sink has a message a moment before its sender hears the 250 and counts it.
+    let deadline = Instant::now() + WITHIN;
+    while api.metric("conduit_mail_sent_total").await < 8.0 {
+        assert!(Instant::now() < deadline, "the sends were not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(api.metric("conduit_mail_sent_total").await, 8.0, "eight messages, each sent once");
+    assert_eq!(sink.messages().len(), 8);
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_flow_end_to_end_on_sqlite() {
+    every_flow_end_to_end(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_flow_end_to_end_on_postgres() {
+    let database = TestDatabase::create().await;
+    every_flow_end_to_end(Some(&database.url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_asked_while_the_mail_server_is_down_is_delivered_by_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = SmtpSink::start();
+    sink.stop();
+    let server = start(dir.path(), &env(None, &sink.url()));
+    let api = Client::new(&server.base);
+    api.register("jake").await;
+    let (status, _) = api.post("/api/users/password-reset", None, json!({"user": {"email": "jake@example.com"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "queued, whatever the mail server does");
+    let deadline = Instant::now() + WITHIN;
+    while api.metric("conduit_mail_failed_total").await < 2.0 {
+        assert!(Instant::now() < deadline, "the sends never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sink.resume();
+    let mail = sink.wait_for("jake@example.com", "Reset your Conduit password", WITHIN).await;
+    assert!(mail["body"].as_str().unwrap().contains("reset-password?token="));
+    sink.wait_for("jake@example.com", "Confirm your email", WITHIN).await;
+    assert!(server.terminate().success());
+    // The outbox shows the tries it took, and no body (it held a token).
+    let (ok, listed, stderr) = run(conduit(dir.path()).args(["mail", "list", "--state", "sent"]));
+    assert!(ok, "{stderr}");
+    let reset_line = listed.lines().find(|l| l.contains(" reset ")).unwrap_or_else(|| panic!("{listed}"));
+    let tries: u32 = reset_line.split("tries").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(tries >= 2, "delivered by a retry: {reset_line}");
+    assert_eq!(sink.messages().len(), 2, "each message once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_committed_when_the_instance_is_killed_mid_send_is_sent_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // A mail server that accepts connections and never answers: the send hangs in flight.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole = format!("smtp://{}", black_hole.local_addr().unwrap());
+    let (accepted, connections) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in black_hole.incoming() {
+            let _ = accepted.send(stream);
+        }
+    });
+    let mut server = start(dir.path(), &env(None, &hole));
+    let api = Client::new(&server.base);
+    api.register("jake").await;
+    // The verification mail is committed and being sent: kill the instance now.
+    let held = connections.recv_timeout(WITHIN).expect("the sender connected").unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(held);
+
+    let sink = SmtpSink::start();
+    let restarted = start(dir.path(), &env(None, &sink.url()));
+    // Its lease (2 × the 2 s timeout + 5 s) runs out, then the restarted instance sends it.
+    let mail = sink.wait_for("jake@example.com", "Confirm your email", Duration::from_secs(30)).await;
+    let verify = link_token(&mail, "verify-email");
+    let api = Client::new(&restarted.base);
+    let (status, _) = api.post("/api/users/verify", None, json!({"token": verify})).await;
+    assert_eq!(status, StatusCode::OK, "the mail sent after the restart is the one committed before it");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.messages().len(), 1, "sent once");
+    assert!(restarted.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_instances_deliver_each_message_exactly_once() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = SmtpSink::start();
+    let settings = env(Some(&database.url), &sink.url());
+    let (a, b) = (start(dir.path(), &settings), start(dir.path(), &settings));
+    let clients = [Client::new(&a.base), Client::new(&b.base)];
+    // 30 registrations and 30 reset requests, spread over both instances, all at once: 60
+    // messages queued by two instances whose senders both claim from one outbox.
+    let names: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
+    let registrations = names.iter().enumerate().map(|(i, name)| clients[i % 2].register(name));
+    futures::future::join_all(registrations).await;
+    let resets = names.iter().enumerate().map(|(i, name)| {
+        clients[(i + 1) % 2].post(
+            "/api/users/password-reset",
+            None,
+            json!({"user": {"email": format!("{name}@example.com")}}),
+        )
+    });
+    for (status, body) in futures::future::join_all(resets).await {
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    sink.wait_for_count(60, Duration::from_secs(60)).await;
+    // Both senders keep polling: nothing more may come (and the last sends get counted).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for message in sink.messages() {
+        *seen
+            .entry((message["to"].as_str().unwrap().to_owned(), message["subject"].as_str().unwrap().to_owned()))
+            .or_default() += 1;
+    }
+    assert_eq!(seen.len(), 60, "{seen:#?}");
+    assert!(seen.values().all(|n| *n == 1), "a message delivered twice: {seen:#?}");
+    let sent = clients[0].metric("conduit_mail_sent_total").await + clients[1].metric("conduit_mail_sent_total").await;
+    assert_eq!(sent, 60.0, "the two instances' sends add up to the messages");
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_mail_is_listed_and_requeued_by_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = SmtpSink::start();
+    sink.stop();
+    let mut settings = env(None, &sink.url());
+    settings.push(("CONDUIT_MAIL_MAX_ATTEMPTS", "2".to_owned()));
+    let server = start(dir.path(), &settings);
+    let api = Client::new(&server.base);
+    api.register("jake").await;
+    let deadline = Instant::now() + WITHIN;
+    while api.metric("conduit_mail_dead_total").await < 1.0 {
+        assert!(Instant::now() < deadline, "the message never died");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, listed, stderr) = run(conduit(dir.path()).args(["mail", "list", "--state", "dead"]));
+    assert!(ok, "{stderr}");
+    assert!(listed.contains("jake@example.com") && listed.contains("last error"), "{listed}");
+    sink.resume();
+    let (ok, out, stderr) = run(conduit(dir.path()).args(["mail", "retry"]));
+    assert!(ok && out.starts_with("1 message(s) queued again"), "{out} {stderr}");
+    sink.wait_for("jake@example.com", "Confirm your email", WITHIN).await;
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_file_url_mail_goes_to_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("outgoing mail");
+    let url = url::Url::from_directory_path(&folder).unwrap().to_string();
+    let server = start(dir.path(), &env(None, &url));
+    Client::new(&server.base).register("jake").await;
+    let deadline = Instant::now() + WITHIN;
+    let eml = loop {
+        let found = std::fs::read_dir(&folder).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path());
+        if let Some(path) = found {
+            break std::fs::read_to_string(path).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no .eml written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(eml.contains("To: jake@example.com") && eml.contains("verify-email?token"), "{eml}");
+    assert!(server.terminate().success());
+}
+
+// --- in process: limits, timing and the policy for unverified users (no sending needed) ---
+
+/// The newest queued message's link token for `page`, read from the outbox itself.
+async fn queued_token(app: &TestApp, page: &str) -> String {
+    let now = chrono::Utc::now().timestamp_millis();
+    let claimed = app.store.claim_mail(now, now + 60_000, 100).await.unwrap();
+    let mail = claimed.iter().rev().find(|m| m.body.contains(page)).unwrap_or_else(|| panic!("no {page} mail"));
+    link_token(&json!({"body": mail.body}), page)
+}
+
+async fn reset_requests_answer_alike_and_are_limited_per_recipient(app: TestApp) {
+    app.register("jake").await;
+    let ask = |email: &str| json!({"user": {"email": email}});
+    for email in ["jake@example.com", "nobody@example.com"] {
+        let mut bodies = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let (status, body) = app.post("/api/users/password-reset", None, ask(email)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            assert!(started.elapsed() >= Duration::from_millis(250), "every answer waits for the floor");
+            bodies.push(body);
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+        let (status, body) = app.post("/api/users/password-reset", None, ask(email)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the sixth mail to {email} this hour: {body}");
+    }
+    let (status, body) = app.post("/api/users/password-reset", None, ask("not an address")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Garbage, forged and missing tokens are a 422 in the error shape, never a 500.
+    for token in [json!(""), json!("nonsense"), json!("AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"), json!(null)]
+    {
+        let (status, body) = app.post("/api/users/verify", None, json!({"token": token})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{token}: {body}");
+        let confirm = json!({"token": token, "password": "a long new password"});
+        let (status, _) = app.post("/api/users/password-reset/confirm", None, confirm).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{token}");
+    }
+}
+
+async fn a_forged_verifier_with_a_real_selector_is_refused(app: TestApp) {
+    app.register("jake").await;
+    let token = queued_token(&app, "verify-email").await;
+    let (selector, verifier) = token.split_once('.').unwrap();
+    let forged = format!("{selector}.{}", verifier.chars().rev().collect::<String>());
+    let (status, _) = app.post("/api/users/verify", None, json!({"token": forged})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = app.post("/api/users/verify", None, json!({"token": token})).await;
+    assert_eq!(status, StatusCode::OK, "the real one still works: {body}");
+}
+
+on_both_backends!(
+    reset_requests_answer_alike_and_are_limited_per_recipient,
+    a_forged_verifier_with_a_real_selector_is_refused
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_users_read_and_manage_their_account_but_write_nothing_else_under_the_read_policy() {
+    let mail = MailSettings { unverified_users: UnverifiedPolicy::Read, ..MailSettings::default() };
+    let app = TestApp::sqlite_with_mail(mail).await;
+    let token = app.register("jake").await;
+    let article = json!({"article": {"title": "t", "description": "d", "body": "b"}});
+    let (status, body) = app.post("/api/articles", Some(&token), article.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["errors"]["email"][0].as_str().unwrap().contains("not verified"));
+    assert_eq!(app.get("/api/articles", Some(&token)).await.0, StatusCode::OK);
+    assert_eq!(app.put("/api/user", Some(&token), json!({"user": {"bio": "hi"}})).await.0, StatusCode::OK);
+    let verify = queued_token(&app, "verify-email").await;
+    assert_eq!(app.post("/api/users/verify", None, json!({"token": verify})).await.0, StatusCode::OK);
+    assert_eq!(app.post("/api/articles", Some(&token), article).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_users_cannot_log_in_under_the_none_policy() {
+    let mail = MailSettings { unverified_users: UnverifiedPolicy::None, ..MailSettings::default() };
+    let app = TestApp::sqlite_with_mail(mail).await;
+    app.register("jake").await;
+    let login = json!({"user": {"email": "jake@example.com", "password": "password123"}});
+    let (status, body) = app.post("/api/users/login", None, login.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = app
+        .post("/api/users/login", None, json!({"user": {"email": "jake@example.com", "password": "wrong password"}}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong password learns nothing about verification");
+    let verify = queued_token(&app, "verify-email").await;
+    assert_eq!(app.post("/api/users/verify", None, json!({"token": verify})).await.0, StatusCode::OK);
+    assert_eq!(app.post("/api/users/login", None, login).await.0, StatusCode::OK);
+}

@@ -1,0 +1,301 @@
+//! The account lifecycle by mail: single-use tokens, the mail a change sends (written in the
+//! change's own transaction), deleting an account and exporting it. Shared by both backends
+//! (see README.md).
+
+use chrono::{DateTime, Utc};
+use conduit_domain::model::UserId;
+use conduit_domain::{Article, User};
+use conduit_store::rows::{ArticleRow, UserRow};
+use conduit_store::*;
+
+use crate::{Connection, Pool};
+
+/// Records `outgoing` in the caller's transaction: each token replaces `user`'s earlier ones of
+/// its purpose (so a newer reset link ends the older), each mail is queued, due now.
+pub async fn write_outgoing(tx: &mut Connection, user: UserId, outgoing: &Outgoing) -> Result<(), DbError> {
+    let user = user.get();
+    for token in &outgoing.tokens {
+        let purpose = token.purpose.as_str();
+        sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2", user, purpose)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query!(
+            "INSERT INTO account_tokens (selector, verifier_hash, user_id, purpose, email, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            token.selector,
+            token.verifier_hash,
+            user,
+            purpose,
+            token.email,
+            token.expires_at
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let now = Utc::now().timestamp_millis();
+    for mail in &outgoing.mails {
+        sqlx::query!(
+            "INSERT INTO outbox (kind, recipient, subject, body, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $5)",
+            mail.kind,
+            mail.to,
+            mail.subject,
+            mail.body,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records `outgoing` for the account whose address is `email`; `None` when there is none.
+pub async fn mail_account(db: &Pool, email: &str, outgoing: &Outgoing) -> Result<Option<UserId>, DbError> {
+    let mut tx = db.begin().await?;
+    let Some(id) = sqlx::query_scalar!(r#"SELECT id AS "id!" FROM users WHERE email = $1"#, email)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    write_outgoing(&mut tx, UserId::new(id), outgoing).await?;
+    tx.commit().await?;
+    Ok(Some(UserId::new(id)))
+}
+
+/// The token with this selector and purpose, expired or not (the caller compares the verifier
+/// and the time).
+pub async fn token(db: &Pool, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError> {
+    let purpose = purpose.as_str();
+    let row = sqlx::query!(
+        r#"SELECT user_id AS "user_id!", verifier_hash, email, expires_at AS "expires_at!: i64"
+           FROM account_tokens WHERE selector = $1 AND purpose = $2"#,
+        selector,
+        purpose
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| AccountToken {
+        user: UserId::new(r.user_id),
+        verifier_hash: r.verifier_hash,
+        email: r.email,
+        expires_at: r.expires_at,
+    }))
+}
+
+/// Uses a token: deletes it and applies `redeem`, in one transaction. `None` (and nothing
+/// changed) when the token is gone, expired, not this verifier's, or its address is no longer
+/// the account's (verify, reset).
+pub async fn redeem(
+    db: &Pool,
+    selector: &str,
+    verifier_hash: &str,
+    now: i64,
+    redeem: &Redeem,
+) -> Result<Option<User>, DbError> {
+    let purpose = redeem.purpose().as_str();
+    let mut tx = db.begin().await?;
+    let Some(token) = sqlx::query!(
+        r#"DELETE FROM account_tokens
+           WHERE selector = $1 AND verifier_hash = $2 AND purpose = $3 AND expires_at > $4
+           RETURNING user_id AS "user_id!", email"#,
+        selector,
+        verifier_hash,
+        purpose,
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let updated_at = Utc::now();
+    let row = match redeem {
+        Redeem::VerifyEmail => {
+            sqlx::query_as!(
+                UserRow,
+                r#"UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE id = $1 AND email = $2
+                   RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
+                             active AS "active!: bool", token_version AS "token_version!", ended_sessions,
+                             grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                token.user_id,
+                token.email,
+                updated_at
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+        Redeem::ResetPassword { password_hash, .. } => {
+            sqlx::query_as!(
+                UserRow,
+                r#"UPDATE users SET password_hash = $3, token_version = token_version + 1, ended_sessions = NULL,
+                          grace_token_id = NULL, email_verified = TRUE, updated_at = $4
+                   WHERE id = $1 AND email = $2
+                   RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
+                             active AS "active!: bool", token_version AS "token_version!", ended_sessions,
+                             grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                token.user_id,
+                token.email,
+                password_hash,
+                updated_at
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+        Redeem::RevertEmail { .. } => {
+            sqlx::query_as!(
+                UserRow,
+                r#"UPDATE users SET email = $2, email_verified = TRUE, token_version = token_version + 1,
+                          ended_sessions = NULL, grace_token_id = NULL, updated_at = $3
+                   WHERE id = $1
+                   RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
+                             active AS "active!: bool", token_version AS "token_version!", ended_sessions,
+                             grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                token.user_id,
+                token.email,
+                updated_at
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+    };
+    // The address moved on since the token was mailed: nothing happens (the rollback keeps
+    // the token, which works again only if the address comes back).
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let user = User::try_from(row)?;
+    match redeem {
+        Redeem::VerifyEmail => {}
+        Redeem::ResetPassword { outgoing, .. } => {
+            // One reset ends every other reset link.
+            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = 'reset'", token.user_id)
+                .execute(&mut *tx)
+                .await?;
+            write_outgoing(&mut tx, user.id, outgoing).await?;
+        }
+        Redeem::RevertEmail { outgoing } => {
+            // Whatever was mailed to the address being undone stops working.
+            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1", token.user_id).execute(&mut *tx).await?;
+            write_outgoing(&mut tx, user.id, outgoing).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(user))
+}
+
+/// Deletes the account `id` while its token version is still `expected_version` (false, and
+/// nothing changed, otherwise). Follows, favorites, tokens go with it by cascade; articles and
+/// comments too, or are handed to the tombstone author, per `content`. The maintained counts
+/// follow (by the triggers, and here for what moves to the tombstone).
+pub async fn delete(
+    db: &Pool,
+    id: UserId,
+    expected_version: i64,
+    content: DeletedContent,
+    outgoing: &Outgoing,
+) -> Result<bool, DbError> {
+    let id = id.get();
+    let key = id.to_string();
+    let mut tx = db.begin().await?;
+    if content == DeletedContent::Keep {
+        let now = Utc::now();
+        // Created on first use; it cannot log in (inactive, no valid hash) and no registration
+        // can take its name.
+        sqlx::query!(
+            "INSERT INTO users (username, email, password_hash, active, created_at, updated_at)
+             VALUES ($1, $1, '!', FALSE, $2, $2) ON CONFLICT (username) DO NOTHING",
+            TOMBSTONE_USERNAME,
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+        let tombstone = sqlx::query_scalar!(r#"SELECT id AS "id!" FROM users WHERE username = $1"#, TOMBSTONE_USERNAME)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query!("UPDATE articles SET author_id = $2 WHERE author_id = $1", id, tombstone)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query!("UPDATE comments SET author_id = $2 WHERE author_id = $1", id, tombstone)
+            .execute(&mut *tx)
+            .await?;
+        // The articles' count moves with them (the triggers count inserts and deletes only).
+        let tombstone_key = tombstone.to_string();
+        sqlx::query!(
+            "INSERT INTO counts (kind, key, stripe, n)
+             SELECT 'author', $2, 0, COALESCE(SUM(n), 0) FROM counts WHERE kind = 'author' AND key = $1
+             ON CONFLICT (kind, key, stripe) DO UPDATE SET n = counts.n + excluded.n",
+            key,
+            tombstone_key
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    write_outgoing(&mut tx, UserId::new(id), outgoing).await?;
+    let deleted = sqlx::query!("DELETE FROM users WHERE id = $1 AND token_version = $2", id, expected_version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Ok(false);
+    }
+    // The cascades counted these down to zero; the rows themselves are left over.
+    sqlx::query!("DELETE FROM counts WHERE kind IN ('author', 'favorited_by') AND key = $1", key)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Everything account `id` owns; `None` when there is no such account.
+pub async fn export(db: &Pool, id: UserId) -> Result<Option<UserExport>, DbError> {
+    let Some(user) = crate::users::by_id(db, id).await? else {
+        return Ok(None);
+    };
+    let id = id.get();
+    let articles = sqlx::query_as!(
+        ArticleRow,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
+                  a.tag_list AS "tag_list!: sqlx::types::Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS "favorited!: bool",
+                  a.favorites_count AS "favorites_count!: i64",
+                  u.username, u.bio, u.image, FALSE AS "following!: bool"
+           FROM articles a JOIN users u ON u.id = a.author_id
+           WHERE a.author_id = $1 ORDER BY a.id DESC"#,
+        id
+    )
+    .fetch_all(db)
+    .await?;
+    let comments = sqlx::query!(
+        r#"SELECT c.id AS "id!", a.slug, c.body, c.created_at AS "created_at!: DateTime<Utc>"
+           FROM comments c JOIN articles a ON a.id = c.article_id
+           WHERE c.author_id = $1 ORDER BY c.id"#,
+        id
+    )
+    .fetch_all(db)
+    .await?;
+    let favorites = sqlx::query_scalar!(
+        "SELECT a.slug FROM favorites f JOIN articles a ON a.id = f.article_id WHERE f.user_id = $1 ORDER BY a.id",
+        id
+    )
+    .fetch_all(db)
+    .await?;
+    let follows = sqlx::query_scalar!(
+        "SELECT u.username FROM follows f JOIN users u ON u.id = f.followee_id
+         WHERE f.follower_id = $1 ORDER BY u.username",
+        id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(Some(UserExport {
+        user,
+        articles: articles.into_iter().map(Article::from).collect(),
+        comments: comments
+            .into_iter()
+            .map(|c| ExportedComment { id: c.id, article: c.slug, body: c.body, created_at: c.created_at })
+            .collect(),
+        favorites,
+        follows,
+    }))
+}

@@ -1,0 +1,67 @@
+//! The outbox: mail queued by the changes that cause it (`account::write_outgoing`), claimed,
+//! sent and marked by the mail sender. Shared by both backends (see README.md); claiming
+//! differs (`dialect::claim_mail`: PostgreSQL skips rows another instance holds).
+
+use conduit_store::{DbError, OutboxEntry, QueuedMail};
+
+use crate::{Pool, dialect};
+
+/// Up to `limit` due messages (`next_attempt_at <= now`), each leased until `lease_until` and
+/// counted as one more attempt. Times are Unix milliseconds.
+pub async fn claim(db: &Pool, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError> {
+    dialect::claim_mail(db, now, lease_until, limit).await
+}
+
+/// Sent: it stays listed, without its body (which may hold a token).
+pub async fn sent(db: &Pool, id: i64, now: i64) -> Result<(), DbError> {
+    sqlx::query!("UPDATE outbox SET state = 'sent', sent_at = $2, body = '', last_error = NULL WHERE id = $1", id, now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A failed attempt: due again at `retry_at`, or dead (`None`) until `conduit mail retry`.
+pub async fn failed(db: &Pool, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError> {
+    sqlx::query!(
+        "UPDATE outbox SET
+             state = CASE WHEN CAST($3 AS BIGINT) IS NULL THEN 'dead' ELSE 'queued' END,
+             next_attempt_at = COALESCE($3, next_attempt_at),
+             last_error = $2
+         WHERE id = $1",
+        id,
+        error,
+        retry_at
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The newest `limit` messages, of one state or all.
+pub async fn list(db: &Pool, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError> {
+    Ok(sqlx::query_as!(
+        OutboxEntry,
+        r#"SELECT id AS "id!", kind, recipient AS "to", subject, state, attempts AS "attempts!: i64",
+                  next_attempt_at AS "next_attempt_at!: i64", last_error, created_at AS "created_at!: i64",
+                  sent_at AS "sent_at?: i64"
+           FROM outbox WHERE CAST($1 AS TEXT) IS NULL OR state = $1 ORDER BY id DESC LIMIT $2"#,
+        state,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Makes dead messages (or the one given, unless it was sent) due at `now` with a fresh count
+/// of attempts; how many.
+pub async fn retry(db: &Pool, id: Option<i64>, now: i64) -> Result<u64, DbError> {
+    let done = sqlx::query!(
+        "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $2, last_error = NULL
+         WHERE (CAST($1 AS BIGINT) IS NULL AND state = 'dead') OR (id = $1 AND state <> 'sent')",
+        id,
+        now
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
