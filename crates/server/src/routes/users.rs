@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, present};
 use crate::login::{LoginRequest, check_login, counted_verify};
 use crate::passwords::Admission;
-use crate::ratelimit::{hash_limits, registration_limits};
+use crate::ratelimit::{hash_limits, mail_limits, registration_limits};
 use crate::sessions::{self, AuthSession, SessionUser};
 use crate::state::AppState;
 
@@ -176,7 +176,7 @@ pub struct UserUpdate {
     responses((status = 200, body = UserBody), (status = 401, body = ErrorBody),
         (status = 403, description = "Email or password change without a recent login or the right `currentPassword`", body = ErrorBody),
         (status = 409, body = ErrorBody),
-        (status = 429, description = "Too many wrong current passwords", body = ErrorBody)))]
+        (status = 429, description = "Too many wrong current passwords, or mails to the new address", body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     mut auth: AuthSession,
@@ -231,6 +231,11 @@ pub(crate) async fn update(
     };
     let username = username.flatten();
     let email = email.flatten();
+    if let Some(new) = email.as_deref().filter(|e| *e != caller.user.email) {
+        // A new address is mailed a link: limited per recipient like every mailing request, so
+        // an account cannot be used to flood someone's inbox by changing its address to theirs.
+        state.limiter.reserve(&mail_limits(&state.letters.settings, new, ip)).await?.keep();
+    }
     let outgoing = change_notices(&state, &caller.user, username.as_deref(), email.as_deref(), password_hash.is_some());
     let changes = UserChanges {
         username,

@@ -405,9 +405,26 @@ async fn a_forged_verifier_with_a_real_selector_is_refused(app: TestApp) {
     assert_eq!(status, StatusCode::OK, "the real one still works: {body}");
 }
 
+async fn email_changes_cannot_flood_an_inbox(app: TestApp) {
+    let token = app.register("jake").await;
+    let change = |email: &str| json!({"user": {"email": email}});
+    // Each change mails the new address; back and forth, the victim's address gets five.
+    for round in 0..5 {
+        let (status, body) = app.put("/api/user", Some(&token), change("victim@example.com")).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+        let (status, body) = app.put("/api/user", Some(&token), change("jake@example.com")).await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {body}");
+    }
+    let (status, body) = app.put("/api/user", Some(&token), change("victim@example.com")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (_, me) = app.get("/api/user", Some(&token)).await;
+    assert_eq!(me["user"]["email"], "jake@example.com", "a refused change changes nothing");
+}
+
 on_both_backends!(
     reset_requests_answer_alike_and_are_limited_per_recipient,
-    a_forged_verifier_with_a_real_selector_is_refused
+    a_forged_verifier_with_a_real_selector_is_refused,
+    email_changes_cannot_flood_an_inbox
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
