@@ -52,8 +52,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// An optional JSON body (`Option<ApiJson<T>>`): none when the request declares no content type
-/// and sends no bytes; anything sent is read and checked as [`ApiJson`] does.
+/// An optional JSON body (`Option<ApiJson<T>>`): none when the request sends no bytes (declared
+/// by a missing or zero `Content-Length` without chunking, whatever its `Content-Type`: many
+/// clients send one on every request); anything sent is read and checked as [`ApiJson`] does.
 impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
@@ -64,7 +65,7 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let chunked = headers.contains_key(axum::http::header::TRANSFER_ENCODING);
-        if !headers.contains_key(CONTENT_TYPE) && !chunked && declared_length.unwrap_or(0) == 0 {
+        if !chunked && declared_length.unwrap_or(0) == 0 {
             return Ok(None);
         }
         <ApiJson<T> as FromRequest<S>>::from_request(req, state).await.map(Some)

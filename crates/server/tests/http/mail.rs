@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::common::TestApp;
 use crate::common::process::{Server, conduit, run};
 use crate::common::smtp::{SmtpSink, link_token};
+use crate::common::{TestApp, an_hour_old_login};
 use conduit_server::config::{MailSettings, UnverifiedPolicy};
 use conduit_store_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
@@ -421,7 +421,36 @@ async fn email_changes_cannot_flood_an_inbox(app: TestApp) {
     assert_eq!(me["user"]["email"], "jake@example.com", "a refused change changes nothing");
 }
 
+async fn deleting_an_account_needs_a_recent_login_or_the_password(app: TestApp) {
+    app.register("jake").await;
+    let old = an_hour_old_login(&app, "jake").await;
+    let (status, body) = app.delete("/api/user", Some(&old)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an hour-old login alone: {body}");
+    let wrong = json!({"user": {"currentPassword": "not the password"}});
+    let (status, _) = app.send(reqwest::Method::DELETE, "/api/user", Some(&old), Some(wrong)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app.send_raw(reqwest::Method::DELETE, "/api/user", Some(&old), b"{not json".to_vec()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let right = json!({"user": {"currentPassword": "password123"}});
+    let (status, _) = app.send(reqwest::Method::DELETE, "/api/user", Some(&old), Some(right)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/user", Some(&old)).await.0, StatusCode::UNAUTHORIZED);
+    // A recent login needs no body; a client that declares JSON but sends nothing is no body.
+    let fresh = app.register("anna").await;
+    let response = app
+        .client
+        .delete(format!("{}/api/user", app.base))
+        .header("authorization", format!("Token {fresh}"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/profiles/anna", None).await.0, StatusCode::NOT_FOUND);
+}
+
 on_both_backends!(
+    deleting_an_account_needs_a_recent_login_or_the_password,
     reset_requests_answer_alike_and_are_limited_per_recipient,
     a_forged_verifier_with_a_real_selector_is_refused,
     email_changes_cannot_flood_an_inbox
