@@ -96,7 +96,7 @@ impl Transport {
             }
             Transport::Log => {
                 tracing::info!(mail.id = mail.id, mail.kind = %mail.kind, to = %mail.to, subject = %mail.subject,
-                    body = %mail.body, "mail (not sent: no CONDUIT_SMTP_URL)");
+                    body = %mail.body, "mail written to the log instead of sent (no CONDUIT_SMTP_URL)");
                 Ok(())
             }
         }
@@ -185,7 +185,8 @@ impl Worker {
         let recorded = match sent {
             Ok(()) => {
                 self.metrics.record_mail("sent", 1);
-                tracing::info!(mail.id = mail.id, mail.kind = %mail.kind, attempts = mail.attempts, "mail sent");
+                tracing::info!(mail.id = mail.id, mail.kind = %mail.kind, attempts = mail.attempts,
+                    to = %self.transport.describe(), "mail delivered");
                 self.store.mail_sent(mail.id, now_ms()).await
             }
             Err((error, permanent)) => {
