@@ -81,13 +81,14 @@ pub struct AcceptedBody {
 
 const INVALID_TOKEN: &str = "is invalid, used or expired: ask for a new link";
 
-/// The stored token a request's token names, if its verifier matches in constant time and it
-/// has not expired; otherwise 422 on `token`.
+/// The stored token a request's token names, and its selector, if its verifier matches in
+/// constant time and it has not expired; otherwise 422 on `token`. Redeem it with its stored
+/// `verifier_hash`.
 async fn checked_token<'a>(
     state: &AppState,
     token: Option<&'a str>,
     purpose: TokenPurpose,
-) -> ApiResult<(conduit_store::AccountToken, &'a str, String)> {
+) -> ApiResult<(conduit_store::AccountToken, &'a str)> {
     let token = token.unwrap_or_default();
     if token.trim().is_empty() {
         return Err(ApiError::invalid("token", v::BLANK));
@@ -95,10 +96,7 @@ async fn checked_token<'a>(
     let (selector, verifier) = split_token(token).ok_or(ApiError::invalid("token", INVALID_TOKEN))?;
     let stored = state.store.account_token(selector, purpose).await?;
     match stored {
-        Some(stored) if Letters::check(&stored, verifier, Utc::now().timestamp()) => {
-            let hash = stored.verifier_hash.clone();
-            Ok((stored, selector, hash))
-        }
+        Some(stored) if Letters::check(&stored, verifier, Utc::now().timestamp()) => Ok((stored, selector)),
         _ => Err(ApiError::invalid("token", INVALID_TOKEN)),
     }
 }
@@ -126,8 +124,8 @@ pub(crate) async fn verify(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<AddressBody>> {
-    let (_, selector, hash) = checked_token(&state, input.token.as_deref(), TokenPurpose::VerifyEmail).await?;
-    Ok(AddressBody::new(redeem(&state, selector, &hash, &Redeem::VerifyEmail).await?))
+    let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::VerifyEmail).await?;
+    Ok(AddressBody::new(redeem(&state, selector, &stored.verifier_hash, &Redeem::VerifyEmail).await?))
 }
 
 /// Mail the current user a new verification link (the old one stops working). Limited per
@@ -220,13 +218,14 @@ pub(crate) async fn confirm_reset(
         return Err(errors.into());
     };
     // The token first: a hash is spent only on a request that can succeed.
-    let (stored, selector, hash) = checked_token(&state, input.token.as_deref(), TokenPurpose::ResetPassword).await?;
+    let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::ResetPassword).await?;
     state.limiter.reserve(&hash_limits(&state.http, ip)).await?.keep();
     let password_hash = state.passwords.hash(admission, password).await?;
     let username = state.store.user_by_id(stored.user).await?.map(|u| u.username).unwrap_or_default();
     let outgoing =
         Outgoing { mails: vec![state.letters.password_changed(&username, &stored.email)], ..Outgoing::default() };
-    let user = redeem(&state, selector, &hash, &Redeem::ResetPassword { password_hash, outgoing }).await?;
+    let reset = Redeem::ResetPassword { password_hash, outgoing };
+    let user = redeem(&state, selector, &stored.verifier_hash, &reset).await?;
     let now = Utc::now();
     let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
     Ok(UserBody::new(user, token))
@@ -243,9 +242,9 @@ pub(crate) async fn revert_email(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<AddressBody>> {
-    let (stored, selector, hash) = checked_token(&state, input.token.as_deref(), TokenPurpose::RevertEmail).await?;
+    let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::RevertEmail).await?;
     let outgoing = state.letters.email_restored(&stored.email);
-    Ok(AddressBody::new(redeem(&state, selector, &hash, &Redeem::RevertEmail { outgoing }).await?))
+    Ok(AddressBody::new(redeem(&state, selector, &stored.verifier_hash, &Redeem::RevertEmail { outgoing }).await?))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
