@@ -35,6 +35,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod ratelimit;
 pub mod redis;
+pub mod request_context;
 pub mod routes;
 pub mod seed;
 pub mod serve;
@@ -52,6 +53,7 @@ mod one_way {
     /// The modules, lowest first; a module may import only modules of earlier layers.
     const LAYERS: &[&[&str]] = &[
         &["config", "error", "metrics", "serve", "log_writer", "seed"],
+        &["request_context"],
         &["db", "telemetry", "passwords", "extract", "mail"],
         &["redis", "mailer"],
         &["ratelimit"],

@@ -1,7 +1,11 @@
 //! Prometheus metrics, one registry per app (no global state, so tests can run many apps).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use axum::extract::MatchedPath;
+use axum::http::Method;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -15,8 +19,8 @@ use conduit_store::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: &'static str,
+    route: &'static str,
     status: u16,
 }
 
@@ -90,8 +94,9 @@ impl Metrics {
         InFlight(&self.in_flight)
     }
 
-    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let labels = RequestLabels { method: method.to_owned(), route: route.to_owned(), status };
+    /// One response; `method` and `route` from [`method_name`] and [`route_name`].
+    pub fn record_request(&self, method: &'static str, route: &'static str, status: u16, elapsed: Duration) {
+        let labels = RequestLabels { method, route, status };
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
@@ -119,4 +124,41 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// A request's method as a label: the standard ones by name, any other as `OTHER` (so a client
+/// cannot make up new label values).
+pub fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The route template a request matched (`unmatched` for none), as a `'static` str, so that
+/// labelling a response allocates nothing. The templates are the router's, a fixed set: each is
+/// leaked once, the first time it is seen.
+pub fn route_name(matched: Option<&MatchedPath>) -> &'static str {
+    static ROUTES: RwLock<Option<HashSet<&'static str>>> = RwLock::new(None);
+    let Some(path) = matched.map(MatchedPath::as_str) else {
+        return "unmatched";
+    };
+    let known = ROUTES.read().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|r| r.get(path).copied());
+    if let Some(route) = known {
+        return route;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(|p| p.into_inner());
+    let routes = routes.get_or_insert_with(HashSet::new);
+    if let Some(route) = routes.get(path) {
+        return route;
+    }
+    let route: &'static str = Box::leak(path.into());
+    routes.insert(route);
+    route
 }

@@ -228,3 +228,60 @@ pub fn sweep_expired(store: Arc<dyn Store>, period: Duration) {
         }
     });
 }
+
+/// The session layers, only for the requests that can use them: every request carrying a
+/// cookie, and every request but a read (a login, a logout, a password change and an account
+/// deletion start or end sessions). A `GET` or `HEAD` without a cookie has no session to load
+/// and starts none, so it skips the layers and their cost (BENCHMARKS.md, the framework
+/// ceiling). No handler of a read takes [`AuthSession`]; one that did would fail to extract it
+/// here, loudly, rather than see no session.
+#[derive(Clone)]
+pub struct WhenNeededLayer<L>(pub L);
+
+impl<L: tower::Layer<S>, S: Clone> tower::Layer<S> for WhenNeededLayer<L> {
+    type Service = WhenNeeded<S, L::Service>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WhenNeeded { without: inner.clone(), with: Arc::new(self.0.layer(inner)) }
+    }
+}
+
+/// The route without the session layers, and with them. The router clones a route's service
+/// for every request; the session stack (its settings, the app state) is cloned only for the
+/// requests that go through it.
+#[derive(Clone)]
+pub struct WhenNeeded<P, W> {
+    without: P,
+    with: Arc<W>,
+}
+
+impl<B, P, W, R, E> tower::Service<axum::http::Request<B>> for WhenNeeded<P, W>
+where
+    P: tower::Service<axum::http::Request<B>, Response = R, Error = E>,
+    W: tower::Service<axum::http::Request<B>, Response = R, Error = E> + Clone + Send + 'static,
+    W::Future: Send,
+    B: Send + 'static,
+{
+    type Response = R;
+    type Error = E;
+    /// The session layers' future is large; boxed, it does not make every request's future
+    /// as large (and as costly to move).
+    type Future = futures::future::Either<P::Future, futures::future::BoxFuture<'static, Result<R, E>>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), E>> {
+        self.without.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let read = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+        if read && !request.headers().contains_key(axum::http::header::COOKIE) {
+            futures::future::Either::Left(self.without.call(request))
+        } else {
+            let mut with = W::clone(&self.with);
+            futures::future::Either::Right(Box::pin(async move {
+                std::future::poll_fn(|cx| with.poll_ready(cx)).await?;
+                with.call(request).await
+            }))
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! settings) are honoured by the OpenTelemetry SDK.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider;
@@ -37,6 +38,22 @@ impl Telemetry {
     }
 }
 
+/// Whether spans are exported (set once, at start-up): the request span carries the export's
+/// own fields only then.
+static TRACES_EXPORTED: AtomicBool = AtomicBool::new(false);
+/// Whether the log is text, whose lines name the spans they are in (set once, at start-up).
+static TEXT_LOG: AtomicBool = AtomicBool::new(false);
+
+pub fn traces_exported() -> bool {
+    TRACES_EXPORTED.load(Ordering::Relaxed)
+}
+
+/// Whether a request needs a `tracing` span: for the trace export, or for the text log. The
+/// JSON log adds the request's fields to its lines itself (see `request_context.rs`).
+pub fn request_spans() -> bool {
+    traces_exported() || TEXT_LOG.load(Ordering::Relaxed)
+}
+
 fn otlp_configured() -> bool {
     ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
         .iter()
@@ -53,6 +70,7 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     // Lines go to stdout through a thread of their own (see `log_writer.rs`).
     let writer = LogWriter::spawn(std::io::stdout());
     crate::log_writer::enable_access_log(writer.clone(), format == LogFormat::Json);
+    TEXT_LOG.store(format == LogFormat::Pretty, Ordering::Relaxed);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
@@ -61,6 +79,7 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
             // first); repeating the innermost as `span` cost a second serialization per line.
             .with_current_span(false)
             .fmt_fields(LoggedSpanFields)
+            .map_event_format(RequestJson)
             .with_writer(writer.clone())
             .boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().with_writer(writer.clone()).boxed(),
@@ -74,6 +93,7 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         if std::env::var("OTEL_SERVICE_NAME").is_err() {
             resource = resource.with_service_name("conduit");
         }
+        TRACES_EXPORTED.store(true, Ordering::Relaxed);
         Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build())
     } else {
         None
@@ -94,18 +114,36 @@ struct LoggedSpanFields;
 
 const LOGGED_SPAN_FIELDS: [&str; 4] = ["request_id", "http.request.method", "http.route", "url.path"];
 
-struct KeptFields(serde_json::Map<String, serde_json::Value>);
+/// Writes the kept fields as a JSON object's members, as they are visited. The names are
+/// ours and need no escaping.
+struct KeptFields<'a, 'writer> {
+    writer: &'a mut tracing_subscriber::fmt::format::Writer<'writer>,
+    first: bool,
+    result: std::fmt::Result,
+}
 
-impl tracing::field::Visit for KeptFields {
+impl KeptFields<'_, '_> {
+    fn keep(&mut self, field: &tracing::field::Field, value: &str) {
+        let separator = if std::mem::take(&mut self.first) { "{\"" } else { ",\"" };
+        self.result = self.result.and_then(|()| {
+            self.writer.write_str(separator)?;
+            self.writer.write_str(field.name())?;
+            self.writer.write_str("\":")?;
+            crate::log_writer::json_string(&mut *self.writer, value)
+        });
+    }
+}
+
+impl tracing::field::Visit for KeptFields<'_, '_> {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         if LOGGED_SPAN_FIELDS.contains(&field.name()) {
-            self.0.insert(field.name().to_owned(), value.into());
+            self.keep(field, value);
         }
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         if LOGGED_SPAN_FIELDS.contains(&field.name()) {
-            self.0.insert(field.name().to_owned(), format!("{value:?}").into());
+            self.keep(field, &format!("{value:?}"));
         }
     }
 }
@@ -116,9 +154,11 @@ impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for LoggedSpanField
         mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
         fields: R,
     ) -> std::fmt::Result {
-        let mut kept = KeptFields(serde_json::Map::new());
+        let mut kept = KeptFields { writer: &mut writer, first: true, result: Ok(()) };
         fields.record(&mut kept);
-        write!(writer, "{}", serde_json::Value::Object(kept.0))
+        let (first, result) = (kept.first, kept.result);
+        result?;
+        writer.write_str(if first { "{}" } else { "}" })
     }
 
     /// Fields recorded later (the status code) are none of the logged ones: nothing to redo.
@@ -128,5 +168,64 @@ impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for LoggedSpanField
         _fields: &tracing::span::Record<'_>,
     ) -> std::fmt::Result {
         Ok(())
+    }
+}
+
+/// The JSON event format, plus the fields of the request the event happened in when it has no
+/// request span (see `request_context.rs`): they go first in `spans`, as the span's would.
+struct RequestJson<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for RequestJson<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(request) = crate::request_context::current_json() else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::with_capacity(256);
+        self.0.format_event(ctx, tracing_subscriber::fmt::format::Writer::new(&mut line), event)?;
+        writer.write_str(&with_request(&line, &request))
+    }
+}
+
+/// `line` (one JSON object and its newline) with `request` first in its `spans`.
+fn with_request(line: &str, request: &str) -> String {
+    const SPANS: &str = "\"spans\":[";
+    if let Some(at) = line.find(SPANS) {
+        let (head, tail) = line.split_at(at + SPANS.len());
+        let separator = if tail.starts_with(']') { "" } else { "," };
+        format!("{head}{request}{separator}{tail}")
+    } else if let Some(end) = line.rfind('}') {
+        let (head, tail) = line.split_at(end);
+        format!("{head},{SPANS}{request}]{tail}")
+    } else {
+        line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_request;
+
+    #[test]
+    fn the_request_goes_first_in_spans() {
+        let request = r#"{"request_id":"r-1"}"#;
+        assert_eq!(
+            with_request("{\"message\":\"x\"}\n", request),
+            "{\"message\":\"x\",\"spans\":[{\"request_id\":\"r-1\"}]}\n"
+        );
+        assert_eq!(
+            with_request("{\"spans\":[{\"name\":\"store\"}],\"message\":\"x\"}\n", request),
+            "{\"spans\":[{\"request_id\":\"r-1\"},{\"name\":\"store\"}],\"message\":\"x\"}\n"
+        );
+        assert_eq!(with_request("{\"spans\":[]}", request), "{\"spans\":[{\"request_id\":\"r-1\"}]}");
     }
 }
