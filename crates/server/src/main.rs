@@ -8,8 +8,29 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` in mimalloc.h (v2 and v3); libmimalloc-sys names no constant for it.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-/// `mi_option_allow_thp` in mimalloc.h (v3).
-const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
+
+/// No transparent huge pages: mimalloc asks for them on its arena (`madvise`), and each touched
+/// 2 MiB of it then became resident at once (idle RSS straight after start: 27 MiB with them,
+/// 18 MiB without; BENCHMARKS.md, the framework ceiling). The process opts out before anything
+/// is allocated, from a constructor run before `main` (in `main`, the runtime's first pages were
+/// already huge). MIMALLOC_ALLOW_THP=1 keeps them.
+#[cfg(target_os = "linux")]
+#[used]
+#[allow(unsafe_code)]
+#[unsafe(link_section = ".init_array")]
+static NO_HUGE_PAGES: extern "C" fn() = no_huge_pages;
+
+#[cfg(target_os = "linux")]
+extern "C" fn no_huge_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none_or(|v| v == "0") {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only how later page
+        // faults of this process are served.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0)
+        };
+    }
+}
 
 fn main() -> std::process::ExitCode {
     // Give freed memory back at once rather than after mimalloc's purge delay, which only
@@ -22,17 +43,6 @@ fn main() -> std::process::ExitCode {
         #[allow(unsafe_code)]
         unsafe {
             libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0)
-        };
-    }
-    // No transparent huge pages for the heap: mimalloc commits its arena eagerly, and with THP
-    // each touched 2 MiB of it became resident at once (idle RSS straight after start: 27 MiB
-    // with them, 17 MiB without; BENCHMARKS.md, the framework ceiling). MIMALLOC_ALLOW_THP
-    // still overrides this.
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        // SAFETY: as above, one global option set before any other thread exists.
-        #[allow(unsafe_code)]
-        unsafe {
-            libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0)
         };
     }
     conduit_server::cli::main()
