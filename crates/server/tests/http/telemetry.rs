@@ -156,3 +156,70 @@ async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
     );
     assert!(line["latency_us"].as_u64().is_some() && line["timestamp"].as_str().is_some(), "{line}");
 }
+
+/// Without trace export there is no span per request; a line logged inside a request still
+/// names the request, first in `spans` (the JSON formatter adds it from the request's task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_trace_export_lines_inside_a_request_still_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conduit"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONDUIT_LOG_FORMAT", "json")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let base = loop {
+        let line = lines_rx.recv_timeout(Duration::from_secs(30)).expect("conduit started");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if log["message"] == "conduit is listening" {
+            break log["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+    let user =
+        serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
+    assert_eq!(client.post(format!("{base}/api/users")).json(&user).send().await.unwrap().status(), 201);
+    let login = client.post(format!("{base}/api/session")).json(&user).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    // A cookie-authenticated change from another site: refused, and a warning is logged inside
+    // the request.
+    let refused = client
+        .put(format!("{base}/api/user"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .header("x-request-id", "req-cross-site-1")
+        .json(&serde_json::json!({"user": {"bio": "pwned"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let warning = loop {
+        let line = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("the warning line");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if log["level"] == "WARN" && log["message"].as_str().is_some_and(|m| m.contains("another origin")) {
+            break log;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let request = &warning["spans"][0];
+    assert_eq!(
+        (request["request_id"].as_str(), request["http.request.method"].as_str(), request["http.route"].as_str()),
+        (Some("req-cross-site-1"), Some("PUT"), Some("/api/user")),
+        "{warning}"
+    );
+    assert_eq!(request["url.path"], "/api/user");
+}
