@@ -138,8 +138,8 @@ where
         let route = metrics::route_name(request.extensions().get::<MatchedPath>());
         let method = metrics::method_name(request.method());
         // Cheap to keep (its bytes are shared).
-        let uri_for_logs = request.uri().clone();
-        let uri = log_writer::access_wanted().then(|| uri_for_logs.clone());
+        let uri = request.uri().clone();
+        let access = log_writer::access_wanted();
         let span = crate::telemetry::request_spans().then(|| request_span(&id, method, route, request.uri()));
         let handling = match unstorable(request.uri()) {
             Some(refused) => Err(refused),
@@ -171,7 +171,7 @@ where
                         let outcome = match &span {
                             Some(span) => handled.instrument(span.clone()).await,
                             None => {
-                                let fields = RequestFields { id: id.clone(), method, route, uri: uri_for_logs.clone() };
+                                let fields = RequestFields { id: id.clone(), method, route, uri: uri.clone() };
                                 request_context::scope(fields, handled).await
                             }
                         };
@@ -186,7 +186,7 @@ where
                     }
                 },
             };
-            Ok(edge.finish(response, Finished { started, id, route, method, uri, span }))
+            Ok(edge.finish(response, Finished { started, id, route, method, uri: access.then_some(uri), span }))
         })
     }
 }

@@ -49,23 +49,28 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
-    let (endpoint, received) = receiver().await;
-    let dir = tempfile::tempdir().unwrap();
+/// A `conduit` process with JSON logs, its stdout read line by line, and the lines it logged
+/// until it said where it listens.
+struct Logged {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    base: String,
+    logs: Vec<String>,
+}
+
+fn start_logged(dir: &std::path::Path, env: &[(&str, &str)]) -> Logged {
     let mut child = Command::new(env!("CARGO_BIN_EXE_conduit"))
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CONDUIT_LOG_FORMAT", "json")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .envs(env.iter().copied())
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
     let stdout = BufReader::new(child.stdout.take().unwrap());
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
@@ -74,13 +79,22 @@ async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
     });
     let mut logs = Vec::new();
     let base = loop {
-        let line = lines_rx.recv_timeout(Duration::from_secs(30)).expect("conduit started");
+        let line = lines.recv_timeout(Duration::from_secs(30)).expect("conduit started");
         let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         logs.push(line);
         if log["message"] == "conduit is listening" {
             break log["address"].as_str().unwrap().to_owned();
         }
     };
+    Logged { child, lines, base, logs }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
+    let (endpoint, received) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let otlp = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
+    let Logged { mut child, lines: lines_rx, base, mut logs } = start_logged(dir.path(), &otlp);
 
     let client = reqwest::Client::new();
     let registered = client
@@ -162,30 +176,7 @@ async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_trace_export_lines_inside_a_request_still_name_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conduit"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CONDUIT_LOG_FORMAT", "json")
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let base = loop {
-        let line = lines_rx.recv_timeout(Duration::from_secs(30)).expect("conduit started");
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if log["message"] == "conduit is listening" {
-            break log["address"].as_str().unwrap().to_owned();
-        }
-    };
+    let Logged { mut child, lines: lines_rx, base, .. } = start_logged(dir.path(), &[]);
     let client = reqwest::Client::new();
     let user =
         serde_json::json!({"user": {"username": "jake", "email": "jake@example.com", "password": "password123"}});
