@@ -29,7 +29,7 @@ HOT = {
     "listing, favorited by": ("WHERE f2.user_id = (SELECT id FROM users WHERE username = $5)", [20, 0, None, "{middle}", "{favoriter}"]),
     "listing, deepest offset": ("FROM (SELECT id FROM articles WHERE id < $4", [20, 9980, None, "{top}"]),
     "feed": ("WHERE f2.follower_id = $3 AND a2.id < $4", [20, 0, "{viewer}", "{top}"]),
-    "one article (cache miss)": ('a.body AS "body?"', ["{slug}", "{viewer}"]),
+    "one article (cache miss)": ('JOIN users u ON u.id = a.author_id WHERE a.slug = $1', ["{slug}", "{viewer}"]),
     "its comments": ("WHERE c.article_id = $1 AND c.id > $3", ["{article}", "{viewer}", 0, 500, 0]),
     "tag list": ("FROM counts WHERE kind = 'tag' GROUP BY key", [100]),
     "tag list's version": ("FROM counts WHERE kind = 'tags_changed'", []),

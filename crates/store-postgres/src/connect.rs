@@ -36,7 +36,16 @@ impl PgStore {
     /// Connects, failing within `acquire_timeout` when the server cannot be reached. Does not
     /// migrate: see [`PgStore::migrate`].
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, ConnectError> {
-        let options = PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
+        let mut options = PgConnectOptions::from_str(url).map_err(ConnectError::Url)?;
+        // Every statement is prepared once per connection and then run with a generic plan.
+        // Left to choose, PostgreSQL planned the listings afresh on every call once the data
+        // grew (a generic plan's cost assumes `LIMIT $1` keeps a tenth of the rows, so it
+        // never looked as cheap as a custom one for 20): 0.3-0.4 ms of planning for 0.1-0.2 ms
+        // of execution, per page. The generic plans are the ones BENCHMARKS.md checks. An
+        // operator's own `options=-c plan_cache_mode=...` in the URL wins.
+        if !url.contains("plan_cache_mode") {
+            options = options.options([("plan_cache_mode", "force_generic_plan")]);
+        }
         // Name the server without the password for error messages.
         let target =
             format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or_default());

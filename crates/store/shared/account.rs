@@ -259,7 +259,8 @@ pub async fn export(db: &Pool, id: UserId) -> Result<Option<UserExport>, DbError
                   a.tag_list AS "tag_list!: sqlx::types::Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
                   u.username, u.bio, u.image, FALSE AS "following!: bool"
            FROM articles a JOIN users u ON u.id = a.author_id
            WHERE a.author_id = $1 ORDER BY a.id DESC"#,

@@ -27,7 +27,8 @@ pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Op
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $2) AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $2 AND fo.followee_id = a.author_id)
                       AS "following!: bool"
@@ -63,7 +64,8 @@ async fn page(
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
@@ -85,7 +87,8 @@ async fn page(
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
@@ -108,7 +111,8 @@ async fn page(
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
@@ -134,7 +138,8 @@ async fn page(
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
@@ -175,7 +180,8 @@ async fn feed_page(db: &Pool, viewer: UserId, page: Paging) -> Result<Vec<Listed
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
-                  a.favorites_count AS "favorites_count!: i64",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",

@@ -227,7 +227,9 @@ where
     );
     sql.push_bind(viewer.map(UserId::get));
     sql.push(
-        ") AS favorited, a.favorites_count, u.username, u.bio, u.image, \
+        ") AS favorited, \
+         (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id) AS favorites_count, \
+         u.username, u.bio, u.image, \
          EXISTS(SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = ",
     );
     sql.push_bind(viewer.map(UserId::get));
