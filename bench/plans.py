@@ -110,6 +110,7 @@ def explain_postgres(url):
              "tag": one("SELECT key FROM counts WHERE kind = 'tag' GROUP BY key ORDER BY sum(n) DESC LIMIT 1"),
              "author": one(f"SELECT u.username FROM articles a JOIN users u ON u.id = a.author_id WHERE a.id = {top}"),
              "favoriter": "demo1", "viewer": int(one("SELECT id FROM users WHERE username = 'demo1'"))}
+    scans = []
     for name, sql in statements("store-postgres").items():
         args = ", ".join(literal(a) for a in arguments(name, facts))
         # Writes are explained inside a transaction that is rolled back: nothing changes.
@@ -121,6 +122,12 @@ def explain_postgres(url):
         print(f"### {name}\n")
         print("\n".join("    " + line for line in out.stdout.rstrip().splitlines()))
         print()
+        # A hot query that reads a whole table is the plan going wrong at scale (as a generic
+        # plan once hashed every article to join a page of 20): say so, and fail.
+        scans += [f"{name}: {line.strip()}" for line in out.stdout.splitlines()
+                  if "Seq Scan on" in line]
+    if scans:
+        raise SystemExit("whole-table scans in hot queries:\n  " + "\n  ".join(scans))
 
 
 def main():

@@ -79,7 +79,7 @@ pub struct BodyDeadline(pub tokio::time::Instant);
 
 /// Default and maximum page sizes of list endpoints.
 pub const DEFAULT_LIMIT: i64 = 20;
-pub const MAX_LIMIT: i64 = 100;
+pub const MAX_LIMIT: i64 = conduit_store::MAX_ARTICLE_PAGE;
 /// The deepest `offset` served: past it a page would cost a walk over every skipped item, so
 /// clients go on with the page cursor (`nextCursor`, given back as `cursor`) instead.
 pub const MAX_OFFSET: i64 = 10_000;

@@ -6,7 +6,11 @@
 //! listed columns around them, so a page costs one round trip.
 //! The statements repeat their column list because `query_as!` checks literal SQL only.
 //! `CROSS JOIN` fixes the join order in SQLite (PostgreSQL plans it freely): the page's few
-//! ids drive the lookups. Without it SQLite 3.46 scanned every article (to save sorting
+//! ids drive the lookups. The page's ids pass through a second `LIMIT 100` (`MAX_ARTICLE_PAGE`,
+//! the API's largest page, so it never cuts one) for PostgreSQL's generic plans, which every statement runs with
+//! (`connect.rs`): such a plan cannot see `$1` and assumes a page of a tenth of the matches, and
+//! at a million articles it then joined them by hashing the whole table (770 ms a page). With
+//! the constant it knows a page is at most 100 rows and looks each one up. Without it SQLite 3.46 scanned every article (to save sorting
 //! twenty) and probed the page with a Bloom filter: 412 µs instead of 152 µs per unfiltered
 //! page of 1,000 articles.
 
@@ -54,6 +58,7 @@ async fn page(
     viewer: Option<UserId>,
     page: Paging,
 ) -> Result<Vec<ListedRow>, DbError> {
+    debug_assert!(page.limit <= MAX_ARTICLE_PAGE, "the statements serve at most MAX_ARTICLE_PAGE");
     let (limit, offset, below) = (page.limit, page.offset, page.below());
     // The checked statements take the database's integer; the combined one the typed id.
     let (typed_viewer, viewer) = (viewer, viewer.map(UserId::get));
@@ -70,7 +75,7 @@ async fn page(
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'articles') AS "total!: i64"
-           FROM (SELECT id FROM articles WHERE id < $4 ORDER BY id DESC LIMIT $1 OFFSET $2) p
+           FROM (SELECT id FROM (SELECT id FROM articles WHERE id < $4 ORDER BY id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -93,7 +98,7 @@ async fn page(
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'tag' AND key = $5) AS "total!: i64"
-           FROM (SELECT article_id AS id FROM article_tags WHERE name = $5 AND article_id < $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2) p
+           FROM (SELECT id FROM (SELECT article_id AS id FROM article_tags WHERE name = $5 AND article_id < $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -118,9 +123,9 @@ async fn page(
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts
                    WHERE kind = 'author' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
-           FROM (SELECT a2.id FROM articles a2
+           FROM (SELECT id FROM (SELECT a2.id FROM articles a2
                  WHERE a2.author_id = (SELECT id FROM users WHERE username = $5) AND a2.id < $4
-                 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
+                 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -145,9 +150,9 @@ async fn page(
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts
                    WHERE kind = 'favorited_by' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
-           FROM (SELECT f2.article_id AS id FROM favorites f2
+           FROM (SELECT id FROM (SELECT f2.article_id AS id FROM favorites f2
                  WHERE f2.user_id = (SELECT id FROM users WHERE username = $5) AND f2.article_id < $4
-                 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) p
+                 ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -173,6 +178,7 @@ pub async fn list(db: &Pool, query: &ArticleQuery, viewer: Option<UserId>) -> Re
 
 /// A page of the articles by authors `viewer` follows, in one statement as [`page`].
 async fn feed_page(db: &Pool, viewer: UserId, page: Paging) -> Result<Vec<ListedRow>, DbError> {
+    debug_assert!(page.limit <= MAX_ARTICLE_PAGE, "the statement serves at most MAX_ARTICLE_PAGE");
     let (viewer, limit, offset, below) = (viewer.get(), page.limit, page.offset, page.below());
     Ok(sqlx::query_as!(
         ListedRow,
@@ -188,8 +194,8 @@ async fn feed_page(db: &Pool, viewer: UserId, page: Paging) -> Result<Vec<Listed
                   (SELECT CAST(COALESCE(sum(c.n), 0) AS BIGINT) FROM follows f2
                    JOIN counts c ON c.kind = 'author' AND c.key = CAST(f2.followee_id AS TEXT)
                    WHERE f2.follower_id = $3) AS "total!: i64"
-           FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id
-                 WHERE f2.follower_id = $3 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) p
+           FROM (SELECT id FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id
+                 WHERE f2.follower_id = $3 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,

@@ -24,6 +24,11 @@ use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 /// How many tags `Store::tags` lists at most (the most used).
 pub const MAX_TAGS: usize = 100;
 
+/// The largest page of articles a listing serves. The listing statements bound their page by
+/// this as a constant (PostgreSQL's generic plans need a number they can see: see the shared
+/// `articles.rs`), so a larger `limit` would be cut to it.
+pub const MAX_ARTICLE_PAGE: i64 = 100;
+
 /// Everything Conduit keeps. Implementations must make each method atomic: a multi-row write
 /// either happens whole or not at all.
 #[async_trait::async_trait]
@@ -235,14 +240,15 @@ where
     sql.push_bind(viewer.map(UserId::get));
     sql.push(") AS following, (SELECT count(*) FROM articles a WHERE 1 = 1");
     push_filters(&mut sql, query);
-    sql.push(") AS total FROM (SELECT a.id FROM articles a WHERE a.id < ");
+    sql.push(") AS total FROM (SELECT id FROM (SELECT a.id FROM articles a WHERE a.id < ");
     sql.push_bind(page.below());
     push_filters(&mut sql, query);
     sql.push(" ORDER BY a.id DESC LIMIT ");
     sql.push_bind(page.limit);
     sql.push(" OFFSET ");
     sql.push_bind(page.offset);
-    sql.push(") p CROSS JOIN articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id ORDER BY a.id DESC");
+    // The constant bound: see the shared `articles.rs`.
+    sql.push(") q LIMIT 100) p CROSS JOIN articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id ORDER BY a.id DESC");
     sql
 }
 
