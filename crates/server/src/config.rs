@@ -376,9 +376,13 @@ impl Config {
             )));
         }
         // clap names a bad value by its flag: where did that setting's value come from?
-        let source_of = |flag: &str| {
+        // The file or variable a rejected value came from; the flag itself when it was given on
+        // the command line (which beats them, so its value is the one rejected).
+        let source_of = |flag: &str, rejected: &str| {
             let arg = command.get_arguments().find(|a| a.get_long() == Some(flag.trim_start_matches("--")));
-            arg.and_then(|a| given.get(a.get_id().as_str())).map_or_else(|| flag.to_owned(), |(_, from)| from.clone())
+            arg.and_then(|a| given.get(a.get_id().as_str()))
+                .filter(|(value, _)| value == rejected)
+                .map_or_else(|| flag.to_owned(), |(_, from)| from.clone())
         };
         let flags = std::iter::once("conduit".to_owned()).chain(sources.flags.iter().cloned());
         let matches = settings_command(command.clone(), &given)
@@ -456,7 +460,7 @@ fn settings_command(command: clap::Command, given: &HashMap<String, (String, Str
 }
 
 /// One line naming the setting, where its value came from, and what was expected.
-fn parse_error(e: &clap::Error, source_of: &dyn Fn(&str) -> String) -> ConfigError {
+fn parse_error(e: &clap::Error, source_of: &dyn Fn(&str, &str) -> String) -> ConfigError {
     use clap::error::{ContextKind, ContextValue};
     let context = |kind| match e.get(kind) {
         Some(ContextValue::String(s)) => Some(s.clone()),
@@ -466,7 +470,7 @@ fn parse_error(e: &clap::Error, source_of: &dyn Fn(&str) -> String) -> ConfigErr
         let text = e.to_string();
         return error(text.lines().next().unwrap_or("invalid settings").trim_start_matches("error: ").to_owned());
     };
-    let from = source_of(arg.split_whitespace().next().unwrap_or_default());
+    let from = source_of(arg.split_whitespace().next().unwrap_or_default(), &value);
     let expected = std::error::Error::source(e).map(ToString::to_string).unwrap_or_else(|| "not accepted".into());
     if expected.starts_with("is ") {
         // Says what is wrong without repeating the value (a secret).
@@ -704,6 +708,14 @@ mod tests {
             assert!(message.contains(expected), "{message:?} should mention {expected:?}");
             assert!(!message.contains('\n'), "{message:?} should be one line");
         }
+    }
+
+    #[test]
+    fn a_rejected_flag_is_named_even_when_a_variable_sets_the_same_setting() {
+        let message = load(&[("CONDUIT_BIND", "127.0.0.1:5000")], None, Some("nonsense")).unwrap_err().0;
+        assert!(message.contains("invalid --bind 'nonsense'"), "{message:?}");
+        let message = load(&[("CONDUIT_BIND", "nonsense")], None, Some("127.0.0.1:6000"));
+        assert_eq!(message.map(|c| c.bind.port()).ok(), Some(6000), "the flag beats a bad variable");
     }
 
     #[test]

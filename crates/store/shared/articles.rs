@@ -6,13 +6,16 @@
 //! listed columns around them, so a page costs one round trip.
 //! The statements repeat their column list because `query_as!` checks literal SQL only.
 //! `CROSS JOIN` fixes the join order in SQLite (PostgreSQL plans it freely): the page's few
-//! ids drive the lookups. The page's ids pass through a second `LIMIT 100` (`MAX_ARTICLE_PAGE`,
-//! the API's largest page, so it never cuts one) for PostgreSQL's generic plans, which every statement runs with
-//! (`connect.rs`): such a plan cannot see `$1` and assumes a page of a tenth of the matches, and
-//! at a million articles it then joined them by hashing the whole table (770 ms a page). With
-//! the constant it knows a page is at most 100 rows and looks each one up. Without it SQLite 3.46 scanned every article (to save sorting
+//! ids drive the lookups. Without it SQLite 3.46 scanned every article (to save sorting
 //! twenty) and probed the page with a Bloom filter: 412 µs instead of 152 µs per unfiltered
 //! page of 1,000 articles.
+//!
+//! The page's ids pass through a second, constant `LIMIT 100` ([`MAX_ARTICLE_PAGE`], the API's
+//! largest page, so it never cuts one) for PostgreSQL, which runs every statement with a
+//! generic plan (`connect.rs`): such a plan cannot see `$1`, assumes a page holds a tenth of the
+//! matches, and at a million articles it then joined them by hashing the whole table (770 ms a
+//! page). Seeing the constant, it looks up at most 100 rows one by one
+//! (`crates/store-postgres/tests/plans.rs` checks every statement's plan at that size).
 
 use chrono::{DateTime, Utc};
 use conduit_domain::Article;
