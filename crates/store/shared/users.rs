@@ -147,6 +147,19 @@ pub async fn set_password_hash(db: &Pool, username: &str, password_hash: &str) -
     Ok(done.rows_affected() > 0)
 }
 
+/// How many users there are, and how many of them are active: kept in `counts` by triggers,
+/// not counted per request.
+async fn counts(db: &Pool) -> Result<(i64, i64), DbError> {
+    let row = sqlx::query!(
+        r#"SELECT CAST(COALESCE(sum(CASE WHEN kind = 'users' THEN n ELSE 0 END), 0) AS BIGINT) AS "all!: i64",
+                  CAST(COALESCE(sum(CASE WHEN kind = 'users_active' THEN n ELSE 0 END), 0) AS BIGINT) AS "active!: i64"
+           FROM counts WHERE kind IN ('users', 'users_active') AND key = ''"#
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.all, row.active))
+}
+
 pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
     let (limit, offset, above) = (page.limit, page.offset, page.above());
     let (rows, total) = match active {
@@ -163,7 +176,7 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
             )
             .fetch_all(db)
             .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM users"#).fetch_one(db).await?,
+            counts(db).await?.0,
         ),
         Some(active) => (
             sqlx::query_as!(
@@ -179,9 +192,10 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
             )
             .fetch_all(db)
             .await?,
-            sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM users WHERE active = $1"#, active)
-                .fetch_one(db)
-                .await?,
+            match counts(db).await? {
+                (_, active_users) if active => active_users,
+                (all, active_users) => all - active_users,
+            },
         ),
     };
     Ok(Page { items: rows.into_iter().map(User::try_from).collect::<Result<_, _>>()?, total })

@@ -204,9 +204,19 @@ pub async fn password_changes_bump_the_token_version(store: TestStore) {
     assert_eq!((imported.token_version, imported.grace_token), (2, None), "an import spares no token");
 }
 
+/// The admin listing's totals: all users, the active ones, the inactive ones.
+async fn user_totals(store: &dyn Store) -> (i64, i64, i64) {
+    let mut totals = [0; 3];
+    for (total, active) in totals.iter_mut().zip([None, Some(true), Some(false)]) {
+        *total = store.list_users(active, Paging::default()).await.unwrap().total;
+    }
+    (totals[0], totals[1], totals[2])
+}
+
 pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {
+    let mut made = Vec::new();
     for name in ["a", "b", "c", "d"] {
-        user(&*store, name).await;
+        made.push(user(&*store, name).await);
     }
     store.set_account(&username("b"), &AccountChanges { active: Some(false), ..Default::default() }).await.unwrap();
     let names = |page: Page<User>| (page.items.into_iter().map(|u| u.username).collect::<Vec<_>>(), page.total);
@@ -216,6 +226,16 @@ pub async fn admins_list_users_oldest_first_by_active_flag(store: TestStore) {
     assert_eq!(names(active), (vec!["c".to_string(), "d".into()], 3));
     let inactive = store.list_users(Some(false), Paging::default()).await.unwrap();
     assert_eq!(names(inactive), (vec!["b".to_string()], 1));
+
+    // The totals are kept as accounts come, change and go, not counted per listing.
+    store.set_account(&username("b"), &AccountChanges { active: Some(true), ..Default::default() }).await.unwrap();
+    assert_eq!(user_totals(&*store).await, (4, 4, 0));
+    let d = &made[3];
+    assert!(store.delete_user(d.id, d.token_version, DeletedContent::Delete, &Outgoing::default()).await.unwrap());
+    assert_eq!(user_totals(&*store).await, (3, 3, 0));
+    store.set_account(&username("c"), &AccountChanges { active: Some(false), ..Default::default() }).await.unwrap();
+    user(&*store, "e").await;
+    assert_eq!(user_totals(&*store).await, (4, 3, 1));
 }
 
 pub async fn accounts_change_role_and_active_flag(store: TestStore) {
