@@ -181,6 +181,13 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Conflict(field) => ApiError::Taken(field),
             DbError::LastAdmin => ApiError::LastAdmin,
+            DbError::TooBroad => ApiError::Invalid(Errors::single(
+                "filters",
+                format!(
+                    "each match more than {} articles, too many to combine: list by one of them and page on with the cursor",
+                    conduit_store::MAX_COMBINED_SCAN
+                ),
+            )),
             DbError::Unavailable(detail) => ApiError::Unavailable(detail),
             DbError::Other(detail) => ApiError::Internal(detail),
         }

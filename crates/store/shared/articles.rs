@@ -168,7 +168,9 @@ async fn page(
         .fetch_all(db)
         .await?,
         FilterShape::Combined => {
-            combined_listing::<Db>(query, typed_viewer, page).build_query_as().fetch_all(db).await?
+            let counts = filter_counts::<Db>(query).build_query_as().fetch_one(db).await?;
+            let driver = combined_driver(query, counts)?;
+            combined_listing::<Db>(query, typed_viewer, page, driver).build_query_as().fetch_all(db).await?
         }
     };
     Ok(rows)

@@ -9,6 +9,10 @@ pub enum DbError {
     /// The change would leave no active admin.
     #[error("the last active admin cannot be demoted or deactivated")]
     LastAdmin,
+    /// A listing with several filters each of which matches more than
+    /// [`crate::MAX_COMBINED_SCAN`] articles: serving it would walk that many.
+    #[error("every filter matches more than {} articles", crate::MAX_COMBINED_SCAN)]
+    TooBroad,
     /// The database could not be reached in time (pool timeout, refused connection).
     #[error("database unavailable: {0}")]
     Unavailable(String),

@@ -29,6 +29,12 @@ pub const MAX_TAGS: usize = 100;
 /// `articles.rs`), so a larger `limit` would be cut to it.
 pub const MAX_ARTICLE_PAGE: i64 = 100;
 
+/// The most articles a listing with two or three filters walks. It walks the rows of its
+/// narrowest filter (by the maintained counts) and checks the others on each, so its cost is
+/// bounded by that filter's size; when every filter matches more than this, it is refused
+/// ([`DbError::TooBroad`]) rather than walked.
+pub const MAX_COMBINED_SCAN: i64 = 10_000;
+
 /// Everything Conduit keeps. Implementations must make each method atomic: a multi-row write
 /// either happens whole or not at all.
 #[async_trait::async_trait]
@@ -212,13 +218,65 @@ where
     Err(DbError::Conflict("slug"))
 }
 
+/// The filter a listing with two or three filters walks; the others are checked on each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Tag,
+    Author,
+    FavoritedBy,
+}
+
+/// One row: the maintained counts of the tag, author and favoriter filters (0 for one not given).
+pub fn filter_counts<'a, DB>(query: &'a ArticleQuery) -> sqlx::QueryBuilder<'a, DB>
+where
+    DB: sqlx::Database,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut sql = sqlx::QueryBuilder::new(
+        "SELECT (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'tag' AND key = ",
+    );
+    sql.push_bind(query.tag.as_deref());
+    sql.push(
+        "), (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'author' \
+         AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = ",
+    );
+    sql.push_bind(query.author.as_ref().map(Username::as_str));
+    sql.push(
+        ")), (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'favorited_by' \
+         AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = ",
+    );
+    sql.push_bind(query.favorited.as_ref().map(Username::as_str));
+    sql.push("))");
+    sql
+}
+
+/// The given filter with the fewest matches, from [`filter_counts`]; refused when even that one
+/// matches more than [`MAX_COMBINED_SCAN`].
+pub fn combined_driver(query: &ArticleQuery, (tag, author, favorited): (i64, i64, i64)) -> Result<Driver, DbError> {
+    let given = [
+        (query.tag.is_some(), tag, Driver::Tag),
+        (query.author.is_some(), author, Driver::Author),
+        (query.favorited.is_some(), favorited, Driver::FavoritedBy),
+    ];
+    let (_, fewest, driver) =
+        given.into_iter().filter(|(is_given, _, _)| *is_given).min_by_key(|(_, n, _)| *n).ok_or(DbError::TooBroad)?;
+    if fewest > MAX_COMBINED_SCAN {
+        return Err(DbError::TooBroad);
+    }
+    Ok(driver)
+}
+
 /// A listing page with two or three filters, for both databases: rare, so they share one
 /// statement built at run time; each common shape has its own checked statement (the backends'
-/// `articles::page`). Its rows are [`rows::ListedRow`], each carrying the listing's total.
+/// `articles::page`). Its rows are [`rows::ListedRow`], each carrying the listing's total. The
+/// page and the total walk `driver`'s rows newest first (at most [`MAX_COMBINED_SCAN`]) and
+/// check the other filters on each with a subquery per row, which neither database turns into
+/// a join that could read a whole filter's rows instead.
 pub fn combined_listing<'a, DB>(
     query: &'a ArticleQuery,
     viewer: Option<UserId>,
     page: Paging,
+    driver: Driver,
 ) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: sqlx::Database,
@@ -238,12 +296,11 @@ where
          EXISTS(SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = ",
     );
     sql.push_bind(viewer.map(UserId::get));
-    sql.push(") AS following, (SELECT count(*) FROM articles a WHERE 1 = 1");
-    push_filters(&mut sql, query);
-    sql.push(") AS total FROM (SELECT id FROM (SELECT a.id FROM articles a WHERE a.id < ");
-    sql.push_bind(page.below());
-    push_filters(&mut sql, query);
-    sql.push(" ORDER BY a.id DESC LIMIT ");
+    sql.push(") AS following, (SELECT count(*) FROM ");
+    push_driven(&mut sql, query, driver, None);
+    sql.push(") AS total FROM (SELECT id FROM (SELECT d.id FROM ");
+    push_driven(&mut sql, query, driver, Some(page.below()));
+    sql.push(" ORDER BY d.id DESC LIMIT ");
     sql.push_bind(page.limit);
     sql.push(" OFFSET ");
     sql.push_bind(page.offset);
@@ -252,28 +309,54 @@ where
     sql
 }
 
-/// `AND ...` for each filter of `query`, on articles aliased `a`.
-fn push_filters<'a, DB>(sql: &mut sqlx::QueryBuilder<'a, DB>, query: &'a ArticleQuery)
-where
+/// `(SELECT <id> AS id FROM <driver's rows> WHERE <driver's filter> [AND <id> < below]) d WHERE
+/// <each other filter, checked on d.id>`.
+fn push_driven<'a, DB>(
+    sql: &mut sqlx::QueryBuilder<'a, DB>,
+    query: &'a ArticleQuery,
+    driver: Driver,
+    below: Option<i64>,
+) where
     DB: sqlx::Database,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    if let Some(author) = &query.author {
-        sql.push(" AND a.author_id = (SELECT id FROM users WHERE username = ");
+    let (id, from) = match driver {
+        Driver::Tag => ("t.article_id", "article_tags t WHERE t.name = "),
+        Driver::Author => ("x.id", "articles x WHERE x.author_id = (SELECT id FROM users WHERE username = "),
+        Driver::FavoritedBy => {
+            ("f.article_id", "favorites f WHERE f.user_id = (SELECT id FROM users WHERE username = ")
+        }
+    };
+    sql.push(format!("(SELECT {id} AS id FROM {from}"));
+    match driver {
+        Driver::Tag => sql.push_bind(query.tag.as_deref().unwrap_or_default()),
+        Driver::Author => sql.push_bind(query.author.as_ref().map_or("", Username::as_str)).push(")"),
+        Driver::FavoritedBy => sql.push_bind(query.favorited.as_ref().map_or("", Username::as_str)).push(")"),
+    };
+    if let Some(below) = below {
+        sql.push(format!(" AND {id} < "));
+        sql.push_bind(below);
+    }
+    sql.push(") d WHERE 1 = 1");
+    if let (Some(tag), false) = (&query.tag, driver == Driver::Tag) {
+        sql.push(" AND (SELECT count(*) FROM article_tags pt WHERE pt.article_id = d.id AND pt.name = ");
+        sql.push_bind(tag.as_str());
+        sql.push(") > 0");
+    }
+    if let (Some(author), false) = (&query.author, driver == Driver::Author) {
+        sql.push(
+            " AND (SELECT px.author_id FROM articles px WHERE px.id = d.id) = (SELECT id FROM users WHERE username = ",
+        );
         sql.push_bind(author.as_str());
         sql.push(")");
     }
-    if let Some(tag) = &query.tag {
-        sql.push(" AND EXISTS (SELECT 1 FROM article_tags t WHERE t.article_id = a.id AND t.name = ");
-        sql.push_bind(tag.as_str());
-        sql.push(")");
-    }
-    if let Some(user) = &query.favorited {
+    if let (Some(user), false) = (&query.favorited, driver == Driver::FavoritedBy) {
         sql.push(
-            " AND EXISTS (SELECT 1 FROM favorites f JOIN users fu ON fu.id = f.user_id \
-             WHERE f.article_id = a.id AND fu.username = ",
+            " AND (SELECT count(*) FROM favorites pf WHERE pf.article_id = d.id \
+             AND pf.user_id = (SELECT id FROM users WHERE username = ",
         );
         sql.push_bind(user.as_str());
-        sql.push(")");
+        sql.push(")) > 0");
     }
 }

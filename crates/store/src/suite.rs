@@ -29,6 +29,7 @@ macro_rules! store_behaviour_suite {
             taken_slug_is_a_conflict_and_unique_slug_helper_avoids_it,
             listing_is_newest_first_counts_all_and_omits_bodies,
             listing_filters_by_tag_author_favorited_and_combinations,
+            combined_filters_walk_the_narrowest_and_refuse_when_every_one_is_too_broad,
             every_listing_pages_by_cursor_as_it_does_by_offset,
             seeded_data_reads_like_data_written_one_call_at_a_time,
             maintained_counts_follow_every_write,
@@ -417,6 +418,13 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     assert!(page.items.iter().all(|a| a.favorited && a.favorites_count == 1));
     let page = store.list_articles(&ArticleQuery { favorited: Some(username("anna")), ..query() }, None).await.unwrap();
     assert!(page.items.iter().all(|a| !a.favorited && a.favorites_count == 1));
+
+    // Each filter drives a combination in turn: the one with the fewest matches.
+    let bob = user(&*store, "bob").await;
+    store.favorite(bob.id, &slug(&a1.slug)).await.unwrap();
+    assert_eq!(list(Some("rust"), None, Some("bob")).await, ["a1"], "bob's one favorite drives");
+    assert_eq!(list(Some("rust"), Some("anna"), Some("bob")).await, ["a1"]);
+    assert_eq!(list(Some("go"), Some("jake"), None).await, Vec::<String>::new(), "the tag drives");
 }
 
 /// Walks a listing a page at a time, each page starting past the last item of the one before
@@ -517,6 +525,37 @@ pub async fn every_listing_pages_by_cursor_as_it_does_by_offset(store: TestStore
     )
     .await;
     assert_eq!(users, [jake.id.get(), anna.id.get()]);
+}
+
+pub async fn combined_filters_walk_the_narrowest_and_refuse_when_every_one_is_too_broad(store: TestStore) {
+    let prolific = user(&*store, "prolific").await;
+    let typical = user(&*store, "typical").await;
+    let big = (crate::MAX_COMBINED_SCAN + 1) as usize;
+    let articles: Vec<SeedArticle> = (0..big)
+        .map(|n| SeedArticle {
+            author: prolific.id,
+            slug: slug(&format!("p-{n}")),
+            article: new_article(&format!("P {n}"), &["common"]),
+            created_at: chrono::Utc::now(),
+            favorited_by: vec![],
+            comments: vec![],
+        })
+        .collect();
+    store.seed_articles(&articles).await.unwrap();
+    article(&*store, &typical, "mine", &["common", "rare"]).await;
+    let list = |tag: &str, author: &str| {
+        let q = ArticleQuery { tag: Some(tag.into()), author: Some(username(author)), ..query() };
+        let store = store.clone();
+        async move { store.list_articles(&q, None).await }
+    };
+    // Both filters match more than the bound: refused, not walked.
+    assert!(matches!(list("common", "prolific").await, Err(DbError::TooBroad)));
+    // One narrow filter is enough: the typical author's one article, or the rare tag's.
+    let page = list("common", "typical").await.unwrap();
+    assert_eq!((page.total, slugs(&page)), (1, vec!["mine"]));
+    let page = list("rare", "typical").await.unwrap();
+    assert_eq!((page.total, slugs(&page)), (1, vec!["mine"]));
+    assert_eq!(list("rare", "prolific").await.unwrap().total, 0, "the rare tag drives past the prolific author");
 }
 
 pub async fn seeded_data_reads_like_data_written_one_call_at_a_time(store: TestStore) {
