@@ -19,6 +19,7 @@ on_both_backends!(
     user_updates_validate_and_password_changes_apply,
     title_change_renames_slug_and_others_cannot_touch_it,
     fifty_concurrent_favorites_count_fifty,
+    too_broad_filter_combinations_are_422_naming_the_way_on,
 );
 
 async fn registration_login_and_current_user_round_trip(app: TestApp) {
@@ -387,4 +388,45 @@ async fn fifty_concurrent_favorites_count_fifty(app: TestApp) {
     assert!(results.iter().all(|(s, _)| *s == StatusCode::OK), "{results:?}");
     let (_, body) = app.get(&format!("/api/articles/{slug}"), None).await;
     assert_eq!(body["article"]["favoritesCount"], 50);
+}
+
+/// Two filters that each match more than `MAX_COMBINED_SCAN` articles would make one anonymous
+/// request walk all of them: refused before any walk, naming the way on.
+async fn too_broad_filter_combinations_are_422_naming_the_way_on(app: TestApp) {
+    use conduit_domain::{Email, Slug, Username};
+    use conduit_store::{NewArticle, NewUser, SeedArticle};
+    let new = NewUser {
+        username: Username::parse("prolific").unwrap(),
+        email: Email::parse("prolific@example.com").unwrap(),
+        password_hash: "x".into(),
+    };
+    let author = app.store.seed_users(&[new]).await.unwrap()[0];
+    let articles: Vec<SeedArticle> = (0..=conduit_store::MAX_COMBINED_SCAN)
+        .map(|n| SeedArticle {
+            author,
+            slug: Slug::parse(&format!("p-{n}")).unwrap(),
+            article: NewArticle {
+                title: format!("P {n}"),
+                description: "d".into(),
+                body: "b".into(),
+                tags: vec!["common".into()],
+            },
+            created_at: chrono::Utc::now(),
+            favorited_by: vec![],
+            comments: vec![],
+        })
+        .collect();
+    app.store.seed_articles(&articles).await.unwrap();
+
+    let (status, body) = app.get("/api/articles?tag=common&author=prolific", None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(error_messages(&body, "filters")[0].contains("cursor"), "{body}");
+    // Each filter alone still lists, page by page.
+    for path in ["/api/articles?tag=common&limit=1", "/api/articles?author=prolific&limit=1"] {
+        let (status, body) = app.get(path, None).await;
+        assert_eq!(
+            (status, body["articlesCount"].as_i64()),
+            (StatusCode::OK, Some(conduit_store::MAX_COMBINED_SCAN + 1))
+        );
+    }
 }
