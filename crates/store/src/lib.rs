@@ -218,12 +218,13 @@ where
     Err(DbError::Conflict("slug"))
 }
 
-/// The filter a listing with two or three filters walks; the others are checked on each row.
+/// The filter a listing with two or three filters walks, with its value; the others are
+/// checked on each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    Tag,
-    Author,
-    FavoritedBy,
+pub enum Driver<'a> {
+    Tag(&'a str),
+    Author(&'a str),
+    FavoritedBy(&'a str),
 }
 
 /// One row: the maintained counts of the tag, author and favoriter filters (0 for one not given).
@@ -252,14 +253,17 @@ where
 
 /// The given filter with the fewest matches, from [`filter_counts`]; refused when even that one
 /// matches more than [`MAX_COMBINED_SCAN`].
-pub fn combined_driver(query: &ArticleQuery, (tag, author, favorited): (i64, i64, i64)) -> Result<Driver, DbError> {
+pub fn combined_driver(query: &ArticleQuery, (tag, author, favorited): (i64, i64, i64)) -> Result<Driver<'_>, DbError> {
     let given = [
-        (query.tag.is_some(), tag, Driver::Tag),
-        (query.author.is_some(), author, Driver::Author),
-        (query.favorited.is_some(), favorited, Driver::FavoritedBy),
+        query.tag.as_deref().map(|v| (tag, Driver::Tag(v))),
+        query.author.as_ref().map(|v| (author, Driver::Author(v.as_str()))),
+        query.favorited.as_ref().map(|v| (favorited, Driver::FavoritedBy(v.as_str()))),
     ];
-    let (_, fewest, driver) =
-        given.into_iter().filter(|(is_given, _, _)| *is_given).min_by_key(|(_, n, _)| *n).ok_or(DbError::TooBroad)?;
+    let (fewest, driver) = given
+        .into_iter()
+        .flatten()
+        .min_by_key(|(n, _)| *n)
+        .ok_or_else(|| DbError::Other("a combined listing without filters".into()))?;
     if fewest > MAX_COMBINED_SCAN {
         return Err(DbError::TooBroad);
     }
@@ -276,7 +280,7 @@ pub fn combined_listing<'a, DB>(
     query: &'a ArticleQuery,
     viewer: Option<UserId>,
     page: Paging,
-    driver: Driver,
+    driver: Driver<'a>,
 ) -> sqlx::QueryBuilder<'a, DB>
 where
     DB: sqlx::Database,
@@ -314,44 +318,43 @@ where
 fn push_driven<'a, DB>(
     sql: &mut sqlx::QueryBuilder<'a, DB>,
     query: &'a ArticleQuery,
-    driver: Driver,
+    driver: Driver<'a>,
     below: Option<i64>,
 ) where
     DB: sqlx::Database,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    let (id, from) = match driver {
-        Driver::Tag => ("t.article_id", "article_tags t WHERE t.name = "),
-        Driver::Author => ("x.id", "articles x WHERE x.author_id = (SELECT id FROM users WHERE username = "),
-        Driver::FavoritedBy => {
-            ("f.article_id", "favorites f WHERE f.user_id = (SELECT id FROM users WHERE username = ")
+    let (id, from, value, close) = match driver {
+        Driver::Tag(tag) => ("t.article_id", "article_tags t WHERE t.name = ", tag, ""),
+        Driver::Author(name) => {
+            ("x.id", "articles x WHERE x.author_id = (SELECT id FROM users WHERE username = ", name, ")")
+        }
+        Driver::FavoritedBy(name) => {
+            ("f.article_id", "favorites f WHERE f.user_id = (SELECT id FROM users WHERE username = ", name, ")")
         }
     };
     sql.push(format!("(SELECT {id} AS id FROM {from}"));
-    match driver {
-        Driver::Tag => sql.push_bind(query.tag.as_deref().unwrap_or_default()),
-        Driver::Author => sql.push_bind(query.author.as_ref().map_or("", Username::as_str)).push(")"),
-        Driver::FavoritedBy => sql.push_bind(query.favorited.as_ref().map_or("", Username::as_str)).push(")"),
-    };
+    sql.push_bind(value);
+    sql.push(close);
     if let Some(below) = below {
         sql.push(format!(" AND {id} < "));
         sql.push_bind(below);
     }
     sql.push(") d WHERE 1 = 1");
-    if let (Some(tag), false) = (&query.tag, driver == Driver::Tag) {
+    if let (Some(tag), false) = (&query.tag, matches!(driver, Driver::Tag(_))) {
         sql.push(" AND (SELECT count(*) FROM article_tags pt WHERE pt.article_id = d.id AND pt.name = ");
         sql.push_bind(tag.as_str());
         sql.push(") > 0");
     }
-    if let (Some(author), false) = (&query.author, driver == Driver::Author) {
+    if let (Some(author), false) = (&query.author, matches!(driver, Driver::Author(_))) {
         sql.push(
             " AND (SELECT px.author_id FROM articles px WHERE px.id = d.id) = (SELECT id FROM users WHERE username = ",
         );
         sql.push_bind(author.as_str());
         sql.push(")");
     }
-    if let (Some(user), false) = (&query.favorited, driver == Driver::FavoritedBy) {
+    if let (Some(user), false) = (&query.favorited, matches!(driver, Driver::FavoritedBy(_))) {
         sql.push(
             " AND (SELECT count(*) FROM favorites pf WHERE pf.article_id = d.id \
              AND pf.user_id = (SELECT id FROM users WHERE username = ",
