@@ -8,7 +8,7 @@
 mod account;
 #[path = "../../store/shared/articles.rs"]
 mod articles;
-mod change_notices;
+mod notice_feed;
 #[path = "../../store/shared/comments.rs"]
 mod comments;
 mod connect;
@@ -31,7 +31,7 @@ mod users;
 
 use sqlx::PgPool;
 
-pub use change_notices::ChangeNotices;
+pub use notice_feed::NoticeFeed;
 pub use connect::{ConnectError, PoolSettings};
 
 /// The embedded migrations, also run by `conduit migrate`.

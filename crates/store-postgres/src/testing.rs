@@ -146,7 +146,7 @@ pub async fn cached_store(url: &str, max_connections: u32) -> Cached<PgStore> {
     let settings = PoolSettings { max_connections, ..PoolSettings::default() };
     let store = PgStore::connect(url, settings).await.expect("connect to test database");
     store.migrate().await.expect("migrate test database");
-    let notices = store.change_notices();
+    let notices = store.notice_feed();
     let store = Cached::start(store, notices, std::time::Duration::from_secs(10)).await;
     assert!(store.is_caching(), "listen for changes");
     store

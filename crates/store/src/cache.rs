@@ -2,7 +2,7 @@
 //! caller on every request), anonymous views of articles by slug, and the tag list. Each is a
 //! [`NoticedMap`]: used only while the backend's [`ChangeFeed`](crate::ChangeFeed) hears of
 //! every change, from any process. PostgreSQL is told: triggers `NOTIFY` each changed user or
-//! article (store-postgres, `change_notices`). SQLite looks: before each use, one read of its
+//! article (store-postgres, `notice_feed`). SQLite looks: before each use, one read of its
 //! WAL index header says whether anything at all was committed since, and if so the whole
 //! cache is dropped (store-sqlite, `commit_watch`). [`Cached`](crate::Cached) uses it.
 //!
@@ -24,7 +24,7 @@ use crate::noticed::NoticedMap;
 const ACK_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Cache {
-    /// Users by id. Change them through [`Cache::heard`] and [`Cache::forget`], which also
+    /// Users by id. Change them through [`Cache::user_changed`] and [`Cache::forget`], which also
     /// drop the articles that show them.
     pub users: NoticedMap<UserId, User>,
     /// Anonymous views of articles by slug (they show their author's profile).
@@ -111,27 +111,27 @@ impl Cache {
 
     /// Anything may have changed: drops everything.
     pub fn anything_changed(&self) {
-        self.heard(None);
+        self.user_changed(None);
         self.tags_changed();
     }
 
     /// An article changed (`None`: any article): drops its view and the tag list.
     pub fn article_changed(&self, slug: Option<&str>) {
-        self.articles.heard(slug);
+        self.articles.invalidate(slug);
         self.tags_changed();
     }
 
     /// An article was created: its tags count.
     pub fn tags_changed(&self) {
-        self.tags.heard(None::<&()>);
+        self.tags.invalidate(None::<&()>);
     }
 
-    /// A change notice from the backend (`None`: any user may have changed): drops the row,
-    /// and every cached article, since they show their author's profile. The backend then
-    /// acknowledges it to every instance.
-    pub fn heard(&self, id: Option<UserId>) {
-        self.users.heard(id.as_ref());
-        self.articles.heard(None::<&str>);
+    /// A user changed (`None`: any user may have), as a change notice from the backend or this
+    /// process's own write says: drops the row, and every cached article, since they show their
+    /// author's profile. After a notice the backend then acknowledges it to every instance.
+    pub fn user_changed(&self, id: Option<UserId>) {
+        self.users.invalidate(id.as_ref());
+        self.articles.invalidate(None::<&str>);
     }
 
     /// An instance (maybe this one) acknowledged a change notice.
@@ -150,7 +150,7 @@ impl Cache {
     /// among them) have acknowledged dropping it, so the client's next request finds the change
     /// wherever it lands. An instance that does not answer within [`ACK_WAIT`] is given up on.
     pub async fn forget(&self, id: Option<UserId>, mut acks: Acks, instances: usize) {
-        self.heard(id);
+        self.user_changed(id);
         if !self.is_listening() {
             return;
         }
@@ -202,10 +202,10 @@ mod tests {
         cache.set_listening(true);
         cache.users.keep(cache.users.ticket(), UserId::new(1), user(UserId::new(1), "a"));
         cache.users.keep(cache.users.ticket(), UserId::new(2), user(UserId::new(2), "b"));
-        cache.heard(Some(UserId::new(1)));
+        cache.user_changed(Some(UserId::new(1)));
         assert!(cache.users.get(&UserId::new(1)).is_none());
         assert!(cache.users.get(&UserId::new(2)).is_some());
-        cache.heard(None);
+        cache.user_changed(None);
         assert!(cache.users.get(&UserId::new(2)).is_none());
     }
 

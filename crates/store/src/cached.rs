@@ -73,7 +73,7 @@ impl<S: Store> Cached<S> {
     }
 
     /// After a committed change to the users table: see [`Cache::forget`].
-    async fn users_changed(&self, id: Option<UserId>, acks: Acks) {
+    async fn forget_user(&self, id: Option<UserId>, acks: Acks) {
         let listeners = if self.cache.is_listening() { self.feed.listeners().await } else { 0 };
         self.cache.forget(id, acks, listeners).await;
     }
@@ -117,7 +117,7 @@ impl<S: Store> Store for Cached<S> {
         let changed = self.store.set_password_hash(username, password_hash).await?;
         if changed {
             // Known here by name only; rare (an operator's command).
-            self.users_changed(None, acks).await;
+            self.forget_user(None, acks).await;
         }
         Ok(changed)
     }
@@ -126,7 +126,7 @@ impl<S: Store> Store for Cached<S> {
         let acks = self.cache.before_change();
         let user = self.store.update_user(id, changes).await?;
         if user.is_some() {
-            self.users_changed(Some(id), acks).await;
+            self.forget_user(Some(id), acks).await;
         }
         Ok(user)
     }
@@ -139,7 +139,7 @@ impl<S: Store> Store for Cached<S> {
         let acks = self.cache.before_change();
         let user = self.store.set_account(username, changes).await?;
         if let Some(user) = &user {
-            self.users_changed(Some(user.id), acks).await;
+            self.forget_user(Some(user.id), acks).await;
         }
         Ok(user)
     }
@@ -148,7 +148,7 @@ impl<S: Store> Store for Cached<S> {
         let acks = self.cache.before_change();
         let ended = self.store.end_session_tokens(id, session, until).await?;
         if ended {
-            self.users_changed(Some(id), acks).await;
+            self.forget_user(Some(id), acks).await;
         }
         Ok(ended)
     }
@@ -173,7 +173,7 @@ impl<S: Store> Store for Cached<S> {
         let acks = self.cache.before_change();
         let user = self.store.redeem_token(selector, verifier_hash, now, redeem).await?;
         if let Some(user) = &user {
-            self.users_changed(Some(user.id), acks).await;
+            self.forget_user(Some(user.id), acks).await;
         }
         Ok(user)
     }
@@ -190,7 +190,7 @@ impl<S: Store> Store for Cached<S> {
         if deleted {
             // Every instance drops the user before this returns: their tokens stop working
             // everywhere at once. Their articles went or changed author.
-            self.users_changed(Some(id), acks).await;
+            self.forget_user(Some(id), acks).await;
             self.cache.article_changed(None);
         }
         Ok(deleted)
@@ -289,13 +289,13 @@ impl<S: Store> Store for Cached<S> {
 
     async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
         let article = self.store.favorite(user, slug).await?;
-        self.cache.articles.heard(Some(slug.as_str()));
+        self.cache.articles.invalidate(Some(slug.as_str()));
         Ok(article)
     }
 
     async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
         let article = self.store.unfavorite(user, slug).await?;
-        self.cache.articles.heard(Some(slug.as_str()));
+        self.cache.articles.invalidate(Some(slug.as_str()));
         Ok(article)
     }
 

@@ -118,8 +118,9 @@ impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
         Ok(value)
     }
 
-    /// A change was made or heard (`None`: to anything): drops what it may have changed.
-    pub fn heard<Q>(&self, key: Option<&Q>)
+    /// A change was made or heard of (`None`: to anything): drops what it may have changed, and
+    /// bumps the epoch so no read that began before it is kept.
+    pub fn invalidate<Q>(&self, key: Option<&Q>)
     where
         K: Borrow<Q>,
         Q: Eq + Hash + ?Sized,
@@ -157,7 +158,7 @@ mod tests {
         map.set_listening(true);
         let ticket = map.ticket();
         // The value was read, then a change was heard before it could be kept.
-        map.heard(Some(&1));
+        map.invalidate(Some(&1));
         map.keep(ticket, 1, "old");
         assert!(map.get(&1).is_none());
         map.keep(map.ticket(), 1, "new");
@@ -170,7 +171,7 @@ mod tests {
         map.set_listening(true);
         // The change is heard while the read runs: its answer is returned but not kept.
         let read = async {
-            map.heard(Some(&1));
+            map.invalidate(Some(&1));
             Ok::<_, ()>(Some("old"))
         };
         assert_eq!(map.get_or_read(&1, read).await, Ok(Some("old")));
@@ -185,10 +186,10 @@ mod tests {
         map.set_listening(true);
         map.keep(map.ticket(), "a".to_owned(), 1);
         map.keep(map.ticket(), "b".to_owned(), 2);
-        map.heard(Some("a"));
+        map.invalidate(Some("a"));
         assert!(map.get("a").is_none());
         assert_eq!(map.get("b"), Some(2));
-        map.heard(None::<&str>);
+        map.invalidate(None::<&str>);
         assert!(map.get("b").is_none());
     }
 }

@@ -1,8 +1,9 @@
-//! Hears every change to the users and articles tables (the `users_notify_changed` and
-//! `articles_notify_changed` triggers' `NOTIFY`) and drops what changed from a [`Cache`], which
-//! is only used while this listens (see `conduit_store::Cached`). User changes are
-//! acknowledged to the instance that made them, which waits for every listener before it
-//! answers: so a revocation holds on every instance by the time its request returns.
+//! PostgreSQL's change feed for the cache: hears every change to the users and articles tables
+//! (the `users_notify_changed` and `articles_notify_changed` triggers' `NOTIFY`) and drops what
+//! changed from a [`Cache`], which is only used while this listens (see
+//! `conduit_store::Cached`). User changes are acknowledged to the instance that made them, which
+//! waits for every listener before it answers: so a revocation holds on every instance by the
+//! time its request returns.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -28,21 +29,27 @@ const LISTENER_NAME: &str = "conduit change listener";
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// PostgreSQL's [`ChangeFeed`]: a listening connection of its own, for as long as the
-/// store's pool is open. From [`PgStore::change_notices`].
-pub struct ChangeNotices {
+/// store's pool is open. From [`PgStore::notice_feed`].
+pub struct NoticeFeed {
     pool: PgPool,
     options: PgConnectOptions,
 }
 
 impl PgStore {
     /// What tells a cache of this database's changes (see `conduit_store::Cached`).
-    pub fn change_notices(&self) -> ChangeNotices {
-        ChangeNotices { pool: self.write.clone(), options: self.options.clone() }
+    pub fn notice_feed(&self) -> NoticeFeed {
+        NoticeFeed { pool: self.write.clone(), options: self.options.clone() }
+    }
+
+    /// The old name of [`PgStore::notice_feed`], kept only until `crates/server` calls the new
+    /// one (issue 24); remove it then.
+    pub fn change_notices(&self) -> NoticeFeed {
+        self.notice_feed()
     }
 }
 
 #[async_trait::async_trait]
-impl ChangeFeed for ChangeNotices {
+impl ChangeFeed for NoticeFeed {
     /// Listens in the background; waits until listening, or until `wait` ran out (the cache
     /// then stays unused until the listener gets through).
     async fn start(&self, cache: Weak<Cache>, wait: Duration) -> bool {
@@ -124,7 +131,7 @@ async fn follow(
                 }
                 // Anything but a user id is unexpected: then assume anyone changed.
                 let id = notice.payload().parse().ok();
-                live.heard(id);
+                live.user_changed(id);
                 let ack = Ack { user: id, instance: live.instance() }.encode();
                 sqlx::query("SELECT pg_notify($1, $2)").bind(HEARD).bind(ack).execute(&mut listener).await?;
             }
