@@ -42,7 +42,7 @@ impl PgStore {
         // grew (a generic plan's cost assumes `LIMIT $1` keeps a tenth of the rows, so it
         // never looked as cheap as a custom one for 20): 0.3-0.4 ms of planning for 0.1-0.2 ms
         // of execution, per page. A generic plan must then be right at any size: the listings
-        // bound their page by a constant for it (store `articles.rs`), and tests/plans.rs checks
+        // bound their page by a constant for it (store `listings.rs`), and tests/plans.rs checks
         // every statement's at a million articles. An operator's own
         // `options=-c plan_cache_mode=...` in the URL wins.
         if !url.contains("plan_cache_mode") {

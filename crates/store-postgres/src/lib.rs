@@ -13,6 +13,8 @@ mod notice_feed;
 mod comments;
 mod connect;
 mod dialect;
+#[path = "../../store/shared/listings.rs"]
+mod listings;
 #[path = "../../store/shared/outbox.rs"]
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]

@@ -18,6 +18,8 @@ mod comments;
 mod commit_watch;
 mod connect;
 mod dialect;
+#[path = "../../store/shared/listings.rs"]
+mod listings;
 #[path = "../../store/shared/outbox.rs"]
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]

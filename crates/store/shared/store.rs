@@ -8,7 +8,7 @@ use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 use conduit_store::*;
 use tracing::instrument;
 
-use crate::{BACKEND, ThisStore, account, articles, comments, dialect, outbox, profiles, seed, sessions, users};
+use crate::{BACKEND, ThisStore, account, articles, comments, dialect, listings, outbox, profiles, seed, sessions, users};
 
 #[async_trait]
 impl Store for ThisStore {
@@ -165,12 +165,12 @@ impl Store for ThisStore {
 
     #[instrument(name = "store.list_articles", skip_all, fields(db.system = BACKEND))]
     async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
-        articles::list(&self.read, query, viewer).await
+        listings::list(&self.read, query, viewer).await
     }
 
     #[instrument(name = "store.feed", skip_all, fields(db.system = BACKEND))]
     async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
-        articles::feed(&self.read, viewer, page).await
+        listings::feed(&self.read, viewer, page).await
     }
 
     #[instrument(name = "store.article", skip_all, fields(db.system = BACKEND))]

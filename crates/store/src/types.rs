@@ -113,27 +113,37 @@ pub struct ArticleQuery {
 }
 
 impl ArticleQuery {
-    /// The one filter given, when exactly one is: the common case, served by its own query.
-    pub fn shape(&self) -> FilterShape<'_> {
-        match (&self.tag, &self.author, &self.favorited) {
-            (None, None, None) => FilterShape::All,
-            (Some(tag), None, None) => FilterShape::Tag(tag),
-            (None, Some(author), None) => FilterShape::Author(author),
-            (None, None, Some(user)) => FilterShape::FavoritedBy(user),
-            _ => FilterShape::Combined,
-        }
+    /// The filters given, in a fixed order: tag, author, favorited by. None or one is the common
+    /// case, each served by its own statement; two or three are walked together (the shared
+    /// `listings.rs`).
+    pub fn filters(&self) -> impl Iterator<Item = Filter<'_>> {
+        [
+            self.tag.as_deref().map(Filter::Tag),
+            self.author.as_ref().map(|author| Filter::Author(author.as_str())),
+            self.favorited.as_ref().map(|user| Filter::FavoritedBy(user.as_str())),
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
-/// Which query serves a listing. One statement per shape, rather than one statement with
-/// `($1 IS NULL OR col = $1)` filters, lets PostgreSQL plan each with its own index.
+/// One filter of a listing, with its value: the articles with this tag, by this author, or
+/// favorited by this user. A listing with several walks one of them (its narrowest) and checks
+/// the others on each article.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterShape<'a> {
-    All,
+pub enum Filter<'a> {
     Tag(&'a str),
     Author(&'a str),
     FavoritedBy(&'a str),
-    Combined,
+}
+
+impl<'a> Filter<'a> {
+    /// The tag, or the author's or favoriter's username.
+    pub fn value(self) -> &'a str {
+        match self {
+            Filter::Tag(value) | Filter::Author(value) | Filter::FavoritedBy(value) => value,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
