@@ -5,6 +5,7 @@
 
 pub mod cursor;
 pub mod id;
+pub mod limits;
 pub mod model;
 pub mod names;
 pub mod password;

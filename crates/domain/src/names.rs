@@ -5,7 +5,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use crate::validation::{BLANK, EMAIL_MAX, USERNAME_MAX, too_long};
+use crate::limits::{BLANK, EMAIL_MAX, USERNAME_MAX, too_long};
 
 /// Letters, digits, `_`, `-` and `.`, at most [`USERNAME_MAX`] characters: usernames appear
 /// in URLs (`/profiles/{username}`). Surrounding whitespace is dropped.

@@ -71,28 +71,11 @@ impl std::fmt::Display for Errors {
 
 impl std::error::Error for Errors {}
 
-pub const BLANK: &str = "can't be blank";
-pub const TAKEN: &str = "has already been taken";
-
-/// Limits, in characters. Generous for real use, small enough that no single row is huge.
-pub const USERNAME_MAX: usize = 64;
-pub const EMAIL_MAX: usize = 254;
-/// NIST 800-63B: at least 8, and accept at least 64. Argon2 cost grows with length, so cap it.
-pub const PASSWORD_MIN: usize = 8;
-pub const PASSWORD_MAX: usize = 256;
-pub const BIO_MAX: usize = 4_096;
-pub const IMAGE_MAX: usize = 2_048;
-pub const TITLE_MAX: usize = 256;
-pub const DESCRIPTION_MAX: usize = 1_024;
-/// The request body limit (1 MiB) bounds the article body; this is the same bound in characters.
-pub const BODY_MAX: usize = 1_048_576;
-pub const COMMENT_MAX: usize = 65_536;
-pub const TAG_MAX: usize = 64;
-pub const TAGS_MAX: usize = 32;
-
-pub(crate) fn too_long(max: usize) -> String {
-    format!("is too long (maximum is {max} characters)")
-}
+pub use crate::limits::{
+    BIO_MAX, BLANK, BODY_MAX, COMMENT_MAX, DESCRIPTION_MAX, EMAIL_MAX, IMAGE_MAX, PASSWORD_MAX, PASSWORD_MIN, TAG_MAX,
+    TAGS_MAX, TAKEN, TITLE_MAX, USERNAME_MAX,
+};
+use crate::limits::too_long;
 
 fn is_blank(s: &str) -> bool {
     s.trim().is_empty()
