@@ -94,52 +94,40 @@ fn read_header(file: &Mapped) -> Option<[u8; HEADER_LEN]> {
     Some(file.header())
 }
 
-/// The first page of the WAL index, mapped shared and read-only.
+/// The WAL index header, mapped shared and read-only.
 struct Mapped {
     file: File,
-    address: std::ptr::NonNull<libc::c_void>,
+    /// A raw mapping rather than a [`memmap2::Mmap`]: a `Mmap` derefs to a `&[u8]`, which
+    /// promises that nobody changes the bytes while it is borrowed, and SQLite changes them on
+    /// every commit. The raw one only hands out a pointer, read with volatile reads.
+    map: memmap2::MmapRaw,
     /// When the file was last seen to have a name (nanoseconds after `opened`).
     named_at: std::sync::atomic::AtomicU64,
     opened: Instant,
 }
 
-// SAFETY: the mapping is only read, with volatile reads, and unmapped once, on drop.
-#[allow(unsafe_code)]
-unsafe impl Send for Mapped {}
-// SAFETY: as above; concurrent volatile reads of shared memory are fine.
-#[allow(unsafe_code)]
-unsafe impl Sync for Mapped {}
-
 impl Mapped {
-    /// Maps the first page of `file`, if it holds a whole header.
-    #[allow(unsafe_code)]
+    /// Maps the header of `file`, if it holds a whole one.
     fn new(file: File) -> Option<Mapped> {
-        use std::os::fd::AsRawFd;
         if file.metadata().ok()?.len() < HEADER_LEN as u64 {
             return None;
         }
-        // SAFETY: a fresh read-only shared mapping of one page of a file we hold open; nothing
-        // in this process writes through it. SQLite maps the same file the same way. A read
-        // past the file's end would fault (SIGBUS) only if the file were truncated below the
-        // header, which SQLite does only when a first connection opens it, never while a
-        // connection (ours: the store keeps one) has it open.
-        let address = unsafe {
-            libc::mmap(std::ptr::null_mut(), HEADER_LEN, libc::PROT_READ, libc::MAP_SHARED, file.as_raw_fd(), 0)
-        };
-        if address == libc::MAP_FAILED {
-            return None;
-        }
-        let address = std::ptr::NonNull::new(address)?;
-        Some(Mapped { file, address, named_at: std::sync::atomic::AtomicU64::new(0), opened: Instant::now() })
+        let map = memmap2::MmapOptions::new().len(HEADER_LEN).map_raw_read_only(&file).ok()?;
+        Some(Mapped { file, map, named_at: std::sync::atomic::AtomicU64::new(0), opened: Instant::now() })
     }
 
     /// The header as it is now. Each byte is read once, volatile: another process writes it.
     #[allow(unsafe_code)]
     fn header(&self) -> [u8; HEADER_LEN] {
-        let base = self.address.as_ptr().cast::<u8>();
+        let base = self.map.as_ptr();
         let mut now = [0; HEADER_LEN];
         for (i, byte) in now.iter_mut().enumerate() {
-            // SAFETY: `i < HEADER_LEN`, within the mapping, which lives as long as `self`.
+            // SAFETY: `i < HEADER_LEN`, the mapping's length, and the mapping lives as long as
+            // `self`. Nothing in this process writes through it; SQLite's writers (in any
+            // process) change the bytes, which a volatile read of a `u8` tolerates. A read past
+            // the file's end would fault (SIGBUS) only if the file were truncated below the
+            // header, which SQLite does only when a first connection opens it, never while a
+            // connection (ours: the store keeps one) has it open.
             *byte = unsafe { base.add(i).read_volatile() };
         }
         now
@@ -158,16 +146,6 @@ impl Mapped {
             self.named_at.store(now.max(1), Ordering::Relaxed);
         }
         named
-    }
-}
-
-impl Drop for Mapped {
-    #[allow(unsafe_code)]
-    fn drop(&mut self) {
-        // SAFETY: unmaps the mapping made in `new`, once; nothing reads it after this.
-        unsafe {
-            libc::munmap(self.address.as_ptr(), HEADER_LEN);
-        }
     }
 }
 
