@@ -194,7 +194,7 @@ def last_admin(server):
     token = server.register("boss", "192.0.2.7")
     subprocess.run([server.binary, "user", "promote", "boss"], env=server.env, cwd=server.dir.name,
                    check=True, capture_output=True)
-    status = call(server.base, "PUT", "/api/users/boss", {"user": {"active": False}}, token=token)[0]
+    status = call(server.base, "PUT", "/api/admin/users/boss", {"user": {"active": False}}, token=token)[0]
     return [f"the only admin deactivates themself: {status}"]
 
 

@@ -1,19 +1,17 @@
 //! The `conduit` binary: parse the command line and hand over to the library.
 
-/// mimalloc instead of glibc malloc: Argon2 allocates 19 MiB per hash, and glibc keeps such
-/// blocks in per-thread arenas after they are freed (resident memory grew to ~600 MiB after
-/// 40 registrations); mimalloc returns them to the OS, so memory falls back after a burst.
+/// mimalloc: glibc kept Argon2's freed 19 MiB blocks in its arenas (581 MiB resident after 40
+/// registrations; BENCHMARKS.md, "2026-11-23, issue 2").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc.h (v2 and v3); libmimalloc-sys names no constant for it.
+/// `mi_option_purge_delay` in mimalloc.h, v2 and v3 alike. libmimalloc-sys 0.1.49 names no
+/// constant for it (its `extended` module stops at 14 and resumes at 16).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// No transparent huge pages: mimalloc asks for them on its arena (`madvise`), and each touched
-/// 2 MiB of it then became resident at once (idle RSS straight after start: 27 MiB with them,
-/// 18 MiB without; BENCHMARKS.md, the framework ceiling). The process opts out before anything
-/// is allocated, from a constructor run before `main` (in `main`, the runtime's first pages were
-/// already huge). MIMALLOC_ALLOW_THP=1 keeps them.
+/// No transparent huge pages, set from a constructor before the first allocation (RSS after
+/// start 27.0 -> 17.7 MiB; BENCHMARKS.md, "2026-11-30, issue 16 (second part)").
+/// MIMALLOC_ALLOW_THP=1 keeps them.
 #[cfg(target_os = "linux")]
 #[used]
 #[allow(unsafe_code)]
@@ -33,10 +31,9 @@ extern "C" fn no_huge_pages() {
 }
 
 fn main() -> std::process::ExitCode {
-    // Give freed memory back at once rather than after mimalloc's purge delay, which only
-    // elapses when the freeing thread allocates again: an idle server otherwise keeps what its
-    // last burst freed (idle RSS after seeding 300 articles: 51 MiB before, 31 MiB after, with
-    // no measurable cost in throughput). MIMALLOC_PURGE_DELAY still overrides this.
+    // Purge freed memory at once: the delay elapses only when the freeing thread allocates
+    // again (idle RSS after seeding 51 -> 31 MiB; BENCHMARKS.md, "2026-11-24, issue 5").
+    // MIMALLOC_PURGE_DELAY still overrides this.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets one global option before any other thread exists; mimalloc reads it
         // atomically on each purge.

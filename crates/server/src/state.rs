@@ -1,64 +1,56 @@
+//! [`AppState`]: what every handler can reach.
+//!
+//! Imports: `config`, `ops`, `limits`, `mail`.
+
 use std::sync::Arc;
 
 use conduit_domain::token::TokenKeys;
 use conduit_store::Store;
 
-use crate::config::{HttpSettings, MailSettings};
-use crate::mail::Letters;
-use crate::metrics::Metrics;
-use crate::passwords::Passwords;
-use crate::ratelimit::RateLimiter;
-use crate::redis::Redis;
+use crate::config::{AccountSettings, Config, HttpSettings, LimitSettings};
+use crate::limits::RateLimiter;
+use crate::limits::hash_queue::Passwords;
+use crate::mail::compose::Composer;
+use crate::ops::metrics::Metrics;
+use crate::ops::redis::Redis;
 
 /// What every handler can reach. Cloned per request, so everything in it is cheap to clone.
+/// Built once, by `startup::Application::build`.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub tokens: TokenKeys,
+    /// Argon2 off the async threads, behind a bounded queue.
     pub passwords: Passwords,
     pub metrics: Arc<Metrics>,
     pub http: Arc<HttpSettings>,
+    pub limits: Arc<LimitSettings>,
+    pub accounts: Arc<AccountSettings>,
     /// Whether `/metrics` is on the main router (false when it has its own address).
     pub metrics_on_main: bool,
-    /// Attempt counters for logins and registration (see `ratelimit.rs`).
+    /// Attempt counters for logins, registrations and mail (see `limits`).
     pub limiter: Arc<RateLimiter>,
     /// Shared state across instances, when `REDIS_URL` is set.
     pub redis: Option<Redis>,
-    /// Mail settings, tokens and messages (see `mail.rs`).
-    pub letters: Arc<Letters>,
+    /// Composes mail and wakes the sender (see `mail::compose`).
+    pub mail: Arc<Composer>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, tokens: TokenKeys) -> Self {
+    /// The state for `config`, with mail links based at `links`.
+    pub fn new(config: &Config, store: Arc<dyn Store>, tokens: TokenKeys, links: String, redis: Option<Redis>) -> Self {
         Self {
             store,
             tokens,
-            passwords: Passwords::default(),
+            passwords: Passwords::new(config.limits.hash_queue(config.http.max_concurrency)),
             metrics: Arc::new(Metrics::default()),
-            http: Arc::new(HttpSettings::default()),
-            metrics_on_main: true,
-            limiter: Arc::new(RateLimiter::new(None)),
-            redis: None,
-            letters: Arc::new(Letters::new(MailSettings::default(), "http://localhost:3000".into())),
+            http: Arc::new(config.http.clone()),
+            limits: Arc::new(config.limits.clone()),
+            accounts: Arc::new(config.accounts.clone()),
+            metrics_on_main: config.metrics_bind.is_none(),
+            limiter: Arc::new(RateLimiter::new(redis.clone())),
+            redis,
+            mail: Arc::new(Composer::new(config.mail.clone(), links)),
         }
-    }
-
-    /// Mail settings, with `links` the base of the links in mails.
-    pub fn with_mail(mut self, settings: MailSettings, links: String) -> Self {
-        self.letters = Arc::new(Letters::new(settings, links));
-        self
-    }
-
-    pub fn with_http(mut self, http: HttpSettings) -> Self {
-        self.passwords = Passwords::new(http.hash_queue());
-        self.http = Arc::new(http);
-        self
-    }
-
-    /// Shares rate-limit counters (and, with sessions, session data) through Redis.
-    pub fn with_redis(mut self, redis: Redis) -> Self {
-        self.limiter = Arc::new(RateLimiter::new(Some(redis.clone())));
-        self.redis = Some(redis);
-        self
     }
 }

@@ -1,14 +1,13 @@
 //! The account lifecycle by mail: verify an address, reset a forgotten password, undo an email
 //! change, delete the account, export its data. Every mail is queued in the transaction of the
-//! change that causes it (see `mail.rs`); every token is single-use and compared in constant
+//! change that causes it (see `mail::compose`); every token is single-use and compared in constant
 //! time.
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use conduit_domain::token::Grant;
 use conduit_domain::{Article, Email, Errors, validation as v};
@@ -16,31 +15,21 @@ use conduit_store::{DeletedContent, Outgoing, Redeem, TokenPurpose};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::RequireUser;
-use crate::client_ip::ClientIp;
+use crate::auth::extract::RequireUser;
+use crate::auth::sessions::AuthSession;
 use crate::config::DeletedContentPolicy;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiJson;
-use crate::mail::{Letters, split_token};
-use crate::passwords::Admission;
-use crate::ratelimit::{hash_limits, mail_limits};
+use crate::http::client_addr::ClientIp;
+use crate::http::extract::ApiJson;
+use crate::limits::hash_queue::Admission;
+use crate::limits::{hash_limits, mail_limits};
+use crate::mail::compose::{Composer, split_token};
 use crate::routes::users::{UserBody, confirm_identity};
-use crate::sessions::AuthSession;
 use crate::state::AppState;
 
 /// Every answer to a reset request takes at least this long, whether or not the account exists
 /// (the lookup and the write happen only for one that does).
 const RESET_ANSWER_FLOOR: Duration = Duration::from_millis(250);
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users/verify", post(verify))
-        .route("/users/verify/resend", post(resend))
-        .route("/users/password-reset", post(request_reset))
-        .route("/users/password-reset/confirm", post(confirm_reset))
-        .route("/users/email-change/revert", post(revert_email))
-        .route("/user/export", get(export))
-}
 
 /// A token from a mailed link.
 #[derive(Deserialize, ToSchema)]
@@ -96,7 +85,7 @@ async fn checked_token<'a>(
     let (selector, verifier) = split_token(token).ok_or(ApiError::invalid("token", INVALID_TOKEN))?;
     let stored = state.store.account_token(selector, purpose).await?;
     match stored {
-        Some(stored) if Letters::check(&stored, verifier, Utc::now().timestamp()) => Ok((stored, selector)),
+        Some(stored) if Composer::check(&stored, verifier, Utc::now().timestamp()) => Ok((stored, selector)),
         _ => Err(ApiError::invalid("token", INVALID_TOKEN)),
     }
 }
@@ -110,7 +99,7 @@ async fn redeem(state: &AppState, selector: &str, hash: &str, redeem: &Redeem) -
         .await?
         .ok_or(ApiError::invalid("token", INVALID_TOKEN))?;
     if let Redeem::ResetPassword { outgoing, .. } | Redeem::RevertEmail { outgoing } = redeem {
-        state.letters.queued(&state.metrics, outgoing);
+        state.mail.queued(&state.metrics, outgoing);
     }
     Ok(user)
 }
@@ -142,11 +131,11 @@ pub(crate) async fn resend(
     if caller.user.email_verified {
         return Err(ApiError::invalid("email", "is already verified"));
     }
-    state.limiter.reserve(&mail_limits(&state.letters.settings, &caller.user.email, ip)).await?.keep();
-    let outgoing = state.letters.verification(&caller.user.username, &caller.user.email);
+    state.limiter.reserve(&mail_limits(&state.limits, &caller.user.email, ip)).await?.keep();
+    let outgoing = state.mail.verification(&caller.user.username, &caller.user.email);
     let email = Email::parse(&caller.user.email).map_err(|e| ApiError::Internal(format!("stored email {e}")))?;
     if state.store.mail_account(&email, &outgoing).await?.is_some() {
-        state.letters.queued(&state.metrics, &outgoing);
+        state.mail.queued(&state.metrics, &outgoing);
     }
     Ok((StatusCode::ACCEPTED, Json(AcceptedBody { message: "A new verification link is on its way." })))
 }
@@ -177,10 +166,10 @@ pub(crate) async fn request_reset(
     let started = tokio::time::Instant::now();
     let email = v::email(input.email.as_deref().unwrap_or_default()).map_err(|e| ApiError::invalid("email", e))?;
     // Counted per address asked for, whether or not it has an account: the limit says nothing.
-    state.limiter.reserve(&mail_limits(&state.letters.settings, &email, ip)).await?.keep();
-    let outgoing = state.letters.password_reset(&email);
+    state.limiter.reserve(&mail_limits(&state.limits, &email, ip)).await?.keep();
+    let outgoing = state.mail.password_reset(&email);
     if state.store.mail_account(&email, &outgoing).await?.is_some() {
-        state.letters.queued(&state.metrics, &outgoing);
+        state.mail.queued(&state.metrics, &outgoing);
     }
     tokio::time::sleep_until(started + RESET_ANSWER_FLOOR).await;
     Ok((
@@ -219,11 +208,11 @@ pub(crate) async fn confirm_reset(
     };
     // The token first: a hash is spent only on a request that can succeed.
     let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::ResetPassword).await?;
-    state.limiter.reserve(&hash_limits(&state.http, ip)).await?.keep();
+    state.limiter.reserve(&hash_limits(&state.limits, ip)).await?.keep();
     let password_hash = state.passwords.hash(admission, password).await?;
     let username = state.store.user_by_id(stored.user).await?.map(|u| u.username).unwrap_or_default();
     let outgoing =
-        Outgoing { mails: vec![state.letters.password_changed(&username, &stored.email)], ..Outgoing::default() };
+        Outgoing { mails: vec![state.mail.password_changed(&username, &stored.email)], ..Outgoing::default() };
     let reset = Redeem::ResetPassword { password_hash, outgoing };
     let user = redeem(&state, selector, &stored.verifier_hash, &reset).await?;
     let now = Utc::now();
@@ -243,7 +232,7 @@ pub(crate) async fn revert_email(
     ApiJson(input): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<AddressBody>> {
     let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::RevertEmail).await?;
-    let outgoing = state.letters.email_restored(&stored.email);
+    let outgoing = state.mail.email_restored(&stored.email);
     Ok(AddressBody::new(redeem(&state, selector, &stored.verifier_hash, &Redeem::RevertEmail { outgoing }).await?))
 }
 
@@ -279,19 +268,19 @@ pub(crate) async fn delete(
 ) -> ApiResult<StatusCode> {
     let current_password = input.and_then(|ApiJson(r)| r.user.current_password);
     confirm_identity(&state, &caller, ip, current_password).await?;
-    let content = match state.letters.settings.deleted_content {
+    let content = match state.accounts.deleted_content {
         DeletedContentPolicy::Delete => DeletedContent::Delete,
         DeletedContentPolicy::Keep => DeletedContent::Keep,
     };
     let outgoing = Outgoing {
-        mails: vec![state.letters.account_deleted(&caller.user.username, &caller.user.email)],
+        mails: vec![state.mail.account_deleted(&caller.user.username, &caller.user.email)],
         ..Outgoing::default()
     };
     if !state.store.delete_user(caller.user.id, caller.user.token_version, content, &outgoing).await? {
         // The password changed (or the account went) while this request ran.
         return Err(ApiError::Token("has been revoked"));
     }
-    state.letters.queued(&state.metrics, &outgoing);
+    state.mail.queued(&state.metrics, &outgoing);
     if caller.via_session {
         // The session's user is gone anyway; this also clears the cookie's record.
         let _ = auth.logout().await;

@@ -1,8 +1,7 @@
 //! User administration, for admins only: list users, and change their role or active flag.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use conduit_domain::model::Role;
 use conduit_domain::{Errors, User};
@@ -10,15 +9,11 @@ use conduit_store::AccountChanges;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::RequireAdmin;
+use crate::auth::extract::RequireAdmin;
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, DEFAULT_LIMIT, MAX_LIMIT, RawPage, next_cursor, paging, profile_name};
+use crate::http::extract::{ApiJson, DEFAULT_LIMIT, MAX_LIMIT, RawPage, next_cursor, paging, profile_name};
 use crate::state::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/users", get(list)).route("/users/{username}", put(update))
-}
 
 /// A user as an admin sees them.
 #[derive(Serialize, ToSchema)]
@@ -76,7 +71,7 @@ pub struct UsersQuery {
 }
 
 /// Users, oldest first (admins only).
-#[utoipa::path(get, path = "/users", tag = "Admin", security(("Token" = [])),
+#[utoipa::path(get, path = "/admin/users", tag = "Admin", security(("Token" = [])),
     params(("active" = Option<bool>, Query, description = "Only active (true) or deactivated (false) users"),
         ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 20, capped at 100"),
         ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Users to skip, default 0, at most 10,000 (then use cursor)"),
@@ -126,7 +121,7 @@ pub struct AccountChangesInput {
 
 /// Change a user's role or active flag (admins only). Deactivation ends their tokens and
 /// sessions at once.
-#[utoipa::path(put, path = "/users/{username}", tag = "Admin", security(("Token" = [])), request_body = UpdateAccountRequest,
+#[utoipa::path(put, path = "/admin/users/{username}", tag = "Admin", security(("Token" = [])), request_body = UpdateAccountRequest,
     params(("username" = String, Path, description = "The user to change")),
     responses((status = 200, body = AccountBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn update(

@@ -1,25 +1,16 @@
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use conduit_domain::{Article, Errors, Slug, Username, validation as v};
 use conduit_store::{ArticleChanges, ArticleQuery, ArticleRef, NewArticle, Page, Paging, with_unique_slug};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{MaybeUser, RequireUser};
+use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ListParams, article_slug, next_cursor, present};
+use crate::http::extract::{ApiJson, ListParams, article_slug, next_cursor, present};
 use crate::state::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/articles", get(list).post(create))
-        .route("/articles/feed", get(feed))
-        .route("/articles/{slug}", get(show).put(update).delete(delete))
-        .route("/articles/{slug}/favorite", post(favorite).delete(unfavorite))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct ArticleBody {

@@ -1,24 +1,17 @@
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use conduit_domain::model::{ArticleId, CommentId};
 use conduit_domain::{Comment, Errors, validation as v};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{MaybeUser, RequireUser};
+use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, RawPage, article_slug, next_cursor, paging};
+use crate::http::extract::{ApiJson, RawPage, article_slug, next_cursor, paging};
 use crate::state::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/articles/{slug}/comments", get(list).post(create))
-        .route("/articles/{slug}/comments/{id}", delete(remove))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct CommentBody {

@@ -6,21 +6,16 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).route("/health", get(ready))
-}
-
-async fn live() -> Json<Value> {
+pub(crate) async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
@@ -36,12 +31,12 @@ async fn check<E: std::fmt::Display>(name: &str, ping: impl Future<Output = Resu
     }
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = check("database", state.store.ping()).await;
     let mut checks = json!({ "database": { "status": database, "backend": state.store.backend() } });
     let mut ready = database == "ok";
     if let Some(redis) = &state.redis {
-        let redis = check("redis", crate::redis::ping(redis)).await;
+        let redis = check("redis", crate::ops::redis::ping(redis)).await;
         checks["redis"] = json!({ "status": redis });
         ready &= redis == "ok";
     }

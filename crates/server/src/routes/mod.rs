@@ -1,29 +1,18 @@
-//! The handlers: one file per resource.
+//! The handlers, one file per resource, and [`router`]: the one table of every method and path.
+//!
+//! Imports: anything below (`http`, `auth`, `state`, `mail`, `limits`, `ops`, `config`,
+//! `error`). A handler file never imports another handler file's handlers; what two of them
+//! share (the user's JSON, the re-authentication check) lives in `users.rs` and flows one way:
+//! `account` and `session` use `users`, never the reverse.
 
-pub(crate) mod account;
-pub(crate) mod admin;
-pub(crate) mod articles;
-pub(crate) mod comments;
-pub(crate) mod health;
-pub(crate) mod profiles;
-pub(crate) mod session;
-pub(crate) mod tags;
-pub(crate) mod users;
-
-use axum::Router;
-
-use crate::state::AppState;
-
-/// `/api/...` and the health checks, without the layers around them (`app.rs` adds those).
-pub fn routes() -> Router<AppState> {
-    let api = Router::new()
-        .merge(users::routes())
-        .merge(account::routes())
-        .merge(profiles::routes())
-        .merge(articles::routes())
-        .merge(comments::routes())
-        .merge(tags::routes())
-        .merge(admin::routes())
-        .merge(session::routes());
-    Router::new().nest("/api", api).merge(health::routes())
-}
+pub mod account;
+pub mod admin;
+pub mod articles;
+pub mod comments;
+pub mod health;
+pub mod openapi;
+pub mod profiles;
+pub mod router;
+pub mod session;
+pub mod tags;
+pub mod users;

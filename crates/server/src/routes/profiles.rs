@@ -1,21 +1,14 @@
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use conduit_domain::Profile;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{MaybeUser, RequireUser};
+use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::profile_name;
+use crate::http::extract::profile_name;
 use crate::state::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/profiles/{username}", get(show))
-        .route("/profiles/{username}/follow", post(follow).delete(unfollow))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct ProfileBody {

@@ -1,26 +1,20 @@
 //! Cookie sessions for browsers: `POST /api/session` logs in, `DELETE /api/session` logs out.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 
-use crate::auth::MaybeUser;
-use crate::client_ip::ClientIp;
+use crate::auth::extract::MaybeUser;
+use crate::auth::login::LoginRequest;
+use crate::auth::sessions::{self, AuthSession};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiJson;
-use crate::login::LoginRequest;
-use crate::passwords::Admission;
+use crate::http::client_addr::ClientIp;
+use crate::http::extract::ApiJson;
+use crate::limits::hash_queue::Admission;
 use crate::routes::users::UserBody;
-use crate::sessions::{self, AuthSession};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/session", post(login).delete(logout))
-}
-
-fn session_error(e: axum_login::Error<crate::sessions::Accounts>) -> ApiError {
+fn session_error(e: axum_login::Error<crate::auth::sessions::Accounts>) -> ApiError {
     match e {
         axum_login::Error::Backend(e) => e,
         axum_login::Error::Session(e) => {

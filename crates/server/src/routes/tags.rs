@@ -1,18 +1,13 @@
 //! `GET /api/tags`: the tags in use, most used first, at most 100. The store caches the list (see
 //! `conduit_store::Cached`).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiResult;
 use crate::state::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/tags", get(list))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct TagsBody {

@@ -1,9 +1,8 @@
 //! Registration, login, and the current user.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use conduit_domain::token::Grant;
 use conduit_domain::{Email, Errors, User, validation as v};
 use conduit_store::rows::grace_token_value;
@@ -11,23 +10,16 @@ use conduit_store::{NewUser, Outgoing, UserChanges};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::RequireUser;
-use crate::client_ip::ClientIp;
+use crate::auth::extract::RequireUser;
+use crate::auth::login::{LoginRequest, check_login, counted_verify};
+use crate::auth::sessions::{self, AuthSession, SessionUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, present};
-use crate::login::{LoginRequest, check_login, counted_verify};
-use crate::passwords::Admission;
-use crate::ratelimit::{hash_limits, mail_limits, registration_limits};
-use crate::sessions::{self, AuthSession, SessionUser};
+use crate::http::client_addr::ClientIp;
+use crate::http::extract::{ApiJson, present};
+use crate::limits::hash_queue::Admission;
+use crate::limits::{hash_limits, mail_limits, registration_limits};
 use crate::state::AppState;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(register))
-        .route("/users/login", post(login))
-        .route("/user", get(current).put(update).delete(super::account::delete))
-}
 
 /// `{"user": {...}}` as the spec returns it: the owner's view, with a token.
 #[derive(Serialize, ToSchema)]
@@ -100,12 +92,12 @@ pub(crate) async fn register(
     };
     // Every registration counts against its address, taken or not: each costs a password hash,
     // and a refused one tells whether a name or email exists.
-    state.limiter.reserve(&registration_limits(&state.http, ip)).await?.keep();
+    state.limiter.reserve(&registration_limits(&state.limits, ip)).await?.keep();
     let password_hash = state.passwords.hash(admission, password).await?;
     // The verification link is queued with the account, in its transaction.
-    let outgoing = state.letters.verification(&username, &email);
+    let outgoing = state.mail.verification(&username, &email);
     let user = state.store.create_user(&NewUser { username, email, password_hash }, &outgoing).await?;
-    state.letters.queued(&state.metrics, &outgoing);
+    state.mail.queued(&state.metrics, &outgoing);
     let now = chrono::Utc::now();
     let token = state.tokens.mint(user.id, user.token_version, &Grant::login(now), now);
     Ok((StatusCode::CREATED, UserBody::new(user, token)))
@@ -212,7 +204,7 @@ pub(crate) async fn update(
     let password_hash = match password.flatten() {
         Some(password) => {
             // Each new password costs a hash: counted against the address like a login.
-            let reservation = state.limiter.reserve(&hash_limits(&state.http, ip)).await?;
+            let reservation = state.limiter.reserve(&hash_limits(&state.limits, ip)).await?;
             reservation.keep();
             Some(state.passwords.hash(state.passwords.admit()?, password).await?)
         }
@@ -224,7 +216,7 @@ pub(crate) async fn update(
     // RealWorld Hurl suite changes the password twice with one token.)
     let surviving_token = match (&password_hash, &caller.token_id) {
         (Some(_), Some(id)) if !confirmed_by_password => {
-            let window = i64::try_from(state.http.reauth_window.as_secs()).unwrap_or(i64::MAX);
+            let window = i64::try_from(state.accounts.reauth_window.as_secs()).unwrap_or(i64::MAX);
             Some(grace_token_value(id, caller.grant.auth_time.saturating_add(window)))
         }
         _ => None,
@@ -234,7 +226,7 @@ pub(crate) async fn update(
     if let Some(new) = email.as_deref().filter(|e| *e != caller.user.email) {
         // A new address is mailed a link: limited per recipient like every mailing request, so
         // an account cannot be used to flood someone's inbox by changing its address to theirs.
-        state.limiter.reserve(&mail_limits(&state.letters.settings, new, ip)).await?.keep();
+        state.limiter.reserve(&mail_limits(&state.limits, new, ip)).await?.keep();
     }
     let outgoing = change_notices(&state, &caller.user, username.as_deref(), email.as_deref(), password_hash.is_some());
     let changes = UserChanges {
@@ -249,7 +241,7 @@ pub(crate) async fn update(
     };
     // `None`: the credential was revoked (or the account deleted) while this request ran.
     let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("has been revoked"))?;
-    state.letters.queued(&state.metrics, &changes.outgoing);
+    state.mail.queued(&state.metrics, &changes.outgoing);
     if user.token_version == caller.user.token_version && grant == caller.grant {
         return Ok(UserBody::new(user, caller.token));
     }
@@ -278,13 +270,13 @@ fn change_notices(
     let mut outgoing = Outgoing::default();
     let address = match email.filter(|e| *e != user.email) {
         Some(new) => {
-            outgoing = state.letters.email_changed(name, &user.email, new);
+            outgoing = state.mail.email_changed(name, &user.email, new);
             new
         }
         None => &user.email,
     };
     if new_password {
-        outgoing.mails.push(state.letters.password_changed(name, address));
+        outgoing.mails.push(state.mail.password_changed(name, address));
     }
     outgoing
 }
@@ -313,7 +305,7 @@ pub(crate) async fn confirm_identity(
             }
         }
         None => {
-            let window = i64::try_from(state.http.reauth_window.as_secs()).unwrap_or(i64::MAX);
+            let window = i64::try_from(state.accounts.reauth_window.as_secs()).unwrap_or(i64::MAX);
             if now.saturating_sub(caller.grant.auth_time) <= window {
                 Ok((caller.grant.auth_time, false))
             } else {

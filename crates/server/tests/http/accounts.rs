@@ -12,6 +12,7 @@ on_both_backends!(
     a_stolen_token_dies_with_the_password_change_it_made,
     only_admins_list_users,
     admins_change_roles_and_deactivate_accounts,
+    no_username_shadows_a_route,
 );
 
 async fn promote(app: &TestApp, name: &str) {
@@ -94,11 +95,11 @@ async fn only_admins_list_users(app: TestApp) {
     }
     promote(&app, "boss").await;
 
-    assert_eq!(error_messages(&app.get("/api/users", None).await.1, "token"), ["is missing"]);
-    let (status, body) = app.get("/api/users", Some(&pleb)).await;
+    assert_eq!(error_messages(&app.get("/api/admin/users", None).await.1, "token"), ["is missing"]);
+    let (status, body) = app.get("/api/admin/users", Some(&pleb)).await;
     assert_eq!((status, error_messages(&body, "user")), (StatusCode::FORBIDDEN, vec!["forbidden".to_string()]));
 
-    let (status, body) = app.get("/api/users", Some(&boss)).await;
+    let (status, body) = app.get("/api/admin/users", Some(&boss)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["usersCount"], 5);
     let names: Vec<_> = body["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
@@ -110,7 +111,7 @@ async fn only_admins_list_users(app: TestApp) {
     );
     assert!(first["createdAt"].as_str().unwrap().starts_with("20"));
 
-    let (_, body) = app.get("/api/users?limit=2&offset=1", Some(&boss)).await;
+    let (_, body) = app.get("/api/admin/users?limit=2&offset=1", Some(&boss)).await;
     let names: Vec<_> = body["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!((names, body["usersCount"].as_i64()), (vec!["pleb", "c1"], Some(5)));
     app.store
@@ -120,12 +121,12 @@ async fn only_admins_list_users(app: TestApp) {
         )
         .await
         .unwrap();
-    let (_, body) = app.get("/api/users?active=false", Some(&boss)).await;
+    let (_, body) = app.get("/api/admin/users?active=false", Some(&boss)).await;
     assert_eq!((body["usersCount"].as_i64(), body["users"][0]["username"].as_str()), (Some(1), Some("c2")));
-    assert_eq!(app.get("/api/users?active=true", Some(&boss)).await.1["usersCount"], 4);
+    assert_eq!(app.get("/api/admin/users?active=true", Some(&boss)).await.1["usersCount"], 4);
     for bad in ["active=yes", "limit=-1"] {
         assert_eq!(
-            app.get(&format!("/api/users?{bad}"), Some(&boss)).await.0,
+            app.get(&format!("/api/admin/users?{bad}"), Some(&boss)).await.0,
             StatusCode::UNPROCESSABLE_ENTITY,
             "{bad}"
         );
@@ -138,11 +139,11 @@ async fn admins_change_roles_and_deactivate_accounts(app: TestApp) {
     promote(&app, "boss").await;
 
     // Not for non-admins, and nothing changes.
-    let (status, _) = app.put("/api/users/boss", Some(&jake), json!({"user": {"active": false}})).await;
+    let (status, _) = app.put("/api/admin/users/boss", Some(&jake), json!({"user": {"active": false}})).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(app.get("/api/user", Some(&boss)).await.0, StatusCode::OK);
 
-    let (status, body) = app.put("/api/users/jake", Some(&boss), json!({"user": {"active": false}})).await;
+    let (status, body) = app.put("/api/admin/users/jake", Some(&boss), json!({"user": {"active": false}})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!((body["user"]["active"].as_bool(), body["user"]["role"].as_str()), (Some(false), Some("user")));
     // At once: the token is dead and the right password no longer logs in.
@@ -160,7 +161,7 @@ async fn admins_change_roles_and_deactivate_accounts(app: TestApp) {
     );
 
     let (status, body) =
-        app.put("/api/users/jake", Some(&boss), json!({"user": {"active": true, "role": "admin"}})).await;
+        app.put("/api/admin/users/jake", Some(&boss), json!({"user": {"active": true, "role": "admin"}})).await;
     assert_eq!((status, body["user"]["role"].as_str()), (StatusCode::OK, Some("admin")));
     assert_eq!(
         app.get("/api/user", Some(&jake)).await.0,
@@ -170,17 +171,36 @@ async fn admins_change_roles_and_deactivate_accounts(app: TestApp) {
     let (status, body) = login(&app, "jake", "password123").await;
     assert_eq!(status, StatusCode::OK);
     let fresh = body["user"]["token"].as_str().unwrap().to_owned();
-    assert_eq!(app.get("/api/users", Some(&fresh)).await.0, StatusCode::OK, "jake is an admin now");
+    assert_eq!(app.get("/api/admin/users", Some(&fresh)).await.0, StatusCode::OK, "jake is an admin now");
 
     for (body, field) in [
         (json!({"user": {"role": "emperor"}}), "role"),
         (json!({"user": {}}), "user"),
         (json!({"user": {"active": "no"}}), "body"),
     ] {
-        let (status, answer) = app.put("/api/users/jake", Some(&boss), body).await;
+        let (status, answer) = app.put("/api/admin/users/jake", Some(&boss), body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(!error_messages(&answer, field).is_empty());
     }
-    let (status, body) = app.put("/api/users/nobody", Some(&boss), json!({"user": {"active": false}})).await;
+    let (status, body) = app.put("/api/admin/users/nobody", Some(&boss), json!({"user": {"active": false}})).await;
     assert_eq!((status, error_messages(&body, "profile")), (StatusCode::NOT_FOUND, vec!["not found".to_string()]));
+}
+
+/// Users named like the routes beside `/api/users` (`login`, `verify`, `password-reset`) are
+/// administered like anyone: admin routes live under `/api/admin/`, where no username reaches
+/// a route of its own (under `/api/users/{username}` these answered 405).
+async fn no_username_shadows_a_route(app: TestApp) {
+    let boss = app.register("boss").await;
+    promote(&app, "boss").await;
+    for name in ["login", "verify", "password-reset", "admin", "users"] {
+        let token = app.register(name).await;
+        let (status, body) =
+            app.put(&format!("/api/admin/users/{name}"), Some(&boss), json!({"user": {"active": false}})).await;
+        assert_eq!(status, StatusCode::OK, "{name}: {body}");
+        assert_eq!((body["user"]["username"].as_str(), body["user"]["active"].as_bool()), (Some(name), Some(false)));
+        assert_eq!(app.get("/api/user", Some(&token)).await.0, StatusCode::UNAUTHORIZED, "{name} is deactivated");
+    }
+    // The routes named like them still answer as themselves.
+    let login = json!({"user": {"email": "boss@example.com", "password": "password123"}});
+    assert_eq!(app.post("/api/users/login", None, login).await.0, StatusCode::OK);
 }

@@ -344,18 +344,18 @@ async fn title_change_renames_slug_and_others_cannot_touch_it(app: TestApp) {
 }
 
 /// Not about rate limiting: 19 refused registrations must not trip it here.
-fn unlimited() -> conduit_server::config::HttpSettings {
-    conduit_server::config::HttpSettings { login_attempts_per_minute: 1000, ..Default::default() }
+fn unlimited(config: &mut conduit_server::config::Config) {
+    config.limits.login_attempts_per_minute = 1000;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_of_one_username_give_one_201_on_sqlite() {
-    concurrent_registrations_of_one_username_give_one_201(TestApp::sqlite_with(unlimited()).await).await
+    concurrent_registrations_of_one_username_give_one_201(TestApp::sqlite_with(unlimited).await).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_registrations_of_one_username_give_one_201_on_postgres() {
-    concurrent_registrations_of_one_username_give_one_201(TestApp::postgres_with(unlimited()).await).await
+    concurrent_registrations_of_one_username_give_one_201(TestApp::postgres_with(unlimited).await).await
 }
 
 async fn concurrent_registrations_of_one_username_give_one_201(app: TestApp) {

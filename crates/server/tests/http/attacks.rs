@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{TestApp, error_messages, keys};
+use crate::common::{TestApp, error_messages, keys, real_limits};
 use conduit_domain::model::Role;
-use conduit_server::config::HttpSettings;
+use conduit_server::config::Config;
 use conduit_store::AccountChanges;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -20,9 +20,11 @@ on_both_backends!(
     the_last_active_admin_cannot_be_demoted_or_deactivated,
 );
 
-/// Behind a proxy on 127.0.0.1, so `X-Forwarded-For` names the attacker's addresses.
-fn behind_proxy() -> HttpSettings {
-    HttpSettings { trusted_proxies: vec!["127.0.0.1".parse().unwrap()], ..HttpSettings::default() }
+/// Behind a proxy on 127.0.0.1, so `X-Forwarded-For` names the attacker's addresses; the real
+/// default limits.
+fn behind_proxy(config: &mut Config) {
+    real_limits(config);
+    config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
 }
 
 async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> StatusCode {
@@ -58,7 +60,11 @@ async fn guess_in_parallel(app: &TestApp, guesses: usize, ip_of: impl Fn(usize) 
 async fn parallel_guesses_are_evaluated_at_most_the_allowance() {
     // A hashing queue large enough that no guess is turned away for load: every one that gets
     // past the limiter is evaluated by Argon2 (and answered 401).
-    let app = TestApp::sqlite_with(HttpSettings { hash_queue: Some(1000), ..behind_proxy() }).await;
+    let app = TestApp::sqlite_with(|c| {
+        behind_proxy(c);
+        c.limits.hash_queue = Some(1000);
+    })
+    .await;
     app.register("jake").await;
 
     // 120 at once from one address: 10 evaluated (the allowance), 110 refused before Argon2.
@@ -76,7 +82,7 @@ async fn parallel_guesses_are_evaluated_at_most_the_allowance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_cannot_lock_the_owner_out_from_another_address() {
-    let app = TestApp::sqlite_with(behind_proxy()).await;
+    let app = TestApp::sqlite_with(behind_proxy).await;
     app.register("jake").await;
     for _ in 0..30 {
         let status = login_from(&app, "203.0.113.66", "jake@example.com", "a guess").await;
@@ -239,21 +245,21 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated(app: TestApp) {
         .unwrap()
         .unwrap();
     for change in [json!({"active": false}), json!({"role": "user"})] {
-        let (status, body) = app.put("/api/users/boss", Some(&boss), json!({"user": change})).await;
+        let (status, body) = app.put("/api/admin/users/boss", Some(&boss), json!({"user": change})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
         assert!(error_messages(&body, "user")[0].starts_with("is the last active admin"), "{body}");
     }
-    assert_eq!(app.get("/api/users", Some(&boss)).await.0, StatusCode::OK, "still an admin");
+    assert_eq!(app.get("/api/admin/users", Some(&boss)).await.0, StatusCode::OK, "still an admin");
     // With a second admin, the first may step down.
-    let (status, _) = app.put("/api/users/pleb", Some(&boss), json!({"user": {"role": "admin"}})).await;
+    let (status, _) = app.put("/api/admin/users/pleb", Some(&boss), json!({"user": {"role": "admin"}})).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app.put("/api/users/boss", Some(&boss), json!({"user": {"role": "user"}})).await;
+    let (status, body) = app.put("/api/admin/users/boss", Some(&boss), json!({"user": {"role": "user"}})).await;
     assert_eq!((status, body["user"]["role"].as_str()), (StatusCode::OK, Some("user")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_are_limited_per_address_successful_ones_too() {
-    let app = TestApp::sqlite_with(behind_proxy()).await;
+    let app = TestApp::sqlite_with(behind_proxy).await;
     let register = |i: usize, ip: &'static str| {
         let body = json!({"user": {"username": format!("u{i}"), "email": format!("u{i}@example.com"), "password": "password123"}});
         app.client.post(format!("{}/api/users", app.base)).header("x-forwarded-for", ip).json(&body).send()
@@ -270,7 +276,10 @@ async fn registrations_are_limited_per_address_successful_ones_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_registrations_and_logins_is_turned_away_at_once_and_readers_are_served() {
-    let settings = HttpSettings { hash_queue: Some(64), ..behind_proxy() };
+    let settings = |c: &mut Config| {
+        behind_proxy(c);
+        c.limits.hash_queue = Some(64);
+    };
     let app = TestApp::sqlite_with(settings).await;
     let reader = app.register("reader").await;
     // 500 at once, each from its own address (a botnet): half registrations, half logins.
@@ -361,10 +370,10 @@ async fn slow_body(base: &str, path: &str) -> (Duration, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_is_cut_off_with_408() {
-    let settings = HttpSettings {
-        body_timeout: Duration::from_secs(1),
-        request_timeout: Duration::from_secs(8),
-        ..HttpSettings::default()
+    let settings = |c: &mut Config| {
+        real_limits(c);
+        c.http.body_timeout = Duration::from_secs(1);
+        c.http.request_timeout = Duration::from_secs(8);
     };
     let app = TestApp::sqlite_with(settings).await;
     let (took, answer) = slow_body(&app.base, "/api/users/login").await;
@@ -397,7 +406,7 @@ async fn a_cross_site_text_plain_login_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_that_changed_the_password_lasts_only_until_its_login_window_closes() {
     let window = 3;
-    let settings = HttpSettings { reauth_window: Duration::from_secs(window), ..crate::common::settings() };
+    let settings = |c: &mut Config| c.accounts.reauth_window = Duration::from_secs(window);
     let app = TestApp::sqlite_with(settings).await;
     let token = app.register("jake").await;
     let (status, _) = app.put("/api/user", Some(&token), json!({"user": {"password": "a brand new password"}})).await;

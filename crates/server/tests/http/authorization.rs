@@ -25,7 +25,7 @@ async fn snapshot(app: &TestApp, owner: &str, slug: &str, admin: &str) -> Value 
             u.remove("token");
             u
         }),
-        "users": app.get("/api/users", Some(admin)).await.1,
+        "users": app.get("/api/admin/users", Some(admin)).await.1,
     })
 }
 
@@ -55,9 +55,9 @@ async fn nobody_else_may_change_what_is_yours(app: TestApp) {
         ),
         (Method::DELETE, format!("/api/articles/{slug}"), None, "article"),
         (Method::DELETE, format!("/api/articles/{slug}/comments/{comment_id}"), None, "comment"),
-        (Method::PUT, "/api/users/owner".into(), Some(json!({"user": {"active": false}})), "user"),
-        (Method::PUT, "/api/users/other".into(), Some(json!({"user": {"role": "admin"}})), "user"),
-        (Method::GET, "/api/users".into(), None, "user"),
+        (Method::PUT, "/api/admin/users/owner".into(), Some(json!({"user": {"active": false}})), "user"),
+        (Method::PUT, "/api/admin/users/other".into(), Some(json!({"user": {"role": "admin"}})), "user"),
+        (Method::GET, "/api/admin/users".into(), None, "user"),
     ];
     for (method, path, body, field) in &operations {
         let (status, answer) = app.send(method.clone(), path, Some(&other), body.clone()).await;

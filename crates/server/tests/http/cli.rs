@@ -261,8 +261,9 @@ async fn promote_makes_an_admin_or_says_there_is_no_such_user() {
         .as_str()
         .unwrap()
         .to_owned();
-    let users =
-        || client.get(format!("{}/api/users", server.base)).header("Authorization", format!("Token {token}")).send();
+    let users = || {
+        client.get(format!("{}/api/admin/users", server.base)).header("Authorization", format!("Token {token}")).send()
+    };
     assert_eq!(users().await.unwrap().status(), 403);
 
     let (ok, stdout, stderr) = run(conduit(dir.path()).args(["user", "promote", "jake"]));

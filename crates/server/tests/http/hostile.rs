@@ -44,7 +44,7 @@ async fn nul_and_invalid_utf8_in_paths_and_queries_are_4xx(app: TestApp) {
             (Method::GET, format!("/api/profiles/{bad}")),
             (Method::POST, format!("/api/profiles/{bad}/follow")),
             (Method::DELETE, format!("/api/articles/{bad}")),
-            (Method::PUT, format!("/api/users/{bad}")),
+            (Method::PUT, format!("/api/admin/users/{bad}")),
             (Method::DELETE, format!("/api/articles/{slug}/comments/{bad}")),
         ] {
             let (status, body) = raw(&app, method.clone(), &path, Some(&token), Some(b"{}".to_vec())).await;

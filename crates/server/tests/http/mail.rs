@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::common::process::{Server, conduit, run};
 use crate::common::smtp::{SmtpSink, link_token};
 use crate::common::{TestApp, an_hour_old_login};
-use conduit_server::config::{MailSettings, UnverifiedPolicy};
+use conduit_server::config::UnverifiedPolicy;
 use conduit_store_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -357,14 +357,6 @@ async fn with_a_file_url_mail_goes_to_a_folder() {
 
 // --- in process: limits, timing and the policy for unverified users (no sending needed) ---
 
-/// The newest queued message's link token for `page`, read from the outbox itself.
-async fn queued_token(app: &TestApp, page: &str) -> String {
-    let now = chrono::Utc::now().timestamp_millis();
-    let claimed = app.store.claim_mail(now, now + 60_000, 100).await.unwrap();
-    let mail = claimed.iter().rev().find(|m| m.body.contains(page)).unwrap_or_else(|| panic!("no {page} mail"));
-    link_token(&json!({"body": mail.body}), page)
-}
-
 async fn reset_requests_answer_alike_and_are_limited_per_recipient(app: TestApp) {
     app.register("jake").await;
     let ask = |email: &str| json!({"user": {"email": email}});
@@ -396,7 +388,7 @@ async fn reset_requests_answer_alike_and_are_limited_per_recipient(app: TestApp)
 
 async fn a_forged_verifier_with_a_real_selector_is_refused(app: TestApp) {
     app.register("jake").await;
-    let token = queued_token(&app, "verify-email").await;
+    let token = app.mailed_token("verify-email").await;
     let (selector, verifier) = token.split_once('.').unwrap();
     let forged = format!("{selector}.{}", verifier.chars().rev().collect::<String>());
     let (status, _) = app.post("/api/users/verify", None, json!({"token": forged})).await;
@@ -458,8 +450,7 @@ on_both_backends!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unverified_users_read_and_manage_their_account_but_write_nothing_else_under_the_read_policy() {
-    let mail = MailSettings { unverified_users: UnverifiedPolicy::Read, ..MailSettings::default() };
-    let app = TestApp::sqlite_with_mail(mail).await;
+    let app = TestApp::sqlite_with(|c| c.accounts.unverified_users = UnverifiedPolicy::Read).await;
     let token = app.register("jake").await;
     let article = json!({"article": {"title": "t", "description": "d", "body": "b"}});
     let (status, body) = app.post("/api/articles", Some(&token), article.clone()).await;
@@ -467,15 +458,14 @@ async fn unverified_users_read_and_manage_their_account_but_write_nothing_else_u
     assert!(body["errors"]["email"][0].as_str().unwrap().contains("not verified"));
     assert_eq!(app.get("/api/articles", Some(&token)).await.0, StatusCode::OK);
     assert_eq!(app.put("/api/user", Some(&token), json!({"user": {"bio": "hi"}})).await.0, StatusCode::OK);
-    let verify = queued_token(&app, "verify-email").await;
+    let verify = app.mailed_token("verify-email").await;
     assert_eq!(app.post("/api/users/verify", None, json!({"token": verify})).await.0, StatusCode::OK);
     assert_eq!(app.post("/api/articles", Some(&token), article).await.0, StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unverified_users_cannot_log_in_under_the_none_policy() {
-    let mail = MailSettings { unverified_users: UnverifiedPolicy::None, ..MailSettings::default() };
-    let app = TestApp::sqlite_with_mail(mail).await;
+    let app = TestApp::sqlite_with(|c| c.accounts.unverified_users = UnverifiedPolicy::None).await;
     app.register("jake").await;
     let login = json!({"user": {"email": "jake@example.com", "password": "password123"}});
     let (status, body) = app.post("/api/users/login", None, login.clone()).await;
@@ -484,7 +474,7 @@ async fn unverified_users_cannot_log_in_under_the_none_policy() {
         .post("/api/users/login", None, json!({"user": {"email": "jake@example.com", "password": "wrong password"}}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong password learns nothing about verification");
-    let verify = queued_token(&app, "verify-email").await;
+    let verify = app.mailed_token("verify-email").await;
     assert_eq!(app.post("/api/users/verify", None, json!({"token": verify})).await.0, StatusCode::OK);
     assert_eq!(app.post("/api/users/login", None, login).await.0, StatusCode::OK);
 }

@@ -5,7 +5,6 @@ use std::io::Read;
 use std::time::Duration;
 
 use crate::common::{TestApp, error_messages};
-use conduit_server::config::HttpSettings;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -97,9 +96,7 @@ async fn metrics_count_requests_by_route_template_and_logins() {
 #[tokio::test]
 async fn slow_requests_time_out_with_503() {
     // Every Argon2 login takes far longer than a millisecond.
-    let app =
-        TestApp::sqlite_with(HttpSettings { request_timeout: Duration::from_millis(1), ..HttpSettings::default() })
-            .await;
+    let app = TestApp::sqlite_with(|c| c.http.request_timeout = Duration::from_millis(1)).await;
     let response = app
         .client
         .post(format!("{}/api/users", app.base))
@@ -115,7 +112,7 @@ async fn slow_requests_time_out_with_503() {
 
 #[tokio::test]
 async fn load_beyond_the_concurrency_limit_is_shed_with_503() {
-    let app = TestApp::sqlite_with(HttpSettings { max_concurrency: 2, ..HttpSettings::default() }).await;
+    let app = TestApp::sqlite_with(|c| c.http.max_concurrency = 2).await;
     let attempts = (0..12).map(|i| {
         app.client
             .post(format!("{}/api/users", app.base))
@@ -163,7 +160,7 @@ async fn responses_are_gzipped_when_the_client_accepts_it() {
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), plain);
 
     // Switched off, it answers plainly whatever the client accepts.
-    let off = TestApp::sqlite_with(HttpSettings { gzip: false, ..HttpSettings::default() }).await;
+    let off = TestApp::sqlite_with(|c| c.http.gzip = false).await;
     let response = off
         .client
         .get(format!("{}/api/openapi.json", off.base))
@@ -177,8 +174,7 @@ async fn responses_are_gzipped_when_the_client_accepts_it() {
 
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
-    let settings = HttpSettings { allowed_origins: vec!["https://app.example".into()], ..HttpSettings::default() };
-    let app = TestApp::sqlite_with(settings).await;
+    let app = TestApp::sqlite_with(|c| c.http.allowed_origins = vec!["https://app.example".into()]).await;
     let preflight = |origin: &'static str| {
         app.client
             .request(reqwest::Method::OPTIONS, format!("{}/api/articles", app.base))
@@ -211,7 +207,7 @@ async fn cors_allows_only_the_configured_origins() {
 
 #[tokio::test]
 async fn body_limit_follows_its_setting() {
-    let app = TestApp::sqlite_with(HttpSettings { body_limit: 2_000, ..HttpSettings::default() }).await;
+    let app = TestApp::sqlite_with(|c| c.http.body_limit = 2_000).await;
     let token = app.register("jake").await;
     let article = |size: usize| json!({"article": {"title": "T", "description": "d", "body": "x".repeat(size)}});
     let (status, body) = app.post("/api/articles", Some(&token), article(3_000)).await;

@@ -2,13 +2,14 @@
 //! per account, per address; registrations per address; and who may claim another address with
 //! X-Forwarded-For. (The same under parallel attack is in `attacks.rs`.)
 
-use crate::common::{TestApp, error_messages};
-use conduit_server::config::HttpSettings;
+use crate::common::{TestApp, error_messages, real_limits};
+use conduit_server::config::Config;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-fn behind_proxy() -> HttpSettings {
-    HttpSettings { trusted_proxies: vec!["127.0.0.1".parse().unwrap()], ..HttpSettings::default() }
+fn behind_proxy(config: &mut Config) {
+    real_limits(config);
+    config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
 }
 
 async fn login_from(
@@ -51,7 +52,7 @@ async fn ten_failed_logins_a_minute_then_429_even_with_the_right_password() {
 
 #[tokio::test]
 async fn an_account_is_limited_to_ten_times_that_over_all_addresses() {
-    let app = TestApp::sqlite_with(behind_proxy()).await;
+    let app = TestApp::sqlite_with(behind_proxy).await;
     app.register("jake").await;
     app.register("anna").await;
     for i in 0..100 {
@@ -65,7 +66,7 @@ async fn an_account_is_limited_to_ten_times_that_over_all_addresses() {
 
 #[tokio::test]
 async fn an_address_is_limited_to_ten_times_that_over_all_accounts() {
-    let app = TestApp::sqlite_with(behind_proxy()).await;
+    let app = TestApp::sqlite_with(behind_proxy).await;
     app.register("jake").await;
     for i in 0..100 {
         let email = format!("guess{i}@example.com");
@@ -89,7 +90,7 @@ async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
 
 #[tokio::test]
 async fn refused_registrations_count_like_the_rest() {
-    let app = TestApp::sqlite_with(HttpSettings { registrations_per_hour: 5, ..HttpSettings::default() }).await;
+    let app = TestApp::sqlite_with(|c| c.limits.registrations_per_hour = 5).await;
     app.register("jake").await;
     for i in 0..4 {
         let body =
@@ -106,7 +107,11 @@ async fn refused_registrations_count_like_the_rest() {
 
 #[tokio::test]
 async fn the_limit_follows_its_setting() {
-    let app = TestApp::sqlite_with(HttpSettings { login_attempts_per_minute: 3, ..HttpSettings::default() }).await;
+    let app = TestApp::sqlite_with(|c| {
+        real_limits(c);
+        c.limits.login_attempts_per_minute = 3;
+    })
+    .await;
     app.register("jake").await;
     for _ in 0..3 {
         assert_eq!(login_from(&app, None, "jake@example.com", "wrong").await.0, StatusCode::UNAUTHORIZED);

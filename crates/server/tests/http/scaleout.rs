@@ -204,12 +204,16 @@ async fn user_commands_hold_on_every_running_instance_when_they_return() {
     for base in [&a.base, &b.base] {
         // Cached on both: the token works and is not an admin's.
         assert_eq!(get(base, "/api/user").await.unwrap().status(), StatusCode::OK);
-        assert_eq!(get(base, "/api/users").await.unwrap().status(), StatusCode::FORBIDDEN);
+        assert_eq!(get(base, "/api/admin/users").await.unwrap().status(), StatusCode::FORBIDDEN);
     }
     let (ok, _, stderr) = command(&["user", "promote", "jake"]);
     assert!(ok, "{stderr}");
     for base in [&a.base, &b.base] {
-        assert_eq!(get(base, "/api/users").await.unwrap().status(), StatusCode::OK, "promotion not yet seen on {base}");
+        assert_eq!(
+            get(base, "/api/admin/users").await.unwrap().status(),
+            StatusCode::OK,
+            "promotion not yet seen on {base}"
+        );
     }
     // A new password hash revokes every earlier token.
     let phc = conduit_domain::password::hash("an imported password").unwrap();

@@ -3,7 +3,6 @@
 
 use crate::common::{TestApp, error_messages};
 use conduit_domain::model::Role;
-use conduit_server::config::HttpSettings;
 use conduit_store::AccountChanges;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -209,8 +208,7 @@ async fn cookies_are_secure_over_https_or_when_configured() {
             response.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned())
         }
     };
-    let behind_proxy = HttpSettings { trusted_proxies: vec!["127.0.0.1".parse().unwrap()], ..HttpSettings::default() };
-    let app = TestApp::sqlite_with(behind_proxy).await;
+    let app = TestApp::sqlite_with(|c| c.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     app.register("jake").await;
     assert!(secure_flag(&login(&app, Some("https")).await));
     assert!(!secure_flag(&login(&app, Some("http")).await));
@@ -221,15 +219,14 @@ async fn cookies_are_secure_over_https_or_when_configured() {
     app.register("jake").await;
     assert!(!secure_flag(&login(&app, Some("https")).await));
 
-    let app = TestApp::sqlite_with(HttpSettings { secure_cookies: true, ..HttpSettings::default() }).await;
+    let app = TestApp::sqlite_with(|c| c.http.secure_cookies = true).await;
     app.register("jake").await;
     assert!(secure_flag(&login(&app, None).await));
 }
 
 #[tokio::test]
 async fn allowed_origins_may_make_cookie_changes() {
-    let settings = HttpSettings { allowed_origins: vec!["https://app.example".into()], ..HttpSettings::default() };
-    let app = TestApp::sqlite_with(settings).await;
+    let app = TestApp::sqlite_with(|c| c.http.allowed_origins = vec!["https://app.example".into()]).await;
     app.register("jake").await;
     let cookie = logged_in(&app, "jake").await;
     let (status, _, _) =

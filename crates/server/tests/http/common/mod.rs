@@ -7,23 +7,29 @@ pub mod process;
 pub mod smtp;
 
 use std::any::Any;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conduit_domain::token::TokenKeys;
-use conduit_server::config::{HttpSettings, MailSettings};
-use conduit_server::{AppState, app, serve};
+use conduit_server::config::{Config, Sources};
+use conduit_server::startup::Application;
 use conduit_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 pub const SECRET: &[u8] = b"a test secret that is long enough!!";
 
+/// A real server, built by `Application::build` as `conduit serve` builds it (the cached store,
+/// the mail sender, the limits), on a fresh database and a free port. Its mail goes to a folder
+/// (`CONDUIT_SMTP_URL=file:///...`), where [`TestApp::mailed_token`] reads it.
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
+    pub mail_dir: PathBuf,
     _database: Box<dyn Any + Send>,
+    _dir: tempfile::TempDir,
 }
 
 /// Generates each listed case once per backend: `sqlite::case` and `postgres::case`.
@@ -49,54 +55,128 @@ macro_rules! on_both_backends {
     };
 }
 
-/// The defaults, but with room for the many registrations from one address that most tests
-/// make (the limit itself is tested in `attacks.rs`, with the real default).
-pub fn settings() -> HttpSettings {
-    HttpSettings { registrations_per_hour: 100_000, ..HttpSettings::default() }
-}
-
 pub fn keys() -> TokenKeys {
     TokenKeys::new(SECRET, chrono::Duration::hours(1))
 }
 
+/// The configuration of a test server: the defaults, as from an empty environment, but for the
+/// database, a free port, the shared secret, mail to `dir/mail`, and room for the many
+/// registrations from one address that most tests make (the limit itself is tested in
+/// `attacks.rs` and `ratelimit.rs`, with the real default).
+pub fn test_config(database_url: &str, dir: &Path) -> Config {
+    let mail = url::Url::from_directory_path(dir.join("mail")).unwrap().to_string();
+    let secret = std::str::from_utf8(SECRET).unwrap().to_owned();
+    let vars: Vec<(&str, String)> = vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("CONDUIT_BIND", "127.0.0.1:0".to_owned()),
+        ("CONDUIT_JWT_SECRET", secret),
+        ("CONDUIT_TOKEN_TTL_SECS", "3600".to_owned()),
+        ("CONDUIT_SMTP_URL", mail),
+        ("CONDUIT_PUBLIC_URL", "https://frontend.example".to_owned()),
+        ("CONDUIT_REGISTRATIONS_PER_HOUR", "100000".to_owned()),
+        ("CONDUIT_SHUTDOWN_GRACE", "5".to_owned()),
+    ];
+    let env = move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+    Config::load(Sources { file: None, default_file: dir.join("absent.toml"), env: &env, flags: Vec::new() })
+        .expect("the test configuration loads")
+}
+
+/// A quoted-printable body decoded (soft line breaks joined, `=XX` escapes turned back into
+/// bytes), as the sender writes long lines.
+fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=')
+            .then(|| std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The real default limits, instead of the test configuration's room for many registrations.
+pub fn real_limits(config: &mut Config) {
+    config.limits = conduit_server::config::LimitSettings::default();
+}
+
 impl TestApp {
     pub async fn sqlite() -> Self {
-        Self::sqlite_with(settings()).await
+        Self::sqlite_with(|_| {}).await
     }
 
     pub async fn postgres() -> Self {
-        Self::postgres_with(settings()).await
+        Self::postgres_with(|_| {}).await
     }
 
-    pub async fn sqlite_with(settings: HttpSettings) -> Self {
-        let (store, dir) = conduit_store_sqlite::testing::fresh_store().await;
-        Self::start(Arc::new(store), Box::new(dir), settings).await
+    /// On SQLite, with `change` made to the test configuration.
+    pub async fn sqlite_with(change: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("conduit.db").display());
+        Self::start(&url, Box::new(()), dir, change).await
     }
 
-    pub async fn postgres_with(settings: HttpSettings) -> Self {
-        let (store, db) = conduit_store_postgres::testing::fresh_store().await;
-        Self::start(Arc::new(store), Box::new(db), settings).await
+    /// On a fresh PostgreSQL database, with `change` made to the test configuration.
+    pub async fn postgres_with(change: impl FnOnce(&mut Config)) -> Self {
+        let database = conduit_store_postgres::testing::TestDatabase::create().await;
+        let url = database.url.clone();
+        Self::start(&url, Box::new(database), tempfile::tempdir().expect("temporary directory"), change).await
     }
 
-    /// On SQLite, with these mail settings.
-    pub async fn sqlite_with_mail(mail: MailSettings) -> Self {
-        let (store, dir) = conduit_store_sqlite::testing::fresh_store().await;
-        let state = AppState::new(Arc::new(store), keys())
-            .with_http(settings())
-            .with_mail(mail, "https://frontend.example".into());
-        Self::serve(state, Box::new(dir)).await
+    async fn start(
+        url: &str,
+        database: Box<dyn Any + Send>,
+        dir: tempfile::TempDir,
+        change: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = test_config(url, dir.path());
+        change(&mut config);
+        let application = Application::build(config).await.expect("build the application");
+        let base = format!("http://{}", application.local_addr());
+        let store = application.store();
+        tokio::spawn(application.run_until(std::future::pending()));
+        let mail_dir = dir.path().join("mail");
+        TestApp { base, client: reqwest::Client::new(), store, mail_dir, _database: database, _dir: dir }
     }
 
-    async fn start(store: Arc<dyn Store>, database: Box<dyn Any + Send>, settings: HttpSettings) -> Self {
-        Self::serve(AppState::new(store, keys()).with_http(settings), database).await
+    /// The token of the newest mailed link to `page` (such as `verify-email`), as the sender
+    /// delivered it: waits up to ten seconds for it to arrive.
+    pub async fn mailed_token(&self, page: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(token) = self.newest_link_token(page) {
+                return token;
+            }
+            assert!(Instant::now() < deadline, "no {page} link was mailed to {}", self.mail_dir.display());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
-    async fn serve(state: AppState, database: Box<dyn Any + Send>) -> Self {
-        let store = state.store.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(serve(listener, app(state), Duration::from_secs(30), std::future::pending()));
-        TestApp { base, client: reqwest::Client::new(), store, _database: database }
+    fn newest_link_token(&self, page: &str) -> Option<String> {
+        let mut mails: Vec<(i64, PathBuf)> = std::fs::read_dir(&self.mail_dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|p| Some((p.file_stem()?.to_str()?.parse().ok()?, p)))
+            .collect();
+        mails.sort();
+        let marker = format!("/{page}?token=");
+        mails.iter().rev().find_map(|(_, path)| {
+            let text = quoted_printable(&std::fs::read_to_string(path).ok()?);
+            let start = text.find(&marker)? + marker.len();
+            text[start..].split_whitespace().next().map(str::to_owned)
+        })
     }
 
     /// Sends a request and returns the status and the JSON body (`Null` when empty).

@@ -4,7 +4,7 @@
 //! span's fields as the span is made, whether or not anything is logged inside it: a tenth of a
 //! cached read's instructions (BENCHMARKS.md, the framework ceiling). So the span is made only
 //! when something reads it (trace export, the text log); otherwise the request's fields sit in
-//! a task-local, and the JSON event formatter (`telemetry.rs`) adds them to the few lines
+//! a task-local, and the JSON event formatter (`ops::telemetry`) adds them to the few lines
 //! logged inside a request, in the same place a span's fields would be (`spans`).
 
 use axum::http::{HeaderValue, Uri};
@@ -40,7 +40,7 @@ pub fn current_json() -> Option<String> {
                 json.push_str(name);
                 json.push_str("\":");
                 // Writing to a String cannot fail.
-                let _ = crate::log_writer::json_string(&mut json, value);
+                let _ = crate::ops::log_writer::json_string(&mut json, value);
             }
             json.push('}');
             json

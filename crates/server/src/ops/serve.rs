@@ -75,7 +75,7 @@ async fn accept_failed(error: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-/// What [`serve_until_signal`] did.
+/// What [`serve_until`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped {
     /// Every in-flight request finished.
@@ -84,21 +84,22 @@ pub enum Stopped {
     GraceExpired,
 }
 
-/// Serves `app` (and `metrics`, on its own listener, when given) until SIGINT or SIGTERM.
-/// Then both stop accepting at once, in-flight requests get up to `grace` to finish.
-pub async fn serve_until_signal(
+/// Serves `app` (and `metrics`, on its own listener, when given) until `shutdown` completes
+/// (for `conduit serve`, [`shutdown_signal`]). Then both stop accepting at once, and in-flight
+/// requests get up to `grace` to finish.
+pub async fn serve_until(
     listener: TcpListener,
     app: Router,
     metrics: Option<(TcpListener, Router)>,
     header_read_timeout: Duration,
     grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<Stopped> {
     let (stop, stopped) = watch::channel(false);
-    let signal = async move {
-        shutdown_signal().await;
+    tokio::spawn(async move {
+        shutdown.await;
         let _ = stop.send(true);
-    };
-    tokio::spawn(signal);
+    });
     let when_stopping = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stopping| *stopping).await;
     };

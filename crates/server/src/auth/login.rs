@@ -1,6 +1,6 @@
 //! Checking a password, for every way of logging in: `POST /api/users/login`, `POST
 //! /api/session`, and `currentPassword` in `PUT /api/user`. Each check is counted by the
-//! limiter before Argon2 runs (see `ratelimit.rs`).
+//! limiter before Argon2 runs (see `limits`).
 
 use conduit_domain::{Email, Errors, User, validation as v};
 use serde::Deserialize;
@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 
 use crate::config::UnverifiedPolicy;
 use crate::error::{ApiError, ApiResult};
-use crate::passwords::Admission;
-use crate::ratelimit::{MAX_EMAIL_LEN, login_limits};
+use crate::limits::hash_queue::Admission;
+use crate::limits::{MAX_EMAIL_LEN, login_limits};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -30,7 +30,7 @@ pub struct Login {
 }
 
 /// Checks email and password (for token and session logins alike): limited per account and
-/// address (see `ratelimit.rs`), and the same answer and Argon2 work for unknown emails and
+/// address (see `limits`), and the same answer and Argon2 work for unknown emails and
 /// wrong passwords.
 pub(crate) async fn check_login(
     state: &AppState,
@@ -67,7 +67,7 @@ pub(crate) async fn check_login(
         Some(credentials)
             if matches
                 && !credentials.user.email_verified
-                && state.letters.settings.unverified_users == UnverifiedPolicy::None =>
+                && state.accounts.unverified_users == UnverifiedPolicy::None =>
         {
             Err(ApiError::Unverified)
         }
@@ -87,7 +87,7 @@ pub(crate) async fn counted_verify(
     hash: Option<String>,
     admission: Admission,
 ) -> ApiResult<bool> {
-    let reservation = state.limiter.reserve(&login_limits(&state.http, account, ip)).await?;
+    let reservation = state.limiter.reserve(&login_limits(&state.limits, account, ip)).await?;
     match state.passwords.verify(admission, password, hash).await {
         Ok(false) => {
             reservation.keep();

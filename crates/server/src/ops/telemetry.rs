@@ -16,7 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{Config, LogFormat};
-use crate::log_writer::LogWriter;
+use crate::ops::log_writer::LogWriter;
 
 /// Keeps the span exporter alive; [`Telemetry::shutdown`] flushes what is still buffered.
 #[must_use]
@@ -49,7 +49,7 @@ pub fn traces_exported() -> bool {
 }
 
 /// Whether a request needs a `tracing` span: for the trace export, or for the text log. The
-/// JSON log adds the request's fields to its lines itself (see `request_context.rs`).
+/// JSON log adds the request's fields to its lines itself (see `ops::request_context`).
 pub fn request_spans() -> bool {
     traces_exported() || TEXT_LOG.load(Ordering::Relaxed)
 }
@@ -67,9 +67,9 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         .map_err(|e| anyhow::anyhow!("invalid log filter (RUST_LOG) '{}': {e}", config.log_filter))?;
     let format =
         config.log_format.unwrap_or(if std::io::stdout().is_terminal() { LogFormat::Pretty } else { LogFormat::Json });
-    // Lines go to stdout through a thread of their own (see `log_writer.rs`).
+    // Lines go to stdout through a thread of their own (see `ops::log_writer`).
     let writer = LogWriter::spawn(std::io::stdout());
-    crate::log_writer::enable_access_log(writer.clone(), format == LogFormat::Json);
+    crate::ops::log_writer::enable_access_log(writer.clone(), format == LogFormat::Json);
     TEXT_LOG.store(format == LogFormat::Pretty, Ordering::Relaxed);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -129,7 +129,7 @@ impl KeptFields<'_, '_> {
             self.writer.write_str(separator)?;
             self.writer.write_str(field.name())?;
             self.writer.write_str("\":")?;
-            crate::log_writer::json_string(&mut *self.writer, value)
+            crate::ops::log_writer::json_string(&mut *self.writer, value)
         });
     }
 }
@@ -172,7 +172,7 @@ impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for LoggedSpanField
 }
 
 /// The JSON event format, plus the fields of the request the event happened in when it has no
-/// request span (see `request_context.rs`): they go first in `spans`, as the span's would.
+/// request span (see `ops::request_context`): they go first in `spans`, as the span's would.
 struct RequestJson<F>(F);
 
 impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for RequestJson<F>
@@ -187,7 +187,7 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
-        let Some(request) = crate::request_context::current_json() else {
+        let Some(request) = crate::ops::request_context::current_json() else {
             return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);

@@ -14,7 +14,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Connects, failing start-up within five seconds when Redis cannot be reached.
 pub async fn connect(url: &str) -> anyhow::Result<Redis> {
-    let config = Config::from_url(url).with_context(|| format!("invalid REDIS_URL '{}'", crate::db::redact(url)))?;
+    let config =
+        Config::from_url(url).with_context(|| format!("invalid REDIS_URL '{}'", crate::ops::database::redact(url)))?;
     let pool = Builder::from_config(config)
         .with_performance_config(|p| p.default_command_timeout = COMMAND_TIMEOUT)
         .with_connection_config(|c| {
@@ -32,8 +33,8 @@ pub async fn connect(url: &str) -> anyhow::Result<Redis> {
     let _tasks = pool.connect();
     tokio::time::timeout(Duration::from_secs(5), pool.wait_for_connect())
         .await
-        .map_err(|_| anyhow::anyhow!("cannot connect to Redis at {}: timed out", crate::db::redact(url)))?
-        .with_context(|| format!("cannot connect to Redis at {}", crate::db::redact(url)))?;
+        .map_err(|_| anyhow::anyhow!("cannot connect to Redis at {}: timed out", crate::ops::database::redact(url)))?
+        .with_context(|| format!("cannot connect to Redis at {}", crate::ops::database::redact(url)))?;
     Ok(pool)
 }
 

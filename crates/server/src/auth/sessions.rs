@@ -26,9 +26,9 @@ use tower_sessions::session_store::{self, SessionStore};
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_redis_store::RedisStore;
 
+use crate::auth::login::{Login, check_login};
 use crate::error::ApiError;
-use crate::login::{Login, check_login};
-use crate::redis::Redis;
+use crate::ops::redis::Redis;
 use crate::state::AppState;
 
 pub const COOKIE: &str = "conduit_session";
@@ -108,7 +108,7 @@ pub struct Accounts {
 
 impl AuthnBackend for Accounts {
     type User = SessionUser;
-    type Credentials = (IpAddr, Login, crate::passwords::Admission);
+    type Credentials = (IpAddr, Login, crate::limits::hash_queue::Admission);
     type Error = ApiError;
 
     async fn authenticate(&self, (ip, login, admission): Self::Credentials) -> Result<Option<SessionUser>, ApiError> {

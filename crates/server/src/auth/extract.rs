@@ -12,9 +12,9 @@ use axum::http::{Extensions, HeaderMap, Method, Uri};
 use conduit_domain::User;
 use conduit_domain::token::{Grant, TokenError};
 
+use crate::auth::sessions::AuthSession;
 use crate::config::UnverifiedPolicy;
 use crate::error::ApiError;
-use crate::sessions::AuthSession;
 use crate::state::AppState;
 
 /// The authenticated caller and the token they presented (for session callers, a fresh one).
@@ -98,7 +98,7 @@ async fn session_user(parts: &Parts, state: &AppState) -> Result<Option<RequireU
     if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
         check_origin(parts, state)?;
     }
-    let grant = crate::sessions::grant(&auth.session).await?;
+    let grant = crate::auth::sessions::grant(&auth.session).await?;
     let user = user.user;
     let token = state.tokens.mint(user.id, user.token_version, &grant, chrono::Utc::now());
     Ok(Some(RequireUser { user, token, grant, token_id: None, via_session: true }))
@@ -111,7 +111,7 @@ pub fn is_https(uri: &Uri, headers: &HeaderMap, extensions: &Extensions, state: 
     }
     let from_trusted_proxy = extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|ConnectInfo(peer)| state.http.trusted_proxies.iter().any(|net| net.contains(peer.ip())));
+        .is_some_and(|ConnectInfo(peer)| crate::config::is_trusted_proxy(&state.http.trusted_proxies, peer.ip()));
     from_trusted_proxy
         && headers
             .get("x-forwarded-proto")
@@ -161,7 +161,7 @@ impl FromRequestParts<AppState> for RequireUser {
 /// whose address is not verified may read, and change only their own account (verify it, ask for
 /// a new link, change or delete it, log out), nothing else.
 fn check_verified(parts: &Parts, state: &AppState, user: &User) -> Result<(), ApiError> {
-    if user.email_verified || state.letters.settings.unverified_users == UnverifiedPolicy::All {
+    if user.email_verified || state.accounts.unverified_users == UnverifiedPolicy::All {
         return Ok(());
     }
     let writes = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);

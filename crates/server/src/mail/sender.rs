@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{MailSettings, SmtpUrl};
-use crate::mail::Letters;
-use crate::metrics::Metrics;
+use crate::mail::compose::Composer;
+use crate::ops::metrics::Metrics;
 
 /// Messages claimed and sent at once.
 const BATCH: i64 = 8;
@@ -110,8 +110,8 @@ pub struct Sender {
 }
 
 /// Starts this instance's sender. Fails (at start-up, one line) on an unusable configuration.
-pub fn start(store: Arc<dyn Store>, letters: Arc<Letters>, metrics: Arc<Metrics>) -> anyhow::Result<Sender> {
-    let settings = &letters.settings;
+pub fn start(store: Arc<dyn Store>, mail: Arc<Composer>, metrics: Arc<Metrics>) -> anyhow::Result<Sender> {
+    let settings = &mail.settings;
     let transport = Transport::new(settings)?;
     let from: Mailbox = settings
         .mail_from
@@ -119,7 +119,7 @@ pub fn start(store: Arc<dyn Store>, letters: Arc<Letters>, metrics: Arc<Metrics>
         .map_err(|e| anyhow::anyhow!("invalid CONDUIT_MAIL_FROM '{}': {e}", settings.mail_from))?;
     tracing::info!(to = %transport.describe(), "mail sender started");
     let (stop, stopping) = watch::channel(false);
-    let worker = Worker { store, letters, metrics, transport, from };
+    let worker = Worker { store, mail, metrics, transport, from };
     Ok(Sender { stop, task: tokio::spawn(worker.run(stopping)) })
 }
 
@@ -134,7 +134,7 @@ impl Sender {
 
 struct Worker {
     store: Arc<dyn Store>,
-    letters: Arc<Letters>,
+    mail: Arc<Composer>,
     metrics: Arc<Metrics>,
     transport: Transport,
     from: Mailbox,
@@ -148,7 +148,7 @@ impl Worker {
                 return;
             }
             tokio::select! {
-                () = self.letters.woken() => {}
+                () = self.mail.woken() => {}
                 () = tokio::time::sleep(POLL) => {}
                 _ = stopping.changed() => {}
             }
@@ -157,7 +157,7 @@ impl Worker {
 
     /// Sends batches until nothing is due (or the store fails: the next round tries again).
     async fn send_due(&self) {
-        let settings = &self.letters.settings;
+        let settings = &self.mail.settings;
         // Longer than any send (each is cut off at the timeout) plus the writes around it.
         let lease = (settings.smtp_timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
         loop {
@@ -177,7 +177,7 @@ impl Worker {
     }
 
     async fn send_one(&self, mail: &QueuedMail) {
-        let settings = &self.letters.settings;
+        let settings = &self.mail.settings;
         let sent = match tokio::time::timeout(settings.smtp_timeout, self.transport.send(&self.from, mail)).await {
             Ok(result) => result,
             Err(_) => Err((format!("no answer within {:?}", settings.smtp_timeout), false)),

@@ -93,7 +93,7 @@ pub async fn open(config: &Config, caching: Caching) -> anyhow::Result<Arc<dyn S
             store.migrate().await?;
             match caching {
                 Caching::On => {
-                    let notices = store.change_notices();
+                    let notices = store.notice_feed();
                     Arc::new(Cached::start(store, notices, config.db_acquire_timeout).await)
                 }
                 Caching::Off => Arc::new(store),
@@ -107,7 +107,7 @@ pub async fn open(config: &Config, caching: Caching) -> anyhow::Result<Arc<dyn S
 /// run several instances, which must share a secret: there it has to be configured.
 pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
-        return Ok(secret.expose().as_bytes().to_vec());
+        return Ok(secrecy::ExposeSecret::expose_secret(secret).as_bytes().to_vec());
     }
     match Database::from_url(&config.database_url)? {
         Database::Postgres => bail!(

@@ -1,15 +1,12 @@
 //! The OpenAPI document, generated from the handlers' annotations, served at
 //! `GET /api/openapi.json`, with interactive docs at `GET /docs` (assets built into the binary).
 
-use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ErrorBody;
 use crate::routes::{account, admin, articles, comments, profiles, session, tags, users};
-use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -91,9 +88,4 @@ impl Modify for CommonResponses {
             }
         }
     }
-}
-
-/// `/api/openapi.json` and `/docs`.
-pub fn routes() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/api/openapi.json", ApiDoc::openapi()))
 }

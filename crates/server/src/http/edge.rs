@@ -2,12 +2,9 @@
 //! the access log, load shedding, request timeouts, panics, CORS, gzip, sessions and the body
 //! size limit.
 //!
-//! What every request needs is one hand-written service, [`Edge`], rather than a layer per
-//! concern: each `middleware::from_fn` layer boxed the rest of the stack and cloned it per
-//! request, and each `Router::layer` call added another boxed level, which together cost more
-//! than the concerns themselves (BENCHMARKS.md, the framework ceiling). The layers that stay
-//! separate (CORS, gzip, sessions, the body limit) are composed statically in one
-//! `ServiceBuilder`, so the router wraps each route once.
+//! What every request needs is one hand-written service, [`Edge`], not a layer per concern: it
+//! took `/health/live` from 113,922 to 30,353 instructions (BENCHMARKS.md, "2026-11-30, issue 16
+//! (second part)"). CORS, gzip, sessions and the body limit stay tower layers, composed once.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,10 +28,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::extract::BodyDeadline;
-use crate::log_writer::{self, Access};
-use crate::metrics::{self, Metrics};
-use crate::request_context::{self, RequestFields};
+use crate::http::extract::BodyDeadline;
+use crate::ops::log_writer::{self, Access};
+use crate::ops::metrics::{self, Metrics};
+use crate::ops::request_context::{self, RequestFields};
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -59,7 +56,7 @@ pub fn wrap(router: Router, state: &AppState) -> Router {
             .layer(EdgeLayer(edge))
             .option_layer(cors)
             .layer(GzipWhenAcceptedLayer { enabled: settings.gzip })
-            .layer(crate::sessions::WhenNeededLayer(crate::sessions::layer(state)))
+            .layer(crate::auth::sessions::WhenNeededLayer(crate::auth::sessions::layer(state)))
             .layer(DefaultBodyLimit::max(settings.body_limit)),
     )
 }
@@ -140,7 +137,7 @@ where
         // Cheap to keep (its bytes are shared).
         let uri = request.uri().clone();
         let access = log_writer::access_wanted();
-        let span = crate::telemetry::request_spans().then(|| request_span(&id, method, route, request.uri()));
+        let span = crate::ops::telemetry::request_spans().then(|| request_span(&id, method, route, request.uri()));
         let handling = match unstorable(request.uri()) {
             Some(refused) => Err(refused),
             None => {
@@ -150,7 +147,8 @@ where
                     let deadline = BodyDeadline(tokio::time::Instant::now() + edge.body_timeout);
                     request.extensions_mut().insert(deadline);
                 }
-                let https = crate::auth::is_https(request.uri(), request.headers(), request.extensions(), &edge.state);
+                let https =
+                    crate::auth::extract::is_https(request.uri(), request.headers(), request.extensions(), &edge.state);
                 // Making the future runs no handler code yet; it is dropped unpolled if the
                 // request is shed below.
                 match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
@@ -199,7 +197,7 @@ struct Finished {
     method: &'static str,
     /// Kept only when there will be an access line.
     uri: Option<Uri>,
-    /// The request's span, when it has one (see `request_context.rs`).
+    /// The request's span, when it has one (see `ops::request_context`).
     span: Option<tracing::Span>,
 }
 
@@ -237,7 +235,7 @@ impl Edge {
 /// JSON log layer formats a span's fields as the span is made.
 fn request_span(id: &HeaderValue, method: &str, route: &str, uri: &Uri) -> tracing::Span {
     let id = id.to_str().unwrap_or("-");
-    if crate::telemetry::traces_exported() {
+    if crate::ops::telemetry::traces_exported() {
         tracing::info_span!(
             "request",
             otel.name = %format_args!("{method} {route}"),
@@ -290,8 +288,8 @@ fn unstorable(uri: &Uri) -> Option<Response<Body>> {
         if !raw.contains('%') {
             return true;
         }
-        let decoded = percent_decode(raw.as_bytes());
-        std::str::from_utf8(&decoded).is_ok_and(|s| !s.contains('\0'))
+        // Malformed escapes are kept as they are.
+        percent_encoding::percent_decode_str(raw).decode_utf8().is_ok_and(|s| !s.contains('\0'))
     };
     if !storable(uri.path()) {
         return Some(ApiError::NotFound("route").into_response());
@@ -302,25 +300,6 @@ fn unstorable(uri: &Uri) -> Option<Response<Body>> {
         return Some(ApiError::invalid("query", "must be UTF-8 without NUL characters").into_response());
     }
     None
-}
-
-/// `%XX` escapes decoded; malformed escapes kept as they are.
-fn percent_decode(raw: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%'
-            && let (Some(h), Some(l)) = (raw.get(i + 1).copied().and_then(hex), raw.get(i + 2).copied().and_then(hex))
-        {
-            out.push(h << 4 | l);
-            i += 3;
-        } else {
-            out.push(raw[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// The session layers answer a bare 500 when the session store fails (Redis down, say). Every
@@ -336,11 +315,11 @@ fn session_store_failures(response: Response<Body>) -> Response<Body> {
 /// trusted proxy's `X-Forwarded-Proto`), so the browser never sends it over plain HTTP.
 fn secure_session_cookie(mut response: Response<Body>) -> Response<Body> {
     let cookies: Vec<HeaderValue> = response.headers().get_all(SET_COOKIE).iter().cloned().collect();
-    if cookies.iter().any(|c| c.as_bytes().starts_with(crate::sessions::COOKIE.as_bytes())) {
+    if cookies.iter().any(|c| c.as_bytes().starts_with(crate::auth::sessions::COOKIE.as_bytes())) {
         response.headers_mut().remove(SET_COOKIE);
         for cookie in cookies {
             let text = cookie.to_str().unwrap_or_default();
-            let secured = if text.starts_with(crate::sessions::COOKIE) && !text.contains("; Secure") {
+            let secured = if text.starts_with(crate::auth::sessions::COOKIE) && !text.contains("; Secure") {
                 HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
             } else {
                 cookie

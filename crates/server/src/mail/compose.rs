@@ -1,9 +1,9 @@
 //! The mail Conduit sends: single-use tokens and the messages that carry them. A handler builds
 //! an [`Outgoing`] here and hands it to the store with the change that causes it, so the
-//! message is queued in the change's transaction; `mailer.rs` sends it.
+//! message is queued in the change's transaction; `mail::sender` sends it.
 //!
 //! A token is `<selector>.<verifier>`, both random and base64url: the store keeps the selector
-//! (to find the row) and the SHA-256 of the verifier, which [`Letters::check`] compares in
+//! (to find the row) and the SHA-256 of the verifier, which [`Composer::check`] compares in
 //! constant time. A copy of the database, or of a sent message's outbox row (its body is
 //! emptied once sent), opens no account.
 
@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use crate::config::MailSettings;
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// How long each kind of link works.
 pub const VERIFY_TTL: Duration = Duration::from_secs(48 * 3600);
@@ -29,9 +29,10 @@ pub const REVERT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const SELECTOR_BYTES: usize = 12;
 const VERIFIER_BYTES: usize = 24;
 
-/// The settings of mail and the bell that wakes this instance's sender when a handler queued
-/// something (other instances' senders find it by polling).
-pub struct Letters {
+/// Composes the mail (and the tokens in its links), and rings the bell that wakes this
+/// instance's sender when a handler queued something (other instances' senders find it by
+/// polling).
+pub struct Composer {
     pub settings: MailSettings,
     /// The base of every link, without a trailing slash.
     pub links: String,
@@ -44,7 +45,7 @@ pub struct IssuedToken {
     pub record: NewAccountToken,
 }
 
-impl Letters {
+impl Composer {
     pub fn new(settings: MailSettings, links: String) -> Self {
         Self { settings, links, wake: Notify::new() }
     }
@@ -224,13 +225,13 @@ fn now_text() -> String {
 mod tests {
     use super::*;
 
-    fn letters() -> Letters {
-        Letters::new(MailSettings::default(), "https://conduit.example".into())
+    fn composer() -> Composer {
+        Composer::new(MailSettings::default(), "https://conduit.example".into())
     }
 
     #[test]
     fn an_issued_token_splits_and_checks_against_what_is_stored() {
-        let issued = letters().issue(TokenPurpose::ResetPassword, "a@example.com");
+        let issued = composer().issue(TokenPurpose::ResetPassword, "a@example.com");
         let (selector, verifier) = split_token(&issued.token).expect("its own shape");
         assert_eq!(selector, issued.record.selector);
         let stored = AccountToken {
@@ -240,9 +241,9 @@ mod tests {
             expires_at: issued.record.expires_at,
         };
         let now = chrono::Utc::now().timestamp();
-        assert!(Letters::check(&stored, verifier, now));
-        assert!(!Letters::check(&stored, &verifier.replace(|c: char| c != 'A', "A"), now));
-        assert!(!Letters::check(&stored, verifier, issued.record.expires_at), "expired");
+        assert!(Composer::check(&stored, verifier, now));
+        assert!(!Composer::check(&stored, &verifier.replace(|c: char| c != 'A', "A"), now));
+        assert!(!Composer::check(&stored, verifier, issued.record.expires_at), "expired");
         assert!(issued.record.expires_at - now <= 3600, "a reset link lives under an hour");
         assert!(!issued.record.verifier_hash.contains(verifier), "only a hash is kept");
     }
@@ -264,7 +265,7 @@ mod tests {
 
     #[test]
     fn mails_carry_their_links() {
-        let outgoing = letters().email_changed("jake", "old@example.com", "new@example.com");
+        let outgoing = composer().email_changed("jake", "old@example.com", "new@example.com");
         assert_eq!(outgoing.mails.len(), 2);
         assert_eq!(
             (outgoing.mails[0].to.as_str(), outgoing.mails[1].to.as_str()),

@@ -1,4 +1,7 @@
-//! Brute-force and flood defence for logins and registration.
+//! Rate limits: counters of attempts per account, client address and mail recipient, and the
+//! bounded queue in front of password hashing ([`hash_queue`]). Logins, registrations and the
+//! mailing endpoints (verification resend, reset, email change) each take places here before
+//! they do any costly work.
 //!
 //! An attempt takes a place (a *reservation*) in each of its counters before any password is
 //! hashed or checked, in one atomic step: when any counter is full, the attempt is refused with
@@ -13,8 +16,10 @@
 //! process's memory. While Redis is unreachable the memory counters stand in (logged), so each
 //! instance still limits on its own rather than not at all.
 //!
-//! Which counters an attempt uses is [`login_limits`] and [`registration_limits`]; the README's
-//! "Brute-force defence" section states the model.
+//! Which counters an attempt uses is [`login_limits`], [`hash_limits`], [`registration_limits`]
+//! and [`mail_limits`]; the README's "Brute-force defence" section states the model.
+//!
+//! Imports: `config`, `error`, `ops` (Redis).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -23,9 +28,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fred::prelude::*;
 
-use crate::config::{HttpSettings, MailSettings};
+use crate::config::LimitSettings;
 use crate::error::ApiError;
-use crate::redis::Redis;
+use crate::ops::redis::Redis;
+
+pub mod hash_queue;
 
 /// How much more a counter over many addresses (or many accounts) allows than the one for a
 /// single account from a single address.
@@ -74,7 +81,7 @@ pub fn client_net(ip: IpAddr) -> String {
 /// address cannot lock the owner out of another; ten times that per account over all
 /// addresses, which bounds a botnet's guesses; and, right or wrong, ten times that per address
 /// over all accounts ([`hash_limits`]), which bounds credential stuffing and hash floods.
-pub fn login_limits(settings: &HttpSettings, account: &str, ip: IpAddr) -> [Limit; 3] {
+pub fn login_limits(settings: &LimitSettings, account: &str, ip: IpAddr) -> [Limit; 3] {
     let net = client_net(ip);
     let allowance = settings.login_attempts_per_minute;
     let wide = allowance.saturating_mul(WIDE_FACTOR);
@@ -89,13 +96,13 @@ pub fn login_limits(settings: &HttpSettings, account: &str, ip: IpAddr) -> [Limi
 /// Any password hash asked for from `ip` (a login, a new password): ten times the login
 /// allowance per address each minute, right or wrong, so one address (with one valid account,
 /// say) cannot keep the hashing queue full.
-pub fn hash_limits(settings: &HttpSettings, ip: IpAddr) -> [Limit; 1] {
+pub fn hash_limits(settings: &LimitSettings, ip: IpAddr) -> [Limit; 1] {
     let allowance = settings.login_attempts_per_minute.saturating_mul(WIDE_FACTOR);
     [Limit { key: format!("login-net:{}", client_net(ip)), allowance, window: MINUTE, returnable: false }]
 }
 
 /// A registration from `ip`, successful or not: each one costs a password hash.
-pub fn registration_limits(settings: &HttpSettings, ip: IpAddr) -> [Limit; 1] {
+pub fn registration_limits(settings: &LimitSettings, ip: IpAddr) -> [Limit; 1] {
     let key = format!("register-net:{}", client_net(ip));
     [Limit { key, allowance: settings.registrations_per_hour, window: HOUR, returnable: false }]
 }
@@ -104,7 +111,7 @@ pub fn registration_limits(settings: &HttpSettings, ip: IpAddr) -> [Limit; 1] {
 /// address) for a client at `ip`: the configured number per recipient each hour, so nobody can
 /// flood an inbox, and ten times that per client address over all recipients. Every request
 /// counts, whether or not an account has the address, so the limit tells nothing either.
-pub fn mail_limits(settings: &MailSettings, recipient: &str, ip: IpAddr) -> [Limit; 2] {
+pub fn mail_limits(settings: &LimitSettings, recipient: &str, ip: IpAddr) -> [Limit; 2] {
     let allowance = settings.mails_per_hour;
     [
         Limit { key: format!("mail-to:{recipient}"), allowance, window: HOUR, returnable: false },

@@ -1,0 +1,13 @@
+//! Running the process: the database and Redis connections, serving connections until a
+//! signal, logs (a writer thread of its own, each line tagged with its request), traces, and the
+//! Prometheus metrics.
+//!
+//! Imports: `config` only. Everything above may use these.
+
+pub mod database;
+pub mod log_writer;
+pub mod metrics;
+pub mod redis;
+pub mod request_context;
+pub mod serve;
+pub mod telemetry;

@@ -1,0 +1,130 @@
+//! [`Application`]: the one way a server is built, by `conduit serve` and by every HTTP test
+//! alike, so a test runs what production runs: the cached store, the mail sender, Redis or the
+//! session sweeper, the rate limits and the metrics listener.
+//!
+//! Imports: anything below `cli`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use conduit_domain::token::TokenKeys;
+use conduit_store::Store;
+use tokio::net::TcpListener;
+
+use crate::auth::sessions;
+use crate::config::Config;
+use crate::mail::sender::{self, Sender};
+use crate::ops::{database, redis, serve};
+use crate::routes::router;
+use crate::state::AppState;
+
+/// How often expired sessions are deleted when they live in the database.
+const SESSION_SWEEP: Duration = Duration::from_secs(60);
+
+/// A server, built and listening, not yet serving.
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    /// `/metrics` on its own listener, when `CONDUIT_METRICS_BIND` is set.
+    metrics: Option<(TcpListener, Router)>,
+    state: AppState,
+    sender: Sender,
+}
+
+impl Application {
+    /// Binds `config.bind` (port 0 picks a free one), opens and migrates the database, and
+    /// starts what runs beside the requests (the mail sender, the session sweeper). Fails with
+    /// one clear error on any mistake in `config` or any service it names that cannot be reached.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // The secret is settled before touching the database, so a missing one fails fast.
+        let secret = database::jwt_secret(&config)?;
+        let listener =
+            TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
+        let store = database::open(&config, database::Caching::On).await?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(redis::connect(url).await?),
+            None => {
+                // Sessions live in the database: sweep the expired ones.
+                sessions::sweep_expired(store.clone(), SESSION_SWEEP);
+                None
+            }
+        };
+        let links = config.mail.links_base(listener.local_addr()?);
+        let tokens = TokenKeys::new(&secret, config.token_ttl);
+        let state = AppState::new(&config, store.clone(), tokens, links, redis);
+        let sender = sender::start(store, state.mail.clone(), state.metrics.clone())?;
+        let metrics = match config.metrics_bind {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (CONDUIT_METRICS_BIND)"))?;
+                Some((listener, router::metrics_app(state.clone())))
+            }
+            None => None,
+        };
+        Ok(Application { config, listener, metrics, state, sender })
+    }
+
+    /// Where the API listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The store the server uses (cached, as served).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// The state handlers see, for tests that check what a request left behind.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM: `conduit serve`.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        self.run_until(serve::shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests (up to the shutdown
+    /// grace), sends the mail they queued, and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { config, listener, metrics, state, sender } = self;
+        if let Some((listener, _)) = &metrics {
+            tracing::info!(address = %format!("http://{}/metrics", listener.local_addr()?), "metrics are served separately");
+        }
+        tracing::info!(
+            address = %format!("http://{}", listener.local_addr()?),
+            backend = state.store.backend(),
+            database = %database::redact(&config.database_url),
+            "conduit is listening"
+        );
+        let store = state.store.clone();
+        let app = router::app(state);
+        let stopped =
+            serve::serve_until(listener, app, metrics, config.header_read_timeout, config.shutdown_grace, shutdown)
+                .await
+                .context("server failed")?;
+        match stopped {
+            serve::Stopped::Drained => {
+                // Mail queued by the last requests goes out before the store closes.
+                if !sender.drain(config.mail.smtp_timeout * 2).await {
+                    tracing::warn!("mail still sending at shutdown stays queued for the next start");
+                }
+                store.close().await;
+                tracing::info!("stopped cleanly");
+                Ok(())
+            }
+            // Abandoned requests may still hold connections: exit without waiting for the pool.
+            serve::Stopped::GraceExpired => {
+                anyhow::bail!(
+                    "shutdown grace period ({:?}) ran out with requests still in flight",
+                    config.shutdown_grace
+                )
+            }
+        }
+    }
+}
