@@ -43,6 +43,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 type Db = sqlx::Postgres;
 type Connection = sqlx::PgConnection;
 type Pool = PgPool;
+/// The store the shared `impl Store for ThisStore` (crates/store/shared/store.rs) is for: here
+/// [`PgStore`], below; in the other backend crate `SqliteStore` (crates/store-sqlite).
 type ThisStore = PgStore;
 const BACKEND: &str = "postgres";
 

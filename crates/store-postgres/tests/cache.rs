@@ -73,7 +73,7 @@ async fn a_change_made_in_plain_sql_reaches_the_cache() {
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio, None);
     sqlx::query("UPDATE users SET bio = 'from psql' WHERE id = $1")
         .bind(id.get())
-        .execute(a.uncached().pool())
+        .execute(a.inner().pool())
         .await
         .unwrap();
     let took = until_bio(&a, id, "from psql").await;
@@ -92,7 +92,7 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
          WHERE datname = current_database() AND query LIKE 'LISTEN%'",
     )
-    .fetch_one(a.uncached().pool())
+    .fetch_one(a.inner().pool())
     .await
     .unwrap();
     assert_eq!(cut, 1, "exactly one listening connection");
@@ -103,7 +103,7 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
     }
     sqlx::query("UPDATE users SET bio = 'unheard' WHERE id = $1")
         .bind(id.get())
-        .execute(a.uncached().pool())
+        .execute(a.inner().pool())
         .await
         .unwrap();
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio.as_deref(), Some("unheard"));
@@ -115,7 +115,7 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
     a.user_by_id(id).await.unwrap();
     sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1")
         .bind(id.get())
-        .execute(a.uncached().pool())
+        .execute(a.inner().pool())
         .await
         .unwrap();
     until_bio(&a, id, "heard").await;
@@ -164,7 +164,7 @@ async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view()
     // In plain SQL, and then deleted.
     sqlx::query("UPDATE articles SET title = 'psql' WHERE slug = $1")
         .bind(slug.as_str())
-        .execute(a.uncached().pool())
+        .execute(a.inner().pool())
         .await
         .unwrap();
     until_article(&b, &slug, |v| v.is_some_and(|v| v.title == "psql")).await;

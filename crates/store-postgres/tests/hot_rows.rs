@@ -60,7 +60,7 @@ async fn favorites_of_one_article_do_not_wait_for_each_other() {
             .await
             .expect("the second writer finished while the first one's transaction was open");
         open.commit().await.unwrap();
-        let seen = store.uncached().article(&slug, None).await.unwrap().unwrap();
+        let seen = store.inner().article(&slug, None).await.unwrap().unwrap();
         assert_eq!(seen.favorites_count, want, "after `{statement}` by both");
     }
 }

@@ -50,6 +50,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 type Db = sqlx::Sqlite;
 type Connection = sqlx::SqliteConnection;
 type Pool = SqlitePool;
+/// The store the shared `impl Store for ThisStore` (crates/store/shared/store.rs) is for: here
+/// [`SqliteStore`], below; in the other backend crate `PgStore` (crates/store-postgres).
 type ThisStore = SqliteStore;
 const BACKEND: &str = "sqlite";
 

@@ -10,7 +10,7 @@ use conduit_store_sqlite::SqliteStore;
 use conduit_store_sqlite::testing::fresh_store;
 use sqlx::{ConnectOptions, Connection};
 
-async fn jake(store: &impl Store) -> conduit_domain::model::UserId {
+async fn jake(store: &dyn Store) -> conduit_domain::model::UserId {
     let new = NewUser {
         username: Username::parse("jake").unwrap(),
         email: Email::parse("jake@example.com").unwrap(),

@@ -1,6 +1,11 @@
-//! `impl Store` for this backend: each method is one function of a resource module beside this
-//! file (users, profiles, articles, comments, sessions). Shared by both backends (see
-//! README.md). Caching is not here: the server wraps a store in `conduit_store::Cached`.
+//! `impl Store` and `impl Uncached` for this backend: each method is one function of a resource
+//! module beside this file (users, account, outbox, profiles, articles, listings, comments,
+//! sessions, seed). Shared by both backends (see README.md). Caching is not here: the server
+//! wraps a store in `conduit_store::Cached`.
+//!
+//! `ThisStore` is the including crate's store struct: `SqliteStore` in
+//! `crates/store-sqlite/src/lib.rs`, `PgStore` in `crates/store-postgres/src/lib.rs` (each
+//! crate names it with `type ThisStore = ...;`, since this file is compiled into both).
 
 use async_trait::async_trait;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
@@ -10,8 +15,129 @@ use tracing::instrument;
 
 use crate::{BACKEND, ThisStore, account, articles, comments, dialect, listings, outbox, profiles, seed, sessions, users};
 
+/// The methods a cache in front of the store answers or must hear of (see `conduit_store::Store`).
 #[async_trait]
 impl Store for ThisStore {
+    fn uncached(&self) -> &dyn Uncached {
+        self
+    }
+
+    // --- users ---
+
+    #[instrument(name = "store.user_by_id", skip_all, fields(db.system = BACKEND))]
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError> {
+        users::by_id(&self.read, id).await
+    }
+
+    #[instrument(name = "store.set_password_hash", skip_all, fields(db.system = BACKEND))]
+    async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError> {
+        users::set_password_hash(&self.write, username, password_hash).await
+    }
+
+    #[instrument(name = "store.update_user", skip_all, fields(db.system = BACKEND))]
+    async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
+        users::update(&self.write, id, changes).await
+    }
+
+    #[instrument(name = "store.set_account", skip_all, fields(db.system = BACKEND))]
+    async fn set_account(&self, username: &Username, changes: &AccountChanges) -> Result<Option<User>, DbError> {
+        users::set_account(&self.write, username, changes).await
+    }
+
+    #[instrument(name = "store.end_session_tokens", skip_all, fields(db.system = BACKEND))]
+    async fn end_session_tokens(&self, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
+        users::end_session_tokens(&self.write, id, session, until).await
+    }
+
+    // --- the account lifecycle by mail ---
+
+    #[instrument(name = "store.redeem_token", skip_all, fields(db.system = BACKEND))]
+    async fn redeem_token(
+        &self,
+        selector: &str,
+        verifier_hash: &str,
+        now: i64,
+        redeem: &Redeem,
+    ) -> Result<Option<User>, DbError> {
+        account::redeem(&self.write, selector, verifier_hash, now, redeem).await
+    }
+
+    #[instrument(name = "store.delete_user", skip_all, fields(db.system = BACKEND))]
+    async fn delete_user(
+        &self,
+        id: UserId,
+        expected_version: i64,
+        content: DeletedContent,
+        outgoing: &Outgoing,
+    ) -> Result<bool, DbError> {
+        account::delete(&self.write, id, expected_version, content, outgoing).await
+    }
+
+    // --- articles ---
+
+    #[instrument(name = "store.article", skip_all, fields(db.system = BACKEND))]
+    async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
+        articles::by_slug(&self.read, slug, viewer).await
+    }
+
+    #[instrument(name = "store.create_article", skip_all, fields(db.system = BACKEND))]
+    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {
+        articles::create(&self.write, author, slug, new).await?;
+        // Read back through the writer: it has certainly seen its own commit.
+        articles::by_slug(&self.write, slug, Some(author)).await?.ok_or_else(DbError::vanished)
+    }
+
+    #[instrument(name = "store.update_article", skip_all, fields(db.system = BACKEND))]
+    async fn update_article(
+        &self,
+        article: ArticleId,
+        author: UserId,
+        expected_slug: &Slug,
+        slug: Option<&Slug>,
+        changes: &ArticleChanges,
+    ) -> Result<Option<Article>, DbError> {
+        let slug = slug.map(Slug::as_str);
+        match articles::update(&self.write, article, author, expected_slug, slug, changes).await? {
+            Some(slug) => articles::by_slug(&self.write, &slug, Some(author)).await,
+            None => Ok(None),
+        }
+    }
+
+    #[instrument(name = "store.delete_article", skip_all, fields(db.system = BACKEND))]
+    async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError> {
+        articles::delete(&self.write, article, author).await
+    }
+
+    #[instrument(name = "store.favorite", skip_all, fields(db.system = BACKEND))]
+    async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
+        articles::favorite(&self.write, user, slug).await?;
+        articles::by_slug(&self.write, slug, Some(user)).await
+    }
+
+    #[instrument(name = "store.unfavorite", skip_all, fields(db.system = BACKEND))]
+    async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
+        articles::unfavorite(&self.write, user, slug).await?;
+        articles::by_slug(&self.write, slug, Some(user)).await
+    }
+
+    // --- demo data in bulk ---
+
+    #[instrument(name = "store.seed_articles", skip_all, fields(db.system = BACKEND))]
+    async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError> {
+        seed::articles(&self.write, articles).await
+    }
+
+    // --- tags ---
+
+    #[instrument(name = "store.tags", skip_all, fields(db.system = BACKEND))]
+    async fn tags(&self) -> Result<Vec<String>, DbError> {
+        articles::tags(&self.read).await
+    }
+}
+
+/// Every other method (see `conduit_store::Uncached`).
+#[async_trait]
+impl Uncached for ThisStore {
     fn backend(&self) -> &'static str {
         BACKEND
     }
@@ -40,39 +166,14 @@ impl Store for ThisStore {
         users::create(&self.write, new, outgoing).await
     }
 
-    #[instrument(name = "store.user_by_id", skip_all, fields(db.system = BACKEND))]
-    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError> {
-        users::by_id(&self.read, id).await
-    }
-
     #[instrument(name = "store.credentials_by_email", skip_all, fields(db.system = BACKEND))]
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError> {
         users::credentials(&self.read, email).await
     }
 
-    #[instrument(name = "store.set_password_hash", skip_all, fields(db.system = BACKEND))]
-    async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError> {
-        users::set_password_hash(&self.write, username, password_hash).await
-    }
-
-    #[instrument(name = "store.update_user", skip_all, fields(db.system = BACKEND))]
-    async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError> {
-        users::update(&self.write, id, changes).await
-    }
-
     #[instrument(name = "store.list_users", skip_all, fields(db.system = BACKEND))]
     async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
         users::list(&self.read, active, page).await
-    }
-
-    #[instrument(name = "store.set_account", skip_all, fields(db.system = BACKEND))]
-    async fn set_account(&self, username: &Username, changes: &AccountChanges) -> Result<Option<User>, DbError> {
-        users::set_account(&self.write, username, changes).await
-    }
-
-    #[instrument(name = "store.end_session_tokens", skip_all, fields(db.system = BACKEND))]
-    async fn end_session_tokens(&self, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {
-        users::end_session_tokens(&self.write, id, session, until).await
     }
 
     // --- the account lifecycle by mail ---
@@ -86,28 +187,6 @@ impl Store for ThisStore {
     async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError> {
         // Through the writer: a token mailed a moment ago must be found.
         account::token(&self.write, selector, purpose).await
-    }
-
-    #[instrument(name = "store.redeem_token", skip_all, fields(db.system = BACKEND))]
-    async fn redeem_token(
-        &self,
-        selector: &str,
-        verifier_hash: &str,
-        now: i64,
-        redeem: &Redeem,
-    ) -> Result<Option<User>, DbError> {
-        account::redeem(&self.write, selector, verifier_hash, now, redeem).await
-    }
-
-    #[instrument(name = "store.delete_user", skip_all, fields(db.system = BACKEND))]
-    async fn delete_user(
-        &self,
-        id: UserId,
-        expected_version: i64,
-        content: DeletedContent,
-        outgoing: &Outgoing,
-    ) -> Result<bool, DbError> {
-        account::delete(&self.write, id, expected_version, content, outgoing).await
     }
 
     #[instrument(name = "store.export_user", skip_all, fields(db.system = BACKEND))]
@@ -173,54 +252,9 @@ impl Store for ThisStore {
         listings::feed(&self.read, viewer, page).await
     }
 
-    #[instrument(name = "store.article", skip_all, fields(db.system = BACKEND))]
-    async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
-        articles::by_slug(&self.read, slug, viewer).await
-    }
-
     #[instrument(name = "store.article_ref", skip_all, fields(db.system = BACKEND))]
     async fn article_ref(&self, slug: &Slug) -> Result<Option<ArticleRef>, DbError> {
         articles::reference(&self.read, slug).await
-    }
-
-    #[instrument(name = "store.create_article", skip_all, fields(db.system = BACKEND))]
-    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {
-        articles::create(&self.write, author, slug, new).await?;
-        // Read back through the writer: it has certainly seen its own commit.
-        articles::by_slug(&self.write, slug, Some(author)).await?.ok_or_else(DbError::vanished)
-    }
-
-    #[instrument(name = "store.update_article", skip_all, fields(db.system = BACKEND))]
-    async fn update_article(
-        &self,
-        article: ArticleId,
-        author: UserId,
-        expected_slug: &Slug,
-        slug: Option<&Slug>,
-        changes: &ArticleChanges,
-    ) -> Result<Option<Article>, DbError> {
-        let slug = slug.map(Slug::as_str);
-        match articles::update(&self.write, article, author, expected_slug, slug, changes).await? {
-            Some(slug) => articles::by_slug(&self.write, &slug, Some(author)).await,
-            None => Ok(None),
-        }
-    }
-
-    #[instrument(name = "store.delete_article", skip_all, fields(db.system = BACKEND))]
-    async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError> {
-        articles::delete(&self.write, article, author).await
-    }
-
-    #[instrument(name = "store.favorite", skip_all, fields(db.system = BACKEND))]
-    async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
-        articles::favorite(&self.write, user, slug).await?;
-        articles::by_slug(&self.write, slug, Some(user)).await
-    }
-
-    #[instrument(name = "store.unfavorite", skip_all, fields(db.system = BACKEND))]
-    async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError> {
-        articles::unfavorite(&self.write, user, slug).await?;
-        articles::by_slug(&self.write, slug, Some(user)).await
     }
 
     // --- comments ---
@@ -290,17 +324,7 @@ impl Store for ThisStore {
         seed::follows(&self.write, follows).await
     }
 
-    #[instrument(name = "store.seed_articles", skip_all, fields(db.system = BACKEND))]
-    async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError> {
-        seed::articles(&self.write, articles).await
-    }
-
     // --- tags ---
-
-    #[instrument(name = "store.tags", skip_all, fields(db.system = BACKEND))]
-    async fn tags(&self) -> Result<Vec<String>, DbError> {
-        articles::tags(&self.read).await
-    }
 
     #[instrument(name = "store.tags_version", skip_all, fields(db.system = BACKEND))]
     async fn tags_version(&self) -> Result<i64, DbError> {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use conduit_domain::model::{ArticleId, CommentId, UserId};
-use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
+use conduit_domain::model::{ArticleId, UserId};
+use conduit_domain::{Article, Slug, User, Username};
 
 use crate::cache::{Acks, Cache};
 use crate::*;
@@ -56,8 +56,8 @@ impl<S: Store> Cached<S> {
         Self { store, cache, feed: Box::new(feed) }
     }
 
-    /// The store behind the cache.
-    pub fn uncached(&self) -> &S {
+    /// The store behind the cache, whole: its cached methods too, read from the database.
+    pub fn inner(&self) -> &S {
         &self.store
     }
 
@@ -79,37 +79,19 @@ impl<S: Store> Cached<S> {
     }
 }
 
+/// Only the methods the cache answers or must hear of; every other one goes straight to the
+/// store behind it, through [`Store::uncached`].
 #[async_trait]
 impl<S: Store> Store for Cached<S> {
-    fn backend(&self) -> &'static str {
-        self.store.backend()
-    }
-
-    async fn ping(&self) -> Result<(), DbError> {
-        self.store.ping().await
-    }
-
-    async fn close(&self) {
-        self.store.close().await
-    }
-
-    fn pool_stats(&self) -> Vec<PoolStats> {
-        self.store.pool_stats()
+    fn uncached(&self) -> &dyn Uncached {
+        self.store.uncached()
     }
 
     // --- users: reads by id cached; every write waits until every instance dropped the row ---
 
-    async fn create_user(&self, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError> {
-        self.store.create_user(new, outgoing).await
-    }
-
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError> {
         self.feed.catch_up(&self.cache);
         self.cache.users.get_or_read(&id, self.store.user_by_id(id)).await
-    }
-
-    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError> {
-        self.store.credentials_by_email(email).await
     }
 
     async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError> {
@@ -131,10 +113,6 @@ impl<S: Store> Store for Cached<S> {
         Ok(user)
     }
 
-    async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
-        self.store.list_users(active, page).await
-    }
-
     async fn set_account(&self, username: &Username, changes: &AccountChanges) -> Result<Option<User>, DbError> {
         let acks = self.cache.before_change();
         let user = self.store.set_account(username, changes).await?;
@@ -153,15 +131,7 @@ impl<S: Store> Store for Cached<S> {
         Ok(ended)
     }
 
-    // --- the account lifecycle: changes to users wait, as above; the outbox is not cached ---
-
-    async fn mail_account(&self, email: &Email, outgoing: &Outgoing) -> Result<Option<UserId>, DbError> {
-        self.store.mail_account(email, outgoing).await
-    }
-
-    async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError> {
-        self.store.account_token(selector, purpose).await
-    }
+    // --- the account lifecycle: changes to users wait, as above ---
 
     async fn redeem_token(
         &self,
@@ -196,53 +166,7 @@ impl<S: Store> Store for Cached<S> {
         Ok(deleted)
     }
 
-    async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError> {
-        self.store.export_user(id).await
-    }
-
-    async fn claim_mail(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError> {
-        self.store.claim_mail(now, lease_until, limit).await
-    }
-
-    async fn mail_sent(&self, id: i64, now: i64) -> Result<(), DbError> {
-        self.store.mail_sent(id, now).await
-    }
-
-    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError> {
-        self.store.mail_failed(id, error, retry_at).await
-    }
-
-    async fn list_mail(&self, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError> {
-        self.store.list_mail(state, limit).await
-    }
-
-    async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError> {
-        self.store.retry_mail(id, now).await
-    }
-
-    // --- profiles: not cached (they depend on the viewer) ---
-
-    async fn profile(&self, username: &Username, viewer: Option<UserId>) -> Result<Option<Profile>, DbError> {
-        self.store.profile(username, viewer).await
-    }
-
-    async fn follow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError> {
-        self.store.follow(follower, username).await
-    }
-
-    async fn unfollow(&self, follower: UserId, username: &Username) -> Result<Option<Profile>, DbError> {
-        self.store.unfollow(follower, username).await
-    }
-
     // --- articles: the anonymous view of one article and the tag list are cached ---
-
-    async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
-        self.store.list_articles(query, viewer).await
-    }
-
-    async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError> {
-        self.store.feed(viewer, page).await
-    }
 
     async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError> {
         // Only the anonymous view is cached: it is the same for every reader.
@@ -251,10 +175,6 @@ impl<S: Store> Store for Cached<S> {
         }
         self.feed.catch_up(&self.cache);
         self.cache.articles.get_or_read(slug.as_str(), self.store.article(slug, None)).await
-    }
-
-    async fn article_ref(&self, slug: &Slug) -> Result<Option<ArticleRef>, DbError> {
-        self.store.article_ref(slug).await
     }
 
     async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {
@@ -299,60 +219,7 @@ impl<S: Store> Store for Cached<S> {
         Ok(article)
     }
 
-    // --- comments and sessions: not cached ---
-
-    async fn comments(
-        &self,
-        article: ArticleId,
-        viewer: Option<UserId>,
-        page: Paging,
-    ) -> Result<Vec<Comment>, DbError> {
-        self.store.comments(article, viewer, page).await
-    }
-
-    async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError> {
-        self.store.create_comment(article, author, body).await
-    }
-
-    async fn comment_author(&self, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {
-        self.store.comment_author(article, comment).await
-    }
-
-    async fn delete_comment(&self, comment: CommentId, author: UserId) -> Result<bool, DbError> {
-        self.store.delete_comment(comment, author).await
-    }
-
-    async fn session_load(&self, id: &str, now: i64) -> Result<Option<String>, DbError> {
-        self.store.session_load(id, now).await
-    }
-
-    async fn session_create(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, DbError> {
-        self.store.session_create(id, data, expires_at).await
-    }
-
-    async fn session_save(&self, id: &str, data: &str, expires_at: i64) -> Result<(), DbError> {
-        self.store.session_save(id, data, expires_at).await
-    }
-
-    async fn session_delete(&self, id: &str) -> Result<(), DbError> {
-        self.store.session_delete(id).await
-    }
-
-    async fn session_delete_expired(&self, now: i64) -> Result<u64, DbError> {
-        self.store.session_delete_expired(now).await
-    }
-
-    async fn tags_version(&self) -> Result<i64, DbError> {
-        self.store.tags_version().await
-    }
-
-    async fn seed_users(&self, users: &[NewUser]) -> Result<Vec<UserId>, DbError> {
-        self.store.seed_users(users).await
-    }
-
-    async fn seed_follows(&self, follows: &[(UserId, UserId)]) -> Result<(), DbError> {
-        self.store.seed_follows(follows).await
-    }
+    // --- demo data and the tag list ---
 
     async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError> {
         self.store.seed_articles(articles).await?;
@@ -366,7 +233,7 @@ impl<S: Store> Store for Cached<S> {
             // Nobody tells of new articles: check the kept list against the tags' version, one
             // small read, and read the list again when it moved. The version is read first, so
             // a list kept with it is at least as new as it.
-            let version = self.store.tags_version().await?;
+            let version = self.store.uncached().tags_version().await?;
             if let Some((kept, tags)) = self.cache.versioned_tags.get(&())
                 && kept == version
             {
@@ -379,5 +246,14 @@ impl<S: Store> Store for Cached<S> {
         self.feed.catch_up(&self.cache);
         let read = async { self.store.tags().await.map(Some) };
         Ok(self.cache.tags.get_or_read(&(), read).await?.unwrap_or_default())
+    }
+}
+
+/// A `Cached` is also its store's [`Uncached`] part, as a `dyn Store` is (see [`Store`]).
+impl<S: Store> std::ops::Deref for Cached<S> {
+    type Target = dyn Uncached;
+
+    fn deref(&self) -> &(dyn Uncached + 'static) {
+        self.store.uncached()
     }
 }

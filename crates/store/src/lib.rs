@@ -1,7 +1,8 @@
 //! The storage boundary. Handlers talk to `dyn Store`; `conduit-store-sqlite` and
 //! `conduit-store-postgres` implement it with checked queries (written once, in `shared/`
 //! beside this crate's `src/`), and both must pass [`suite`]. [`Cached`] wraps either in the
-//! process's cache.
+//! process's cache. The store's methods are in two traits: [`Store`], those the cache answers
+//! or must hear of, and [`Uncached`], the rest, reached from a `dyn Store` by deref.
 
 pub mod cache;
 mod cached;
@@ -35,29 +36,26 @@ pub const MAX_ARTICLE_PAGE: i64 = 100;
 /// ([`DbError::TooBroad`]) rather than walked.
 pub const MAX_COMBINED_SCAN: i64 = 10_000;
 
-/// Everything Conduit keeps. Implementations must make each method atomic: a multi-row write
-/// either happens whole or not at all.
+/// Everything Conduit keeps, as the server holds it (`Arc<dyn Store>`). Implementations must make
+/// each method atomic: a multi-row write either happens whole or not at all.
+///
+/// Declared here are the methods a cache in front of a store ([`Cached`]) answers from memory or
+/// must hear of: the reads of users by id, of an article and of the tags, and the writes that
+/// change what those return. Every other method is in [`Uncached`], which a store reaches with
+/// [`Store::uncached`]: `store.list_articles(..)` on a `dyn Store` (or a `Cached`) finds it there
+/// by deref, so a caller need not know which of the two traits declares a method.
+///
+/// A new method goes into `Uncached` (and `crates/store/shared/store.rs`), unless a cache keeps
+/// its answer or what it changes; only then is it declared here and written into `Cached` too.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Which database this is, for logs and `/health`.
-    fn backend(&self) -> &'static str;
-
-    /// A round trip to the database.
-    async fn ping(&self) -> Result<(), DbError>;
-
-    /// Closes connections once in-flight queries finish (graceful shutdown).
-    async fn close(&self);
-
-    /// Size and idle connections of each connection pool, for metrics.
-    fn pool_stats(&self) -> Vec<PoolStats>;
+    /// Every other method, straight from the database: the store itself, or behind a cache the
+    /// store it wraps.
+    fn uncached(&self) -> &dyn Uncached;
 
     // --- users ---
 
-    /// Fails with `DbError::Conflict("username" | "email")` when either is taken. `outgoing`
-    /// (a verification link) is written in the same transaction.
-    async fn create_user(&self, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>, DbError>;
-    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError>;
     /// Replaces the password hash of `username` (for migrating users from another system), and
     /// revokes their tokens. False when there is no such user.
     async fn set_password_hash(&self, username: &Username, password_hash: &str) -> Result<bool, DbError>;
@@ -66,9 +64,6 @@ pub trait Store: Send + Sync + 'static {
     /// `None` when the user no longer exists, or its token version is no longer
     /// `changes.expected_version`.
     async fn update_user(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, DbError>;
-
-    /// Users oldest first (by id), all or only active (or inactive) ones, for admins.
-    async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
     /// Changes role and/or active flag of `username`; deactivation revokes their tokens.
     /// `None` when there is no such user. Fails with `DbError::LastAdmin` rather than leave no
     /// active admin (checked under a lock, so two admins demoting each other cannot both win).
@@ -80,12 +75,6 @@ pub trait Store: Send + Sync + 'static {
 
     // --- the account lifecycle by mail ---
 
-    /// Records `outgoing` for the account whose address is `email`, in one transaction; `None`
-    /// (nothing written) when no account has it.
-    async fn mail_account(&self, email: &Email, outgoing: &Outgoing) -> Result<Option<UserId>, DbError>;
-    /// The token with this selector and purpose, expired or not: the caller compares its
-    /// verifier in constant time before redeeming it.
-    async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError>;
     /// Deletes the token and applies `redeem` in one transaction (see [`Redeem`]); `None` and
     /// nothing changed when it is gone, expired by `now` (Unix seconds), or its address moved on.
     async fn redeem_token(
@@ -105,6 +94,83 @@ pub trait Store: Send + Sync + 'static {
         content: DeletedContent,
         outgoing: &Outgoing,
     ) -> Result<bool, DbError>;
+
+    // --- articles ---
+
+    async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError>;
+    /// Fails with `DbError::Conflict("slug")` when the slug is taken: see [`with_unique_slug`].
+    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError>;
+    /// Changes an article of `author` that still has `expected_slug`; `None` when there is no
+    /// such article of theirs, or a concurrent edit renamed it (so an edit based on a stale view
+    /// can never give the article a slug that does not fit its title).
+    /// `slug` is the new slug when the title changes.
+    async fn update_article(
+        &self,
+        article: ArticleId,
+        author: UserId,
+        expected_slug: &Slug,
+        slug: Option<&Slug>,
+        changes: &ArticleChanges,
+    ) -> Result<Option<Article>, DbError>;
+    /// Deletes an article of `author` with its tags, favorites and comments. False if none.
+    async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError>;
+    /// Idempotent. `None` when no article has that slug.
+    async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError>;
+    async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError>;
+
+    // --- demo data in bulk (`conduit seed`): each call one transaction ---
+
+    /// Creates these articles with their tags, favorites and comments.
+    async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError>;
+
+    // --- tags ---
+
+    /// The tags in use, most used first: at most [`MAX_TAGS`].
+    async fn tags(&self) -> Result<Vec<String>, DbError>;
+}
+
+/// A `dyn Store` is also its [`Uncached`] part, so `store.list_articles(..)` works on one.
+impl<'a> std::ops::Deref for dyn Store + 'a {
+    type Target = dyn Uncached;
+
+    fn deref(&self) -> &(dyn Uncached + 'static) {
+        self.uncached()
+    }
+}
+
+/// The store's methods that no cache keeps or needs to hear of: each goes to the database every
+/// time, whether the store is cached or not. Reached from a [`Store`] by deref (see there).
+#[async_trait::async_trait]
+pub trait Uncached: Send + Sync + 'static {
+    /// Which database this is, for logs and `/health`.
+    fn backend(&self) -> &'static str;
+
+    /// A round trip to the database.
+    async fn ping(&self) -> Result<(), DbError>;
+
+    /// Closes connections once in-flight queries finish (graceful shutdown).
+    async fn close(&self);
+
+    /// Size and idle connections of each connection pool, for metrics.
+    fn pool_stats(&self) -> Vec<PoolStats>;
+
+    // --- users ---
+
+    /// Fails with `DbError::Conflict("username" | "email")` when either is taken. `outgoing`
+    /// (a verification link) is written in the same transaction.
+    async fn create_user(&self, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError>;
+    async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError>;
+    /// Users oldest first (by id), all or only active (or inactive) ones, for admins.
+    async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
+
+    // --- the account lifecycle by mail ---
+
+    /// Records `outgoing` for the account whose address is `email`, in one transaction; `None`
+    /// (nothing written) when no account has it.
+    async fn mail_account(&self, email: &Email, outgoing: &Outgoing) -> Result<Option<UserId>, DbError>;
+    /// The token with this selector and purpose, expired or not: the caller compares its
+    /// verifier in constant time before redeeming it.
+    async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError>;
     /// Everything the account owns; `None` when there is no such account.
     async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError>;
 
@@ -134,28 +200,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError>;
     /// Articles by authors `viewer` follows, newest first, bodies left out.
     async fn feed(&self, viewer: UserId, page: Paging) -> Result<Page<Article>, DbError>;
-    async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError>;
     /// The id and author of an article, for existence and ownership checks.
     async fn article_ref(&self, slug: &Slug) -> Result<Option<ArticleRef>, DbError>;
-    /// Fails with `DbError::Conflict("slug")` when the slug is taken: see [`with_unique_slug`].
-    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError>;
-    /// Changes an article of `author` that still has `expected_slug`; `None` when there is no
-    /// such article of theirs, or a concurrent edit renamed it (so an edit based on a stale view
-    /// can never give the article a slug that does not fit its title).
-    /// `slug` is the new slug when the title changes.
-    async fn update_article(
-        &self,
-        article: ArticleId,
-        author: UserId,
-        expected_slug: &Slug,
-        slug: Option<&Slug>,
-        changes: &ArticleChanges,
-    ) -> Result<Option<Article>, DbError>;
-    /// Deletes an article of `author` with its tags, favorites and comments. False if none.
-    async fn delete_article(&self, article: ArticleId, author: UserId) -> Result<bool, DbError>;
-    /// Idempotent. `None` when no article has that slug.
-    async fn favorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError>;
-    async fn unfavorite(&self, user: UserId, slug: &Slug) -> Result<Option<Article>, DbError>;
 
     // --- comments ---
 
@@ -187,13 +233,9 @@ pub trait Store: Send + Sync + 'static {
     async fn seed_users(&self, users: &[NewUser]) -> Result<Vec<UserId>, DbError>;
     /// Makes each first user follow the second (pairs already there are skipped).
     async fn seed_follows(&self, follows: &[(UserId, UserId)]) -> Result<(), DbError>;
-    /// Creates these articles with their tags, favorites and comments.
-    async fn seed_articles(&self, articles: &[SeedArticle]) -> Result<(), DbError>;
 
     // --- tags ---
 
-    /// The tags in use, most used first: at most [`MAX_TAGS`].
-    async fn tags(&self) -> Result<Vec<String>, DbError>;
     /// A number that grows with every committed change to any article's tags: a tag list read
     /// after this number was is at least as new as it.
     async fn tags_version(&self) -> Result<i64, DbError>;
