@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::auth::sessions;
 use crate::config::Config;
 use crate::mail::sender::{self, Sender};
+use crate::ops::clock::{Clock, SystemClock};
 use crate::ops::{database, redis, serve};
 use crate::routes::router;
 use crate::state::AppState;
@@ -40,6 +41,12 @@ impl Application {
     /// starts what runs beside the requests (the mail sender, the session sweeper). Fails with
     /// one clear error on any mistake in `config` or any service it names that cannot be reached.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Application::build`] with the time of the rate limits and the re-authentication window
+    /// given: a test moves a [`crate::ops::clock::ManualClock`] instead of waiting.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         // The secret is settled before touching the database, so a missing one fails fast.
         let secret = database::jwt_secret(&config)?;
         let listener =
@@ -55,7 +62,7 @@ impl Application {
         };
         let links = config.mail.links_base(listener.local_addr()?);
         let tokens = TokenKeys::new(&secret, config.token_ttl);
-        let state = AppState::new(&config, store.clone(), tokens, links, redis);
+        let state = AppState::new(&config, store.clone(), tokens, links, redis, clock);
         let sender = sender::start(store, state.mail.clone(), state.metrics.clone())?;
         let metrics = match config.metrics_bind {
             Some(address) => {

@@ -11,6 +11,7 @@ use crate::config::{AccountSettings, Config, HttpSettings, LimitSettings};
 use crate::limits::RateLimiter;
 use crate::limits::hash_queue::Passwords;
 use crate::mail::compose::Composer;
+use crate::ops::clock::Clock;
 use crate::ops::metrics::Metrics;
 use crate::ops::redis::Redis;
 
@@ -34,11 +35,20 @@ pub struct AppState {
     pub redis: Option<Redis>,
     /// Composes mail and wakes the sender (see `mail::compose`).
     pub mail: Arc<Composer>,
+    /// The time of the rate limits and the re-authentication window.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
     /// The state for `config`, with mail links based at `links`.
-    pub fn new(config: &Config, store: Arc<dyn Store>, tokens: TokenKeys, links: String, redis: Option<Redis>) -> Self {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        tokens: TokenKeys,
+        links: String,
+        redis: Option<Redis>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             tokens,
@@ -48,9 +58,10 @@ impl AppState {
             limits: Arc::new(config.limits.clone()),
             accounts: Arc::new(config.accounts.clone()),
             metrics_on_main: config.metrics_bind.is_none(),
-            limiter: Arc::new(RateLimiter::new(redis.clone())),
+            limiter: Arc::new(RateLimiter::new(redis.clone(), clock.clone())),
             redis,
             mail: Arc::new(Composer::new(config.mail.clone(), links)),
+            clock,
         }
     }
 }

@@ -73,7 +73,7 @@ async fn authenticate(state: &AppState, token: &str) -> Result<RequireUser, ApiE
     let graced = user
         .grace_token
         .as_ref()
-        .is_some_and(|(id, until)| claims.jti.as_ref() == Some(id) && chrono::Utc::now().timestamp() <= *until);
+        .is_some_and(|(id, until)| claims.jti.as_ref() == Some(id) && state.clock.now().timestamp() <= *until);
     if claims.ver != user.token_version && !graced {
         return Err(ApiError::Token("has been revoked"));
     }

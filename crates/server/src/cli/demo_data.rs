@@ -103,10 +103,16 @@ pub struct Seeded {
 
 pub async fn seed(store: &dyn Store, plan: &Plan) -> anyhow::Result<Seeded> {
     let mut rng = StdRng::seed_from_u64(plan.seed);
+    let users = seed_users(store, plan).await?;
+    let follows = seed_follows(store, &users, &mut rng).await?;
+    let (articles, favorites, comments) = seed_articles(store, plan, &users, &mut rng).await?;
+    Ok(Seeded { users: users.len(), follows, articles, favorites, comments })
+}
+
+/// `PREFIX1` to `PREFIXn`, all with the demo password; their ids in order.
+async fn seed_users(store: &dyn Store, plan: &Plan) -> anyhow::Result<Vec<UserId>> {
     let user_count = plan.users.unwrap_or((plan.articles / 10).max(10)).max(1);
     let password_hash = conduit_domain::password::hash(PASSWORD)?;
-    let mut made = Seeded { users: 0, follows: 0, articles: 0, favorites: 0, comments: 0 };
-
     let mut progress = Progress::new("users", user_count);
     let mut users: Vec<UserId> = Vec::with_capacity(user_count);
     for first in (1..=user_count).step_by(USERS_PER_BATCH) {
@@ -131,13 +137,17 @@ pub async fn seed(store: &dyn Store, plan: &Plan) -> anyhow::Result<Seeded> {
         users.extend(ids);
         progress.set(users.len());
     }
-    made.users = users.len();
     progress.done();
+    Ok(users)
+}
 
+/// Up to [`FOLLOWS_PER_USER`] random followees each; how many follows were made.
+async fn seed_follows(store: &dyn Store, users: &[UserId], rng: &mut StdRng) -> anyhow::Result<usize> {
     let follows_each = FOLLOWS_PER_USER.min(users.len() - 1);
     let mut progress = Progress::new("follows", users.len() * follows_each);
+    let mut made = 0;
     let mut pending = Vec::with_capacity(FOLLOWS_PER_BATCH);
-    for &follower in &users {
+    for &follower in users {
         let mut followees: Vec<UserId> = (0..follows_each).map(|_| users[rng.random_range(0..users.len())]).collect();
         followees.sort();
         followees.dedup();
@@ -146,32 +156,43 @@ pub async fn seed(store: &dyn Store, plan: &Plan) -> anyhow::Result<Seeded> {
         );
         if pending.len() >= FOLLOWS_PER_BATCH {
             store.seed_follows(&pending).await?;
-            made.follows += pending.len();
-            progress.set(made.follows);
+            made += pending.len();
+            progress.set(made);
             pending.clear();
         }
     }
     store.seed_follows(&pending).await?;
-    made.follows += pending.len();
+    made += pending.len();
     progress.done();
+    Ok(made)
+}
 
+/// The articles, a minute apart up to now, with their tags, favorites and comments; how many
+/// articles, favorites and comments were made.
+async fn seed_articles(
+    store: &dyn Store,
+    plan: &Plan,
+    users: &[UserId],
+    rng: &mut StdRng,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let (mut articles, mut favorites, mut comments) = (0, 0, 0);
     let mut progress = Progress::new("articles", plan.articles);
     let oldest = Utc::now() - Duration::minutes(i64::try_from(plan.articles).unwrap_or(i64::MAX / 60));
     let mut batch = Vec::with_capacity(ARTICLES_PER_BATCH);
     for n in 0..plan.articles {
-        let article = article(&mut rng, &users, n, oldest + Duration::minutes(n as i64))?;
-        made.favorites += article.favorited_by.len();
-        made.comments += article.comments.len();
+        let article = article(rng, users, n, oldest + Duration::minutes(n as i64))?;
+        favorites += article.favorited_by.len();
+        comments += article.comments.len();
         batch.push(article);
         if batch.len() == ARTICLES_PER_BATCH || n + 1 == plan.articles {
             store.seed_articles(&batch).await?;
-            made.articles += batch.len();
-            progress.set(made.articles);
+            articles += batch.len();
+            progress.set(articles);
             batch.clear();
         }
     }
     progress.done();
-    Ok(made)
+    Ok((articles, favorites, comments))
 }
 
 fn words(rng: &mut StdRng, count: usize) -> String {

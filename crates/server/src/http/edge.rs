@@ -124,7 +124,7 @@ where
     /// Everything that needs only the request is done here; the returned future holds the
     /// handler's future, not the service stack (which made it about 5 KB, moved several
     /// times per request).
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
         let edge = self.edge.clone();
         // A caller's own id is kept (a proxy or client tracing the request); else a new one.
@@ -138,25 +138,7 @@ where
         let uri = request.uri().clone();
         let access = log_writer::access_wanted();
         let span = crate::ops::telemetry::request_spans().then(|| request_span(&id, method, route, request.uri()));
-        let handling = match unstorable(request.uri()) {
-            Some(refused) => Err(refused),
-            None => {
-                // Only a request that declares a body has one to wait for.
-                let headers = request.headers();
-                if headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING) {
-                    let deadline = BodyDeadline(tokio::time::Instant::now() + edge.body_timeout);
-                    request.extensions_mut().insert(deadline);
-                }
-                let https =
-                    crate::auth::extract::is_https(request.uri(), request.headers(), request.extensions(), &edge.state);
-                // Making the future runs no handler code yet; it is dropped unpolled if the
-                // request is shed below.
-                match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
-                    Ok(handler) => Ok((handler, https)),
-                    Err(_panic) => Err(ApiError::Internal("handler panicked".into()).into_response()),
-                }
-            }
-        };
+        let handling = self.handler(request);
         Box::pin(async move {
             let _in_flight = edge.metrics.in_flight();
             let response = match handling {
@@ -173,19 +155,66 @@ where
                                 request_context::scope(fields, handled).await
                             }
                         };
-                        let response = match outcome {
-                            Ok(Ok(Ok(response))) => session_store_failures(response.map(Body::new)),
-                            Ok(Ok(Err(e))) => ApiError::Internal(e.to_string()).into_response(),
-                            Ok(Err(_panic)) => ApiError::Internal("handler panicked".into()).into_response(),
-                            // Dropping the handler cancels its work; an open transaction rolls back.
-                            Err(_elapsed) => ApiError::Timeout.into_response(),
-                        };
+                        let response = response_of(outcome);
                         if https { secure_session_cookie(response) } else { response }
                     }
                 },
             };
             Ok(edge.finish(response, Finished { started, id, route, method, uri: access.then_some(uri), span }))
         })
+    }
+}
+
+impl<S, B> EdgeService<S>
+where
+    S: Service<Request, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display,
+    B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    /// The handler's future and whether the request came over HTTPS, or the answer that
+    /// refuses it at once (a path or query that decodes to nothing storable, a handler that
+    /// panicked while its future was made). Making the future runs no handler code yet; it is
+    /// dropped unpolled if the request is shed.
+    #[inline]
+    // The Result is taken apart at once by the caller; boxing the refusal would cost an
+    // allocation for nothing.
+    #[allow(clippy::result_large_err)]
+    fn handler(&mut self, mut request: Request) -> Result<(S::Future, bool), Response<Body>> {
+        if let Some(refused) = unstorable(request.uri()) {
+            return Err(refused);
+        }
+        // Only a request that declares a body has one to wait for.
+        let headers = request.headers();
+        if headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING) {
+            let deadline = BodyDeadline(tokio::time::Instant::now() + self.edge.body_timeout);
+            request.extensions_mut().insert(deadline);
+        }
+        let https =
+            crate::auth::extract::is_https(request.uri(), request.headers(), request.extensions(), &self.edge.state);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
+            Ok(handler) => Ok((handler, https)),
+            Err(_panic) => Err(ApiError::Internal("handler panicked".into()).into_response()),
+        }
+    }
+}
+
+/// The response of a handler run under a timeout and a panic guard, whatever became of it.
+#[inline]
+fn response_of<B, E: std::fmt::Display, P>(
+    outcome: Result<Result<Result<Response<B>, E>, P>, tokio::time::error::Elapsed>,
+) -> Response<Body>
+where
+    B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    match outcome {
+        Ok(Ok(Ok(response))) => session_store_failures(response.map(Body::new)),
+        Ok(Ok(Err(e))) => ApiError::Internal(e.to_string()).into_response(),
+        Ok(Err(_panic)) => ApiError::Internal("handler panicked".into()).into_response(),
+        // Dropping the handler cancels its work; an open transaction rolls back.
+        Err(_elapsed) => ApiError::Timeout.into_response(),
     }
 }
 

@@ -23,13 +23,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fred::prelude::*;
 
 use crate::config::LimitSettings;
 use crate::error::ApiError;
+use crate::ops::clock::Clock;
 use crate::ops::redis::Redis;
 
 pub mod hash_queue;
@@ -146,6 +147,8 @@ impl Reservation {
 pub struct RateLimiter {
     redis: Option<Redis>,
     memory: Mutex<Memory>,
+    /// The time of the counters in memory (those in Redis keep Redis's).
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Default)]
@@ -158,10 +161,6 @@ struct Counter {
     window_ms: u64,
     /// (time in ms, reservation id), oldest first.
     attempts: VecDeque<(u64, u64)>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -206,14 +205,14 @@ return 0
 
 impl RateLimiter {
     /// Counters in Redis when given (shared by every instance), else in memory.
-    pub fn new(redis: Option<Redis>) -> Self {
-        Self { redis, memory: Mutex::default() }
+    pub fn new(redis: Option<Redis>, clock: Arc<dyn Clock>) -> Self {
+        Self { redis, memory: Mutex::default(), clock }
     }
 
     /// Takes a place in each of `limits`' counters, atomically: all of them, or none and a 429
     /// naming when to retry.
     pub async fn reserve(&self, limits: &[Limit]) -> Result<Reservation, ApiError> {
-        let now = now_ms();
+        let now = u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0);
         let id = rand::random::<u64>();
         let stored = |l: &Limit| format!("{KEY_PREFIX}{}", l.key);
         let mut reservation = Reservation {
@@ -319,13 +318,17 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    fn in_memory() -> RateLimiter {
+        RateLimiter::new(None, Arc::new(crate::ops::clock::SystemClock))
+    }
+
     fn limit(key: &str, allowance: u32) -> Limit {
         Limit { key: key.into(), allowance, window: MINUTE, returnable: true }
     }
 
     #[tokio::test]
     async fn a_full_counter_refuses_and_takes_no_place_in_the_others() {
-        let limiter = RateLimiter::new(None);
+        let limiter = in_memory();
         for _ in 0..2 {
             limiter.reserve(&[limit("a", 2), limit("b", 5)]).await.unwrap().keep();
         }
@@ -342,7 +345,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_released_reservation_frees_its_places() {
-        let limiter = RateLimiter::new(None);
+        let limiter = in_memory();
         for _ in 0..10 {
             let reservation = limiter.reserve(&[limit("a", 1)]).await.unwrap();
             limiter.release(reservation).await;
@@ -353,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_release_leaves_the_counters_that_keep_every_attempt() {
-        let limiter = RateLimiter::new(None);
+        let limiter = in_memory();
         let kept = Limit { returnable: false, ..limit("hashes", 2) };
         for _ in 0..2 {
             let reservation = limiter.reserve(&[limit("guesses", 1), kept.clone()]).await.unwrap();
@@ -361,6 +364,26 @@ mod tests {
         }
         assert!(limiter.reserve(std::slice::from_ref(&kept)).await.is_err(), "both attempts still count there");
         limiter.reserve(&[limit("guesses", 1)]).await.unwrap().keep();
+    }
+
+    /// The window slides: an attempt frees its place a window after it was made, not before.
+    #[tokio::test]
+    async fn a_place_is_free_again_one_window_after_its_attempt() {
+        let clock = Arc::new(crate::ops::clock::ManualClock::default());
+        let limiter = RateLimiter::new(None, clock.clone());
+        limiter.reserve(&[limit("a", 2)]).await.unwrap().keep();
+        clock.advance(Duration::from_secs(30));
+        limiter.reserve(&[limit("a", 2)]).await.unwrap().keep();
+        clock.advance(Duration::from_millis(29_999));
+        assert!(
+            matches!(limiter.reserve(&[limit("a", 2)]).await, Err(ApiError::TooManyAttempts { retry_after: 1 })),
+            "a millisecond before the first attempt's window ends, both still count"
+        );
+        clock.advance(Duration::from_millis(1));
+        limiter.reserve(&[limit("a", 2)]).await.unwrap().keep();
+        assert!(limiter.reserve(&[limit("a", 2)]).await.is_err(), "the second and third fill it again");
+        clock.advance(Duration::from_secs(30));
+        limiter.reserve(&[limit("a", 2)]).await.unwrap().keep();
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! Imports: `config` only. Everything above may use these.
 
+pub mod clock;
 pub mod database;
 pub mod log_writer;
 pub mod metrics;

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use conduit_domain::token::Grant;
-use conduit_domain::{Email, Errors, User, validation as v};
+use conduit_domain::{Email, Errors, User, Username, validation as v};
 use conduit_store::rows::grace_token_value;
 use conduit_store::{NewUser, Outgoing, UserChanges};
 use serde::{Deserialize, Serialize};
@@ -176,90 +176,140 @@ pub(crate) async fn update(
     caller: RequireUser,
     ApiJson(UpdateUserRequest { user: input }): ApiJson<UpdateUserRequest>,
 ) -> ApiResult<Json<UserBody>> {
-    let mut errors = Errors::new();
-    if input.username.is_none()
-        && input.email.is_none()
-        && input.password.is_none()
-        && input.bio.is_none()
-        && input.image.is_none()
-    {
-        errors.add("user", "must contain at least one of username, email, password, bio, image");
-    }
-    let required = |value: Option<String>| value.unwrap_or_default();
-    let username = input.username.map(|u| errors.check("username", v::username(&required(u))));
-    let email = input.email.map(|e| errors.check("email", v::email(&required(e))));
-    let password = input.password.map(|p| errors.check("password", v::new_password(&required(p))));
-    let bio = input.bio.map(|b| errors.check("bio", v::optional_text(b.as_deref(), v::BIO_MAX)));
-    let image = input.image.map(|i| errors.check("image", v::optional_text(i.as_deref(), v::IMAGE_MAX)));
-    let current_password = input.current_password.map(|p| errors.check("currentPassword", v::login_password(&p)));
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
+    let wanted = WantedChanges::validate(input)?;
     let mut grant = caller.grant.clone();
     let mut confirmed_by_password = false;
-    if email.is_some() || password.is_some() {
+    if wanted.email.is_some() || wanted.password.is_some() {
         (grant.auth_time, confirmed_by_password) =
-            confirm_identity(&state, &caller, ip, current_password.flatten()).await?;
+            confirm_identity(&state, &caller, ip, wanted.current_password.clone()).await?;
     }
-    let password_hash = match password.flatten() {
+    let password_hash = match wanted.password.clone() {
         Some(password) => {
             // Each new password costs a hash: counted against the address like a login.
-            let reservation = state.limiter.reserve(&hash_limits(&state.limits, ip)).await?;
-            reservation.keep();
+            state.limiter.reserve(&hash_limits(&state.limits, ip)).await?.keep();
             Some(state.passwords.hash(state.passwords.admit()?, password).await?)
         }
         None => None,
     };
-    // A new password ends every earlier token. The token making the change outlives it only when
-    // the change rested on its recent login (no `currentPassword`), and only until that login's
-    // window closes: its holder could change the password again until then anyway. (The
-    // RealWorld Hurl suite changes the password twice with one token.)
-    let surviving_token = match (&password_hash, &caller.token_id) {
-        (Some(_), Some(id)) if !confirmed_by_password => {
-            let window = i64::try_from(state.accounts.reauth_window.as_secs()).unwrap_or(i64::MAX);
-            Some(grace_token_value(id, caller.grant.auth_time.saturating_add(window)))
-        }
-        _ => None,
-    };
-    let username = username.flatten();
-    let email = email.flatten();
-    if let Some(new) = email.as_deref().filter(|e| *e != caller.user.email) {
+    if let Some(new) = wanted.email.as_deref().filter(|e| *e != caller.user.email) {
         // A new address is mailed a link: limited per recipient like every mailing request, so
         // an account cannot be used to flood someone's inbox by changing its address to theirs.
         state.limiter.reserve(&mail_limits(&state.limits, new, ip)).await?.keep();
     }
-    let outgoing = change_notices(&state, &caller.user, username.as_deref(), email.as_deref(), password_hash.is_some());
-    let changes = UserChanges {
-        username,
-        email,
-        surviving_token,
-        expected_version: Some(caller.user.token_version),
-        password_hash,
-        bio: bio.map(Option::flatten),
-        image: image.map(Option::flatten),
-        outgoing,
-    };
+    let surviving_token = surviving_token(&state, &caller, password_hash.is_some(), confirmed_by_password);
+    let changes = wanted.into_changes(&state, &caller, password_hash, surviving_token);
     // `None`: the credential was revoked (or the account deleted) while this request ran.
     let user = state.store.update_user(caller.user.id, &changes).await?.ok_or(ApiError::Token("has been revoked"))?;
     state.mail.queued(&state.metrics, &changes.outgoing);
     if user.token_version == caller.user.token_version && grant == caller.grant {
         return Ok(UserBody::new(user, caller.token));
     }
-    // A new password ended every earlier token and session: this one is renewed (a session gets
-    // a new id, bound to the new token version). A password confirmed again renews the login time.
+    renewed(&state, &mut auth, &caller, user, &grant).await
+}
+
+/// What `PUT /api/user` asks for, each field checked: outer `Some` when the field was sent,
+/// inner `None` when it was sent as `null` (for `bio` and `image`: cleared).
+struct WantedChanges {
+    username: Option<Username>,
+    email: Option<Email>,
+    password: Option<String>,
+    bio: Option<Option<String>>,
+    image: Option<Option<String>>,
+    current_password: Option<String>,
+}
+
+impl WantedChanges {
+    fn validate(input: UserUpdate) -> ApiResult<WantedChanges> {
+        let mut errors = Errors::new();
+        if input.username.is_none()
+            && input.email.is_none()
+            && input.password.is_none()
+            && input.bio.is_none()
+            && input.image.is_none()
+        {
+            errors.add("user", "must contain at least one of username, email, password, bio, image");
+        }
+        let required = |value: Option<String>| value.unwrap_or_default();
+        let username = input.username.map(|u| errors.check("username", v::username(&required(u))));
+        let email = input.email.map(|e| errors.check("email", v::email(&required(e))));
+        let password = input.password.map(|p| errors.check("password", v::new_password(&required(p))));
+        let bio = input.bio.map(|b| errors.check("bio", v::optional_text(b.as_deref(), v::BIO_MAX)));
+        let image = input.image.map(|i| errors.check("image", v::optional_text(i.as_deref(), v::IMAGE_MAX)));
+        let current_password = input.current_password.map(|p| errors.check("currentPassword", v::login_password(&p)));
+        if !errors.is_empty() {
+            return Err(errors.into());
+        }
+        Ok(WantedChanges {
+            username: username.flatten(),
+            email: email.flatten(),
+            password: password.flatten(),
+            bio: bio.map(Option::flatten),
+            image: image.map(Option::flatten),
+            current_password: current_password.flatten(),
+        })
+    }
+
+    /// The store's changes, with the mail they send.
+    fn into_changes(
+        self,
+        state: &AppState,
+        caller: &RequireUser,
+        password_hash: Option<String>,
+        surviving_token: Option<String>,
+    ) -> UserChanges {
+        let outgoing =
+            change_mails(state, &caller.user, self.username.as_deref(), self.email.as_deref(), password_hash.is_some());
+        UserChanges {
+            username: self.username,
+            email: self.email,
+            surviving_token,
+            expected_version: Some(caller.user.token_version),
+            password_hash,
+            bio: self.bio,
+            image: self.image,
+            outgoing,
+        }
+    }
+}
+
+/// A new password ends every earlier token. The token making the change outlives it only when
+/// the change rested on its recent login (no `currentPassword`), and only until that login's
+/// window closes: its holder could change the password again until then anyway. (The
+/// RealWorld Hurl suite changes the password twice with one token.)
+fn surviving_token(
+    state: &AppState,
+    caller: &RequireUser,
+    new_password: bool,
+    confirmed_by_password: bool,
+) -> Option<String> {
+    let id = caller.token_id.as_ref().filter(|_| new_password && !confirmed_by_password)?;
+    let window = i64::try_from(state.accounts.reauth_window.as_secs()).unwrap_or(i64::MAX);
+    Some(grace_token_value(id, caller.grant.auth_time.saturating_add(window)))
+}
+
+/// A new password ended every earlier token and session: the caller's is renewed (a session
+/// gets a new id, bound to the new token version). A password confirmed again renews the login
+/// time.
+async fn renewed(
+    state: &AppState,
+    auth: &mut AuthSession,
+    caller: &RequireUser,
+    user: User,
+    grant: &Grant,
+) -> ApiResult<Json<UserBody>> {
     if caller.via_session {
         auth.session.cycle_id().await.map_err(|_| ApiError::SessionUnavailable)?;
         auth.login(&SessionUser::new(user.clone())).await.map_err(|_| ApiError::SessionUnavailable)?;
         sessions::record_login(&auth.session, grant.auth_time, false).await?;
     }
-    let token = state.tokens.mint(user.id, user.token_version, &grant, chrono::Utc::now());
+    let token = state.tokens.mint(user.id, user.token_version, grant, chrono::Utc::now());
     Ok(UserBody::new(user, token))
 }
 
 /// The mail a change of the account sends, in its transaction: a new address gets a
 /// verification link and the old one a notice with a link that undoes the change; a new
 /// password, a notice to the account's (new) address.
-fn change_notices(
+fn change_mails(
     state: &AppState,
     user: &User,
     username: Option<&str>,
@@ -290,7 +340,7 @@ pub(crate) async fn confirm_identity(
     ip: std::net::IpAddr,
     current_password: Option<String>,
 ) -> ApiResult<(i64, bool)> {
-    let now = chrono::Utc::now().timestamp();
+    let now = state.clock.now().timestamp();
     match current_password {
         Some(password) => {
             let email =

@@ -4,11 +4,13 @@
 //! replay after a password change is in `accounts.rs`; the attacks across two instances sharing
 //! Redis are in `scaleout.rs`.)
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::{TestApp, error_messages, keys, real_limits};
 use conduit_domain::model::Role;
 use conduit_server::config::Config;
+use conduit_server::ops::clock::ManualClock;
 use conduit_store::AccountChanges;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -405,17 +407,17 @@ async fn a_cross_site_text_plain_login_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_that_changed_the_password_lasts_only_until_its_login_window_closes() {
-    let window = 3;
-    let settings = |c: &mut Config| c.accounts.reauth_window = Duration::from_secs(window);
-    let app = TestApp::sqlite_with(settings).await;
+    // The window is the default 600 s, on a clock the test moves instead of waiting.
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::sqlite_with_clock(clock.clone(), |_| {}).await;
     let token = app.register("jake").await;
     let (status, _) = app.put("/api/user", Some(&token), json!({"user": {"password": "a brand new password"}})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.get("/api/user", Some(&token)).await.0, StatusCode::OK, "within the window");
-    // Until one second past the window's end (login times are whole seconds).
-    let closes = keys().check(&token).unwrap().auth_time + window as i64 + 1;
-    let wait = (closes - chrono::Utc::now().timestamp()).max(0) as u64;
-    tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(100)).await;
+    clock.advance(Duration::from_secs(599));
+    assert_eq!(app.get("/api/user", Some(&token)).await.0, StatusCode::OK, "its last second");
+    // Login times are whole seconds: past the window's last second, and no further.
+    clock.advance(Duration::from_secs(3));
     let (status, body) = app.get("/api/user", Some(&token)).await;
     assert_eq!(
         (status, error_messages(&body, "token")),

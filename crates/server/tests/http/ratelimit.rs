@@ -2,8 +2,12 @@
 //! per account, per address; registrations per address; and who may claim another address with
 //! X-Forwarded-For. (The same under parallel attack is in `attacks.rs`.)
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::common::{TestApp, error_messages, real_limits};
 use conduit_server::config::Config;
+use conduit_server::ops::clock::ManualClock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -39,12 +43,19 @@ fn assert_limited((status, retry, body): (StatusCode, Option<String>, Value)) {
 
 #[tokio::test]
 async fn ten_failed_logins_a_minute_then_429_even_with_the_right_password() {
-    let app = TestApp::sqlite().await;
+    let clock = Arc::new(ManualClock::default());
+    let app = TestApp::sqlite_with_clock(clock.clone(), |_| {}).await;
     app.register("jake").await;
     for _ in 0..10 {
         assert_eq!(login_from(&app, None, "jake@example.com", "wrong password").await.0, StatusCode::UNAUTHORIZED);
     }
     assert_limited(login_from(&app, None, "jake@example.com", "password123").await);
+    // The window is a minute: a second before it ends the guesses still count, after it they
+    // do not (on a clock the test moves, not by waiting).
+    clock.advance(Duration::from_secs(59));
+    assert_limited(login_from(&app, None, "jake@example.com", "password123").await);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(login_from(&app, None, "jake@example.com", "password123").await.0, StatusCode::OK);
     // The counter is per account and address: the same address may still log in to another.
     app.register("anna").await;
     assert_eq!(login_from(&app, None, "anna@example.com", "password123").await.0, StatusCode::OK);

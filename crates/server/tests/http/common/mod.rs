@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use conduit_domain::token::TokenKeys;
 use conduit_server::config::{Config, Sources};
+use conduit_server::ops::clock::Clock;
 use conduit_server::startup::Application;
 use conduit_store::Store;
 use reqwest::{Method, StatusCode};
@@ -128,6 +129,17 @@ impl TestApp {
         Self::start(&url, Box::new(()), dir, change).await
     }
 
+    /// On SQLite, with `change` made to the test configuration, on `clock` (for the rate limits
+    /// and the re-authentication window).
+    pub async fn sqlite_with_clock(clock: Arc<dyn Clock>, change: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("conduit.db").display());
+        let mut config = test_config(&url, dir.path());
+        change(&mut config);
+        let application = Application::build_with_clock(config, clock).await.expect("build the application");
+        Self::serve(application, Box::new(()), dir)
+    }
+
     /// On a fresh PostgreSQL database, with `change` made to the test configuration.
     pub async fn postgres_with(change: impl FnOnce(&mut Config)) -> Self {
         let database = conduit_store_postgres::testing::TestDatabase::create().await;
@@ -144,6 +156,10 @@ impl TestApp {
         let mut config = test_config(url, dir.path());
         change(&mut config);
         let application = Application::build(config).await.expect("build the application");
+        Self::serve(application, database, dir)
+    }
+
+    fn serve(application: Application, database: Box<dyn Any + Send>, dir: tempfile::TempDir) -> Self {
         let base = format!("http://{}", application.local_addr());
         let store = application.store();
         tokio::spawn(application.run_until(std::future::pending()));
