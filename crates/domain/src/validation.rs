@@ -71,11 +71,11 @@ impl std::fmt::Display for Errors {
 
 impl std::error::Error for Errors {}
 
+use crate::limits::too_long;
 pub use crate::limits::{
     BIO_MAX, BLANK, BODY_MAX, COMMENT_MAX, DESCRIPTION_MAX, EMAIL_MAX, IMAGE_MAX, PASSWORD_MAX, PASSWORD_MIN, TAG_MAX,
     TAGS_MAX, TAKEN, TITLE_MAX, USERNAME_MAX,
 };
-use crate::limits::too_long;
 
 fn is_blank(s: &str) -> bool {
     s.trim().is_empty()

@@ -3,18 +3,23 @@
 //! The statements and `impl Store` are shared with SQLite and live in `crates/store/shared/`
 //! (each file is compiled here as a module of this crate and checked against PostgreSQL);
 //! only [`dialect`] is PostgreSQL's own.
+//!
+//! The schema as the migrations (`migrations/`) leave it is in `schema.sql` beside `Cargo.toml`,
+//! for reading: every table, index, trigger and function. `tests/schema.rs` fails when a
+//! migration changed the schema and the file was not regenerated:
+//! `CONDUIT_BLESS_SCHEMA=1 cargo test -p conduit-store-postgres --test schema`.
 
 #[path = "../../store/shared/account.rs"]
 mod account;
 #[path = "../../store/shared/articles.rs"]
 mod articles;
-mod notice_feed;
 #[path = "../../store/shared/comments.rs"]
 mod comments;
 mod connect;
 mod dialect;
 #[path = "../../store/shared/listings.rs"]
 mod listings;
+mod notice_feed;
 #[path = "../../store/shared/outbox.rs"]
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]
@@ -33,8 +38,8 @@ mod users;
 
 use sqlx::PgPool;
 
-pub use notice_feed::NoticeFeed;
 pub use connect::{ConnectError, PoolSettings};
+pub use notice_feed::NoticeFeed;
 
 /// The embedded migrations, also run by `conduit migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

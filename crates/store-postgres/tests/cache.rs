@@ -113,11 +113,7 @@ async fn a_lost_listener_bypasses_the_cache_until_it_is_back() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     a.user_by_id(id).await.unwrap();
-    sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1")
-        .bind(id.get())
-        .execute(a.inner().pool())
-        .await
-        .unwrap();
+    sqlx::query("UPDATE users SET bio = 'heard' WHERE id = $1").bind(id.get()).execute(a.inner().pool()).await.unwrap();
     until_bio(&a, id, "heard").await;
     drop(db);
 }

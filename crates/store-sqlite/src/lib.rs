@@ -8,6 +8,11 @@
 //! The statements and `impl Store` are shared with PostgreSQL and live in `crates/store/shared/`
 //! (each file is compiled here as a module of this crate and checked against SQLite); only
 //! [`dialect`] is SQLite's own.
+//!
+//! The schema as the migrations (`migrations/`) leave it is in `schema.sql` beside `Cargo.toml`,
+//! for reading: every table, index and trigger. `tests/schema.rs` fails when a
+//! migration changed the schema and the file was not regenerated:
+//! `CONDUIT_BLESS_SCHEMA=1 cargo test -p conduit-store-sqlite --test schema`.
 
 #[path = "../../store/shared/account.rs"]
 mod account;

@@ -311,7 +311,10 @@ fn sql_of(filter: Filter<'_>) -> FilterSql {
                  AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = ",
                 "))",
             ),
-            rows: ("(SELECT x.id AS id FROM articles x WHERE x.author_id = (SELECT id FROM users WHERE username = ", ")"),
+            rows: (
+                "(SELECT x.id AS id FROM articles x WHERE x.author_id = (SELECT id FROM users WHERE username = ",
+                ")",
+            ),
             id: "x.id",
             check: (
                 " AND (SELECT px.author_id FROM articles px WHERE px.id = d.id) = (SELECT id FROM users WHERE username = ",

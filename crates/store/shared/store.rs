@@ -13,7 +13,9 @@ use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 use conduit_store::*;
 use tracing::instrument;
 
-use crate::{BACKEND, ThisStore, account, articles, comments, dialect, listings, outbox, profiles, seed, sessions, users};
+use crate::{
+    BACKEND, ThisStore, account, articles, comments, dialect, listings, outbox, profiles, seed, sessions, users,
+};
 
 /// The methods a cache in front of the store answers or must hear of (see `conduit_store::Store`).
 #[async_trait]

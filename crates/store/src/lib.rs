@@ -9,6 +9,9 @@ mod cached;
 mod error;
 pub mod noticed;
 pub mod rows;
+/// Each backend's `schema.sql`, checked against its migrations; for tests only (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod schema_file;
 /// The behaviour every backend must show; for tests only (feature `testing`).
 #[cfg(feature = "testing")]
 pub mod suite;

@@ -1,0 +1,338 @@
+-- The schema of Conduit's PostgreSQL database as the migrations (migrations/) leave it: each
+-- table with its indexes and triggers, tables by name, then the functions, each statement as
+-- PostgreSQL's catalogs describe it (so without the migrations' comments).
+-- For reading: the migrations are what runs. Generated; tests/schema.rs fails when it is stale.
+-- Regenerate: CONDUIT_BLESS_SCHEMA=1 cargo test -p conduit-store-postgres --test schema
+
+-- account_tokens
+
+CREATE TABLE account_tokens (
+    selector text NOT NULL,
+    verifier_hash text NOT NULL,
+    user_id bigint NOT NULL,
+    purpose text NOT NULL,
+    email text NOT NULL,
+    expires_at bigint NOT NULL,
+    CONSTRAINT account_tokens_pkey PRIMARY KEY (selector),
+    CONSTRAINT account_tokens_purpose_check CHECK ((purpose = ANY (ARRAY['verify'::text, 'reset'::text, 'revert'::text]))),
+    CONSTRAINT account_tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+);
+
+CREATE INDEX account_tokens_user ON public.account_tokens USING btree (user_id, purpose);
+
+-- article_tags
+
+CREATE TABLE article_tags (
+    article_id bigint NOT NULL,
+    name text NOT NULL,
+    "position" integer NOT NULL,
+    CONSTRAINT article_tags_article_id_fkey FOREIGN KEY (article_id) REFERENCES articles(id) ON DELETE CASCADE,
+    CONSTRAINT article_tags_pkey PRIMARY KEY (article_id, name)
+) WITH (autovacuum_vacuum_insert_threshold=1000, autovacuum_vacuum_insert_scale_factor=0);
+
+CREATE INDEX article_tags_name ON public.article_tags USING btree (name, article_id);
+
+CREATE TRIGGER counts_tags AFTER INSERT OR DELETE ON article_tags FOR EACH ROW EXECUTE FUNCTION counts_tags();
+
+CREATE TRIGGER tag_list AFTER INSERT OR DELETE OR UPDATE ON article_tags FOR EACH ROW EXECUTE FUNCTION articles_tag_list();
+
+-- articles
+
+CREATE TABLE articles (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    slug text NOT NULL,
+    author_id bigint NOT NULL,
+    title text NOT NULL,
+    description text NOT NULL,
+    body text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    tag_list jsonb DEFAULT '[]'::jsonb NOT NULL,
+    CONSTRAINT articles_author_id_fkey FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE,
+    CONSTRAINT articles_pkey PRIMARY KEY (id),
+    CONSTRAINT articles_slug_key UNIQUE (slug)
+) WITH (autovacuum_vacuum_insert_threshold=1000, autovacuum_vacuum_insert_scale_factor=0);
+
+CREATE INDEX articles_author ON public.articles USING btree (author_id, id);
+
+CREATE TRIGGER articles_notify_changed AFTER DELETE OR UPDATE ON articles FOR EACH ROW EXECUTE FUNCTION notify_article_changed();
+
+CREATE TRIGGER counts_articles AFTER INSERT OR DELETE ON articles FOR EACH ROW EXECUTE FUNCTION counts_articles();
+
+CREATE TRIGGER favorite_counts_gone AFTER DELETE ON articles FOR EACH ROW EXECUTE FUNCTION favorite_counts_gone();
+
+-- comments
+
+CREATE TABLE comments (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    article_id bigint NOT NULL,
+    author_id bigint NOT NULL,
+    body text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT comments_article_id_fkey FOREIGN KEY (article_id) REFERENCES articles(id) ON DELETE CASCADE,
+    CONSTRAINT comments_author_id_fkey FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE,
+    CONSTRAINT comments_pkey PRIMARY KEY (id)
+) WITH (autovacuum_vacuum_insert_threshold=1000, autovacuum_vacuum_insert_scale_factor=0);
+
+CREATE INDEX comments_article ON public.comments USING btree (article_id, id);
+
+CREATE INDEX comments_author ON public.comments USING btree (author_id);
+
+-- counts
+
+CREATE TABLE counts (
+    kind text NOT NULL,
+    key text NOT NULL,
+    stripe integer NOT NULL,
+    n bigint NOT NULL,
+    CONSTRAINT counts_pkey PRIMARY KEY (kind, key, stripe)
+);
+
+-- favorite_counts
+
+CREATE TABLE favorite_counts (
+    article_id bigint NOT NULL,
+    stripe integer NOT NULL,
+    n bigint NOT NULL,
+    CONSTRAINT favorite_counts_pkey PRIMARY KEY (article_id, stripe)
+);
+
+-- favorites
+
+CREATE TABLE favorites (
+    user_id bigint NOT NULL,
+    article_id bigint NOT NULL,
+    CONSTRAINT favorites_article_id_fkey FOREIGN KEY (article_id) REFERENCES articles(id) ON DELETE CASCADE,
+    CONSTRAINT favorites_pkey PRIMARY KEY (user_id, article_id),
+    CONSTRAINT favorites_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+) WITH (autovacuum_vacuum_insert_threshold=1000, autovacuum_vacuum_insert_scale_factor=0);
+
+CREATE INDEX favorites_article ON public.favorites USING btree (article_id);
+
+CREATE TRIGGER counts_favorites AFTER INSERT OR DELETE ON favorites FOR EACH ROW EXECUTE FUNCTION counts_favorites();
+
+CREATE TRIGGER favorite_counts AFTER INSERT OR DELETE ON favorites FOR EACH ROW EXECUTE FUNCTION favorite_counts_add();
+
+-- follows
+
+CREATE TABLE follows (
+    follower_id bigint NOT NULL,
+    followee_id bigint NOT NULL,
+    CONSTRAINT follows_followee_id_fkey FOREIGN KEY (followee_id) REFERENCES users(id) ON DELETE CASCADE,
+    CONSTRAINT follows_follower_id_fkey FOREIGN KEY (follower_id) REFERENCES users(id) ON DELETE CASCADE,
+    CONSTRAINT follows_pkey PRIMARY KEY (follower_id, followee_id)
+);
+
+CREATE INDEX follows_followee ON public.follows USING btree (followee_id);
+
+-- outbox
+
+CREATE TABLE outbox (
+    id bigint DEFAULT nextval('outbox_id_seq'::regclass) NOT NULL,
+    kind text NOT NULL,
+    recipient text NOT NULL,
+    subject text NOT NULL,
+    body text NOT NULL,
+    state text DEFAULT 'queued'::text NOT NULL,
+    attempts bigint DEFAULT 0 NOT NULL,
+    next_attempt_at bigint NOT NULL,
+    last_error text,
+    created_at bigint NOT NULL,
+    sent_at bigint,
+    CONSTRAINT outbox_pkey PRIMARY KEY (id),
+    CONSTRAINT outbox_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'sent'::text, 'dead'::text])))
+);
+
+CREATE INDEX outbox_due ON public.outbox USING btree (next_attempt_at) WHERE (state = 'queued'::text);
+
+-- sessions
+
+CREATE TABLE sessions (
+    id text NOT NULL,
+    data text NOT NULL,
+    expires_at bigint NOT NULL,
+    CONSTRAINT sessions_pkey PRIMARY KEY (id)
+);
+
+CREATE INDEX sessions_expires_at ON public.sessions USING btree (expires_at);
+
+-- users
+
+CREATE TABLE users (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    username text NOT NULL,
+    email text NOT NULL,
+    password_hash text NOT NULL,
+    bio text,
+    image text,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    role text DEFAULT 'user'::text NOT NULL,
+    active boolean DEFAULT true NOT NULL,
+    grace_token_id text,
+    token_version bigint DEFAULT 0 NOT NULL,
+    ended_sessions text,
+    email_verified boolean DEFAULT false NOT NULL,
+    CONSTRAINT users_email_key UNIQUE (email),
+    CONSTRAINT users_pkey PRIMARY KEY (id),
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'admin'::text]))),
+    CONSTRAINT users_username_key UNIQUE (username)
+);
+
+CREATE INDEX users_active_created ON public.users USING btree (active, created_at, id);
+
+CREATE INDEX users_created ON public.users USING btree (created_at, id);
+
+CREATE INDEX users_role_active ON public.users USING btree (role, active, username);
+
+CREATE TRIGGER counts_users AFTER INSERT OR DELETE OR UPDATE OF active ON users FOR EACH ROW EXECUTE FUNCTION counts_users();
+
+CREATE TRIGGER users_notify_changed AFTER DELETE OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION notify_user_changed();
+
+-- functions
+
+CREATE OR REPLACE FUNCTION public.articles_tag_list()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    article BIGINT := CASE WHEN TG_OP = 'DELETE' THEN OLD.article_id ELSE NEW.article_id END;
+BEGIN
+    UPDATE articles SET tag_list = COALESCE((SELECT jsonb_agg(t.name ORDER BY t.position) FROM article_tags t
+                                             WHERE t.article_id = article), '[]')
+    WHERE id = article;
+    RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.count_add(count_kind text, count_key text, delta bigint)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+    INSERT INTO counts (kind, key, stripe, n) VALUES (count_kind, count_key, pg_backend_pid() % 16, delta)
+    ON CONFLICT (kind, key, stripe) DO UPDATE SET n = counts.n + EXCLUDED.n
+$function$;
+
+CREATE OR REPLACE FUNCTION public.counts_articles()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM count_add('articles', '', 1);
+        PERFORM count_add('author', NEW.author_id::text, 1);
+    ELSE
+        PERFORM count_add('articles', '', -1);
+        PERFORM count_add('author', OLD.author_id::text, -1);
+    END IF;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.counts_favorites()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM count_add('favorited_by', NEW.user_id::text, 1);
+    ELSE
+        PERFORM count_add('favorited_by', OLD.user_id::text, -1);
+    END IF;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.counts_tags()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM count_add('tag', NEW.name, 1);
+    ELSE
+        PERFORM count_add('tag', OLD.name, -1);
+    END IF;
+    PERFORM count_add('tags_changed', '', 1);
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.counts_users()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM count_add('users', '', 1);
+        IF NEW.active THEN
+            PERFORM count_add('users_active', '', 1);
+        END IF;
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM count_add('users', '', -1);
+        IF OLD.active THEN
+            PERFORM count_add('users_active', '', -1);
+        END IF;
+    ELSIF NEW.active IS DISTINCT FROM OLD.active THEN
+        PERFORM count_add('users_active', '', CASE WHEN NEW.active THEN 1 ELSE -1 END);
+    END IF;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.favorite_counts_add()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    article BIGINT := CASE WHEN TG_OP = 'INSERT' THEN NEW.article_id ELSE OLD.article_id END;
+    delta BIGINT := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
+    article_slug TEXT;
+    made_here BOOLEAN;
+BEGIN
+    SELECT a.slug, a.xmin = pg_current_xact_id()::xid INTO article_slug, made_here
+    FROM articles a WHERE a.id = article;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO favorite_counts (article_id, stripe, n) VALUES (article, pg_backend_pid() % 16, delta)
+        ON CONFLICT (article_id, stripe) DO UPDATE SET n = favorite_counts.n + EXCLUDED.n;
+    IF NOT made_here THEN
+        PERFORM pg_notify('conduit_article_changed', article_slug);
+    END IF;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.favorite_counts_gone()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    DELETE FROM favorite_counts WHERE article_id = OLD.id;
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.notify_article_changed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.xmin = pg_current_xact_id()::xid THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_notify('conduit_article_changed', OLD.slug);
+    RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.notify_user_changed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM pg_notify('conduit_user_changed', OLD.id::text);
+    RETURN NULL;
+END
+$function$;

@@ -1,0 +1,227 @@
+-- The schema of Conduit's SQLite database as the migrations (migrations/) leave it: each table
+-- with its indexes and triggers, tables by name, each statement as SQLite keeps it.
+-- For reading: the migrations are what runs. Generated; tests/schema.rs fails when it is stale.
+-- Regenerate: CONDUIT_BLESS_SCHEMA=1 cargo test -p conduit-store-sqlite --test schema
+
+-- account_tokens
+
+CREATE TABLE account_tokens (
+    selector      TEXT PRIMARY KEY,
+    verifier_hash TEXT NOT NULL,
+    user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    purpose       TEXT NOT NULL CHECK (purpose IN ('verify', 'reset', 'revert')),
+    -- The address it was mailed to: a verify token verifies that address only, a reset token
+    -- works only while the account still has it; a revert token restores it.
+    email         TEXT NOT NULL,
+    -- Unix seconds.
+    expires_at    INTEGER NOT NULL
+);
+
+CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
+
+-- article_tags
+
+CREATE TABLE article_tags (
+    article_id INTEGER NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    -- The order the author gave the tags in.
+    position   INTEGER NOT NULL,
+    PRIMARY KEY (article_id, name)
+) WITHOUT ROWID;
+
+CREATE INDEX article_tags_name ON article_tags (name, article_id);
+
+CREATE TRIGGER counts_tag_added AFTER INSERT ON article_tags BEGIN
+    INSERT INTO counts (kind, key, stripe, n) VALUES ('tag', NEW.name, 0, 1)
+        ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER counts_tag_removed AFTER DELETE ON article_tags BEGIN
+    UPDATE counts SET n = n - 1 WHERE kind = 'tag' AND key = OLD.name AND stripe = 0;
+END;
+
+CREATE TRIGGER tag_list_on_delete AFTER DELETE ON article_tags BEGIN
+    UPDATE articles SET tag_list = (SELECT json_group_array(name) FROM
+                                       (SELECT name FROM article_tags WHERE article_id = OLD.article_id
+                                        ORDER BY position))
+    WHERE id = OLD.article_id;
+END;
+
+CREATE TRIGGER tag_list_on_insert AFTER INSERT ON article_tags BEGIN
+    UPDATE articles SET tag_list = (SELECT json_group_array(name) FROM
+                                       (SELECT name FROM article_tags WHERE article_id = NEW.article_id
+                                        ORDER BY position))
+    WHERE id = NEW.article_id;
+END;
+
+CREATE TRIGGER tags_changed_on_delete AFTER DELETE ON article_tags BEGIN
+    UPDATE counts SET n = n + 1 WHERE kind = 'tags_changed' AND key = '' AND stripe = 0;
+END;
+
+CREATE TRIGGER tags_changed_on_insert AFTER INSERT ON article_tags BEGIN
+    UPDATE counts SET n = n + 1 WHERE kind = 'tags_changed' AND key = '' AND stripe = 0;
+END;
+
+-- articles
+
+CREATE TABLE articles (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    slug        TEXT NOT NULL UNIQUE,
+    author_id   INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    title       TEXT NOT NULL,
+    description TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+, tag_list TEXT NOT NULL DEFAULT '[]');
+
+CREATE INDEX articles_author ON articles (author_id, id);
+
+CREATE INDEX articles_newest ON articles (id);
+
+CREATE TRIGGER counts_article_added AFTER INSERT ON articles BEGIN
+    INSERT INTO counts (kind, key, stripe, n) VALUES ('articles', '', 0, 1), ('author', CAST(NEW.author_id AS TEXT), 0, 1)
+        ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER counts_article_removed AFTER DELETE ON articles BEGIN
+    UPDATE counts SET n = n - 1
+    WHERE stripe = 0 AND ((kind = 'articles' AND key = '') OR (kind = 'author' AND key = CAST(OLD.author_id AS TEXT)));
+END;
+
+CREATE TRIGGER favorite_counts_gone AFTER DELETE ON articles BEGIN
+    DELETE FROM favorite_counts WHERE article_id = OLD.id;
+END;
+
+-- comments
+
+CREATE TABLE comments (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id INTEGER NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    author_id  INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE INDEX comments_article ON comments (article_id, id);
+
+-- counts
+
+CREATE TABLE counts (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    stripe INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (kind, key, stripe)
+) WITHOUT ROWID;
+
+-- favorite_counts
+
+CREATE TABLE favorite_counts (
+    article_id INTEGER NOT NULL,
+    stripe INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (article_id, stripe)
+) WITHOUT ROWID;
+
+-- favorites
+
+CREATE TABLE favorites (
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    article_id INTEGER NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, article_id)
+) WITHOUT ROWID;
+
+CREATE INDEX favorites_article ON favorites (article_id);
+
+CREATE TRIGGER counts_favorite_added AFTER INSERT ON favorites BEGIN
+    INSERT INTO counts (kind, key, stripe, n) VALUES ('favorited_by', CAST(NEW.user_id AS TEXT), 0, 1)
+        ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER counts_favorite_removed AFTER DELETE ON favorites BEGIN
+    UPDATE counts SET n = n - 1 WHERE kind = 'favorited_by' AND key = CAST(OLD.user_id AS TEXT) AND stripe = 0;
+END;
+
+CREATE TRIGGER favorite_counts_down AFTER DELETE ON favorites BEGIN
+    UPDATE favorite_counts SET n = n - 1 WHERE article_id = OLD.article_id AND stripe = 0;
+END;
+
+CREATE TRIGGER favorite_counts_up AFTER INSERT ON favorites BEGIN
+    INSERT INTO favorite_counts (article_id, stripe, n) VALUES (NEW.article_id, 0, 1)
+        ON CONFLICT (article_id, stripe) DO UPDATE SET n = n + 1;
+END;
+
+-- follows
+
+CREATE TABLE follows (
+    follower_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    followee_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    PRIMARY KEY (follower_id, followee_id)
+) WITHOUT ROWID;
+
+CREATE INDEX follows_followee ON follows (followee_id);
+
+-- outbox
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    -- Emptied once sent: it may carry a token.
+    body            TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    sent_at         INTEGER
+);
+
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'queued';
+
+-- sessions
+
+CREATE TABLE sessions (
+    id         TEXT PRIMARY KEY,
+    data       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX sessions_expires_at ON sessions (expires_at);
+
+-- users
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    username      TEXT NOT NULL UNIQUE,
+    email         TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    bio           TEXT,
+    image         TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+, role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')), active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)), grace_token_id TEXT, token_version INTEGER NOT NULL DEFAULT 0, ended_sessions TEXT, email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)));
+
+CREATE INDEX users_active_created ON users (active, created_at, id);
+
+CREATE INDEX users_created ON users (created_at, id);
+
+CREATE INDEX users_role_active ON users (role, active, username);
+
+CREATE TRIGGER counts_user_active AFTER UPDATE OF active ON users WHEN NEW.active IS NOT OLD.active BEGIN
+    UPDATE counts SET n = n + CASE WHEN NEW.active THEN 1 ELSE -1 END
+    WHERE stripe = 0 AND key = '' AND kind = 'users_active';
+END;
+
+CREATE TRIGGER counts_user_added AFTER INSERT ON users BEGIN
+    UPDATE counts SET n = n + 1
+    WHERE stripe = 0 AND key = '' AND (kind = 'users' OR (kind = 'users_active' AND NEW.active));
+END;
+
+CREATE TRIGGER counts_user_removed AFTER DELETE ON users BEGIN
+    UPDATE counts SET n = n - 1
+    WHERE stripe = 0 AND key = '' AND (kind = 'users' OR (kind = 'users_active' AND OLD.active));
+END;
