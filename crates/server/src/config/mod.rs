@@ -30,7 +30,7 @@ pub use values::{
     DeletedContentPolicy, IpNet, LogFormat, MIN_SECRET_LEN, Secret, SmtpUrl, UnverifiedPolicy, ip_net,
     is_trusted_proxy, redact_password,
 };
-use values::{log_format, pool_size, seconds, secret, socket_addr, token_ttl};
+use values::{seconds, secret, socket_addr, token_ttl};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://conduit.db";
@@ -64,7 +64,7 @@ pub struct Config {
     #[arg(id = "log", long = "log", env = "RUST_LOG", value_name = "FILTER", default_value = DEFAULT_LOG_FILTER)]
     pub log_filter: String,
     /// json or pretty [default: json unless stdout is a terminal]
-    #[arg(long, env = "CONDUIT_LOG_FORMAT", value_name = "FORMAT", value_parser = log_format)]
+    #[arg(long, env = "CONDUIT_LOG_FORMAT", value_name = "FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     #[command(flatten)]
     pub http: HttpSettings,
@@ -91,7 +91,7 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Database connections per instance, 1 to 1000 (SQLite: readers beside its one writer)
     /// [default: PostgreSQL 16, SQLite 2 per core]
-    #[arg(long, env = "CONDUIT_DB_POOL_SIZE", value_name = "N", value_parser = pool_size)]
+    #[arg(long, env = "CONDUIT_DB_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: Option<u32>,
     /// Seconds a request waits for a database connection before a 503
     #[arg(id = "db_acquire_timeout_secs", long = "db-acquire-timeout-secs", env = "CONDUIT_DB_ACQUIRE_TIMEOUT",
@@ -228,12 +228,30 @@ fn parse_error(e: &clap::Error, source_of: &dyn Fn(&str, &str) -> String) -> Con
         return error(text.lines().next().unwrap_or("invalid settings").trim_start_matches("error: ").to_owned());
     };
     let from = source_of(arg.split_whitespace().next().unwrap_or_default(), &value);
-    let expected = std::error::Error::source(e).map(ToString::to_string).unwrap_or_else(|| "not accepted".into());
+    let expected = match (std::error::Error::source(e), e.get(ContextKind::ValidValue)) {
+        (Some(source), _) => in_our_words(&source.to_string()),
+        // An enum's values: clap lists them, we say them as the other settings do.
+        (None, Some(ContextValue::Strings(values))) => format!("expected {}", values.join(" or ")),
+        (None, _) => "not accepted".into(),
+    };
     if expected.starts_with("is ") {
         // Says what is wrong without repeating the value (a secret).
         error(format!("{from} {expected}"))
     } else {
         error(format!("invalid {from} '{value}': {expected}"))
+    }
+}
+
+/// clap's messages for its own parsers, said as ours are: what was expected.
+fn in_our_words(message: &str) -> String {
+    if message == "value was not a boolean" {
+        return "expected true or false".into();
+    }
+    // A range parser's "0 is not in 1..=1000" or "0 is not in 1..=4294967295" (no upper bound).
+    match message.split_once(" is not in ").and_then(|(_, range)| range.split_once("..=")) {
+        Some((low, high)) if high.len() >= 10 => format!("expected a whole number of at least {low}"),
+        Some((low, high)) => format!("expected a whole number from {low} to {high}"),
+        None => message.to_owned(),
     }
 }
 

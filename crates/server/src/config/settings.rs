@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches};
 
 use super::values::{
-    DeletedContentPolicy, IpNet, SmtpUrl, UnverifiedPolicy, deleted_content, ip_net, origin, positive, public_url,
-    seconds, smtp_url, unverified_policy, whole,
+    DeletedContentPolicy, IpNet, SmtpUrl, UnverifiedPolicy, ip_net, origin, positive, public_url, seconds, smtp_url,
+    whole,
 };
 
 /// Password hashes that may wait per core by default: at ~20 ms a hash, about a second's wait.
@@ -56,14 +56,14 @@ pub struct LimitSettings {
     /// Failed logins allowed per account from one client address each minute (ten times as many
     /// per account over all addresses, and per address over all accounts)
     #[arg(id = "login_attempts_per_minute", long = "login-attempts-per-minute", env = "CONDUIT_LOGIN_ATTEMPTS",
-        value_name = "N", default_value = "10", value_parser = positive::<u32>)]
+        value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub login_attempts_per_minute: u32,
     /// Registrations, successful or not, per client address each hour
-    #[arg(long, env = "CONDUIT_REGISTRATIONS_PER_HOUR", value_name = "N", default_value = "20", value_parser = positive::<u32>)]
+    #[arg(long, env = "CONDUIT_REGISTRATIONS_PER_HOUR", value_name = "N", default_value = "20", value_parser = clap::value_parser!(u32).range(1..))]
     pub registrations_per_hour: u32,
     /// Mails each hour one recipient can be sent by the mailing endpoints (verification,
     /// reset); ten times as many per client address
-    #[arg(long, env = "CONDUIT_MAILS_PER_HOUR", value_name = "N", default_value = "5", value_parser = positive::<u32>)]
+    #[arg(long, env = "CONDUIT_MAILS_PER_HOUR", value_name = "N", default_value = "5", value_parser = clap::value_parser!(u32).range(1..))]
     pub mails_per_hour: u32,
     /// Password hashes that may wait for a free core; more get 503 at once. Below
     /// max_concurrency [default: 32 per core, at most half of max_concurrency]
@@ -81,11 +81,11 @@ pub struct AccountSettings {
     pub reauth_window: Duration,
     /// What becomes of a deleted account's articles and comments: delete, or keep (shown
     /// under the author "[deleted]")
-    #[arg(long, env = "CONDUIT_DELETED_CONTENT", value_name = "POLICY", default_value = "delete", value_parser = deleted_content)]
+    #[arg(long, env = "CONDUIT_DELETED_CONTENT", value_name = "POLICY", default_value = "delete", value_enum)]
     pub deleted_content: DeletedContentPolicy,
     /// What users whose email is not verified may do: all (like anyone), read (log in, but
     /// change nothing except their own account), or none (cannot log in)
-    #[arg(long, env = "CONDUIT_UNVERIFIED_USERS", value_name = "POLICY", default_value = "all", value_parser = unverified_policy)]
+    #[arg(long, env = "CONDUIT_UNVERIFIED_USERS", value_name = "POLICY", default_value = "all", value_enum)]
     pub unverified_users: UnverifiedPolicy,
 }
 
@@ -110,7 +110,7 @@ pub struct MailSettings {
         value_name = "SECONDS", default_value = "10", value_parser = seconds)]
     pub smtp_timeout: Duration,
     /// Tries per message before it is dead (see `conduit mail retry`)
-    #[arg(long, env = "CONDUIT_MAIL_MAX_ATTEMPTS", value_name = "N", default_value = "10", value_parser = positive::<u32>)]
+    #[arg(long, env = "CONDUIT_MAIL_MAX_ATTEMPTS", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub mail_max_attempts: u32,
     /// Seconds before the first retry of a failed message; each retry waits twice as long as
     /// the one before, at most an hour

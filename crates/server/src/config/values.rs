@@ -41,13 +41,13 @@ pub fn redact_password(raw: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeletedContentPolicy {
     Delete,
     Keep,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UnverifiedPolicy {
     All,
     Read,
@@ -67,7 +67,7 @@ pub fn is_trusted_proxy(nets: &[IpNet], ip: IpAddr) -> bool {
 /// A value that must not appear in logs or `Debug` output.
 pub type Secret = secrecy::SecretString;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Json,
     Pretty,
@@ -100,13 +100,6 @@ pub(super) fn whole<T: FromStr>(raw: &str) -> Result<T, String> {
     raw.trim().parse::<T>().map_err(|_| "expected a whole number".into())
 }
 
-pub(super) fn pool_size(raw: &str) -> Result<u32, String> {
-    whole::<u32>(raw)
-        .ok()
-        .filter(|n| (1..=1000).contains(n))
-        .ok_or_else(|| "expected a whole number from 1 to 1000".into())
-}
-
 pub(super) fn socket_addr(raw: &str) -> Result<SocketAddr, String> {
     raw.trim().parse().map_err(|_| "expected IP:PORT, for example 127.0.0.1:3000 or 0.0.0.0:8080".into())
 }
@@ -119,14 +112,6 @@ pub(super) fn secret(raw: &str) -> Result<Secret, String> {
         ));
     }
     Ok(Secret::from(raw))
-}
-
-pub(super) fn log_format(raw: &str) -> Result<LogFormat, String> {
-    match raw.trim() {
-        "json" => Ok(LogFormat::Json),
-        "pretty" => Ok(LogFormat::Pretty),
-        _ => Err("expected json or pretty".into()),
-    }
 }
 
 /// A CIDR block such as `10.0.0.0/8` or `fd00::/8`, or one address (a block of one).
@@ -169,22 +154,5 @@ pub(super) fn public_url(raw: &str) -> Result<String, String> {
     match url::Url::parse(base) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(base.to_owned()),
         _ => Err("expected http(s)://HOST[:PORT][/PATH], for example https://conduit.example.com".into()),
-    }
-}
-
-pub(super) fn deleted_content(raw: &str) -> Result<DeletedContentPolicy, String> {
-    match raw.trim() {
-        "delete" => Ok(DeletedContentPolicy::Delete),
-        "keep" => Ok(DeletedContentPolicy::Keep),
-        _ => Err("expected delete or keep".into()),
-    }
-}
-
-pub(super) fn unverified_policy(raw: &str) -> Result<UnverifiedPolicy, String> {
-    match raw.trim() {
-        "all" => Ok(UnverifiedPolicy::All),
-        "read" => Ok(UnverifiedPolicy::Read),
-        "none" => Ok(UnverifiedPolicy::None),
-        _ => Err("expected all, read or none".into()),
     }
 }
