@@ -11,7 +11,7 @@ use std::time::Duration;
 use conduit_store::cache::Ack;
 use conduit_store::{Cache, ChangeFeed};
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 
 use crate::PgStore;
 
@@ -86,6 +86,8 @@ impl ChangeFeed for NoticeFeed {
     }
 }
 
+/// Listens until the store's pool closes or the cache is gone, again after each lost
+/// connection; the cache is used only while this listens.
 async fn follow(
     closed: sqlx::pool::CloseEvent,
     options: PgConnectOptions,
@@ -99,45 +101,8 @@ async fn follow(
     let mut failures = 0u32;
     loop {
         let mut got_through = false;
-        let heard = async {
-            let mut listener = PgListener::connect_with(&own).await?;
-            listener.eager_reconnect(false);
-            listener.listen_all([CHANGED, HEARD, ARTICLE_CHANGED]).await?;
-            let Some(live) = cache.upgrade() else { return Ok(()) };
-            live.set_listening(true);
-            drop(live);
-            got_through = true;
-            if let Some(tx) = listening.take() {
-                let _ = tx.send(());
-            }
-            tracing::info!("listening for changes: users and anonymous article views are cached");
-            loop {
-                let Some(notice) = listener.try_recv().await? else {
-                    return Err(sqlx::Error::Protocol("the connection was lost".into()));
-                };
-                let Some(live) = cache.upgrade() else { return Ok(()) };
-                match notice.channel() {
-                    HEARD => {
-                        if let Some(ack) = Ack::decode(notice.payload()) {
-                            live.acknowledged(ack);
-                        }
-                        continue;
-                    }
-                    ARTICLE_CHANGED => {
-                        live.article_changed(Some(notice.payload()));
-                        continue;
-                    }
-                    _ => {}
-                }
-                // Anything but a user id is unexpected: then assume anyone changed.
-                let id = notice.payload().parse().ok();
-                live.user_changed(id);
-                let ack = Ack { user: id, instance: live.instance() }.encode();
-                sqlx::query("SELECT pg_notify($1, $2)").bind(HEARD).bind(ack).execute(&mut listener).await?;
-            }
-        };
         let outcome = tokio::select! {
-            outcome = heard => outcome,
+            outcome = listen(&own, &cache, &mut listening, &mut got_through) => outcome,
             () = &mut closed => Ok(()),
         };
         let Some(live) = cache.upgrade() else { break };
@@ -158,4 +123,54 @@ async fn follow(
         }
     }
     own.close().await;
+}
+
+/// One listening connection from `own`, for as long as it lasts: an error when it is lost,
+/// `Ok` when the cache is gone. Once it listens, the cache is used (`got_through`), and the
+/// first time `listening` is told.
+async fn listen(
+    own: &PgPool,
+    cache: &Weak<Cache>,
+    listening: &mut Option<tokio::sync::oneshot::Sender<()>>,
+    got_through: &mut bool,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(own).await?;
+    listener.eager_reconnect(false);
+    listener.listen_all([CHANGED, HEARD, ARTICLE_CHANGED]).await?;
+    let Some(live) = cache.upgrade() else { return Ok(()) };
+    live.set_listening(true);
+    drop(live);
+    *got_through = true;
+    if let Some(tx) = listening.take() {
+        let _ = tx.send(());
+    }
+    tracing::info!("listening for changes: users and anonymous article views are cached");
+    loop {
+        let Some(notice) = listener.try_recv().await? else {
+            return Err(sqlx::Error::Protocol("the connection was lost".into()));
+        };
+        let Some(live) = cache.upgrade() else { return Ok(()) };
+        hear(&mut listener, &live, &notice).await?;
+    }
+}
+
+/// Drops from `cache` what one notice says changed. A user change is then acknowledged to
+/// every instance (the one that made it waits for that).
+async fn hear(listener: &mut PgListener, cache: &Cache, notice: &PgNotification) -> Result<(), sqlx::Error> {
+    match notice.channel() {
+        HEARD => {
+            if let Some(ack) = Ack::decode(notice.payload()) {
+                cache.acknowledged(ack);
+            }
+        }
+        ARTICLE_CHANGED => cache.article_changed(Some(notice.payload())),
+        _ => {
+            // Anything but a user id is unexpected: then assume anyone changed.
+            let id = notice.payload().parse().ok();
+            cache.user_changed(id);
+            let ack = Ack { user: id, instance: cache.instance() }.encode();
+            sqlx::query("SELECT pg_notify($1, $2)").bind(HEARD).bind(ack).execute(&mut *listener).await?;
+        }
+    }
+    Ok(())
 }

@@ -93,9 +93,36 @@ pub async fn redeem(
     now: i64,
     redeem: &Redeem,
 ) -> Result<Option<User>, DbError> {
-    let purpose = redeem.purpose().as_str();
     let mut tx = db.begin().await?;
-    let Some(token) = sqlx::query!(
+    let Some(token) = take_token(&mut tx, selector, verifier_hash, redeem.purpose(), now).await? else {
+        return Ok(None);
+    };
+    // The address moved on since the token was mailed: nothing happens (the rollback keeps
+    // the token, which works again only if the address comes back).
+    let Some(user) = apply(&mut tx, redeem, &token).await? else {
+        return Ok(None);
+    };
+    after_redeeming(&mut tx, redeem, user.id).await?;
+    tx.commit().await?;
+    Ok(Some(user))
+}
+
+/// A token taken to be redeemed: whose it is, and the address it was mailed to.
+struct Taken {
+    user_id: i64,
+    email: String,
+}
+
+/// Deletes the token with this selector, verifier and purpose, unless it expired by `now`.
+async fn take_token(
+    tx: &mut Connection,
+    selector: &str,
+    verifier_hash: &str,
+    purpose: TokenPurpose,
+    now: i64,
+) -> Result<Option<Taken>, DbError> {
+    let purpose = purpose.as_str();
+    let token = sqlx::query!(
         r#"DELETE FROM account_tokens
            WHERE selector = $1 AND verifier_hash = $2 AND purpose = $3 AND expires_at > $4
            RETURNING user_id AS "user_id!", email"#,
@@ -105,10 +132,13 @@ pub async fn redeem(
         now
     )
     .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Ok(None);
-    };
+    .await?;
+    Ok(token.map(|row| Taken { user_id: row.user_id, email: row.email }))
+}
+
+/// What the token does to its account, if the token's address is still the account's (not
+/// asked of a revert, which brings the address back); the account as it is then.
+async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Option<User>, DbError> {
     let updated_at = Utc::now();
     let row = match redeem {
         Redeem::VerifyEmail => {
@@ -159,29 +189,29 @@ pub async fn redeem(
             .await?
         }
     };
-    // The address moved on since the token was mailed: nothing happens (the rollback keeps
-    // the token, which works again only if the address comes back).
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let user = User::try_from(row)?;
+    row.map(User::try_from).transpose()
+}
+
+/// What a redemption ends besides: a reset every other reset link, a revert every token of the
+/// account; and the mail it sends.
+async fn after_redeeming(tx: &mut Connection, redeem: &Redeem, user: UserId) -> Result<(), DbError> {
+    let id = user.get();
     match redeem {
         Redeem::VerifyEmail => {}
         Redeem::ResetPassword { outgoing, .. } => {
             // One reset ends every other reset link.
-            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = 'reset'", token.user_id)
+            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = 'reset'", id)
                 .execute(&mut *tx)
                 .await?;
-            write_outgoing(&mut tx, user.id, outgoing).await?;
+            write_outgoing(tx, user, outgoing).await?;
         }
         Redeem::RevertEmail { outgoing } => {
             // Whatever was mailed to the address being undone stops working.
-            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1", token.user_id).execute(&mut *tx).await?;
-            write_outgoing(&mut tx, user.id, outgoing).await?;
+            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1", id).execute(&mut *tx).await?;
+            write_outgoing(tx, user, outgoing).await?;
         }
     }
-    tx.commit().await?;
-    Ok(Some(user))
+    Ok(())
 }
 
 /// Deletes the account `id` while its token version is still `expected_version` (false, and

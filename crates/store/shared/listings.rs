@@ -43,12 +43,7 @@ pub async fn feed(db: &Pool, viewer: UserId, page: Paging) -> Result<Page<Articl
     listed_page(rows, feed_page(db, viewer, Paging { limit: 1, ..Paging::default() })).await
 }
 
-/// One page of a listing. Arguments: the limit, the offset, the viewer, the keyset bound
-/// ($1-$4), then the filter's value ($5). The author's or favoriter's id is a scalar subquery,
-/// not a join: PostgreSQL then walks `articles_author` / `favorites_pkey` backwards from the
-/// cursor and stops at the page, where the join made it read all of that user's rows and sort
-/// them (a cost that grew with how much one author wrote or favorited). Two or three filters
-/// at once go to [`combined_page`].
+/// One page of a listing: by the statement of its one filter, or of none, or the combined one.
 async fn page(
     db: &Pool,
     query: &ArticleQuery,
@@ -56,14 +51,23 @@ async fn page(
     page: Paging,
 ) -> Result<Vec<ListedRow>, DbError> {
     debug_assert!(page.limit <= MAX_ARTICLE_PAGE, "the statements serve at most MAX_ARTICLE_PAGE");
-    let (limit, offset, below) = (page.limit, page.offset, page.below());
     let viewer = viewer.map(UserId::get);
     // The first two filters given: none, exactly one (its own statement), or several.
     let mut given = query.filters();
-    let rows = match (given.next(), given.next()) {
-        (None, _) => sqlx::query_as!(
-            ListedRow,
-            r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
+    match (given.next(), given.next()) {
+        (None, _) => all_page(db, viewer, page).await,
+        (Some(filter), None) => filtered_page(db, filter, viewer, page).await,
+        (Some(_), Some(_)) => combined_page(db, query, viewer, page).await,
+    }
+}
+
+/// A page of every article. Arguments: the limit, the offset, the viewer, the keyset bound
+/// ($1-$4).
+async fn all_page(db: &Pool, viewer: Option<i64>, page: Paging) -> Result<Vec<ListedRow>, DbError> {
+    let (limit, offset, below) = (page.limit, page.offset, page.below());
+    Ok(sqlx::query_as!(
+        ListedRow,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $3) AS "favorited!: bool",
@@ -77,14 +81,30 @@ async fn page(
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
-            limit,
-            offset,
-            viewer,
-            below
-        )
-        .fetch_all(db)
-        .await?,
-        (Some(Filter::Tag(tag)), None) => sqlx::query_as!(
+        limit,
+        offset,
+        viewer,
+        below
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// A page of the articles of one filter, by that filter's statement. Arguments: the limit, the
+/// offset, the viewer, the keyset bound ($1-$4), then the filter's value ($5). The author's or
+/// favoriter's id is a scalar subquery, not a join: PostgreSQL then walks `articles_author` /
+/// `favorites_pkey` backwards from the cursor and stops at the page, where the join made it read
+/// all of that user's rows and sort them (a cost that grew with how much one author wrote or
+/// favorited).
+async fn filtered_page(
+    db: &Pool,
+    filter: Filter<'_>,
+    viewer: Option<i64>,
+    page: Paging,
+) -> Result<Vec<ListedRow>, DbError> {
+    let (limit, offset, below) = (page.limit, page.offset, page.below());
+    let rows = match filter {
+        Filter::Tag(tag) => sqlx::query_as!(
             ListedRow,
             r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
@@ -108,7 +128,7 @@ async fn page(
         )
         .fetch_all(db)
         .await?,
-        (Some(Filter::Author(author)), None) => sqlx::query_as!(
+        Filter::Author(author) => sqlx::query_as!(
             ListedRow,
             r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
@@ -135,7 +155,7 @@ async fn page(
         )
         .fetch_all(db)
         .await?,
-        (Some(Filter::FavoritedBy(user)), None) => sqlx::query_as!(
+        Filter::FavoritedBy(user) => sqlx::query_as!(
             ListedRow,
             r#"SELECT a.id AS "id!", a.slug, a.title, a.description,
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
@@ -162,12 +182,11 @@ async fn page(
         )
         .fetch_all(db)
         .await?,
-        (Some(_), Some(_)) => combined_page(db, query, viewer, page).await?,
     };
     Ok(rows)
 }
 
-/// A page of the articles by authors `viewer` follows, in one statement as [`page`].
+/// A page of the articles by authors `viewer` follows, in one statement as [`all_page`].
 async fn feed_page(db: &Pool, viewer: UserId, page: Paging) -> Result<Vec<ListedRow>, DbError> {
     debug_assert!(page.limit <= MAX_ARTICLE_PAGE, "the statement serves at most MAX_ARTICLE_PAGE");
     let (viewer, limit, offset, below) = (viewer.get(), page.limit, page.offset, page.below());

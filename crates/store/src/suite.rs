@@ -445,6 +445,31 @@ where
     }
 }
 
+/// The ids of a listing's articles, in one page.
+async fn every_listed_id(store: &TestStore, q: ArticleQuery) -> Vec<i64> {
+    let q = ArticleQuery { page: Paging { limit: 100, ..Paging::default() }, ..q };
+    store.list_articles(&q, None).await.unwrap().items.iter().map(|a| a.id.get()).collect()
+}
+
+/// That walking the listing by its cursor finds what one page of it lists, and that each page
+/// counts the whole listing.
+async fn assert_walks_as_it_lists(store: &TestStore, q: ArticleQuery) {
+    let all = every_listed_id(store, q.clone()).await;
+    let walked = walk(
+        |page| {
+            let (store, q) = (store.clone(), ArticleQuery { page, ..q.clone() });
+            async move { store.list_articles(&q, None).await.unwrap().items }
+        },
+        |a| a.id.get(),
+    )
+    .await;
+    assert_eq!(walked, all, "{q:?}");
+    assert!(!all.is_empty());
+    // The count is of the whole listing, whichever page is asked for.
+    let deep = ArticleQuery { page: Paging { limit: 2, offset: 0, cursor: all.get(2).copied() }, ..q.clone() };
+    assert_eq!(store.list_articles(&deep, None).await.unwrap().total, all.len() as i64, "{q:?}");
+}
+
 pub async fn every_listing_pages_by_cursor_as_it_does_by_offset(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let anna = user(&*store, "anna").await;
@@ -458,13 +483,6 @@ pub async fn every_listing_pages_by_cursor_as_it_does_by_offset(store: TestStore
             anna_ids.insert(0, article.id.get());
         }
     }
-    let everything = |q: ArticleQuery| {
-        let store = store.clone();
-        async move {
-            let q = ArticleQuery { page: Paging { limit: 100, ..Paging::default() }, ..q };
-            store.list_articles(&q, None).await.unwrap().items.iter().map(|a| a.id.get()).collect::<Vec<_>>()
-        }
-    };
     let queries = [
         query(),
         ArticleQuery { tag: Some("t".into()), ..query() },
@@ -473,22 +491,9 @@ pub async fn every_listing_pages_by_cursor_as_it_does_by_offset(store: TestStore
         ArticleQuery { tag: Some("t".into()), favorited: Some(username("anna")), ..query() },
     ];
     for q in queries {
-        let all = everything(q.clone()).await;
-        let walked = walk(
-            |page| {
-                let (store, q) = (store.clone(), ArticleQuery { page, ..q.clone() });
-                async move { store.list_articles(&q, None).await.unwrap().items }
-            },
-            |a| a.id.get(),
-        )
-        .await;
-        assert_eq!(walked, all, "{q:?}");
-        assert!(!all.is_empty());
-        // The count is of the whole listing, whichever page is asked for.
-        let deep = ArticleQuery { page: Paging { limit: 2, offset: 0, cursor: all.get(2).copied() }, ..q.clone() };
-        assert_eq!(store.list_articles(&deep, None).await.unwrap().total, all.len() as i64, "{q:?}");
+        assert_walks_as_it_lists(&store, q).await;
     }
-    assert_eq!(everything(query()).await, ids);
+    assert_eq!(every_listed_id(&store, query()).await, ids);
 
     store.follow(jake.id, &username("anna")).await.unwrap();
     let feed = walk(
