@@ -40,12 +40,6 @@ impl PgStore {
     pub fn notice_feed(&self) -> NoticeFeed {
         NoticeFeed { pool: self.write.clone(), options: self.options.clone() }
     }
-
-    /// The old name of [`PgStore::notice_feed`], kept only until `crates/server` calls the new
-    /// one (issue 24); remove it then.
-    pub fn change_notices(&self) -> NoticeFeed {
-        self.notice_feed()
-    }
 }
 
 #[async_trait::async_trait]
