@@ -19,7 +19,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the harness: seeding, wrk and its parsing)
@@ -70,7 +69,6 @@ def main():
             server, origin = start(binary, database, run.free_port(), extra_env)
             servers.append(server)
             sides[side] = (origin, server.pid)
-        time.sleep(1)
         results = {(name, side): [] for name in names for side in sides}
         for name in names:
             target, needs_token, _ = run.SCENARIOS[name]

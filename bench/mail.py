@@ -46,6 +46,21 @@ def received(folder):
     return [name for name in os.listdir(folder) if name.endswith(".json")]
 
 
+def wait_for_outbox_drained(binary, work, within=60):
+    """Waits until the outbox has nothing queued (`conduit mail list --state queued`): every
+    message accepted so far has been sent, so the inbox holds all it is going to get."""
+    env = dict(os.environ, DATABASE_URL=f"sqlite://{work}/conduit.db")
+    deadline = time.time() + within
+    while True:
+        listed = subprocess.run([binary, "mail", "list", "--state", "queued"], cwd=work, env=env,
+                                capture_output=True, text=True, check=True).stdout
+        if listed.startswith("the outbox is empty"):
+            return
+        if time.time() > deadline:
+            raise SystemExit(f"mail still queued {within} s after the flood:\n{listed}")
+        time.sleep(0.2)
+
+
 def serve(binary, work, port, smtp_port, extra=()):
     env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_BIND=f"127.0.0.1:{port}",
                DATABASE_URL=f"sqlite://{work}/conduit.db", CONDUIT_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
@@ -138,7 +153,7 @@ def main():
         rps = float(out.split("Requests/sec:")[1].split()[0])
         non2xx = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
         p99 = out.split(" 99%")[1].split()[0]
-        time.sleep(2)
+        wait_for_outbox_drained(args.bin, work)
         rows.append(("reset flood, one address, 64 connections", f"{rps:.0f}/s",
                      f"{non2xx} refused (429), p99 {p99}; reset mails sent: {len(received(inbox)) - before}"))
         reader = subprocess.Popen(["wrk", "-t1", "-c16", f"-d{args.duration}s", "--latency", api + "/articles"],

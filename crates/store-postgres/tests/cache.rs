@@ -50,8 +50,9 @@ async fn a_change_through_one_instance_is_seen_by_the_other_as_soon_as_it_return
     let b = second_instance(&db.url).await;
     let id = jake(&a).await;
     for round in 0..20 {
-        // B has the user cached...
+        // B has the user cached (else the test would prove nothing of the cache)...
         let before = b.user_by_id(id).await.unwrap().unwrap();
+        assert!(b.serves_cached_user(id), "round {round}: B serves jake from its cache");
         assert_eq!(b.user_by_id(id).await.unwrap().unwrap(), before);
         // ...A changes it; once A returns, B must not answer with the old row.
         let bio = format!("round {round}");
@@ -71,6 +72,7 @@ async fn a_change_made_in_plain_sql_reaches_the_cache() {
     let (a, db) = fresh_store().await;
     let id = jake(&a).await;
     assert_eq!(a.user_by_id(id).await.unwrap().unwrap().bio, None);
+    assert!(a.is_caching() && a.serves_cached_user(id), "jake is cached before the change");
     sqlx::query("UPDATE users SET bio = 'from psql' WHERE id = $1")
         .bind(id.get())
         .execute(a.inner().pool())

@@ -427,22 +427,34 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
     assert_eq!(list(Some("go"), Some("jake"), None).await, Vec::<String>::new(), "the tag drives");
 }
 
-/// Walks a listing a page at a time, each page starting past the last item of the one before
-/// (the cursor), and returns every id seen, in order.
+/// Walks a listing a page at a time twice, by cursor (each page starting past the last item of
+/// the one before) and by offset (each page skipping what the pages before served), asserts
+/// that both walks see the same items in the same order, and returns their ids.
 async fn walk<T, F, Fut>(mut page_of: F, id_of: impl Fn(&T) -> i64) -> Vec<i64>
 where
     F: FnMut(Paging) -> Fut,
     Fut: std::future::Future<Output = Vec<T>>,
 {
-    let (mut seen, mut cursor) = (Vec::new(), None);
+    let (mut by_cursor, mut cursor) = (Vec::new(), None);
     loop {
         let items = page_of(Paging { limit: 2, offset: 0, cursor }).await;
-        seen.extend(items.iter().map(&id_of));
+        by_cursor.extend(items.iter().map(&id_of));
         match items.last() {
             Some(last) if items.len() == 2 => cursor = Some(id_of(last)),
-            _ => return seen,
+            _ => break,
         }
     }
+    let mut by_offset: Vec<i64> = Vec::new();
+    loop {
+        let items = page_of(Paging { limit: 2, offset: by_offset.len() as i64, cursor: None }).await;
+        by_offset.extend(items.iter().map(&id_of));
+        assert!(by_offset.len() <= by_cursor.len(), "paging by offset serves more than the listing holds");
+        if items.len() < 2 {
+            break;
+        }
+    }
+    assert_eq!(by_cursor, by_offset, "by cursor and by offset");
+    by_cursor
 }
 
 /// The ids of a listing's articles, in one page.
@@ -451,8 +463,8 @@ async fn every_listed_id(store: &TestStore, q: ArticleQuery) -> Vec<i64> {
     store.list_articles(&q, None).await.unwrap().items.iter().map(|a| a.id.get()).collect()
 }
 
-/// That walking the listing by its cursor finds what one page of it lists, and that each page
-/// counts the whole listing.
+/// That walking the listing by its cursor, and by offset, finds what one page of it lists, and
+/// that each page counts the whole listing.
 async fn assert_walks_as_it_lists(store: &TestStore, q: ArticleQuery) {
     let all = every_listed_id(store, q.clone()).await;
     let walked = walk(

@@ -88,19 +88,25 @@ async fn private_data_stays_private(app: TestApp) {
     let owner = app.register("owner").await;
     let other = app.register("other").await;
     let slug = app.article(&owner, "Public", &[]).await;
-    app.post(&format!("/api/articles/{slug}/comments"), Some(&owner), json!({"comment": {"body": "c"}})).await;
-    app.post("/api/profiles/owner/follow", Some(&other), json!(null)).await;
-    for (path, token) in [
-        ("/api/profiles/owner".to_string(), Some(other.as_str())),
-        ("/api/profiles/owner".into(), None),
-        (format!("/api/articles/{slug}"), Some(&other)),
-        (format!("/api/articles/{slug}/comments"), None),
-        ("/api/articles".into(), Some(&other)),
-        ("/api/articles/feed".into(), Some(&other)),
-        ("/api/articles?author=owner".into(), None),
+    let (status, _) =
+        app.post(&format!("/api/articles/{slug}/comments"), Some(&owner), json!({"comment": {"body": "c"}})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app.post("/api/profiles/owner/follow", Some(&other), json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    // Each answer has the owner's data in it (a pointer into the body, its expected value),
+    // and no email.
+    for (path, token, pointer, expected) in [
+        ("/api/profiles/owner".to_string(), Some(other.as_str()), "/profile/username", json!("owner")),
+        ("/api/profiles/owner".into(), None, "/profile/username", json!("owner")),
+        (format!("/api/articles/{slug}"), Some(&other), "/article/author/username", json!("owner")),
+        (format!("/api/articles/{slug}/comments"), None, "/comments/0/author/username", json!("owner")),
+        ("/api/articles".into(), Some(&other), "/articles/0/author/username", json!("owner")),
+        ("/api/articles/feed".into(), Some(&other), "/articles/0/author/username", json!("owner")),
+        ("/api/articles?author=owner".into(), None, "/articles/0/slug", json!(slug)),
     ] {
         let (status, body) = app.get(&path, token).await;
         assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body.pointer(pointer), Some(&expected), "{path}: {pointer} in {body}");
         let text = body.to_string();
         assert!(!text.contains("owner@example.com") && !text.contains("\"email\""), "{path} shows an email: {text}");
     }

@@ -1,7 +1,7 @@
 //! Crash safety on SQLite: `kill -9` in the middle of a write load, then start again.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::process::Server;
 use sqlx::ConnectOptions;
@@ -19,11 +19,15 @@ async fn every_acknowledged_write_survives_kill_9() {
     let token = body["user"]["token"].as_str().unwrap().to_owned();
 
     // Eight writers publish articles as fast as they can; each acknowledged slug is kept.
+    // A writer stops at its first failure, saying why in `stopped`.
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stopped: Arc<Mutex<Vec<String>>> = Arc::default();
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let (client, base, token, acknowledged) = (client.clone(), base.clone(), token.clone(), acknowledged.clone());
+            let stopped = stopped.clone();
             tokio::spawn(async move {
+                let stop = |why: String| stopped.lock().unwrap().push(format!("writer {w}: {why}"));
                 for i in 0.. {
                     let article = serde_json::json!({"article": {
                         "title": format!("Crash {w} {i}"), "description": "d", "body": "b", "tagList": ["crash", format!("w{w}")]
@@ -34,18 +38,29 @@ async fn every_acknowledged_write_survives_kill_9() {
                         .json(&article)
                         .send()
                         .await;
-                    let Ok(response) = sent else { return };
+                    let response = match sent {
+                        Ok(response) => response,
+                        Err(e) => return stop(format!("{e}")),
+                    };
                     if response.status() != 201 {
-                        return;
+                        return stop(format!("{} {}", response.status(), response.text().await.unwrap_or_default()));
                     }
-                    let Ok(body) = response.json::<serde_json::Value>().await else { return };
+                    let body = match response.json::<serde_json::Value>().await {
+                        Ok(body) => body,
+                        Err(e) => return stop(format!("{e}")),
+                    };
                     acknowledged.lock().unwrap().push(body["article"]["slug"].as_str().unwrap().to_owned());
                 }
             })
         })
         .collect();
-    // Let the load build up, then kill without warning.
+    // Let the load build up (all eight still writing), then kill without warning.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while acknowledged.lock().unwrap().len() < 100 {
+        let stopped = stopped.lock().unwrap().clone();
+        assert!(stopped.is_empty(), "writers stopped before the kill: {stopped:?}");
+        let count = acknowledged.lock().unwrap().len();
+        assert!(Instant::now() < deadline, "only {count} writes acknowledged in 60 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut server = server;

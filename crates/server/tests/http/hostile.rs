@@ -106,9 +106,19 @@ async fn hostile_bodies_are_4xx_or_stored_verbatim(app: TestApp) {
     assert_eq!(listed["articlesCount"], 1);
     assert_eq!(app.articles_count().await, 1, "only the valid article was written");
 
-    // Header injection: a header value cannot smuggle a second header through our responses.
+    // A request id with a tab (legal in a header value) is echoed byte for byte today, as the
+    // one x-request-id of a well-formed answer. (No header value can hold CR or LF, so an
+    // echoed id cannot add a header; issue 25 will restrict which ids are kept.)
     let response =
         app.client.get(format!("{}/api/tags", app.base)).header("x-request-id", "abc\tdef").send().await.unwrap();
-    assert!(response.status().is_success());
-    assert!(!response.headers().contains_key("injected"));
+    assert_eq!(response.status(), StatusCode::OK);
+    let ids: Vec<String> = response
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into())
+        .collect();
+    assert_eq!(ids, ["abc\tdef"], "echoed as sent, once");
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["tags"].is_array(), "{answer}");
 }

@@ -37,6 +37,39 @@ fn start(dir: &std::path::Path, env: &[(&'static str, String)]) -> Server {
     Server::start_with(dir, &env)
 }
 
+/// `conduit mail list ARGS` against an instance's database (its settings), after it stopped.
+fn mail_list(dir: &std::path::Path, settings: &[(&'static str, String)], args: &[&str]) -> String {
+    let env = settings.iter().map(|(k, v)| (*k, v.as_str()));
+    let (ok, listed, stderr) = run(conduit(dir).envs(env).args(["mail", "list"]).args(args));
+    assert!(ok, "{stderr}");
+    listed
+}
+
+/// The `tries N` of each line of `conduit mail list`.
+fn tries(listed: &str) -> Vec<u32> {
+    listed
+        .lines()
+        .map(|line| {
+            let after = line.split(" tries ").nth(1).unwrap_or_else(|| panic!("no tries in {line:?}"));
+            after.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Nothing left queued, so nothing claimed and unsent can come due and be sent again; and the
+/// sent messages, each claimed as often as `claims` says (`tries` counts claims).
+fn assert_outbox_done(dir: &std::path::Path, settings: &[(&'static str, String)], claims: &[u32]) -> String {
+    let queued = mail_list(dir, settings, &["--state", "queued"]);
+    assert_eq!(queued.trim_end(), "the outbox is empty (state queued)", "left in the outbox");
+    let sent = mail_list(dir, settings, &["--state", "sent", "--limit", "1000"]);
+    let mut counted = tries(&sent);
+    counted.sort_unstable();
+    let mut expected = claims.to_vec();
+    expected.sort_unstable();
+    assert_eq!(counted, expected, "sent messages and their tries:\n{sent}");
+    sent
+}
+
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -94,7 +127,8 @@ impl Client {
 async fn every_flow_end_to_end(database: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let sink = SmtpSink::start();
-    let server = start(dir.path(), &env(database, &sink.url()));
+    let settings = env(database, &sink.url());
+    let server = start(dir.path(), &settings);
     let api = Client::new(&server.base);
 
     // Registration mails a verification link; the link verifies the address, once.
@@ -192,8 +226,11 @@ async fn every_flow_end_to_end(database: Option<&str>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(api.metric("conduit_mail_sent_total").await, 8.0, "eight messages, each sent once");
-    assert_eq!(sink.messages().len(), 8);
     assert!(server.terminate().success());
+    // Stopped, it can send nothing more: eight messages, each claimed once, none left queued
+    // (a claimed but unmarked one would come due again when its lease ran out).
+    assert_outbox_done(dir.path(), &settings, &[1; 8]);
+    assert_eq!(sink.messages().len(), 8, "each message once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,8 +268,11 @@ async fn a_reset_asked_while_the_mail_server_is_down_is_delivered_by_a_retry() {
     let (ok, listed, stderr) = run(conduit(dir.path()).args(["mail", "list", "--state", "sent"]));
     assert!(ok, "{stderr}");
     let reset_line = listed.lines().find(|l| l.contains(" reset ")).unwrap_or_else(|| panic!("{listed}"));
-    let tries: u32 = reset_line.split("tries").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-    assert!(tries >= 2, "delivered by a retry: {reset_line}");
+    assert!(tries(reset_line)[0] >= 2, "delivered by a retry: {reset_line}");
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    // Nothing left queued that could come due and be sent again.
+    let queued = mail_list(dir.path(), &[], &["--state", "queued"]);
+    assert_eq!(queued.trim_end(), "the outbox is empty (state queued)");
     assert_eq!(sink.messages().len(), 2, "each message once");
 }
 
@@ -258,16 +298,20 @@ async fn a_mail_committed_when_the_instance_is_killed_mid_send_is_sent_after_the
     drop(held);
 
     let sink = SmtpSink::start();
-    let restarted = start(dir.path(), &env(None, &sink.url()));
+    let settings = env(None, &sink.url());
+    let restarted = start(dir.path(), &settings);
     // Its lease (2 × the 2 s timeout + 5 s) runs out, then the restarted instance sends it.
     let mail = sink.wait_for("jake@example.com", "Confirm your email", Duration::from_secs(30)).await;
     let verify = link_token(&mail, "verify-email");
     let api = Client::new(&restarted.base);
     let (status, _) = api.post("/api/users/verify", None, json!({"token": verify})).await;
     assert_eq!(status, StatusCode::OK, "the mail sent after the restart is the one committed before it");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(sink.messages().len(), 1, "sent once");
     assert!(restarted.terminate().success());
+    // Claimed twice (the killed instance's lease, then the restarted one's), marked sent, and
+    // nothing left queued whose lease could run out into a second send.
+    let sent = assert_outbox_done(dir.path(), &settings, &[2]);
+    assert!(sent.contains("jake@example.com"), "{sent}");
+    assert_eq!(sink.messages().len(), 1, "sent once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,8 +338,21 @@ async fn two_postgres_instances_deliver_each_message_exactly_once() {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
     sink.wait_for_count(60, Duration::from_secs(60)).await;
-    // Both senders keep polling: nothing more may come (and the last sends get counted).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The sink has a message a moment before its sender hears the 250 and counts it.
+    let sent_total = || async {
+        clients[0].metric("conduit_mail_sent_total").await + clients[1].metric("conduit_mail_sent_total").await
+    };
+    let deadline = Instant::now() + WITHIN;
+    while sent_total().await < 60.0 {
+        assert!(Instant::now() < deadline, "the sends were not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent_total().await, 60.0, "the two instances' sends add up to the messages");
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+    // Both stopped: no claim can still be running. Every message was claimed once (a second
+    // claim, by either instance, would show as tries 2) and none is left queued.
+    assert_outbox_done(dir.path(), &settings, &[1; 60]);
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     for message in sink.messages() {
         *seen
@@ -304,10 +361,6 @@ async fn two_postgres_instances_deliver_each_message_exactly_once() {
     }
     assert_eq!(seen.len(), 60, "{seen:#?}");
     assert!(seen.values().all(|n| *n == 1), "a message delivered twice: {seen:#?}");
-    let sent = clients[0].metric("conduit_mail_sent_total").await + clients[1].metric("conduit_mail_sent_total").await;
-    assert_eq!(sent, 60.0, "the two instances' sends add up to the messages");
-    assert!(a.terminate().success());
-    assert!(b.terminate().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,9 +129,14 @@ async fn docs_render_every_operation_in_headless_chromium() {
         assert!(dom.contains(&format!("data-path=\"{path}\"")), "{path} not rendered");
     }
 
-    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/docs-screenshot.png");
+    // Taken into a fresh folder, so only this run's screenshot can pass; then copied to
+    // target/ for a person to look at.
+    let folder = tempfile::tempdir().unwrap();
+    let shot = folder.path().join("docs-screenshot.png");
     let arg = format!("--screenshot={}", shot.display());
     let out = tokio::task::spawn_blocking(move || headless(&url, &[arg.as_str()])).await.unwrap();
     assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "screenshot suspiciously small");
+    let kept = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/docs-screenshot.png");
+    std::fs::copy(&shot, &kept).unwrap_or_else(|e| panic!("copy the screenshot to {}: {e}", kept.display()));
 }

@@ -1,7 +1,12 @@
 //! PostgreSQL restarted under a mixed read/write load against a running `conduit`: requests
-//! fail fast with 503 while it is down, readiness says so, service returns within 2 s of
-//! PostgreSQL being back without restarting `conduit`, and no acknowledged write is lost.
-//! Then a restart while idle: the first request afterwards already succeeds.
+//! fail fast with 503 while it is down (the database's 503, never the request timeout's),
+//! readiness says so, and once PostgreSQL is back service returns without restarting
+//! `conduit`: at most the pool's connections (each dead since the restart, failing once and
+//! dropped) fail a write before one succeeds. No acknowledged write is lost. Then a restart
+//! while idle: the first request afterwards already succeeds.
+//!
+//! Counts, not times: the database, the server and the load share two cores here, so how long
+//! recovery takes is printed, not asserted.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +17,20 @@ use crate::common::process::{PostgresServer, Server};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a secret for the restart test, 32+ characters";
+/// `conduit`'s PostgreSQL pool size (the default of `CONDUIT_DB_POOL_SIZE`, set here explicitly).
+const POOL_SIZE: usize = 16;
+/// How long the load may take to show what it must (progress, recovery): only so that a broken
+/// server fails the test instead of hanging it. Nothing is measured against it.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// What the server answers for a request that found the database unavailable.
+const DATABASE_UNAVAILABLE: &str = "temporarily unavailable, retry shortly";
 
-/// What the load saw: every status by count, the slowest answer, and the writes that got 2xx.
+/// What the load saw: every status by count, the 503s by message, the slowest answer, and the
+/// writes that got 2xx.
 #[derive(Default)]
 struct Outcomes {
     statuses: BTreeMap<u16, usize>,
+    unavailable: BTreeMap<String, usize>,
     slowest: Duration,
     articles: Vec<String>,
     comments: Vec<i64>,
@@ -56,9 +70,12 @@ impl Load {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status == 503 {
             let error_shape = body["errors"].as_object().is_some_and(|e| !e.is_empty());
+            let mut outcomes = self.outcomes.lock().unwrap();
             if !error_shape {
-                self.outcomes.lock().unwrap().failures.push(format!("503 without the error shape: {body}"));
+                outcomes.failures.push(format!("503 without the error shape: {body}"));
             }
+            let messages = body["errors"].as_object().map(|e| Value::Object(e.clone()).to_string());
+            *outcomes.unavailable.entry(messages.unwrap_or_default()).or_default() += 1;
         } else if !(200..300).contains(&status) {
             self.outcomes.lock().unwrap().failures.push(format!("{status}: {body}"));
         }
@@ -102,7 +119,9 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
     let dir = tempfile::tempdir().unwrap();
     let url = postgres.url();
     // Default timeouts: a request waits at most 5 s for a connection, and 30 s in all.
-    let server = Server::start_with(dir.path(), &[("DATABASE_URL", url.as_str()), ("CONDUIT_JWT_SECRET", SECRET)]);
+    let pool_size = POOL_SIZE.to_string();
+    let env = [("DATABASE_URL", url.as_str()), ("CONDUIT_JWT_SECRET", SECRET), ("CONDUIT_DB_POOL_SIZE", &pool_size)];
+    let server = Server::start_with(dir.path(), &env);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().unwrap();
     let base = server.base.clone();
 
@@ -139,9 +158,11 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
         workers.push(tokio::spawn(load.clone().reader()));
     }
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = load.successes();
-    assert!(before > 0, "the load made no progress before the restart");
+    let deadline = Instant::now() + PATIENCE;
+    while load.successes() == 0 {
+        assert!(Instant::now() < deadline, "the load made no progress before the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Down: readiness says so while the load keeps going.
     let postgres = tokio::task::spawn_blocking(move || {
@@ -156,7 +177,11 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
     assert_ne!(ready["checks"]["database"]["status"], "ok", "{ready}");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // Back: time from PostgreSQL accepting connections to conduit answering a write again.
+    // Back (`pg_ctl -w start` returned: PostgreSQL accepts connections). Every connection in
+    // the pool died with the old server; one that is used fails its query (a 503) and is
+    // dropped, one idle for a while is pinged and replaced first. So at most the pool's
+    // connections can fail a write before one succeeds; more means conduit keeps failing on
+    // a server that is back (say, dead connections kept, or no new ones made).
     let postgres = tokio::task::spawn_blocking(move || {
         postgres.resume();
         postgres
@@ -165,6 +190,7 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
     .unwrap();
     let back = Instant::now();
     let probe = json!({"comment": {"body": "probe"}});
+    let mut failed_probes = Vec::new();
     loop {
         let answer = client
             .post(format!("{base}/api/articles/{commented}/comments"))
@@ -178,33 +204,50 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
             load.outcomes.lock().unwrap().comments.push(id);
             break;
         }
-        assert!(back.elapsed() < Duration::from_secs(10), "still {} after PostgreSQL came back", answer.status());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        failed_probes.push(answer.status().as_u16());
+        assert!(
+            failed_probes.len() <= POOL_SIZE,
+            "{} writes failed after PostgreSQL was back, more than the {POOL_SIZE} pooled connections that died \
+             with it: {failed_probes:?}",
+            failed_probes.len()
+        );
+        assert!(back.elapsed() < PATIENCE, "no write succeeded after PostgreSQL came back: {failed_probes:?}");
     }
     let recovered_in = back.elapsed();
-    assert!(recovered_in <= Duration::from_secs(2), "writes succeeded again only after {recovered_in:?}");
+    eprintln!("writes succeeded again {recovered_in:?} after PostgreSQL was back; failed probes: {failed_probes:?}");
     assert_eq!(client.get(format!("{base}/health/ready")).send().await.unwrap().status(), 200);
 
     let during = load.successes();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = Instant::now() + PATIENCE;
+    while load.successes() <= during {
+        assert!(Instant::now() < deadline, "no progress after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     load.stop.store(true, Ordering::Relaxed);
     for worker in workers {
         worker.await.unwrap();
     }
-    let after = load.successes();
     let outcomes = std::mem::take(&mut *load.outcomes.lock().unwrap());
     eprintln!(
-        "statuses {:?}; slowest {:?}; recovered in {recovered_in:?}; {} articles and {} comments acknowledged",
+        "statuses {:?}; 503s {:?}; slowest {:?}; recovered in {recovered_in:?}; {} articles and {} comments \
+         acknowledged",
         outcomes.statuses,
+        outcomes.unavailable,
         outcomes.slowest,
         outcomes.articles.len(),
         outcomes.comments.len()
     );
     assert!(outcomes.failures.is_empty(), "{:#?}", outcomes.failures);
     assert!(outcomes.statuses.get(&503).is_some_and(|n| *n > 0), "the outage was never seen: {:?}", outcomes.statuses);
-    assert!(after > during, "no progress after the restart");
-    // Failing fast: nothing waited much beyond the 5 s acquire timeout, let alone hung.
-    assert!(outcomes.slowest < Duration::from_secs(8), "a request took {:?}", outcomes.slowest);
+    // Failing fast: every 503 is the database's (given up on within the 5 s acquire timeout);
+    // none is the 30 s request timeout's, which a request waiting on the database would meet.
+    let database_unavailable = json!({"server": [DATABASE_UNAVAILABLE]}).to_string();
+    assert_eq!(
+        outcomes.unavailable.keys().collect::<Vec<_>>(),
+        [&database_unavailable],
+        "503s other than the database's: {:?}",
+        outcomes.unavailable
+    );
 
     // Every acknowledged write is there.
     for slug in &outcomes.articles {

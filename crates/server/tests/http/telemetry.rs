@@ -93,7 +93,12 @@ fn start_logged(dir: &std::path::Path, env: &[(&str, &str)]) -> Logged {
 async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
     let (endpoint, received) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let otlp = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
+    // The default filter, plus each SQL statement logged at debug: lines inside the request.
+    let otlp = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("RUST_LOG", "info,sqlx=warn,sqlx::query=debug,tower_http=warn"),
+    ];
     let Logged { mut child, lines: lines_rx, base, mut logs } = start_logged(dir.path(), &otlp);
 
     let client = reqwest::Client::new();
@@ -150,13 +155,17 @@ async fn spans_reach_an_otlp_receiver_and_logs_carry_request_ids() {
     assert_eq!(attribute(&create, "db.system").as_deref(), Some("sqlite"));
     assert!(spans.iter().any(|s| s.name == "store.article" && s.trace_id == show.trace_id));
 
-    // Every log line emitted inside the registration request names its id (in its spans), and
-    // so does its access line.
+    // Every log line emitted inside the registration request (its SQL statements, at least)
+    // names its id (in its spans), and so does its access line.
     let request_lines: Vec<_> = logs
         .iter()
         .filter(|l| l.contains("\"http.route\":\"/api/users\"") && l.contains("\"http.request.method\":\"POST\""))
         .collect();
-    assert!(request_lines.iter().all(|l| l.contains("req-register-1")), "{request_lines:?}");
+    assert!(!request_lines.is_empty(), "no log line inside the registration request in {logs:?}");
+    for line in &request_lines {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["spans"][0]["request_id"], "req-register-1", "{line}");
+    }
     let access: Vec<serde_json::Value> = logs
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
