@@ -13,6 +13,8 @@ CREATE TABLE account_tokens (
     purpose text NOT NULL,
     email text NOT NULL,
     expires_at bigint NOT NULL,
+    proven boolean DEFAULT true NOT NULL,
+    issued_at bigint DEFAULT 0 NOT NULL,
     CONSTRAINT account_tokens_pkey PRIMARY KEY (selector),
     CONSTRAINT account_tokens_purpose_check CHECK ((purpose = ANY (ARRAY['verify'::text, 'reset'::text, 'revert'::text]))),
     CONSTRAINT account_tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE

@@ -15,7 +15,7 @@ CREATE TABLE account_tokens (
     email         TEXT NOT NULL,
     -- Unix seconds.
     expires_at    INTEGER NOT NULL
-);
+, proven BOOLEAN NOT NULL DEFAULT TRUE, issued_at BIGINT NOT NULL DEFAULT 0);
 
 CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
 

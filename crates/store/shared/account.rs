@@ -10,24 +10,31 @@ use conduit_store::*;
 
 use crate::{Connection, Pool};
 
-/// Records `outgoing` in the caller's transaction: each token replaces `user`'s earlier ones of
-/// its purpose (so a newer reset link ends the older), each mail is queued, due now.
+/// Records `outgoing` in the caller's transaction: a verification or reset token replaces
+/// `user`'s earlier one of its purpose (so a newer reset link ends the older); undo links never
+/// replace each other (each gives back an address of its own, and works until it is used or
+/// expires, whatever changes follow); each mail is queued, due now.
 pub async fn write_outgoing(tx: &mut Connection, user: UserId, outgoing: &Outgoing) -> Result<(), DbError> {
     let user = user.get();
+    let issued_at = Utc::now().timestamp_micros();
     for token in &outgoing.tokens {
         let purpose = token.purpose.as_str();
-        sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2", user, purpose)
-            .execute(&mut *tx)
-            .await?;
+        if token.purpose != TokenPurpose::RevertEmail {
+            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2", user, purpose)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query!(
-            "INSERT INTO account_tokens (selector, verifier_hash, user_id, purpose, email, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO account_tokens (selector, verifier_hash, user_id, purpose, email, expires_at, proven, issued_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             token.selector,
             token.verifier_hash,
             user,
             purpose,
             token.email,
-            token.expires_at
+            token.expires_at,
+            token.proven,
+            issued_at
         )
         .execute(&mut *tx)
         .await?;
@@ -49,12 +56,24 @@ pub async fn write_outgoing(tx: &mut Connection, user: UserId, outgoing: &Outgoi
     Ok(())
 }
 
-/// Records `outgoing` for the account whose address is `email`; `None` when there is none.
+/// Records `outgoing` for the account whose address is `email`; `None` when there is none. A
+/// reset link is not recorded for an address the account holds unproven after an email change
+/// (it would hand the account to whoever reads that address): `None` then too.
 pub async fn mail_account(db: &Pool, email: &str, outgoing: &Outgoing) -> Result<Option<UserId>, DbError> {
+    let resets = outgoing.tokens.iter().any(|t| t.purpose == TokenPurpose::ResetPassword);
+    let now = Utc::now().timestamp();
     let mut tx = db.begin().await?;
-    let Some(id) = sqlx::query_scalar!(r#"SELECT id AS "id!" FROM users WHERE email = $1"#, email)
-        .fetch_optional(&mut *tx)
-        .await?
+    let Some(id) = sqlx::query_scalar!(
+        r#"SELECT u.id AS "id!" FROM users u
+           WHERE u.email = $1
+             AND (NOT $2 OR u.email_verified OR NOT EXISTS (
+                 SELECT 1 FROM account_tokens t WHERE t.user_id = u.id AND t.purpose = 'revert' AND t.expires_at > $3))"#,
+        email,
+        resets,
+        now
+    )
+    .fetch_optional(&mut *tx)
+    .await?
     else {
         return Ok(None);
     };
@@ -102,15 +121,17 @@ pub async fn redeem(
     let Some(user) = apply(&mut tx, redeem, &token).await? else {
         return Ok(None);
     };
-    after_redeeming(&mut tx, redeem, user.id).await?;
+    after_redeeming(&mut tx, redeem, user.id, &token).await?;
     tx.commit().await?;
     Ok(Some(user))
 }
 
-/// A token taken to be redeemed: whose it is, and the address it was mailed to.
+/// A token taken to be redeemed: whose it is, the address it was mailed to, and when it was
+/// issued (Unix microseconds).
 struct Taken {
     user_id: i64,
     email: String,
+    issued_at: i64,
 }
 
 /// Deletes the token with this selector, verifier and purpose, unless it expired by `now`.
@@ -125,7 +146,7 @@ async fn take_token(
     let token = sqlx::query!(
         r#"DELETE FROM account_tokens
            WHERE selector = $1 AND verifier_hash = $2 AND purpose = $3 AND expires_at > $4
-           RETURNING user_id AS "user_id!", email"#,
+           RETURNING user_id AS "user_id!", email, issued_at AS "issued_at!: i64""#,
         selector,
         verifier_hash,
         purpose,
@@ -133,7 +154,7 @@ async fn take_token(
     )
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(token.map(|row| Taken { user_id: row.user_id, email: row.email }))
+    Ok(token.map(|row| Taken { user_id: row.user_id, email: row.email, issued_at: row.issued_at }))
 }
 
 /// What the token does to its account, if the token's address is still the account's (not
@@ -160,7 +181,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                 UserRow,
                 r#"UPDATE users SET password_hash = $3, token_version = token_version + 1, ended_sessions = NULL,
                           grace_token_id = NULL, email_verified = TRUE, updated_at = $4
-                   WHERE id = $1 AND email = $2
+                   WHERE id = $1 AND email = $2 AND active
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
                              grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
@@ -177,7 +198,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                 UserRow,
                 r#"UPDATE users SET email = $2, email_verified = TRUE, token_version = token_version + 1,
                           ended_sessions = NULL, grace_token_id = NULL, updated_at = $3
-                   WHERE id = $1
+                   WHERE id = $1 AND active
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
                              grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
@@ -192,25 +213,95 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
     row.map(User::try_from).transpose()
 }
 
-/// What a redemption ends besides: a reset every other reset link, a revert every token of the
-/// account; and the mail it sends.
-async fn after_redeeming(tx: &mut Connection, redeem: &Redeem, user: UserId) -> Result<(), DbError> {
+/// What a redemption ends besides, and the mail it sends. Proving an address (a verification or
+/// a reset) ends the undo links that give back an address nobody proved: whoever moved the
+/// account away from such an address never owned it (pre-account hijacking). A reset ends every
+/// other reset link; an undo ends every token of the account but the older undo links (they give
+/// back addresses held before, and outrank this one: the owner's way back survives a thief's).
+async fn after_redeeming(tx: &mut Connection, redeem: &Redeem, user: UserId, token: &Taken) -> Result<(), DbError> {
     let id = user.get();
+    if matches!(redeem, Redeem::VerifyEmail | Redeem::ResetPassword { .. }) {
+        sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = 'revert' AND NOT proven", id)
+            .execute(&mut *tx)
+            .await?;
+    }
     match redeem {
         Redeem::VerifyEmail => {}
         Redeem::ResetPassword { outgoing, .. } => {
-            // One reset ends every other reset link.
             sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = 'reset'", id)
                 .execute(&mut *tx)
                 .await?;
             write_outgoing(tx, user, outgoing).await?;
         }
         Redeem::RevertEmail { outgoing } => {
-            // Whatever was mailed to the address being undone stops working.
-            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1", id).execute(&mut *tx).await?;
+            sqlx::query!(
+                "DELETE FROM account_tokens WHERE user_id = $1 AND NOT (purpose = 'revert' AND issued_at < $2)",
+                id,
+                token.issued_at
+            )
+            .execute(&mut *tx)
+            .await?;
             write_outgoing(tx, user, outgoing).await?;
         }
     }
+    Ok(())
+}
+
+/// Whether a live undo link of an account other than `user` gives back `email`: the address is
+/// that account's until the link is used or expires, so nobody else may take it.
+pub async fn reserved_for_another(tx: &mut Connection, email: &str, user: i64) -> Result<bool, DbError> {
+    let now = Utc::now().timestamp();
+    let reserved = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM account_tokens
+                          WHERE purpose = 'revert' AND email = $1 AND user_id <> $2 AND expires_at > $3) AS "reserved!: bool""#,
+        email,
+        user,
+        now
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(reserved)
+}
+
+/// An address that an account (other than `except`) holds without having proven it, after an
+/// email change, owns nothing: before it is given to someone else, that account goes back to
+/// the address its newest undo link gives back (the link is spent, and the verification link
+/// of the released address stops working).
+pub async fn release_unproven_claim(tx: &mut Connection, email: &str, except: i64) -> Result<(), DbError> {
+    let now = Utc::now();
+    let seconds = now.timestamp();
+    let holder = sqlx::query!(
+        r#"SELECT t.selector, t.user_id AS "user_id!", t.email, t.proven AS "proven!: bool"
+           FROM users u JOIN account_tokens t ON t.user_id = u.id
+           WHERE u.email = $1 AND NOT u.email_verified AND u.id <> $2
+             AND t.purpose = 'revert' AND t.expires_at > $3
+           ORDER BY t.issued_at DESC LIMIT 1"#,
+        email,
+        except,
+        seconds
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(holder) = holder else {
+        return Ok(());
+    };
+    sqlx::query!(
+        "UPDATE users SET email = $2, email_verified = $3, updated_at = $4 WHERE id = $1",
+        holder.user_id,
+        holder.email,
+        holder.proven,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM account_tokens WHERE selector = $1 OR (user_id = $2 AND purpose = 'verify' AND email = $3)",
+        holder.selector,
+        holder.user_id,
+        email
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use conduit_store::rows::{CredentialsRow, UserRow, ended_sessions, nullable_chan
 use conduit_store::{AccountChanges, Credentials, DbError, NewUser, Outgoing, Page, Paging, UserChanges};
 
 use crate::Pool;
-use crate::account::write_outgoing;
+use crate::account::{release_unproven_claim, reserved_for_another, write_outgoing};
 use crate::dialect;
 
 /// A new account and the mail it sends (a verification link), in one transaction.
@@ -17,6 +17,7 @@ pub async fn create(db: &Pool, new: &NewUser, outgoing: &Outgoing) -> Result<Use
     let (username, email) = (new.username.as_str(), new.email.as_str());
     let now = Utc::now();
     let mut tx = db.begin().await?;
+    release_unproven_claim(&mut tx, email, 0).await?;
     let user: User = sqlx::query_as!(
         UserRow,
         r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
@@ -32,6 +33,9 @@ pub async fn create(db: &Pool, new: &NewUser, outgoing: &Outgoing) -> Result<Use
     .fetch_one(&mut *tx)
     .await?
     .try_into()?;
+    if reserved_for_another(&mut tx, email, user.id.get()).await? {
+        return Err(DbError::Conflict("email"));
+    }
     write_outgoing(&mut tx, user.id, outgoing).await?;
     tx.commit().await?;
     Ok(user)
@@ -77,6 +81,9 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
     let (set_bio, bio) = nullable_change(&changes.bio);
     let (set_image, image) = nullable_change(&changes.image);
     let (username, email) = (changes.username.as_deref(), changes.email.as_deref());
+    if let Some(email) = email {
+        release_unproven_claim(&mut tx, email, id).await?;
+    }
     let user = sqlx::query_as!(
         UserRow,
         r#"UPDATE users SET
@@ -113,6 +120,11 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
     let Some(user) = user else {
         return Ok(None);
     };
+    if let Some(email) = email
+        && reserved_for_another(&mut tx, email, id).await?
+    {
+        return Err(DbError::Conflict("email"));
+    }
     if changes.password_hash.is_some() {
         sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = 'reset'", id)
             .execute(&mut *tx)

@@ -985,6 +985,7 @@ fn mail(kind: &'static str, to: &str) -> Mail {
 
 fn token(selector: &str, purpose: TokenPurpose, email: &str, expires_at: i64) -> NewAccountToken {
     NewAccountToken {
+        proven: true,
         selector: selector.into(),
         verifier_hash: format!("hash-{selector}"),
         purpose,

@@ -207,6 +207,9 @@ pub struct NewAccountToken {
     pub email: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// For an undo link: whether the address it gives back had been proven (verified) on the
+    /// account. Proving another address ends the unproven ones. True for the other purposes.
+    pub proven: bool,
 }
 
 /// A recorded token, found by its selector.

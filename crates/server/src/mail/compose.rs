@@ -81,6 +81,7 @@ impl Composer {
                 purpose,
                 email: email.to_owned(),
                 expires_at,
+                proven: true,
             },
         }
     }
@@ -152,8 +153,9 @@ impl Composer {
 
     /// The address of `username` changed from `old` to `new`: a notice to the old address with
     /// a link that undoes it, and a verification of the new one.
-    pub fn email_changed(&self, username: &str, old: &str, new: &str) -> Outgoing {
-        let revert = self.issue(TokenPurpose::RevertEmail, old);
+    pub fn email_changed(&self, username: &str, old: &str, old_proven: bool, new: &str) -> Outgoing {
+        let mut revert = self.issue(TokenPurpose::RevertEmail, old);
+        revert.record.proven = old_proven;
         let body = format!(
             "Hello {username},\n\n\
              the email address of your Conduit account was changed from {old} to {new} at {}.\n\n\
@@ -265,7 +267,7 @@ mod tests {
 
     #[test]
     fn mails_carry_their_links() {
-        let outgoing = composer().email_changed("jake", "old@example.com", "new@example.com");
+        let outgoing = composer().email_changed("jake", "old@example.com", true, "new@example.com");
         assert_eq!(outgoing.mails.len(), 2);
         assert_eq!(
             (outgoing.mails[0].to.as_str(), outgoing.mails[1].to.as_str()),

@@ -320,7 +320,7 @@ fn change_mails(
     let mut outgoing = Outgoing::default();
     let address = match email.filter(|e| *e != user.email) {
         Some(new) => {
-            outgoing = state.mail.email_changed(name, &user.email, new);
+            outgoing = state.mail.email_changed(name, &user.email, user.email_verified, new);
             new
         }
         None => &user.email,

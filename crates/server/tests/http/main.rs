@@ -21,4 +21,5 @@ mod postgres_restart;
 mod ratelimit;
 mod scaleout;
 mod sessions;
+mod takeover;
 mod telemetry;

@@ -170,29 +170,63 @@ impl TestApp {
     /// The token of the newest mailed link to `page` (such as `verify-email`), as the sender
     /// delivered it: waits up to ten seconds for it to arrive.
     pub async fn mailed_token(&self, page: &str) -> String {
+        self.next_link(None, page, 0).await
+    }
+
+    /// The token of the newest link to `page` mailed to `to`: waits up to ten seconds for one.
+    pub async fn mailed_token_to(&self, to: &str, page: &str) -> String {
+        self.next_link(Some(to), page, 0).await
+    }
+
+    /// Waits (up to ten seconds) until more than `seen` links to `page` were mailed to `to`, and
+    /// returns the newest: for a link asked for when an older one was mailed already.
+    pub async fn next_mailed_token_to(&self, to: &str, page: &str, seen: usize) -> String {
+        self.next_link(Some(to), page, seen).await
+    }
+
+    /// Every link to `page` mailed to `to` so far, oldest first.
+    pub fn mailed_tokens_to(&self, to: &str, page: &str) -> Vec<String> {
+        self.links(Some(to), page)
+    }
+
+    async fn next_link(&self, to: Option<&str>, page: &str, seen: usize) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(token) = self.newest_link_token(page) {
-                return token;
+            let links = self.links(to, page);
+            if links.len() > seen {
+                return links.last().unwrap().clone();
             }
-            assert!(Instant::now() < deadline, "no {page} link was mailed to {}", self.mail_dir.display());
+            assert!(
+                Instant::now() < deadline,
+                "no new {page} link was mailed to {to:?} in {}",
+                self.mail_dir.display()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    fn newest_link_token(&self, page: &str) -> Option<String> {
-        let mut mails: Vec<(i64, PathBuf)> = std::fs::read_dir(&self.mail_dir)
-            .ok()?
+    /// The tokens of the links to `page` in the delivered mail (to `to`, when given), oldest first.
+    fn links(&self, to: Option<&str>, page: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.mail_dir) else { return Vec::new() };
+        let mut mails: Vec<(i64, PathBuf)> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter_map(|p| Some((p.file_stem()?.to_str()?.parse().ok()?, p)))
             .collect();
         mails.sort();
         let marker = format!("/{page}?token=");
-        mails.iter().rev().find_map(|(_, path)| {
-            let text = quoted_printable(&std::fs::read_to_string(path).ok()?);
-            let start = text.find(&marker)? + marker.len();
-            text[start..].split_whitespace().next().map(str::to_owned)
-        })
+        mails
+            .iter()
+            .filter_map(|(_, path)| {
+                let text = quoted_printable(&std::fs::read_to_string(path).ok()?);
+                if let Some(to) = to
+                    && !text.lines().any(|line| line.trim_end() == format!("To: {to}"))
+                {
+                    return None;
+                }
+                let start = text.find(&marker)? + marker.len();
+                text[start..].split_whitespace().next().map(str::to_owned)
+            })
+            .collect()
     }
 
     /// Sends a request and returns the status and the JSON body (`Null` when empty).
