@@ -8,7 +8,7 @@ use conduit_domain::{Article, User};
 use conduit_store::rows::{ArticleRow, UserRow};
 use conduit_store::*;
 
-use crate::{Connection, Pool};
+use crate::{Connection, Pool, outbox};
 
 /// Records `outgoing` in the caller's transaction: a verification or reset token replaces
 /// `user`'s earlier one of its purpose (so a newer reset link ends the older); undo links never
@@ -39,19 +39,8 @@ pub async fn write_outgoing(tx: &mut Connection, user: UserId, outgoing: &Outgoi
         .execute(&mut *tx)
         .await?;
     }
-    let now = Utc::now().timestamp_millis();
     for mail in &outgoing.mails {
-        sqlx::query!(
-            "INSERT INTO outbox (kind, recipient, subject, body, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $5)",
-            mail.kind,
-            mail.to,
-            mail.subject,
-            mail.body,
-            now
-        )
-        .execute(&mut *tx)
-        .await?;
+        outbox::insert(tx, mail).await?;
     }
     Ok(())
 }

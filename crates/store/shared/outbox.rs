@@ -2,9 +2,35 @@
 //! sent and marked by the mail sender. Shared by both backends (see README.md); claiming
 //! differs (`dialect::claim_mail`: PostgreSQL skips rows another instance holds).
 
-use conduit_store::{DbError, OutboxEntry, QueuedMail};
+use chrono::Utc;
+use conduit_store::{DbError, Mail, OutboxEntry, QueuedMail};
 
-use crate::{Pool, dialect};
+use crate::{Connection, Pool, dialect};
+
+/// Queues `mail` in the caller's transaction, due now.
+pub async fn insert(tx: &mut Connection, mail: &Mail) -> Result<(), DbError> {
+    let now = Utc::now().timestamp_millis();
+    sqlx::query!(
+        "INSERT INTO outbox (kind, recipient, subject, body, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $5)",
+        mail.kind,
+        mail.to,
+        mail.subject,
+        mail.body,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Queues `mail` alone, changing no account.
+pub async fn queue(db: &Pool, mail: &Mail) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    insert(&mut tx, mail).await?;
+    tx.commit().await?;
+    Ok(())
+}
 
 /// Up to `limit` due messages (`next_attempt_at <= now`), each leased until `lease_until` and
 /// counted as one more attempt. Times are Unix milliseconds.

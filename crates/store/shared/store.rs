@@ -185,6 +185,11 @@ impl Uncached for ThisStore {
         account::mail_account(&self.write, email, outgoing).await
     }
 
+    #[instrument(name = "store.queue_mail", skip_all, fields(db.system = BACKEND))]
+    async fn queue_mail(&self, mail: &Mail) -> Result<(), DbError> {
+        outbox::queue(&self.write, mail).await
+    }
+
     #[instrument(name = "store.account_token", skip_all, fields(db.system = BACKEND))]
     async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError> {
         // Through the writer: a token mailed a moment ago must be found.

@@ -176,6 +176,9 @@ pub trait Uncached: Send + Sync + 'static {
     async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError>;
     /// Everything the account owns; `None` when there is no such account.
     async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError>;
+    /// Queues `mail` alone, changing no account (the answer to a reset no account can take, so
+    /// that it looks like any other reset, to the outbox's counters too).
+    async fn queue_mail(&self, mail: &Mail) -> Result<(), DbError>;
 
     // --- the outbox (times in Unix milliseconds) ---
 

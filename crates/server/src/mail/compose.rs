@@ -126,6 +126,16 @@ impl Composer {
         Outgoing { mails: vec![self.reset_mail(email, &issued.token, "")], tokens: vec![issued.record] }
     }
 
+    /// A reset asked for an address no account can be reset with: said to the address, so that
+    /// the request looks like any other, to the counters on `/metrics` too.
+    pub fn no_reset(&self, email: &str) -> Mail {
+        let body = "Hello,\n\nsomeone (we hope you) asked to reset the password of a Conduit account with this \
+                    address, but no account can be reset with it: either none has this address, or the one \
+                    that does has not proven it yet. If it was not you, ignore this message.\n"
+            .to_owned();
+        Mail { kind: "reset", to: email.into(), subject: "Reset your Conduit password".into(), body }
+    }
+
     fn reset_mail(&self, email: &str, token: &str, why: &str) -> Mail {
         let body = format!(
             "Hello,\n\n{why}someone (we hope you) asked to reset the password of the Conduit account with \

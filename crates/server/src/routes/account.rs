@@ -167,10 +167,14 @@ pub(crate) async fn request_reset(
     let email = v::email(input.email.as_deref().unwrap_or_default()).map_err(|e| ApiError::invalid("email", e))?;
     // Counted per address asked for, whether or not it has an account: the limit says nothing.
     state.limiter.reserve(&mail_limits(&state.limits, &email, ip)).await?.keep();
-    let outgoing = state.mail.password_reset(&email);
-    if state.store.mail_account(&email, &outgoing).await?.is_some() {
-        state.mail.queued(&state.metrics, &outgoing);
+    let mut outgoing = state.mail.password_reset(&email);
+    if state.store.mail_account(&email, &outgoing).await?.is_none() {
+        // Mailed either way, so that nothing public (the counters on `/metrics` included) tells
+        // whether an account has the address.
+        outgoing = Outgoing { mails: vec![state.mail.no_reset(&email)], ..Outgoing::default() };
+        state.store.queue_mail(&outgoing.mails[0]).await?;
     }
+    state.mail.queued(&state.metrics, &outgoing);
     tokio::time::sleep_until(started + RESET_ANSWER_FLOOR).await;
     Ok((
         StatusCode::ACCEPTED,
