@@ -112,11 +112,15 @@ pub fn is_https(uri: &Uri, headers: &HeaderMap, extensions: &Extensions, state: 
     let from_trusted_proxy = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .is_some_and(|ConnectInfo(peer)| crate::config::is_trusted_proxy(&state.http.trusted_proxies, peer.ip()));
+    // The nearest proxy's word: the last line, and its last entry (a proxy appends its own).
     from_trusted_proxy
         && headers
-            .get("x-forwarded-proto")
+            .get_all("x-forwarded-proto")
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+            .and_then(|line| line.rsplit(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
 }
 
 /// CSRF defence for cookie-authenticated changes: the `Origin` (or, lacking it, the `Referer`'s

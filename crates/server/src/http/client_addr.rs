@@ -15,15 +15,20 @@ use crate::state::AppState;
 pub struct ClientIp(pub IpAddr);
 
 /// The client address behind `peer`: the right-most `X-Forwarded-For` entry that is not itself
-/// a trusted proxy, if `peer` is one; else `peer`.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+/// a trusted proxy, if `peer` is one; else `peer`. `forwarded_for` is every line of the header,
+/// in order: a proxy that appends a line of its own (HAProxy's `option forwardfor`) leaves the
+/// client's forged line first, so the walk from the right goes through every line.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> IpAddr {
     let is_trusted = |ip: IpAddr| is_trusted_proxy(trusted, ip);
     if !is_trusted(peer) {
         return peer;
     }
-    let Some(header) = forwarded_for else { return peer };
     let mut client = peer;
-    for hop in header.rsplit(',') {
+    for hop in forwarded_for.rev().flat_map(|line| line.rsplit(',')) {
         match hop.trim().parse::<IpAddr>() {
             Ok(ip) => {
                 client = ip;
@@ -46,7 +51,8 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .ok_or_else(|| ApiError::Internal("no peer address: serve with connect info".into()))?;
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        // A line that is not text names no address: it ends the walk like any other such entry.
+        let forwarded = parts.headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("?"));
         Ok(ClientIp(client_ip(peer, forwarded, &state.http.trusted_proxies)))
     }
 }
@@ -81,12 +87,25 @@ mod tests {
     #[test]
     fn forwarded_for_counts_only_behind_trusted_proxies() {
         let peer: IpAddr = "10.0.0.5".parse().unwrap();
-        let header = Some("203.0.113.9, 198.51.100.7, 10.0.0.4");
+        let header = || ["203.0.113.9, 198.51.100.7, 10.0.0.4"].into_iter();
+        let trusted = nets(&["10.0.0.0/8"]);
         // An untrusted peer's header is ignored.
-        assert_eq!(client_ip(peer, header, &[]), peer);
+        assert_eq!(client_ip(peer, header(), &[]), peer);
         // Behind trusted proxies, the right-most untrusted hop is the client.
-        assert_eq!(client_ip(peer, header, &nets(&["10.0.0.0/8"])), "198.51.100.7".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(peer, None, &nets(&["10.0.0.0/8"])), peer);
-        assert_eq!(client_ip(peer, Some("garbage"), &nets(&["10.0.0.0/8"])), peer);
+        assert_eq!(client_ip(peer, header(), &trusted), ip("198.51.100.7"));
+        assert_eq!(client_ip(peer, std::iter::empty(), &trusted), peer);
+        assert_eq!(client_ip(peer, ["garbage"].into_iter(), &trusted), peer);
+    }
+
+    /// A proxy that appends a line of its own leaves the client's forged line first: every line
+    /// counts, the last one nearest.
+    #[test]
+    fn every_forwarded_for_line_counts_in_order() {
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        let lines = ["203.0.113.66", "198.51.100.7"];
+        assert_eq!(client_ip(peer, lines.into_iter(), &trusted), ip("198.51.100.7"), "not the forged first line");
+        let lines = ["203.0.113.66, 198.51.100.7", "10.0.0.4"];
+        assert_eq!(client_ip(peer, lines.into_iter(), &trusted), ip("198.51.100.7"), "through a second proxy");
     }
 }

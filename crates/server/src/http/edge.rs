@@ -129,8 +129,8 @@ where
         let edge = self.edge.clone();
         // A caller's own id is kept (a proxy or client tracing the request); else a new one.
         let id = match request.headers().get(REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => new_request_id(),
+            Some(id) if acceptable_request_id(id) => id.clone(),
+            _ => new_request_id(),
         };
         let route = metrics::route_name(request.extensions().get::<MatchedPath>());
         let method = metrics::method_name(request.method());
@@ -289,6 +289,14 @@ fn request_span(id: &HeaderValue, method: &str, route: &str, uri: &Uri) -> traci
 
 /// A random UUID (version 4) for a request without an id, from the thread's generator: as
 /// unique as `Uuid::new_v4`, without its system call per request.
+/// A caller's request id is kept when it is short and plain: at most 64 of `[A-Za-z0-9._-]`.
+/// Anything else is replaced, never echoed or logged (a 400 KB id filled the log buffer and
+/// pushed security lines out; a non-ASCII byte suppressed the access line).
+fn acceptable_request_id(id: &HeaderValue) -> bool {
+    let id = id.as_bytes();
+    !id.is_empty() && id.len() <= 64 && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 fn new_request_id() -> HeaderValue {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;

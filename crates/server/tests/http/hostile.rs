@@ -106,19 +106,31 @@ async fn hostile_bodies_are_4xx_or_stored_verbatim(app: TestApp) {
     assert_eq!(listed["articlesCount"], 1);
     assert_eq!(app.articles_count().await, 1, "only the valid article was written");
 
-    // A request id with a tab (legal in a header value) is echoed byte for byte today, as the
-    // one x-request-id of a well-formed answer. (No header value can hold CR or LF, so an
-    // echoed id cannot add a header; issue 25 will restrict which ids are kept.)
-    let response =
-        app.client.get(format!("{}/api/tags", app.base)).header("x-request-id", "abc\tdef").send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let ids: Vec<String> = response
-        .headers()
-        .get_all("x-request-id")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into())
-        .collect();
-    assert_eq!(ids, ["abc\tdef"], "echoed as sent, once");
+    // A caller's request id is kept only when short and plain (at most 64 of [A-Za-z0-9._-]);
+    // any other (a tab, 300 characters, a non-ASCII byte) is replaced by one of ours, once.
+    let long = "a".repeat(300);
+    let cases: [(&[u8], bool); 5] = [
+        (b"req-1.A_b", true),
+        (&[b'x'; 64], true),
+        (b"abc\tdef", false),
+        (long.as_bytes(), false),
+        (b"caf\xc3\xa9", false),
+    ];
+    for (sent, kept) in cases {
+        let value = reqwest::header::HeaderValue::from_bytes(sent).unwrap();
+        let response =
+            app.client.get(format!("{}/api/tags", app.base)).header("x-request-id", value).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let ids: Vec<&[u8]> = response.headers().get_all("x-request-id").iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(ids.len(), 1, "one id: {ids:?}");
+        if kept {
+            assert_eq!(ids[0], sent, "a plain id is kept");
+        } else {
+            assert_ne!(ids[0], sent, "{:?} is replaced", String::from_utf8_lossy(sent));
+            assert_eq!(ids[0].len(), 36, "by a UUID of ours: {:?}", String::from_utf8_lossy(ids[0]));
+        }
+    }
+    let response = app.client.get(format!("{}/api/tags", app.base)).send().await.unwrap();
     let answer: Value = response.json().await.unwrap();
     assert!(answer["tags"].is_array(), "{answer}");
 }

@@ -129,3 +129,27 @@ async fn the_limit_follows_its_setting() {
     }
     assert_limited(login_from(&app, None, "jake@example.com", "password123").await);
 }
+
+/// A proxy that appends its own `X-Forwarded-For` line (HAProxy's `option forwardfor`) leaves
+/// the client's forged line first: the limit counts the address the proxy's line names, whatever
+/// the first line says.
+#[tokio::test]
+async fn a_forged_first_forwarded_line_gains_nothing() {
+    let app = TestApp::sqlite_with(behind_proxy).await;
+    app.register("jake").await;
+    let guess = |forged: String| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.append("x-forwarded-for", forged.parse().unwrap());
+        headers.append("x-forwarded-for", "198.51.100.7".parse().unwrap());
+        app.client
+            .post(format!("{}/api/users/login", app.base))
+            .headers(headers)
+            .json(&json!({"user": {"email": "jake@example.com", "password": "wrong password"}}))
+            .send()
+    };
+    for i in 0..10 {
+        assert_eq!(guess(format!("203.0.113.{i}")).await.unwrap().status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    let refused = guess("203.0.113.99".into()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "the eleventh guess from 198.51.100.7");
+}
