@@ -168,6 +168,13 @@ impl Config {
 
     /// What one setting alone cannot check.
     fn check(&self, given: &HashMap<String, (String, String)>) -> Result<(), ConfigError> {
+        if matches!(self.mail.smtp_url, Some(SmtpUrl::Smtp(_))) && self.mail.public_url.is_none() {
+            return Err(error(
+                "CONDUIT_SMTP_URL is set but CONDUIT_PUBLIC_URL is not: the links in mail would point at this \
+                 server's bind address; set CONDUIT_PUBLIC_URL to the address people open, e.g. \
+                 https://conduit.example.com",
+            ));
+        }
         if let Some(queue) = self.limits.hash_queue
             && queue >= self.http.max_concurrency
         {

@@ -71,6 +71,7 @@ fn mistakes_are_one_line_naming_the_setting() {
         (&[("CONDUIT_HASH_QUEUE", "1024")], None, "expected a whole number below CONDUIT_MAX_CONCURRENCY"),
         (&[], Some("max_concurrency = 0"), "invalid max_concurrency in the config file '0'"),
         (&[], Some("bnid = \"x\""), "unknown key 'bnid'"),
+        (&[("CONDUIT_SMTP_URL", "smtp://mail.example.com:587")], None, "set CONDUIT_PUBLIC_URL"),
         (&[], Some("bind = "), "invalid config file"),
     ];
     for (env, file, expected) in cases {

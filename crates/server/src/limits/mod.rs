@@ -115,7 +115,7 @@ pub fn registration_limits(settings: &LimitSettings, ip: IpAddr) -> [Limit; 1] {
 pub fn mail_limits(settings: &LimitSettings, recipient: &str, ip: IpAddr) -> [Limit; 2] {
     let allowance = settings.mails_per_hour;
     [
-        Limit { key: format!("mail-to:{recipient}"), allowance, window: HOUR, returnable: false },
+        Limit { key: format!("mail-to:{}", one_mailbox(recipient)), allowance, window: HOUR, returnable: false },
         Limit {
             key: format!("mail-net:{}", client_net(ip)),
             allowance: allowance.saturating_mul(WIDE_FACTOR),
@@ -123,6 +123,17 @@ pub fn mail_limits(settings: &LimitSettings, recipient: &str, ip: IpAddr) -> [Li
             returnable: false,
         },
     ]
+}
+
+/// The mailbox an address reaches, as one recipient counter: `a+tag@x` and `a@x` are one
+/// mailbox at most providers, and a Unicode domain is the same domain as its punycode (or a
+/// variant that normalises to it). So `jake+1@example.com`, `JAKE@EXAMPLE.COM` and `jake@ｅxample.com`
+/// share one counter.
+fn one_mailbox(address: &str) -> String {
+    let Some((local, domain)) = address.rsplit_once('@') else { return address.to_lowercase() };
+    let local = local.split('+').next().unwrap_or(local).to_lowercase();
+    let domain = url::Host::parse(domain).map_or_else(|_| domain.to_lowercase(), |host| host.to_string());
+    format!("{local}@{domain}")
 }
 
 /// The places one attempt took; give them back with [`RateLimiter::release`].
@@ -384,6 +395,17 @@ mod tests {
         assert!(limiter.reserve(&[limit("a", 2)]).await.is_err(), "the second and third fill it again");
         clock.advance(Duration::from_secs(30));
         limiter.reserve(&[limit("a", 2)]).await.unwrap().keep();
+    }
+
+    #[test]
+    fn tagged_and_unicode_variants_of_an_address_are_one_recipient() {
+        let one = one_mailbox("jake@example.com");
+        for variant in ["jake+1@example.com", "JAKE@Example.COM", "jake+x+y@EXAMPLE.com", "jake@ｅxample.com"] {
+            assert_eq!(one_mailbox(variant), one, "{variant}");
+        }
+        assert_eq!(one_mailbox("jake@bücher.example"), one_mailbox("jake@xn--bcher-kva.example"));
+        assert_ne!(one_mailbox("jake@example.com"), one_mailbox("anna@example.com"));
+        assert_ne!(one_mailbox("jake@example.com"), one_mailbox("jake@example.org"));
     }
 
     #[test]
