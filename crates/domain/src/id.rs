@@ -1,5 +1,6 @@
-//! Row ids that cannot be mixed up: a [`UserId`] is not an [`ArticleId`], though both are
-//! 64-bit integers in the database, so passing one where the other is due does not compile.
+//! Row ids that cannot be mixed up: an `Id<User>` is not an `Id<Article>`, though both are
+//! 64-bit integers in the database, so passing one where the other is due does not compile. The
+//! ids of the model (`UserId`, ...) are named beside their types, in `model.rs`.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -12,10 +13,6 @@ pub struct Id<T> {
     raw: i64,
     kind: PhantomData<fn() -> T>,
 }
-
-pub type UserId = Id<crate::User>;
-pub type ArticleId = Id<crate::Article>;
-pub type CommentId = Id<crate::Comment>;
 
 impl<T> Id<T> {
     /// The id the database gave a row.
@@ -107,6 +104,14 @@ impl<'de, T> Deserialize<'de> for Id<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Rows of their own: the model's types would make this file import the model.
+    struct User;
+    struct Article;
+    struct Comment;
+    type UserId = Id<User>;
+    type ArticleId = Id<Article>;
+    type CommentId = Id<Comment>;
 
     #[test]
     fn ids_show_and_parse_as_their_number() {

@@ -4,7 +4,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
-pub use crate::id::{ArticleId, CommentId, UserId};
+use crate::id::Id;
+
+pub type UserId = Id<User>;
+pub type ArticleId = Id<Article>;
+pub type CommentId = Id<Comment>;
 
 /// A registered account, as its owner (or an admin) sees it. Other users see a [`Profile`],
 /// which has no email.

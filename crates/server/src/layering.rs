@@ -14,11 +14,16 @@ use std::path::Path;
 const ROOMS: &[&str] =
     &["config", "error", "ops", "limits", "mail", "state", "auth", "http", "routes", "startup", "cli"];
 
-/// Every source file as its module path (`auth::extract`, `config` for `config/mod.rs`) and text.
+/// Every source file of this crate as its module path (`auth::extract`, `config` for
+/// `config/mod.rs`) and text.
 fn modules() -> BTreeMap<String, String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    modules_in(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+}
+
+/// Every source file under `src` but the crate root and `main.rs`, by module path.
+fn modules_in(src: &Path) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
-    let mut folders = vec![src.clone()];
+    let mut folders = vec![src.to_path_buf()];
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(&folder).unwrap() {
             let path = entry.unwrap().path();
@@ -26,7 +31,10 @@ fn modules() -> BTreeMap<String, String> {
                 folders.push(path);
                 continue;
             }
-            let relative = path.strip_prefix(&src).unwrap().with_extension("");
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let relative = path.strip_prefix(src).unwrap().with_extension("");
             let mut parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
             if parts.last().is_some_and(|p| p == "mod") {
                 parts.pop();
@@ -178,6 +186,36 @@ fn no_module_imports_a_room_above_its_own() {
 fn no_files_import_each_other() {
     let circles = circles(&imports(&modules()));
     assert!(circles.is_empty(), "import circles: {circles:#?}");
+}
+
+/// The other crates: no two files import each other, directly or round a longer circle. A
+/// crate's root (`lib.rs`) is its facade, declaring modules and re-exporting their items, so
+/// `crate::Item` paths are not edges; `crate::module::...`, `super::` and a child's `use` are.
+/// The store's shared files are modules of both store crates, by `#[path]` in their roots.
+#[test]
+fn no_files_import_each_other_in_any_crate() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (mut circles_found, mut files) = (Vec::new(), 0);
+    for name in ["domain", "store", "store-sqlite", "store-postgres", "python"] {
+        let src = crates.join(name).join("src");
+        let mut modules = modules_in(&src);
+        // `#[path = "../../store/shared/x.rs"] mod x;` in the root: the shared file is module x.
+        let root = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+        let mut lines = root.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some(path) = line.trim().strip_prefix("#[path = \"").and_then(|p| p.strip_suffix("\"]")) else {
+                continue;
+            };
+            let declared = lines.peek().and_then(|l| l.trim().trim_start_matches("pub ").strip_prefix("mod "));
+            if let Some(module) = declared.and_then(|m| m.strip_suffix(';')) {
+                modules.insert(module.to_owned(), std::fs::read_to_string(src.join(path)).unwrap());
+            }
+        }
+        files += modules.len();
+        circles_found.extend(circles(&imports(&modules)).into_iter().map(|c| format!("{name}: {c:?}")));
+    }
+    assert!(files > 40, "read the crates: {files} files");
+    assert!(circles_found.is_empty(), "import circles: {circles_found:#?}");
 }
 
 /// The checks above see what they claim to: a group, a `super::` path, a child's `use`, and a

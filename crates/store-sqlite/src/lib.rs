@@ -16,6 +16,8 @@
 
 #[path = "../../store/shared/account.rs"]
 mod account;
+#[path = "../../store/shared/addresses.rs"]
+mod addresses;
 #[path = "../../store/shared/articles.rs"]
 mod articles;
 #[path = "../../store/shared/comments.rs"]

@@ -8,42 +8,8 @@ use conduit_domain::{Article, User};
 use conduit_store::rows::{ArticleRow, UserRow};
 use conduit_store::*;
 
-use crate::{Connection, Pool, outbox};
-
-/// Records `outgoing` in the caller's transaction: a verification or reset token replaces
-/// `user`'s earlier one of its purpose (so a newer reset link ends the older); undo links never
-/// replace each other (each gives back an address of its own, and works until it is used or
-/// expires, whatever changes follow); each mail is queued, due now.
-pub async fn write_outgoing(tx: &mut Connection, user: UserId, outgoing: &Outgoing) -> Result<(), DbError> {
-    let user = user.get();
-    let issued_at = Utc::now().timestamp_micros();
-    for token in &outgoing.tokens {
-        let purpose = token.purpose.as_str();
-        if token.purpose != TokenPurpose::RevertEmail {
-            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2", user, purpose)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query!(
-            "INSERT INTO account_tokens (selector, verifier_hash, user_id, purpose, email, expires_at, proven, issued_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            token.selector,
-            token.verifier_hash,
-            user,
-            purpose,
-            token.email,
-            token.expires_at,
-            token.proven,
-            issued_at
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    for mail in &outgoing.mails {
-        outbox::insert(tx, mail).await?;
-    }
-    Ok(())
-}
+use crate::outbox::write_outgoing;
+use crate::{Connection, Pool};
 
 /// Records `outgoing` for the account whose address is `email`; `None` when there is none. A
 /// reset link is not recorded for an address the account holds unproven after an email change
@@ -233,64 +199,6 @@ async fn after_redeeming(tx: &mut Connection, redeem: &Redeem, user: UserId, tok
             write_outgoing(tx, user, outgoing).await?;
         }
     }
-    Ok(())
-}
-
-/// Whether a live undo link of an account other than `user` gives back `email`: the address is
-/// that account's until the link is used or expires, so nobody else may take it.
-pub async fn reserved_for_another(tx: &mut Connection, email: &str, user: i64) -> Result<bool, DbError> {
-    let now = Utc::now().timestamp();
-    let reserved = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM account_tokens
-                          WHERE purpose = 'revert' AND email = $1 AND user_id <> $2 AND expires_at > $3) AS "reserved!: bool""#,
-        email,
-        user,
-        now
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(reserved)
-}
-
-/// An address that an account (other than `except`) holds without having proven it, after an
-/// email change, owns nothing: before it is given to someone else, that account goes back to
-/// the address its newest undo link gives back (the link is spent, and the verification link
-/// of the released address stops working).
-pub async fn release_unproven_claim(tx: &mut Connection, email: &str, except: i64) -> Result<(), DbError> {
-    let now = Utc::now();
-    let seconds = now.timestamp();
-    let holder = sqlx::query!(
-        r#"SELECT t.selector, t.user_id AS "user_id!", t.email, t.proven AS "proven!: bool"
-           FROM users u JOIN account_tokens t ON t.user_id = u.id
-           WHERE u.email = $1 AND NOT u.email_verified AND u.id <> $2
-             AND t.purpose = 'revert' AND t.expires_at > $3
-           ORDER BY t.issued_at DESC LIMIT 1"#,
-        email,
-        except,
-        seconds
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(holder) = holder else {
-        return Ok(());
-    };
-    sqlx::query!(
-        "UPDATE users SET email = $2, email_verified = $3, updated_at = $4 WHERE id = $1",
-        holder.user_id,
-        holder.email,
-        holder.proven,
-        now
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query!(
-        "DELETE FROM account_tokens WHERE selector = $1 OR (user_id = $2 AND purpose = 'verify' AND email = $3)",
-        holder.selector,
-        holder.user_id,
-        email
-    )
-    .execute(&mut *tx)
-    .await?;
     Ok(())
 }
 

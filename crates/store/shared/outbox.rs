@@ -1,11 +1,48 @@
-//! The outbox: mail queued by the changes that cause it (`account::write_outgoing`), claimed,
+//! The outbox: mail queued by the changes that cause it ([`write_outgoing`], with the tokens the
+//! mail carries), claimed,
 //! sent and marked by the mail sender. Shared by both backends (see README.md); claiming
 //! differs (`dialect::claim_mail`: PostgreSQL skips rows another instance holds).
 
 use chrono::Utc;
-use conduit_store::{DbError, Mail, OutboxEntry, QueuedMail};
+use conduit_domain::model::UserId;
+use conduit_store::{DbError, Mail, OutboxEntry, Outgoing, QueuedMail, TokenPurpose};
 
 use crate::{Connection, Pool, dialect};
+
+/// Records `outgoing` in the caller's transaction: a verification or reset token replaces
+/// `user`'s earlier one of its purpose (so a newer reset link ends the older); undo links never
+/// replace each other (each gives back an address of its own, and works until it is used or
+/// expires, whatever changes follow); each mail is queued, due now.
+pub async fn write_outgoing(tx: &mut Connection, user: UserId, outgoing: &Outgoing) -> Result<(), DbError> {
+    let user = user.get();
+    let issued_at = Utc::now().timestamp_micros();
+    for token in &outgoing.tokens {
+        let purpose = token.purpose.as_str();
+        if token.purpose != TokenPurpose::RevertEmail {
+            sqlx::query!("DELETE FROM account_tokens WHERE user_id = $1 AND purpose = $2", user, purpose)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query!(
+            "INSERT INTO account_tokens (selector, verifier_hash, user_id, purpose, email, expires_at, proven, issued_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            token.selector,
+            token.verifier_hash,
+            user,
+            purpose,
+            token.email,
+            token.expires_at,
+            token.proven,
+            issued_at
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    for mail in &outgoing.mails {
+        insert(tx, mail).await?;
+    }
+    Ok(())
+}
 
 /// Queues `mail` in the caller's transaction, due now.
 pub async fn insert(tx: &mut Connection, mail: &Mail) -> Result<(), DbError> {

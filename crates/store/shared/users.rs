@@ -9,8 +9,9 @@ use conduit_store::rows::{CredentialsRow, UserRow, ended_sessions, nullable_chan
 use conduit_store::{AccountChanges, Credentials, DbError, NewUser, Outgoing, Page, Paging, UserChanges};
 
 use crate::Pool;
-use crate::account::{release_unproven_claim, reserved_for_another, write_outgoing};
+use crate::addresses::{release_unproven_claim, reserved_for_another};
 use crate::dialect;
+use crate::outbox::write_outgoing;
 
 /// A new account and the mail it sends (a verification link), in one transaction.
 pub async fn create(db: &Pool, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError> {
