@@ -193,7 +193,7 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.account_token", skip_all, fields(db.system = BACKEND))]
     async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError> {
         // Through the writer: a token mailed a moment ago must be found.
-        account::token(&self.write, selector, purpose).await
+        account::token(&self.read, selector, purpose).await
     }
 
     #[instrument(name = "store.export_user", skip_all, fields(db.system = BACKEND))]

@@ -125,6 +125,13 @@ pub fn mail_limits(settings: &LimitSettings, recipient: &str, ip: IpAddr) -> [Li
     ]
 }
 
+/// Redemptions of mailed tokens (verify, reset, undo) from one client address in a minute: a
+/// wrong token keeps its place, a right one gives it back. As many as guesses at one account.
+pub fn token_limits(settings: &LimitSettings, ip: IpAddr) -> [Limit; 1] {
+    let key = format!("token-net:{}", client_net(ip));
+    [Limit { key, allowance: settings.login_attempts_per_minute, window: MINUTE, returnable: true }]
+}
+
 /// The mailbox an address reaches, as one recipient counter: `a+tag@x` and `a@x` are one
 /// mailbox at most providers, and a Unicode domain is the same domain as its punycode (or a
 /// variant that normalises to it). So `jake+1@example.com`, `JAKE@EXAMPLE.COM` and `jake@ｅxample.com`

@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::client_addr::ClientIp;
 use crate::http::extract::ApiJson;
 use crate::limits::hash_queue::Admission;
-use crate::limits::{hash_limits, mail_limits};
+use crate::limits::{hash_limits, mail_limits, token_limits};
 use crate::mail::compose::{Composer, split_token};
 use crate::routes::users::{UserBody, confirm_identity};
 use crate::state::AppState;
@@ -72,9 +72,11 @@ const INVALID_TOKEN: &str = "is invalid, used or expired: ask for a new link";
 
 /// The stored token a request's token names, and its selector, if its verifier matches in
 /// constant time and it has not expired; otherwise 422 on `token`. Redeem it with its stored
-/// `verifier_hash`.
+/// `verifier_hash`. Each wrong token counts against the client's address (a right one does not):
+/// past the limit, 429 before any lookup.
 async fn checked_token<'a>(
     state: &AppState,
+    ip: std::net::IpAddr,
     token: Option<&'a str>,
     purpose: TokenPurpose,
 ) -> ApiResult<(conduit_store::AccountToken, &'a str)> {
@@ -82,11 +84,18 @@ async fn checked_token<'a>(
     if token.trim().is_empty() {
         return Err(ApiError::invalid("token", v::BLANK));
     }
+    let reservation = state.limiter.reserve(&token_limits(&state.limits, ip)).await?;
     let (selector, verifier) = split_token(token).ok_or(ApiError::invalid("token", INVALID_TOKEN))?;
     let stored = state.store.account_token(selector, purpose).await?;
     match stored {
-        Some(stored) if Composer::check(&stored, verifier, Utc::now().timestamp()) => Ok((stored, selector)),
-        _ => Err(ApiError::invalid("token", INVALID_TOKEN)),
+        Some(stored) if Composer::check(&stored, verifier, Utc::now().timestamp()) => {
+            state.limiter.release(reservation).await;
+            Ok((stored, selector))
+        }
+        _ => {
+            reservation.keep();
+            Err(ApiError::invalid("token", INVALID_TOKEN))
+        }
     }
 }
 
@@ -111,9 +120,10 @@ async fn redeem(state: &AppState, selector: &str, hash: &str, redeem: &Redeem) -
         (status = 422, description = "The token is missing, invalid, used, expired, or for an address the account no longer has", body = ErrorBody)))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(input): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<AddressBody>> {
-    let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::VerifyEmail).await?;
+    let (stored, selector) = checked_token(&state, ip, input.token.as_deref(), TokenPurpose::VerifyEmail).await?;
     Ok(AddressBody::new(redeem(&state, selector, &stored.verifier_hash, &Redeem::VerifyEmail).await?))
 }
 
@@ -211,7 +221,7 @@ pub(crate) async fn confirm_reset(
         return Err(errors.into());
     };
     // The token first: a hash is spent only on a request that can succeed.
-    let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::ResetPassword).await?;
+    let (stored, selector) = checked_token(&state, ip, input.token.as_deref(), TokenPurpose::ResetPassword).await?;
     state.limiter.reserve(&hash_limits(&state.limits, ip)).await?.keep();
     let password_hash = state.passwords.hash(admission, password).await?;
     let username = state.store.user_by_id(stored.user).await?.map(|u| u.username).unwrap_or_default();
@@ -233,9 +243,10 @@ pub(crate) async fn confirm_reset(
         (status = 422, description = "The token is missing, invalid, used or expired", body = ErrorBody)))]
 pub(crate) async fn revert_email(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(input): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<AddressBody>> {
-    let (stored, selector) = checked_token(&state, input.token.as_deref(), TokenPurpose::RevertEmail).await?;
+    let (stored, selector) = checked_token(&state, ip, input.token.as_deref(), TokenPurpose::RevertEmail).await?;
     let outgoing = state.mail.email_restored(&stored.email);
     Ok(AddressBody::new(redeem(&state, selector, &stored.verifier_hash, &Redeem::RevertEmail { outgoing }).await?))
 }

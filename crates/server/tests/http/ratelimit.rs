@@ -153,3 +153,39 @@ async fn a_forged_first_forwarded_line_gains_nothing() {
     let refused = guess("203.0.113.99".into()).await.unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "the eleventh guess from 198.51.100.7");
 }
+
+/// Mailed-token endpoints (verify, reset confirmation, undo) are limited per client address:
+/// ten wrong tokens a minute, counted across the three, then 429 before any lookup; a right
+/// token costs nothing, and another address is not affected.
+async fn forged_tokens_are_limited_per_address(app: TestApp) {
+    app.register("jake").await;
+    let link = app.mailed_token("verify-email").await;
+    let forged = |i: usize| json!({"token": format!("AAAAAAAAAAAAAAA{i}.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB")});
+    let paths = ["/api/users/verify", "/api/users/email-change/revert"];
+    for i in 0..10 {
+        let (status, body) = forged_from(&app, "198.51.100.1", paths[i % 2], forged(i)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "forged token {i}: {body}");
+    }
+    let confirm = json!({"token": "AAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", "password": "a long password"});
+    let (status, body) = forged_from(&app, "198.51.100.1", "/api/users/password-reset/confirm", confirm).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the eleventh: {body}");
+    assert_eq!(error_messages(&body, "rate"), ["too many attempts"]);
+    let (status, body) = forged_from(&app, "198.51.100.2", "/api/users/verify", json!({"token": link})).await;
+    assert_eq!(status, StatusCode::OK, "the real link from another address: {body}");
+}
+
+async fn forged_from(app: &TestApp, ip: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let response =
+        app.client.post(format!("{}{path}", app.base)).header("x-forwarded-for", ip).json(&body).send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn forged_tokens_are_limited_per_address_on_sqlite() {
+    forged_tokens_are_limited_per_address(TestApp::sqlite_with(behind_proxy).await).await
+}
+
+#[tokio::test]
+async fn forged_tokens_are_limited_per_address_on_postgres() {
+    forged_tokens_are_limited_per_address(TestApp::postgres_with(behind_proxy).await).await
+}
