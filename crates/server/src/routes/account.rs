@@ -117,7 +117,8 @@ async fn redeem(state: &AppState, selector: &str, hash: &str, redeem: &Redeem) -
 /// token is the proof.
 #[utoipa::path(post, path = "/users/verify", tag = "Account lifecycle", request_body = TokenRequest,
     responses((status = 200, body = AddressBody),
-        (status = 422, description = "The token is missing, invalid, used, expired, or for an address the account no longer has", body = ErrorBody)))]
+        (status = 422, description = "The token is missing, invalid, used, expired, or for an address the account no longer has", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this client this minute", body = ErrorBody)))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -207,7 +208,7 @@ pub struct ResetConfirmRequest {
 #[utoipa::path(post, path = "/users/password-reset/confirm", tag = "Account lifecycle", request_body = ResetConfirmRequest,
     responses((status = 200, body = UserBody),
         (status = 422, description = "Bad password, or the token is missing, invalid, used or expired", body = ErrorBody),
-        (status = 429, description = "Too many password hashes from this client", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens or password hashes from this client", body = ErrorBody),
         (status = 503, description = "Too many password hashes at once", body = ErrorBody)))]
 pub(crate) async fn confirm_reset(
     State(state): State<AppState>,
@@ -240,7 +241,8 @@ pub(crate) async fn confirm_reset(
 #[utoipa::path(post, path = "/users/email-change/revert", tag = "Account lifecycle", request_body = TokenRequest,
     responses((status = 200, body = AddressBody),
         (status = 409, description = "Another account has taken the old address since", body = ErrorBody),
-        (status = 422, description = "The token is missing, invalid, used or expired", body = ErrorBody)))]
+        (status = 422, description = "The token is missing, invalid, used or expired, or its account deactivated", body = ErrorBody),
+        (status = 429, description = "Too many wrong tokens from this client this minute", body = ErrorBody)))]
 pub(crate) async fn revert_email(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
