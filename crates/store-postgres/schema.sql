@@ -20,6 +20,8 @@ CREATE TABLE account_tokens (
     CONSTRAINT account_tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
 );
 
+CREATE INDEX account_tokens_revert_email ON public.account_tokens USING btree (email) WHERE (purpose = 'revert'::text);
+
 CREATE INDEX account_tokens_user ON public.account_tokens USING btree (user_id, purpose);
 
 -- article_tags

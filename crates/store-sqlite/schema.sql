@@ -17,6 +17,8 @@ CREATE TABLE account_tokens (
     expires_at    INTEGER NOT NULL
 , proven BOOLEAN NOT NULL DEFAULT TRUE, issued_at BIGINT NOT NULL DEFAULT 0);
 
+CREATE INDEX account_tokens_revert_email ON account_tokens (email) WHERE purpose = 'revert';
+
 CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
 
 -- article_tags

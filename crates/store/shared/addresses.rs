@@ -23,21 +23,22 @@ pub async fn reserved_for_another(tx: &mut Connection, email: &str, user: i64) -
     Ok(reserved)
 }
 
-/// An address that an account (other than `except`) holds without having proven it, after an
-/// email change, owns nothing: before it is given to someone else, that account goes back to
+/// An address that an account holds without having proven it, after an
+/// email change, owns nothing: before a registration takes it, that account goes back to
 /// the address its newest undo link gives back (the link is spent, and the verification link
-/// of the released address stops working).
-pub async fn release_unproven_claim(tx: &mut Connection, email: &str, except: i64) -> Result<(), DbError> {
+/// of the released address stops working). Only a registration releases a claim: were another
+/// account's email change to do it, any account could undo anyone's pending change by naming its
+/// new address.
+pub async fn release_unproven_claim(tx: &mut Connection, email: &str) -> Result<(), DbError> {
     let now = Utc::now();
     let seconds = now.timestamp();
     let holder = sqlx::query!(
         r#"SELECT t.selector, t.user_id AS "user_id!", t.email, t.proven AS "proven!: bool"
            FROM users u JOIN account_tokens t ON t.user_id = u.id
-           WHERE u.email = $1 AND NOT u.email_verified AND u.id <> $2
-             AND t.purpose = 'revert' AND t.expires_at > $3
+           WHERE u.email = $1 AND NOT u.email_verified
+             AND t.purpose = 'revert' AND t.expires_at > $2
            ORDER BY t.issued_at DESC LIMIT 1"#,
         email,
-        except,
         seconds
     )
     .fetch_optional(&mut *tx)

@@ -18,7 +18,7 @@ pub async fn create(db: &Pool, new: &NewUser, outgoing: &Outgoing) -> Result<Use
     let (username, email) = (new.username.as_str(), new.email.as_str());
     let now = Utc::now();
     let mut tx = db.begin().await?;
-    release_unproven_claim(&mut tx, email, 0).await?;
+    release_unproven_claim(&mut tx, email).await?;
     let user: User = sqlx::query_as!(
         UserRow,
         r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
@@ -82,9 +82,6 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
     let (set_bio, bio) = nullable_change(&changes.bio);
     let (set_image, image) = nullable_change(&changes.image);
     let (username, email) = (changes.username.as_deref(), changes.email.as_deref());
-    if let Some(email) = email {
-        release_unproven_claim(&mut tx, email, id).await?;
-    }
     let user = sqlx::query_as!(
         UserRow,
         r#"UPDATE users SET
