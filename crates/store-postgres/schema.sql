@@ -150,6 +150,8 @@ CREATE TABLE outbox (
 
 CREATE INDEX outbox_due ON public.outbox USING btree (next_attempt_at) WHERE (state = 'queued'::text);
 
+CREATE INDEX outbox_sent ON public.outbox USING btree (sent_at) WHERE (state = 'sent'::text);
+
 -- sessions
 
 CREATE TABLE sessions (

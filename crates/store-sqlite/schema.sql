@@ -184,6 +184,8 @@ CREATE TABLE outbox (
 
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'queued';
 
+CREATE INDEX outbox_sent ON outbox (sent_at) WHERE state = 'sent';
+
 -- sessions
 
 CREATE TABLE sessions (

@@ -42,6 +42,10 @@ pub enum ApiError {
     /// 429 on `rate`: too many failed attempts; retry after this many seconds.
     #[error("too many attempts")]
     TooManyAttempts { retry_after: u64 },
+    /// 429 on `rate`: the client's address has the most requests in flight allowed
+    /// (`CONDUIT_MAX_REQUESTS_PER_ADDRESS`); retry in a moment.
+    #[error("too many requests in flight from one address")]
+    AddressBusy,
     /// 415 on `body`: a body that is not declared `Content-Type: application/json`.
     #[error("unsupported media type")]
     NotJson,
@@ -106,7 +110,7 @@ impl ApiError {
             ApiError::Taken(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts { .. } | ApiError::AddressBusy => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_)
             | ApiError::Timeout
             | ApiError::Overloaded
@@ -141,6 +145,9 @@ impl ApiError {
                 Errors::single("server", "too many logins and registrations at once, retry shortly")
             }
             ApiError::TooManyAttempts { .. } => Errors::single("rate", "too many attempts"),
+            ApiError::AddressBusy => {
+                Errors::single("rate", "too many requests at once from your address, retry when one has finished")
+            }
             ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
             ApiError::Timeout => Errors::single("server", "request timed out"),
             ApiError::SessionUnavailable => Errors::single("session", "store unavailable"),
@@ -166,7 +173,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, ApiError::AddressBusy) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let ApiError::TooManyAttempts { retry_after } = self {

@@ -111,10 +111,21 @@ impl Application {
         );
         let store = state.store.clone();
         let app = router::app(state);
-        let stopped =
-            serve::serve_until(listener, app, metrics, config.header_read_timeout, config.shutdown_grace, shutdown)
-                .await
-                .context("server failed")?;
+        let cap = serve::ConnectionCap {
+            per_address: crate::ops::per_address::PerAddress::new(config.http.max_connections_per_address),
+            trusted_proxies: config.http.trusted_proxies.clone().into(),
+        };
+        let stopped = serve::serve_until(
+            listener,
+            app,
+            metrics,
+            config.header_read_timeout,
+            cap,
+            config.shutdown_grace,
+            shutdown,
+        )
+        .await
+        .context("server failed")?;
         match stopped {
             serve::Stopped::Drained => {
                 // Mail queued by the last requests goes out before the store closes.

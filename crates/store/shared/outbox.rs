@@ -83,17 +83,20 @@ pub async fn sent(db: &Pool, id: i64, now: i64) -> Result<(), DbError> {
     Ok(())
 }
 
-/// A failed attempt: due again at `retry_at`, or dead (`None`) until `conduit mail retry`.
-pub async fn failed(db: &Pool, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError> {
+/// A failed attempt: due again at `retry_at`, or dead (`None`) until `conduit mail retry`; a
+/// dead one forgets its body when `forget_body`.
+pub async fn failed(db: &Pool, id: i64, error: &str, retry_at: Option<i64>, forget_body: bool) -> Result<(), DbError> {
     sqlx::query!(
         "UPDATE outbox SET
              state = CASE WHEN CAST($3 AS BIGINT) IS NULL THEN 'dead' ELSE 'queued' END,
              next_attempt_at = COALESCE($3, next_attempt_at),
-             last_error = $2
+             last_error = $2,
+             body = CASE WHEN CAST($3 AS BIGINT) IS NULL AND $4 THEN '' ELSE body END
          WHERE id = $1",
         id,
         error,
-        retry_at
+        retry_at,
+        forget_body
     )
     .execute(db)
     .await?;
@@ -104,7 +107,7 @@ pub async fn failed(db: &Pool, id: i64, error: &str, retry_at: Option<i64>) -> R
 pub async fn list(db: &Pool, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError> {
     Ok(sqlx::query_as!(
         OutboxEntry,
-        r#"SELECT id AS "id!", kind, recipient AS "to", subject, state, attempts AS "attempts!: i64",
+        r#"SELECT id AS "id!", kind, recipient AS "to", subject, body, state, attempts AS "attempts!: i64",
                   next_attempt_at AS "next_attempt_at!: i64", last_error, created_at AS "created_at!: i64",
                   sent_at AS "sent_at?: i64"
            FROM outbox WHERE CAST($1 AS TEXT) IS NULL OR state = $1 ORDER BY id DESC LIMIT $2"#,
@@ -115,12 +118,26 @@ pub async fn list(db: &Pool, state: Option<&str>, limit: i64) -> Result<Vec<Outb
     .await?)
 }
 
+/// Deletes up to `limit` messages sent before `sent_before` (by the partial index of sent
+/// messages); how many.
+pub async fn prune(db: &Pool, sent_before: i64, limit: i64) -> Result<u64, DbError> {
+    let done = sqlx::query!(
+        "DELETE FROM outbox WHERE id IN
+             (SELECT id FROM outbox WHERE state = 'sent' AND sent_at < $1 ORDER BY sent_at LIMIT $2)",
+        sent_before,
+        limit
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Makes dead messages (or the one given, unless it was sent) due at `now` with a fresh count
 /// of attempts; how many.
 pub async fn retry(db: &Pool, id: Option<i64>, now: i64) -> Result<u64, DbError> {
     let done = sqlx::query!(
         "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $2, last_error = NULL
-         WHERE (CAST($1 AS BIGINT) IS NULL AND state = 'dead') OR (id = $1 AND state <> 'sent')",
+         WHERE body <> '' AND ((CAST($1 AS BIGINT) IS NULL AND state = 'dead') OR (id = $1 AND state <> 'sent'))",
         id,
         now
     )

@@ -214,8 +214,8 @@ impl Uncached for ThisStore {
     }
 
     #[instrument(name = "store.mail_failed", skip_all, fields(db.system = BACKEND))]
-    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError> {
-        outbox::failed(&self.write, id, error, retry_at).await
+    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>, forget_body: bool) -> Result<(), DbError> {
+        outbox::failed(&self.write, id, error, retry_at, forget_body).await
     }
 
     #[instrument(name = "store.list_mail", skip_all, fields(db.system = BACKEND))]
@@ -226,6 +226,11 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.retry_mail", skip_all, fields(db.system = BACKEND))]
     async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError> {
         outbox::retry(&self.write, id, now).await
+    }
+
+    #[instrument(name = "store.prune_mail", skip_all, fields(db.system = BACKEND))]
+    async fn prune_mail(&self, sent_before: i64, limit: i64) -> Result<u64, DbError> {
+        outbox::prune(&self.write, sent_before, limit).await
     }
 
     // --- profiles ---

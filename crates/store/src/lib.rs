@@ -186,12 +186,16 @@ pub trait Uncached: Send + Sync + 'static {
     /// Several instances never claim one message at once.
     async fn claim_mail(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<QueuedMail>, DbError>;
     async fn mail_sent(&self, id: i64, now: i64) -> Result<(), DbError>;
-    /// A failed attempt: due again at `retry_at`, or dead when `None`.
-    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), DbError>;
+    /// A failed attempt: due again at `retry_at`, or dead when `None`. A dead message forgets
+    /// its body when `forget_body` (it carried a token, which must not outlive its sending).
+    async fn mail_failed(&self, id: i64, error: &str, retry_at: Option<i64>, forget_body: bool) -> Result<(), DbError>;
     /// The newest `limit` messages, of state `state` (`queued`, `sent`, `dead`) or all.
     async fn list_mail(&self, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError>;
-    /// Requeues every dead message, or the one given (unless sent), due at `now`; how many.
+    /// Requeues every dead message that still has its body, or the one given (unless sent or
+    /// without a body), due at `now`; how many.
     async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError>;
+    /// Deletes up to `limit` messages sent before `sent_before`, oldest first; how many.
+    async fn prune_mail(&self, sent_before: i64, limit: i64) -> Result<u64, DbError>;
 
     // --- profiles ---
 

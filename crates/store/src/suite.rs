@@ -1021,7 +1021,7 @@ pub async fn mail_is_queued_with_its_change_and_claimed_until_sent(store: TestSt
     assert!(store.claim_mail(now, now + 60_000, 10).await.unwrap().is_empty(), "leased: nobody else gets it");
     // The sender died: once its lease ends, the message is due again.
     assert_eq!(store.claim_mail(now + 60_000, now + 120_000, 10).await.unwrap().len(), 1);
-    store.mail_failed(claimed[0].id, "connection refused", Some(now)).await.unwrap();
+    store.mail_failed(claimed[0].id, "connection refused", Some(now), true).await.unwrap();
     let retried = store.claim_mail(now, now + 60_000, 10).await.unwrap();
     assert_eq!(retried[0].attempts, 3);
     store.mail_sent(claimed[0].id, now).await.unwrap();
@@ -1035,7 +1035,7 @@ pub async fn mail_is_queued_with_its_change_and_claimed_until_sent(store: TestSt
     store.mail_account(&email("jake@example.com"), &outgoing).await.unwrap().unwrap();
     let now = now_ms();
     let claimed = store.claim_mail(now, now + 60_000, 10).await.unwrap();
-    store.mail_failed(claimed[0].id, "550 no such user", None).await.unwrap();
+    store.mail_failed(claimed[0].id, "550 no such user", None, false).await.unwrap();
     assert!(store.claim_mail(now + 1_000_000, now + 2_000_000, 10).await.unwrap().is_empty());
     let dead = store.list_mail(Some("dead"), 10).await.unwrap();
     assert_eq!(dead[0].last_error.as_deref(), Some("550 no such user"));
@@ -1045,6 +1045,23 @@ pub async fn mail_is_queued_with_its_change_and_claimed_until_sent(store: TestSt
     assert_eq!(store.retry_mail(Some(listed[0].id), now).await.unwrap(), 0, "sent mail is never sent again");
     assert!(store.mail_account(&email("nobody@example.com"), &outgoing).await.unwrap().is_none());
     assert_eq!(store.list_mail(None, 10).await.unwrap().len(), 2, "nothing queued for an unknown address");
+
+    // A dead message that carried a token forgets it, and cannot be sent again.
+    let claimed = store.claim_mail(now + 60_000, now + 120_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store.mail_failed(claimed[0].id, "550 no such user", None, true).await.unwrap();
+    let dead = store.list_mail(Some("dead"), 10).await.unwrap();
+    assert_eq!(dead[0].body, "", "no token kept");
+    assert_eq!(store.retry_mail(None, now).await.unwrap(), 0, "nothing left to send");
+    assert_eq!(store.retry_mail(Some(dead[0].id), now).await.unwrap(), 0);
+    assert_eq!(listed[0].body, "", "sent mail keeps no body");
+
+    // Sent mail is deleted after its retention, oldest first, a batch at a time.
+    let sent_at = listed[0].sent_at.unwrap();
+    assert_eq!(store.prune_mail(sent_at, 10).await.unwrap(), 0, "sent at `sent_at`: not before it");
+    assert_eq!(store.prune_mail(sent_at + 1, 10).await.unwrap(), 1);
+    assert!(store.list_mail(Some("sent"), 10).await.unwrap().is_empty());
+    assert_eq!(store.list_mail(None, 10).await.unwrap().len(), 1, "the dead one stays");
 }
 
 pub async fn concurrent_senders_never_claim_one_message_twice(store: TestStore) {

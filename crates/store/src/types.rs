@@ -294,6 +294,8 @@ pub struct OutboxEntry {
     pub kind: String,
     pub to: String,
     pub subject: String,
+    /// Empty once sent, and once dead if it carried a token.
+    pub body: String,
     /// `queued`, `sent` or `dead`.
     pub state: String,
     pub attempts: i64,

@@ -9,6 +9,7 @@ use crate::ops::database;
 #[derive(Debug, Subcommand)]
 pub enum MailCommand {
     /// List the newest messages: id, state, tries, kind, recipient, subject, last error.
+    /// With no CONDUIT_SMTP_URL, mail stays queued here: `--show` prints its text and links.
     List {
         /// Only messages in this state: queued, sent or dead
         #[arg(long, value_parser = ["queued", "sent", "dead"])]
@@ -16,6 +17,10 @@ pub enum MailCommand {
         /// How many to list
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Print each message's text below it (sent mail, and dead mail that carried a link,
+        /// keep none)
+        #[arg(long)]
+        show: bool,
     },
     /// Requeue dead messages (all of them, or the ones given by id) with a fresh count of tries;
     /// a running server sends them within a second. Sent messages are never sent again.
@@ -28,14 +33,14 @@ pub enum MailCommand {
 pub async fn run(config: Config, command: MailCommand) -> anyhow::Result<()> {
     let store = database::open(&config, database::Caching::Off).await?;
     let result = match command {
-        MailCommand::List { state, limit } => list(store.as_ref(), state.as_deref(), limit).await,
+        MailCommand::List { state, limit, show } => list(store.as_ref(), state.as_deref(), limit, show).await,
         MailCommand::Retry { ids } => retry(store.as_ref(), &ids).await,
     };
     store.close().await;
     result
 }
 
-async fn list(store: &dyn Store, state: Option<&str>, limit: i64) -> anyhow::Result<()> {
+async fn list(store: &dyn Store, state: Option<&str>, limit: i64, show: bool) -> anyhow::Result<()> {
     let entries = store.list_mail(state, limit.clamp(1, 10_000)).await?;
     if entries.is_empty() {
         println!("the outbox is empty{}", state.map(|s| format!(" (state {s})")).unwrap_or_default());
@@ -60,6 +65,12 @@ async fn list(store: &dyn Store, state: Option<&str>, limit: i64) -> anyhow::Res
             e.subject,
             e.last_error.map(|err| format!("  [last error: {err}]")).unwrap_or_default()
         );
+        if show && !e.body.is_empty() {
+            for line in e.body.lines() {
+                println!("        | {line}");
+            }
+            println!();
+        }
     }
     Ok(())
 }
@@ -76,5 +87,10 @@ async fn retry(store: &dyn Store, ids: &[i64]) -> anyhow::Result<()> {
         n
     };
     println!("{requeued} message(s) queued again; a running server sends them within a second");
+    if !ids.is_empty() && requeued < ids.len() as u64 {
+        println!(
+            "the others were sent already, or died carrying a link whose token was then forgotten: ask for a new link instead"
+        );
+    }
     Ok(())
 }

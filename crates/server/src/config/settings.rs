@@ -25,6 +25,16 @@ pub struct HttpSettings {
     /// Requests handled at once; more are shed with 503 and Retry-After
     #[arg(long, env = "CONDUIT_MAX_CONCURRENCY", value_name = "N", default_value = "1024", value_parser = positive::<usize>)]
     pub max_concurrency: usize,
+    /// Requests one client address (an IPv6 /64) may have in flight, its body's arrival
+    /// included; more get 429 at once
+    #[arg(long, env = "CONDUIT_MAX_REQUESTS_PER_ADDRESS", value_name = "N", default_value = "32",
+        value_parser = positive::<usize>)]
+    pub max_requests_per_address: usize,
+    /// Connections one client address may hold open; more are closed as they are accepted.
+    /// Trusted proxies are exempt (their clients are counted by request instead)
+    #[arg(long, env = "CONDUIT_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N", default_value = "128",
+        value_parser = positive::<usize>)]
+    pub max_connections_per_address: usize,
     /// Largest request body in bytes; bigger gets 413
     #[arg(id = "body_limit_bytes", long = "body-limit-bytes", env = "CONDUIT_BODY_LIMIT", value_name = "BYTES",
         default_value = "1048576", value_parser = positive::<usize>)]
@@ -93,8 +103,9 @@ pub struct AccountSettings {
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct MailSettings {
     /// Where mail goes: smtp://[USER:PASS@]HOST[:PORT] (add ?tls=required for STARTTLS),
-    /// smtps://... (TLS from the start), or file:///DIR (one .eml file per message)
-    /// [default: none; mail is written to the log]
+    /// smtps://... (TLS from the start), file:///DIR (one .eml file per message), or log: (a log
+    /// line per message, its links and their tokens included) [default: none; mail stays
+    /// queued in the outbox, where `conduit mail list --show` reads it]
     #[arg(long, env = "CONDUIT_SMTP_URL", value_name = "URL", hide_env_values = true, value_parser = smtp_url)]
     pub smtp_url: Option<SmtpUrl>,
     /// The From: of every message
@@ -117,6 +128,10 @@ pub struct MailSettings {
     #[arg(id = "mail_retry_secs", long = "mail-retry-secs", env = "CONDUIT_MAIL_RETRY",
         value_name = "SECONDS", default_value = "30", value_parser = seconds)]
     pub mail_retry: Duration,
+    /// Days sent mail stays listed in the outbox (without its text) before it is deleted
+    #[arg(long, env = "CONDUIT_MAIL_RETENTION_DAYS", value_name = "DAYS", default_value = "30",
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub mail_retention_days: u32,
 }
 
 impl Default for HttpSettings {

@@ -18,6 +18,8 @@ pub enum SmtpUrl {
     Smtp(String),
     /// file:///DIR: each message as DIR/<id>.eml.
     Folder(PathBuf),
+    /// log: each message as a log line, links included (chosen explicitly: tokens in logs).
+    Log,
 }
 
 impl std::fmt::Debug for SmtpUrl {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for SmtpUrl {
         match self {
             SmtpUrl::Smtp(url) => write!(f, "Smtp({})", redact_password(url)),
             SmtpUrl::Folder(dir) => write!(f, "Folder({})", dir.display()),
+            SmtpUrl::Log => write!(f, "Log"),
         }
     }
 }
@@ -138,14 +141,15 @@ pub(super) fn origin(raw: &str) -> Result<String, String> {
 pub(super) fn smtp_url(raw: &str) -> Result<SmtpUrl, String> {
     let raw = raw.trim();
     let url = url::Url::parse(raw)
-        .map_err(|_| "is not a URL: expected smtp://HOST:PORT, smtps://HOST or file:///DIR".to_owned())?;
+        .map_err(|_| "is not a URL: expected smtp://HOST:PORT, smtps://HOST, file:///DIR or log:".to_owned())?;
     match url.scheme() {
         "smtp" | "smtps" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(SmtpUrl::Smtp(raw.to_owned())),
         "file" => url
             .to_file_path()
             .map(SmtpUrl::Folder)
             .map_err(|()| "is not a usable folder: expected file:///ABSOLUTE/DIR".to_owned()),
-        _ => Err("is not a mail URL: expected smtp://HOST:PORT, smtps://HOST or file:///DIR".into()),
+        "log" => Ok(SmtpUrl::Log),
+        _ => Err("is not a mail URL: expected smtp://HOST:PORT, smtps://HOST, file:///DIR or log:".into()),
     }
 }
 

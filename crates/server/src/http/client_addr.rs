@@ -46,6 +46,10 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // The edge has found it already (for the per-address cap) on every served request.
+        if let Some(client) = parts.extensions.get::<ClientIp>() {
+            return Ok(*client);
+        }
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header::{ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, SET_COOKIE, TRANSFER_ENCODING};
 use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
@@ -28,9 +29,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::http::extract::BodyDeadline;
+use crate::http::client_addr::{ClientIp, client_ip};
 use crate::ops::log_writer::{self, Access};
 use crate::ops::metrics::{self, Metrics};
+use crate::ops::per_address::PerAddress;
 use crate::ops::request_context::{self, RequestFields};
 use crate::state::AppState;
 
@@ -45,6 +47,7 @@ pub fn wrap(router: Router, state: &AppState) -> Router {
     let edge = Arc::new(Edge {
         metrics: state.metrics.clone(),
         permits: Semaphore::new(settings.max_concurrency),
+        per_address: PerAddress::new(settings.max_requests_per_address),
         request_timeout: settings.request_timeout,
         body_timeout: settings.body_timeout,
         state: state.clone(),
@@ -77,8 +80,10 @@ struct Edge {
     metrics: Arc<Metrics>,
     /// Requests being handled at most; past it, 503 at once rather than a queue.
     permits: Semaphore,
+    /// Requests in flight per client address (see [`PerAddress`]).
+    per_address: Arc<PerAddress>,
     request_timeout: Duration,
-    /// How long a request's body may take to arrive (see [`BodyDeadline`]).
+    /// How long a request's body may take to arrive, from when its headers did; slower is 408.
     body_timeout: Duration,
     state: AppState,
 }
@@ -102,7 +107,7 @@ struct EdgeService<S> {
 
 impl<S, B> Service<Request> for EdgeService<S>
 where
-    S: Service<Request, Response = Response<B>> + Send + 'static,
+    S: Service<Request, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: std::fmt::Display,
     B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
@@ -123,8 +128,15 @@ where
 
     /// Everything that needs only the request is done here; the returned future holds the
     /// handler's future, not the service stack (which made it about 5 KB, moved several
-    /// times per request).
-    fn call(&mut self, request: Request) -> Self::Future {
+    /// times per request). A request with a body is the exception: its body is read first,
+    /// so the future holds the stack until then.
+    ///
+    /// The order is what keeps slow clients cheap: a place among the client address's requests
+    /// in flight first (else 429), then the whole body, under its deadline, then a slot of
+    /// `CONDUIT_MAX_CONCURRENCY` (else 503), then the handler (which may take a place in the
+    /// password-hash queue). A body sent a byte a second holds one of its address's places and
+    /// a connection, never a slot or a hash-queue place.
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
         let edge = self.edge.clone();
         // A caller's own id is kept (a proxy or client tracing the request); else a new one.
@@ -138,65 +150,171 @@ where
         let uri = request.uri().clone();
         let access = log_writer::access_wanted();
         let span = crate::ops::telemetry::request_spans().then(|| request_span(&id, method, route, request.uri()));
-        let handling = self.handler(request);
-        Box::pin(async move {
-            let _in_flight = edge.metrics.in_flight();
-            let response = match handling {
-                Err(refused) => refused,
-                Ok((handler, https)) => match edge.permits.try_acquire() {
-                    Err(_) => ApiError::Overloaded.into_response(),
-                    Ok(_permit) => {
-                        let handled = AssertUnwindSafe(handler).catch_unwind();
-                        let handled = tokio::time::timeout(edge.request_timeout, handled);
-                        let outcome = match &span {
-                            Some(span) => handled.instrument(span.clone()).await,
-                            None => {
-                                let fields = RequestFields { id: id.clone(), method, route, uri: uri.clone() };
-                                request_context::scope(fields, handled).await
+        let finished = Finished { started, id, route, method, uri, access, span };
+        let held = match client_of(&request, &self.edge.state) {
+            Some(client) => {
+                request.extensions_mut().insert(client);
+                match self.edge.per_address.take(client.0) {
+                    Some(held) => Some(held),
+                    None => {
+                        let has_body = has_body(&request);
+                        return Box::pin(async move {
+                            if has_body {
+                                drain(request, &edge).await;
                             }
-                        };
-                        let response = response_of(outcome);
-                        if https { secure_session_cookie(response) } else { response }
+                            Ok(edge.finish(ApiError::AddressBusy.into_response(), finished))
+                        });
                     }
-                },
-            };
-            Ok(edge.finish(response, Finished { started, id, route, method, uri: access.then_some(uri), span }))
+                }
+            }
+            // Only a service called without connect info (a test's oneshot) has no client.
+            None => None,
+        };
+        if has_body(&request) {
+            let ready = self.inner.clone();
+            let mut inner = std::mem::replace(&mut self.inner, ready);
+            return Box::pin(async move {
+                let _held = held;
+                let response = match read_body(request, &edge).await {
+                    Err(refused) => refused,
+                    Ok(request) => edge.handle(handler(&mut inner, request, &edge.state), &finished).await,
+                };
+                Ok(edge.finish(response, finished))
+            });
+        }
+        let handling = handler(&mut self.inner, request, &self.edge.state);
+        Box::pin(async move {
+            let _held = held;
+            let response = edge.handle(handling, &finished).await;
+            Ok(edge.finish(response, finished))
         })
     }
 }
 
-impl<S, B> EdgeService<S>
+/// Whether `request` declares a body (only one that does has one to wait for).
+#[inline]
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.get(CONTENT_LENGTH).is_some_and(|length| length != "0") || headers.contains_key(TRANSFER_ENCODING)
+}
+
+/// The client address of `request` (see `http::client_addr`), when it came over a connection.
+#[inline]
+fn client_of(request: &Request, state: &AppState) -> Option<ClientIp> {
+    let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    // A line that is not text names no address: it ends the walk like any other such entry.
+    let forwarded = request.headers().get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("?"));
+    Some(ClientIp(client_ip(peer.ip(), forwarded, &state.http.trusted_proxies)))
+}
+
+/// How much of a refused body is read and thrown away, as a multiple of the body limit, before
+/// the refusal is answered (see [`read_body`]).
+const DRAIN_FACTOR: usize = 4;
+
+/// `request` with its whole body in memory, read under the body deadline and within the body
+/// limit; or the answer that refuses it (413 past the limit, 408 past the deadline).
+///
+/// A body over the limit is still read to its end, and thrown away, up to [`DRAIN_FACTOR`]
+/// times the limit, before the 413: answered unread, it reached a proxy that was still sending
+/// it as a broken pipe, and nginx then answered its own 502 and took the instance out of
+/// rotation for 10 s (two such requests took a site of two instances down).
+async fn read_body(request: Request, edge: &Edge) -> Result<Request, Response<Body>> {
+    let limit = edge.state.http.body_limit;
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let (parts, mut body) = request.into_parts();
+    let read = async move {
+        let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+        let (mut seen, mut over) = (0usize, declared.is_some_and(|length| length > limit));
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+            let frame = frame.map_err(|e| ApiError::invalid("body", format!("could not be read: {e}")))?;
+            let Ok(data) = frame.into_data() else { continue };
+            seen = seen.saturating_add(data.len());
+            over |= seen > limit;
+            if !over {
+                kept.extend_from_slice(&data);
+            } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+                break;
+            }
+        }
+        if over { Err(ApiError::TooLarge) } else { Ok(kept) }
+    };
+    match tokio::time::timeout(edge.body_timeout, read).await {
+        Err(_elapsed) => Err(ApiError::BodyTimeout.into_response()),
+        Ok(Err(refused)) => Err(refused.into_response()),
+        Ok(Ok(kept)) => Ok(Request::from_parts(parts, Body::from(kept))),
+    }
+}
+
+/// Reads and throws away what arrives of a refused request's body, up to
+/// [`DRAIN_FACTOR`] times the body limit and at most until the body deadline, so that its
+/// refusal reaches a proxy as an answer, not a broken pipe (see [`read_body`]).
+async fn drain(request: Request, edge: &Edge) {
+    let limit = edge.state.http.body_limit.saturating_mul(DRAIN_FACTOR);
+    let mut body = request.into_body();
+    let drained = async move {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = http_body_util::BodyExt::frame(&mut body).await {
+            seen = seen.saturating_add(frame.data_ref().map_or(0, |d| d.len()));
+            if seen > limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(edge.body_timeout, drained).await;
+}
+
+/// The handler's future and whether the request came over HTTPS, or the answer that refuses it
+/// at once (a path or query that decodes to nothing storable, a handler that panicked while its
+/// future was made). Making the future runs no handler code yet; it is dropped unpolled if the
+/// request is shed.
+#[inline]
+// The Result is taken apart at once by the caller; boxing the refusal would cost an allocation
+// for nothing.
+#[allow(clippy::result_large_err)]
+fn handler<S, B>(inner: &mut S, request: Request, state: &AppState) -> Result<(S::Future, bool), Response<Body>>
 where
-    S: Service<Request, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: std::fmt::Display,
-    B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
+    S: Service<Request, Response = Response<B>>,
 {
-    /// The handler's future and whether the request came over HTTPS, or the answer that
-    /// refuses it at once (a path or query that decodes to nothing storable, a handler that
-    /// panicked while its future was made). Making the future runs no handler code yet; it is
-    /// dropped unpolled if the request is shed.
-    #[inline]
-    // The Result is taken apart at once by the caller; boxing the refusal would cost an
-    // allocation for nothing.
-    #[allow(clippy::result_large_err)]
-    fn handler(&mut self, mut request: Request) -> Result<(S::Future, bool), Response<Body>> {
-        if let Some(refused) = unstorable(request.uri()) {
-            return Err(refused);
-        }
-        // Only a request that declares a body has one to wait for.
-        let headers = request.headers();
-        if headers.contains_key(CONTENT_LENGTH) || headers.contains_key(TRANSFER_ENCODING) {
-            let deadline = BodyDeadline(tokio::time::Instant::now() + self.edge.body_timeout);
-            request.extensions_mut().insert(deadline);
-        }
-        let https =
-            crate::auth::extract::is_https(request.uri(), request.headers(), request.extensions(), &self.edge.state);
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(request))) {
-            Ok(handler) => Ok((handler, https)),
-            Err(_panic) => Err(ApiError::Internal("handler panicked".into()).into_response()),
-        }
+    if let Some(refused) = unstorable(request.uri()) {
+        return Err(refused);
+    }
+    let https = crate::auth::extract::is_https(request.uri(), request.headers(), request.extensions(), state);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(request))) {
+        Ok(handler) => Ok((handler, https)),
+        Err(_panic) => Err(ApiError::Internal("handler panicked".into()).into_response()),
+    }
+}
+
+impl Edge {
+    /// Runs a handler (or answers its refusal) in a slot of `CONDUIT_MAX_CONCURRENCY`, under
+    /// the request timeout and a panic guard, inside the request's span or context.
+    async fn handle<F, B, E>(&self, handling: Result<(F, bool), Response<Body>>, request: &Finished) -> Response<Body>
+    where
+        F: Future<Output = Result<Response<B>, E>>,
+        E: std::fmt::Display,
+        B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let _in_flight = self.metrics.in_flight();
+        let (handler, https) = match handling {
+            Err(refused) => return refused,
+            Ok(handling) => handling,
+        };
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return ApiError::Overloaded.into_response();
+        };
+        let handled = AssertUnwindSafe(handler).catch_unwind();
+        let handled = tokio::time::timeout(self.request_timeout, handled);
+        let outcome = match &request.span {
+            Some(span) => handled.instrument(span.clone()).await,
+            None => {
+                let Finished { id, method, route, .. } = request;
+                let fields = RequestFields { id: id.clone(), method, route, uri: request.uri.clone() };
+                request_context::scope(fields, handled).await
+            }
+        };
+        let response = response_of(outcome);
+        if https { secure_session_cookie(response) } else { response }
     }
 }
 
@@ -224,8 +342,9 @@ struct Finished {
     id: HeaderValue,
     route: &'static str,
     method: &'static str,
-    /// Kept only when there will be an access line.
-    uri: Option<Uri>,
+    uri: Uri,
+    /// Whether there will be an access line.
+    access: bool,
     /// The request's span, when it has one (see `ops::request_context`).
     span: Option<tracing::Span>,
 }
@@ -233,7 +352,7 @@ struct Finished {
 impl Edge {
     /// Records the response (span, metrics, access line) and gives it its request id.
     fn finish(&self, mut response: Response<Body>, request: Finished) -> Response<Body> {
-        let Finished { started, id, route, method, uri, span } = request;
+        let Finished { started, id, route, method, uri, access, span } = request;
         let latency = started.elapsed();
         let status = response.status().as_u16();
         if let Some(span) = span.filter(|s| !s.is_disabled()) {
@@ -243,7 +362,7 @@ impl Edge {
             }
         }
         self.metrics.record_request(method, route, status, latency);
-        if let (Some(uri), Ok(request_id)) = (uri, id.to_str()) {
+        if let (true, Ok(request_id)) = (access, id.to_str()) {
             log_writer::access(&Access {
                 status,
                 latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),

@@ -14,7 +14,8 @@ use crate::error::{ApiError, ApiResult};
 /// else 415: a page on another site can send a cross-site `text/plain` or form body without
 /// asking the browser first, but not a JSON one, so this is what keeps such pages from logging
 /// a visitor in (to the attacker's account, say) or from writing anything with their cookie.
-/// It must arrive by the request's [`BodyDeadline`], else 408. A body that is not JSON, has
+/// Its bytes were read by the edge before the handler ran (under the body deadline: 408 past
+/// it; 413 past the body limit). A body that is not JSON, has
 /// wrong types, or lacks the `user`/`article`/`comment` wrapper is a 422.
 pub struct ApiJson<T>(pub T);
 
@@ -32,12 +33,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !declared_json {
             return Err(ApiError::NotJson);
         }
-        let deadline = req.extensions().get::<BodyDeadline>().copied();
-        let read = Bytes::from_request(req, state);
-        let read = match deadline {
-            Some(BodyDeadline(at)) => tokio::time::timeout_at(at, read).await.map_err(|_| ApiError::BodyTimeout)?,
-            None => read.await,
-        };
+        let read = Bytes::from_request(req, state).await;
         let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::TooLarge
@@ -71,11 +67,6 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> 
         <ApiJson<T> as FromRequest<S>>::from_request(req, state).await.map(Some)
     }
 }
-
-/// When a request's body must have arrived: [`ApiJson`] stops reading there and
-/// answers 408, so a body sent byte by byte cannot hold a slot until the request timeout.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub tokio::time::Instant);
 
 /// Default and maximum page sizes of list endpoints.
 pub const DEFAULT_LIMIT: i64 = 20;

@@ -77,59 +77,82 @@ pub fn client_net(ip: IpAddr) -> String {
     }
 }
 
+/// The counters of one client network: the address (an IPv6 client's /64), and for IPv6 also
+/// its /48 with [`WIDE_FACTOR`] times the allowance, so one site with a /48 (65,536 /64s)
+/// cannot take more than ten networks' budgets.
+fn per_network(kind: &str, ip: IpAddr, allowance: u32, window: Duration, returnable: bool) -> Vec<Limit> {
+    let mut limits = vec![Limit { key: format!("{kind}:{}", client_net(ip)), allowance, window, returnable }];
+    if let Some(site) = client_site(ip) {
+        let allowance = allowance.saturating_mul(WIDE_FACTOR);
+        limits.push(Limit { key: format!("{kind}:{site}"), allowance, window, returnable });
+    }
+    limits
+}
+
+/// An IPv6 client's /48 (a site's usual assignment); `None` for IPv4.
+fn client_site(ip: IpAddr) -> Option<String> {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            Some(format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]))
+        }
+        _ => None,
+    }
+}
+
 /// A login for `account` (a normalised email, at most [`MAX_EMAIL_LEN`] long) from `ip`: wrong
 /// guesses up to the configured allowance per account and address, so a stranger at one
 /// address cannot lock the owner out of another; ten times that per account over all
 /// addresses, which bounds a botnet's guesses; and, right or wrong, ten times that per address
 /// over all accounts ([`hash_limits`]), which bounds credential stuffing and hash floods.
-pub fn login_limits(settings: &LimitSettings, account: &str, ip: IpAddr) -> [Limit; 3] {
+pub fn login_limits(settings: &LimitSettings, account: &str, ip: IpAddr) -> Vec<Limit> {
     let net = client_net(ip);
     let allowance = settings.login_attempts_per_minute;
     let wide = allowance.saturating_mul(WIDE_FACTOR);
-    let [per_address] = hash_limits(settings, ip);
-    [
+    let mut limits = vec![
         Limit { key: format!("login-pair:{net}:{account}"), allowance, window: MINUTE, returnable: true },
         Limit { key: format!("login-account:{account}"), allowance: wide, window: MINUTE, returnable: true },
-        per_address,
-    ]
+    ];
+    limits.extend(hash_limits(settings, ip));
+    limits
 }
 
 /// Any password hash asked for from `ip` (a login, a new password): ten times the login
 /// allowance per address each minute, right or wrong, so one address (with one valid account,
 /// say) cannot keep the hashing queue full.
-pub fn hash_limits(settings: &LimitSettings, ip: IpAddr) -> [Limit; 1] {
+pub fn hash_limits(settings: &LimitSettings, ip: IpAddr) -> Vec<Limit> {
     let allowance = settings.login_attempts_per_minute.saturating_mul(WIDE_FACTOR);
-    [Limit { key: format!("login-net:{}", client_net(ip)), allowance, window: MINUTE, returnable: false }]
+    per_network("login-net", ip, allowance, MINUTE, false)
 }
 
-/// A registration from `ip`, successful or not: each one costs a password hash.
-pub fn registration_limits(settings: &LimitSettings, ip: IpAddr) -> [Limit; 1] {
-    let key = format!("register-net:{}", client_net(ip));
-    [Limit { key, allowance: settings.registrations_per_hour, window: HOUR, returnable: false }]
+/// A registration from `ip`, successful or not (each one costs a password hash), and the
+/// verification mail it sends to `email`, which counts against that recipient's mail like any
+/// other mail on request ([`mail_limits`]).
+pub fn registration_limits(settings: &LimitSettings, email: &str, ip: IpAddr) -> Vec<Limit> {
+    let mut limits = per_network("register-net", ip, settings.registrations_per_hour, HOUR, false);
+    limits.push(recipient_limit(settings, email));
+    limits
 }
 
 /// A mail sent on request (a verification link, a reset link) to `recipient` (a normalised
 /// address) for a client at `ip`: the configured number per recipient each hour, so nobody can
 /// flood an inbox, and ten times that per client address over all recipients. Every request
 /// counts, whether or not an account has the address, so the limit tells nothing either.
-pub fn mail_limits(settings: &LimitSettings, recipient: &str, ip: IpAddr) -> [Limit; 2] {
-    let allowance = settings.mails_per_hour;
-    [
-        Limit { key: format!("mail-to:{}", one_mailbox(recipient)), allowance, window: HOUR, returnable: false },
-        Limit {
-            key: format!("mail-net:{}", client_net(ip)),
-            allowance: allowance.saturating_mul(WIDE_FACTOR),
-            window: HOUR,
-            returnable: false,
-        },
-    ]
+pub fn mail_limits(settings: &LimitSettings, recipient: &str, ip: IpAddr) -> Vec<Limit> {
+    let mut limits = vec![recipient_limit(settings, recipient)];
+    limits.extend(per_network("mail-net", ip, settings.mails_per_hour.saturating_mul(WIDE_FACTOR), HOUR, false));
+    limits
+}
+
+fn recipient_limit(settings: &LimitSettings, recipient: &str) -> Limit {
+    let key = format!("mail-to:{}", one_mailbox(recipient));
+    Limit { key, allowance: settings.mails_per_hour, window: HOUR, returnable: false }
 }
 
 /// Redemptions of mailed tokens (verify, reset, undo) from one client address in a minute: a
 /// wrong token keeps its place, a right one gives it back. As many as guesses at one account.
-pub fn token_limits(settings: &LimitSettings, ip: IpAddr) -> [Limit; 1] {
-    let key = format!("token-net:{}", client_net(ip));
-    [Limit { key, allowance: settings.login_attempts_per_minute, window: MINUTE, returnable: true }]
+pub fn token_limits(settings: &LimitSettings, ip: IpAddr) -> Vec<Limit> {
+    per_network("token-net", ip, settings.login_attempts_per_minute, MINUTE, true)
 }
 
 /// The mailbox an address reaches, as one recipient counter: `a+tag@x` and `a@x` are one
@@ -172,7 +195,11 @@ pub struct RateLimiter {
 #[derive(Default)]
 struct Memory {
     counters: HashMap<String, Counter>,
-    last_sweep: u64,
+    /// Per window length, the counters in the order of their attempts, each with the time that
+    /// attempt leaves its window: the sweep's worklist, oldest first. Each reservation sweeps a
+    /// few entries more than it adds, so forgetting idle counters costs every request a little
+    /// and none a walk over a million of them.
+    expiries: HashMap<u64, VecDeque<(u64, String)>>,
 }
 
 struct Counter {
@@ -300,19 +327,16 @@ impl RateLimiter {
         Ok(u64::try_from(wait).unwrap_or(0))
     }
 
-    /// What [`RESERVE`] does, in memory, on `keys` (the limits' keys as stored).
+    /// What [`RESERVE`] does, in memory, on `keys` (the limits' keys as stored). A refused
+    /// attempt creates no counter: an attacker past one limit cannot grow the map with the keys
+    /// of the others.
     fn reserve_in_memory(&self, limits: &[Limit], keys: &[String], now: u64, id: u64) -> u64 {
         let mut memory = self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Forget idle counters now and then, so the map cannot grow without end.
-        if memory.counters.len() > 10_000 && now.saturating_sub(memory.last_sweep) > 1000 {
-            memory.counters.retain(|_, c| c.attempts.back().is_some_and(|(t, _)| now < t + c.window_ms));
-            memory.last_sweep = now;
-        }
+        memory.sweep(now, keys.len() + 1);
         let mut wait = 0;
         for (limit, key) in limits.iter().zip(keys) {
             let window_ms = millis(limit.window);
-            let counter =
-                memory.counters.entry(key.clone()).or_insert_with(|| Counter { window_ms, attempts: VecDeque::new() });
+            let Some(counter) = memory.counters.get_mut(key) else { continue };
             while counter.attempts.front().is_some_and(|(t, _)| t + window_ms <= now) {
                 counter.attempts.pop_front();
             }
@@ -322,13 +346,45 @@ impl RateLimiter {
             }
         }
         if wait == 0 {
-            for key in keys {
-                if let Some(counter) = memory.counters.get_mut(key) {
-                    counter.attempts.push_back((now, id));
-                }
+            for (limit, key) in limits.iter().zip(keys) {
+                let window_ms = millis(limit.window);
+                let counter = memory
+                    .counters
+                    .entry(key.clone())
+                    .or_insert_with(|| Counter { window_ms, attempts: VecDeque::new() });
+                counter.attempts.push_back((now, id));
+                memory.expiries.entry(window_ms).or_default().push_back((now + window_ms, key.clone()));
             }
         }
         wait
+    }
+
+    /// Counters held in memory now (for tests and measurements).
+    pub fn counters_in_memory(&self) -> usize {
+        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).counters.len()
+    }
+}
+
+impl Memory {
+    /// Looks at up to `step` of the oldest entries of each worklist whose attempt has left its
+    /// window, and forgets their counter unless it has had a newer attempt since (which has an
+    /// entry of its own further on).
+    fn sweep(&mut self, now: u64, step: usize) {
+        let Memory { counters, expiries } = self;
+        for worklist in expiries.values_mut() {
+            for _ in 0..step {
+                match worklist.front() {
+                    Some((expires, _)) if *expires <= now => {}
+                    _ => break,
+                }
+                let Some((_, key)) = worklist.pop_front() else { break };
+                let idle =
+                    counters.get(&key).is_some_and(|c| c.attempts.back().is_none_or(|(t, _)| t + c.window_ms <= now));
+                if idle {
+                    counters.remove(&key);
+                }
+            }
+        }
     }
 }
 
@@ -402,6 +458,62 @@ mod tests {
         assert!(limiter.reserve(&[limit("a", 2)]).await.is_err(), "the second and third fill it again");
         clock.advance(Duration::from_secs(30));
         limiter.reserve(&[limit("a", 2)]).await.unwrap().keep();
+    }
+
+    /// An address past its budget asks for logins to a million accounts: before, each refused
+    /// attempt left two empty counters behind (its pair and its account).
+    #[tokio::test]
+    async fn a_refused_attempt_creates_no_counter() {
+        let limiter = in_memory();
+        let net = Limit { returnable: false, ..limit("net", 1) };
+        limiter.reserve(std::slice::from_ref(&net)).await.unwrap().keep();
+        for i in 0..1000 {
+            let refused = limiter.reserve(&[limit(&format!("pair:{i}"), 5), net.clone()]).await;
+            assert!(refused.is_err());
+        }
+        assert_eq!(limiter.counters_in_memory(), 1);
+    }
+
+    /// Idle counters are forgotten a few at a time by the reservations that follow, never in
+    /// one walk over all of them (which, at a million addresses, held every request behind one
+    /// lock for the walk).
+    #[tokio::test]
+    async fn idle_counters_are_forgotten_a_few_per_reservation() {
+        let clock = Arc::new(crate::ops::clock::ManualClock::default());
+        let limiter = RateLimiter::new(None, clock.clone());
+        for i in 0..20_000 {
+            limiter.reserve(&[limit(&format!("a:{i}"), 1)]).await.unwrap().keep();
+        }
+        assert_eq!(limiter.counters_in_memory(), 20_000);
+        clock.advance(Duration::from_secs(61));
+        limiter.reserve(&[limit("b", 100_000)]).await.unwrap().keep();
+        let mut before = limiter.counters_in_memory();
+        assert!(before >= 20_000 - 1, "one reservation forgot {} counters", 20_001 - before);
+        for _ in 0..100 {
+            limiter.reserve(&[limit("b", 100_000)]).await.unwrap().keep();
+            let after = limiter.counters_in_memory();
+            assert!(before - after <= 2, "one reservation forgot {} counters", before - after);
+            before = after;
+        }
+        for _ in 0..10_000 {
+            limiter.reserve(&[limit("b", 100_000)]).await.unwrap().keep();
+        }
+        assert_eq!(limiter.counters_in_memory(), 1, "every idle counter forgotten, the busy one kept");
+    }
+
+    /// One IPv6 site (a /48 holds 65,536 /64s) gets ten networks' budgets, not 65,536.
+    #[tokio::test]
+    async fn an_ipv6_site_shares_ten_budgets() {
+        let limiter = in_memory();
+        let from = |net: u16| -> IpAddr { format!("2001:db8:7:{net:x}::1").parse().unwrap() };
+        for net in 0..10 {
+            limiter.reserve(&per_network("t", from(net), 1, MINUTE, false)).await.unwrap().keep();
+        }
+        assert!(limiter.reserve(&per_network("t", from(10), 1, MINUTE, false)).await.is_err(), "an 11th /64");
+        let elsewhere: IpAddr = "2001:db8:8::1".parse().unwrap();
+        limiter.reserve(&per_network("t", elsewhere, 1, MINUTE, false)).await.unwrap().keep();
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(per_network("t", v4, 1, MINUTE, false).len(), 1, "IPv4 has no site counter");
     }
 
     #[test]

@@ -20,6 +20,9 @@ use tokio::sync::Notify;
 use crate::config::MailSettings;
 use crate::ops::metrics::Metrics;
 
+/// What precedes the token in a link: the start of its URL fragment.
+const TOKEN_MARK: &str = "#token=";
+
 /// How long each kind of link works.
 pub const VERIFY_TTL: Duration = Duration::from_secs(48 * 3600);
 /// Under an hour, as a reset link is as good as the password.
@@ -94,8 +97,16 @@ impl Composer {
         same && stored.expires_at > now
     }
 
+    /// A link to the frontend's `page` with `token` in its fragment: a browser never sends a
+    /// fragment to any server, so the token stays out of access logs (the frontend's, a
+    /// proxy's) and out of the `Referer` of whatever the page loads.
     fn link(&self, page: &str, token: &str) -> String {
-        format!("{}/{page}?token={token}", self.links)
+        format!("{}/{page}{TOKEN_MARK}{token}", self.links)
+    }
+
+    /// Whether a mail's body carries a token (which must not outlive the mail's sending).
+    pub fn holds_token(body: &str) -> bool {
+        body.contains(TOKEN_MARK)
     }
 
     /// Registration, a resend, or a new address: the link that verifies `email`.
@@ -283,8 +294,8 @@ mod tests {
             (outgoing.mails[0].to.as_str(), outgoing.mails[1].to.as_str()),
             ("old@example.com", "new@example.com")
         );
-        assert!(outgoing.mails[0].body.contains("https://conduit.example/revert-email?token="));
-        assert!(outgoing.mails[1].body.contains("https://conduit.example/verify-email?token="));
+        assert!(outgoing.mails[0].body.contains("https://conduit.example/revert-email#token="));
+        assert!(outgoing.mails[1].body.contains("https://conduit.example/verify-email#token="));
         let purposes: Vec<_> = outgoing.tokens.iter().map(|t| (t.purpose, t.email.as_str())).collect();
         assert_eq!(
             purposes,

@@ -1,6 +1,10 @@
 //! The mail sender: a background task that claims due messages from the outbox, sends them
-//! (SMTP with lettre; or, with no SMTP configured, to the log or a folder), and marks each one
-//! sent, or failed with a retry after an exponential backoff, or dead after the last try.
+//! (SMTP with lettre, a folder, or the log when chosen), and marks each one sent (its text,
+//! which may carry a token, forgotten), or failed with a retry after an exponential backoff, or
+//! dead after the last try (forgetting its text if that carried a token). With no transport
+//! configured, mail stays queued in the outbox for `conduit mail list --show` to read: no
+//! token is ever written to the log unless the operator chose the log as the transport. Sent
+//! mail is deleted after `CONDUIT_MAIL_RETENTION_DAYS`.
 //!
 //! Every instance runs one. They share the outbox through the store's claims (on PostgreSQL
 //! `FOR UPDATE SKIP LOCKED`), so a message goes to one sender. A claim is a lease that outlives
@@ -34,38 +38,43 @@ const BATCH: i64 = 8;
 const POLL: Duration = Duration::from_secs(1);
 /// The longest wait between two tries of a message.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How often sent mail past its retention is deleted, and how much at a time.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: i64 = 1000;
 
 /// Where messages go.
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Folder(PathBuf),
-    /// No SMTP configured: each message is a log line, links included, for local development.
+    /// `CONDUIT_SMTP_URL=log:`: each message is a log line, links included.
     Log,
 }
 
 impl Transport {
-    fn new(settings: &MailSettings) -> anyhow::Result<Transport> {
-        Ok(match &settings.smtp_url {
-            Some(SmtpUrl::Smtp(url)) => Transport::Smtp(
+    /// The configured transport; `None` when there is none (mail stays queued).
+    fn new(settings: &MailSettings) -> anyhow::Result<Option<Transport>> {
+        let Some(url) = &settings.smtp_url else { return Ok(None) };
+        Ok(Some(match url {
+            SmtpUrl::Smtp(url) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .context("invalid CONDUIT_SMTP_URL")?
                     .timeout(Some(settings.smtp_timeout))
                     .build(),
             ),
-            Some(SmtpUrl::Folder(dir)) => {
+            SmtpUrl::Folder(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("cannot create the mail folder {} (CONDUIT_SMTP_URL)", dir.display()))?;
                 Transport::Folder(dir.clone())
             }
-            None => Transport::Log,
-        })
+            SmtpUrl::Log => Transport::Log,
+        }))
     }
 
     fn describe(&self) -> String {
         match self {
             Transport::Smtp(_) => "SMTP".into(),
             Transport::Folder(dir) => format!("the folder {}", dir.display()),
-            Transport::Log => "the log (no CONDUIT_SMTP_URL)".into(),
+            Transport::Log => "the log (CONDUIT_SMTP_URL=log:)".into(),
         }
     }
 
@@ -96,7 +105,7 @@ impl Transport {
             }
             Transport::Log => {
                 tracing::info!(mail.id = mail.id, mail.kind = %mail.kind, to = %mail.to, subject = %mail.subject,
-                    body = %mail.body, "mail written to the log instead of sent (no CONDUIT_SMTP_URL)");
+                    body = %mail.body, "mail written to the log (CONDUIT_SMTP_URL=log:)");
                 Ok(())
             }
         }
@@ -117,7 +126,12 @@ pub fn start(store: Arc<dyn Store>, mail: Arc<Composer>, metrics: Arc<Metrics>) 
         .mail_from
         .parse()
         .map_err(|e| anyhow::anyhow!("invalid CONDUIT_MAIL_FROM '{}': {e}", settings.mail_from))?;
-    tracing::info!(to = %transport.describe(), "mail sender started");
+    match &transport {
+        Some(transport) => tracing::info!(to = %transport.describe(), "mail sender started"),
+        None => tracing::warn!(
+            "no CONDUIT_SMTP_URL: mail is not sent but kept queued in the outbox; read it with `conduit mail list --show`"
+        ),
+    }
     let (stop, stopping) = watch::channel(false);
     let worker = Worker { store, mail, metrics, transport, from };
     Ok(Sender { stop, task: tokio::spawn(worker.run(stopping)) })
@@ -136,14 +150,23 @@ struct Worker {
     store: Arc<dyn Store>,
     mail: Arc<Composer>,
     metrics: Arc<Metrics>,
-    transport: Transport,
+    /// `None`: nothing is sent (mail stays queued).
+    transport: Option<Transport>,
     from: Mailbox,
 }
 
 impl Worker {
     async fn run(self, mut stopping: watch::Receiver<bool>) {
+        let mut pruned = tokio::time::Instant::now();
+        self.prune().await;
         loop {
-            self.send_due().await;
+            if let Some(transport) = &self.transport {
+                self.send_due(transport).await;
+            }
+            if pruned.elapsed() >= PRUNE_EVERY {
+                self.prune().await;
+                pruned = tokio::time::Instant::now();
+            }
             if *stopping.borrow() {
                 return;
             }
@@ -155,8 +178,23 @@ impl Worker {
         }
     }
 
+    /// Deletes sent mail past its retention, a batch at a time.
+    async fn prune(&self) {
+        let retention = i64::from(self.mail.settings.mail_retention_days) * 86_400_000;
+        loop {
+            match self.store.prune_mail(now_ms() - retention, PRUNE_BATCH).await {
+                Ok(n) if n == PRUNE_BATCH as u64 => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete old sent mail; retrying later");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Sends batches until nothing is due (or the store fails: the next round tries again).
-    async fn send_due(&self) {
+    async fn send_due(&self, transport: &Transport) {
         let settings = &self.mail.settings;
         // Longer than any send (each is cut off at the timeout) plus the writes around it.
         let lease = (settings.smtp_timeout * 2 + Duration::from_secs(5)).as_millis() as i64;
@@ -172,13 +210,13 @@ impl Worker {
             if batch.is_empty() {
                 return;
             }
-            futures::future::join_all(batch.iter().map(|mail| self.send_one(mail))).await;
+            futures::future::join_all(batch.iter().map(|mail| self.send_one(transport, mail))).await;
         }
     }
 
-    async fn send_one(&self, mail: &QueuedMail) {
+    async fn send_one(&self, transport: &Transport, mail: &QueuedMail) {
         let settings = &self.mail.settings;
-        let sent = match tokio::time::timeout(settings.smtp_timeout, self.transport.send(&self.from, mail)).await {
+        let sent = match tokio::time::timeout(settings.smtp_timeout, transport.send(&self.from, mail)).await {
             Ok(result) => result,
             Err(_) => Err((format!("no answer within {:?}", settings.smtp_timeout), false)),
         };
@@ -186,7 +224,7 @@ impl Worker {
             Ok(()) => {
                 self.metrics.record_mail("sent", 1);
                 tracing::info!(mail.id = mail.id, mail.kind = %mail.kind, attempts = mail.attempts,
-                    to = %self.transport.describe(), "mail delivered");
+                    to = %transport.describe(), "mail delivered");
                 self.store.mail_sent(mail.id, now_ms()).await
             }
             Err((error, permanent)) => {
@@ -196,7 +234,8 @@ impl Worker {
                 self.metrics.record_mail(if last { "dead" } else { "failed" }, 1);
                 tracing::warn!(mail.id = mail.id, mail.kind = %mail.kind, attempts = mail.attempts, %error,
                     dead = last, "mail not sent");
-                self.store.mail_failed(mail.id, &error, retry_at).await
+                let forget_body = last && Composer::holds_token(&mail.body);
+                self.store.mail_failed(mail.id, &error, retry_at, forget_body).await
             }
         };
         if let Err(e) = recorded {

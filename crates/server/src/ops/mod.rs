@@ -8,6 +8,7 @@ pub mod clock;
 pub mod database;
 pub mod log_writer;
 pub mod metrics;
+pub mod per_address;
 pub mod redis;
 pub mod request_context;
 pub mod serve;

@@ -5,6 +5,7 @@
 //! bound, slowloris clients (one header byte at a time) each hold a connection for ever.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,6 +19,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::config::{IpNet, is_trusted_proxy};
+use crate::ops::per_address::PerAddress;
+
+/// How many connections one peer address may hold open. Trusted proxies are exempt: behind
+/// one, every client shares its address, and the edge counts each client's requests instead.
+#[derive(Clone)]
+pub struct ConnectionCap {
+    pub per_address: Arc<PerAddress>,
+    pub trusted_proxies: Arc<[IpNet]>,
+}
+
 /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
 ///
 /// A client gets `header_read_timeout` to send each request's headers, counted from when the
@@ -27,6 +39,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
+    cap: Option<ConnectionCap>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -44,6 +57,17 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A peer past its connections is closed before anything is read from it.
+        let held = match &cap {
+            Some(cap) if !is_trusted_proxy(&cap.trusted_proxies, peer.ip()) => match cap.per_address.take(peer.ip()) {
+                Some(held) => Some(held),
+                None => {
+                    tracing::debug!(%peer, "connection refused: its address holds the most connections allowed");
+                    continue;
+                }
+            },
+            _ => None,
+        };
         // Responses are written whole; waiting to coalesce them only adds latency.
         let _ = stream.set_nodelay(true);
         let app = app.clone().map_request(move |mut request: Request<Incoming>| {
@@ -53,6 +77,7 @@ pub async fn serve(
         let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
         let connection = connections.watch(connection);
         tokio::spawn(async move {
+            let _held = held;
             if let Err(e) = connection.await {
                 // Clients that vanish or dawdle over their headers end up here; not our fault.
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
@@ -92,6 +117,7 @@ pub async fn serve_until(
     app: Router,
     metrics: Option<(TcpListener, Router)>,
     header_read_timeout: Duration,
+    cap: ConnectionCap,
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<Stopped> {
@@ -104,9 +130,9 @@ pub async fn serve_until(
         let _ = rx.wait_for(|stopping| *stopping).await;
     };
     if let Some((listener, router)) = metrics {
-        tokio::spawn(serve(listener, router, header_read_timeout, when_stopping(stopped.clone())));
+        tokio::spawn(serve(listener, router, header_read_timeout, None, when_stopping(stopped.clone())));
     }
-    let server = serve(listener, app, header_read_timeout, when_stopping(stopped.clone()));
+    let server = serve(listener, app, header_read_timeout, Some(cap), when_stopping(stopped.clone()));
     let deadline = async {
         when_stopping(stopped).await;
         tokio::time::sleep(grace).await;

@@ -91,8 +91,9 @@ pub(crate) async fn register(
         return Err(errors.into());
     };
     // Every registration counts against its address, taken or not: each costs a password hash,
-    // and a refused one tells whether a name or email exists.
-    state.limiter.reserve(&registration_limits(&state.limits, ip)).await?.keep();
+    // and a refused one tells whether a name or email exists. Its verification mail counts
+    // against the recipient's mail, whether or not the address turns out to be taken.
+    state.limiter.reserve(&registration_limits(&state.limits, email.as_str(), ip)).await?.keep();
     let password_hash = state.passwords.hash(admission, password).await?;
     // The verification link is queued with the account, in its transaction.
     let outgoing = state.mail.verification(&username, &email);

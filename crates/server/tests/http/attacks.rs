@@ -384,6 +384,123 @@ async fn a_slow_body_is_cut_off_with_408() {
     assert!(took < Duration::from_secs(8), "cut off by the body deadline, not the request timeout: {took:?}");
 }
 
+/// Opens a connection and sends a request whose body is announced (1,000 bytes) but only begun,
+/// from `ip` (through the proxy on 127.0.0.1) with `token`; the connection is returned open.
+async fn begin_slow_body(base: &str, method: &str, path: &str, ip: &str, token: Option<&str>) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    let auth = token.map(|t| format!("Authorization: Token {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {ip}\r\n{auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"user\":"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// The status of whatever the server has answered on `stream` within `within`, if anything.
+async fn answer_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<u16> {
+    let mut answer = vec![0; 512];
+    let n = tokio::time::timeout(within, stream.read(&mut answer)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&answer[..n]);
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+/// 200 login bodies trickling in from 200 addresses held every place of the password-hash
+/// queue (taken before the body was read): a real login answered 503. Now a body is read before
+/// the request takes a slot or a queue place, so they hold nothing but their connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_login_bodies_from_many_addresses_hold_no_place_in_the_hash_queue() {
+    let app = TestApp::sqlite_with(behind_proxy).await;
+    app.register("jake").await;
+    let mut slow = Vec::new();
+    for i in 0..200 {
+        let ip = format!("10.9.{}.{}", i / 256, i % 256);
+        slow.push(begin_slow_body(&app.base, "POST", "/api/users/login", &ip, None).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = login_from(&app, "192.0.2.77", "jake@example.com", "password123").await;
+    assert_eq!(status, StatusCode::OK, "a real login while 200 bodies trickle in");
+    let (status, _) = app
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "anna", "email": "anna@example.com", "password": "password123"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "a registration too");
+    for stream in &mut slow {
+        assert_eq!(answer_within(stream, Duration::from_millis(1)).await, None, "still waiting for its body");
+    }
+}
+
+/// One account holder's slow `PUT /api/user` bodies held every request slot: then any read
+/// answered 503. Now they hold no slot while their bodies arrive, and one address holds at most
+/// `CONDUIT_MAX_REQUESTS_PER_ADDRESS` requests in flight: past it, 429 (at once for a request
+/// without a body; one with a body is read and thrown away first, see `http::edge`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_requests_and_no_slot_while_bodies_arrive() {
+    let app = TestApp::sqlite_with(|c| {
+        behind_proxy(c);
+        c.http.max_concurrency = 16;
+        c.http.max_requests_per_address = 20;
+    })
+    .await;
+    let token = app.register("holder").await;
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        slow.push(begin_slow_body(&app.base, "PUT", "/api/user", "203.0.113.50", Some(&token)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for stream in &mut slow {
+        assert_eq!(answer_within(stream, Duration::from_millis(1)).await, None, "still waiting for its body");
+    }
+    // 20 bodies arriving hold none of the 16 slots: others are served.
+    let reads = futures::future::join_all((0..10).map(|i| {
+        let request =
+            app.client.get(format!("{}/api/articles", app.base)).header("x-forwarded-for", format!("192.0.2.{i}"));
+        async move { request.send().await.unwrap().status() }
+    }))
+    .await;
+    assert!(reads.iter().all(|s| *s == StatusCode::OK), "{reads:?}");
+    let busy = || app.client.get(format!("{}/api/articles", app.base)).header("x-forwarded-for", "203.0.113.50");
+    let started = Instant::now();
+    let response = busy().send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "the busy address itself");
+    assert!(started.elapsed() < Duration::from_secs(2), "at once: {:?}", started.elapsed());
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert!(!error_messages(&body, "rate").is_empty(), "{body}");
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(busy().send().await.unwrap().status(), StatusCode::OK, "its places come back as its requests end");
+}
+
+/// A peer that is not a trusted proxy holds at most `CONDUIT_MAX_CONNECTIONS_PER_ADDRESS`
+/// connections: the next one is closed before anything is read from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_holds_at_most_its_connections() {
+    let app = TestApp::sqlite_with(|c| c.http.max_connections_per_address = 8).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let request = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut ninth = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _ = ninth.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), ninth.read_to_end(&mut answer)).await;
+    assert!(answer.is_empty(), "the ninth connection is closed unanswered: {}", String::from_utf8_lossy(&answer));
+    let mut first = open.remove(0);
+    first.write_all(request).await.unwrap();
+    assert_eq!(answer_within(&mut first, Duration::from_secs(5)).await, Some(200), "the eight are served");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = tokio::net::TcpStream::connect(&address).await.unwrap();
+    again.write_all(request).await.unwrap();
+    assert_eq!(answer_within(&mut again, Duration::from_secs(5)).await, Some(200), "a place freed is taken again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cross_site_text_plain_login_is_refused() {
     let app = TestApp::sqlite().await;

@@ -62,8 +62,8 @@ pub fn keys() -> TokenKeys {
 
 /// The configuration of a test server: the defaults, as from an empty environment, but for the
 /// database, a free port, the shared secret, mail to `dir/mail`, and room for the many
-/// registrations from one address that most tests make (the limit itself is tested in
-/// `attacks.rs` and `ratelimit.rs`, with the real default).
+/// registrations, requests and connections from one address that most tests make (the limits
+/// themselves are tested in `attacks.rs` and `ratelimit.rs`, with the real defaults).
 pub fn test_config(database_url: &str, dir: &Path) -> Config {
     let mail = url::Url::from_directory_path(dir.join("mail")).unwrap().to_string();
     let secret = std::str::from_utf8(SECRET).unwrap().to_owned();
@@ -75,6 +75,8 @@ pub fn test_config(database_url: &str, dir: &Path) -> Config {
         ("CONDUIT_SMTP_URL", mail),
         ("CONDUIT_PUBLIC_URL", "https://frontend.example".to_owned()),
         ("CONDUIT_REGISTRATIONS_PER_HOUR", "100000".to_owned()),
+        ("CONDUIT_MAX_REQUESTS_PER_ADDRESS", "100000".to_owned()),
+        ("CONDUIT_MAX_CONNECTIONS_PER_ADDRESS", "100000".to_owned()),
         ("CONDUIT_SHUTDOWN_GRACE", "5".to_owned()),
     ];
     let env = move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
@@ -213,7 +215,7 @@ impl TestApp {
             .filter_map(|p| Some((p.file_stem()?.to_str()?.parse().ok()?, p)))
             .collect();
         mails.sort();
-        let marker = format!("/{page}?token=");
+        let marker = format!("/{page}#token=");
         mails
             .iter()
             .filter_map(|(_, path)| {

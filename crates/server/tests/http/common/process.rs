@@ -15,8 +15,11 @@ pub fn conduit(dir: &Path) -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CONDUIT_LOG_FORMAT", "json")
-        // Tests register many users from 127.0.0.1; the limit itself is tested in `attacks.rs`.
+        // Tests register many users and send many requests from 127.0.0.1; the limits
+        // themselves are tested in `attacks.rs`.
         .env("CONDUIT_REGISTRATIONS_PER_HOUR", "100000")
+        .env("CONDUIT_MAX_REQUESTS_PER_ADDRESS", "100000")
+        .env("CONDUIT_MAX_CONNECTIONS_PER_ADDRESS", "100000")
         .stdin(Stdio::null());
     command
 }
@@ -44,6 +47,8 @@ pub struct Server {
     pub base: String,
     /// Where `/metrics` is served, when `CONDUIT_METRICS_BIND` moved it.
     pub metrics: Option<String>,
+    /// Every line it has written to stdout (its log) so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -61,8 +66,10 @@ impl Server {
             .spawn()
             .expect("spawn conduit");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         for line in lines.by_ref() {
             let line = line.expect("read log");
+            written.lock().unwrap().push(line.clone());
             let log: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if log["message"] == "metrics are served separately" {
                 metrics = Some(log["address"].as_str().unwrap().to_owned());
@@ -70,8 +77,11 @@ impl Server {
             if log["message"] == "conduit is listening" {
                 let base = log["address"].as_str().unwrap().to_owned();
                 // Keep reading so the server's later log lines never hit a closed pipe.
-                std::thread::spawn(move || lines.for_each(drop));
-                return Server { child, base, metrics };
+                let kept = written.clone();
+                std::thread::spawn(move || {
+                    lines.map_while(Result::ok).for_each(|line| kept.lock().unwrap().push(line))
+                });
+                return Server { child, base, metrics, log: written };
             }
         }
         let status = child.wait();

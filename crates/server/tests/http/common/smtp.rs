@@ -160,7 +160,7 @@ impl SmtpSink {
 /// The token of the first link to `page` in a message's body.
 pub fn link_token(message: &Value, page: &str) -> String {
     let body = message["body"].as_str().unwrap();
-    let start = body.find(&format!("/{page}?token=")).unwrap_or_else(|| panic!("no {page} link in {body}"));
+    let start = body.find(&format!("/{page}#token=")).unwrap_or_else(|| panic!("no {page} link in {body}"));
     body[start + page.len() + 8..].split_whitespace().next().unwrap().to_owned()
 }
 
