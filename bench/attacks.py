@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import free_port, wrk  # noqa: E402  (the harness: a free port, wrk and its parsing)
+from run import free_port, proc_status, wrk  # noqa: E402  (the harness: a free port, wrk and its parsing)
 
 SECRET = "attacks.py secret, long enough for HS256 keys"
 
@@ -278,8 +278,145 @@ def sustained_flood(server):
             f"the flood: {flood['rps']:.0f} answers/s, p99 {flood['p99']:.1f} ms"]
 
 
+def open_slow_body(server, method, path, ip, token=None):
+    """A connection that sent a request's headers and the start of a 1,000-byte body, kept open."""
+    host, port = server.base.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)))
+    auth = f"Authorization: Token {token}\r\n" if token else ""
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {ip}\r\n{auth}"
+              f"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"user\":".encode())
+    return s
+
+
+def slow_login_bodies(server):
+    """200 login bodies trickling in from 200 addresses, then a real login from another."""
+    server.register("owner3", "192.0.2.9")
+    slow = [open_slow_body(server, "POST", "/api/users/login", f"10.7.{i // 256}.{i % 256}") for i in range(200)]
+    time.sleep(0.5)
+    status, _, _, took = login(server.base, "192.0.2.90", "owner3@example.com", "password123")
+    for s in slow:
+        s.close()
+    return [f"200 slow login bodies from 200 addresses, then a real login: {status} in {took * 1000:.0f} ms"]
+
+
+def slow_put_bodies(server):
+    """One account's slow PUT /api/user bodies, more than CONDUIT_MAX_CONCURRENCY (256 here), then
+    reads from other addresses."""
+    token = server.register("holder", "192.0.2.10")
+    slow = [open_slow_body(server, "PUT", "/api/user", "203.0.113.50", token) for _ in range(300)]
+    time.sleep(0.5)
+    reads = parallel([lambda i=i: call(server.base, "GET", "/api/articles", headers={"X-Forwarded-For": f"192.0.2.{100 + i}"})
+                      for i in range(20)], 20)
+    own = call(server.base, "GET", "/api/articles", headers={"X-Forwarded-For": "203.0.113.50"})
+    for s in slow:
+        s.close()
+    return [f"300 slow PUT /api/user bodies with one token from one address, then 20 reads from others: "
+            f"{tally(r[0] for r in reads)}; a read from the holder's address: {own[0]}"]
+
+
+slow_put_bodies.env = {"CONDUIT_MAX_CONCURRENCY": "256"}
+
+
+def deep_offset_flood(server):
+    """10 s of reads from one address, alone, then beside 64 connections from another address all
+    asking the deepest allowed offset (on 10,000 seeded articles)."""
+    subprocess.run([server.binary, "seed", "--articles", "10000"], env=server.env, cwd=server.dir.name,
+                   check=True, capture_output=True)
+    names = {"slug": "", "email": ""}
+    url = f"{server.base}/api/tags"
+    alone = wrk(url, None, "from_reader.lua", names, 10, 16, 1, server.process.pid)
+    with concurrent.futures.ThreadPoolExecutor(1) as one:
+        flooding = one.submit(wrk, f"{server.base}/api/articles?offset=9980", None, None, names, 12, 64, 1, None)
+        time.sleep(1)
+        beside = wrk(url, None, "from_reader.lua", names, 10, 16, 1, server.process.pid)
+        flood = flooding.result()
+
+    def reads(r):
+        return f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, {r['non2xx']} non-2xx"
+    return [f"GET /api/tags from one address alone: {reads(alone)}",
+            f"the same beside 64 connections from another address asking ?offset=9980: {reads(beside)}",
+            f"the flood: {flood['rps']:.0f} answers/s ({flood['non2xx']} non-2xx, i.e. 429), p99 {flood['p99']:.1f} ms"]
+
+
+HEAVY_CONNECTIONS = 64
+RSS_GUARD_MB = 4096
+
+
+def heavy_pages(server):
+    """Peak RSS while HEAVY_CONNECTIONS connections ask, for 10 s, half the heaviest anonymous page
+    (an article's comments, ?limit=1000, over 1,000 comments of 16,384 four-byte characters) and
+    half the heaviest export (an account of 100 articles of 1,000,000 characters)."""
+    talker = server.register("talker", "192.0.2.11")
+    writer = server.register("writer", "192.0.2.12")
+    status, body, _, _ = call(server.base, "POST", "/api/articles",
+                              {"article": {"title": "Thread", "description": "d", "body": "b"}}, token=talker)
+    slug = body["article"]["slug"]
+    comment = "\U0001F600" * 16_384
+    parallel([lambda: call(server.base, "POST", f"/api/articles/{slug}/comments", {"comment": {"body": comment}},
+                           token=talker) for _ in range(1000)], 8)
+    article_body = "a" * 1_000_000
+    parallel([lambda i=i: call(server.base, "POST", "/api/articles",
+                               {"article": {"title": f"Long {i}", "description": "d", "body": article_body}},
+                               token=writer) for i in range(100)], 4)
+    page = call(server.base, "GET", f"/api/articles/{slug}/comments?limit=1000")
+    page_bytes = len(json.dumps(page[1]).encode()) if page[1] else 0
+    rss_before = proc_status(server.process.pid, "VmRSS") or 0
+    names = {"slug": "", "email": ""}
+    killed = threading_guard(server.process.pid, RSS_GUARD_MB)
+    half = max(1, HEAVY_CONNECTIONS // 2)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        pages = pool.submit(wrk, f"{server.base}/api/articles/{slug}/comments?limit=1000", None, None, names,
+                            10, half, 1, server.process.pid)
+        exports = pool.submit(wrk, f"{server.base}/api/user/export", writer, None, names, 10, half, 1, None)
+        try:
+            pages, exports = pages.result(), exports.result()
+        except Exception as e:  # wrk fails when the server is killed
+            pages = exports = None
+            error = repr(e)
+    killed.stop()
+    peak = proc_status(server.process.pid, "VmHWM")
+    if killed.fired:
+        return [f"{HEAVY_CONNECTIONS} connections on the heaviest page and export: killed past {RSS_GUARD_MB} MB of RSS"]
+    if pages is None:
+        return [f"heavy pages: could not run: {error}"]
+    return [f"one anonymous page of 1,000 comments asked with limit=1000: {page_bytes / 1e6:.1f} MB of JSON",
+            f"{half} connections on that page and {half} on the export of 100 MB of articles, 10 s: "
+            f"page {pages['rps']:.1f} req/s, export {exports['rps']:.1f} req/s; RSS {rss_before:.0f} MB before, "
+            f"peak {peak:.0f} MB (VmHWM)"]
+
+
+heavy_pages.env = {"CONDUIT_COMMENTS_PER_MINUTE": "1000000", "CONDUIT_ARTICLES_PER_HOUR": "1000000",
+                   "CONDUIT_EXPORTS_PER_HOUR": "1000000", "CONDUIT_MAX_REQUESTS_PER_ADDRESS": "1000000",
+                   "CONDUIT_BODY_LIMIT": "2000000"}
+
+
+class threading_guard:  # noqa: N801  (used like a function)
+    """Kills `pid` if its RSS passes `limit_mb`, so that a measurement of an unbounded build cannot
+    take the machine down."""
+
+    def __init__(self, pid, limit_mb):
+        import threading
+        self.fired = False
+        self.stopped = threading.Event()
+
+        def watch():
+            while not self.stopped.wait(0.05):
+                rss = proc_status(pid, "VmRSS")
+                if rss and rss > limit_mb:
+                    self.fired = True
+                    os.kill(pid, 9)
+                    return
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+
+
 ATTACKS = [parallel_guesses, lockout, stolen_token, stale_token_change, session_logout, text_plain_login,
-           last_admin, registrations_from_one_address, slow_body, flood, sustained_flood]
+           last_admin, registrations_from_one_address, slow_body, flood, sustained_flood, slow_login_bodies,
+           slow_put_bodies, deep_offset_flood, heavy_pages]
 
 
 def main():
@@ -288,13 +425,16 @@ def main():
     parser.add_argument("--only", help="run only the attack of this name")
     parser.add_argument("--flood-connections", type=int, default=FLOOD_CONNECTIONS,
                         help="connections of the sustained flood (default 500)")
+    parser.add_argument("--heavy-connections", type=int, default=HEAVY_CONNECTIONS,
+                        help="connections of heavy_pages (default 64; an unbounded build may need fewer)")
     args = parser.parse_args()
     globals()["FLOOD_CONNECTIONS"] = args.flood_connections
+    globals()["HEAVY_CONNECTIONS"] = args.heavy_connections
     for attack in ATTACKS:
         if args.only and attack.__name__ != args.only:
             continue
         # Each attack on a fresh server, so none inherits another's counters.
-        server = Server(os.path.abspath(args.bin))
+        server = Server(os.path.abspath(args.bin), getattr(attack, "env", None))
         try:
             for line in attack(server):
                 print(f"{attack.__name__}: {line}", flush=True)

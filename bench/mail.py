@@ -65,7 +65,7 @@ def serve(binary, work, port, smtp_port, extra=()):
     env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_BIND=f"127.0.0.1:{port}",
                DATABASE_URL=f"sqlite://{work}/conduit.db", CONDUIT_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
                CONDUIT_PUBLIC_URL="https://frontend.example",
-               CONDUIT_REGISTRATIONS_PER_HOUR="1000000", CONDUIT_LOGIN_ATTEMPTS="1000000")
+               CONDUIT_REGISTRATIONS_PER_HOUR="1000000", CONDUIT_MAX_REQUESTS_PER_ADDRESS="1000000", CONDUIT_MAX_CONNECTIONS_PER_ADDRESS="1000000", CONDUIT_ARTICLES_PER_HOUR="1000000000", CONDUIT_COMMENTS_PER_MINUTE="1000000000", CONDUIT_LOGIN_ATTEMPTS="1000000")
     env.update(extra)
     origin = f"http://127.0.0.1:{port}"
     return run.start([binary], origin + "/health/ready", env), origin

@@ -54,7 +54,7 @@ def main():
     admin = args.postgres.rstrip("/")
     name = f"conduit_scale_{args.articles}"
     url = admin.rsplit("/", 1)[0] + "/" + name
-    env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_LOGIN_ATTEMPTS="1000000",
+    env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_MAX_REQUESTS_PER_ADDRESS="1000000", CONDUIT_MAX_CONNECTIONS_PER_ADDRESS="1000000", CONDUIT_ARTICLES_PER_HOUR="1000000000", CONDUIT_COMMENTS_PER_MINUTE="1000000000", CONDUIT_LOGIN_ATTEMPTS="1000000",
                CONDUIT_JWT_SECRET=secrets.token_hex(32), PG_ADMIN=admin)
     scale.seed(args.bin, env, args.articles, keep=True)
     variants, names = args.variants.split(","), args.scenarios.split(",")

@@ -482,7 +482,7 @@ def main():
             origin = f"http://127.0.0.1:{port}"
             api = origin + "/api"
             env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_BIND=f"127.0.0.1:{port}",
-                       CONDUIT_LOGIN_ATTEMPTS="1000000", CONDUIT_REGISTRATIONS_PER_HOUR="1000000")
+                       CONDUIT_MAX_REQUESTS_PER_ADDRESS="1000000", CONDUIT_MAX_CONNECTIONS_PER_ADDRESS="1000000", CONDUIT_ARTICLES_PER_HOUR="1000000000", CONDUIT_COMMENTS_PER_MINUTE="1000000000", CONDUIT_LOGIN_ATTEMPTS="1000000", CONDUIT_REGISTRATIONS_PER_HOUR="1000000")
             if args.postgres:
                 url = args.postgres.rstrip("/")
                 if url.endswith("/postgres"):

@@ -173,7 +173,7 @@ def main():
         raise SystemExit(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
     work = args.keep or tempfile.mkdtemp(prefix="conduit-scale-")
     os.makedirs(work, exist_ok=True)
-    env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_LOGIN_ATTEMPTS="1000000",
+    env = dict(os.environ, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn", CONDUIT_MAX_REQUESTS_PER_ADDRESS="1000000", CONDUIT_MAX_CONNECTIONS_PER_ADDRESS="1000000", CONDUIT_ARTICLES_PER_HOUR="1000000000", CONDUIT_COMMENTS_PER_MINUTE="1000000000", CONDUIT_LOGIN_ATTEMPTS="1000000",
                WORK=work, CONDUIT_JWT_SECRET=secrets.token_hex(32))
     if args.postgres:
         env["PG_ADMIN"] = args.postgres.rstrip("/")

@@ -183,7 +183,7 @@ def test_without_a_request_id_conduit_makes_one_and_nginx_adds_none(stack):
 
 # --- (e) long answers to slow readers, slow bodies ----------------------------------------------
 
-COMMENT = "A long comment, to make a long answer. " * 1500  # 58.5 KB (the limit is 64 Ki characters)
+ARTICLE_BODY = "A long article, to make a long answer. " * 23_000  # 897 KB (the body limit is 1 MiB)
 
 
 def largest_send_buffer():
@@ -195,30 +195,33 @@ def largest_send_buffer():
 
 
 @pytest.fixture(scope="session")
-def long_comments(stack, user):
-    """The path of an article's comments, an answer 2 MB longer than nginx's socket to a client
-    can hold (so nginx must keep the rest itself while the client does not read)."""
+def long_export(stack):
+    """A user whose export (GET /api/user/export, which Conduit streams a page at a time) is 2 MB
+    longer than nginx's socket to a client can hold, so nginx must keep the rest itself while
+    the client does not read; and that user's token."""
     client = client_address()
-    token = [("Authorization", f"Token {user['token']}")]
-    article = {"article": {"title": f"Much discussed {RUN}", "description": "d", "body": "b"}}
-    created = stack.http("POST", "/api/articles", body=article, client=client, headers=token)
-    assert created.status == 201, created
-    path = f"/api/articles/{created.json()['article']['slug']}/comments"
-    count = (largest_send_buffer() + 2_000_000) // len(COMMENT) + 1
-    assert count <= 500, "more comments than one page holds"
+    fields = new_user()
+    response = stack.http("POST", "/api/users", body={"user": fields}, client=client)
+    assert response.status == 201, response
+    token = response.json()["user"]["token"]
+    count = (largest_send_buffer() + 2_000_000) // len(ARTICLE_BODY) + 1
+    assert count <= 30, "more articles than one account may publish in an hour"
     for i in range(count):
-        comment = stack.http("POST", path, body={"comment": {"body": f"{i}: {COMMENT}"}}, client=client, headers=token)
-        assert comment.status == 201, comment
-    return path, count
+        article = {"article": {"title": f"Long {i} {RUN}", "description": "d", "body": ARTICLE_BODY}}
+        created = stack.http("POST", "/api/articles", body=article, client=client,
+                             headers=[("Authorization", f"Token {token}")])
+        assert created.status == 201, created
+    return token, count
 
 
-def test_a_long_answer_waits_in_nginx_for_a_stalled_reader_and_arrives_whole(stack, long_comments):
+def test_a_long_answer_waits_in_nginx_for_a_stalled_reader_and_arrives_whole(stack, long_export):
     """A client that asks for a long answer and then reads nothing for a while: nginx takes the
     whole answer from Conduit anyway, keeping what does not fit in its buffers and the socket
     in a temporary file (`proxy_buffering on`), serves others meanwhile, and the client gets
     every byte when it reads."""
-    path, count = long_comments
-    direct = stack.instances[0].call("GET", path)
+    token, count = long_export
+    auth = [("Authorization", f"Token {token}")]
+    direct = stack.instances[0].call("GET", "/api/user/export", headers=auth)
     assert direct.status == 200 and len(direct.body) > largest_send_buffer() + 1_000_000, len(direct.body)
     port = stack.nginx.http_port
     with socket.socket() as s:
@@ -226,7 +229,8 @@ def test_a_long_answer_waits_in_nginx_for_a_stalled_reader_and_arrives_whole(sta
         s.settimeout(10)
         s.bind((client_address(), 0))
         s.connect((NGINX_ADDRESS, port))
-        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {NGINX_ADDRESS}:{port}\r\n\r\n".encode())
+        s.sendall(f"GET /api/user/export HTTP/1.0\r\nHost: {NGINX_ADDRESS}:{port}\r\n"
+                  f"Authorization: Token {token}\r\n\r\n".encode())
         # Not one byte read yet.
         wait_for("nginx to buffer the answer to a temporary file",
                  lambda: "an upstream response is buffered to a temporary file" in stack.nginx.errors(), 10)
@@ -243,12 +247,11 @@ def test_a_long_answer_waits_in_nginx_for_a_stalled_reader_and_arrives_whole(sta
             data += piece
     head, _, body = bytes(data).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     assert lines[0].split()[1] == "200", lines[0]
-    assert int(headers["content-length"]) == len(body)
-    got = json.loads(body)
-    assert len(got["comments"]) == count
-    assert got == direct.json()
+    got = json.loads(body)["export"]
+    expected = direct.json()["export"]
+    assert len(got["articles"]) == count
+    assert got["articles"] == expected["articles"] and got["user"] == expected["user"]
 
 
 def send_slowly(port, path, body, client, seconds, request_id, pieces=25):

@@ -265,56 +265,103 @@ pub async fn delete(
     Ok(true)
 }
 
-/// Everything account `id` owns; `None` when there is no such account.
-pub async fn export(db: &Pool, id: UserId) -> Result<Option<UserExport>, DbError> {
-    let Some(user) = crate::users::by_id(db, id).await? else {
-        return Ok(None);
-    };
-    let id = id.get();
-    let articles = sqlx::query_as!(
+/// One page of an export's articles: `author`'s, newest first, older than `before` (an
+/// article id), at most `limit`, and ending after the article that reaches
+/// [`EXPORT_PAGE_TEXT`] characters of bodies, so a page holds at most a few megabytes whatever
+/// the account wrote.
+pub async fn export_articles(
+    db: &Pool,
+    author: UserId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Article>, DbError> {
+    let (author, before, budget) = (author.get(), before.unwrap_or(i64::MAX), EXPORT_PAGE_TEXT);
+    let rows = sqlx::query_as!(
         ArticleRow,
-        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
-                  a.tag_list AS "tag_list!: sqlx::types::Json<Vec<String>>",
-                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
-                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS "favorited!: bool",
-                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
-                      AS "favorites_count!: i64",
-                  u.username, u.bio, u.image, FALSE AS "following!: bool"
-           FROM articles a JOIN users u ON u.id = a.author_id
-           WHERE a.author_id = $1 ORDER BY a.id DESC"#,
-        id
+        r#"SELECT p.id AS "id!", p.slug AS "slug!", p.title AS "title!", p.description AS "description!",
+                  p.body AS "body?", p.tag_list AS "tag_list!: sqlx::types::Json<Vec<String>>",
+                  p.created_at AS "created_at!: DateTime<Utc>", p.updated_at AS "updated_at!: DateTime<Utc>",
+                  p.favorited AS "favorited!: bool", p.favorites_count AS "favorites_count!: i64",
+                  p.username AS "username!", p.bio AS "bio?", p.image AS "image?", FALSE AS "following!: bool"
+           FROM (SELECT w.*, SUM(w.size) OVER (ORDER BY w.id DESC) AS running
+                 FROM (SELECT a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
+                              EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS favorited,
+                              (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc
+                               WHERE fc.article_id = a.id) AS favorites_count,
+                              u.username, u.bio, u.image, LENGTH(a.body) AS size
+                       FROM articles a JOIN users u ON u.id = a.author_id
+                       WHERE a.author_id = $1 AND a.id < $2
+                       ORDER BY a.id DESC LIMIT $3) w) p
+           WHERE p.running - p.size < $4
+           ORDER BY p.id DESC"#,
+        author,
+        before,
+        limit,
+        budget
     )
     .fetch_all(db)
     .await?;
-    let comments = sqlx::query!(
-        r#"SELECT c.id AS "id!", a.slug, c.body, c.created_at AS "created_at!: DateTime<Utc>"
-           FROM comments c JOIN articles a ON a.id = c.article_id
-           WHERE c.author_id = $1 ORDER BY c.id"#,
-        id
+    Ok(rows.into_iter().map(Article::from).collect())
+}
+
+/// One page of an export's comments: `author`'s, oldest first, after `after` (a comment id), at
+/// most `limit`, ending after the comment that reaches [`EXPORT_PAGE_TEXT`] characters.
+pub async fn export_comments(
+    db: &Pool,
+    author: UserId,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ExportedComment>, DbError> {
+    let (author, after, budget) = (author.get(), after.unwrap_or(0), EXPORT_PAGE_TEXT);
+    Ok(sqlx::query_as!(
+        ExportedComment,
+        r#"SELECT p.id AS "id!", p.slug AS "article!", p.body AS "body!", p.created_at AS "created_at!: DateTime<Utc>"
+           FROM (SELECT w.*, SUM(w.size) OVER (ORDER BY w.id) AS running
+                 FROM (SELECT c.id, a.slug, c.body, c.created_at, LENGTH(c.body) AS size
+                       FROM comments c JOIN articles a ON a.id = c.article_id
+                       WHERE c.author_id = $1 AND c.id > $2
+                       ORDER BY c.id LIMIT $3) w) p
+           WHERE p.running - p.size < $4
+           ORDER BY p.id"#,
+        author,
+        after,
+        limit,
+        budget
     )
     .fetch_all(db)
-    .await?;
-    let favorites = sqlx::query_scalar!(
-        "SELECT a.slug FROM favorites f JOIN articles a ON a.id = f.article_id WHERE f.user_id = $1 ORDER BY a.id",
-        id
-    )
-    .fetch_all(db)
-    .await?;
-    let follows = sqlx::query_scalar!(
-        "SELECT u.username FROM follows f JOIN users u ON u.id = f.followee_id
-         WHERE f.follower_id = $1 ORDER BY u.username",
-        id
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(Some(UserExport {
+    .await?)
+}
+
+/// One page of an export's favorites: (article id, slug), by article id, after `after`.
+pub async fn export_favorites(
+    db: &Pool,
+    user: UserId,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let (user, after) = (user.get(), after.unwrap_or(0));
+    let rows = sqlx::query!(
+        r#"SELECT a.id AS "id!", a.slug FROM favorites f JOIN articles a ON a.id = f.article_id
+           WHERE f.user_id = $1 AND a.id > $2 ORDER BY a.id LIMIT $3"#,
         user,
-        articles: articles.into_iter().map(Article::from).collect(),
-        comments: comments
-            .into_iter()
-            .map(|c| ExportedComment { id: c.id, article: c.slug, body: c.body, created_at: c.created_at })
-            .collect(),
-        favorites,
-        follows,
-    }))
+        after,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.slug)).collect())
+}
+
+/// One page of an export's follows: usernames in order, after `after`.
+pub async fn export_follows(db: &Pool, user: UserId, after: Option<&str>, limit: i64) -> Result<Vec<String>, DbError> {
+    let (user, after) = (user.get(), after.unwrap_or(""));
+    Ok(sqlx::query_scalar!(
+        "SELECT u.username FROM follows f JOIN users u ON u.id = f.followee_id
+         WHERE f.follower_id = $1 AND u.username > $2 ORDER BY u.username LIMIT $3",
+        user,
+        after,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
 }

@@ -15,21 +15,30 @@ pub async fn list(
 ) -> Result<Vec<Comment>, DbError> {
     let (article, viewer) = (article.get(), viewer.map(UserId::get));
     let (above, limit, offset) = (page.above(), page.limit, page.offset);
+    let budget = conduit_store::COMMENT_PAGE_TEXT;
+    // The page's rows (`w`), then a running total of their text: the page ends after the
+    // comment that reaches the budget (`conduit_store::comment_text` counts alike).
     let rows = sqlx::query_as!(
         CommentRow,
-        r#"SELECT c.id AS "id!", c.body,
-                  c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
-                  u.username, u.bio, u.image,
-                  EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
-                      AS "following!: bool"
-           FROM comments c JOIN users u ON u.id = c.author_id
-           WHERE c.article_id = $1 AND c.id > $3
-           ORDER BY c.id LIMIT $4 OFFSET $5"#,
+        r#"SELECT p.id AS "id!", p.body AS "body!",
+                  p.created_at AS "created_at!: DateTime<Utc>", p.updated_at AS "updated_at!: DateTime<Utc>",
+                  p.username AS "username!", p.bio AS "bio?", p.image AS "image?", p.following AS "following!: bool"
+           FROM (SELECT w.*, SUM(w.size) OVER (ORDER BY w.id) AS running
+                 FROM (SELECT c.id, c.body, c.created_at, c.updated_at, u.username, u.bio, u.image,
+                              EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
+                                  AS following,
+                              LENGTH(c.body) + COALESCE(LENGTH(u.bio), 0) + COALESCE(LENGTH(u.image), 0) AS size
+                       FROM comments c JOIN users u ON u.id = c.author_id
+                       WHERE c.article_id = $1 AND c.id > $3
+                       ORDER BY c.id LIMIT $4 OFFSET $5) w) p
+           WHERE p.running - p.size < $6
+           ORDER BY p.id"#,
         article,
         viewer,
         above,
         limit,
-        offset
+        offset,
+        budget
     )
     .fetch_all(db)
     .await?;

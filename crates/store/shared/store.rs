@@ -196,9 +196,34 @@ impl Uncached for ThisStore {
         account::token(&self.read, selector, purpose).await
     }
 
-    #[instrument(name = "store.export_user", skip_all, fields(db.system = BACKEND))]
-    async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError> {
-        account::export(&self.read, id).await
+    #[instrument(name = "store.export_articles", skip_all, fields(db.system = BACKEND))]
+    async fn export_articles(&self, author: UserId, before: Option<i64>, limit: i64) -> Result<Vec<Article>, DbError> {
+        account::export_articles(&self.read, author, before, limit).await
+    }
+
+    #[instrument(name = "store.export_comments", skip_all, fields(db.system = BACKEND))]
+    async fn export_comments(
+        &self,
+        author: UserId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ExportedComment>, DbError> {
+        account::export_comments(&self.read, author, after, limit).await
+    }
+
+    #[instrument(name = "store.export_favorites", skip_all, fields(db.system = BACKEND))]
+    async fn export_favorites(
+        &self,
+        user: UserId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        account::export_favorites(&self.read, user, after, limit).await
+    }
+
+    #[instrument(name = "store.export_follows", skip_all, fields(db.system = BACKEND))]
+    async fn export_follows(&self, user: UserId, after: Option<&str>, limit: i64) -> Result<Vec<String>, DbError> {
+        account::export_follows(&self.read, user, after, limit).await
     }
 
     // --- the outbox ---

@@ -12,6 +12,9 @@ use conduit_domain::{Article, Slug, User, Username};
 use crate::cache::{Acks, Cache};
 use crate::*;
 
+/// The longest article body the article cache keeps (see [`Cached`]'s `article`).
+const CACHED_BODY_MAX: usize = 8 * 1024;
+
 /// How a backend hears of changes committed by any process. SQLite looks (a commit moves its
 /// WAL index header); PostgreSQL is told (triggers `NOTIFY`, and each instance acknowledges
 /// user changes so a revocation holds everywhere before its request returns).
@@ -174,7 +177,11 @@ impl<S: Store> Store for Cached<S> {
             return self.store.article(slug, viewer).await;
         }
         self.feed.catch_up(&self.cache);
-        self.cache.articles.get_or_read(slug.as_str(), self.store.article(slug, None)).await
+        // A long article is not kept: the map holds up to 10,000 entries, and 10,000 bodies of
+        // 1 MiB would be 10 GB. At most 8 KiB each, it is at most 80 MB, and a long
+        // article's read costs little beside writing its body out.
+        let short = |article: &Article| article.body.as_ref().is_none_or(|body| body.len() <= CACHED_BODY_MAX);
+        self.cache.articles.get_or_read_keeping(slug.as_str(), self.store.article(slug, None), short).await
     }
 
     async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {

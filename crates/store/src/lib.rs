@@ -33,6 +33,25 @@ pub const MAX_TAGS: usize = 100;
 /// `listings.rs`), so a larger `limit` would be cut to it.
 pub const MAX_ARTICLE_PAGE: i64 = 100;
 
+/// The most text (characters of comment bodies and their authors' bios and image URLs) a page
+/// of comments holds, whatever its `limit`: a page ends after the comment that reaches it, so
+/// a page always holds at least one. At most four bytes a character once written as JSON (no
+/// control character is stored), so a page is at most about a megabyte and a half: 1,000
+/// comments of 64 Ki characters made a page of 78 MB before.
+pub const COMMENT_PAGE_TEXT: i64 = 262_144;
+
+/// The most text (characters of bodies) one page of an export's articles or comments holds,
+/// past the first item: the export streams such pages, so what it holds at once is bounded
+/// whatever the account wrote (an article is at most the request body limit, 1 MiB).
+pub const EXPORT_PAGE_TEXT: i64 = 262_144;
+
+/// How much of [`COMMENT_PAGE_TEXT`] `comment` takes, counted as the database counts it.
+pub fn comment_text(comment: &conduit_domain::Comment) -> i64 {
+    let chars = |s: &str| i64::try_from(s.chars().count()).unwrap_or(i64::MAX);
+    let author = &comment.author;
+    chars(&comment.body) + author.bio.as_deref().map_or(0, chars) + author.image.as_deref().map_or(0, chars)
+}
+
 /// The most articles a listing with two or three filters walks. It walks the rows of its
 /// narrowest filter (by the maintained counts) and checks the others on each, so its cost is
 /// bounded by that filter's size; when every filter matches more than this, it is refused
@@ -174,8 +193,27 @@ pub trait Uncached: Send + Sync + 'static {
     /// The token with this selector and purpose, expired or not: the caller compares its
     /// verifier in constant time before redeeming it.
     async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError>;
-    /// Everything the account owns; `None` when there is no such account.
-    async fn export_user(&self, id: UserId) -> Result<Option<UserExport>, DbError>;
+    // An export, a page at a time (`GET /api/user/export` streams it): each page is bounded in
+    // rows and, for articles and comments, in text (`EXPORT_PAGE_TEXT`).
+
+    /// `author`'s articles with bodies, newest first, older than article id `before`.
+    async fn export_articles(&self, author: UserId, before: Option<i64>, limit: i64) -> Result<Vec<Article>, DbError>;
+    /// `author`'s comments, oldest first, after comment id `after`.
+    async fn export_comments(
+        &self,
+        author: UserId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ExportedComment>, DbError>;
+    /// The articles `user` favorited, as (id, slug) by id, after article id `after`.
+    async fn export_favorites(
+        &self,
+        user: UserId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, DbError>;
+    /// The usernames `user` follows, in order, after `after`.
+    async fn export_follows(&self, user: UserId, after: Option<&str>, limit: i64) -> Result<Vec<String>, DbError>;
     /// Queues `mail` alone, changing no account (the answer to a reset no account can take, so
     /// that it looks like any other reset, to the outbox's counters too).
     async fn queue_mail(&self, mail: &Mail) -> Result<(), DbError>;

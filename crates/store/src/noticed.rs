@@ -107,12 +107,26 @@ impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
         K: Borrow<Q>,
         Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
     {
+        self.get_or_read_keeping(key, read, |_| true).await
+    }
+
+    /// [`NoticedMap::get_or_read`], keeping only a value `worth_keeping` says to.
+    pub async fn get_or_read_keeping<Q, E>(
+        &self,
+        key: &Q,
+        read: impl std::future::Future<Output = Result<Option<V>, E>>,
+        worth_keeping: impl FnOnce(&V) -> bool,
+    ) -> Result<Option<V>, E>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+    {
         if let Some(value) = self.get(key) {
             return Ok(Some(value));
         }
         let ticket = self.ticket();
         let value = read.await?;
-        if let Some(value) = &value {
+        if let Some(value) = value.as_ref().filter(|v| worth_keeping(v)) {
             self.keep(ticket, key.to_owned(), value.clone());
         }
         Ok(value)

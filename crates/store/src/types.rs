@@ -306,19 +306,6 @@ pub struct OutboxEntry {
     pub sent_at: Option<i64>,
 }
 
-/// Everything an account owns (`GET /api/user/export`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserExport {
-    pub user: User,
-    /// Newest first, with bodies.
-    pub articles: Vec<conduit_domain::Article>,
-    pub comments: Vec<ExportedComment>,
-    /// Slugs of the articles they favorited.
-    pub favorites: Vec<String>,
-    /// Usernames they follow.
-    pub follows: Vec<String>,
-}
-
 /// A comment of an export, with the article it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedComment {

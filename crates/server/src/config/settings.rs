@@ -75,6 +75,15 @@ pub struct LimitSettings {
     /// reset); ten times as many per client address
     #[arg(long, env = "CONDUIT_MAILS_PER_HOUR", value_name = "N", default_value = "5", value_parser = clap::value_parser!(u32).range(1..))]
     pub mails_per_hour: u32,
+    /// Articles one account may publish each hour
+    #[arg(long, env = "CONDUIT_ARTICLES_PER_HOUR", value_name = "N", default_value = "30", value_parser = clap::value_parser!(u32).range(1..))]
+    pub articles_per_hour: u32,
+    /// Comments one account may post each minute
+    #[arg(long, env = "CONDUIT_COMMENTS_PER_MINUTE", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
+    pub comments_per_minute: u32,
+    /// Exports (GET /api/user/export) one account may ask for each hour
+    #[arg(long, env = "CONDUIT_EXPORTS_PER_HOUR", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
+    pub exports_per_hour: u32,
     /// Password hashes that may wait for a free core; more get 503 at once. Below
     /// max_concurrency [default: 32 per core, at most half of max_concurrency]
     #[arg(long, env = "CONDUIT_HASH_QUEUE", value_name = "N", value_parser = whole::<usize>)]

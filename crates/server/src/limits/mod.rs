@@ -155,6 +155,24 @@ pub fn token_limits(settings: &LimitSettings, ip: IpAddr) -> Vec<Limit> {
     per_network("token-net", ip, settings.login_attempts_per_minute, MINUTE, true)
 }
 
+/// What one account may write or ask for: articles an hour, comments a minute, exports an
+/// hour. Every attempt that passed validation counts.
+pub enum Posting {
+    Article,
+    Comment,
+    Export,
+}
+
+/// The counter of `posting` by `account` (a user id).
+pub fn posting_limits(settings: &LimitSettings, posting: Posting, account: i64) -> [Limit; 1] {
+    let (kind, allowance, window) = match posting {
+        Posting::Article => ("post-article", settings.articles_per_hour, HOUR),
+        Posting::Comment => ("post-comment", settings.comments_per_minute, MINUTE),
+        Posting::Export => ("export", settings.exports_per_hour, HOUR),
+    };
+    [Limit { key: format!("{kind}:{account}"), allowance, window, returnable: false }]
+}
+
 /// The mailbox an address reaches, as one recipient counter: `a+tag@x` and `a@x` are one
 /// mailbox at most providers, and a Unicode domain is the same domain as its punycode (or a
 /// variant that normalises to it). So `jake+1@example.com`, `JAKE@EXAMPLE.COM` and `jake@ｅxample.com`

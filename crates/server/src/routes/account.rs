@@ -8,9 +8,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use conduit_domain::token::Grant;
-use conduit_domain::{Article, Email, Errors, validation as v};
+use conduit_domain::{Email, Errors, validation as v};
 use conduit_store::{DeletedContent, Outgoing, Redeem, TokenPurpose};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -303,77 +303,4 @@ pub(crate) async fn delete(
         let _ = auth.logout().await;
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Everything an account owns, as one document.
-#[derive(Serialize, ToSchema)]
-pub struct ExportBody {
-    export: ExportView,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Export)]
-pub struct ExportView {
-    exported_at: DateTime<Utc>,
-    user: ExportedUser,
-    /// Newest first, with bodies.
-    articles: Vec<Article>,
-    comments: Vec<ExportedComment>,
-    /// Slugs of the articles the user favorited.
-    favorites: Vec<String>,
-    /// Usernames the user follows.
-    follows: Vec<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedUser {
-    username: String,
-    email: String,
-    email_verified: bool,
-    bio: Option<String>,
-    image: Option<String>,
-    role: conduit_domain::model::Role,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExportedComment {
-    id: i64,
-    /// The slug of the article it is on.
-    article: String,
-    body: String,
-    created_at: DateTime<Utc>,
-}
-
-/// Export the current user's data: profile, articles, comments, favorites and follows.
-#[utoipa::path(get, path = "/user/export", tag = "Account lifecycle", security(("Token" = [])),
-    responses((status = 200, body = ExportBody), (status = 401, body = ErrorBody)))]
-pub(crate) async fn export(State(state): State<AppState>, caller: RequireUser) -> ApiResult<Json<ExportBody>> {
-    let export = state.store.export_user(caller.user.id).await?.ok_or(ApiError::Token("is invalid"))?;
-    let user = export.user;
-    Ok(Json(ExportBody {
-        export: ExportView {
-            exported_at: Utc::now(),
-            user: ExportedUser {
-                username: user.username,
-                email: user.email,
-                email_verified: user.email_verified,
-                bio: user.bio,
-                image: user.image,
-                role: user.role,
-                created_at: user.created_at,
-            },
-            articles: export.articles,
-            comments: export
-                .comments
-                .into_iter()
-                .map(|c| ExportedComment { id: c.id, article: c.article, body: c.body, created_at: c.created_at })
-                .collect(),
-            favorites: export.favorites,
-            follows: export.follows,
-        },
-    }))
 }

@@ -10,6 +10,7 @@ use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ListParams, article_slug, next_cursor, present};
+use crate::limits::{Posting, posting_limits};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -124,7 +125,8 @@ pub struct ArticleInput {
 
 /// Publish an article. Its slug comes from the title, with a suffix when taken.
 #[utoipa::path(post, path = "/articles", tag = "Articles", security(("Token" = [])), request_body = NewArticleRequest,
-    responses((status = 201, body = ArticleBody), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = ArticleBody), (status = 401, body = ErrorBody),
+        (status = 429, description = "The account published its articles for this hour (CONDUIT_ARTICLES_PER_HOUR)", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: RequireUser,
@@ -139,6 +141,8 @@ pub(crate) async fn create(
     let (Some(title), Some(description), Some(body), Some(tags)) = (title, description, body, tags) else {
         return Err(errors.into());
     };
+    let limits = posting_limits(&state.limits, Posting::Article, caller.user.id.get());
+    state.limiter.reserve(&limits).await?.keep();
     let new = NewArticle { title, description, body, tags };
     let (store, new, author) = (&state.store, &new, caller.user.id);
     let article =

@@ -11,6 +11,7 @@ use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, RawPage, article_slug, next_cursor, paging};
+use crate::limits::{Posting, posting_limits};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -59,7 +60,7 @@ async fn article_id(state: &AppState, slug: &str) -> ApiResult<ArticleId> {
 /// An article's comments, oldest first, a page at a time. Auth is optional.
 #[utoipa::path(get, path = "/articles/{slug}/comments", tag = "Comments", security((), ("Token" = [])),
     params(("slug" = String, Path, description = "Slug of the article"),
-        ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 500, capped at 1000"),
+        ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 500, capped at 1000; a page also ends once it holds 262,144 characters of text (then nextCursor goes on)"),
         ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Comments to skip, default 0, at most 10,000 (then use cursor)"),
         ("cursor" = Option<String>, Query, description = "Where to start: the nextCursor of the previous page")),
     responses((status = 200, body = CommentsBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -77,14 +78,22 @@ pub(crate) async fn list(
     errors.into_result(()).map_err(ApiError::Invalid)?;
     let article = article_id(&state, &slug).await?;
     let comments = state.store.comments(article, caller.id(), page).await?;
-    let next_cursor = next_cursor(page, comments.len(), comments.last().map(|c| c.id.get()));
+    let last = comments.last().map(|c| c.id.get());
+    // A page cut short by its text budget goes on like a full one.
+    let text: i64 = comments.iter().map(conduit_store::comment_text).sum();
+    let next_cursor = if text >= conduit_store::COMMENT_PAGE_TEXT {
+        last.map(conduit_domain::cursor::encode)
+    } else {
+        next_cursor(page, comments.len(), last)
+    };
     Ok(Json(CommentsBody { comments, next_cursor }))
 }
 
 /// Comment on an article.
 #[utoipa::path(post, path = "/articles/{slug}/comments", tag = "Comments", security(("Token" = [])), request_body = NewCommentRequest,
     params(("slug" = String, Path, description = "Slug of the article")),
-    responses((status = 201, body = CommentBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = CommentBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "The account posted its comments for this minute (CONDUIT_COMMENTS_PER_MINUTE)", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: RequireUser,
@@ -97,6 +106,8 @@ pub(crate) async fn create(
         return Err(errors.into());
     };
     let article = article_id(&state, &slug).await?;
+    let limits = posting_limits(&state.limits, Posting::Comment, caller.user.id.get());
+    state.limiter.reserve(&limits).await?.keep();
     let comment = state.store.create_comment(article, caller.user.id, &body).await?;
     Ok((StatusCode::CREATED, Json(CommentBody { comment })))
 }

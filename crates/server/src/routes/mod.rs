@@ -9,6 +9,7 @@ pub mod account;
 pub mod admin;
 pub mod articles;
 pub mod comments;
+pub mod export;
 pub mod health;
 pub mod openapi;
 pub mod profiles;

@@ -6,7 +6,7 @@ use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{account, admin, articles, comments, profiles, session, tags, users};
+use crate::routes::{account, admin, articles, comments, export, profiles, session, tags, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,7 +28,7 @@ use crate::routes::{account, admin, articles, comments, profiles, session, tags,
         admin::list, admin::update,
         session::login, session::logout,
         account::verify, account::resend, account::request_reset, account::confirm_reset, account::revert_email,
-        account::delete, account::export,
+        account::delete, export::export,
     ),
     components(schemas(ErrorBody)),
     tags(

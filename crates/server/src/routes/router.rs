@@ -16,7 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::http::edge;
 use crate::routes::openapi::ApiDoc;
-use crate::routes::{account, admin, articles, comments, health, profiles, session, tags, users};
+use crate::routes::{account, admin, articles, comments, export, health, profiles, session, tags, users};
 use crate::state::AppState;
 
 /// The API under `/api`, without the layers around it.
@@ -34,7 +34,7 @@ fn api() -> Router<AppState> {
         .route("/users/password-reset", post(account::request_reset))
         .route("/users/password-reset/confirm", post(account::confirm_reset))
         .route("/users/email-change/revert", post(account::revert_email))
-        .route("/user/export", get(account::export))
+        .route("/user/export", get(export::export))
         // profiles
         .route("/profiles/{username}", get(profiles::show))
         .route("/profiles/{username}/follow", post(profiles::follow).delete(profiles::unfollow))

@@ -76,6 +76,9 @@ pub fn test_config(database_url: &str, dir: &Path) -> Config {
         ("CONDUIT_PUBLIC_URL", "https://frontend.example".to_owned()),
         ("CONDUIT_REGISTRATIONS_PER_HOUR", "100000".to_owned()),
         ("CONDUIT_MAX_REQUESTS_PER_ADDRESS", "100000".to_owned()),
+        ("CONDUIT_ARTICLES_PER_HOUR", "100000".to_owned()),
+        ("CONDUIT_COMMENTS_PER_MINUTE", "100000".to_owned()),
+        ("CONDUIT_EXPORTS_PER_HOUR", "100000".to_owned()),
         ("CONDUIT_MAX_CONNECTIONS_PER_ADDRESS", "100000".to_owned()),
         ("CONDUIT_SHUTDOWN_GRACE", "5".to_owned()),
     ];

@@ -19,6 +19,8 @@ pub fn conduit(dir: &Path) -> Command {
         // themselves are tested in `attacks.rs`.
         .env("CONDUIT_REGISTRATIONS_PER_HOUR", "100000")
         .env("CONDUIT_MAX_REQUESTS_PER_ADDRESS", "100000")
+        .env("CONDUIT_ARTICLES_PER_HOUR", "100000")
+        .env("CONDUIT_COMMENTS_PER_MINUTE", "100000")
         .env("CONDUIT_MAX_CONNECTIONS_PER_ADDRESS", "100000")
         .stdin(Stdio::null());
     command
