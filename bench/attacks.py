@@ -259,6 +259,11 @@ def flood(server):
 FLOOD_CONNECTIONS = 500
 
 
+def reads(r):
+    """One wrk run of reads, in a line."""
+    return f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, {r['non2xx']} non-2xx"
+
+
 def sustained_flood(server):
     """wrk: 10 s of token reads at 16 connections, alone, then beside a 10 s flood."""
     reader = server.register("reader", "192.0.2.8")
@@ -271,8 +276,6 @@ def sustained_flood(server):
         beside = wrk(url, reader, None, names, 10, 16, 1, server.process.pid)
         flood = flooding.result()
 
-    def reads(r):
-        return f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, {r['non2xx']} non-2xx"
     return [f"token reads alone: {reads(alone)}",
             f"token reads beside a {FLOOD_CONNECTIONS}-connection flood of registrations and logins: {reads(beside)}",
             f"the flood: {flood['rps']:.0f} answers/s, p99 {flood['p99']:.1f} ms"]
@@ -331,8 +334,6 @@ def deep_offset_flood(server):
         beside = wrk(url, None, "from_reader.lua", names, 10, 16, 1, server.process.pid)
         flood = flooding.result()
 
-    def reads(r):
-        return f"{r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, {r['non2xx']} non-2xx"
     return [f"GET /api/tags from one address alone: {reads(alone)}",
             f"the same beside 64 connections from another address asking ?offset=9980: {reads(beside)}",
             f"the flood: {flood['rps']:.0f} answers/s ({flood['non2xx']} non-2xx, i.e. 429), p99 {flood['p99']:.1f} ms"]
@@ -343,9 +344,10 @@ RSS_GUARD_MB = 4096
 
 
 def heavy_pages(server):
-    """Peak RSS while HEAVY_CONNECTIONS connections ask, for 10 s, half the heaviest anonymous page
-    (an article's comments, ?limit=1000, over 1,000 comments of 16,384 four-byte characters) and
-    half the heaviest export (an account of 100 articles of 1,000,000 characters)."""
+    """Peak RSS while HEAVY_CONNECTIONS connections ask, for 10 s, a third each the heaviest anonymous
+    pages (an article's comments, ?limit=1000, over 1,000 comments of 16,384 four-byte characters;
+    a listing of 100 articles with every field at its longest) and the heaviest export (an
+    account of 100 articles of 1,000,000 characters)."""
     talker = server.register("talker", "192.0.2.11")
     writer = server.register("writer", "192.0.2.12")
     status, body, _, _ = call(server.base, "POST", "/api/articles",
@@ -354,22 +356,30 @@ def heavy_pages(server):
     comment = "\U0001F600" * 16_384
     parallel([lambda: call(server.base, "POST", f"/api/articles/{slug}/comments", {"comment": {"body": comment}},
                            token=talker) for _ in range(1000)], 8)
+    # The heaviest listing too: every field of the writer's articles, and the bio shown with
+    # each, at its longest in four-byte characters.
+    wide = "\U0001F600"
+    call(server.base, "PUT", "/api/user", {"user": {"bio": wide * 4096}}, token=writer)
     article_body = "a" * 1_000_000
-    parallel([lambda i=i: call(server.base, "POST", "/api/articles",
-                               {"article": {"title": f"Long {i}", "description": "d", "body": article_body}},
-                               token=writer) for i in range(100)], 4)
+    created = parallel([lambda i=i: call(server.base, "POST", "/api/articles", {"article": {
+        "title": f"{i}" + wide * 250, "description": wide * 1024, "body": article_body,
+        "tagList": [f"{j}" + wide * 60 for j in range(32)]}}, token=writer) for i in range(100)], 4)
+    listing = call(server.base, "GET", "/api/articles?author=writer&limit=100")
+    listing_bytes = len(json.dumps(listing[1], ensure_ascii=False).encode()) if listing[1] else 0
     page = call(server.base, "GET", f"/api/articles/{slug}/comments?limit=1000")
-    page_bytes = len(json.dumps(page[1]).encode()) if page[1] else 0
+    page_bytes = len(json.dumps(page[1], ensure_ascii=False).encode()) if page[1] else 0
     rss_before = proc_status(server.process.pid, "VmRSS") or 0
     names = {"slug": "", "email": ""}
     killed = threading_guard(server.process.pid, RSS_GUARD_MB)
-    half = max(1, HEAVY_CONNECTIONS // 2)
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    third = max(1, HEAVY_CONNECTIONS // 3)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
         pages = pool.submit(wrk, f"{server.base}/api/articles/{slug}/comments?limit=1000", None, None, names,
-                            10, half, 1, server.process.pid)
-        exports = pool.submit(wrk, f"{server.base}/api/user/export", writer, None, names, 10, half, 1, None)
+                            10, third, 1, server.process.pid)
+        listings = pool.submit(wrk, f"{server.base}/api/articles?author=writer&limit=100", None, None, names,
+                               10, third, 1, None)
+        exports = pool.submit(wrk, f"{server.base}/api/user/export", writer, None, names, 10, third, 1, None)
         try:
-            pages, exports = pages.result(), exports.result()
+            pages, listings, exports = pages.result(), listings.result(), exports.result()
         except Exception as e:  # wrk fails when the server is killed
             pages = exports = None
             error = repr(e)
@@ -379,10 +389,12 @@ def heavy_pages(server):
         return [f"{HEAVY_CONNECTIONS} connections on the heaviest page and export: killed past {RSS_GUARD_MB} MB of RSS"]
     if pages is None:
         return [f"heavy pages: could not run: {error}"]
-    return [f"one anonymous page of 1,000 comments asked with limit=1000: {page_bytes / 1e6:.1f} MB of JSON",
-            f"{half} connections on that page and {half} on the export of 100 MB of articles, 10 s: "
-            f"page {pages['rps']:.1f} req/s, export {exports['rps']:.1f} req/s; RSS {rss_before:.0f} MB before, "
-            f"peak {peak:.0f} MB (VmHWM)"]
+    return [f"the 100 long articles: {tally(r[0] for r in created)}",
+            f"one anonymous page of 1,000 comments asked with limit=1000: {page_bytes / 1e6:.1f} MB of JSON; "
+            f"the listing of 100 articles with every field at its longest: {listing_bytes / 1e6:.1f} MB",
+            f"{third} connections each on that page, that listing and the export of 100 MB of articles, 10 s: "
+            f"page {pages['rps']:.1f} req/s, listing {listings['rps']:.1f} req/s, export {exports['rps']:.1f} req/s; "
+            f"RSS {rss_before:.0f} MB before, peak {peak:.0f} MB (VmHWM)"]
 
 
 heavy_pages.env = {"CONDUIT_COMMENTS_PER_MINUTE": "1000000", "CONDUIT_ARTICLES_PER_HOUR": "1000000",

@@ -91,6 +91,20 @@ async fn the_export_streams_everything_an_account_owns(app: TestApp) {
     assert_eq!(export["comments"][209]["body"], "c209", "oldest first");
     assert_eq!(export["favorites"], json!([theirs]));
     assert_eq!(export["follows"], json!(["other"]));
+
+    // Gzipped, the stream ends whole too (it used to end short: the encoder polled the finished
+    // stream once more, and it panicked).
+    let response = app
+        .client
+        .get(format!("{}/api/user/export", app.base))
+        .header("authorization", format!("Token {token}"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let gzipped = response.bytes().await.expect("the whole gzipped export");
+    assert!(gzipped.len() > 1000);
 }
 
 /// 200 comments of 64 KiB were posted in 0.9 s by one free account. Each account may now
