@@ -59,6 +59,9 @@ pub enum ApiError {
     /// 409 on `user`: the change would leave no active admin.
     #[error("last active admin")]
     LastAdmin,
+    /// 503: as many exports as may stream at once are streaming; retry in a moment.
+    #[error("exports busy")]
+    ExportsBusy,
     /// 503: too many password hashes waiting already; retry in a moment.
     #[error("password hashing busy")]
     HashingBusy,
@@ -115,7 +118,8 @@ impl ApiError {
             | ApiError::Timeout
             | ApiError::Overloaded
             | ApiError::SessionUnavailable
-            | ApiError::HashingBusy => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::HashingBusy
+            | ApiError::ExportsBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +148,7 @@ impl ApiError {
             ApiError::HashingBusy => {
                 Errors::single("server", "too many logins and registrations at once, retry shortly")
             }
+            ApiError::ExportsBusy => Errors::single("server", "too many exports at once, retry shortly"),
             ApiError::TooManyAttempts { .. } => Errors::single("rate", "too many attempts"),
             ApiError::AddressBusy => {
                 Errors::single("rate", "too many requests at once from your address, retry when one has finished")

@@ -37,6 +37,8 @@ pub struct Parts {
     pub tokens: TokenKeys,
     /// Argon2 off the async threads, behind a bounded queue.
     pub passwords: Passwords,
+    /// Exports streaming at once (see `routes::export`): each holds up to a few megabytes.
+    pub exports: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
     pub http: Arc<HttpSettings>,
     pub limits: Arc<LimitSettings>,
@@ -67,6 +69,7 @@ impl AppState {
             store,
             tokens,
             passwords: Passwords::new(config.limits.hash_queue(config.http.max_concurrency)),
+            exports: Arc::new(tokio::sync::Semaphore::new(crate::routes::export::AT_ONCE)),
             metrics: Arc::new(Metrics::default()),
             http: Arc::new(config.http.clone()),
             limits: Arc::new(config.limits.clone()),

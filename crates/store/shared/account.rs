@@ -267,33 +267,34 @@ pub async fn delete(
 
 /// One page of an export's articles: `author`'s, newest first, older than `before` (an
 /// article id), at most `limit`, and ending after the article that reaches
-/// [`EXPORT_PAGE_TEXT`] characters of bodies, so a page holds at most a few megabytes whatever
-/// the account wrote.
+/// [`EXPORT_PAGE_BYTES`] bytes of bodies, so a page holds at most a few megabytes whatever the
+/// account wrote. The page is chosen by the bodies' sizes alone (`octet_length` reads a value's
+/// header, not the value: choosing by `LENGTH` in characters read all 50 candidates' bodies for
+/// every page, 50 MB to send one article of 1 MB), and only its rows are read whole.
 pub async fn export_articles(
     db: &Pool,
     author: UserId,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Article>, DbError> {
-    let (author, before, budget) = (author.get(), before.unwrap_or(i64::MAX), EXPORT_PAGE_TEXT);
+    let (author, before, budget) = (author.get(), before.unwrap_or(i64::MAX), EXPORT_PAGE_BYTES);
     let rows = sqlx::query_as!(
         ArticleRow,
-        r#"SELECT p.id AS "id!", p.slug AS "slug!", p.title AS "title!", p.description AS "description!",
-                  p.body AS "body?", p.tag_list AS "tag_list!: sqlx::types::Json<Vec<String>>",
-                  p.created_at AS "created_at!: DateTime<Utc>", p.updated_at AS "updated_at!: DateTime<Utc>",
-                  p.favorited AS "favorited!: bool", p.favorites_count AS "favorites_count!: i64",
-                  p.username AS "username!", p.bio AS "bio?", p.image AS "image?", FALSE AS "following!: bool"
-           FROM (SELECT w.*, SUM(w.size) OVER (ORDER BY w.id DESC) AS running
-                 FROM (SELECT a.id, a.slug, a.title, a.description, a.body, a.tag_list, a.created_at, a.updated_at,
-                              EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS favorited,
-                              (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc
-                               WHERE fc.article_id = a.id) AS favorites_count,
-                              u.username, u.bio, u.image, LENGTH(a.body) AS size
-                       FROM articles a JOIN users u ON u.id = a.author_id
-                       WHERE a.author_id = $1 AND a.id < $2
-                       ORDER BY a.id DESC LIMIT $3) w) p
-           WHERE p.running - p.size < $4
-           ORDER BY p.id DESC"#,
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
+                  a.tag_list AS "tag_list!: sqlx::types::Json<Vec<String>>",
+                  a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
+                  EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS "favorited!: bool",
+                  (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
+                      AS "favorites_count!: i64",
+                  u.username, u.bio, u.image, FALSE AS "following!: bool"
+           FROM articles a JOIN users u ON u.id = a.author_id
+           WHERE a.id IN (
+               SELECT p.id FROM (SELECT w.id, w.size, SUM(w.size) OVER (ORDER BY w.id DESC) AS running
+                                 FROM (SELECT c.id, octet_length(c.body) AS size FROM articles c
+                                       WHERE c.author_id = $1 AND c.id < $2
+                                       ORDER BY c.id DESC LIMIT $3) w) p
+               WHERE p.running - p.size < $4)
+           ORDER BY a.id DESC"#,
         author,
         before,
         limit,
@@ -305,24 +306,26 @@ pub async fn export_articles(
 }
 
 /// One page of an export's comments: `author`'s, oldest first, after `after` (a comment id), at
-/// most `limit`, ending after the comment that reaches [`EXPORT_PAGE_TEXT`] characters.
+/// most `limit`, ending after the comment that reaches [`EXPORT_PAGE_BYTES`] (chosen as the
+/// articles are).
 pub async fn export_comments(
     db: &Pool,
     author: UserId,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ExportedComment>, DbError> {
-    let (author, after, budget) = (author.get(), after.unwrap_or(0), EXPORT_PAGE_TEXT);
+    let (author, after, budget) = (author.get(), after.unwrap_or(0), EXPORT_PAGE_BYTES);
     Ok(sqlx::query_as!(
         ExportedComment,
-        r#"SELECT p.id AS "id!", p.slug AS "article!", p.body AS "body!", p.created_at AS "created_at!: DateTime<Utc>"
-           FROM (SELECT w.*, SUM(w.size) OVER (ORDER BY w.id) AS running
-                 FROM (SELECT c.id, a.slug, c.body, c.created_at, LENGTH(c.body) AS size
-                       FROM comments c JOIN articles a ON a.id = c.article_id
-                       WHERE c.author_id = $1 AND c.id > $2
-                       ORDER BY c.id LIMIT $3) w) p
-           WHERE p.running - p.size < $4
-           ORDER BY p.id"#,
+        r#"SELECT c.id AS "id!", a.slug AS article, c.body, c.created_at AS "created_at!: DateTime<Utc>"
+           FROM comments c JOIN articles a ON a.id = c.article_id
+           WHERE c.id IN (
+               SELECT p.id FROM (SELECT w.id, w.size, SUM(w.size) OVER (ORDER BY w.id) AS running
+                                 FROM (SELECT k.id, octet_length(k.body) AS size FROM comments k
+                                       WHERE k.author_id = $1 AND k.id > $2
+                                       ORDER BY k.id LIMIT $3) w) p
+               WHERE p.running - p.size < $4)
+           ORDER BY c.id"#,
         author,
         after,
         limit,

@@ -15,24 +15,28 @@ pub async fn list(
 ) -> Result<Vec<Comment>, DbError> {
     let (article, viewer) = (article.get(), viewer.map(UserId::get));
     let (above, limit, offset) = (page.above(), page.limit, page.offset);
-    let budget = conduit_store::COMMENT_PAGE_TEXT;
-    // The page's rows (`w`), then a running total of their text: the page ends after the
-    // comment that reaches the budget (`conduit_store::comment_text` counts alike).
+    let budget = conduit_store::COMMENT_PAGE_BYTES;
+    // The page's candidates (`w`) by their sizes alone, a running total of them, and only the
+    // rows that fit read whole: the page ends after the comment that reaches the budget
+    // (`conduit_store::comment_bytes` counts alike). `octet_length` reads a value's header,
+    // not the value: summing `LENGTH` read a thousand bodies to send sixteen.
     let rows = sqlx::query_as!(
         CommentRow,
-        r#"SELECT p.id AS "id!", p.body AS "body!",
-                  p.created_at AS "created_at!: DateTime<Utc>", p.updated_at AS "updated_at!: DateTime<Utc>",
-                  p.username AS "username!", p.bio AS "bio?", p.image AS "image?", p.following AS "following!: bool"
-           FROM (SELECT w.*, SUM(w.size) OVER (ORDER BY w.id) AS running
-                 FROM (SELECT c.id, c.body, c.created_at, c.updated_at, u.username, u.bio, u.image,
-                              EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
-                                  AS following,
-                              LENGTH(c.body) + COALESCE(LENGTH(u.bio), 0) + COALESCE(LENGTH(u.image), 0) AS size
-                       FROM comments c JOIN users u ON u.id = c.author_id
-                       WHERE c.article_id = $1 AND c.id > $3
-                       ORDER BY c.id LIMIT $4 OFFSET $5) w) p
-           WHERE p.running - p.size < $6
-           ORDER BY p.id"#,
+        r#"SELECT c.id AS "id!", c.body,
+                  c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
+                  u.username, u.bio, u.image,
+                  EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
+                      AS "following!: bool"
+           FROM comments c JOIN users u ON u.id = c.author_id
+           WHERE c.id IN (
+               SELECT p.id FROM (SELECT w.id, w.size, SUM(w.size) OVER (ORDER BY w.id) AS running
+                                 FROM (SELECT k.id, octet_length(k.body) + COALESCE(octet_length(v.bio), 0)
+                                                    + COALESCE(octet_length(v.image), 0) AS size
+                                       FROM comments k JOIN users v ON v.id = k.author_id
+                                       WHERE k.article_id = $1 AND k.id > $3
+                                       ORDER BY k.id LIMIT $4 OFFSET $5) w) p
+               WHERE p.running - p.size < $6)
+           ORDER BY c.id"#,
         article,
         viewer,
         above,

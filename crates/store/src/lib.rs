@@ -33,23 +33,24 @@ pub const MAX_TAGS: usize = 100;
 /// `listings.rs`), so a larger `limit` would be cut to it.
 pub const MAX_ARTICLE_PAGE: i64 = 100;
 
-/// The most text (characters of comment bodies and their authors' bios and image URLs) a page
-/// of comments holds, whatever its `limit`: a page ends after the comment that reaches it, so
-/// a page always holds at least one. At most four bytes a character once written as JSON (no
-/// control character is stored), so a page is at most about a megabyte and a half: 1,000
+/// The most text (bytes of comment bodies and their authors' bios and image URLs) a page of
+/// comments holds, whatever its `limit`: a page ends after the comment that reaches it, so a
+/// page always holds at least one. JSON writes such text at most twice as long (`"` and `\`
+/// are escaped; no control character is stored), so a page is at most a few megabytes: 1,000
 /// comments of 64 Ki characters made a page of 78 MB before.
-pub const COMMENT_PAGE_TEXT: i64 = 262_144;
+pub const COMMENT_PAGE_BYTES: i64 = 1_048_576;
 
-/// The most text (characters of bodies) one page of an export's articles or comments holds,
-/// past the first item: the export streams such pages, so what it holds at once is bounded
-/// whatever the account wrote (an article is at most the request body limit, 1 MiB).
-pub const EXPORT_PAGE_TEXT: i64 = 262_144;
+/// The most bytes of bodies one page of an export's articles or comments holds, past the first
+/// item: the export streams such pages, so what it holds at once is bounded whatever the
+/// account wrote (an article is at most the request body limit, 1 MiB).
+pub const EXPORT_PAGE_BYTES: i64 = 1_048_576;
 
-/// How much of [`COMMENT_PAGE_TEXT`] `comment` takes, counted as the database counts it.
-pub fn comment_text(comment: &conduit_domain::Comment) -> i64 {
-    let chars = |s: &str| i64::try_from(s.chars().count()).unwrap_or(i64::MAX);
+/// How much of [`COMMENT_PAGE_BYTES`] `comment` takes, counted as the database counts it (UTF-8
+/// bytes).
+pub fn comment_bytes(comment: &conduit_domain::Comment) -> i64 {
+    let bytes = |s: &str| i64::try_from(s.len()).unwrap_or(i64::MAX);
     let author = &comment.author;
-    chars(&comment.body) + author.bio.as_deref().map_or(0, chars) + author.image.as_deref().map_or(0, chars)
+    bytes(&comment.body) + author.bio.as_deref().map_or(0, bytes) + author.image.as_deref().map_or(0, bytes)
 }
 
 /// The most articles a listing with two or three filters walks. It walks the rows of its
@@ -194,7 +195,7 @@ pub trait Uncached: Send + Sync + 'static {
     /// verifier in constant time before redeeming it.
     async fn account_token(&self, selector: &str, purpose: TokenPurpose) -> Result<Option<AccountToken>, DbError>;
     // An export, a page at a time (`GET /api/user/export` streams it): each page is bounded in
-    // rows and, for articles and comments, in text (`EXPORT_PAGE_TEXT`).
+    // rows and, for articles and comments, in bytes (`EXPORT_PAGE_BYTES`).
 
     /// `author`'s articles with bodies, newest first, older than article id `before`.
     async fn export_articles(&self, author: UserId, before: Option<i64>, limit: i64) -> Result<Vec<Article>, DbError>;

@@ -60,7 +60,7 @@ async fn article_id(state: &AppState, slug: &str) -> ApiResult<ArticleId> {
 /// An article's comments, oldest first, a page at a time. Auth is optional.
 #[utoipa::path(get, path = "/articles/{slug}/comments", tag = "Comments", security((), ("Token" = [])),
     params(("slug" = String, Path, description = "Slug of the article"),
-        ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 500, capped at 1000; a page also ends once it holds 262,144 characters of text (then nextCursor goes on)"),
+        ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 500, capped at 1000; a page also ends once it holds 1 MiB of text (then nextCursor goes on)"),
         ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Comments to skip, default 0, at most 10,000 (then use cursor)"),
         ("cursor" = Option<String>, Query, description = "Where to start: the nextCursor of the previous page")),
     responses((status = 200, body = CommentsBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -80,8 +80,8 @@ pub(crate) async fn list(
     let comments = state.store.comments(article, caller.id(), page).await?;
     let last = comments.last().map(|c| c.id.get());
     // A page cut short by its text budget goes on like a full one.
-    let text: i64 = comments.iter().map(conduit_store::comment_text).sum();
-    let next_cursor = if text >= conduit_store::COMMENT_PAGE_TEXT {
+    let text: i64 = comments.iter().map(conduit_store::comment_bytes).sum();
+    let next_cursor = if text >= conduit_store::COMMENT_PAGE_BYTES {
         last.map(conduit_domain::cursor::encode)
     } else {
         next_cursor(page, comments.len(), last)

@@ -10,13 +10,14 @@ use serde_json::{Value, json};
 on_both_backends!(a_page_of_comments_ends_at_its_text_budget, the_export_streams_everything_an_account_owns);
 
 /// 1,000 comments of 64 Ki characters made one anonymous page of 78 MB; four of them at once
-/// took the server from 37 MB to 403 MB. A page now ends after the comment that reaches
-/// 262,144 characters, and `nextCursor` goes on from there.
+/// took the server from 37 MB to 403 MB. A page now ends after the comment that reaches 1 MiB
+/// of text, and `nextCursor` goes on from there.
 async fn a_page_of_comments_ends_at_its_text_budget(app: TestApp) {
     let token = app.register("talker").await;
     let slug = app.article(&token, "Long thread", &[]).await;
-    let long = "x".repeat(60_000);
-    for i in 0..10 {
+    // 40,000 characters of three bytes each: 120,000 bytes a comment, nine to a page.
+    let long = "€".repeat(40_000);
+    for i in 0..20 {
         let (status, body) = app
             .post(
                 &format!("/api/articles/{slug}/comments"),
@@ -34,15 +35,15 @@ async fn a_page_of_comments_ends_at_its_text_budget(app: TestApp) {
         assert!(bytes.len() < 2 * 1024 * 1024, "page {page} is {} bytes", bytes.len());
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         let comments = body["comments"].as_array().unwrap();
-        assert!(comments.len() <= 5, "page {page}: {} comments of 60,000 characters", comments.len());
-        seen.extend(comments.iter().map(|c| c["body"].as_str().unwrap()[..1].to_owned()));
+        assert!(comments.len() <= 9, "page {page}: {} comments of 120,000 bytes", comments.len());
+        seen.extend(comments.iter().map(|c| c["body"].as_str().unwrap().trim_end_matches('€').to_owned()));
         match body["nextCursor"].as_str() {
             Some(cursor) => path = format!("/api/articles/{slug}/comments?limit=1000&cursor={cursor}"),
             None => break,
         }
         assert!(page < 5, "the pages go on for ever");
     }
-    let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
     assert_eq!(seen, expected, "every comment once, in order, across the pages");
 }
 
@@ -57,7 +58,8 @@ async fn the_export_streams_everything_an_account_owns(app: TestApp) {
     for i in 0..60 {
         slugs.push(app.article(&token, &format!("Mine {i}"), &["t"]).await);
     }
-    let long = "y".repeat(200_000);
+    // Two of these fill a page's 1 MiB: the third starts the next page.
+    let long = "y".repeat(600_000);
     for i in 0..3 {
         let article = json!({"article": {"title": format!("Long {i}"), "description": "d", "body": long}});
         let (status, body) = app.post("/api/articles", Some(&token), article).await;
@@ -86,7 +88,7 @@ async fn the_export_streams_everything_an_account_owns(app: TestApp) {
     let articles = export["articles"].as_array().unwrap();
     assert_eq!(articles.len(), 63, "every article, across pages");
     assert_eq!(articles[0]["title"], "Long 2", "newest first");
-    assert_eq!(articles[0]["body"].as_str().unwrap().len(), 200_000);
+    assert_eq!(articles[0]["body"].as_str().unwrap().len(), 600_000);
     assert_eq!(export["comments"].as_array().unwrap().len(), 210);
     assert_eq!(export["comments"][209]["body"], "c209", "oldest first");
     assert_eq!(export["favorites"], json!([theirs]));
