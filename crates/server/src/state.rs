@@ -69,7 +69,7 @@ impl AppState {
             store,
             tokens,
             passwords: Passwords::new(config.limits.hash_queue(config.http.max_concurrency)),
-            exports: Arc::new(tokio::sync::Semaphore::new(crate::routes::export::AT_ONCE)),
+            exports: Arc::new(tokio::sync::Semaphore::new(crate::limits::EXPORTS_AT_ONCE)),
             metrics: Arc::new(Metrics::default()),
             http: Arc::new(config.http.clone()),
             limits: Arc::new(config.limits.clone()),

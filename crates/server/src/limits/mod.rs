@@ -155,6 +155,12 @@ pub fn token_limits(settings: &LimitSettings, ip: IpAddr) -> Vec<Limit> {
     per_network("token-net", ip, settings.login_attempts_per_minute, MINUTE, true)
 }
 
+/// Exports (`GET /api/user/export`) streaming at once in one process; more are answered 503
+/// with `Retry-After` at once. One export holds a page (up to 1 MiB of bodies, and one article
+/// past it) two or three times over as it is read, written and sent; four hold a few tens of
+/// megabytes at most, whoever asks.
+pub const EXPORTS_AT_ONCE: usize = 4;
+
 /// What one account may write or ask for: articles an hour, comments a minute, exports an
 /// hour. Every attempt that passed validation counts.
 pub enum Posting {

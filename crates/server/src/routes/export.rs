@@ -27,12 +27,6 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::limits::{Posting, posting_limits};
 use crate::state::AppState;
 
-/// Exports streaming at once in one process; more are answered 503 with `Retry-After` at once.
-/// One export holds a page (up to one article of 1 MiB past the text budget) two or three
-/// times over as it is read, written and sent: about 4.5 MB. 64 at once held 292 MB; four
-/// hold under 20 MB.
-pub const AT_ONCE: usize = 4;
-
 /// Rows per page of each part (articles and comments also end at the text budget).
 const ARTICLES_PER_PAGE: i64 = 16;
 const COMMENTS_PER_PAGE: i64 = 200;
