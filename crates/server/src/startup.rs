@@ -52,6 +52,7 @@ impl Application {
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
         let store = database::open(&config, database::Caching::On).await?;
+        warn_of_missing_statistics(store.as_ref()).await;
         let redis = match &config.redis_url {
             Some(url) => Some(redis::connect(url).await?),
             None => {
@@ -144,5 +145,20 @@ impl Application {
                 )
             }
         }
+    }
+}
+
+/// Warns when a large table has no planner statistics (data loaded in bulk without `conduit
+/// seed` or an `ANALYZE`): the planner then guesses, and listings ran 30 times slower.
+async fn warn_of_missing_statistics(store: &dyn conduit_store::Store) {
+    match store.unanalyzed_tables().await {
+        Ok(tables) if !tables.is_empty() => tracing::warn!(
+            ?tables,
+            "these tables hold over {} rows and have no planner statistics, so queries on them may be \
+             many times slower than they should: run `conduit analyze` once",
+            conduit_store::UNANALYZED_ROWS
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "could not tell whether the tables have planner statistics"),
     }
 }

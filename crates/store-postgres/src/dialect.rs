@@ -65,3 +65,28 @@ pub async fn claim_mail(
     .fetch_all(db)
     .await?)
 }
+
+/// `ANALYZE`: PostgreSQL's planner statistics for every table of the database. (This project's
+/// servers run with autovacuum off, and even with it on, a bulk load is queried before
+/// autovacuum gets to it.)
+pub async fn analyze(write: &sqlx::PgPool) -> Result<(), DbError> {
+    sqlx::query("ANALYZE").execute(write).await?;
+    Ok(())
+}
+
+/// The growing tables with about `UNANALYZED_ROWS` rows or more and no planner statistics: a
+/// table never analyzed (nor vacuumed) has `reltuples` -1, and its size stands in for its rows
+/// (at least 100 bytes a row), read from the catalog at once whatever the table holds.
+pub async fn unanalyzed_tables(read: &sqlx::PgPool) -> Result<Vec<String>, DbError> {
+    let tables: Vec<String> = conduit_store::GROWING_TABLES.iter().map(|t| (*t).to_owned()).collect();
+    Ok(sqlx::query_scalar!(
+        r#"SELECT c.relname AS "relname!" FROM pg_class c
+           WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+             AND c.relname = ANY($1) AND c.reltuples < 0 AND pg_relation_size(c.oid) >= CAST($2 AS BIGINT) * 100
+           ORDER BY c.relname"#,
+        &tables,
+        conduit_store::UNANALYZED_ROWS
+    )
+    .fetch_all(read)
+    .await?)
+}

@@ -71,3 +71,35 @@ pub async fn claim_mail(
     .fetch_all(write)
     .await?)
 }
+
+/// `ANALYZE`: SQLite's planner statistics (`sqlite_stat1`) for every table and index.
+pub async fn analyze(write: &sqlx::SqlitePool) -> Result<(), DbError> {
+    sqlx::query("ANALYZE").execute(write).await?;
+    Ok(())
+}
+
+/// The growing tables with at least `UNANALYZED_ROWS` rows and no row in `sqlite_stat1`. Rows
+/// are counted only up to the threshold (`LIMIT`), so the check costs a few milliseconds
+/// whatever the table holds.
+pub async fn unanalyzed_tables(read: &sqlx::SqlitePool) -> Result<Vec<String>, DbError> {
+    let analyzed: Vec<String> = match sqlx::query_scalar("SELECT DISTINCT tbl FROM sqlite_stat1").fetch_all(read).await
+    {
+        Ok(tables) => tables,
+        // No ANALYZE ever ran: there is no sqlite_stat1 at all.
+        Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut unanalyzed = Vec::new();
+    for table in conduit_store::GROWING_TABLES {
+        if analyzed.iter().any(|t| t == table) {
+            continue;
+        }
+        // The table name is one of ours, not input.
+        let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT {})", conduit_store::UNANALYZED_ROWS);
+        let rows: i64 = sqlx::query_scalar(&sql).fetch_one(read).await?;
+        if rows >= conduit_store::UNANALYZED_ROWS {
+            unanalyzed.push(table.to_owned());
+        }
+    }
+    Ok(unanalyzed)
+}

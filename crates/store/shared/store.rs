@@ -361,6 +361,18 @@ impl Uncached for ThisStore {
         seed::follows(&self.write, follows).await
     }
 
+    // --- planner statistics ---
+
+    #[instrument(name = "store.analyze", skip_all, fields(db.system = BACKEND))]
+    async fn analyze(&self) -> Result<(), DbError> {
+        dialect::analyze(&self.write).await
+    }
+
+    #[instrument(name = "store.unanalyzed_tables", skip_all, fields(db.system = BACKEND))]
+    async fn unanalyzed_tables(&self) -> Result<Vec<String>, DbError> {
+        dialect::unanalyzed_tables(&self.read).await
+    }
+
     // --- tags ---
 
     #[instrument(name = "store.tags_version", skip_all, fields(db.system = BACKEND))]

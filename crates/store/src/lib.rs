@@ -33,6 +33,12 @@ pub const MAX_TAGS: usize = 100;
 /// `listings.rs`), so a larger `limit` would be cut to it.
 pub const MAX_ARTICLE_PAGE: i64 = 100;
 
+/// How many rows make a table worth warning about when it has no planner statistics.
+pub const UNANALYZED_ROWS: i64 = 10_000;
+
+/// The tables that grow with a site (what [`Uncached::unanalyzed_tables`] looks at).
+pub const GROWING_TABLES: [&str; 6] = ["users", "articles", "article_tags", "comments", "favorites", "follows"];
+
 /// The most text (bytes of comment bodies and their authors' bios and image URLs) a page of
 /// comments holds, whatever its `limit`: a page ends after the comment that reaches it, so a
 /// page always holds at least one. JSON writes such text at most twice as long (`"` and `\`
@@ -282,6 +288,14 @@ pub trait Uncached: Send + Sync + 'static {
     async fn seed_users(&self, users: &[NewUser]) -> Result<Vec<UserId>, DbError>;
     /// Makes each first user follow the second (pairs already there are skipped).
     async fn seed_follows(&self, follows: &[(UserId, UserId)]) -> Result<(), DbError>;
+
+    // --- planner statistics ---
+
+    /// Gathers the query planner's statistics on every table (`ANALYZE`): after a bulk load,
+    /// a planner without them picks plans that were measured 30 times slower (issue 30).
+    async fn analyze(&self) -> Result<(), DbError>;
+    /// The tables with at least [`UNANALYZED_ROWS`] rows (about) that have no planner statistics.
+    async fn unanalyzed_tables(&self) -> Result<Vec<String>, DbError>;
 
     // --- tags ---
 

@@ -52,6 +52,10 @@ enum Command {
     Serve(ServeArgs),
     /// Bring the database schema up to date, then exit. `serve` does this too on start.
     Migrate,
+    /// Gather the query planner's statistics on every table (ANALYZE), then exit. Run it after
+    /// loading data in bulk by other means than `conduit seed` (which does it itself); `serve`
+    /// warns at start-up when a large table has none.
+    Analyze,
     /// Administer user accounts (uses the same configuration as `serve`).
     #[command(subcommand)]
     User(user::UserCommand),
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
 async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
     match command {
         Some(Command::Migrate) => return migrate(config).await,
+        Some(Command::Analyze) => return analyze(config).await,
         Some(Command::User(command)) => return user::run(config, command).await,
         Some(Command::Seed(args)) => return seed(config, args).await,
         Some(Command::Mail(command)) => return mail::run(config, command).await,
@@ -158,16 +163,38 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn analyze(config: Config) -> anyhow::Result<()> {
+    let store = database::open(&config, database::Caching::Off).await?;
+    let started = std::time::Instant::now();
+    let analyzed = store.analyze().await;
+    store.close().await;
+    analyzed.context("ANALYZE failed")?;
+    println!(
+        "gathered planner statistics of the {} database at {} in {:.1} s",
+        store.backend(),
+        database::redact(&config.database_url),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 async fn seed(config: Config, args: SeedArgs) -> anyhow::Result<()> {
     let store = database::open(&config, database::Caching::Off).await?;
     let plan = demo_data::Plan { articles: args.articles, users: args.users, seed: args.seed, prefix: args.prefix };
     let started = std::time::Instant::now();
     let made = demo_data::seed(store.as_ref(), &plan).await;
+    // A bulk load leaves the planner without statistics: on PostgreSQL, listings then ran 30
+    // times slower until an ANALYZE (113 against 3,532 req/s after 200,000 articles).
+    let analyzed = match &made {
+        Ok(_) => store.analyze().await.context("ANALYZE after seeding failed"),
+        Err(_) => Ok(()),
+    };
     store.close().await;
     let made = made?;
+    analyzed?;
     println!(
-        "seeded {} database at {} in {:.1} s: {} users, {} follows, {} articles, {} favorites, {} comments \
-         (every demo user's password is {})",
+        "seeded {} database at {} in {:.1} s: {} users, {} follows, {} articles, {} favorites, {} comments, \
+         and its planner statistics (every demo user's password is {})",
         store.backend(),
         database::redact(&config.database_url),
         started.elapsed().as_secs_f64(),

@@ -377,3 +377,42 @@ async fn seed_fills_a_database_the_same_way_every_time() {
     }
     assert_eq!(titles[0], titles[1], "the same seed gives the same articles");
 }
+
+/// A bulk load leaves the planner without statistics (on PostgreSQL, listings then ran 30 times
+/// slower): `conduit seed` gathers them itself, `serve` warns at start-up when a large table has
+/// none, and `conduit analyze` gathers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_leaves_planner_statistics_and_serve_warns_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run(conduit(dir.path()).args(["seed", "--articles", "100"]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("planner statistics"), "{stdout}");
+    let db = dir.path().join("conduit.db");
+    let statistics = |db: &std::path::Path| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM sqlite_stat1').fetchone()[0])"])
+            .arg(db)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse::<i64>().unwrap_or(0)
+    };
+    assert!(statistics(&db) > 0, "the seed left statistics");
+
+    // Data loaded some other way (12,000 users in one statement), and no statistics at all.
+    let load = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE sqlite_stat1'); \
+        c.execute(\"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12000) \
+        INSERT INTO users (username, email, password_hash, created_at, updated_at) \
+        SELECT 'bulk' || i, 'bulk' || i || '@example.com', 'x', '2026-12-07T00:00:00Z', '2026-12-07T00:00:00Z' FROM n\"); c.commit()";
+    let loaded = std::process::Command::new("python3").args(["-c", load]).arg(&db).status().unwrap();
+    assert!(loaded.success());
+    let warned = |server: Server| {
+        let log = server.log.lock().unwrap().join("\n");
+        assert!(server.terminate().success());
+        log.lines().any(|line| line.contains("no planner statistics") && line.contains("users"))
+    };
+    assert!(warned(Server::start(dir.path())), "a large table without statistics is named at start-up");
+
+    let (ok, stdout, stderr) = run(conduit(dir.path()).arg("analyze"));
+    assert!(ok && stdout.contains("gathered planner statistics"), "{stdout} {stderr}");
+    assert!(!warned(Server::start(dir.path())), "after conduit analyze");
+}
