@@ -84,6 +84,11 @@ pub struct LimitSettings {
     /// Exports (GET /api/user/export) one account may ask for each hour
     #[arg(long, env = "CONDUIT_EXPORTS_PER_HOUR", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub exports_per_hour: u32,
+    /// Seconds one export may stream; a client that reads it slower is cut off then, and its
+    /// place among the exports streaming at once is given back even while its connection stalls
+    #[arg(id = "export_timeout_secs", long = "export-timeout-secs", env = "CONDUIT_EXPORT_TIMEOUT",
+        value_name = "SECONDS", default_value = "300", value_parser = seconds)]
+    pub export_timeout: Duration,
     /// Password hashes that may wait for a free core; more get 503 at once. Below
     /// max_concurrency [default: 32 per core, at most half of max_concurrency]
     #[arg(long, env = "CONDUIT_HASH_QUEUE", value_name = "N", value_parser = whole::<usize>)]

@@ -7,7 +7,10 @@
 //! server hold all of them, twice, for each export asked at once). The body is sent chunked, so
 //! a store failure halfway through ends the response short, an incomplete document rather
 //! than a wrong one (and it is logged). Exports are limited per account
-//! (`CONDUIT_EXPORTS_PER_HOUR`).
+//! (`CONDUIT_EXPORTS_PER_HOUR`), four stream at once, and each for at most
+//! `CONDUIT_EXPORT_TIMEOUT`: a timer gives its place back then, because a client that stops
+//! reading stalls the stream where nothing polls it (it would otherwise hold its place, and
+//! with four such clients every export, for as long as their connections stayed open).
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -19,7 +22,8 @@ use conduit_domain::model::UserId;
 use conduit_store::{DbError, Store};
 use futures::StreamExt;
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 
 use crate::auth::extract::RequireUser;
@@ -96,12 +100,24 @@ pub(crate) async fn export(State(state): State<AppState>, caller: RequireUser) -
         created_at: user.created_at,
     };
     let start = format!(r#"{{"export":{{"exportedAt":{},"user":{},"articles":["#, json(&Utc::now()), json(&head));
+    let place = Arc::new(Mutex::new(Some(streaming)));
+    let deadline = state.limits.export_timeout;
+    let timer = tokio::spawn({
+        let place = Arc::downgrade(&place);
+        async move {
+            tokio::time::sleep(deadline).await;
+            if let Some(place) = place.upgrade() {
+                give_back(&place);
+            }
+        }
+    });
     let pages = Pages {
         store: state.store.clone(),
         user: user.id,
         next: Next::Articles(None),
         first: true,
-        _streaming: streaming,
+        ends_at: tokio::time::Instant::now() + deadline,
+        _place: Place { permit: place, timer: timer.abort_handle() },
     };
     // Fused: gzip's encoder polls once more after the end, which a bare `unfold` answers with
     // a panic (schemathesis found it: every gzipped export ended short).
@@ -126,14 +142,45 @@ struct Pages {
     next: Next,
     /// No item written yet in the current array (so no comma before the next).
     first: bool,
-    /// This export's place among those streaming at once, given back when the stream ends.
-    _streaming: tokio::sync::OwnedSemaphorePermit,
+    /// When the stream is cut off, however fast it is read.
+    ends_at: tokio::time::Instant,
+    _place: Place,
+}
+
+/// This export's place among those streaming at once: given back when the stream ends or by
+/// the timer at the deadline, whichever comes first.
+struct Place {
+    permit: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    timer: tokio::task::AbortHandle,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.timer.abort();
+        give_back(&self.permit);
+    }
+}
+
+fn give_back(place: &Mutex<Option<OwnedSemaphorePermit>>) {
+    // A poisoned lock still holds the permit; take it all the same.
+    drop(place.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
 }
 
 impl Pages {
     /// The next chunk of the document (a page of items, or the text between two arrays), or
     /// the end.
     async fn next_chunk(mut self) -> Option<(Result<Bytes, DbError>, Self)> {
+        if matches!(self.next, Next::Done) {
+            return None;
+        }
+        if tokio::time::Instant::now() >= self.ends_at {
+            tracing::warn!(
+                user = self.user.get(),
+                "export cut off at CONDUIT_EXPORT_TIMEOUT: the client read it too slowly"
+            );
+            self.next = Next::Done;
+            return Some((Err(DbError::Other("the export passed CONDUIT_EXPORT_TIMEOUT".into())), self));
+        }
         let chunk = match self.page().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => return None,

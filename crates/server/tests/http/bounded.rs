@@ -6,6 +6,8 @@
 use crate::common::{TestApp, error_messages, real_limits};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 on_both_backends!(a_page_of_comments_ends_at_its_text_budget, the_export_streams_everything_an_account_owns);
 
@@ -153,4 +155,42 @@ async fn writing_is_limited_per_account_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writing_is_limited_per_account_on_postgres() {
     writing_is_limited_per_account(TestApp::postgres_with(real_limits).await).await;
+}
+
+/// Four clients that ask for a large export and stop reading held all four places among the
+/// exports streaming at once for as long as their connections stayed open: hyper does not poll
+/// a body it cannot write, so the stream never ended and every other export got 503. A timer
+/// now gives the place back at `CONDUIT_EXPORT_TIMEOUT` (2 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_stop_reading_exports_give_their_places_back() {
+    let app = TestApp::sqlite_with(|config| config.limits.export_timeout = Duration::from_secs(2)).await;
+    let hoarder = app.register("hoarder").await;
+    let other = app.register("other").await;
+    // 40 articles of 900 KB: a 36 MB export, more than loopback's socket buffers hold.
+    let body = "x".repeat(900_000);
+    for i in 0..40 {
+        let article = json!({"article": {"title": format!("Big {i}"), "description": "d", "body": body}});
+        let (status, answer) = app.post("/api/articles", Some(&hoarder), article).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let request =
+            format!("GET /api/user/export HTTP/1.1\r\nHost: {address}\r\nAuthorization: Token {hoarder}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0u8; 64];
+        let n = stream.read(&mut head).await.unwrap();
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        stalled.push(stream); // and never read again
+    }
+    let (status, body) = app.get("/api/user/export", Some(&other)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "the four stalled exports hold every place: {body}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, body) = app.get("/api/user/export", Some(&other)).await;
+    assert_eq!(status, StatusCode::OK, "past the deadline the stalled exports gave their places back: {body}");
+    assert_eq!(body["export"]["user"]["username"], "other");
+    drop(stalled);
 }
