@@ -14,6 +14,7 @@
 //! | `ops/` | connections (database, Redis), serving until a signal, logs, traces, metrics |
 //! | `limits/` | rate limits (logins, registrations, mail) and the password-hash queue |
 //! | `mail/` | composing mail and its tokens; the sender that delivers the outbox |
+//! | `backup/` | backups taken online, restores that check themselves, backups scheduled in `serve` |
 //! | `state.rs` | [`AppState`], what every handler reaches |
 //! | `auth/` | the caller: token and session extractors, the login check, browser sessions |
 //! | `http/` | the edge around every request, body and query extractors, the client's address |
@@ -27,6 +28,8 @@ pub mod ops;
 
 pub mod limits;
 pub mod mail;
+
+pub mod backup;
 
 pub mod state;
 

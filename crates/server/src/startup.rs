@@ -19,6 +19,7 @@ use crate::auth::sessions;
 use crate::config::Config;
 use crate::mail::sender::{self, Sender};
 use crate::ops::clock::{Clock, SystemClock};
+use crate::ops::in_use::{self, InUse, Use};
 use crate::ops::{database, redis, serve};
 use crate::routes::router;
 use crate::state::AppState;
@@ -34,6 +35,8 @@ pub struct Application {
     metrics: Option<(TcpListener, Router)>,
     state: AppState,
     sender: Sender,
+    /// The database is marked in use while this lives (a restore refuses it meanwhile).
+    _in_use: InUse,
 }
 
 impl Application {
@@ -51,6 +54,7 @@ impl Application {
         let secret = database::jwt_secret(&config)?;
         let listener =
             TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
+        let in_use = in_use::claim(&config.database_url, Use::Serve).await?;
         let store = database::open(&config, database::Caching::On).await?;
         warn_of_missing_statistics(store.as_ref()).await;
         let redis = match &config.redis_url {
@@ -74,7 +78,7 @@ impl Application {
             }
             None => None,
         };
-        Ok(Application { config, listener, metrics, state, sender })
+        Ok(Application { config, listener, metrics, state, sender, _in_use: in_use })
     }
 
     /// Where the API listens.
@@ -100,7 +104,7 @@ impl Application {
     /// Serves until `shutdown` completes, then finishes in-flight requests (up to the shutdown
     /// grace), sends the mail they queued, and closes the database.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { config, listener, metrics, state, sender } = self;
+        let Application { config, listener, metrics, state, sender, _in_use: in_use } = self;
         if let Some((listener, _)) = &metrics {
             tracing::info!(address = %format!("http://{}/metrics", listener.local_addr()?), "metrics are served separately");
         }
@@ -134,6 +138,7 @@ impl Application {
                     tracing::warn!("mail still sending at shutdown stays queued for the next start");
                 }
                 store.close().await;
+                drop(in_use);
                 tracing::info!("stopped cleanly");
                 Ok(())
             }

@@ -89,3 +89,22 @@ async fn schema_sql_is_the_schema_the_migrations_make() {
         .collect();
     assert_schema_sql(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME"), &render(HEADER, objects));
 }
+
+/// A backup carries every table and column (`conduit_store::backup::TABLES`): a migration that
+/// adds one without naming it there fails here, rather than backups dropping it silently.
+#[tokio::test]
+async fn backups_name_every_table_and_column() {
+    let database = TestDatabase::create().await;
+    let mut conn = PgConnection::connect(&database.url).await.unwrap();
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname <> '_sqlx_migrations'
+           AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY c.relname, a.attnum",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(columns, conduit_store::backup::named_columns(), "the schema against backup::TABLES");
+}

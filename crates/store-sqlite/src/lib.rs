@@ -18,6 +18,7 @@
 mod account;
 #[path = "../../store/shared/addresses.rs"]
 mod addresses;
+pub mod archive;
 #[path = "../../store/shared/articles.rs"]
 mod articles;
 #[path = "../../store/shared/comments.rs"]

@@ -4,6 +4,7 @@
 //! process's cache. The store's methods are in two traits: [`Store`], those the cache answers
 //! or must hear of, and [`Uncached`], the rest, reached from a `dyn Store` by deref.
 
+pub mod backup;
 pub mod cache;
 mod cached;
 mod error;

@@ -3,6 +3,7 @@
 //!
 //! Imports: anything; nothing imports it but `main.rs`.
 
+mod backup;
 pub mod demo_data;
 mod mail;
 mod user;
@@ -63,6 +64,15 @@ enum Command {
     /// favorites and comments, in the proportions of a live blog. The same --seed gives the same
     /// data. Every demo user's password is `password123`. Migrates first, like `serve`.
     Seed(SeedArgs),
+    /// Back up the database, online: a consistent snapshot into one archive file (a SQLite
+    /// database and a manifest with checksums), whichever the backend. The server may go on
+    /// serving and writing meanwhile. Restore it with `conduit restore`.
+    Backup(backup::BackupArgs),
+    /// Restore an archive from `conduit backup` into the configured database (DATABASE_URL),
+    /// either backend, whichever it was taken from: checks it first (checksums, integrity,
+    /// counts, counters), migrates it when older, loads it, checks the result. The database
+    /// must be empty (or --replace) and no `conduit serve` may be using it.
+    Restore(backup::RestoreArgs),
     /// Show or requeue the outbox: the mail Conduit queued (verification and reset links,
     /// notices), sent, or gave up on (dead).
     #[command(subcommand)]
@@ -109,9 +119,26 @@ fn settings_help() -> String {
     help
 }
 
+/// A command-line mistake as one line: clap's message with its lines joined, its usage block
+/// left out, and where to read more.
+fn one_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let message = rendered.split("\n\nUsage:").next().unwrap_or_default();
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let words: Vec<&str> = message.split_whitespace().collect();
+    format!("{} (see `conduit --help`, or `conduit COMMAND --help`)", words.join(" "))
+}
+
 /// Runs the command line and turns any failure into one line on stderr and a non-zero exit.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("conduit: error: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     let flags = match &cli.command {
         Some(Command::Serve(args)) => args.settings.clone(),
         None => cli.serve.settings.clone(),
@@ -151,6 +178,8 @@ async fn run(command: Option<Command>, config: Config) -> anyhow::Result<()> {
         Some(Command::User(command)) => return user::run(config, command).await,
         Some(Command::Seed(args)) => return seed(config, args).await,
         Some(Command::Mail(command)) => return mail::run(config, command).await,
+        Some(Command::Backup(args)) => return backup::backup(config, args).await,
+        Some(Command::Restore(args)) => return backup::restore(config, args).await,
         Some(Command::Serve(_)) | None => {}
     }
     Application::build(config).await?.run_until_signal().await

@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod database;
+pub mod in_use;
 pub mod log_writer;
 pub mod metrics;
 pub mod per_address;

@@ -10,6 +10,7 @@ mod accounts;
 mod api;
 mod attacks;
 mod authorization;
+mod backup;
 mod bounded;
 mod cli;
 mod connections;
