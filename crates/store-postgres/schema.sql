@@ -65,6 +65,15 @@ CREATE TRIGGER counts_articles AFTER INSERT OR DELETE ON articles FOR EACH ROW E
 
 CREATE TRIGGER favorite_counts_gone AFTER DELETE ON articles FOR EACH ROW EXECUTE FUNCTION favorite_counts_gone();
 
+-- backup_slots
+
+CREATE TABLE backup_slots (
+    slot bigint NOT NULL,
+    taken_by text NOT NULL,
+    claimed_at bigint NOT NULL,
+    CONSTRAINT backup_slots_pkey PRIMARY KEY (slot)
+);
+
 -- comments
 
 CREATE TABLE comments (

@@ -95,6 +95,14 @@ CREATE TRIGGER favorite_counts_gone AFTER DELETE ON articles BEGIN
     DELETE FROM favorite_counts WHERE article_id = OLD.id;
 END;
 
+-- backup_slots
+
+CREATE TABLE backup_slots (
+    slot       BIGINT PRIMARY KEY,
+    taken_by   TEXT NOT NULL,
+    claimed_at BIGINT NOT NULL
+);
+
 -- comments
 
 CREATE TABLE comments (

@@ -40,6 +40,10 @@ pub struct Parts {
     /// Exports streaming at once (see `routes::export`): each holds up to a few megabytes.
     pub exports: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
+    /// The scheduled backups' last results, for `/health/ready`.
+    pub backups: crate::backup::schedule::SharedStatus,
+    /// Whether backups are scheduled (`CONDUIT_BACKUP_DIR`).
+    pub backups_scheduled: bool,
     pub http: Arc<HttpSettings>,
     pub limits: Arc<LimitSettings>,
     pub accounts: Arc<AccountSettings>,
@@ -71,6 +75,8 @@ impl AppState {
             passwords: Passwords::new(config.limits.hash_queue(config.http.max_concurrency)),
             exports: Arc::new(tokio::sync::Semaphore::new(crate::limits::EXPORTS_AT_ONCE)),
             metrics: Arc::new(Metrics::default()),
+            backups: Arc::default(),
+            backups_scheduled: config.backup.backup_dir.is_some(),
             http: Arc::new(config.http.clone()),
             limits: Arc::new(config.limits.clone()),
             accounts: Arc::new(config.accounts.clone()),

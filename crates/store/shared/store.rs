@@ -14,7 +14,8 @@ use conduit_store::*;
 use tracing::instrument;
 
 use crate::{
-    BACKEND, ThisStore, account, articles, comments, dialect, listings, outbox, profiles, seed, sessions, users,
+    BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, outbox, profiles, seed, sessions,
+    users,
 };
 
 /// The methods a cache in front of the store answers or must hear of (see `conduit_store::Store`).
@@ -371,6 +372,18 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.unanalyzed_tables", skip_all, fields(db.system = BACKEND))]
     async fn unanalyzed_tables(&self) -> Result<Vec<String>, DbError> {
         dialect::unanalyzed_tables(&self.read).await
+    }
+
+    // --- scheduled backups ---
+
+    #[instrument(name = "store.claim_backup_slot", skip_all, fields(db.system = BACKEND))]
+    async fn claim_backup_slot(&self, slot: i64, by: &str, now: i64) -> Result<bool, DbError> {
+        backups::claim_slot(&self.write, slot, by, now).await
+    }
+
+    #[instrument(name = "store.admin_emails", skip_all, fields(db.system = BACKEND))]
+    async fn admin_emails(&self) -> Result<Vec<String>, DbError> {
+        backups::admin_emails(&self.read).await
     }
 
     // --- tags ---

@@ -147,6 +147,12 @@ pub const TABLES: &[Table] = &[
         striped: false,
     },
     Table {
+        name: "backup_slots",
+        columns: &[("slot", Int), ("taken_by", Text), ("claimed_at", Int)],
+        key: "slot",
+        striped: false,
+    },
+    Table {
         name: "counts",
         columns: &[("kind", Text), ("key", Text), ("stripe", Int), ("n", Int)],
         key: "kind, key",

@@ -298,6 +298,14 @@ pub trait Uncached: Send + Sync + 'static {
     /// The tables with at least [`UNANALYZED_ROWS`] rows (about) that have no planner statistics.
     async fn unanalyzed_tables(&self) -> Result<Vec<String>, DbError>;
 
+    // --- scheduled backups ---
+
+    /// Claims scheduled backup `slot` (its interval's number since the epoch) for instance
+    /// `by`: true for exactly one caller, whichever instance it runs in.
+    async fn claim_backup_slot(&self, slot: i64, by: &str, now: i64) -> Result<bool, DbError>;
+    /// The email addresses of the active admins (told when a scheduled backup fails).
+    async fn admin_emails(&self) -> Result<Vec<String>, DbError>;
+
     // --- tags ---
 
     /// A number that grows with every committed change to any article's tags: a tag list read

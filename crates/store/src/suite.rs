@@ -53,6 +53,7 @@ macro_rules! store_behaviour_suite {
             tokens_are_single_use_and_bound_to_their_address,
             deleted_accounts_take_their_content_or_leave_it_to_a_tombstone,
             a_bulk_load_is_unanalyzed_until_analyze,
+            a_backup_slot_is_claimed_once_and_admins_are_told,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -593,6 +594,31 @@ pub async fn a_bulk_load_is_unanalyzed_until_analyze(store: TestStore) {
     assert_eq!(store.unanalyzed_tables().await.unwrap(), ["users"]);
     store.analyze().await.unwrap();
     assert!(store.unanalyzed_tables().await.unwrap().is_empty());
+}
+
+/// Of several instances claiming one scheduled backup at once, exactly one gets it; the admins
+/// to tell of a failure are the active ones.
+pub async fn a_backup_slot_is_claimed_once_and_admins_are_told(store: TestStore) {
+    let claims = (0..8).map(|i| {
+        let store = store.clone();
+        async move { store.claim_backup_slot(42, &format!("instance {i}"), 1).await.unwrap() }
+    });
+    let won = futures::future::join_all(claims).await.into_iter().filter(|won| *won).count();
+    assert_eq!(won, 1, "one claim of eight wins");
+    assert!(store.claim_backup_slot(43, "instance 0", 2).await.unwrap(), "the next slot is free");
+    assert!(!store.claim_backup_slot(42, "late", 3).await.unwrap());
+
+    for name in ["boss", "former", "plain"] {
+        user(&*store, name).await;
+    }
+    let admin = AccountChanges { role: Some(conduit_domain::model::Role::Admin), ..Default::default() };
+    store.set_account(&username("boss"), &admin).await.unwrap();
+    store.set_account(&username("former"), &admin).await.unwrap();
+    store
+        .set_account(&username("former"), &AccountChanges { active: Some(false), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(store.admin_emails().await.unwrap(), ["boss@example.com"]);
 }
 
 pub async fn seeded_data_reads_like_data_written_one_call_at_a_time(store: TestStore) {

@@ -15,6 +15,7 @@
 //! Imports: `config`, `ops` and `mail`.
 
 pub mod file;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

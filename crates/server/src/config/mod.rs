@@ -25,7 +25,9 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches};
 
 use settings::settings_command;
-pub use settings::{AccountSettings, DEFAULT_HASH_QUEUE_PER_CORE, HttpSettings, LimitSettings, MailSettings};
+pub use settings::{
+    AccountSettings, BackupSettings, DEFAULT_HASH_QUEUE_PER_CORE, HttpSettings, LimitSettings, MailSettings,
+};
 pub use values::{
     DeletedContentPolicy, IpNet, LogFormat, MIN_SECRET_LEN, Secret, SmtpUrl, UnverifiedPolicy, ip_net,
     is_trusted_proxy, redact_password,
@@ -74,6 +76,8 @@ pub struct Config {
     pub accounts: AccountSettings,
     #[command(flatten)]
     pub mail: MailSettings,
+    #[command(flatten)]
+    pub backup: BackupSettings,
     /// Serve /metrics only on this IP:PORT (keep it private) [default: on the main address]
     #[arg(long, env = "CONDUIT_METRICS_BIND", value_name = "IP:PORT", value_parser = socket_addr)]
     pub metrics_bind: Option<SocketAddr>,

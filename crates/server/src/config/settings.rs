@@ -148,6 +148,29 @@ pub struct MailSettings {
     pub mail_retention_days: u32,
 }
 
+/// Scheduled backups, taken and verified inside `conduit serve` (see `crate::backup::schedule`).
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct BackupSettings {
+    /// Folder for scheduled backups (created if missing) [default: none, and no scheduled
+    /// backups; `conduit backup` takes one by hand]
+    #[arg(long, env = "CONDUIT_BACKUP_DIR", value_name = "PATH")]
+    pub backup_dir: Option<std::path::PathBuf>,
+    /// Seconds between scheduled backups; of several instances sharing a database, one takes
+    /// each
+    #[arg(id = "backup_interval_secs", long = "backup-interval-secs", env = "CONDUIT_BACKUP_INTERVAL",
+        value_name = "SECONDS", default_value = "86400", value_parser = seconds)]
+    pub backup_interval: Duration,
+    /// Scheduled backups kept in the folder; older ones are deleted once a newer one verified
+    #[arg(long, env = "CONDUIT_BACKUP_KEEP", value_name = "N", default_value = "7", value_parser = positive::<usize>)]
+    pub backup_keep: usize,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        declared_defaults()
+    }
+}
+
 impl Default for HttpSettings {
     fn default() -> Self {
         declared_defaults()

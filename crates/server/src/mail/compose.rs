@@ -160,6 +160,18 @@ impl Composer {
         Mail { kind: "reset", to: email.into(), subject: "Reset your Conduit password".into(), body }
     }
 
+    /// A scheduled backup failed, or could not be verified: a notice to an admin.
+    pub fn backup_failed(&self, email: &str, what: &str, error: &str) -> Mail {
+        let body = format!(
+            "Hello,\n\n\
+             the scheduled {what} of your Conduit database failed at {}:\n\n    {error}\n\n\
+             The server goes on serving; /health/ready shows the last good backup. Fix the cause, or take a \
+             backup by hand with `conduit backup`.\n",
+            now_text()
+        );
+        Mail { kind: "backup-failed", to: email.into(), subject: format!("Conduit: the scheduled {what} failed"), body }
+    }
+
     /// The password of `username` changed (by them, or by a reset): a notice to their address.
     pub fn password_changed(&self, username: &str, email: &str) -> Mail {
         let body = format!(

@@ -29,6 +29,18 @@ struct LoginLabels {
     result: &'static str,
 }
 
+/// The scheduled backups' figures: when the last one succeeded and was verified (Unix
+/// seconds), its size and how long each took, and how many failed.
+#[derive(Default)]
+pub struct BackupGauges {
+    pub last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub last_verified: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub size_bytes: Gauge,
+    pub duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub verify_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub failures: Counter,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     pool: &'static str,
@@ -45,6 +57,8 @@ pub struct Metrics {
     /// Mail queued by this instance's changes, and this instance's sends: sent, failed (to be
     /// retried), dead (out of tries, or refused for good).
     mail: [(&'static str, Counter); 4],
+    /// Scheduled backups (see `crate::backup::schedule`).
+    pub backups: BackupGauges,
     /// The request counter and histogram of each label set seen, found by the labels' addresses
     /// (they are interned): one lookup with a cheap hash per response instead of two with
     /// SipHash over the label strings.
@@ -130,8 +144,29 @@ impl Default for Metrics {
             };
             registry.register(format!("mail_{state}"), help, counter.clone());
         }
+        let backups = BackupGauges::default();
+        let b = &backups;
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the last scheduled backup succeeded",
+            b.last_success.clone(),
+        );
+        registry.register(
+            "backup_last_verified_timestamp_seconds",
+            "When the last scheduled backup was verified by restoring it",
+            b.last_verified.clone(),
+        );
+        registry.register("backup_size_bytes", "The size of the last scheduled backup", b.size_bytes.clone());
+        registry.register("backup_duration_seconds", "How long the last scheduled backup took", b.duration.clone());
+        registry.register(
+            "backup_verify_duration_seconds",
+            "How long verifying the last scheduled backup took",
+            b.verify_duration.clone(),
+        );
+        registry.register("backup_failures", "Scheduled backups or verifications that failed", b.failures.clone());
         Self {
             registry,
+            backups,
             requests,
             latency,
             in_flight,

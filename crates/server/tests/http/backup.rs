@@ -505,3 +505,98 @@ fn backup_and_restore_mistakes_are_one_line() {
         assert_one_clear_line(&stderr, says);
     }
 }
+
+/// Two instances on one PostgreSQL database, each with its own backup folder and a 2-second
+/// interval: between them, one backup a slot (never two within a slot), each verified by a
+/// restore, the folders kept to two, and `/health/ready` and `/metrics` tell of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_are_taken_once_a_slot_and_verify_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let postgres = TestDatabase::create().await;
+    let start = |folder: &str| {
+        let folder = dir.path().join(folder);
+        let env = [
+            ("DATABASE_URL", postgres.url.as_str()),
+            ("CONDUIT_JWT_SECRET", SECRET),
+            ("CONDUIT_BACKUP_DIR", folder.to_str().unwrap()),
+            ("CONDUIT_BACKUP_INTERVAL", "2"),
+            ("CONDUIT_BACKUP_KEEP", "2"),
+        ];
+        Server::start_with(dir.path(), &env)
+    };
+    let (one, two) = (start("one"), start("two"));
+    Site::of(&one).register("someone").await;
+    tokio::time::sleep(Duration::from_millis(9000)).await;
+    let logged = |message: &str| -> Vec<Value> {
+        [&one, &two]
+            .iter()
+            .flat_map(|server| server.log.lock().unwrap().clone())
+            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+            .filter(|log| log["message"] == message)
+            .collect()
+    };
+    let taken = logged("scheduled backup taken");
+    let verified = logged("scheduled backup verified");
+    assert!(taken.len() >= 3, "a backup every 2 s for 9 s: {taken:?}");
+    assert!(
+        verified.len() + 1 >= taken.len(),
+        "each verified (but maybe the last, still running): {taken:?} {verified:?}"
+    );
+    let mut slots: Vec<i64> = taken.iter().map(|log| log["slot"].as_i64().unwrap()).collect();
+    slots.sort();
+    let before = slots.len();
+    slots.dedup();
+    assert_eq!(slots.len(), before, "two backups of one slot: {taken:?}");
+    for folder in ["one", "two"] {
+        let kept = std::fs::read_dir(dir.path().join(folder))
+            .map(|entries| {
+                entries
+                    .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".conduit-backup"))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert!(kept <= 2, "{folder} keeps two: {kept}");
+    }
+    for server in [&one, &two] {
+        let site = Site::of(server);
+        let (status, health) = site.call(reqwest::Method::GET, "/health/ready", None, None).await;
+        assert_eq!(status, 200, "{health}");
+        assert_eq!(health["checks"]["backup"]["status"], "ok", "{health}");
+        let metrics = site.client.get(format!("{}/metrics", site.base)).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("conduit_backup_last_verified_timestamp_seconds"), "{metrics}");
+    }
+    let (_, health) = Site::of(&one).call(reqwest::Method::GET, "/health/ready", None, None).await;
+    let (_, other) = Site::of(&two).call(reqwest::Method::GET, "/health/ready", None, None).await;
+    assert!(
+        !health["checks"]["backup"]["lastVerified"].is_null() || !other["checks"]["backup"]["lastVerified"].is_null(),
+        "{health} {other}"
+    );
+    assert!(one.terminate().success());
+    assert!(two.terminate().success());
+}
+
+/// A scheduled backup that cannot be written (its folder is a file) is counted, shown in
+/// `/health/ready` (still ready), and mailed to the admins through the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_scheduled_backup_mails_the_admins_and_shows_in_health() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("not-a-folder"), "x").unwrap();
+    let env = [("CONDUIT_BACKUP_DIR", "not-a-folder/backups"), ("CONDUIT_BACKUP_INTERVAL", "1")];
+    let server = Server::start_with(dir.path(), &env);
+    let site = Site::of(&server);
+    site.register("boss").await;
+    let (ok, _, stderr) = run(conduit(dir.path()).args(["user", "promote", "boss"]));
+    assert!(ok, "{stderr}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, health) = site.call(reqwest::Method::GET, "/health/ready", None, None).await;
+    assert_eq!(status, 200, "a failed backup does not make the server unready: {health}");
+    assert_eq!(health["checks"]["backup"]["status"], "failing", "{health}");
+    assert!(health["checks"]["backup"]["failure"]["error"].as_str().unwrap().contains("not-a-folder"), "{health}");
+    let metrics = site.client.get(format!("{}/metrics", site.base)).send().await.unwrap().text().await.unwrap();
+    let failures = metrics.lines().find(|l| l.starts_with("conduit_backup_failures_total ")).unwrap();
+    assert!(!failures.ends_with(" 0"), "{failures}");
+    let (ok, stdout, stderr) = run(conduit(dir.path()).args(["mail", "list", "--show"]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("backup-failed") && stdout.contains("boss@example.com"), "{stdout}");
+    assert!(server.terminate().success());
+}
