@@ -33,11 +33,26 @@ pub async fn snapshot(source: &Path, into: &Path) -> Result<(), DbError> {
         .busy_timeout(Duration::from_secs(30))
         .read_only(true);
     let pool = one_connection(options).await?;
-    let into = into.to_str().ok_or_else(|| DbError::Other(format!("not a UTF-8 path: {}", into.display())))?;
-    let done = sqlx::query("VACUUM INTO ?").bind(into).execute(&pool).await;
+    let text = into.to_str().ok_or_else(|| DbError::Other(format!("not a UTF-8 path: {}", into.display())))?;
+    // Written at full speed, a gigabyte of copy sat in the page cache and went to disk at
+    // once, and the server's own writes waited behind it: their p99 doubled during a backup of
+    // a million articles, and did not move when the copy went to a tmpfs instead. Syncing
+    // the copy as it grows keeps what waits for the disk small.
+    let syncing = tokio::spawn(sync_while_growing(into.to_path_buf()));
+    let done = sqlx::query("VACUUM INTO ?").bind(text).execute(&pool).await;
+    syncing.abort();
     pool.close().await;
     done?;
     Ok(())
+}
+
+/// Every 100 ms, flushes `path`'s written pages to disk (until aborted).
+async fn sync_while_growing(path: std::path::PathBuf) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let path = path.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::File::open(path).and_then(|f| f.sync_data())).await;
+    }
 }
 
 async fn one_connection(options: SqliteConnectOptions) -> Result<SqlitePool, DbError> {
@@ -93,7 +108,8 @@ impl Archive {
         }
         sqlx::query("DELETE FROM counts").execute(&archive.pool).await?;
         sqlx::query("DELETE FROM favorite_counts").execute(&archive.pool).await?;
-        Ok((archive, SetAside(triggers.into_iter().map(|(_, sql)| sql).collect())))
+        let syncing = tokio::spawn(sync_while_growing(path.to_path_buf()));
+        Ok((archive, SetAside { triggers: triggers.into_iter().map(|(_, sql)| sql).collect(), syncing }))
     }
 
     /// Adds a batch of rows (several statements of up to 100 rows each, in one transaction).
@@ -130,9 +146,10 @@ impl Archive {
 
     /// Puts the triggers back and closes the archive.
     pub async fn finish(self, triggers: SetAside) -> Result<(), DbError> {
-        for sql in triggers.0 {
-            sqlx::query(&sql).execute(&self.pool).await?;
+        for sql in &triggers.triggers {
+            sqlx::query(sql).execute(&self.pool).await?;
         }
+        drop(triggers);
         self.pool.close().await;
         Ok(())
     }
@@ -218,8 +235,18 @@ impl Archive {
     }
 }
 
-/// The triggers [`Archive::create`] set aside, as SQL to run again.
-pub struct SetAside(Vec<String>);
+/// The triggers [`Archive::create`] set aside, as SQL to run again, and the task that syncs
+/// the archive as it grows (see [`snapshot`]), stopped when it is finished or dropped.
+pub struct SetAside {
+    triggers: Vec<String>,
+    syncing: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SetAside {
+    fn drop(&mut self) {
+        self.syncing.abort();
+    }
+}
 
 /// One row in the archive's terms. The type checks are skipped: SQLite's declared types
 /// (BOOLEAN, TEXT dates) are what the schema says, and the kind says how to read each.

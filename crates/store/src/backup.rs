@@ -227,7 +227,9 @@ pub fn named_columns() -> Vec<(String, String)> {
 
 /// The maintained counters that disagree with counting the rows they count, at most ten:
 /// (kind, key, counted, kept). The same statement runs on both backends (`active` is a
-/// boolean in one and 0/1 in the other; both read it as a condition).
+/// boolean in one and 0/1 in the other; both read it as a condition). The two sides meet in
+/// one GROUP BY, a sort: as a FULL OUTER JOIN of the two CTEs, SQLite compared every counter
+/// with every other (a million articles: over 13 minutes, unfinished).
 pub const COUNTER_AUDIT: &str = "
 WITH counted (kind, key, n) AS (
     SELECT 'articles', '', COUNT(*) FROM articles
@@ -242,10 +244,12 @@ WITH counted (kind, key, n) AS (
     WHERE kind IN ('articles', 'author', 'tag', 'favorited_by', 'users', 'users_active') GROUP BY kind, key
     UNION ALL SELECT 'favorites', CAST(article_id AS TEXT), SUM(n) FROM favorite_counts GROUP BY article_id
 )
-SELECT COALESCE(counted.kind, kept.kind), COALESCE(counted.key, kept.key),
-       CAST(COALESCE(counted.n, 0) AS BIGINT), CAST(COALESCE(kept.n, 0) AS BIGINT)
-FROM counted FULL OUTER JOIN kept ON counted.kind = kept.kind AND counted.key = kept.key
-WHERE COALESCE(counted.n, 0) <> COALESCE(kept.n, 0)
+SELECT kind, key, CAST(SUM(counted) AS BIGINT), CAST(SUM(kept) AS BIGINT) FROM (
+    SELECT kind, key, n AS counted, 0 AS kept FROM counted
+    UNION ALL SELECT kind, key, 0, n FROM kept
+) both_sides
+GROUP BY kind, key
+HAVING SUM(counted) <> SUM(kept)
 LIMIT 10";
 
 /// A counter that disagrees with counting: (kind, key, counted, kept).

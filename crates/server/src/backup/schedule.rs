@@ -4,10 +4,10 @@
 //! Time is cut into slots of one interval each, counted from the epoch. At the start of a slot
 //! every instance asks the store to claim it (`claim_backup_slot`, an insert only one caller
 //! can make), so of several instances sharing a database exactly one takes each backup. It is
-//! written into the folder (as `conduit backup` writes one), then verified by restoring it into
-//! a scratch SQLite database in a child process at the lowest CPU priority (`nice -n 19
-//! conduit restore`), which runs every check a restore makes. A verified backup makes the
-//! oldest beyond `CONDUIT_BACKUP_KEEP` go. A backup or verification that fails is logged,
+//! taken by a child `nice -n 19 conduit backup` (the copy and its checksum take CPU only when
+//! the server leaves it), then verified by restoring it into a scratch SQLite database in a
+//! child `nice -n 19 conduit restore`, which runs every check a restore makes. A verified one
+//! makes the oldest beyond `CONDUIT_BACKUP_KEEP` go. A backup or verification that fails is logged,
 //! counted (`conduit_backup_failures`), mailed to the active admins through the outbox, and
 //! shown in `/health/ready` (which stays ready: a failed backup is not a failed server).
 
@@ -96,7 +96,7 @@ impl Scheduled {
             }
         }
         let name = format!("conduit-{}.conduit-backup", Utc::now().format("%Y%m%d-%H%M%S%.3f"));
-        let taken = match super::take(&self.config.database_url, &folder.join(name)).await {
+        let taken = match take(&self.config.database_url, &folder.join(name)).await {
             Ok(taken) => taken,
             Err(e) => return self.failed("backup", &format!("{e:#}")).await,
         };
@@ -151,41 +151,71 @@ impl Scheduled {
     }
 }
 
-/// Restores `archive` into a scratch SQLite database in `folder/.verify`, removed after.
-/// Served by the `conduit` binary, that is a child `nice -n 19 conduit restore`: every check
-/// of a restore, at the lowest CPU priority. (Inside another program, such as the tests'
-/// in-process servers, it runs in this process at normal priority.)
+/// Takes a backup as `conduit backup` does, in a child `nice -n 19 conduit backup` when this
+/// process is the `conduit` binary (in this process otherwise, as in the tests' in-process
+/// servers): the copy and its checksum then take CPU only when the server leaves it.
+async fn take(database_url: &str, to: &Path) -> anyhow::Result<super::Taken> {
+    let started = Instant::now();
+    let mut args = vec![std::ffi::OsString::from("backup"), "--to".into()];
+    args.push(to.as_os_str().to_owned());
+    match nice_conduit(args, database_url, to.parent().unwrap_or(Path::new("."))).await {
+        Some(done) => {
+            done?;
+            let manifest = super::file::read_manifest(to)?;
+            Ok(super::Taken { path: to.to_owned(), manifest, duration: started.elapsed() })
+        }
+        None => super::take(database_url, to, super::Pace::Gentle).await,
+    }
+}
+
+/// Verifies `archive` by restoring it into a scratch SQLite database in `folder/.verify`,
+/// removed after: a child `nice -n 19 conduit restore`, every check of a restore at the lowest
+/// CPU priority (in this process, at normal priority, inside another program).
 async fn verify(config: &Config, archive: &Path, folder: &Path) -> anyhow::Result<()> {
     let scratch = folder.join(".verify");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
     let database_url = format!("sqlite://{}", scratch.join("verify.db").display());
-    let exe = std::env::current_exe()?;
-    let result = if exe.file_stem().is_some_and(|stem| stem == "conduit") {
-        let mut child = std::process::Command::new("nice");
-        child
-            .args(["-n", "19"])
-            .arg(&exe)
-            .args(["restore", "--replace"])
-            .arg(archive)
-            .env("DATABASE_URL", &database_url)
-            .env_remove("CONDUIT_CONFIG")
-            .current_dir(&scratch)
-            .stdin(Stdio::null());
-        let output = tokio::task::spawn_blocking(move || child.output()).await??;
-        if output.status.success() {
-            Ok(())
-        } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            Err(anyhow::anyhow!("{}", stderr.trim().trim_start_matches("conduit: error: ")))
+    let mut args = vec![std::ffi::OsString::from("restore"), "--replace".into()];
+    args.push(archive.as_os_str().to_owned());
+    let result = match nice_conduit(args, &database_url, &scratch).await {
+        Some(done) => done,
+        None => {
+            let mut scratch_config = config.clone();
+            scratch_config.database_url = database_url;
+            super::restore(&scratch_config, archive, true).await.map(|_| ())
         }
-    } else {
-        let mut scratch_config = config.clone();
-        scratch_config.database_url = database_url;
-        super::restore(&scratch_config, archive, true).await.map(|_| ())
     };
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Runs `conduit ARGS` on `database_url` in `dir` under `nice -n 19`, when this process is the
+/// `conduit` binary; `None` when it is not. `Err` carries the child's error line.
+async fn nice_conduit(args: Vec<std::ffi::OsString>, database_url: &str, dir: &Path) -> Option<anyhow::Result<()>> {
+    let exe = std::env::current_exe().ok()?;
+    if exe.file_stem().is_none_or(|stem| stem != "conduit") {
+        return None;
+    }
+    let mut child = std::process::Command::new("nice");
+    child
+        .args(["-n", "19"])
+        .arg(&exe)
+        .args(&args)
+        .env("DATABASE_URL", database_url)
+        .env_remove("CONDUIT_CONFIG")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    let output = match tokio::task::spawn_blocking(move || child.output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => return Some(Err(anyhow::anyhow!("cannot run nice {}: {e}", exe.display()))),
+        Err(e) => return Some(Err(e.into())),
+    };
+    if output.status.success() {
+        return Some(Ok(()));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Some(Err(anyhow::anyhow!("{}", stderr.trim().trim_start_matches("conduit: error: "))))
 }
 
 /// Deletes the oldest scheduled backups beyond `keep` (by name, which sorts by time).

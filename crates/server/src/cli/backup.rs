@@ -13,6 +13,10 @@ pub struct BackupArgs {
     /// The archive to write (a new file) [default: ./conduit-backup-UTC_DATE_TIME.conduit-backup]
     #[arg(long, value_name = "PATH")]
     to: Option<PathBuf>,
+    /// Read PostgreSQL at full speed, for a database nothing is serving (the final backup of a
+    /// move); by default a backup of PostgreSQL goes at half speed, to spare the servers
+    #[arg(long)]
+    fast: bool,
 }
 
 #[derive(Debug, Args)]
@@ -34,7 +38,8 @@ pub fn default_name() -> PathBuf {
 pub async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
     let to = args.to.unwrap_or_else(default_name);
     println!("backing up the database at {} to {} ...", redact(&config.database_url), to.display());
-    let taken = backup::take(&config.database_url, &to).await?;
+    let pace = if args.fast { backup::Pace::Fast } else { backup::Pace::Gentle };
+    let taken = backup::take(&config.database_url, &to, pace).await?;
     let m = &taken.manifest;
     println!(
         "backed up the {} database to {} in {:.1} s: {} bytes, {}; schema {}, sha256 {}",

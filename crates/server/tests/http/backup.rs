@@ -448,7 +448,7 @@ async fn wait_for_copy(url: &str, restore: &mut std::process::Child) -> bool {
     false
 }
 
-/// A disk that fills up during a backup (a 128 KiB tmpfs in a mount namespace of the backup's
+/// A disk that fills up during a backup (a 128 KiB tmpfs in a user and mount namespace of the backup's
 /// own) fails that backup with one line, leaves nothing behind, and the server goes on serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_the_backup_and_the_server_keeps_serving() {
@@ -464,7 +464,7 @@ async fn a_full_disk_fails_the_backup_and_the_server_keeps_serving() {
 "$2" backup --to "$1/full.conduit-backup"; status=$?
 ls -A "$1" >&2; exit $status"#;
     let output = Command::new("unshare")
-        .args(["--mount", "sh", "-c", script, "sh"])
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script, "sh"])
         .arg(&small)
         .arg(BIN)
         .current_dir(dir.path())
