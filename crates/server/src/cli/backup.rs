@@ -61,7 +61,7 @@ pub async fn restore(config: Config, args: RestoreArgs) -> anyhow::Result<()> {
     let migrated = restored.migrated_from.map(|from| format!(", migrated from schema {from}")).unwrap_or_default();
     println!(
         "restored {} (taken from {} at {}) into the database at {} in {:.1} s: {}{migrated}; verified: integrity, \
-         every table's rows, the maintained counters, {} users read back through the store",
+         every table's rows, the maintained counters, and users read back through the store ({} of them)",
         args.archive.display(),
         m.source_backend,
         m.taken_at.to_rfc3339(),

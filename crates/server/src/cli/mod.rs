@@ -151,10 +151,15 @@ pub fn main() -> ExitCode {
     };
     // Configuration and telemetry come first, outside the runtime: the OTLP exporter's HTTP
     // client must not be created or dropped on an async thread.
-    let config = match Config::from_env(cli.config, flags) {
+    let mut config = match Config::from_env(cli.config, flags) {
         Ok(config) => config,
         Err(e) => return fail(e.into()),
     };
+    if matches!(cli.command, Some(Command::Backup(_) | Command::Restore(_) | Command::Seed(_) | Command::Analyze)) {
+        // Their statements read whole tables on purpose: sqlx's "slow statement" warnings
+        // would only bury the command's own lines.
+        config.log_filter.push_str(",sqlx::query=error");
+    }
     let telemetry = match telemetry::init(&config) {
         Ok(telemetry) => telemetry,
         Err(e) => return fail(e),
