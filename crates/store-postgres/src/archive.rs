@@ -21,7 +21,14 @@ use crate::{MIGRATOR, PgStore};
 const IN_USE_LOCK: i64 = 0x0063_6f6e_6475_6974;
 
 /// A held advisory lock: its own connection, kept open for as long as the lock is needed.
-pub struct DatabaseLock(#[allow(dead_code)] PgConnection);
+pub struct DatabaseLock(PgConnection);
+
+impl DatabaseLock {
+    /// Whether the lock's connection still answers (PostgreSQL drops the lock with it).
+    pub async fn alive(&mut self) -> bool {
+        sqlx::Connection::ping(&mut self.0).await.is_ok()
+    }
+}
 
 impl PgStore {
     /// The newest schema this build knows: the version of its last migration.

@@ -4,8 +4,9 @@
 //!
 //! On SQLite the mark is a lock (`flock`) on a file beside the database, `PATH.conduit-lock`
 //! (not the database file itself: closing any other handle on it would drop SQLite's own
-//! locks). On PostgreSQL it is an advisory lock, held on a connection of its own. Either goes
-//! when the process does, however it ends.
+//! locks). On PostgreSQL it is an advisory lock, held on a connection of its own, checked every
+//! two seconds and taken again when PostgreSQL dropped it (a restart ends every session, and
+//! their locks with them). Either goes when the process does, however it ends.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -20,7 +21,10 @@ use super::database::{Database, redact};
 /// Held while the database is in use; dropping it lets go.
 pub enum InUse {
     File(#[allow(dead_code)] File),
+    /// A restore's lock.
     Postgres(#[allow(dead_code)] DatabaseLock),
+    /// A server's lock, kept by a task (aborted when this drops).
+    PostgresKept(KeptLock),
     /// An in-memory database: no other process can reach it.
     Nothing,
 }
@@ -71,9 +75,10 @@ pub async fn claim(url: &str, what: Use) -> anyhow::Result<InUse> {
                 Use::Restore => store.hold_for_restore().await,
             };
             store.close().await;
-            match held? {
-                Some(lock) => Ok(InUse::Postgres(lock)),
-                None => bail!("{}", held_message(what, &redact(url))),
+            match (held?, what) {
+                (Some(lock), Use::Serve) => Ok(InUse::PostgresKept(KeptLock(tokio::spawn(keep(url.to_owned(), lock))))),
+                (Some(lock), Use::Restore) => Ok(InUse::Postgres(lock)),
+                (None, _) => bail!("{}", held_message(what, &redact(url))),
             }
         }
     }
@@ -88,5 +93,38 @@ fn held_message(what: Use, database: &str) -> String {
             "`conduit serve` is running on the database at {database}: stop every server using it before restoring \
              (a restore replaces what they serve)"
         ),
+    }
+}
+
+/// The task that keeps a server's lock.
+pub struct KeptLock(tokio::task::JoinHandle<()>);
+
+impl Drop for KeptLock {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every two seconds, checks the server's lock and takes it again when its connection died.
+/// While PostgreSQL is down it tries again each time; if a restore took the database in
+/// between (it could, with no server's lock held), that is logged as the error it is.
+async fn keep(url: String, mut lock: DatabaseLock) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if lock.alive().await {
+            continue;
+        }
+        let settings = PoolSettings { max_connections: 1, acquire_timeout: std::time::Duration::from_secs(2) };
+        let Ok(store) = PgStore::connect(&url, settings).await else { continue };
+        let held = store.hold_serving().await;
+        store.close().await;
+        match held {
+            Ok(Some(again)) => {
+                tracing::info!("the database's in-use lock was lost with its connection and is held again");
+                lock = again;
+            }
+            Ok(None) => tracing::error!("a `conduit restore` holds the database this server is serving"),
+            Err(_) => {}
+        }
     }
 }

@@ -600,3 +600,80 @@ async fn a_failed_scheduled_backup_mails_the_admins_and_shows_in_health() {
     assert!(stdout.contains("backup-failed") && stdout.contains("boss@example.com"), "{stdout}");
     assert!(server.terminate().success());
 }
+
+/// An archive from an older schema (a database two migrations behind this build, made by
+/// applying the older migrations by hand) restores into either backend: migrated on the scratch
+/// copy first, then loaded, and served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_from_an_older_schema_is_migrated_as_it_is_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/../store-sqlite/migrations");
+    // sqlx records each applied migration with the SHA-384 of its text; its migrator then
+    // accepts the database as that far along.
+    let older = r#"
+import hashlib, os, sqlite3, sys
+folder, db = sys.argv[1], sys.argv[2]
+names = sorted(n for n in os.listdir(folder) if n.endswith('.sql'))[:-2]
+c = sqlite3.connect(db)
+c.execute('''CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
+    installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL,
+    checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)''')
+for name in names:
+    text = open(os.path.join(folder, name), 'rb').read()
+    c.executescript(text.decode())
+    version, description = name[:-4].split('_', 1)
+    c.execute('INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?, ?, 1, ?, 0)',
+              (int(version), description.replace('_', ' '), hashlib.sha384(text).digest()))
+c.execute("INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES "
+          "('elder', 'elder@example.com', 'an old hash', '2026-12-01T00:00:00+00:00', '2026-12-01T00:00:00+00:00')")
+c.commit()
+print(names[-1][:14])
+"#;
+    let made =
+        Command::new("python3").args(["-c", older, migrations]).arg(dir.path().join("conduit.db")).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let version = String::from_utf8_lossy(&made.stdout).trim().to_owned();
+    let archive = dir.path().join("older.conduit-backup");
+    let (ok, stdout, stderr) = run(conduit(dir.path()).args(["backup", "--to"]).arg(&archive));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("schema {version}")), "the archive keeps its older schema: {stdout}");
+
+    let postgres = TestDatabase::create().await;
+    let on_postgres = [("DATABASE_URL", postgres.url.as_str()), ("CONDUIT_JWT_SECRET", SECRET)];
+    let target = tempfile::tempdir().unwrap();
+    for env in [&on_postgres[..], &[("CONDUIT_JWT_SECRET", SECRET)][..]] {
+        let (ok, stdout, stderr) = run(conduit(target.path()).envs(env.iter().copied()).arg("restore").arg(&archive));
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains(&format!("migrated from schema {version}")), "{stdout}");
+        let server = Server::start_with(target.path(), env);
+        let (status, body) = Site::of(&server).call(reqwest::Method::GET, "/api/profiles/elder", None, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(server.terminate().success());
+    }
+}
+
+/// A PostgreSQL restart ends every session and the server's in-use lock with it: the server
+/// takes it again, so a restore (even one told to --replace) is still refused afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_postgresql_still_knows_the_database_is_served() {
+    let source = tempfile::tempdir().unwrap();
+    let archive = seeded_backup(source.path(), "10");
+    let postgres = crate::common::process::PostgresServer::start();
+    let url = postgres.url();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", url.as_str()), ("CONDUIT_JWT_SECRET", SECRET)];
+    let server = Server::start_with(dir.path(), &env);
+    let restore = || run(conduit(dir.path()).envs(env).args(["restore", "--replace"]).arg(&archive));
+    let (ok, _, stderr) = restore();
+    assert!(!ok);
+    assert_one_clear_line(&stderr, "`conduit serve` is running on the database");
+    postgres.stop();
+    postgres.resume();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (ok, _, stderr) = restore();
+    assert!(!ok, "a restore replaced a served database after PostgreSQL restarted");
+    assert_one_clear_line(&stderr, "`conduit serve` is running on the database");
+    let (status, _) = Site::of(&server).call(reqwest::Method::GET, "/api/articles", None, None).await;
+    assert_eq!(status, 200);
+    assert!(server.terminate().success());
+}
