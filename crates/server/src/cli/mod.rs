@@ -66,7 +66,8 @@ enum Command {
     Seed(SeedArgs),
     /// Back up the database, online: a consistent snapshot into one archive file (a SQLite
     /// database and a manifest with checksums), whichever the backend. The server may go on
-    /// serving and writing meanwhile. Restore it with `conduit restore`.
+    /// serving and writing meanwhile (`nice -n 19 conduit backup` keeps its CPU off a busy
+    /// server). Restore it with `conduit restore`.
     Backup(backup::BackupArgs),
     /// Restore an archive from `conduit backup` into the configured database (DATABASE_URL),
     /// either backend, whichever it was taken from: checks it first (checksums, integrity,
