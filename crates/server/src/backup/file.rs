@@ -47,9 +47,7 @@ pub struct Manifest {
 
 /// Where a backup is written until it is whole: renamed to `to` only once synced.
 pub fn partial_path(to: &Path) -> PathBuf {
-    let mut name = to.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    to.with_file_name(name)
+    crate::ops::database::beside(to, ".partial")
 }
 
 /// Seals the database at `partial` into an archive at `to`: hashes it, appends the trailer,

@@ -5,9 +5,10 @@
 //! `VACUUM INTO` (one read transaction: writers go on); from PostgreSQL, every table read in
 //! one `REPEATABLE READ` snapshot and written into a fresh archive. A restore checks the file,
 //! copies the database out, checks that copy (integrity, counts against the manifest,
-//! counters against counting), migrates it when it is older, and only then loads the target:
-//! on SQLite by renaming it into place, on PostgreSQL with `COPY` in one transaction. Then it
-//! checks the target the same way and looks users up through the store. So a backup moves a
+//! counters against counting; again after migrating it when it is older), and only then loads
+//! the target: on SQLite by renaming the checked copy into place, on PostgreSQL with `COPY` in
+//! one transaction, after which PostgreSQL is checked the same way. Then it looks users up
+//! through the store. So a backup moves a
 //! deployment from one backend to the other in either direction.
 //!
 //! [`schedule`] takes and verifies backups inside `conduit serve`.
@@ -30,7 +31,7 @@ use conduit_store_sqlite::archive::{self as sqlite_archive, Archive};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::ops::database::{self, Database, redact};
+use crate::ops::database::{self, Database, beside, redact};
 use crate::ops::in_use::{self, Use};
 use file::Manifest;
 
@@ -219,6 +220,9 @@ async fn check_copy(copy: &Archive, manifest: &Manifest) -> anyhow::Result<Optio
     let version = copy.schema_version().await?;
     if version < sqlite_archive::latest_schema_version() {
         copy.migrate().await?;
+        // A migration must keep every row and counter.
+        same_counts("the migrated archive", &copy.table_counts().await?, manifest)?;
+        no_disagreement("the migrated archive", copy.audit().await?)?;
         return Ok(Some(version));
     }
     Ok(None)
@@ -257,13 +261,6 @@ fn holds_data(counts: &BTreeMap<String, i64>) -> Option<String> {
     (!held.is_empty()).then(|| held.join(", "))
 }
 
-/// The file beside `path` with `suffix` added to its name.
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
 async fn restore_sqlite(
     archive: &Path,
     manifest: &Manifest,
@@ -286,8 +283,13 @@ async fn restore_sqlite(
     extract(archive, manifest, &scratch).await?;
     let checked = async {
         let copy = Archive::open(&scratch).await?;
-        let checked =
-            async { Ok::<_, anyhow::Error>((check_copy(&copy, manifest).await?, copy.sample_users().await?)) }.await;
+        // The checked copy becomes the database as it is: its statistics go with it.
+        let checked = async {
+            let migrated_from = check_copy(&copy, manifest).await?;
+            copy.analyze().await?;
+            Ok::<_, anyhow::Error>((migrated_from, copy.sample_users().await?))
+        }
+        .await;
         copy.close().await;
         checked
     }
@@ -305,16 +307,6 @@ async fn restore_sqlite(
     std::fs::rename(&scratch, path)
         .with_context(|| format!("cannot move the restored database to {}", path.display()))?;
     file::sync_folder(path);
-    let restored = Archive::open(path).await?;
-    let verified = async {
-        same_counts("the restored database", &restored.table_counts().await?, manifest)?;
-        no_disagreement("the restored database", restored.audit().await?)?;
-        restored.analyze().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    restored.close().await;
-    verified?;
     Ok((migrated_from, samples))
 }
 
@@ -327,9 +319,7 @@ async fn restore_postgres(
     let store = PgStore::connect(url, small_pool()).await?;
     let restored = async {
         store.migrate().await?;
-        if let Some(held) = holds_data(&store.table_counts().await?)
-            && !replace
-        {
+        if !replace && let Some(held) = holds_data(&store.table_counts().await?) {
             bail!(
                 "the PostgreSQL database at {} holds data ({held}): restore into an empty one, or pass --replace to \
                  replace it",

@@ -24,7 +24,9 @@ use crate::config::Config;
 use crate::mail::compose::Composer;
 use crate::ops::metrics::Metrics;
 
-/// What `/health/ready` shows of the scheduled backups.
+/// What `/health/ready` shows of the scheduled backups. That answer is public (load
+/// balancers read it), so it tells when and how big, never where or why: the paths and the
+/// error stay in the log, the metrics and the admins' mail.
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupStatus {
@@ -37,6 +39,7 @@ pub struct BackupStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finished {
+    #[serde(skip)]
     pub path: PathBuf,
     pub at: DateTime<Utc>,
     pub bytes: u64,
@@ -47,7 +50,8 @@ pub struct Finished {
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
     pub at: DateTime<Utc>,
-    pub error: String,
+    /// `backup` or `verification`.
+    pub what: String,
 }
 
 /// The status, shared between the schedule and `/health/ready`.
@@ -134,7 +138,7 @@ impl Scheduled {
         tracing::error!(error, "scheduled {what} failed");
         self.metrics.backups.failures.inc();
         self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).failure =
-            Some(Failure { at: Utc::now(), error: format!("{what}: {error}") });
+            Some(Failure { at: Utc::now(), what: what.to_owned() });
         let admins = match self.store.admin_emails().await {
             Ok(admins) => admins,
             Err(e) => return tracing::error!(error = %e, "cannot list the admins to tell of a failed backup"),

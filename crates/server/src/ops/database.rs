@@ -123,9 +123,15 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn secret_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".jwt-secret");
-    db.with_file_name(name)
+    beside(db, ".jwt-secret")
+}
+
+/// The file beside `path` whose name is `path`'s with `suffix` added: the secret, lock and
+/// scratch files beside a database, the partial file beside a backup.
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
 }
 
 fn random_secret() -> String {

@@ -16,7 +16,7 @@ use conduit_store::Uncached;
 use conduit_store_postgres::archive::DatabaseLock;
 use conduit_store_postgres::{PgStore, PoolSettings};
 
-use super::database::{Database, redact};
+use super::database::{Database, beside, redact};
 
 /// Held while the database is in use; dropping it lets go.
 pub enum InUse {
@@ -40,9 +40,7 @@ pub enum Use {
 
 /// The SQLite lock file of the database at `path`.
 pub fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".conduit-lock");
-    path.with_file_name(name)
+    beside(path, ".conduit-lock")
 }
 
 /// Marks the database at `url` as in use for `what`; `Err` with one line naming who holds it.
