@@ -43,6 +43,16 @@ SCENARIOS = {
     "deep_offset": ("/articles?offset=9980", False, None, None),
     "deep_cursor": ("/articles?cursor={middle}", False, None, None),
     "feed": ("/articles/feed", True, None, None),
+    # Search (issue 27): the corpus's most common word ("rust": in every title, description or
+    # body of 87% of articles, and the most used tag), two common words, the two as a phrase, an
+    # article's exact title, and a word in no article.
+    "search_common": ("/articles?q=rust", False, None, None),
+    "search_two_common": ("/articles?q=rust%20async", False, None, None),
+    "search_phrase": ("/articles?q=%22rust%20async%22", False, None, None),
+    "search_title": ("/articles?q={title}", False, None, None),
+    "search_absent": ("/articles?q=zeppelin", False, None, None),
+    "rss": ("/feeds/rss", False, None, None),
+    "atom_by_tag": ("/feeds/tag/{tag}/atom", False, None, None),
     "tags": ("/tags", False, None, None),
     "article": ("/articles/{slug}", False, None, None),
     "comments": ("/articles/{slug}/comments", False, None, None),
@@ -125,7 +135,7 @@ def facts(origin):
     recent = [a["author"]["username"] for a in client.call("GET", "/articles?limit=100")["articles"]]
     author = fullest(client, "author", dict.fromkeys(recent))
     favoriter = fullest(client, "favorited", [f"demo{i}" for i in range(1, 41)])
-    return {"token": token, "slug": mid["slug"], "tag": tag, "author": author,
+    return {"token": token, "slug": mid["slug"], "title": mid["title"], "tag": tag, "author": author,
             "typical_author": mid["author"]["username"], "favoriter": favoriter, "middle": middle, "total": total, "email": "demo1@example.com",
             "writes": {"TOKENS": tokens, "SLUGS": slugs, "USERS": followable}}
 

@@ -38,8 +38,6 @@ CREATE INDEX article_tags_name ON public.article_tags USING btree (name, article
 
 CREATE TRIGGER counts_tags AFTER INSERT OR DELETE ON article_tags FOR EACH ROW EXECUTE FUNCTION counts_tags();
 
-CREATE TRIGGER tag_list AFTER INSERT OR DELETE OR UPDATE ON article_tags FOR EACH ROW EXECUTE FUNCTION articles_tag_list();
-
 -- articles
 
 CREATE TABLE articles (
@@ -52,6 +50,8 @@ CREATE TABLE articles (
     created_at timestamp with time zone NOT NULL,
     updated_at timestamp with time zone NOT NULL,
     tag_list jsonb DEFAULT '[]'::jsonb NOT NULL,
+    body_html text,
+    search tsvector GENERATED ALWAYS AS ((((setweight(to_tsvector('english'::regconfig, title), 'A'::"char") || setweight(to_tsvector('english'::regconfig, ('the '::text || description)), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, ('the '::text || body)), 'C'::"char")) || setweight(to_tsvector('english'::regconfig, ('the '::text || (tag_list)::text)), 'C'::"char"))) STORED,
     CONSTRAINT articles_author_id_fkey FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE,
     CONSTRAINT articles_pkey PRIMARY KEY (id),
     CONSTRAINT articles_slug_key UNIQUE (slug)
@@ -59,7 +59,11 @@ CREATE TABLE articles (
 
 CREATE INDEX articles_author ON public.articles USING btree (author_id, id);
 
-CREATE TRIGGER articles_notify_changed AFTER DELETE OR UPDATE ON articles FOR EACH ROW EXECUTE FUNCTION notify_article_changed();
+CREATE INDEX articles_search ON public.articles USING gin (search);
+
+CREATE INDEX articles_unrendered ON public.articles USING btree (id) WHERE (body_html IS NULL);
+
+CREATE TRIGGER articles_notify_changed AFTER DELETE OR UPDATE OF slug, author_id, title, description, body, tag_list, updated_at ON articles FOR EACH ROW EXECUTE FUNCTION notify_article_changed();
 
 CREATE TRIGGER counts_articles AFTER INSERT OR DELETE ON articles FOR EACH ROW EXECUTE FUNCTION counts_articles();
 
@@ -83,6 +87,7 @@ CREATE TABLE comments (
     body text NOT NULL,
     created_at timestamp with time zone NOT NULL,
     updated_at timestamp with time zone NOT NULL,
+    body_html text,
     CONSTRAINT comments_article_id_fkey FOREIGN KEY (article_id) REFERENCES articles(id) ON DELETE CASCADE,
     CONSTRAINT comments_author_id_fkey FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE,
     CONSTRAINT comments_pkey PRIMARY KEY (id)
@@ -91,6 +96,8 @@ CREATE TABLE comments (
 CREATE INDEX comments_article ON public.comments USING btree (article_id, id);
 
 CREATE INDEX comments_author ON public.comments USING btree (author_id);
+
+CREATE INDEX comments_unrendered ON public.comments USING btree (id) WHERE (body_html IS NULL);
 
 -- counts
 
@@ -206,19 +213,6 @@ CREATE TRIGGER counts_users AFTER INSERT OR DELETE OR UPDATE OF active ON users 
 CREATE TRIGGER users_notify_changed AFTER DELETE OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION notify_user_changed();
 
 -- functions
-
-CREATE OR REPLACE FUNCTION public.articles_tag_list()
- RETURNS trigger
- LANGUAGE plpgsql
-AS $function$
-DECLARE
-    article BIGINT := CASE WHEN TG_OP = 'DELETE' THEN OLD.article_id ELSE NEW.article_id END;
-BEGIN
-    UPDATE articles SET tag_list = COALESCE((SELECT jsonb_agg(t.name ORDER BY t.position) FROM article_tags t
-                                             WHERE t.article_id = article), '[]')
-    WHERE id = article;
-    RETURN NULL;
-END $function$;
 
 CREATE OR REPLACE FUNCTION public.count_add(count_kind text, count_key text, delta bigint)
  RETURNS void

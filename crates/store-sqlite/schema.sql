@@ -21,6 +21,30 @@ CREATE INDEX account_tokens_revert_email ON account_tokens (email) WHERE purpose
 
 CREATE INDEX account_tokens_user ON account_tokens (user_id, purpose);
 
+-- article_search
+
+CREATE VIRTUAL TABLE article_search USING fts5(
+    title, description, body, tag_list,
+    content = 'articles', content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+
+-- article_search_config
+
+CREATE TABLE 'article_search_config'(k PRIMARY KEY, v) WITHOUT ROWID;
+
+-- article_search_data
+
+CREATE TABLE 'article_search_data'(id INTEGER PRIMARY KEY, block BLOB);
+
+-- article_search_docsize
+
+CREATE TABLE 'article_search_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
+
+-- article_search_idx
+
+CREATE TABLE 'article_search_idx'(segid, term, pgno, PRIMARY KEY(segid, term)) WITHOUT ROWID;
+
 -- article_tags
 
 CREATE TABLE article_tags (
@@ -42,20 +66,6 @@ CREATE TRIGGER counts_tag_removed AFTER DELETE ON article_tags BEGIN
     UPDATE counts SET n = n - 1 WHERE kind = 'tag' AND key = OLD.name AND stripe = 0;
 END;
 
-CREATE TRIGGER tag_list_on_delete AFTER DELETE ON article_tags BEGIN
-    UPDATE articles SET tag_list = (SELECT json_group_array(name) FROM
-                                       (SELECT name FROM article_tags WHERE article_id = OLD.article_id
-                                        ORDER BY position))
-    WHERE id = OLD.article_id;
-END;
-
-CREATE TRIGGER tag_list_on_insert AFTER INSERT ON article_tags BEGIN
-    UPDATE articles SET tag_list = (SELECT json_group_array(name) FROM
-                                       (SELECT name FROM article_tags WHERE article_id = NEW.article_id
-                                        ORDER BY position))
-    WHERE id = NEW.article_id;
-END;
-
 CREATE TRIGGER tags_changed_on_delete AFTER DELETE ON article_tags BEGIN
     UPDATE counts SET n = n + 1 WHERE kind = 'tags_changed' AND key = '' AND stripe = 0;
 END;
@@ -75,11 +85,33 @@ CREATE TABLE articles (
     body        TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
-, tag_list TEXT NOT NULL DEFAULT '[]');
+, tag_list TEXT NOT NULL DEFAULT '[]', body_html TEXT);
 
 CREATE INDEX articles_author ON articles (author_id, id);
 
 CREATE INDEX articles_newest ON articles (id);
+
+CREATE INDEX articles_unrendered ON articles (id) WHERE body_html IS NULL;
+
+CREATE TRIGGER article_search_added AFTER INSERT ON articles BEGIN
+    INSERT INTO article_search (rowid, title, description, body, tag_list)
+    VALUES (NEW.id, NEW.title, NEW.description, NEW.body, NEW.tag_list);
+END;
+
+CREATE TRIGGER article_search_changed AFTER UPDATE OF title, description, body, tag_list ON articles
+WHEN OLD.title IS NOT NEW.title OR OLD.description IS NOT NEW.description OR OLD.body IS NOT NEW.body
+     OR OLD.tag_list IS NOT NEW.tag_list
+BEGIN
+    INSERT INTO article_search (article_search, rowid, title, description, body, tag_list)
+    VALUES ('delete', OLD.id, OLD.title, OLD.description, OLD.body, OLD.tag_list);
+    INSERT INTO article_search (rowid, title, description, body, tag_list)
+    VALUES (NEW.id, NEW.title, NEW.description, NEW.body, NEW.tag_list);
+END;
+
+CREATE TRIGGER article_search_removed AFTER DELETE ON articles BEGIN
+    INSERT INTO article_search (article_search, rowid, title, description, body, tag_list)
+    VALUES ('delete', OLD.id, OLD.title, OLD.description, OLD.body, OLD.tag_list);
+END;
 
 CREATE TRIGGER counts_article_added AFTER INSERT ON articles BEGIN
     INSERT INTO counts (kind, key, stripe, n) VALUES ('articles', '', 0, 1), ('author', CAST(NEW.author_id AS TEXT), 0, 1)
@@ -112,9 +144,11 @@ CREATE TABLE comments (
     body       TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
-);
+, body_html TEXT);
 
 CREATE INDEX comments_article ON comments (article_id, id);
+
+CREATE INDEX comments_unrendered ON comments (id) WHERE body_html IS NULL;
 
 -- counts
 

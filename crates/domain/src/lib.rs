@@ -6,9 +6,11 @@
 pub mod cursor;
 pub mod id;
 pub mod limits;
+pub mod markdown;
 pub mod model;
 pub mod names;
 pub mod password;
+pub mod search;
 pub mod slug;
 pub mod token;
 pub mod validation;

@@ -86,6 +86,9 @@ pub struct Article {
     /// Left out of lists of articles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// `body` as sanitized HTML, rendered when it was written (see `markdown`); with `body`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_html: Option<String>,
     pub tag_list: Vec<String>,
     #[serde(serialize_with = "timestamp")]
     pub created_at: DateTime<Utc>,
@@ -94,6 +97,10 @@ pub struct Article {
     pub favorited: bool,
     pub favorites_count: i64,
     pub author: Profile,
+    /// In search results only: the best passage of the body with the matched words in `<mark>`,
+    /// everything else escaped (HTML).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,6 +114,9 @@ pub struct Comment {
     #[serde(serialize_with = "timestamp")]
     pub updated_at: DateTime<Utc>,
     pub body: String,
+    /// `body` as sanitized HTML, rendered when it was written (see `markdown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_html: Option<String>,
     pub author: Profile,
 }
 
@@ -134,18 +144,21 @@ mod tests {
             title: "t".into(),
             description: "d".into(),
             body: None,
+            body_html: None,
             tag_list: vec!["a".into()],
             created_at: at,
             updated_at: at,
             favorited: false,
             favorites_count: 3,
             author: Profile { username: "u".into(), bio: None, image: None, following: true },
+            snippet: None,
         };
         let json = serde_json::to_value(&article).unwrap();
         assert_eq!(json["createdAt"], "2026-11-23T08:09:10.000000Z");
         assert_eq!(json["tagList"], serde_json::json!(["a"]));
         assert_eq!(json["favoritesCount"], 3);
         assert!(json.get("body").is_none());
+        assert!(json.get("bodyHtml").is_none() && json.get("snippet").is_none());
         assert!(json.get("id").is_none());
         assert_eq!(json["author"]["bio"], serde_json::Value::Null);
     }

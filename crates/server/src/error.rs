@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 503: as many exports as may stream at once are streaming; retry in a moment.
     #[error("exports busy")]
     ExportsBusy,
+    /// 503 on `q`: searches at once have waited their turn too long; retry in a moment.
+    #[error("search busy")]
+    SearchBusy,
     /// 503: too many password hashes waiting already; retry in a moment.
     #[error("password hashing busy")]
     HashingBusy,
@@ -119,7 +122,8 @@ impl ApiError {
             | ApiError::Overloaded
             | ApiError::SessionUnavailable
             | ApiError::HashingBusy
-            | ApiError::ExportsBusy => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ExportsBusy
+            | ApiError::SearchBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -149,6 +153,7 @@ impl ApiError {
                 Errors::single("server", "too many logins and registrations at once, retry shortly")
             }
             ApiError::ExportsBusy => Errors::single("server", "too many exports at once, retry shortly"),
+            ApiError::SearchBusy => Errors::single("q", "too many searches at once, retry shortly"),
             ApiError::TooManyAttempts { .. } => Errors::single("rate", "too many attempts"),
             ApiError::AddressBusy => {
                 Errors::single("rate", "too many requests at once from your address, retry when one has finished")

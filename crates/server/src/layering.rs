@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The rooms, lowest first: a file may import its own room or any earlier one.
-const ROOMS: &[&str] =
-    &["config", "error", "ops", "limits", "mail", "backup", "state", "auth", "http", "routes", "startup", "cli"];
+const ROOMS: &[&str] = &[
+    "config", "error", "ops", "limits", "mail", "backup", "feeds", "state", "auth", "http", "routes", "startup", "cli",
+];
 
 /// Every source file of this crate as its module path (`auth::extract`, `config` for
 /// `config/mod.rs`) and text.

@@ -15,6 +15,7 @@
 //! | `limits/` | rate limits (logins, registrations, mail) and the password-hash queue |
 //! | `mail/` | composing mail and its tokens; the sender that delivers the outbox |
 //! | `backup/` | backups taken online, restores that check themselves, backups scheduled in `serve` |
+//! | `feeds/` | RSS and Atom documents of articles, their validators, the built documents kept |
 //! | `state.rs` | [`AppState`], what every handler reaches |
 //! | `auth/` | the caller: token and session extractors, the login check, browser sessions |
 //! | `http/` | the edge around every request, body and query extractors, the client's address |
@@ -30,6 +31,7 @@ pub mod limits;
 pub mod mail;
 
 pub mod backup;
+pub mod feeds;
 
 pub mod state;
 

@@ -39,6 +39,8 @@ pub struct Parts {
     pub passwords: Passwords,
     /// Exports streaming at once (see `routes::export`): each holds up to a few megabytes.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// Searches running at once (see `limits::searches_at_once`).
+    pub searches: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
     /// The scheduled backups' last results, for `/health/ready`.
     pub backups: crate::backup::schedule::SharedStatus,
@@ -57,6 +59,10 @@ pub struct Parts {
     pub mail: Arc<Composer>,
     /// The time of the rate limits and the re-authentication window.
     pub clock: Arc<dyn Clock>,
+    /// The public URL the site is reached at, no trailing slash: links in feeds (and mail).
+    pub site: String,
+    /// Feeds built, by the validator they were built for (see `feeds`).
+    pub feeds: crate::feeds::Built,
 }
 
 impl AppState {
@@ -74,6 +80,7 @@ impl AppState {
             tokens,
             passwords: Passwords::new(config.limits.hash_queue(config.http.max_concurrency)),
             exports: Arc::new(tokio::sync::Semaphore::new(crate::limits::EXPORTS_AT_ONCE)),
+            searches: Arc::new(tokio::sync::Semaphore::new(crate::limits::searches_at_once())),
             metrics: Arc::new(Metrics::default()),
             backups: Arc::default(),
             backups_scheduled: config.backup.backup_dir.is_some(),
@@ -83,8 +90,10 @@ impl AppState {
             metrics_on_main: config.metrics_bind.is_none(),
             limiter: Arc::new(RateLimiter::new(redis.clone(), clock.clone())),
             redis,
+            site: links.clone(),
             mail: Arc::new(Composer::new(config.mail.clone(), links)),
             clock,
+            feeds: crate::feeds::Built::default(),
         }))
     }
 }

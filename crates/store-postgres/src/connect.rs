@@ -17,6 +17,8 @@ pub enum ConnectError {
     Connect { target: String, source: sqlx::Error },
     #[error("cannot migrate PostgreSQL database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot render the HTML of existing bodies in the PostgreSQL database: {0}")]
+    Render(conduit_store::DbError),
 }
 
 /// Pool sizing. Requests wait at most `acquire_timeout` for a connection, then get a 503.
@@ -73,8 +75,15 @@ impl PgStore {
         Ok(Self { read: pool.clone(), write: pool, options })
     }
 
+    /// Brings the schema up to date, then renders the bodies that older versions stored without
+    /// HTML (once; see the shared `articles::render_missing_html`).
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        Ok(MIGRATOR.run(&self.write).await?)
+        MIGRATOR.run(&self.write).await?;
+        let rendered = crate::articles::render_missing_html(&self.write).await.map_err(ConnectError::Render)?;
+        if rendered > 0 {
+            tracing::info!(rendered, "rendered the HTML of bodies written before it was kept");
+        }
+        Ok(())
     }
 
     pub fn pool(&self) -> &sqlx::PgPool {

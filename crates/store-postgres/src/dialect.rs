@@ -2,7 +2,9 @@
 //! (`crates/store/shared/`).
 
 use conduit_domain::model::{ArticleId, UserId};
+use conduit_domain::search::SearchQuery;
 use conduit_store::DbError;
+use sqlx::{Postgres, QueryBuilder};
 
 /// Inserts an article's tags in their order. `WITH ORDINALITY` numbers an array's elements:
 /// the tags and their order in one statement (SQLite has `json_each` instead).
@@ -89,4 +91,75 @@ pub async fn unanalyzed_tables(read: &sqlx::PgPool) -> Result<Vec<String>, DbErr
     )
     .fetch_all(read)
     .await?)
+}
+
+// --- search (the shared `search.rs` puts these pieces together) ---
+//
+// The index is the weighted `tsvector` column `articles.search` (title A, description B, body
+// and tags C) with a GIN index. Every query is [`SearchQuery::websearch`] given to
+// `websearch_to_tsquery`, which never fails on its input, rebuilt from the parsed words only.
+//
+// How the newest matches are found depends on how common the words are: for a rare word the GIN
+// index gives all its articles and they are sorted; for a common one, walking the primary key
+// backwards and checking each row finds enough within a few rows more than it needs. Only a
+// plan made for the actual words can tell the two apart (from the column's statistics of its
+// most common words), so the search runs with a custom plan (see [`run_search`]), unlike every
+// other statement (`connect.rs`).
+
+const WEBSEARCH: &str = "websearch_to_tsquery('english', ";
+
+/// The `hits` table: the ids and documents of the newest `scan` matches.
+pub fn search_hits<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQuery, scan: i64) {
+    sql.push("SELECT a.id, a.search FROM articles a WHERE a.search @@ ");
+    push_query(sql, search);
+    sql.push(" ORDER BY a.id DESC LIMIT ");
+    sql.push_bind(scan);
+}
+
+fn push_query<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQuery) {
+    sql.push(WEBSEARCH);
+    sql.push_bind(search.websearch());
+    sql.push(")");
+}
+
+/// No tables: each candidate carries its document, and the tiers are read off it.
+pub fn search_tier_tables<'a>(_sql: &mut QueryBuilder<'a, Postgres>, _search: &SearchQuery) {}
+
+/// The candidate `c`'s score (see the shared `search.rs`): `ts_filter` keeps the title's (A) or
+/// the description's (B) words of its document.
+pub fn search_score<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQuery) {
+    sql.push("(CASE WHEN ts_filter(c.search, '{a}') @@ ");
+    push_query(sql, search);
+    sql.push(" THEN 8 ELSE 0 END) + (CASE WHEN ts_filter(c.search, '{b}') @@ ");
+    push_query(sql, search);
+    sql.push(" THEN 4 ELSE 0 END)");
+    if let Some(phrase) = search.phrase() {
+        sql.push(" + (CASE WHEN c.search @@ ");
+        push_query(sql, &phrase);
+        sql.push(" THEN 2 ELSE 0 END)");
+    }
+}
+
+/// The page article `a`'s snippet: up to 24 words of the body around the matches, the matches
+/// between the marks `conduit_domain::search::highlighted` turns into `<mark>`. `ts_headline`
+/// reads the whole text it is given: a body's first 20,000 characters at most.
+pub fn search_snippet<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQuery) {
+    use conduit_domain::search::{MARK_END, MARK_START};
+    sql.push("ts_headline('english', left(a.body, 20000), ");
+    push_query(sql, search);
+    sql.push(", ");
+    sql.push_bind(format!("StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=12, MaxFragments=1"));
+    sql.push(")");
+}
+
+/// Runs the search in its own transaction with a custom plan (see above).
+pub async fn run_search(
+    db: &sqlx::PgPool,
+    mut sql: QueryBuilder<'_, Postgres>,
+) -> Result<Vec<conduit_store::rows::SearchedRow>, DbError> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *tx).await?;
+    let rows = sql.build_query_as().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
 }

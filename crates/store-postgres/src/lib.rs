@@ -29,6 +29,8 @@ mod notice_feed;
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]
 mod profiles;
+#[path = "../../store/shared/search.rs"]
+mod search;
 #[path = "../../store/shared/seed.rs"]
 mod seed;
 #[path = "../../store/shared/sessions.rs"]

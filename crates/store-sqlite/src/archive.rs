@@ -144,8 +144,10 @@ impl Archive {
         Ok(())
     }
 
-    /// Puts the triggers back and closes the archive.
+    /// Builds the search index from the articles written (its triggers were set aside with the
+    /// rest, and a backup does not carry it), puts the triggers back and closes the archive.
     pub async fn finish(self, triggers: SetAside) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO article_search (article_search) VALUES ('rebuild')").execute(&self.pool).await?;
         for sql in &triggers.triggers {
             sqlx::query(sql).execute(&self.pool).await?;
         }

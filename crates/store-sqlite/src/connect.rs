@@ -13,6 +13,8 @@ pub enum ConnectError {
     Open { url: String, source: sqlx::Error },
     #[error("cannot migrate SQLite database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot render the HTML of existing bodies in the SQLite database: {0}")]
+    Render(conduit_store::DbError),
 }
 
 /// Pool sizes and waits. The default reader count is two per core: each SQLite connection
@@ -93,8 +95,15 @@ impl SqliteStore {
         Ok(Self { read, write, path: Some(path) })
     }
 
+    /// Brings the schema up to date, then renders the bodies that older versions stored without
+    /// HTML (once; see the shared `articles::render_missing_html`).
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        Ok(MIGRATOR.run(&self.write).await?)
+        MIGRATOR.run(&self.write).await?;
+        let rendered = crate::articles::render_missing_html(&self.write).await.map_err(ConnectError::Render)?;
+        if rendered > 0 {
+            tracing::info!(rendered, "rendered the HTML of bodies written before it was kept");
+        }
+        Ok(())
     }
 
     /// Both pools' figures, for metrics.

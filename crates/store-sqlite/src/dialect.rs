@@ -2,8 +2,10 @@
 //! (`crates/store/shared/`).
 
 use conduit_domain::model::{ArticleId, UserId};
+use conduit_domain::search::SearchQuery;
 use conduit_store::DbError;
 use sqlx::types::Json;
+use sqlx::{QueryBuilder, Sqlite};
 
 /// Inserts an article's tags in their order. `json_each` yields each element of a JSON array
 /// with its index: the tags and their order in one statement (PostgreSQL has arrays instead).
@@ -102,4 +104,62 @@ pub async fn unanalyzed_tables(read: &sqlx::SqlitePool) -> Result<Vec<String>, D
         }
     }
     Ok(unanalyzed)
+}
+
+// --- search (the shared `search.rs` puts these pieces together) ---
+//
+// The index is the FTS5 table `article_search`, whose rowid is the article's id. Its doclists
+// are sorted by rowid, so `ORDER BY rowid DESC LIMIT n` walks them backwards and stops after
+// n matches. Every query is [`SearchQuery::fts5`]: each word quoted, no operator of the user's.
+
+/// The `hits` table: the ids of the newest `scan` matches.
+pub fn search_hits<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery, scan: i64) {
+    sql.push("SELECT rowid AS id FROM article_search WHERE article_search MATCH ");
+    sql.push_bind(search.fts5());
+    sql.push(" ORDER BY rowid DESC LIMIT ");
+    sql.push_bind(scan);
+}
+
+/// The tiers' tables: the candidates whose title, or description, match the whole query, and
+/// those where its words stand as a phrase. Each walks the index from the oldest candidate on
+/// only (FTS5 seeks to a rowid bound), so each costs about what `hits` did.
+pub fn search_tier_tables<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery) {
+    let fts = search.fts5();
+    let mut table = |name: &str, query: String| {
+        sql.push(format!(
+            ", {name} AS MATERIALIZED (SELECT rowid AS id FROM article_search WHERE article_search MATCH "
+        ));
+        sql.push_bind(query);
+        sql.push(" AND rowid >= (SELECT min(id) FROM candidates))");
+    };
+    table("in_title", format!("title : ({fts})"));
+    table("in_description", format!("description : ({fts})"));
+    if let Some(phrase) = search.phrase() {
+        table("as_phrase", phrase.fts5());
+    }
+}
+
+/// The candidate `c`'s score (see the shared `search.rs`).
+pub fn search_score<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery) {
+    sql.push(
+        "(CASE WHEN c.id IN (SELECT id FROM in_title) THEN 8 ELSE 0 END) + (CASE WHEN c.id IN (SELECT id FROM in_description) THEN 4 ELSE 0 END)",
+    );
+    if search.phrase().is_some() {
+        sql.push(" + (CASE WHEN c.id IN (SELECT id FROM as_phrase) THEN 2 ELSE 0 END)");
+    }
+}
+
+/// The page article `p`'s snippet: up to 24 words of the body around the matches, the matches
+/// between the marks `conduit_domain::search::highlighted` turns into `<mark>`.
+pub fn search_snippet<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery) {
+    sql.push("(SELECT snippet(article_search, 2, char(57344), char(57345), '…', 24) FROM article_search WHERE article_search MATCH ");
+    sql.push_bind(search.fts5());
+    sql.push(" AND rowid = p.id)");
+}
+
+pub async fn run_search(
+    db: &sqlx::SqlitePool,
+    mut sql: QueryBuilder<'_, Sqlite>,
+) -> Result<Vec<conduit_store::rows::SearchedRow>, DbError> {
+    Ok(sql.build_query_as().fetch_all(db).await?)
 }

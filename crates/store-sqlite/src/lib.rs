@@ -34,6 +34,8 @@ mod listings;
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]
 mod profiles;
+#[path = "../../store/shared/search.rs"]
+mod search;
 #[path = "../../store/shared/seed.rs"]
 mod seed;
 #[path = "../../store/shared/sessions.rs"]

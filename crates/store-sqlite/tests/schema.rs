@@ -45,6 +45,8 @@ async fn schema_sql_is_the_schema_the_migrations_make() {
 
 /// A backup carries every table and column (`conduit_store::backup::TABLES`): a migration that
 /// adds one without naming it there fails here, rather than backups dropping it silently.
+/// The search index (`article_search` and its shadow tables) is not carried: it is rebuilt from
+/// the articles (`archive::Archive::finish`).
 #[tokio::test]
 async fn backups_name_every_table_and_column() {
     let (_store, dir) = fresh_store().await;
@@ -53,6 +55,7 @@ async fn backups_name_every_table_and_column() {
     let columns: Vec<(String, String)> = sqlx::query_as(
         "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'
+           AND m.name <> 'article_search' AND substr(m.name, 1, 15) <> 'article_search_'
          ORDER BY m.name, c.cid",
     )
     .fetch_all(&mut conn)

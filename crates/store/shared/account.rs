@@ -281,6 +281,7 @@ pub async fn export_articles(
     let rows = sqlx::query_as!(
         ArticleRow,
         r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
+                  CAST(NULL AS TEXT) AS "body_html?: String",
                   a.tag_list AS "tag_list!: sqlx::types::Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS "favorited!: bool",

@@ -15,7 +15,7 @@ pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Op
     let viewer = viewer.map(UserId::get);
     let row = sqlx::query_as!(
         ArticleRow,
-        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?",
+        r#"SELECT a.id AS "id!", a.slug, a.title, a.description, a.body AS "body?", a.body_html,
                   a.tag_list AS "tag_list!: Json<Vec<String>>",
                   a.created_at AS "created_at!: DateTime<Utc>", a.updated_at AS "updated_at!: DateTime<Utc>",
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $2) AS "favorited!: bool",
@@ -57,16 +57,21 @@ pub async fn insert(
     at: DateTime<Utc>,
 ) -> Result<ArticleId, DbError> {
     let author = author.get();
+    let html = conduit_domain::markdown::to_safe_html(&new.body);
+    // The tags' JSON as the column keeps it (`dialect::insert_tags` adds their rows).
+    let tag_list = Json(&new.tags);
     let id = sqlx::query_scalar!(
-        r#"INSERT INTO articles (slug, author_id, title, description, body, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $6)
+        r#"INSERT INTO articles (slug, author_id, title, description, body, body_html, tag_list, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $7, $8, $6, $6)
            RETURNING id AS "id!""#,
         slug,
         author,
         new.title,
         new.description,
         new.body,
-        at
+        at,
+        html,
+        tag_list as _
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -87,6 +92,8 @@ pub async fn update(
 ) -> Result<Option<String>, DbError> {
     let (id, author) = (id.get(), author.get());
     let now = Utc::now();
+    let html = changes.body.as_deref().map(conduit_domain::markdown::to_safe_html);
+    let tag_list = changes.tags.as_ref().map(Json);
     let mut tx = db.begin().await?;
     let slug = sqlx::query_scalar!(
         r#"UPDATE articles SET
@@ -94,6 +101,8 @@ pub async fn update(
                title = COALESCE($4, title),
                description = COALESCE($5, description),
                body = COALESCE($6, body),
+               body_html = COALESCE($9, body_html),
+               tag_list = COALESCE($10, tag_list),
                updated_at = $7
            WHERE id = $1 AND author_id = $2 AND slug = $8
            RETURNING slug"#,
@@ -104,7 +113,9 @@ pub async fn update(
         changes.description,
         changes.body,
         now,
-        expected_slug
+        expected_slug,
+        html,
+        tag_list as _
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -170,4 +181,34 @@ pub async fn tags_version(db: &Pool) -> Result<i64, DbError> {
     )
     .fetch_one(db)
     .await?)
+}
+
+/// How many rows [`render_missing_html`] renders per transaction.
+const RENDER_BATCH: i64 = 500;
+
+/// Renders `body_html` for the articles and comments that have none: those written before the
+/// column existed (the migration cannot run Markdown). Run after migrating, before serving; each
+/// batch is found through a partial index of the unrendered rows, so once all are done this
+/// costs two empty index probes. Yields how many rows it rendered.
+pub async fn render_missing_html(db: &Pool) -> Result<u64, DbError> {
+    let mut rendered = 0;
+    // Two tables alike: the statements are built from these constant names.
+    for table in ["articles", "comments"] {
+        let unrendered = format!("SELECT id, body FROM {table} WHERE body_html IS NULL ORDER BY id LIMIT $1");
+        let render = format!("UPDATE {table} SET body_html = $2 WHERE id = $1");
+        loop {
+            let rows: Vec<(i64, String)> = sqlx::query_as(&unrendered).bind(RENDER_BATCH).fetch_all(db).await?;
+            let mut tx = db.begin().await?;
+            for (id, body) in &rows {
+                let html = conduit_domain::markdown::to_safe_html(body);
+                sqlx::query(&render).bind(id).bind(html).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            rendered += rows.len() as u64;
+            if rows.len() < RENDER_BATCH as usize {
+                break;
+            }
+        }
+    }
+    Ok(rendered)
 }

@@ -22,7 +22,7 @@ pub async fn list(
     // not the value: summing `LENGTH` read a thousand bodies to send sixteen.
     let rows = sqlx::query_as!(
         CommentRow,
-        r#"SELECT c.id AS "id!", c.body,
+        r#"SELECT c.id AS "id!", c.body, c.body_html,
                   c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
@@ -30,7 +30,8 @@ pub async fn list(
            FROM comments c JOIN users u ON u.id = c.author_id
            WHERE c.id IN (
                SELECT p.id FROM (SELECT w.id, w.size, SUM(w.size) OVER (ORDER BY w.id) AS running
-                                 FROM (SELECT k.id, octet_length(k.body) + COALESCE(octet_length(v.bio), 0)
+                                 FROM (SELECT k.id, octet_length(k.body) + COALESCE(octet_length(k.body_html), 0)
+                                                    + COALESCE(octet_length(v.bio), 0)
                                                     + COALESCE(octet_length(v.image), 0) AS size
                                        FROM comments k JOIN users v ON v.id = k.author_id
                                        WHERE k.article_id = $1 AND k.id > $3
@@ -53,7 +54,7 @@ pub async fn by_id(db: &Pool, id: CommentId, viewer: Option<UserId>) -> Result<O
     let (id, viewer) = (id.get(), viewer.map(UserId::get));
     let row = sqlx::query_as!(
         CommentRow,
-        r#"SELECT c.id AS "id!", c.body,
+        r#"SELECT c.id AS "id!", c.body, c.body_html,
                   c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
@@ -71,14 +72,16 @@ pub async fn by_id(db: &Pool, id: CommentId, viewer: Option<UserId>) -> Result<O
 pub async fn create(db: &Pool, article: ArticleId, author: UserId, body: &str) -> Result<CommentId, DbError> {
     let (article, author) = (article.get(), author.get());
     let now = Utc::now();
+    let html = conduit_domain::markdown::to_safe_html(body);
     Ok(sqlx::query_scalar!(
-        r#"INSERT INTO comments (article_id, author_id, body, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $4)
+        r#"INSERT INTO comments (article_id, author_id, body, body_html, created_at, updated_at)
+           VALUES ($1, $2, $3, $5, $4, $4)
            RETURNING id AS "id!""#,
         article,
         author,
         body,
-        now
+        now,
+        html
     )
     .fetch_one(db)
     .await

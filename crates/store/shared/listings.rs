@@ -233,7 +233,25 @@ async fn combined_page(
 ) -> Result<Vec<ListedRow>, DbError> {
     let filters: Vec<Filter<'_>> = query.filters().collect();
     let driver = narrowest(db, &filters).await?;
-    let mut sql = QueryBuilder::<Db>::new(
+    let mut sql = QueryBuilder::<Db>::new("");
+    push_listed_columns(&mut sql, viewer);
+    sql.push(", (SELECT count(*) FROM ");
+    push_driven(&mut sql, &filters, driver, None);
+    sql.push(") AS total FROM (SELECT id FROM (SELECT d.id FROM ");
+    push_driven(&mut sql, &filters, driver, Some(page.below()));
+    sql.push(" ORDER BY d.id DESC LIMIT ");
+    sql.push_bind(page.limit);
+    sql.push(" OFFSET ");
+    sql.push_bind(page.offset);
+    // The constant bound: see this module's doc.
+    sql.push(") q LIMIT 100) p CROSS JOIN articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id ORDER BY a.id DESC");
+    Ok(sql.build_query_as().fetch_all(db).await?)
+}
+
+/// `SELECT` and a listed article's columns as [`ListedRow`] has them (but `total`), for the
+/// article `a` and its author `u`, as the viewer sees them.
+pub(crate) fn push_listed_columns(sql: &mut QueryBuilder<'_, Db>, viewer: Option<i64>) {
+    sql.push(
         "SELECT a.id, a.slug, a.title, a.description, a.tag_list, a.created_at, a.updated_at, \
                 EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = ",
     );
@@ -245,17 +263,7 @@ async fn combined_page(
          EXISTS(SELECT 1 FROM follows fo WHERE fo.followee_id = a.author_id AND fo.follower_id = ",
     );
     sql.push_bind(viewer);
-    sql.push(") AS following, (SELECT count(*) FROM ");
-    push_driven(&mut sql, &filters, driver, None);
-    sql.push(") AS total FROM (SELECT id FROM (SELECT d.id FROM ");
-    push_driven(&mut sql, &filters, driver, Some(page.below()));
-    sql.push(" ORDER BY d.id DESC LIMIT ");
-    sql.push_bind(page.limit);
-    sql.push(" OFFSET ");
-    sql.push_bind(page.offset);
-    // The constant bound: see this module's doc.
-    sql.push(") q LIMIT 100) p CROSS JOIN articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id ORDER BY a.id DESC");
-    Ok(sql.build_query_as().fetch_all(db).await?)
+    sql.push(") AS following");
 }
 
 /// The filter with the fewest matches, by the maintained counts (one statement for all of
@@ -298,14 +306,14 @@ fn push_driven<'a>(sql: &mut QueryBuilder<'a, Db>, filters: &[Filter<'a>], drive
 }
 
 /// Pushes `before`, the value bound, then `after`.
-fn push_around<'a>(sql: &mut QueryBuilder<'a, Db>, (before, after): (&str, &str), value: &'a str) {
+pub(crate) fn push_around<'a>(sql: &mut QueryBuilder<'a, Db>, (before, after): (&str, &str), value: &'a str) {
     sql.push(before);
     sql.push_bind(value);
     sql.push(after);
 }
 
 /// What one filter is in SQL: each piece is the text before and after its value.
-struct FilterSql {
+pub(crate) struct FilterSql {
     /// How many articles it matches, from the maintained `counts`: a scalar subquery.
     count: (&'static str, &'static str),
     /// Its articles' ids as `id`, when it drives the walk: an open subquery, closed by
@@ -313,10 +321,10 @@ struct FilterSql {
     rows: (&'static str, &'static str),
     id: &'static str,
     /// Whether the article `d.id` passes it: a condition.
-    check: (&'static str, &'static str),
+    pub(crate) check: (&'static str, &'static str),
 }
 
-fn sql_of(filter: Filter<'_>) -> FilterSql {
+pub(crate) fn sql_of(filter: Filter<'_>) -> FilterSql {
     match filter {
         Filter::Tag(_) => FilterSql {
             count: ("(SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'tag' AND key = ", ")"),

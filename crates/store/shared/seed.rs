@@ -63,12 +63,15 @@ pub async fn articles(db: &Pool, articles: &[SeedArticle]) -> Result<(), DbError
         }
         for (commenter, body) in &seeded.comments {
             let (commenter, at) = (commenter.get(), seeded.created_at);
+            let html = conduit_domain::markdown::to_safe_html(body);
             sqlx::query!(
-                "INSERT INTO comments (article_id, author_id, body, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+                "INSERT INTO comments (article_id, author_id, body, body_html, created_at, updated_at)
+                 VALUES ($1, $2, $3, $5, $4, $4)",
                 id,
                 commenter,
                 body,
-                at
+                at,
+                html
             )
             .execute(&mut *tx)
             .await?;

@@ -14,8 +14,8 @@ use conduit_store::*;
 use tracing::instrument;
 
 use crate::{
-    BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, outbox, profiles, seed, sessions,
-    users,
+    BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, outbox, profiles, search, seed,
+    sessions, users,
 };
 
 /// The methods a cache in front of the store answers or must hear of (see `conduit_store::Store`).
@@ -282,7 +282,10 @@ impl Uncached for ThisStore {
 
     #[instrument(name = "store.list_articles", skip_all, fields(db.system = BACKEND))]
     async fn list_articles(&self, query: &ArticleQuery, viewer: Option<UserId>) -> Result<Page<Article>, DbError> {
-        listings::list(&self.read, query, viewer).await
+        match &query.search {
+            Some(words) => search::page(&self.read, query, words, viewer.map(UserId::get)).await,
+            None => listings::list(&self.read, query, viewer).await,
+        }
     }
 
     #[instrument(name = "store.feed", skip_all, fields(db.system = BACKEND))]

@@ -57,7 +57,10 @@ pub const EXPORT_PAGE_BYTES: i64 = 1_048_576;
 pub fn comment_bytes(comment: &conduit_domain::Comment) -> i64 {
     let bytes = |s: &str| i64::try_from(s.len()).unwrap_or(i64::MAX);
     let author = &comment.author;
-    bytes(&comment.body) + author.bio.as_deref().map_or(0, bytes) + author.image.as_deref().map_or(0, bytes)
+    bytes(&comment.body)
+        + comment.body_html.as_deref().map_or(0, bytes)
+        + author.bio.as_deref().map_or(0, bytes)
+        + author.image.as_deref().map_or(0, bytes)
 }
 
 /// The most articles a listing with two or three filters walks. It walks the rows of its
@@ -65,6 +68,13 @@ pub fn comment_bytes(comment: &conduit_domain::Comment) -> i64 {
 /// bounded by that filter's size; when every filter matches more than this, it is refused
 /// ([`DbError::TooBroad`]) rather than walked.
 pub const MAX_COMBINED_SCAN: i64 = 10_000;
+
+/// How many of a search's matches are ranked: its newest this many. Finding them is a walk of
+/// the index newest first that stops there, so a word in 900,000 articles costs what a word in
+/// 1,000 does; the price is that an older article which matches better is not found while more
+/// than this many newer ones match (README "Search"). With a filter (tag, author, favorited by),
+/// the newest [`MAX_COMBINED_SCAN`] matches are walked for the candidates that pass it.
+pub const SEARCH_CANDIDATES: i64 = 1_000;
 
 /// Everything Conduit keeps, as the server holds it (`Arc<dyn Store>`). Implementations must make
 /// each method atomic: a multi-row write either happens whole or not at all.

@@ -98,6 +98,7 @@ pub struct ArticleRow {
     pub title: String,
     pub description: String,
     pub body: Option<String>,
+    pub body_html: Option<String>,
     pub tag_list: Json<Vec<String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -117,12 +118,14 @@ impl From<ArticleRow> for Article {
             title: r.title,
             description: r.description,
             body: r.body,
+            body_html: r.body_html,
             tag_list: r.tag_list.0,
             created_at: r.created_at,
             updated_at: r.updated_at,
             favorited: r.favorited,
             favorites_count: r.favorites_count,
             author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+            snippet: None,
         }
     }
 }
@@ -155,13 +158,31 @@ impl From<ListedRow> for Article {
             title: r.title,
             description: r.description,
             body: None,
+            body_html: None,
             tag_list: r.tag_list.0,
             created_at: r.created_at,
             updated_at: r.updated_at,
             favorited: r.favorited,
             favorites_count: r.favorites_count,
             author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+            snippet: None,
         }
+    }
+}
+
+/// One article of a search's page: as listed, with a snippet of its body (the engine's, with
+/// [`conduit_domain::search::MARK_START`] and `MARK_END` around the matched words).
+#[derive(sqlx::FromRow)]
+pub struct SearchedRow {
+    #[sqlx(flatten)]
+    pub listed: ListedRow,
+    pub snippet: Option<String>,
+}
+
+impl From<SearchedRow> for Article {
+    fn from(r: SearchedRow) -> Self {
+        let snippet = r.snippet.as_deref().map(conduit_domain::search::highlighted);
+        Article { snippet, ..Article::from(r.listed) }
     }
 }
 
@@ -182,6 +203,7 @@ pub async fn listed_page(
 pub struct CommentRow {
     pub id: i64,
     pub body: String,
+    pub body_html: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub username: String,
@@ -197,6 +219,7 @@ impl From<CommentRow> for Comment {
             created_at: r.created_at,
             updated_at: r.updated_at,
             body: r.body,
+            body_html: r.body_html,
             author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
         }
     }

@@ -54,6 +54,9 @@ macro_rules! store_behaviour_suite {
             deleted_accounts_take_their_content_or_leave_it_to_a_tombstone,
             a_bulk_load_is_unanalyzed_until_analyze,
             a_backup_slot_is_claimed_once_and_admins_are_told,
+            search_ranks_title_then_description_then_phrase_then_the_rest,
+            search_sees_every_write_at_once_and_escapes_its_snippets,
+            bodies_are_kept_as_safe_html_beside_their_markdown,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -380,6 +383,7 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
             tag: tag.map(Into::into),
             author: author.map(username),
             favorited: favorited.map(username),
+            search: None,
             page: Paging::default(),
         };
         async move {
@@ -404,6 +408,7 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
         tag: Some("rust".into()),
         author: None,
         favorited: Some(username("anna")),
+        search: None,
         page: Paging { limit: 1, offset, cursor: None },
     };
     let page = store.list_articles(&paged(1), Some(anna.id)).await.unwrap();
@@ -1252,4 +1257,144 @@ pub async fn deleted_accounts_take_their_content_or_leave_it_to_a_tombstone(stor
     assert!(store.delete_user(bob.id, bob.token_version, DeletedContent::Keep, &Outgoing::default()).await.unwrap());
     assert_eq!(store.article(&slug(&c.slug), None).await.unwrap().unwrap().author.username, TOMBSTONE_USERNAME);
     assert_eq!(store.list_articles(&query(), None).await.unwrap().total, 2);
+}
+
+fn search(raw: &str) -> ArticleQuery {
+    ArticleQuery { search: Some(conduit_domain::search::SearchQuery::parse(raw).unwrap()), ..query() }
+}
+
+async fn written(
+    store: &dyn Store,
+    author: &User,
+    title: &str,
+    description: &str,
+    body: &str,
+    tags: &[&str],
+) -> String {
+    let new = NewArticle {
+        title: title.into(),
+        description: description.into(),
+        body: body.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    };
+    with_unique_slug(title, |slug| {
+        let new = new.clone();
+        async move { store.create_article(author.id, &slug, &new).await }
+    })
+    .await
+    .expect("create article")
+    .slug
+}
+
+pub async fn search_ranks_title_then_description_then_phrase_then_the_rest(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    // Oldest first: each tier's article is older than the ones below it, so recency alone
+    // would put them last.
+    let in_title = written(&*store, &jake, "The borrow checker explained", "a tour", "nothing to see", &[]).await;
+    let in_description = written(&*store, &jake, "A tour", "what the borrow checker does", "nothing to see", &[]).await;
+    let as_phrase = written(&*store, &jake, "Notes", "more notes", "Meet the borrow checker today.", &[]).await;
+    let scattered =
+        written(&*store, &jake, "Scattered", "more notes", "A checker of things. You may borrow it.", &[]).await;
+    let tagged = written(&*store, &jake, "Tagged", "more notes", "The checker.", &["borrow"]).await;
+    let unrelated = written(&*store, &jake, "Unrelated", "more notes", "Nothing at all.", &[]).await;
+
+    let found = store.list_articles(&search("borrow checker"), None).await.unwrap();
+    assert_eq!(
+        slugs(&found),
+        [in_title.as_str(), in_description.as_str(), as_phrase.as_str(), tagged.as_str(), scattered.as_str()]
+    );
+    assert_eq!(found.total, 5);
+    assert!(!slugs(&found).contains(&unrelated.as_str()));
+
+    // A stemmed form finds the word; an excluded word takes its articles out; a quoted phrase
+    // wants its words together and in order; `or` either.
+    let slugs_of = |raw: &'static str| {
+        let store = store.clone();
+        async move {
+            store.list_articles(&search(raw), None).await.unwrap().items.into_iter().map(|a| a.slug).collect::<Vec<_>>()
+        }
+    };
+    // One word: no phrase to stand together, so below the title and description, newest first.
+    assert_eq!(
+        slugs_of("borrowing").await,
+        [in_title.as_str(), in_description.as_str(), tagged.as_str(), scattered.as_str(), as_phrase.as_str()]
+    );
+    assert_eq!(
+        slugs_of("borrow checker -explained").await,
+        [in_description.as_str(), as_phrase.as_str(), tagged.as_str(), scattered.as_str()]
+    );
+    assert_eq!(slugs_of("\"borrow checker\"").await, [in_title.as_str(), in_description.as_str(), as_phrase.as_str()]);
+    assert_eq!(slugs_of("\"checker borrow\"").await, Vec::<String>::new());
+    assert_eq!(slugs_of("explained or unrelated").await, [unrelated.as_str(), in_title.as_str()]);
+    assert_eq!(slugs_of("zeppelin").await, Vec::<String>::new());
+
+    // With a filter; and paged by rank: the cursor is a position in the ranking.
+    let mut tagged_only = search("checker");
+    tagged_only.tag = Some("borrow".into());
+    assert_eq!(slugs(&store.list_articles(&tagged_only, None).await.unwrap()), [tagged.as_str()]);
+    let mut paged = search("borrow checker");
+    paged.page = Paging { limit: 2, offset: 0, cursor: Some(2) };
+    let page = store.list_articles(&paged, None).await.unwrap();
+    assert_eq!((slugs(&page), page.total), (vec![as_phrase.as_str(), tagged.as_str()], 5));
+    paged.page = Paging { limit: 2, offset: 10, cursor: None };
+    let past = store.list_articles(&paged, None).await.unwrap();
+    assert_eq!((past.items.len(), past.total), (0, 5));
+}
+
+pub async fn search_sees_every_write_at_once_and_escapes_its_snippets(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let found = |raw: &'static str| {
+        let store = store.clone();
+        async move { store.list_articles(&search(raw), None).await.unwrap() }
+    };
+    let name =
+        written(&*store, &jake, "Zeppelins", "airships", "A <b>zeppelin</b> & its <script>crew</script>.", &[]).await;
+    let page = found("zeppelin").await;
+    assert_eq!(slugs(&page), [name.as_str()]);
+    let snippet = page.items[0].snippet.clone().expect("a snippet");
+    assert!(snippet.contains("<mark>zeppelin</mark>"), "{snippet}");
+    assert!(!snippet.contains("<b>") && !snippet.contains("<script>"), "markup is escaped: {snippet}");
+    if store.backend() == "sqlite" {
+        // FTS5 quotes the text as it is; PostgreSQL's `ts_headline` leaves tags out.
+        assert!(snippet.contains("&lt;b&gt;<mark>zeppelin</mark>&lt;/b&gt;"), "{snippet}");
+    }
+
+    // Edited: the old words go, the new come, in the same write.
+    let id = page.items[0].id;
+    let changes = ArticleChanges { body: Some("Now about blimps.".into()), ..Default::default() };
+    store.update_article(id, jake.id, &slug(&name), None, &changes).await.unwrap().expect("updated");
+    assert!(found("zeppelin -airships").await.items.is_empty());
+    assert_eq!(slugs(&found("blimps").await), [name.as_str()]);
+    let retitled = ArticleChanges { title: Some("Dirigibles".into()), ..Default::default() };
+    let renamed = store.update_article(id, jake.id, &slug(&name), Some(&slug("dirigibles")), &retitled).await.unwrap();
+    assert_eq!(renamed.map(|a| a.slug), Some("dirigibles".to_string()));
+    assert_eq!(slugs(&found("dirigibles").await), ["dirigibles"]);
+    assert!(found("zeppelins").await.items.is_empty());
+
+    // Deleted: never found again.
+    assert!(store.delete_article(id, jake.id).await.unwrap());
+    assert!(found("dirigibles").await.items.is_empty());
+    assert!(found("blimps").await.items.is_empty());
+}
+
+pub async fn bodies_are_kept_as_safe_html_beside_their_markdown(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let name = written(&*store, &jake, "Html", "d", "Hello *world* <script>alert(1)</script>", &[]).await;
+    let article = store.article(&slug(&name), None).await.unwrap().unwrap();
+    assert_eq!(article.body_html.as_deref(), Some("<p>Hello <em>world</em> </p>\n"));
+    let changes = ArticleChanges { body: Some("[x](javascript:alert(1)) **bold**".into()), ..Default::default() };
+    store.update_article(article.id, jake.id, &slug(&name), None, &changes).await.unwrap();
+    let article = store.article(&slug(&name), None).await.unwrap().unwrap();
+    assert_eq!(
+        article.body_html.as_deref(),
+        Some("<p><a rel=\"nofollow ugc noopener\">x</a> <strong>bold</strong></p>\n")
+    );
+    // Listings carry neither body.
+    let listed = store.list_articles(&query(), None).await.unwrap();
+    assert_eq!((listed.items[0].body.as_deref(), listed.items[0].body_html.as_deref()), (None, None));
+
+    let comment = store.create_comment(article.id, jake.id, "a `code` <img src=x onerror=alert(1)>").await.unwrap();
+    assert_eq!(comment.body_html.as_deref(), Some("<p>a <code>code</code> <img src=\"x\"></p>\n"));
+    let listed = store.comments(article.id, None, Paging::default()).await.unwrap();
+    assert_eq!(listed[0].body_html, comment.body_html);
 }

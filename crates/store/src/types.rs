@@ -109,6 +109,9 @@ pub struct ArticleQuery {
     pub tag: Option<String>,
     pub author: Option<Username>,
     pub favorited: Option<Username>,
+    /// Words to search for: the listing is then ranked by how well each article matches,
+    /// among its newest [`crate::SEARCH_CANDIDATES`] matches, and the page's cursor is a rank.
+    pub search: Option<conduit_domain::search::SearchQuery>,
     pub page: Paging,
 }
 

@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use conduit_domain::search::SearchQuery;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -80,18 +81,20 @@ struct RawListParams {
     tag: Option<String>,
     author: Option<String>,
     favorited: Option<String>,
+    q: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
     cursor: Option<String>,
 }
 
-/// `?tag=&author=&favorited=&limit=&offset=&cursor=`, checked as [`paging`] says. Empty
-/// filters mean "no filter".
+/// `?tag=&author=&favorited=&q=&limit=&offset=&cursor=`, checked as [`paging`] says, and `q`
+/// as [`SearchQuery::parse`] does. Empty filters mean "no filter".
 #[derive(Debug, Clone)]
 pub struct ListParams {
     pub tag: Option<String>,
     pub author: Option<String>,
     pub favorited: Option<String>,
+    pub search: Option<SearchQuery>,
     pub page: conduit_store::Paging,
 }
 
@@ -107,11 +110,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
             RawPage { limit: raw.limit.as_deref(), offset: raw.offset.as_deref(), cursor: raw.cursor.as_deref() };
         let page = paging(raw_page, (DEFAULT_LIMIT, MAX_LIMIT), &mut errors);
         let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
+        let search = non_empty(raw.q).and_then(|q| errors.check("q", SearchQuery::parse(&q)));
         errors
             .into_result(ListParams {
                 tag: non_empty(raw.tag),
                 author: non_empty(raw.author),
                 favorited: non_empty(raw.favorited),
+                search,
                 page,
             })
             .map_err(ApiError::Invalid)

@@ -35,6 +35,14 @@ impl ArticlesBody {
         let next_cursor = next_cursor(page, found.items.len(), found.items.last().map(|a| a.id.get()));
         ArticlesBody { articles: found.items, articles_count: found.total, next_cursor }
     }
+
+    /// A page of search results: ranked, so the next page starts at a rank, not below an id.
+    fn ranked(found: Page<Article>, page: Paging) -> Self {
+        let served = found.items.len();
+        let next = page.cursor.unwrap_or(0).saturating_add(page.offset).saturating_add(served as i64);
+        let next_cursor = next_cursor(page, served, Some(next));
+        ArticlesBody { articles: found.items, articles_count: found.total, next_cursor }
+    }
 }
 
 fn found(article: Option<Article>) -> ApiResult<Json<ArticleBody>> {
@@ -52,15 +60,16 @@ pub async fn owned_by(state: &AppState, slug: &Slug, caller: &RequireUser) -> Ap
 }
 
 /// Recent articles, newest first, filtered by any of tag, author and favorited (combined with
-/// AND). Auth is optional.
+/// AND); or, with `q`, the articles that match a search, best first. Auth is optional.
 #[utoipa::path(get, path = "/articles", tag = "Articles", security((), ("Token" = [])),
-    params(("tag" = Option<String>, Query, description = "Filter by tag"),
+    params(("q" = Option<String>, Query, max_length = 200, description = "Search: words (all must match), \"a phrase\", `or` between alternatives, -excluded. At most 200 characters and 12 words. Results are ranked: a match in the title, then in the description, then the words together as a phrase, then the rest; the newest first among equals. Only the newest 1,000 matches are ranked, and `articlesCount` counts those. Each result has a `snippet` of its body with the matched words in `<mark>` (HTML, the rest escaped). The cursor of a search is a rank."),
+        ("tag" = Option<String>, Query, description = "Filter by tag"),
         ("author" = Option<String>, Query, description = "Filter by author username"),
         ("favorited" = Option<String>, Query, description = "Filter by a user who favorited"),
         ("limit" = Option<i32>, Query, minimum = 0, description = "Page size, default 20, capped at 100"),
         ("offset" = Option<i32>, Query, minimum = 0, maximum = 10000, description = "Articles to skip, default 0, at most 10,000 (then use cursor)"),
         ("cursor" = Option<String>, Query, description = "Where to start: the nextCursor of the previous page (keyset pagination; offset applies after it)")),
-    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ArticlesBody), (status = 401, body = ErrorBody), (status = 422, description = "A bad filter, page or `q` (too long, too many words, nothing to look for)", body = ErrorBody), (status = 503, description = "Too many searches at once: retry after the Retry-After seconds", body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: MaybeUser,
@@ -70,8 +79,20 @@ pub(crate) async fn list(
     let (Ok(author), Ok(favorited)) = (name_filter(params.author), name_filter(params.favorited)) else {
         return Ok(Json(ArticlesBody::new(Page { items: Vec::new(), total: 0 }, params.page)));
     };
-    let query = ArticleQuery { tag: params.tag, author, favorited, page: params.page };
-    Ok(Json(ArticlesBody::new(state.store.list_articles(&query, caller.id()).await?, params.page)))
+    let ranked = params.search.is_some();
+    // A search waits its turn (limits::searches_at_once); a listing never does.
+    let _turn = match ranked {
+        true => Some(
+            tokio::time::timeout(crate::limits::SEARCH_WAIT, state.searches.acquire())
+                .await
+                .map_err(|_| ApiError::SearchBusy)?
+                .map_err(|_| ApiError::SearchBusy)?,
+        ),
+        false => None,
+    };
+    let query = ArticleQuery { tag: params.tag, author, favorited, search: params.search, page: params.page };
+    let found = state.store.list_articles(&query, caller.id()).await?;
+    Ok(Json(if ranked { ArticlesBody::ranked(found, params.page) } else { ArticlesBody::new(found, params.page) }))
 }
 
 fn name_filter(raw: Option<String>) -> Result<Option<Username>, String> {

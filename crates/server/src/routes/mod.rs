@@ -10,6 +10,7 @@ pub mod admin;
 pub mod articles;
 pub mod comments;
 pub mod export;
+pub mod feeds;
 pub mod health;
 pub mod openapi;
 pub mod profiles;

@@ -16,7 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::http::edge;
 use crate::routes::openapi::ApiDoc;
-use crate::routes::{account, admin, articles, comments, export, health, profiles, session, tags, users};
+use crate::routes::{account, admin, articles, comments, export, feeds, health, profiles, session, tags, users};
 use crate::state::AppState;
 
 /// The API under `/api`, without the layers around it.
@@ -46,6 +46,10 @@ fn api() -> Router<AppState> {
         .route("/articles/{slug}/comments", get(comments::list).post(comments::create))
         .route("/articles/{slug}/comments/{id}", delete(comments::remove))
         .route("/tags", get(tags::list))
+        // RSS and Atom
+        .route("/feeds/{format}", get(feeds::all))
+        .route("/feeds/tag/{tag}/{format}", get(feeds::tag))
+        .route("/feeds/author/{username}/{format}", get(feeds::author))
         // administration
         .route("/admin/users", get(admin::list))
         .route("/admin/users/{username}", put(admin::update))

@@ -22,6 +22,7 @@ mod operations;
 mod postgres_restart;
 mod ratelimit;
 mod scaleout;
+mod search;
 mod sessions;
 mod takeover;
 mod telemetry;

@@ -12,15 +12,16 @@ use serde_json::Value;
 
 const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
 
-/// A Python that has `aiosmtpd`: `CONDUIT_TEST_PYTHON` (scripts/test sets it), else `python3` if
-/// it has the package, else a virtual environment under the target directory, made once.
-fn python() -> PathBuf {
+/// A Python that has `aiosmtpd` (the SMTP sink) and `feedparser` (the feed tests):
+/// `CONDUIT_TEST_PYTHON` (scripts/test sets it), else `python3` if it has both, else a virtual
+/// environment under the target directory, made once.
+pub fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
             let has_aiosmtpd = |python: &Path| {
                 Command::new(python)
-                    .args(["-c", "import aiosmtpd"])
+                    .args(["-c", "import aiosmtpd, feedparser"])
                     .stderr(Stdio::null())
                     .status()
                     .is_ok_and(|s| s.success())
@@ -37,10 +38,13 @@ fn python() -> PathBuf {
                 let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs");
                 assert!(made.success(), "python3 -m venv failed");
                 let installed = Command::new(&python)
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "aiosmtpd"])
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "aiosmtpd", "feedparser"])
                     .status()
                     .expect("pip runs");
-                assert!(installed.success(), "pip install aiosmtpd failed (the mail tests need it)");
+                assert!(
+                    installed.success(),
+                    "pip install aiosmtpd feedparser failed (the mail and feed tests need them)"
+                );
             }
             python
         })

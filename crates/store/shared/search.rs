@@ -1,0 +1,77 @@
+//! Search: `GET /articles?q=`. Shared by both backends (see README.md); each backend's index
+//! and its query language are in its `dialect.rs` (`search_*`): FTS5 on SQLite, a weighted
+//! `tsvector` with a GIN index on PostgreSQL.
+//!
+//! One statement, bounded whatever is asked:
+//! 1. `hits`: the newest matches, by walking the index newest first and stopping at
+//!    [`SEARCH_CANDIDATES`] (or [`MAX_COMBINED_SCAN`] with a filter). A word in 900,000 articles
+//!    costs what a word in 1,000 does. Nothing here counts every match, and no engine's own
+//!    ranking function runs (FTS5's `bm25()` counts every match of each word to weigh it: 60 ms
+//!    for a common word at a million articles).
+//! 2. `candidates`: those that pass the filters, the newest [`SEARCH_CANDIDATES`].
+//! 3. Ranked in tiers: the whole query matches the title (8), the description (4), the query's
+//!    words stand together as a phrase (2); the rest matched the body or tags. Ties go to the
+//!    newest. The page is cut from this order: its cursor is a rank, not an id.
+//! 4. Only the page's articles are read, with a snippet of the body around the matched words.
+
+use conduit_domain::Article;
+use conduit_domain::search::SearchQuery;
+use conduit_store::rows::SearchedRow;
+use conduit_store::*;
+use sqlx::QueryBuilder;
+
+use crate::listings::{push_around, push_listed_columns, sql_of};
+use crate::{Db, Pool, dialect};
+
+pub async fn page(
+    db: &Pool,
+    query: &ArticleQuery,
+    search: &SearchQuery,
+    viewer: Option<i64>,
+) -> Result<Page<Article>, DbError> {
+    let start = query.page.cursor.unwrap_or(0).saturating_add(query.page.offset);
+    let rows = ranked(db, query, search, viewer, start, query.page.limit).await?;
+    // Every row carries the total; a page past the end asks for the first row to learn it.
+    let total = match rows.first() {
+        Some(row) => row.listed.total,
+        None => ranked(db, query, search, viewer, 0, 1).await?.first().map_or(0, |row| row.listed.total),
+    };
+    Ok(Page { items: rows.into_iter().map(Article::from).collect(), total })
+}
+
+/// The `limit` articles from rank `start` on.
+async fn ranked(
+    db: &Pool,
+    query: &ArticleQuery,
+    search: &SearchQuery,
+    viewer: Option<i64>,
+    start: i64,
+    limit: i64,
+) -> Result<Vec<SearchedRow>, DbError> {
+    let scan = if query.filters().next().is_some() { MAX_COMBINED_SCAN } else { SEARCH_CANDIDATES };
+    let mut sql = QueryBuilder::<Db>::new("WITH hits AS MATERIALIZED (");
+    dialect::search_hits(&mut sql, search, scan);
+    sql.push("), candidates AS MATERIALIZED (SELECT d.* FROM hits d WHERE 1 = 1");
+    for filter in query.filters() {
+        push_around(&mut sql, sql_of(filter).check, filter.value());
+    }
+    sql.push(" ORDER BY d.id DESC LIMIT ");
+    sql.push_bind(SEARCH_CANDIDATES);
+    sql.push(")");
+    dialect::search_tier_tables(&mut sql, search);
+    sql.push(", ranked AS MATERIALIZED (SELECT c.id, ");
+    dialect::search_score(&mut sql, search);
+    sql.push(" AS score FROM candidates c), page AS (SELECT id, score FROM ranked ORDER BY score DESC, id DESC LIMIT ");
+    sql.push_bind(limit);
+    sql.push(" OFFSET ");
+    sql.push_bind(start);
+    sql.push(") ");
+    push_listed_columns(&mut sql, viewer);
+    sql.push(", (SELECT count(*) FROM candidates) AS total, ");
+    dialect::search_snippet(&mut sql, search);
+    sql.push(
+        " AS snippet FROM page p CROSS JOIN articles a JOIN users u ON u.id = a.author_id \
+         WHERE a.id = p.id ORDER BY p.score DESC, p.id DESC",
+    );
+    dialect::run_search(db, sql).await
+}
