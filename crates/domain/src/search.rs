@@ -78,6 +78,13 @@ impl SearchQuery {
         Ok(SearchQuery { groups })
     }
 
+    /// Whether it has a phrase or an excluded term: the shapes an index cannot answer from its
+    /// lists of articles alone (the words' positions, or every article of a word, must be
+    /// checked), so the stores walk only the newest articles for them (`SEARCH_WINDOW`).
+    pub fn checks_each_match(&self) -> bool {
+        self.groups.iter().any(|g| !g.none.is_empty() || g.all.iter().any(|t| t.0.len() > 1))
+    }
+
     /// The query's words as one phrase, for ranking the articles where they stand together
     /// above those where they are scattered: when it is one group of two words or more.
     pub fn phrase(&self) -> Option<SearchQuery> {
@@ -222,6 +229,13 @@ mod tests {
             }
         }
         assert_eq!(q("NEAR(rust async)").fts5(), r#"("near" AND "rust" AND "async")"#);
+    }
+
+    #[test]
+    fn phrases_and_exclusions_check_each_match() {
+        assert!(!q("rust async or go").checks_each_match());
+        assert!(q("rust -async").checks_each_match());
+        assert!(q("go or \"rust async\"").checks_each_match());
     }
 
     #[test]

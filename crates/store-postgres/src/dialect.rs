@@ -112,6 +112,11 @@ const WEBSEARCH: &str = "websearch_to_tsquery('english', ";
 pub fn search_hits<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQuery, scan: i64) {
     sql.push("SELECT a.id, a.search FROM articles a WHERE a.search @@ ");
     push_query(sql, search);
+    if search.checks_each_match() {
+        // The walk down the primary key stops there (see conduit_store::SEARCH_WINDOW).
+        sql.push(" AND a.id > (SELECT COALESCE(max(id), 0) FROM articles) - ");
+        sql.push_bind(conduit_store::SEARCH_WINDOW);
+    }
     sql.push(" ORDER BY a.id DESC LIMIT ");
     sql.push_bind(scan);
 }

@@ -116,6 +116,11 @@ pub async fn unanalyzed_tables(read: &sqlx::SqlitePool) -> Result<Vec<String>, D
 pub fn search_hits<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery, scan: i64) {
     sql.push("SELECT rowid AS id FROM article_search WHERE article_search MATCH ");
     sql.push_bind(search.fts5());
+    if search.checks_each_match() {
+        // FTS5 stops its walk at a rowid bound (see conduit_store::SEARCH_WINDOW).
+        sql.push(" AND rowid > (SELECT COALESCE(max(id), 0) FROM articles) - ");
+        sql.push_bind(conduit_store::SEARCH_WINDOW);
+    }
     sql.push(" ORDER BY rowid DESC LIMIT ");
     sql.push_bind(scan);
 }

@@ -161,13 +161,14 @@ pub fn token_limits(settings: &LimitSettings, ip: IpAddr) -> Vec<Limit> {
 /// megabytes at most, whoever asks.
 pub const EXPORTS_AT_ONCE: usize = 4;
 
-/// Searches running at once in one process: the rest wait their turn, up to [`SEARCH_WAIT`],
-/// then get a 503 with `Retry-After`. A search is bounded (it ranks at most 1,000 matches), but
-/// the most expensive shape still costs milliseconds of database work where a page of a listing
-/// costs a hundred microseconds: without a bound, 64 clients asking it hold every database
-/// connection and every other reader waits behind them.
+/// Searches running at once in one process: half the cores (at least one). The rest wait their
+/// turn, up to [`SEARCH_WAIT`], then get a 503 with `Retry-After`. A search is bounded (it ranks
+/// at most 1,000 matches, and walks at most `SEARCH_WINDOW` articles for a phrase), but its most
+/// expensive shape still costs tens of milliseconds of database work where a page of a listing
+/// costs a hundred microseconds: without a bound, 64 clients asking it take every core and every
+/// database connection, and every other reader waits behind them.
 pub fn searches_at_once() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZero::get).max(2)
+    (std::thread::available_parallelism().map_or(2, std::num::NonZero::get) / 2).max(1)
 }
 
 /// How long a search waits for its turn (see [`searches_at_once`]).
