@@ -145,18 +145,6 @@ pub fn search_score<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQue
     }
 }
 
-/// The page article `a`'s snippet: up to 24 words of the body around the matches, the matches
-/// between the marks `conduit_domain::search::highlighted` turns into `<mark>`. `ts_headline`
-/// reads the whole text it is given: a body's first 20,000 characters at most.
-pub fn search_snippet<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQuery) {
-    use conduit_domain::search::{MARK_END, MARK_START};
-    sql.push("ts_headline('english', left(a.body, 20000), ");
-    push_query(sql, search);
-    sql.push(", ");
-    sql.push_bind(format!("StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=12, MaxFragments=1"));
-    sql.push(")");
-}
-
 /// Runs the search in its own transaction with a custom plan (see above).
 pub async fn run_search(
     db: &sqlx::PgPool,

@@ -154,14 +154,6 @@ pub fn search_score<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery
     }
 }
 
-/// The page article `p`'s snippet: up to 24 words of the body around the matches, the matches
-/// between the marks `conduit_domain::search::highlighted` turns into `<mark>`.
-pub fn search_snippet<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery) {
-    sql.push("(SELECT snippet(article_search, 2, char(57344), char(57345), '…', 24) FROM article_search WHERE article_search MATCH ");
-    sql.push_bind(search.fts5());
-    sql.push(" AND rowid = p.id)");
-}
-
 pub async fn run_search(
     db: &sqlx::SqlitePool,
     mut sql: QueryBuilder<'_, Sqlite>,

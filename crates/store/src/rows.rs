@@ -170,20 +170,13 @@ impl From<ListedRow> for Article {
     }
 }
 
-/// One article of a search's page: as listed, with a snippet of its body (the engine's, with
-/// [`conduit_domain::search::MARK_START`] and `MARK_END` around the matched words).
+/// One article of a search's page: as listed, with the start of its body, which the snippet is
+/// cut from (`SearchQuery::snippet`).
 #[derive(sqlx::FromRow)]
 pub struct SearchedRow {
     #[sqlx(flatten)]
     pub listed: ListedRow,
-    pub snippet: Option<String>,
-}
-
-impl From<SearchedRow> for Article {
-    fn from(r: SearchedRow) -> Self {
-        let snippet = r.snippet.as_deref().map(conduit_domain::search::highlighted);
-        Article { snippet, ..Article::from(r.listed) }
-    }
+    pub body: String,
 }
 
 /// A listing page from its rows. Every row carries the total; an empty page (past the end, or
