@@ -183,6 +183,7 @@ impl SearchQuery {
             .flat_map(|t| t.0.iter())
             .map(|w| STEMMER.stem(w).into_owned())
             .collect();
+        let initials: std::collections::HashSet<char> = wanted.iter().filter_map(|w| w.chars().next()).collect();
         // Each word of the text: its byte range and whether it is one of the query's.
         let mut words: Vec<(usize, usize, bool)> = Vec::new();
         let mut start = None;
@@ -190,7 +191,13 @@ impl SearchQuery {
             match (c.is_alphanumeric(), start) {
                 (true, None) => start = Some(i),
                 (false, Some(s)) => {
-                    let hit = wanted.contains(STEMMER.stem(&text[s..i].to_lowercase()).as_ref());
+                    // Stemming is the snippet's cost (a microsecond a word): only a word whose
+                    // first letter starts one of the query's stems can have that stem (Snowball
+                    // changes endings; its few exceptions, like `dying` to `die`, go unmarked).
+                    let word = &text[s..i];
+                    let first = word.chars().next().into_iter().flat_map(char::to_lowercase).next();
+                    let hit = first.is_some_and(|f| initials.contains(&f))
+                        && wanted.contains(STEMMER.stem(&word.to_lowercase()).as_ref());
                     words.push((s, i, hit));
                     start = None;
                 }

@@ -74,7 +74,7 @@ pub const MAX_COMBINED_SCAN: i64 = 10_000;
 /// 1,000 does; the price is that an older article which matches better is not found while more
 /// than this many newer ones match (README "Search"). With a filter (tag, author, favorited by),
 /// the newest [`MAX_COMBINED_SCAN`] matches are walked for the candidates that pass it.
-pub const SEARCH_CANDIDATES: i64 = 1_000;
+pub const SEARCH_CANDIDATES: i64 = 500;
 
 /// How far back a search with a phrase or an excluded word looks: the newest this many articles.
 /// Words alone are answered by the index's lists wherever they are; a phrase of common words

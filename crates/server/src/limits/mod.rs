@@ -163,7 +163,7 @@ pub const EXPORTS_AT_ONCE: usize = 4;
 
 /// Searches running at once in one process: half the cores (at least one). The rest wait their
 /// turn, up to [`SEARCH_WAIT`], then get a 503 with `Retry-After`. A search is bounded (it ranks
-/// at most 1,000 matches, and walks at most `SEARCH_WINDOW` articles for a phrase), but its most
+/// at most 500 matches, and walks at most `SEARCH_WINDOW` articles for a phrase), but its most
 /// expensive shape still costs tens of milliseconds of database work where a page of a listing
 /// costs a hundred microseconds: without a bound, 64 clients asking it take every core and every
 /// database connection, and every other reader waits behind them.
