@@ -1395,3 +1395,45 @@ pub async fn bodies_are_kept_as_safe_html_beside_their_markdown(store: TestStore
     let listed = store.comments(article.id, None, Paging::default()).await.unwrap();
     assert_eq!(listed[0].body_html, comment.body_html);
 }
+
+/// Rows written before `body_html` existed get it when the store migrates: `execute` runs SQL
+/// on the database behind the store (to empty the column, as the migration that added it left
+/// every older row), `migrate` runs the store's migration again. Called by each backend's
+/// `tests/migrate.rs`, which alone can reach that database.
+pub async fn bodies_without_html_get_it_when_migrating<E, EF, M>(store: &dyn Store, execute: E, migrate: M)
+where
+    E: Fn(&'static str) -> EF,
+    EF: std::future::Future<Output = ()>,
+    M: std::future::Future<Output = ()>,
+{
+    let jake = store
+        .seed_users(&[NewUser {
+            username: username("jake"),
+            email: Email::parse("jake@example.com").unwrap(),
+            password_hash: "hash".into(),
+        }])
+        .await
+        .unwrap()[0];
+    let seeded = SeedArticle {
+        author: jake,
+        slug: slug("old"),
+        article: NewArticle { title: "Old".into(), description: "d".into(), body: "*old*".into(), tags: vec![] },
+        created_at: chrono::Utc::now(),
+        favorited_by: vec![],
+        comments: vec![(jake, "**old comment**".into())],
+    };
+    store.seed_articles(&[seeded]).await.unwrap();
+    for forget in ["UPDATE articles SET body_html = NULL", "UPDATE comments SET body_html = NULL"] {
+        execute(forget).await;
+    }
+    let before = store.uncached().list_articles(&query(), None).await.unwrap();
+    assert_eq!(before.total, 1);
+    migrate.await;
+    let article = store.uncached().export_articles(jake, None, 10).await.unwrap();
+    assert_eq!(article.len(), 1);
+    let id = article[0].id;
+    let read = store.article(&slug("old"), None).await.unwrap().unwrap();
+    assert_eq!(read.body_html.as_deref(), Some("<p><em>old</em></p>\n"));
+    let comments = store.comments(id, None, Paging::default()).await.unwrap();
+    assert_eq!(comments[0].body_html.as_deref(), Some("<p><strong>old comment</strong></p>\n"));
+}
