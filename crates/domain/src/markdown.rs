@@ -30,6 +30,21 @@ pub fn to_safe_html(text: &str) -> String {
     SANITIZER.clean(&raw).to_string()
 }
 
+/// Appends `raw` to `out` as HTML (or XML) text: markup and quotes escaped, so it is safe as
+/// element content and inside a quoted attribute. The search snippets and the feeds use it.
+pub fn escape_into(out: &mut String, raw: &str) {
+    for c in raw.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -233,35 +233,22 @@ impl SearchQuery {
         }
         let mut at = window[0].0;
         for &(s, e, hit) in window {
-            escape_into(&mut out, &text[at..s]);
+            crate::markdown::escape_into(&mut out, &text[at..s]);
             if hit {
                 out.push_str("<mark>");
-                escape_into(&mut out, &text[s..e]);
+                crate::markdown::escape_into(&mut out, &text[s..e]);
                 out.push_str("</mark>");
             } else {
-                escape_into(&mut out, &text[s..e]);
+                crate::markdown::escape_into(&mut out, &text[s..e]);
             }
             at = e;
         }
         if best + width < words.len() {
             out.push('…');
         } else {
-            escape_into(&mut out, &text[at..]);
+            crate::markdown::escape_into(&mut out, &text[at..]);
         }
         out
-    }
-}
-
-fn escape_into(out: &mut String, raw: &str) {
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
 }
 

@@ -108,19 +108,11 @@ fn atom_time(at: DateTime<Utc>) -> String {
 /// `raw` as XML character data or attribute value: markup escaped, and the characters XML 1.0
 /// forbids (most C0 controls, U+FFFE, U+FFFF) left out.
 pub fn text(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len() + raw.len() / 8);
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
+    let allowed =
+        |c: &char| matches!(c, '\t' | '\n' | '\r') || !((*c as u32) < 0x20 || matches!(c, '\u{FFFE}' | '\u{FFFF}'));
+    let kept: String = raw.chars().filter(allowed).collect();
+    let mut out = String::with_capacity(kept.len() + kept.len() / 8);
+    conduit_domain::markdown::escape_into(&mut out, &kept);
     out
 }
 
@@ -130,6 +122,6 @@ mod tests {
 
     #[test]
     fn text_escapes_markup_and_drops_what_xml_forbids() {
-        assert_eq!(text("a<b>&\"'\u{0}\u{1b}\u{FFFF}\tz"), "a&lt;b&gt;&amp;&quot;&apos;\tz");
+        assert_eq!(text("a<b>&\"'\u{0}\u{1b}\u{FFFF}\tz"), "a&lt;b&gt;&amp;&quot;&#39;\tz");
     }
 }

@@ -82,7 +82,7 @@ async fn docs_page_and_its_assets_are_served_by_the_binary() {
     }
 }
 
-fn chromium() -> String {
+pub(crate) fn chromium() -> String {
     for candidate in ["chromium", "chromium-browser", "google-chrome"] {
         if Command::new("which").arg(candidate).output().is_ok_and(|o| o.status.success()) {
             return candidate.to_owned();
@@ -92,7 +92,7 @@ fn chromium() -> String {
 }
 
 /// Runs headless Chromium on `url` with `extra` arguments and a throwaway profile.
-fn headless(url: &str, extra: &[&str]) -> std::process::Output {
+pub(crate) fn headless(url: &str, extra: &[&str]) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     Command::new(chromium())
         .args([

@@ -276,3 +276,69 @@ async fn feeds_are_valid_rss_and_atom_and_answer_304_until_a_change(app: TestApp
         StatusCode::NOT_MODIFIED
     );
 }
+
+/// Payloads that, if any survived into a feed, would run in a reader's page and set its title.
+const READER_ATTACKS: &[&str] = &[
+    "<img src=x onerror=\"document.title='PWNED'\">",
+    "<svg onload=\"document.title='PWNED'\"></svg>",
+    "<details open ontoggle=\"document.title='PWNED'\">x</details>",
+    "<iframe srcdoc=\"<script>parent.document.title='PWNED'</script>\"></iframe>",
+    "<script>document.title='PWNED'</script>",
+    "<style>@import 'javascript:document.title=\"PWNED\"'</style>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=\"document.title='PWNED'\"></style></mglyph></table></mtext></math>",
+    "![x](x\" onerror=\"document.title='PWNED')",
+];
+
+/// A feed reader's view: a page that parses the Atom document and puts each entry's HTML into
+/// the page as readers do (`innerHTML`), then says how many it showed in its title. An entry that
+/// ran script would have set the title to `PWNED` instead.
+fn reader_page(atom: &str) -> String {
+    let xml = serde_json::to_string(atom).unwrap().replace("</", "<\\/");
+    format!(
+        "<!doctype html><html><head><title>reading</title></head><body><script>\n\
+         const doc = new DOMParser().parseFromString({xml}, 'application/xml');\n\
+         const entries = [...doc.getElementsByTagName('content')];\n\
+         for (const content of entries) {{ const div = document.createElement('div'); div.className = 'entry';\n\
+           div.innerHTML = content.textContent; document.body.append(div); }}\n\
+         setTimeout(() => {{ if (document.title !== 'PWNED') document.title = 'read ' + entries.length; }}, 500);\n\
+         </script></body></html>"
+    )
+}
+
+/// Loads `page` in headless Chromium (`openapi::headless`) and returns the DOM it ended with.
+async fn rendered(page: String) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reader.html");
+    std::fs::write(&path, page).unwrap();
+    let url = format!("file://{}", path.display());
+    let out = tokio::task::spawn_blocking(move || crate::openapi::headless(&url, &["--dump-dom"])).await.unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The attack through the feed: a logged-in author publishes bodies made to run script in a
+/// feed reader; a reader's page (real Chromium) shows every entry and runs none of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_readers_page_runs_no_script_from_articles() {
+    let app = TestApp::sqlite().await;
+    let mallory = app.register("mallory").await;
+    for (i, attack) in READER_ATTACKS.iter().enumerate() {
+        publish(&app, &mallory, &format!("Attack {i}"), "d", attack, &[]).await;
+    }
+    let atom = fetch(&app, "/api/feeds/atom", &[]).await.text().await.unwrap();
+    let dom = rendered(reader_page(&atom)).await;
+    assert!(dom.contains(&format!("<title>read {}</title>", READER_ATTACKS.len())), "{dom}");
+    assert_eq!(dom.matches("class=\"entry\"").count(), READER_ATTACKS.len(), "{dom}");
+
+    // The page would have seen an attack that got through: the same page on a document whose
+    // content is one payload unsanitized ends PWNED.
+    let raw =
+        atom.replacen("<content type=\"html\">", &format!("<content type=\"html\">{}", xml_text(READER_ATTACKS[0])), 1);
+    assert!(
+        rendered(reader_page(&raw)).await.contains("<title>PWNED</title>"),
+        "the reader page must catch a live payload"
+    );
+}
+
+fn xml_text(raw: &str) -> String {
+    raw.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
