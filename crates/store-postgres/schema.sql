@@ -88,6 +88,7 @@ CREATE TABLE comments (
     created_at timestamp with time zone NOT NULL,
     updated_at timestamp with time zone NOT NULL,
     body_html text,
+    hidden boolean DEFAULT false NOT NULL,
     CONSTRAINT comments_article_id_fkey FOREIGN KEY (article_id) REFERENCES articles(id) ON DELETE CASCADE,
     CONSTRAINT comments_author_id_fkey FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE,
     CONSTRAINT comments_pkey PRIMARY KEY (id)
@@ -146,6 +147,45 @@ CREATE TABLE follows (
 
 CREATE INDEX follows_followee ON public.follows USING btree (followee_id);
 
+-- hidden_articles
+
+CREATE TABLE hidden_articles (
+    article_id bigint NOT NULL,
+    hidden_at timestamp with time zone NOT NULL,
+    CONSTRAINT hidden_articles_article_id_fkey FOREIGN KEY (article_id) REFERENCES articles(id) ON DELETE CASCADE,
+    CONSTRAINT hidden_articles_pkey PRIMARY KEY (article_id)
+);
+
+CREATE TRIGGER counts_hidden AFTER INSERT OR DELETE ON hidden_articles FOR EACH ROW EXECUTE FUNCTION counts_hidden();
+
+-- moderation_log
+
+CREATE TABLE moderation_log (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    at timestamp with time zone NOT NULL,
+    moderator_id bigint NOT NULL,
+    moderator text NOT NULL,
+    action text NOT NULL,
+    target_kind text NOT NULL,
+    target_id bigint NOT NULL,
+    target text NOT NULL,
+    target_user text,
+    reason text NOT NULL,
+    until_at bigint,
+    report_id bigint,
+    CONSTRAINT moderation_log_action_check CHECK ((action = ANY (ARRAY['dismiss'::text, 'hide'::text, 'unhide'::text, 'delete'::text, 'suspend'::text, 'unsuspend'::text, 'purge'::text]))),
+    CONSTRAINT moderation_log_pkey PRIMARY KEY (id),
+    CONSTRAINT moderation_log_target_kind_check CHECK ((target_kind = ANY (ARRAY['article'::text, 'comment'::text, 'profile'::text])))
+);
+
+CREATE INDEX moderation_log_action ON public.moderation_log USING btree (action, id);
+
+CREATE INDEX moderation_log_moderator ON public.moderation_log USING btree (moderator_id, id);
+
+CREATE INDEX moderation_log_target ON public.moderation_log USING btree (target_kind, target_id, id);
+
+CREATE TRIGGER moderation_log_append_only BEFORE DELETE OR UPDATE ON moderation_log FOR EACH ROW EXECUTE FUNCTION moderation_log_append_only();
+
 -- outbox
 
 CREATE TABLE outbox (
@@ -167,6 +207,44 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON public.outbox USING btree (next_attempt_at) WHERE (state = 'queued'::text);
 
 CREATE INDEX outbox_sent ON public.outbox USING btree (sent_at) WHERE (state = 'sent'::text);
+
+-- report_targets
+
+CREATE TABLE report_targets (
+    target_kind text NOT NULL,
+    target_id bigint NOT NULL,
+    open_reports bigint NOT NULL,
+    first_open_id bigint NOT NULL,
+    CONSTRAINT report_targets_pkey PRIMARY KEY (target_kind, target_id)
+);
+
+CREATE INDEX report_targets_queue ON public.report_targets USING btree (first_open_id) WHERE (open_reports > 0);
+
+-- reports
+
+CREATE TABLE reports (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    reporter_id bigint,
+    target_kind text NOT NULL,
+    target_id bigint NOT NULL,
+    reason text NOT NULL,
+    details text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    state text DEFAULT 'open'::text NOT NULL,
+    resolved_at timestamp with time zone,
+    log_id bigint,
+    CONSTRAINT reports_pkey PRIMARY KEY (id),
+    CONSTRAINT reports_reason_check CHECK ((reason = ANY (ARRAY['spam'::text, 'harassment'::text, 'illegal'::text, 'other'::text]))),
+    CONSTRAINT reports_reporter_id_fkey FOREIGN KEY (reporter_id) REFERENCES users(id) ON DELETE SET NULL,
+    CONSTRAINT reports_state_check CHECK ((state = ANY (ARRAY['open'::text, 'dismissed'::text, 'actioned'::text]))),
+    CONSTRAINT reports_target_kind_check CHECK ((target_kind = ANY (ARRAY['article'::text, 'comment'::text, 'profile'::text])))
+);
+
+CREATE UNIQUE INDEX reports_open_once ON public.reports USING btree (reporter_id, target_kind, target_id) WHERE (state = 'open'::text);
+
+CREATE INDEX reports_open_target ON public.reports USING btree (target_kind, target_id, id) WHERE (state = 'open'::text);
+
+CREATE INDEX reports_reporter ON public.reports USING btree (reporter_id, id);
 
 -- sessions
 
@@ -196,9 +274,11 @@ CREATE TABLE users (
     token_version bigint DEFAULT 0 NOT NULL,
     ended_sessions text,
     email_verified boolean DEFAULT false NOT NULL,
+    suspended_until bigint,
+    suspension_reason text,
     CONSTRAINT users_email_key UNIQUE (email),
     CONSTRAINT users_pkey PRIMARY KEY (id),
-    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'admin'::text]))),
+    CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'moderator'::text, 'admin'::text]))),
     CONSTRAINT users_username_key UNIQUE (username)
 );
 
@@ -243,6 +323,10 @@ CREATE OR REPLACE FUNCTION public.counts_favorites()
  LANGUAGE plpgsql
 AS $function$
 BEGIN
+    IF EXISTS (SELECT 1 FROM hidden_articles h
+               WHERE h.article_id = CASE WHEN TG_OP = 'INSERT' THEN NEW.article_id ELSE OLD.article_id END) THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM count_add('favorited_by', NEW.user_id::text, 1);
     ELSE
@@ -252,11 +336,37 @@ BEGIN
 END
 $function$;
 
+CREATE OR REPLACE FUNCTION public.counts_hidden()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    article BIGINT := CASE WHEN TG_OP = 'INSERT' THEN NEW.article_id ELSE OLD.article_id END;
+    delta BIGINT := CASE WHEN TG_OP = 'INSERT' THEN -1 ELSE 1 END;
+    author BIGINT;
+BEGIN
+    SELECT author_id INTO author FROM articles WHERE id = article;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM count_add('articles', '', delta);
+    PERFORM count_add('author', author::text, delta);
+    PERFORM count_add('tag', t.name, delta) FROM article_tags t WHERE t.article_id = article;
+    PERFORM count_add('favorited_by', f.user_id::text, delta) FROM favorites f WHERE f.article_id = article;
+    PERFORM count_add('tags_changed', '', 1);
+    RETURN NULL;
+END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.counts_tags()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
 BEGIN
+    IF EXISTS (SELECT 1 FROM hidden_articles h
+               WHERE h.article_id = CASE WHEN TG_OP = 'INSERT' THEN NEW.article_id ELSE OLD.article_id END) THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM count_add('tag', NEW.name, 1);
     ELSE
@@ -320,6 +430,15 @@ AS $function$
 BEGIN
     DELETE FROM favorite_counts WHERE article_id = OLD.id;
     RETURN NULL;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION public.moderation_log_append_only()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    RAISE EXCEPTION 'the moderation log is append-only';
 END
 $function$;
 

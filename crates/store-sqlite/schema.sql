@@ -57,12 +57,14 @@ CREATE TABLE article_tags (
 
 CREATE INDEX article_tags_name ON article_tags (name, article_id);
 
-CREATE TRIGGER counts_tag_added AFTER INSERT ON article_tags BEGIN
+CREATE TRIGGER counts_tag_added AFTER INSERT ON article_tags
+WHEN NOT EXISTS (SELECT 1 FROM hidden_articles WHERE article_id = NEW.article_id) BEGIN
     INSERT INTO counts (kind, key, stripe, n) VALUES ('tag', NEW.name, 0, 1)
         ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
 END;
 
-CREATE TRIGGER counts_tag_removed AFTER DELETE ON article_tags BEGIN
+CREATE TRIGGER counts_tag_removed AFTER DELETE ON article_tags
+WHEN NOT EXISTS (SELECT 1 FROM hidden_articles WHERE article_id = OLD.article_id) BEGIN
     UPDATE counts SET n = n - 1 WHERE kind = 'tag' AND key = OLD.name AND stripe = 0;
 END;
 
@@ -144,7 +146,7 @@ CREATE TABLE comments (
     body       TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
-, body_html TEXT);
+, body_html TEXT, hidden INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)));
 
 CREATE INDEX comments_article ON comments (article_id, id);
 
@@ -179,12 +181,14 @@ CREATE TABLE favorites (
 
 CREATE INDEX favorites_article ON favorites (article_id);
 
-CREATE TRIGGER counts_favorite_added AFTER INSERT ON favorites BEGIN
+CREATE TRIGGER counts_favorite_added AFTER INSERT ON favorites
+WHEN NOT EXISTS (SELECT 1 FROM hidden_articles WHERE article_id = NEW.article_id) BEGIN
     INSERT INTO counts (kind, key, stripe, n) VALUES ('favorited_by', CAST(NEW.user_id AS TEXT), 0, 1)
         ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
 END;
 
-CREATE TRIGGER counts_favorite_removed AFTER DELETE ON favorites BEGIN
+CREATE TRIGGER counts_favorite_removed AFTER DELETE ON favorites
+WHEN NOT EXISTS (SELECT 1 FROM hidden_articles WHERE article_id = OLD.article_id) BEGIN
     UPDATE counts SET n = n - 1 WHERE kind = 'favorited_by' AND key = CAST(OLD.user_id AS TEXT) AND stripe = 0;
 END;
 
@@ -207,6 +211,65 @@ CREATE TABLE follows (
 
 CREATE INDEX follows_followee ON follows (followee_id);
 
+-- hidden_articles
+
+CREATE TABLE hidden_articles (
+    article_id INTEGER PRIMARY KEY REFERENCES articles (id) ON DELETE CASCADE,
+    hidden_at  TEXT NOT NULL
+);
+
+CREATE TRIGGER counts_article_hidden AFTER INSERT ON hidden_articles BEGIN
+    UPDATE counts SET n = n - 1 WHERE stripe = 0 AND (
+        (kind = 'articles' AND key = '')
+        OR (kind = 'author' AND key = (SELECT CAST(author_id AS TEXT) FROM articles WHERE id = NEW.article_id))
+        OR (kind = 'tag' AND key IN (SELECT name FROM article_tags WHERE article_id = NEW.article_id))
+        OR (kind = 'favorited_by' AND key IN (SELECT CAST(user_id AS TEXT) FROM favorites WHERE article_id = NEW.article_id)));
+    UPDATE counts SET n = n + 1 WHERE kind = 'tags_changed' AND key = '' AND stripe = 0;
+END;
+
+CREATE TRIGGER counts_article_shown AFTER DELETE ON hidden_articles BEGIN
+    INSERT INTO counts (kind, key, stripe, n)
+    SELECT kind, key, 0, 1 FROM (
+        SELECT 'articles' AS kind, '' AS key FROM articles WHERE id = OLD.article_id
+        UNION ALL SELECT 'author', CAST(author_id AS TEXT) FROM articles WHERE id = OLD.article_id
+        UNION ALL SELECT 'tag', name FROM article_tags WHERE article_id = OLD.article_id
+        UNION ALL SELECT 'favorited_by', CAST(user_id AS TEXT) FROM favorites WHERE article_id = OLD.article_id
+    ) WHERE TRUE
+    ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
+    UPDATE counts SET n = n + 1 WHERE kind = 'tags_changed' AND key = '' AND stripe = 0;
+END;
+
+-- moderation_log
+
+CREATE TABLE moderation_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    at           TEXT NOT NULL,
+    moderator_id INTEGER NOT NULL,
+    moderator    TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('dismiss', 'hide', 'unhide', 'delete', 'suspend', 'unsuspend', 'purge')),
+    target_kind  TEXT NOT NULL CHECK (target_kind IN ('article', 'comment', 'profile')),
+    target_id    INTEGER NOT NULL,
+    target       TEXT NOT NULL,
+    target_user  TEXT,
+    reason       TEXT NOT NULL,
+    until_at     INTEGER,
+    report_id    INTEGER
+);
+
+CREATE INDEX moderation_log_action ON moderation_log (action, id);
+
+CREATE INDEX moderation_log_moderator ON moderation_log (moderator_id, id);
+
+CREATE INDEX moderation_log_target ON moderation_log (target_kind, target_id, id);
+
+CREATE TRIGGER moderation_log_kept BEFORE DELETE ON moderation_log BEGIN
+    SELECT RAISE(ABORT, 'the moderation log is append-only');
+END;
+
+CREATE TRIGGER moderation_log_unchanged BEFORE UPDATE ON moderation_log BEGIN
+    SELECT RAISE(ABORT, 'the moderation log is append-only');
+END;
+
 -- outbox
 
 CREATE TABLE outbox (
@@ -227,6 +290,40 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'queued';
 
 CREATE INDEX outbox_sent ON outbox (sent_at) WHERE state = 'sent';
+
+-- report_targets
+
+CREATE TABLE report_targets (
+    target_kind   TEXT NOT NULL,
+    target_id     INTEGER NOT NULL,
+    open_reports  INTEGER NOT NULL,
+    first_open_id INTEGER NOT NULL,
+    PRIMARY KEY (target_kind, target_id)
+) WITHOUT ROWID;
+
+CREATE INDEX report_targets_queue ON report_targets (first_open_id) WHERE open_reports > 0;
+
+-- reports
+
+CREATE TABLE reports (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    reporter_id INTEGER REFERENCES users (id) ON DELETE SET NULL,
+    target_kind TEXT NOT NULL CHECK (target_kind IN ('article', 'comment', 'profile')),
+    target_id   INTEGER NOT NULL,
+    reason      TEXT NOT NULL CHECK (reason IN ('spam', 'harassment', 'illegal', 'other')),
+    details     TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'dismissed', 'actioned')),
+    resolved_at TEXT,
+    -- The moderation log entry that answered it.
+    log_id      INTEGER
+);
+
+CREATE UNIQUE INDEX reports_open_once ON reports (reporter_id, target_kind, target_id) WHERE state = 'open';
+
+CREATE INDEX reports_open_target ON reports (target_kind, target_id, id) WHERE state = 'open';
+
+CREATE INDEX reports_reporter ON reports (reporter_id, id);
 
 -- sessions
 
@@ -249,7 +346,7 @@ CREATE TABLE users (
     image         TEXT,
     created_at    TEXT NOT NULL,
     updated_at    TEXT NOT NULL
-, role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')), active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)), grace_token_id TEXT, token_version INTEGER NOT NULL DEFAULT 0, ended_sessions TEXT, email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)));
+, role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'moderator', 'admin')), active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)), grace_token_id TEXT, token_version INTEGER NOT NULL DEFAULT 0, ended_sessions TEXT, email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)), suspended_until INTEGER, suspension_reason TEXT);
 
 CREATE INDEX users_active_created ON users (active, created_at, id);
 

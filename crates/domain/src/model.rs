@@ -33,16 +33,42 @@ pub struct User {
     /// The token that changed the password, by id, and until when (Unix seconds) it outlives
     /// that change: at most the end of its login's re-authentication window.
     pub grace_token: Option<(String, i64)>,
+    /// A moderator's suspension: until when (Unix seconds) and why. A suspended user can log
+    /// in, read and export, but not write. Past its end it no longer counts (see
+    /// [`User::suspended_at`]); nothing needs to clear it.
+    pub suspension: Option<Suspension>,
     pub created_at: DateTime<Utc>,
 }
 
-/// What a user may do. Nobody is an admin unless made one (`conduit user promote`).
+/// Until when (Unix seconds) and why a user may not write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspension {
+    pub until: i64,
+    pub reason: String,
+}
+
+impl User {
+    /// The suspension in force at `now` (Unix seconds), if any.
+    pub fn suspended_at(&self, now: i64) -> Option<&Suspension> {
+        self.suspension.as_ref().filter(|s| s.until > now)
+    }
+
+    /// Moderators and admins: they act on reports and see what is hidden.
+    pub fn moderates(&self) -> bool {
+        self.role.moderates()
+    }
+}
+
+/// What a user may do. Nobody is a moderator or an admin unless made one (`conduit user
+/// promote`). A moderator answers reports (hides, deletes, suspends, purges); an admin can do
+/// that and manage accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     #[default]
     User,
+    Moderator,
     Admin,
 }
 
@@ -50,6 +76,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
+            Role::Moderator => "moderator",
             Role::Admin => "admin",
         }
     }
@@ -57,9 +84,15 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "user" => Some(Role::User),
+            "moderator" => Some(Role::Moderator),
             "admin" => Some(Role::Admin),
             _ => None,
         }
+    }
+
+    /// Moderators and admins.
+    pub fn moderates(self) -> bool {
+        matches!(self, Role::Moderator | Role::Admin)
     }
 }
 
@@ -101,6 +134,13 @@ pub struct Article {
     /// everything else escaped (HTML).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snippet: Option<String>,
+    /// Hidden by a moderator: only its author and moderators see it, marked so.
+    #[serde(skip_serializing_if = "is_false")]
+    pub hidden: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,6 +158,9 @@ pub struct Comment {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_html: Option<String>,
     pub author: Profile,
+    /// Hidden by a moderator: only its author and moderators see it, marked so.
+    #[serde(skip_serializing_if = "is_false")]
+    pub hidden: bool,
 }
 
 /// Microseconds, because both databases keep them and an update a few hundred microseconds
@@ -152,6 +195,7 @@ mod tests {
             favorites_count: 3,
             author: Profile { username: "u".into(), bio: None, image: None, following: true },
             snippet: None,
+            hidden: false,
         };
         let json = serde_json::to_value(&article).unwrap();
         assert_eq!(json["createdAt"], "2026-11-23T08:09:10.000000Z");

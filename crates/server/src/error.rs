@@ -23,6 +23,16 @@ pub enum ApiError {
     /// 403 on `user`: the right password, but the account is deactivated.
     #[error("account deactivated")]
     Deactivated,
+    /// 403 on `user`: a moderator suspended the account until this time (RFC 3339), for this
+    /// reason; it may log in, read and export, not write.
+    #[error("account suspended")]
+    Suspended { until: String, reason: String },
+    /// 409 on `report`: the reporter already has an open report of this target.
+    #[error("report already open")]
+    ReportOpen,
+    /// 409 on `report`: another moderator answered this report first; nothing was changed.
+    #[error("report already answered")]
+    ReportClosed,
     /// 403 on `email`: the account's address is not verified, and `CONDUIT_UNVERIFIED_USERS`
     /// does not allow this until it is.
     #[error("email not verified")]
@@ -106,12 +116,13 @@ impl ApiError {
             ApiError::Token(_) | ApiError::Credentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::Deactivated
+            | ApiError::Suspended { .. }
             | ApiError::Unverified
             | ApiError::OriginNotAllowed
             | ApiError::CurrentPassword(_) => StatusCode::FORBIDDEN,
             ApiError::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::LastAdmin => StatusCode::CONFLICT,
+            ApiError::LastAdmin | ApiError::ReportOpen | ApiError::ReportClosed => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Taken(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -136,6 +147,18 @@ impl ApiError {
             ApiError::Credentials => Errors::single("credentials", "invalid"),
             ApiError::Forbidden(field) => Errors::single(field, "forbidden"),
             ApiError::Deactivated => Errors::single("user", "is deactivated"),
+            ApiError::Suspended { until, reason } => Errors::single(
+                "user",
+                format!("is suspended until {until}: {reason} (reading and exporting still work)"),
+            ),
+            ApiError::ReportOpen => Errors::single(
+                "report",
+                "is already open for this target: one open report per reporter and target (see GET /api/user/reports)",
+            ),
+            ApiError::ReportClosed => Errors::single(
+                "report",
+                "was already answered by another moderator; nothing was changed (see GET /api/moderation/log)",
+            ),
             ApiError::Unverified => Errors::single(
                 "email",
                 "is not verified: open the link mailed to it, or ask for a new one (POST /api/users/verify/resend)",
@@ -196,6 +219,7 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
+            DbError::Conflict("report") => ApiError::ReportOpen,
             DbError::Conflict(field) => ApiError::Taken(field),
             DbError::LastAdmin => ApiError::LastAdmin,
             DbError::TooBroad => ApiError::Invalid(Errors::single(

@@ -24,6 +24,8 @@ mod connect;
 mod dialect;
 #[path = "../../store/shared/listings.rs"]
 mod listings;
+#[path = "../../store/shared/moderation.rs"]
+mod moderation;
 mod notice_feed;
 #[path = "../../store/shared/outbox.rs"]
 mod outbox;

@@ -30,6 +30,8 @@ mod connect;
 mod dialect;
 #[path = "../../store/shared/listings.rs"]
 mod listings;
+#[path = "../../store/shared/moderation.rs"]
+mod moderation;
 #[path = "../../store/shared/outbox.rs"]
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]

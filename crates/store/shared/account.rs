@@ -123,7 +123,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                 r#"UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE id = $1 AND email = $2
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
-                             grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                             grace_token_id, suspended_until, suspension_reason, created_at AS "created_at!: DateTime<Utc>""#,
                 token.user_id,
                 token.email,
                 updated_at
@@ -139,7 +139,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                    WHERE id = $1 AND email = $2 AND active
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
-                             grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                             grace_token_id, suspended_until, suspension_reason, created_at AS "created_at!: DateTime<Utc>""#,
                 token.user_id,
                 token.email,
                 password_hash,
@@ -156,7 +156,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                    WHERE id = $1 AND active
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
-                             grace_token_id, created_at AS "created_at!: DateTime<Utc>""#,
+                             grace_token_id, suspended_until, suspension_reason, created_at AS "created_at!: DateTime<Utc>""#,
                 token.user_id,
                 token.email,
                 updated_at
@@ -213,9 +213,35 @@ pub async fn delete(
     content: DeletedContent,
     outgoing: &Outgoing,
 ) -> Result<bool, DbError> {
+    let mut tx = db.begin().await?;
+    if !delete_in(&mut tx, id, Some(expected_version), content, outgoing).await? {
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`delete`] inside `tx`: false (and nothing done) when the account is gone, or its token
+/// version is no longer `expected_version` (any version when `None`: a moderator's purge).
+pub async fn delete_in(
+    tx: &mut Connection,
+    id: UserId,
+    expected_version: Option<i64>,
+    content: DeletedContent,
+    outgoing: &Outgoing,
+) -> Result<bool, DbError> {
     let id = id.get();
     let key = id.to_string();
-    let mut tx = db.begin().await?;
+    if content == DeletedContent::Delete {
+        // Hidden articles are shown again first, so the deletes count down what they count
+        // (see the `hidden_articles` migration).
+        sqlx::query!(
+            "DELETE FROM hidden_articles WHERE article_id IN (SELECT id FROM articles WHERE author_id = $1)",
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     if content == DeletedContent::Keep {
         let now = Utc::now();
         // Created on first use; it cannot log in (inactive, no valid hash) and no registration
@@ -249,11 +275,15 @@ pub async fn delete(
         .execute(&mut *tx)
         .await?;
     }
-    write_outgoing(&mut tx, UserId::new(id), outgoing).await?;
-    let deleted = sqlx::query!("DELETE FROM users WHERE id = $1 AND token_version = $2", id, expected_version)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    write_outgoing(tx, UserId::new(id), outgoing).await?;
+    let deleted = sqlx::query!(
+        "DELETE FROM users WHERE id = $1 AND (CAST($2 AS BIGINT) IS NULL OR token_version = $2)",
+        id,
+        expected_version
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if deleted == 0 {
         return Ok(false);
     }
@@ -261,7 +291,6 @@ pub async fn delete(
     sqlx::query!("DELETE FROM counts WHERE kind IN ('author', 'favorited_by') AND key = $1", key)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -287,7 +316,8 @@ pub async fn export_articles(
                   EXISTS(SELECT 1 FROM favorites f WHERE f.article_id = a.id AND f.user_id = $1) AS "favorited!: bool",
                   (SELECT CAST(COALESCE(sum(fc.n), 0) AS BIGINT) FROM favorite_counts fc WHERE fc.article_id = a.id)
                       AS "favorites_count!: i64",
-                  u.username, u.bio, u.image, FALSE AS "following!: bool"
+                  u.username, u.bio, u.image, FALSE AS "following!: bool",
+                  EXISTS(SELECT 1 FROM hidden_articles h WHERE h.article_id = a.id) AS "hidden!: bool"
            FROM articles a JOIN users u ON u.id = a.author_id
            WHERE a.id IN (
                SELECT p.id FROM (SELECT w.id, w.size, SUM(w.size) OVER (ORDER BY w.id DESC) AS running

@@ -23,7 +23,8 @@ pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Op
                       AS "favorites_count!: i64",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $2 AND fo.followee_id = a.author_id)
-                      AS "following!: bool"
+                      AS "following!: bool",
+                  EXISTS(SELECT 1 FROM hidden_articles h WHERE h.article_id = a.id) AS "hidden!: bool"
            FROM articles a JOIN users u ON u.id = a.author_id
            WHERE a.slug = $1"#,
         slug,
@@ -35,9 +36,15 @@ pub async fn by_slug(db: &Pool, slug: &str, viewer: Option<UserId>) -> Result<Op
 }
 
 pub async fn reference(db: &Pool, slug: &str) -> Result<Option<ArticleRef>, DbError> {
-    Ok(sqlx::query_as!(ArticleRef, r#"SELECT id AS "id!", author_id AS "author!" FROM articles WHERE slug = $1"#, slug)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as!(
+        ArticleRef,
+        r#"SELECT id AS "id!", author_id AS "author!",
+                  EXISTS(SELECT 1 FROM hidden_articles h WHERE h.article_id = articles.id) AS "hidden!: bool"
+           FROM articles WHERE slug = $1"#,
+        slug
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Inserts the article and its tags in one transaction.
@@ -134,7 +141,19 @@ pub async fn update(
 /// in the same implicit transaction.
 pub async fn delete(db: &Pool, id: ArticleId, author: UserId) -> Result<bool, DbError> {
     let (id, author) = (id.get(), author.get());
-    let done = sqlx::query!("DELETE FROM articles WHERE id = $1 AND author_id = $2", id, author).execute(db).await?;
+    let mut tx = db.begin().await?;
+    // A hidden article is shown again first, so the delete counts down what it counts (see the
+    // `hidden_articles` migration).
+    sqlx::query!(
+        "DELETE FROM hidden_articles WHERE article_id = (SELECT id FROM articles WHERE id = $1 AND author_id = $2)",
+        id,
+        author
+    )
+    .execute(&mut *tx)
+    .await?;
+    let done =
+        sqlx::query!("DELETE FROM articles WHERE id = $1 AND author_id = $2", id, author).execute(&mut *tx).await?;
+    tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }
 

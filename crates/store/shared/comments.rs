@@ -7,6 +7,7 @@ use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_store::rows::CommentRow;
 use conduit_store::{DbError, Paging};
 
+/// A page of `article`'s comments: hidden ones only for their author and moderators.
 pub async fn list(
     db: &Pool,
     article: ArticleId,
@@ -26,7 +27,8 @@ pub async fn list(
                   c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
-                      AS "following!: bool"
+                      AS "following!: bool",
+                  c.hidden AS "hidden!: bool"
            FROM comments c JOIN users u ON u.id = c.author_id
            WHERE c.id IN (
                SELECT p.id FROM (SELECT w.id, w.size, SUM(w.size) OVER (ORDER BY w.id) AS running
@@ -35,6 +37,9 @@ pub async fn list(
                                                     + COALESCE(octet_length(v.image), 0) AS size
                                        FROM comments k JOIN users v ON v.id = k.author_id
                                        WHERE k.article_id = $1 AND k.id > $3
+                                         AND (NOT k.hidden OR k.author_id = $2
+                                              OR EXISTS(SELECT 1 FROM users m WHERE m.id = $2
+                                                        AND m.role IN ('moderator', 'admin')))
                                        ORDER BY k.id LIMIT $4 OFFSET $5) w) p
                WHERE p.running - p.size < $6)
            ORDER BY c.id"#,
@@ -58,7 +63,8 @@ pub async fn by_id(db: &Pool, id: CommentId, viewer: Option<UserId>) -> Result<O
                   c.created_at AS "created_at!: DateTime<Utc>", c.updated_at AS "updated_at!: DateTime<Utc>",
                   u.username, u.bio, u.image,
                   EXISTS(SELECT 1 FROM follows f WHERE f.follower_id = $2 AND f.followee_id = c.author_id)
-                      AS "following!: bool"
+                      AS "following!: bool",
+                  c.hidden AS "hidden!: bool"
            FROM comments c JOIN users u ON u.id = c.author_id
            WHERE c.id = $1"#,
         id,

@@ -22,6 +22,11 @@
 //! each with its own index. Two or three filters at once are rare: they share one statement
 //! built at run time ([`combined_page`]), which walks the articles of the narrowest filter (by
 //! the maintained counts) and checks the others on each, at most [`MAX_COMBINED_SCAN`] of them.
+//!
+//! Hidden articles (`hidden_articles`, a moderator's) are left out of every walk by a `NOT IN`
+//! over that small table, which both databases build once per statement (a hashed subplan, an
+//! ephemeral index) and probe per id: no article row is read for it. The maintained counts
+//! already leave them out (the table's triggers), so totals agree with pages.
 
 use chrono::{DateTime, Utc};
 use conduit_domain::Article;
@@ -77,7 +82,7 @@ async fn all_page(db: &Pool, viewer: Option<i64>, page: Paging) -> Result<Vec<Li
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'articles') AS "total!: i64"
-           FROM (SELECT id FROM (SELECT id FROM articles WHERE id < $4 ORDER BY id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
+           FROM (SELECT id FROM (SELECT id FROM articles WHERE id < $4 AND id NOT IN (SELECT h.article_id FROM hidden_articles h) ORDER BY id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -116,7 +121,8 @@ async fn filtered_page(
                   EXISTS(SELECT 1 FROM follows fo WHERE fo.follower_id = $3 AND fo.followee_id = a.author_id)
                       AS "following!: bool",
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts WHERE kind = 'tag' AND key = $5) AS "total!: i64"
-           FROM (SELECT id FROM (SELECT article_id AS id FROM article_tags WHERE name = $5 AND article_id < $4 ORDER BY article_id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
+           FROM (SELECT id FROM (SELECT article_id AS id FROM article_tags WHERE name = $5 AND article_id < $4
+                 AND article_id NOT IN (SELECT h.article_id FROM hidden_articles h) ORDER BY article_id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -142,7 +148,7 @@ async fn filtered_page(
                   (SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM counts
                    WHERE kind = 'author' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
            FROM (SELECT id FROM (SELECT a2.id FROM articles a2
-                 WHERE a2.author_id = (SELECT id FROM users WHERE username = $5) AND a2.id < $4
+                 WHERE a2.author_id = (SELECT id FROM users WHERE username = $5) AND a2.id < $4 AND a2.id NOT IN (SELECT h.article_id FROM hidden_articles h)
                  ORDER BY a2.id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
@@ -170,6 +176,7 @@ async fn filtered_page(
                    WHERE kind = 'favorited_by' AND key = (SELECT CAST(id AS TEXT) FROM users WHERE username = $5)) AS "total!: i64"
            FROM (SELECT id FROM (SELECT f2.article_id AS id FROM favorites f2
                  WHERE f2.user_id = (SELECT id FROM users WHERE username = $5) AND f2.article_id < $4
+                   AND f2.article_id NOT IN (SELECT h.article_id FROM hidden_articles h)
                  ORDER BY f2.article_id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
@@ -205,7 +212,7 @@ async fn feed_page(db: &Pool, viewer: UserId, page: Paging) -> Result<Vec<Listed
                    JOIN counts c ON c.kind = 'author' AND c.key = CAST(f2.followee_id AS TEXT)
                    WHERE f2.follower_id = $3) AS "total!: i64"
            FROM (SELECT id FROM (SELECT a2.id FROM follows f2 JOIN articles a2 ON a2.author_id = f2.followee_id
-                 WHERE f2.follower_id = $3 AND a2.id < $4 ORDER BY a2.id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
+                 WHERE f2.follower_id = $3 AND a2.id < $4 AND a2.id NOT IN (SELECT h.article_id FROM hidden_articles h) ORDER BY a2.id DESC LIMIT $1 OFFSET $2) q LIMIT 100) p
                 CROSS JOIN articles a JOIN users u ON u.id = a.author_id
            WHERE a.id = p.id
            ORDER BY a.id DESC"#,
@@ -290,8 +297,8 @@ async fn narrowest<'a>(db: &Pool, filters: &[Filter<'a>]) -> Result<Filter<'a>, 
     Ok(driver)
 }
 
-/// `(SELECT <id> AS id FROM <driver's rows> [AND <id> < below]) d WHERE <each other filter,
-/// checked on d.id>`.
+/// `(SELECT <id> AS id FROM <driver's rows> [AND <id> < below]) d WHERE <not hidden> <each other
+/// filter, checked on d.id>`.
 fn push_driven<'a>(sql: &mut QueryBuilder<'a, Db>, filters: &[Filter<'a>], driver: Filter<'a>, below: Option<i64>) {
     let driving = sql_of(driver);
     push_around(sql, driving.rows, driver.value());
@@ -299,7 +306,7 @@ fn push_driven<'a>(sql: &mut QueryBuilder<'a, Db>, filters: &[Filter<'a>], drive
         sql.push(format!(" AND {} < ", driving.id));
         sql.push_bind(below);
     }
-    sql.push(") d WHERE 1 = 1");
+    sql.push(") d WHERE d.id NOT IN (SELECT h.article_id FROM hidden_articles h)");
     for other in filters.iter().filter(|filter| **filter != driver) {
         push_around(sql, sql_of(*other).check, other.value());
     }

@@ -60,7 +60,7 @@ async fn ranked(
     let scan = if query.filters().next().is_some() { MAX_COMBINED_SCAN } else { SEARCH_CANDIDATES };
     let mut sql = QueryBuilder::<Db>::new("WITH hits AS MATERIALIZED (");
     dialect::search_hits(&mut sql, search, scan);
-    sql.push("), candidates AS MATERIALIZED (SELECT d.* FROM hits d WHERE 1 = 1");
+    sql.push("), candidates AS MATERIALIZED (SELECT d.* FROM hits d WHERE d.id NOT IN (SELECT h.article_id FROM hidden_articles h)");
     for filter in query.filters() {
         push_around(&mut sql, sql_of(filter).check, filter.value());
     }

@@ -14,9 +14,10 @@ use conduit_store::*;
 use tracing::instrument;
 
 use crate::{
-    BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, outbox, profiles, search, seed,
-    sessions, users,
+    BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, moderation, outbox, profiles, search,
+    seed, sessions, users,
 };
+use conduit_store::moderation::{LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
 
 /// The methods a cache in front of the store answers or must hear of (see `conduit_store::Store`).
 #[async_trait]
@@ -136,6 +137,13 @@ impl Store for ThisStore {
     async fn tags(&self) -> Result<Vec<String>, DbError> {
         articles::tags(&self.read).await
     }
+
+    // --- moderation ---
+
+    #[instrument(name = "store.moderate", skip_all, fields(db.system = BACKEND))]
+    async fn moderate(&self, action: &ModerationAction) -> Result<Moderated, DbError> {
+        moderation::moderate(&self.write, action).await
+    }
 }
 
 /// Every other method (see `conduit_store::Uncached`).
@@ -172,6 +180,11 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.credentials_by_email", skip_all, fields(db.system = BACKEND))]
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError> {
         users::credentials(&self.read, email).await
+    }
+
+    #[instrument(name = "store.user_id_by_name", skip_all, fields(db.system = BACKEND))]
+    async fn user_id_by_name(&self, username: &Username) -> Result<Option<UserId>, DbError> {
+        users::id_by_name(&self.read, username).await
     }
 
     #[instrument(name = "store.list_users", skip_all, fields(db.system = BACKEND))]
@@ -394,5 +407,27 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.tags_version", skip_all, fields(db.system = BACKEND))]
     async fn tags_version(&self) -> Result<i64, DbError> {
         articles::tags_version(&self.read).await
+    }
+
+    // --- moderation ---
+
+    #[instrument(name = "store.report", skip_all, fields(db.system = BACKEND))]
+    async fn report(&self, new: &NewReport) -> Result<Option<Report>, DbError> {
+        moderation::report(&self.write, new).await
+    }
+
+    #[instrument(name = "store.reports_of", skip_all, fields(db.system = BACKEND))]
+    async fn reports_of(&self, reporter: UserId, before: Option<i64>, limit: i64) -> Result<Vec<Report>, DbError> {
+        moderation::reports_of(&self.read, reporter, before, limit).await
+    }
+
+    #[instrument(name = "store.report_queue", skip_all, fields(db.system = BACKEND))]
+    async fn report_queue(&self, after: Option<i64>, limit: i64) -> Result<Vec<QueueEntry>, DbError> {
+        moderation::queue(&self.read, after, limit).await
+    }
+
+    #[instrument(name = "store.moderation_log", skip_all, fields(db.system = BACKEND))]
+    async fn moderation_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, DbError> {
+        moderation::log(&self.read, query).await
     }
 }

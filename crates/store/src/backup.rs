@@ -56,6 +56,8 @@ pub const TABLES: &[Table] = &[
             ("token_version", Int),
             ("ended_sessions", Text),
             ("email_verified", Bool),
+            ("suspended_until", Int),
+            ("suspension_reason", Text),
         ],
         key: "id",
         striped: false,
@@ -93,6 +95,55 @@ pub const TABLES: &[Table] = &[
             ("created_at", Time),
             ("updated_at", Time),
             ("body_html", Text),
+            ("hidden", Bool),
+        ],
+        key: "id",
+        striped: false,
+    },
+    Table {
+        name: "hidden_articles",
+        columns: &[("article_id", Int), ("hidden_at", Time)],
+        key: "article_id",
+        striped: false,
+    },
+    Table {
+        name: "reports",
+        columns: &[
+            ("id", Int),
+            ("reporter_id", Int),
+            ("target_kind", Text),
+            ("target_id", Int),
+            ("reason", Text),
+            ("details", Text),
+            ("created_at", Time),
+            ("state", Text),
+            ("resolved_at", Time),
+            ("log_id", Int),
+        ],
+        key: "id",
+        striped: false,
+    },
+    Table {
+        name: "report_targets",
+        columns: &[("target_kind", Text), ("target_id", Int), ("open_reports", Int), ("first_open_id", Int)],
+        key: "target_kind, target_id",
+        striped: false,
+    },
+    Table {
+        name: "moderation_log",
+        columns: &[
+            ("id", Int),
+            ("at", Time),
+            ("moderator_id", Int),
+            ("moderator", Text),
+            ("action", Text),
+            ("target_kind", Text),
+            ("target_id", Int),
+            ("target", Text),
+            ("target_user", Text),
+            ("reason", Text),
+            ("until_at", Int),
+            ("report_id", Int),
         ],
         key: "id",
         striped: false,
@@ -169,7 +220,7 @@ pub const TABLES: &[Table] = &[
 ];
 
 /// The tables with an identity (`id`) whose next value must follow the loaded rows.
-pub const IDENTITY_TABLES: [&str; 4] = ["users", "articles", "comments", "outbox"];
+pub const IDENTITY_TABLES: [&str; 6] = ["users", "articles", "comments", "outbox", "reports", "moderation_log"];
 
 /// One value in the archive's terms.
 #[derive(Debug, Clone, PartialEq)]
@@ -234,10 +285,13 @@ pub fn named_columns() -> Vec<(String, String)> {
 /// with every other (a million articles: over 13 minutes, unfinished).
 pub const COUNTER_AUDIT: &str = "
 WITH counted (kind, key, n) AS (
-    SELECT 'articles', '', COUNT(*) FROM articles
-    UNION ALL SELECT 'author', CAST(author_id AS TEXT), COUNT(*) FROM articles GROUP BY author_id
-    UNION ALL SELECT 'tag', name, COUNT(*) FROM article_tags GROUP BY name
-    UNION ALL SELECT 'favorited_by', CAST(user_id AS TEXT), COUNT(*) FROM favorites GROUP BY user_id
+    SELECT 'articles', '', COUNT(*) FROM articles WHERE id NOT IN (SELECT article_id FROM hidden_articles)
+    UNION ALL SELECT 'author', CAST(author_id AS TEXT), COUNT(*) FROM articles
+        WHERE id NOT IN (SELECT article_id FROM hidden_articles) GROUP BY author_id
+    UNION ALL SELECT 'tag', name, COUNT(*) FROM article_tags
+        WHERE article_id NOT IN (SELECT article_id FROM hidden_articles) GROUP BY name
+    UNION ALL SELECT 'favorited_by', CAST(user_id AS TEXT), COUNT(*) FROM favorites
+        WHERE article_id NOT IN (SELECT article_id FROM hidden_articles) GROUP BY user_id
     UNION ALL SELECT 'users', '', COUNT(*) FROM users
     UNION ALL SELECT 'users_active', '', COUNT(*) FROM users WHERE active
     UNION ALL SELECT 'favorites', CAST(article_id AS TEXT), COUNT(*) FROM favorites GROUP BY article_id

@@ -192,6 +192,7 @@ mod tests {
             token_version: 0,
             ended_sessions: Vec::new(),
             grace_token: None,
+            suspension: None,
             created_at: chrono::Utc::now(),
         }
     }

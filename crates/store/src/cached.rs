@@ -254,6 +254,23 @@ impl<S: Store> Store for Cached<S> {
         let read = async { self.store.tags().await.map(Some) };
         Ok(self.cache.tags.get_or_read(&(), read).await?.unwrap_or_default())
     }
+
+    // --- moderation: waits, as a user change does, until every instance dropped what changed ---
+
+    async fn moderate(
+        &self,
+        action: &crate::moderation::ModerationAction,
+    ) -> Result<crate::moderation::Moderated, DbError> {
+        let acks = self.cache.before_change();
+        let moderated = self.store.moderate(action).await?;
+        if let crate::moderation::Moderated::Done { user: Some(user), .. } = &moderated {
+            // The store touched this user's row in the action's transaction: every instance
+            // drops them and every article view (which shows its author), and acknowledges.
+            self.forget_user(Some(*user), acks).await;
+            self.cache.article_changed(None);
+        }
+        Ok(moderated)
+    }
 }
 
 /// A `Cached` is also its store's [`Uncached`] part, as a `dyn Store` is (see [`Store`]).

@@ -21,8 +21,9 @@ pub enum DbError {
     Other(String),
 }
 
-/// Columns whose unique constraints the API reports as a 409 on that field.
-const UNIQUE_FIELDS: [Field; 3] = ["username", "email", "slug"];
+/// Columns whose unique constraints the API reports as a 409 on that field (`report`: one open
+/// report per reporter and target, `reports_open_once`).
+const UNIQUE_FIELDS: [Field; 4] = ["username", "email", "slug", "report"];
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod cache;
 mod cached;
 mod error;
+pub mod moderation;
 pub mod noticed;
 pub mod rows;
 /// Each backend's `schema.sql`, checked against its migrations; for tests only (feature `testing`).
@@ -25,6 +26,8 @@ pub use types::*;
 
 use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
+
+use crate::moderation::{LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
 
 /// How many tags `Store::tags` lists at most (the most used).
 pub const MAX_TAGS: usize = 100;
@@ -174,6 +177,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The tags in use, most used first: at most [`MAX_TAGS`].
     async fn tags(&self) -> Result<Vec<String>, DbError>;
+
+    // --- moderation ---
+
+    /// Takes a moderator's action with its log entry, closing the target's open reports, in one
+    /// transaction (see [`Moderated`] for how it can go). Here because suspending or purging
+    /// changes a user, and hiding or deleting an article changes what the article cache keeps.
+    async fn moderate(&self, action: &ModerationAction) -> Result<Moderated, DbError>;
 }
 
 /// A `dyn Store` is also its [`Uncached`] part, so `store.list_articles(..)` works on one.
@@ -207,6 +217,8 @@ pub trait Uncached: Send + Sync + 'static {
     /// (a verification link) is written in the same transaction.
     async fn create_user(&self, new: &NewUser, outgoing: &Outgoing) -> Result<User, DbError>;
     async fn credentials_by_email(&self, email: &Email) -> Result<Option<Credentials>, DbError>;
+    /// The id of the user named `username`, if any.
+    async fn user_id_by_name(&self, username: &Username) -> Result<Option<UserId>, DbError>;
     /// Users oldest first (by id), all or only active (or inactive) ones, for admins.
     async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
 
@@ -328,6 +340,19 @@ pub trait Uncached: Send + Sync + 'static {
     /// A number that grows with every committed change to any article's tags: a tag list read
     /// after this number was is at least as new as it.
     async fn tags_version(&self) -> Result<i64, DbError>;
+
+    // --- moderation ---
+
+    /// Files a report; `None` when its target does not exist. `DbError::Conflict("report")`
+    /// when the reporter already has an open report of that target.
+    async fn report(&self, new: &NewReport) -> Result<Option<Report>, DbError>;
+    /// `reporter`'s reports, newest first, older than report id `before`.
+    async fn reports_of(&self, reporter: UserId, before: Option<i64>, limit: i64) -> Result<Vec<Report>, DbError>;
+    /// Reported targets with open reports, oldest report first, after report id `after`: one
+    /// entry per target, however many reports it has.
+    async fn report_queue(&self, after: Option<i64>, limit: i64) -> Result<Vec<QueueEntry>, DbError>;
+    /// The moderation log, newest first.
+    async fn moderation_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, DbError>;
 }
 
 /// Runs `attempt` with the title's slug and, while the store reports that slug taken, with

@@ -2,7 +2,7 @@
 //! store's `query_as!` fills these, so the two backends differ only in their SQL.
 
 use chrono::{DateTime, Utc};
-use conduit_domain::model::{ArticleId, CommentId, Role, UserId};
+use conduit_domain::model::{ArticleId, CommentId, Role, Suspension, UserId};
 use conduit_domain::{Article, Comment, Profile, User};
 
 use crate::{Credentials, DbError};
@@ -23,6 +23,9 @@ pub struct UserRow {
     pub ended_sessions: Option<String>,
     /// `<token id> <until>` (see [`grace_token`]), or NULL.
     pub grace_token_id: Option<String>,
+    /// Unix seconds; NULL when never suspended.
+    pub suspended_until: Option<i64>,
+    pub suspension_reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -44,6 +47,9 @@ impl TryFrom<UserRow> for User {
             token_version: r.token_version,
             ended_sessions: ended_sessions::live(r.ended_sessions.as_deref()),
             grace_token: grace_token(r.grace_token_id.as_deref()),
+            suspension: r
+                .suspended_until
+                .map(|until| Suspension { until, reason: r.suspension_reason.unwrap_or_default() }),
             created_at: r.created_at,
         })
     }
@@ -64,6 +70,9 @@ pub struct CredentialsRow {
     pub ended_sessions: Option<String>,
     /// `<token id> <until>` (see [`grace_token`]), or NULL.
     pub grace_token_id: Option<String>,
+    /// Unix seconds; NULL when never suspended.
+    pub suspended_until: Option<i64>,
+    pub suspension_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub password_hash: String,
 }
@@ -84,6 +93,8 @@ impl TryFrom<CredentialsRow> for Credentials {
             token_version: r.token_version,
             ended_sessions: r.ended_sessions,
             grace_token_id: r.grace_token_id,
+            suspended_until: r.suspended_until,
+            suspension_reason: r.suspension_reason,
             created_at: r.created_at,
         };
         Ok(Credentials { user: user.try_into()?, password_hash: r.password_hash })
@@ -108,6 +119,7 @@ pub struct ArticleRow {
     pub bio: Option<String>,
     pub image: Option<String>,
     pub following: bool,
+    pub hidden: bool,
 }
 
 impl From<ArticleRow> for Article {
@@ -126,6 +138,7 @@ impl From<ArticleRow> for Article {
             favorites_count: r.favorites_count,
             author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
             snippet: None,
+            hidden: r.hidden,
         }
     }
 }
@@ -166,6 +179,8 @@ impl From<ListedRow> for Article {
             favorites_count: r.favorites_count,
             author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
             snippet: None,
+            // Listings leave hidden articles out.
+            hidden: false,
         }
     }
 }
@@ -203,6 +218,7 @@ pub struct CommentRow {
     pub bio: Option<String>,
     pub image: Option<String>,
     pub following: bool,
+    pub hidden: bool,
 }
 
 impl From<CommentRow> for Comment {
@@ -214,6 +230,7 @@ impl From<CommentRow> for Comment {
             body: r.body,
             body_html: r.body_html,
             author: Profile { username: r.username, bio: r.bio, image: r.image, following: r.following },
+            hidden: r.hidden,
         }
     }
 }

@@ -57,6 +57,12 @@ macro_rules! store_behaviour_suite {
             search_ranks_title_then_description_then_phrase_then_the_rest,
             search_sees_every_write_at_once_and_escapes_its_snippets,
             bodies_are_kept_as_safe_html_beside_their_markdown,
+            reports_gather_by_target_once_per_reporter,
+            an_action_answers_every_open_report_and_is_logged,
+            two_moderators_answering_one_report_at_once_one_wins,
+            hidden_articles_leave_listings_counts_and_search,
+            hidden_comments_show_to_their_author_and_moderators,
+            suspensions_and_purges_change_the_user,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -330,7 +336,7 @@ pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
     let fetched = store.article(&slug(&created.slug), None).await.unwrap().unwrap();
     assert_eq!(fetched, created);
     let by_ref = store.article_ref(&slug(&created.slug)).await.unwrap().unwrap();
-    assert_eq!(by_ref, ArticleRef { id: created.id, author: jake.id });
+    assert_eq!(by_ref, ArticleRef { id: created.id, author: jake.id, hidden: false });
     assert!(store.article(&slug("no-such-slug"), None).await.unwrap().is_none());
     assert!(store.article_ref(&slug("no-such-slug")).await.unwrap().is_none());
 }
@@ -1436,4 +1442,257 @@ where
     assert_eq!(read.body_html.as_deref(), Some("<p><em>old</em></p>\n"));
     let comments = store.comments(id, None, Paging::default()).await.unwrap();
     assert_eq!(comments[0].body_html.as_deref(), Some("<p><strong>old comment</strong></p>\n"));
+}
+
+// --- moderation ---
+
+use crate::moderation::{Action, LogQuery, Moderated, ModerationAction, NewReport, Target, TargetKind};
+
+fn on_article(article: &conduit_domain::Article) -> Target {
+    Target { kind: TargetKind::Article, id: article.id.get() }
+}
+
+fn on_user(user: &User) -> Target {
+    Target { kind: TargetKind::Profile, id: user.id.get() }
+}
+
+fn report_of(reporter: &User, target: Target) -> NewReport {
+    NewReport { reporter: reporter.id, target, reason: "spam", details: format!("by {}", reporter.username) }
+}
+
+fn act(moderator: &User, action: Action, target: Target, report: Option<i64>) -> ModerationAction {
+    ModerationAction {
+        moderator: moderator.id,
+        action,
+        target,
+        reason: format!("{} because", action.as_str()),
+        report,
+        outgoing: Outgoing::default(),
+    }
+}
+
+async fn moderator(store: &dyn Store, name: &str) -> User {
+    user(store, name).await;
+    let changes = AccountChanges { role: Some(conduit_domain::model::Role::Moderator), active: None };
+    store.set_account(&username(name), &changes).await.unwrap().unwrap()
+}
+
+fn done(moderated: Moderated) -> crate::moderation::LogEntry {
+    match moderated {
+        Moderated::Done { entry, .. } => *entry,
+        other => panic!("expected the action done, got {other:?}"),
+    }
+}
+
+pub async fn reports_gather_by_target_once_per_reporter(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let reporters = [user(&*store, "anna").await, user(&*store, "bob").await, user(&*store, "carl").await];
+    let a = article(&*store, &jake, "spam", &[]).await;
+    let first = store.report(&report_of(&reporters[0], on_article(&a))).await.unwrap().unwrap();
+    assert_eq!(first.state, "open");
+    assert!(matches!(store.report(&report_of(&reporters[0], on_article(&a))).await, Err(DbError::Conflict("report"))));
+    for reporter in &reporters[1..] {
+        store.report(&report_of(reporter, on_article(&a))).await.unwrap().unwrap();
+    }
+    let profile = store.report(&report_of(&reporters[1], on_user(&jake))).await.unwrap().unwrap();
+    let gone = Target { kind: TargetKind::Article, id: 999_999 };
+    assert!(store.report(&report_of(&reporters[1], gone)).await.unwrap().is_none(), "nothing to report");
+
+    let queue = store.report_queue(None, 10).await.unwrap();
+    assert_eq!(queue.len(), 2, "one entry per target, however many reports: {queue:?}");
+    assert_eq!((queue[0].target, queue[0].open_reports, queue[0].first_report), (on_article(&a), 3, first.id));
+    assert_eq!(queue[0].label.as_deref(), Some(a.slug.as_str()));
+    assert_eq!((queue[0].user.as_deref(), queue[0].details.as_str()), (Some("jake"), "by anna"));
+    assert_eq!((queue[1].target, queue[1].open_reports), (on_user(&jake), 1));
+    let after = store.report_queue(Some(queue[0].first_report), 10).await.unwrap();
+    assert_eq!(after.len(), 1, "keyset pages by the oldest open report");
+    assert_eq!(after[0].first_report, profile.id);
+
+    let mine = store.reports_of(reporters[1].id, None, 10).await.unwrap();
+    assert_eq!(mine.iter().map(|r| r.target).collect::<Vec<_>>(), [on_user(&jake), on_article(&a)], "newest first");
+}
+
+pub async fn an_action_answers_every_open_report_and_is_logged(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let mo = moderator(&*store, "mo").await;
+    let a = article(&*store, &jake, "spam", &[]).await;
+    let first = store.report(&report_of(&anna, on_article(&a))).await.unwrap().unwrap();
+    store.report(&report_of(&mo, on_article(&a))).await.unwrap().unwrap();
+
+    let entry = done(store.moderate(&act(&mo, Action::Hide, on_article(&a), Some(first.id))).await.unwrap());
+    assert_eq!((entry.moderator.as_str(), entry.action.as_str()), ("mo", "hide"));
+    assert_eq!(
+        (entry.label.as_str(), entry.user.as_deref(), entry.report),
+        (a.slug.as_str(), Some("jake"), Some(first.id))
+    );
+    assert!(store.report_queue(None, 10).await.unwrap().is_empty(), "both reports answered");
+    assert_eq!(store.reports_of(anna.id, None, 10).await.unwrap()[0].state, "actioned");
+    assert!(store.reports_of(anna.id, None, 10).await.unwrap()[0].resolved_at.is_some());
+
+    // The same report again: closed, nothing changes, nothing is logged.
+    let again = store.moderate(&act(&mo, Action::Unhide, on_article(&a), Some(first.id))).await.unwrap();
+    assert_eq!(again, Moderated::ReportClosed);
+    assert!(store.article(&slug(&a.slug), None).await.unwrap().unwrap().hidden, "still hidden");
+    let log = store.moderation_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+    assert_eq!(log.len(), 1);
+
+    // Reports of what is gone can be dismissed; nothing else can be done to it.
+    let second = store.report(&report_of(&anna, on_user(&jake))).await.unwrap().unwrap();
+    assert!(store.delete_article(a.id, jake.id).await.unwrap());
+    assert_eq!(store.moderate(&act(&mo, Action::Delete, on_article(&a), None)).await.unwrap(), Moderated::TargetGone);
+    let dismissed = done(store.moderate(&act(&mo, Action::Dismiss, on_user(&jake), Some(second.id))).await.unwrap());
+    assert_eq!(dismissed.action, "dismiss");
+    assert_eq!(store.reports_of(anna.id, None, 10).await.unwrap()[0].state, "dismissed");
+    // A moderator or admin is not suspended or purged by a moderator.
+    assert_eq!(store.moderate(&act(&jake, Action::Purge, on_user(&mo), None)).await.unwrap(), Moderated::Protected);
+
+    let by_kind = LogQuery { action: Some("dismiss"), limit: 10, ..LogQuery::default() };
+    assert_eq!(store.moderation_log(&by_kind).await.unwrap().len(), 1);
+    let by_target = LogQuery { target: Some(on_article(&a)), limit: 10, ..LogQuery::default() };
+    assert_eq!(store.moderation_log(&by_target).await.unwrap()[0].action, "hide");
+    let by_moderator = LogQuery { moderator: Some("mo".into()), limit: 1, ..LogQuery::default() };
+    let newest = store.moderation_log(&by_moderator).await.unwrap();
+    assert_eq!(newest[0].action, "dismiss", "newest first");
+    let older = LogQuery { moderator: Some("mo".into()), before: Some(newest[0].id), limit: 10, ..LogQuery::default() };
+    assert_eq!(store.moderation_log(&older).await.unwrap()[0].action, "hide");
+    let nobody = LogQuery { moderator: Some("jake".into()), limit: 10, ..LogQuery::default() };
+    assert!(store.moderation_log(&nobody).await.unwrap().is_empty());
+}
+
+pub async fn two_moderators_answering_one_report_at_once_one_wins(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let (mo, max) = (moderator(&*store, "mo").await, moderator(&*store, "max").await);
+    for round in 0..5 {
+        let a = article(&*store, &jake, &format!("spam {round}"), &[]).await;
+        let report = store.report(&report_of(&anna, on_article(&a))).await.unwrap().unwrap();
+        let (hide, dismiss) = (
+            act(&mo, Action::Hide, on_article(&a), Some(report.id)),
+            act(&max, Action::Dismiss, on_article(&a), Some(report.id)),
+        );
+        let (one, other) = tokio::join!(store.moderate(&hide), store.moderate(&dismiss));
+        let outcomes = [one.unwrap(), other.unwrap()];
+        let won = outcomes.iter().filter(|o| matches!(o, Moderated::Done { .. })).count();
+        assert_eq!(won, 1, "round {round}: exactly one answers the report: {outcomes:?}");
+        assert!(outcomes.contains(&Moderated::ReportClosed), "round {round}");
+        let logged = LogQuery { target: Some(on_article(&a)), limit: 10, ..LogQuery::default() };
+        let log = store.moderation_log(&logged).await.unwrap();
+        assert_eq!(log.len(), 1, "round {round}: the log names the winner only");
+        let hidden = store.article(&slug(&a.slug), Some(jake.id)).await.unwrap().unwrap().hidden;
+        assert_eq!(hidden, log[0].action == "hide", "round {round}: what was done is what the log says");
+    }
+}
+
+pub async fn hidden_articles_leave_listings_counts_and_search(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let mo = moderator(&*store, "mo").await;
+    store.follow(anna.id, &username("jake")).await.unwrap();
+    let kept = article(&*store, &jake, "kept words", &["a"]).await;
+    let spam = article(&*store, &jake, "spam words", &["a", "b"]).await;
+    store.favorite(anna.id, &slug(&spam.slug)).await.unwrap();
+    assert_counts_hold(&store, anna.id, "before").await;
+
+    done(store.moderate(&act(&mo, Action::Hide, on_article(&spam), None)).await.unwrap());
+    assert_counts_hold(&store, anna.id, "hidden").await;
+    let all = store.list_articles(&query(), None).await.unwrap();
+    assert_eq!(slugs(&all), [kept.slug.as_str()]);
+    assert_eq!(all.total, 1);
+    let favorited = ArticleQuery { favorited: Some(username("anna")), ..query() };
+    assert_eq!(store.list_articles(&favorited, None).await.unwrap().total, 0);
+    let both = ArticleQuery { tag: Some("a".into()), author: Some(username("jake")), ..query() };
+    assert_eq!(slugs(&store.list_articles(&both, None).await.unwrap()), [kept.slug.as_str()], "combined filters too");
+    assert_eq!(store.feed(anna.id, Paging::default()).await.unwrap().total, 1);
+    assert_eq!(slugs(&store.list_articles(&search("words"), None).await.unwrap()), [kept.slug.as_str()], "search too");
+    assert_eq!(store.tags().await.unwrap(), ["a"], "a tag only the hidden article has is not listed");
+    let read = store.article(&slug(&spam.slug), None).await.unwrap().unwrap();
+    assert!(read.hidden, "read by slug, it is marked (the API shows it to its author and moderators only)");
+    assert!(store.article_ref(&slug(&spam.slug)).await.unwrap().unwrap().hidden);
+
+    // Changes while hidden count nothing; shown again, it counts as before.
+    let retag = ArticleChanges { tags: Some(vec!["c".into()]), ..ArticleChanges::default() };
+    store.update_article(spam.id, jake.id, &slug(&spam.slug), None, &retag).await.unwrap().unwrap();
+    store.unfavorite(anna.id, &slug(&spam.slug)).await.unwrap();
+    store.favorite(mo.id, &slug(&spam.slug)).await.unwrap();
+    assert_counts_hold(&store, anna.id, "changed while hidden").await;
+    done(store.moderate(&act(&mo, Action::Unhide, on_article(&spam), None)).await.unwrap());
+    assert_counts_hold(&store, anna.id, "shown again").await;
+    assert_eq!(store.list_articles(&query(), None).await.unwrap().total, 2);
+    assert_eq!(store.list_articles(&ArticleQuery { tag: Some("c".into()), ..query() }, None).await.unwrap().total, 1);
+
+    // Deleting a hidden article, alone or with its author, leaves the counts true.
+    done(store.moderate(&act(&mo, Action::Hide, on_article(&spam), None)).await.unwrap());
+    assert!(store.delete_article(spam.id, jake.id).await.unwrap());
+    assert_counts_hold(&store, anna.id, "hidden, then deleted").await;
+    done(store.moderate(&act(&mo, Action::Hide, on_article(&kept), None)).await.unwrap());
+    let jake = store.user_by_id(jake.id).await.unwrap().unwrap();
+    assert!(
+        store.delete_user(jake.id, jake.token_version, DeletedContent::Delete, &Outgoing::default()).await.unwrap()
+    );
+    assert_counts_hold(&store, anna.id, "author of a hidden article deleted").await;
+    assert!(store.tags().await.unwrap().is_empty());
+}
+
+pub async fn hidden_comments_show_to_their_author_and_moderators(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let mo = moderator(&*store, "mo").await;
+    let a = article(&*store, &jake, "thread", &[]).await;
+    let rude = store.create_comment(a.id, anna.id, "rude").await.unwrap();
+    store.create_comment(a.id, jake.id, "polite").await.unwrap();
+    let target = Target { kind: TargetKind::Comment, id: rude.id.get() };
+    let entry = done(store.moderate(&act(&mo, Action::Hide, target, None)).await.unwrap());
+    assert_eq!((entry.label, entry.user.as_deref()), (format!("{}#{}", a.slug, rude.id.get()), Some("anna")));
+    let seen_by = |viewer: Option<UserId>| {
+        let store = store.clone();
+        async move {
+            let comments = store.comments(a.id, viewer, Paging::default()).await.unwrap();
+            comments.into_iter().map(|c| (c.body, c.hidden)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(seen_by(None).await, [("polite".to_owned(), false)]);
+    assert_eq!(
+        seen_by(Some(jake.id)).await,
+        [("polite".to_owned(), false)],
+        "the article's author is not the comment's"
+    );
+    let marked = [("rude".to_owned(), true), ("polite".to_owned(), false)];
+    assert_eq!(seen_by(Some(anna.id)).await, marked, "its author sees it, marked");
+    assert_eq!(seen_by(Some(mo.id)).await, marked, "moderators see it, marked");
+    done(store.moderate(&act(&mo, Action::Delete, target, None)).await.unwrap());
+    assert_eq!(seen_by(Some(mo.id)).await, [("polite".to_owned(), false)]);
+}
+
+pub async fn suspensions_and_purges_change_the_user(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let mo = moderator(&*store, "mo").await;
+    let a = article(&*store, &jake, "jakes", &["a"]).await;
+    store.favorite(anna.id, &slug(&a.slug)).await.unwrap();
+    store.create_comment(a.id, anna.id, "hi").await.unwrap();
+    let until = chrono::Utc::now().timestamp() + 3600;
+    let notice = Mail { kind: "suspended", to: String::new(), subject: "s".into(), body: "b".into() };
+    let suspend = ModerationAction {
+        outgoing: Outgoing { mails: vec![notice], ..Outgoing::default() },
+        ..act(&mo, Action::Suspend { until }, on_article(&a), None)
+    };
+    let entry = done(store.moderate(&suspend).await.unwrap());
+    assert_eq!((entry.until, entry.user.as_deref()), (Some(until), Some("jake")), "an article's author is suspended");
+    let suspended = store.user_by_id(jake.id).await.unwrap().unwrap();
+    let suspension = suspended.suspended_at(until - 1).expect("suspended");
+    assert_eq!((suspension.until, suspension.reason.as_str()), (until, "suspend because"));
+    assert!(suspended.suspended_at(until).is_none(), "over at its end");
+    let mail = &store.list_mail(None, 10).await.unwrap()[0];
+    assert_eq!((mail.kind.as_str(), mail.to.as_str()), ("suspended", "jake@example.com"), "the notice goes to them");
+    done(store.moderate(&act(&mo, Action::Unsuspend, on_user(&jake), None)).await.unwrap());
+    assert!(store.user_by_id(jake.id).await.unwrap().unwrap().suspension.is_none());
+
+    done(store.moderate(&act(&mo, Action::Purge, on_user(&anna), None)).await.unwrap());
+    assert!(store.user_by_id(anna.id).await.unwrap().is_none());
+    assert!(store.comments(a.id, Some(mo.id), Paging::default()).await.unwrap().is_empty(), "what they wrote went");
+    assert_eq!(store.article(&slug(&a.slug), None).await.unwrap().unwrap().favorites_count, 0);
+    assert_counts_hold(&store, jake.id, "purged").await;
+    let log = store.moderation_log(&LogQuery { target: Some(on_user(&anna)), limit: 10, ..LogQuery::default() }).await;
+    assert_eq!(log.unwrap()[0].label, "anna", "the log names the purged account as it was");
 }

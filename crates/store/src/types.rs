@@ -73,6 +73,8 @@ pub struct ArticleChanges {
 pub struct ArticleRef {
     pub id: ArticleId,
     pub author: UserId,
+    /// Hidden by a moderator: only its author and moderators may see or touch it.
+    pub hidden: bool,
 }
 
 /// A page of a listing, already validated and capped by the caller: up to `limit` items, past

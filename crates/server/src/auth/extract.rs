@@ -157,8 +157,29 @@ impl FromRequestParts<AppState> for RequireUser {
             None => session_user(parts, state).await?.ok_or(ApiError::Token("is missing"))?,
         };
         check_verified(parts, state, &caller.user)?;
+        check_suspended(parts, state, &caller.user)?;
         Ok(caller)
     }
+}
+
+/// A suspended user may read, export and log out, and write nothing else until the suspension
+/// ends: every other write answers 403 naming its end and reason. The user is read fresh on each
+/// request (from a cache every instance drops on the suspension before the moderator's request
+/// returns), so a suspension holds everywhere from then on; a write already past this check when
+/// it was made may still land.
+fn check_suspended(parts: &Parts, state: &AppState, user: &User) -> Result<(), ApiError> {
+    let Some(suspension) = user.suspended_at(state.clock.now().timestamp()) else {
+        return Ok(());
+    };
+    let writes = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let path =
+        parts.extensions.get::<axum::extract::OriginalUri>().map_or(parts.uri.path(), |original| original.0.path());
+    if !writes || path == "/api/session" {
+        return Ok(());
+    }
+    let until = chrono::DateTime::from_timestamp(suspension.until, 0)
+        .map_or_else(|| suspension.until.to_string(), |at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    Err(ApiError::Suspended { until, reason: suspension.reason.clone() })
 }
 
 /// Under `CONDUIT_UNVERIFIED_USERS=read` (or `none`, for the registration's own token), a user
@@ -193,6 +214,23 @@ impl FromRequestParts<AppState> for MaybeUser {
             }
         }
         Ok(MaybeUser(session_user(parts, state).await?))
+    }
+}
+
+/// An authenticated moderator or admin: 401 without a valid token or session, 403 for anyone
+/// else.
+#[derive(Debug, Clone)]
+pub struct RequireModerator(pub RequireUser);
+
+impl FromRequestParts<AppState> for RequireModerator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = RequireUser::from_request_parts(parts, state).await?;
+        if !caller.user.moderates() {
+            return Err(ApiError::Forbidden("user"));
+        }
+        Ok(RequireModerator(caller))
     }
 }
 

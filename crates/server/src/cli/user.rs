@@ -1,4 +1,4 @@
-//! `conduit user promote` and `conduit user set-password-hash`.
+//! `conduit user promote`, `demote` and `set-password-hash`.
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -8,9 +8,18 @@ use crate::ops::database;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Make a user an admin (nobody is one by default). Admins can list users and change their
-    /// role or active flag through the API.
+    /// Make a user an admin (nobody is one by default), or with --role moderator a moderator.
+    /// Admins can list users and change their role or active flag through the API; moderators
+    /// answer reports (hide, delete, suspend, purge) and read the moderation log.
     Promote {
+        /// The user's username.
+        username: String,
+        /// The role to give: admin or moderator.
+        #[arg(long, default_value = "admin", value_parser = ["admin", "moderator"])]
+        role: String,
+    },
+    /// Make a moderator or admin an ordinary user again (the last active admin cannot be).
+    Demote {
         /// The user's username.
         username: String,
     },
@@ -33,23 +42,11 @@ fn cli_name(raw: &str) -> anyhow::Result<conduit_domain::Username> {
 
 pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Promote { username } => {
-            let store = database::open(&config, database::Caching::On).await?;
-            let changes =
-                conduit_store::AccountChanges { role: Some(conduit_domain::model::Role::Admin), active: None };
-            let changed = store.set_account(&cli_name(&username)?, &changes).await;
-            store.close().await;
-            match changed? {
-                Some(user) => println!(
-                    "'{}' is now an admin (account {})",
-                    user.username,
-                    if user.active { "active" } else { "deactivated" }
-                ),
-                None => {
-                    anyhow::bail!("no user named '{username}': check the name (it is case-sensitive) and DATABASE_URL")
-                }
-            }
+        UserCommand::Promote { username, role } => {
+            let role = conduit_domain::model::Role::parse(&role).context("the role must be admin or moderator")?;
+            set_role(&config, &username, role).await?;
         }
+        UserCommand::Demote { username } => set_role(&config, &username, conduit_domain::model::Role::User).await?,
         UserCommand::SetPasswordHash { username, phc } => {
             let phc = if phc == "-" {
                 let mut line = String::new();
@@ -69,4 +66,28 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn set_role(config: &Config, username: &str, role: conduit_domain::model::Role) -> anyhow::Result<()> {
+    let store = database::open(config, database::Caching::On).await?;
+    let changes = conduit_store::AccountChanges { role: Some(role), active: None };
+    let changed = store.set_account(&cli_name(username)?, &changes).await;
+    store.close().await;
+    match changed {
+        Ok(Some(user)) => {
+            let active = if user.active { "active" } else { "deactivated" };
+            let role = match role {
+                conduit_domain::model::Role::Admin => "an admin",
+                conduit_domain::model::Role::Moderator => "a moderator",
+                conduit_domain::model::Role::User => "an ordinary user",
+            };
+            println!("'{}' is now {role} (account {active})", user.username);
+            Ok(())
+        }
+        Ok(None) => anyhow::bail!("no user named '{username}': check the name (it is case-sensitive) and DATABASE_URL"),
+        Err(conduit_store::DbError::LastAdmin) => {
+            anyhow::bail!("'{username}' is the last active admin: promote another user first")
+        }
+        Err(other) => Err(other.into()),
+    }
 }

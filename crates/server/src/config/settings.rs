@@ -81,6 +81,21 @@ pub struct LimitSettings {
     /// Comments one account may post each minute
     #[arg(long, env = "CONDUIT_COMMENTS_PER_MINUTE", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub comments_per_minute: u32,
+    /// Reports one account may file each hour
+    #[arg(long, env = "CONDUIT_REPORTS_PER_HOUR", value_name = "N", default_value = "20", value_parser = clap::value_parser!(u32).range(1..))]
+    pub reports_per_hour: u32,
+    /// Hours an account stays new: until then (and while its address is unverified) it
+    /// publishes and comments under the tighter new-account limits. 0: only unverified
+    /// accounts are new
+    #[arg(long, env = "CONDUIT_NEW_ACCOUNT_HOURS", value_name = "HOURS", default_value = "24")]
+    pub new_account_hours: u32,
+    /// Articles a new account may publish each hour [default: a third of articles-per-hour,
+    /// at least 1]
+    #[arg(long, env = "CONDUIT_NEW_ACCOUNT_ARTICLES_PER_HOUR", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub new_account_articles: Option<u32>,
+    /// Comments a new account may post each hour [default: comments-per-minute × 6]
+    #[arg(long, env = "CONDUIT_NEW_ACCOUNT_COMMENTS_PER_HOUR", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub new_account_comments: Option<u32>,
     /// Exports (GET /api/user/export) one account may ask for each hour
     #[arg(long, env = "CONDUIT_EXPORTS_PER_HOUR", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub exports_per_hour: u32,
@@ -93,6 +108,18 @@ pub struct LimitSettings {
     /// max_concurrency [default: 32 per core, at most half of max_concurrency]
     #[arg(long, env = "CONDUIT_HASH_QUEUE", value_name = "N", value_parser = whole::<usize>)]
     pub hash_queue: Option<usize>,
+}
+
+impl LimitSettings {
+    /// Derived from the account limits unless set, so a site that raised those (a benchmark, a
+    /// busy community) raised these with them.
+    pub fn new_account_articles_per_hour(&self) -> u32 {
+        self.new_account_articles.unwrap_or((self.articles_per_hour / 3).max(1))
+    }
+
+    pub fn new_account_comments_per_hour(&self) -> u32 {
+        self.new_account_comments.unwrap_or(self.comments_per_minute.saturating_mul(6))
+    }
 }
 
 /// Account policy: re-authentication, unverified addresses, what a deletion leaves behind.
@@ -111,6 +138,11 @@ pub struct AccountSettings {
     /// change nothing except their own account), or none (cannot log in)
     #[arg(long, env = "CONDUIT_UNVERIFIED_USERS", value_name = "POLICY", default_value = "all", value_enum)]
     pub unverified_users: UnverifiedPolicy,
+    /// Whether every signed-in user may read the moderation log (GET /api/moderation/log),
+    /// without the moderators' names; moderators always see it whole
+    #[arg(long, env = "CONDUIT_PUBLIC_MODERATION_LOG", value_name = "BOOL", default_value = "false",
+        action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub public_moderation_log: bool,
 }
 
 /// Mail delivery: where it goes, from whom, what its links point at, and how it is retried.

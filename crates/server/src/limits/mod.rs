@@ -26,6 +26,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use conduit_domain::User;
 use fred::prelude::*;
 
 use crate::config::LimitSettings;
@@ -174,22 +176,43 @@ pub fn searches_at_once() -> usize {
 /// How long a search waits for its turn (see [`searches_at_once`]).
 pub const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// What one account may write or ask for: articles an hour, comments a minute, exports an
-/// hour. Every attempt that passed validation counts.
+/// What one account may write or ask for: articles an hour, comments a minute, exports and
+/// reports an hour. Every attempt that passed validation counts.
 pub enum Posting {
     Article,
     Comment,
     Export,
+    Report,
 }
 
-/// The counter of `posting` by `account` (a user id).
-pub fn posting_limits(settings: &LimitSettings, posting: Posting, account: i64) -> [Limit; 1] {
+/// Whether `user` is still earning trust at `now`: younger than `CONDUIT_NEW_ACCOUNT_HOURS`,
+/// or with an unverified address. Such accounts publish and comment under a second, tighter
+/// counter ([`posting_limits`]).
+pub fn is_new_account(settings: &LimitSettings, user: &User, now: DateTime<Utc>) -> bool {
+    !user.email_verified || now - user.created_at < chrono::Duration::hours(i64::from(settings.new_account_hours))
+}
+
+/// The counters of `posting` by `user`: one per account, and for articles and comments of a
+/// new account ([`is_new_account`]) a tighter one beside it. Counted in Redis when it is
+/// configured, so every instance shares them.
+pub fn posting_limits(settings: &LimitSettings, posting: Posting, user: &User, now: DateTime<Utc>) -> Vec<Limit> {
+    let account = user.id.get();
     let (kind, allowance, window) = match posting {
         Posting::Article => ("post-article", settings.articles_per_hour, HOUR),
         Posting::Comment => ("post-comment", settings.comments_per_minute, MINUTE),
         Posting::Export => ("export", settings.exports_per_hour, HOUR),
+        Posting::Report => ("report", settings.reports_per_hour, HOUR),
     };
-    [Limit { key: format!("{kind}:{account}"), allowance, window, returnable: false }]
+    let mut limits = vec![Limit { key: format!("{kind}:{account}"), allowance, window, returnable: false }];
+    let earning = match posting {
+        Posting::Article => Some(("new-article", settings.new_account_articles_per_hour())),
+        Posting::Comment => Some(("new-comment", settings.new_account_comments_per_hour())),
+        Posting::Export | Posting::Report => None,
+    };
+    if let Some((kind, allowance)) = earning.filter(|_| is_new_account(settings, user, now)) {
+        limits.push(Limit { key: format!("{kind}:{account}"), allowance, window: HOUR, returnable: false });
+    }
+    limits
 }
 
 /// The mailbox an address reaches, as one recipient counter: `a+tag@x` and `a@x` are one

@@ -221,6 +221,16 @@ impl Composer {
         Outgoing { mails: vec![self.reset_mail(email, &issued.token, why)], tokens: vec![issued.record] }
     }
 
+    /// A moderator suspended an account until `until` (RFC 3339) for `reason`. No recipient:
+    /// the store sends it to the suspended user (`ModerationAction::outgoing`).
+    pub fn suspended(&self, until: &str, reason: &str) -> Mail {
+        let body = format!(
+            "Hello,\n\n             a moderator suspended your Conduit account at {} until {until}, for this reason:\n\n    {reason}\n\n             Until then you can log in, read and export your data (GET /api/user/export), but not publish,              comment, favorite or follow.\n",
+            now_text()
+        );
+        Mail { kind: "suspended", to: String::new(), subject: "Your Conduit account was suspended".into(), body }
+    }
+
     /// The account `username` was deleted.
     pub fn account_deleted(&self, username: &str, email: &str) -> Mail {
         let body = format!(

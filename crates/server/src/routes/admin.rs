@@ -1,4 +1,5 @@
-//! User administration, for admins only: list users, and change their role or active flag.
+//! User administration, for admins only: list users, and change their role (user, moderator,
+//! admin) or active flag.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -133,9 +134,9 @@ pub(crate) async fn update(
     let mut errors = Errors::new();
     let role = match input.role.as_deref() {
         None => None,
-        Some(raw) => {
-            errors.check("role", Role::parse(raw).map(Some).ok_or_else(|| "must be user or admin".to_owned())).flatten()
-        }
+        Some(raw) => errors
+            .check("role", Role::parse(raw).map(Some).ok_or_else(|| "must be user, moderator or admin".to_owned()))
+            .flatten(),
     };
     if input.active.is_none() && input.role.is_none() {
         errors.add("user", "must contain active or role");

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use conduit_domain::{Article, Errors, Slug, Username, validation as v};
+use conduit_domain::{Article, Errors, Slug, User, Username, validation as v};
 use conduit_store::{ArticleChanges, ArticleQuery, ArticleRef, NewArticle, Page, Paging, with_unique_slug};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -47,6 +47,16 @@ impl ArticlesBody {
 
 fn found(article: Option<Article>) -> ApiResult<Json<ArticleBody>> {
     article.map(|article| Json(ArticleBody { article })).ok_or(ApiError::NotFound("article"))
+}
+
+/// Whether `viewer` may see an article: a hidden one only its author and moderators may.
+pub fn may_see(article: &Article, viewer: Option<&User>) -> bool {
+    !article.hidden || viewer.is_some_and(|v| v.moderates() || v.username == article.author.username)
+}
+
+/// [`may_see`] for an article known by its reference.
+pub fn may_see_ref(article: &ArticleRef, viewer: Option<&User>) -> bool {
+    !article.hidden || viewer.is_some_and(|v| v.moderates() || v.id == article.author)
 }
 
 /// The article behind `slug`, if `caller` wrote it: 404 when there is none, 403 when it is
@@ -121,7 +131,8 @@ pub(crate) async fn show(
     caller: MaybeUser,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ArticleBody>> {
-    found(state.store.article(&article_slug(&slug)?, caller.id()).await?)
+    let article = state.store.article(&article_slug(&slug)?, caller.id()).await?;
+    found(article.filter(|a| may_see(a, caller.0.as_ref().map(|c| &c.user))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -162,7 +173,7 @@ pub(crate) async fn create(
     let (Some(title), Some(description), Some(body), Some(tags)) = (title, description, body, tags) else {
         return Err(errors.into());
     };
-    let limits = posting_limits(&state.limits, Posting::Article, caller.user.id.get());
+    let limits = posting_limits(&state.limits, Posting::Article, &caller.user, state.clock.now());
     state.limiter.reserve(&limits).await?.keep();
     let new = NewArticle { title, description, body, tags };
     let (store, new, author) = (&state.store, &new, caller.user.id);
@@ -270,7 +281,8 @@ pub(crate) async fn favorite(
     caller: RequireUser,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ArticleBody>> {
-    found(state.store.favorite(caller.user.id, &article_slug(&slug)?).await?)
+    let article = state.store.favorite(caller.user.id, &article_slug(&slug)?).await?;
+    found(article.filter(|a| may_see(a, Some(&caller.user))))
 }
 
 /// Unfavorite an article (idempotent).

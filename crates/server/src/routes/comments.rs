@@ -3,7 +3,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use conduit_domain::model::{ArticleId, CommentId};
-use conduit_domain::{Comment, Errors, validation as v};
+use conduit_domain::{Comment, Errors, User, validation as v};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -12,6 +12,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, RawPage, article_slug, next_cursor, paging};
 use crate::limits::{Posting, posting_limits};
+use crate::routes::articles::may_see_ref;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -53,8 +54,14 @@ pub struct CommentInput {
     body: Option<String>,
 }
 
-async fn article_id(state: &AppState, slug: &str) -> ApiResult<ArticleId> {
-    Ok(state.store.article_ref(&article_slug(slug)?).await?.ok_or(ApiError::NotFound("article"))?.id)
+/// The article behind `slug`, if `viewer` may see it (a hidden one only its author and
+/// moderators may).
+async fn article_id(state: &AppState, slug: &str, viewer: Option<&User>) -> ApiResult<ArticleId> {
+    let article = state.store.article_ref(&article_slug(slug)?).await?.ok_or(ApiError::NotFound("article"))?;
+    if !may_see_ref(&article, viewer) {
+        return Err(ApiError::NotFound("article"));
+    }
+    Ok(article.id)
 }
 
 /// An article's comments, oldest first, a page at a time. Auth is optional.
@@ -76,7 +83,7 @@ pub(crate) async fn list(
         RawPage { limit: query.limit.as_deref(), offset: query.offset.as_deref(), cursor: query.cursor.as_deref() };
     let page = paging(raw, (DEFAULT_COMMENTS_LIMIT, MAX_COMMENTS_LIMIT), &mut errors);
     errors.into_result(()).map_err(ApiError::Invalid)?;
-    let article = article_id(&state, &slug).await?;
+    let article = article_id(&state, &slug, caller.0.as_ref().map(|c| &c.user)).await?;
     let comments = state.store.comments(article, caller.id(), page).await?;
     let last = comments.last().map(|c| c.id.get());
     // A page cut short by its text budget goes on like a full one.
@@ -105,8 +112,8 @@ pub(crate) async fn create(
     let Some(body) = body else {
         return Err(errors.into());
     };
-    let article = article_id(&state, &slug).await?;
-    let limits = posting_limits(&state.limits, Posting::Comment, caller.user.id.get());
+    let article = article_id(&state, &slug, Some(&caller.user)).await?;
+    let limits = posting_limits(&state.limits, Posting::Comment, &caller.user, state.clock.now());
     state.limiter.reserve(&limits).await?.keep();
     let comment = state.store.create_comment(article, caller.user.id, &body).await?;
     Ok((StatusCode::CREATED, Json(CommentBody { comment })))
@@ -121,7 +128,7 @@ pub(crate) async fn remove(
     caller: RequireUser,
     Path((slug, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let article = article_id(&state, &slug).await?;
+    let article = article_id(&state, &slug, Some(&caller.user)).await?;
     // A non-numeric id names no comment: that is a 404, not a malformed request.
     let id: CommentId = id.parse().map_err(|_| ApiError::NotFound("comment"))?;
     let author = state.store.comment_author(article, id).await?.ok_or(ApiError::NotFound("comment"))?;

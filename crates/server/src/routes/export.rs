@@ -89,7 +89,7 @@ pub(crate) async fn export(State(state): State<AppState>, caller: RequireUser) -
     let Ok(streaming) = state.exports.clone().try_acquire_owned() else {
         return Err(ApiError::ExportsBusy);
     };
-    state.limiter.reserve(&posting_limits(&state.limits, Posting::Export, user.id.get())).await?.keep();
+    state.limiter.reserve(&posting_limits(&state.limits, Posting::Export, &user, state.clock.now())).await?.keep();
     let head = ExportedUser {
         username: user.username.to_string(),
         email: user.email.to_string(),

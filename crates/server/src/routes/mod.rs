@@ -12,6 +12,7 @@ pub mod comments;
 pub mod export;
 pub mod feeds;
 pub mod health;
+pub mod moderation;
 pub mod openapi;
 pub mod profiles;
 pub mod router;

@@ -6,7 +6,7 @@ use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{account, admin, articles, comments, export, feeds, profiles, session, tags, users};
+use crate::routes::{account, admin, articles, comments, export, feeds, moderation, profiles, session, tags, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,11 +30,14 @@ use crate::routes::{account, admin, articles, comments, export, feeds, profiles,
         account::verify, account::resend, account::request_reset, account::confirm_reset, account::revert_email,
         account::delete, export::export,
         feeds::all, feeds::tag, feeds::author,
+        moderation::report_article, moderation::report_comment, moderation::report_profile, moderation::my_reports,
+        moderation::queue, moderation::act, moderation::log,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "Articles"), (name = "Comments"), (name = "Favorites"), (name = "Profile"), (name = "Tags"),
         (name = "User and Authentication"), (name = "Admin"),
+        (name = "Moderation", description = "Reports by any user; the report queue, actions (dismiss, hide, unhide, delete, suspend, unsuspend, purge) and the append-only moderation log for moderators and admins"),
         (name = "Feeds", description = "RSS 2.0 and Atom 1.0 of the newest 20 articles (all, a tag's, an author's) with their sanitized HTML; conditional with ETag and Last-Modified"),
         (name = "Account lifecycle", description = "Verification, password reset, email change, deletion and export; mail is described in the README"),
     ),

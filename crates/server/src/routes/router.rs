@@ -16,7 +16,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::http::edge;
 use crate::routes::openapi::ApiDoc;
-use crate::routes::{account, admin, articles, comments, export, feeds, health, profiles, session, tags, users};
+use crate::routes::{
+    account, admin, articles, comments, export, feeds, health, moderation, profiles, session, tags, users,
+};
 use crate::state::AppState;
 
 /// The API under `/api`, without the layers around it.
@@ -50,6 +52,14 @@ fn api() -> Router<AppState> {
         .route("/feeds/{format}", get(feeds::all))
         .route("/feeds/tag/{tag}/{format}", get(feeds::tag))
         .route("/feeds/author/{username}/{format}", get(feeds::author))
+        // moderation: reports by anyone, the queue, actions and the log for moderators
+        .route("/articles/{slug}/report", post(moderation::report_article))
+        .route("/articles/{slug}/comments/{id}/report", post(moderation::report_comment))
+        .route("/profiles/{username}/report", post(moderation::report_profile))
+        .route("/user/reports", get(moderation::my_reports))
+        .route("/moderation/queue", get(moderation::queue))
+        .route("/moderation/actions", post(moderation::act))
+        .route("/moderation/log", get(moderation::log))
         // administration
         .route("/admin/users", get(admin::list))
         .route("/admin/users/{username}", put(admin::update))

@@ -17,6 +17,7 @@ mod connections;
 mod crash;
 mod hostile;
 mod mail;
+mod moderation;
 mod openapi;
 mod operations;
 mod postgres_restart;
