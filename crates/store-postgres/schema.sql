@@ -78,6 +78,19 @@ CREATE TABLE backup_slots (
     CONSTRAINT backup_slots_pkey PRIMARY KEY (slot)
 );
 
+-- blocks
+
+CREATE TABLE blocks (
+    blocker_id bigint NOT NULL,
+    blocked_id bigint NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT blocks_blocked_id_fkey FOREIGN KEY (blocked_id) REFERENCES users(id) ON DELETE CASCADE,
+    CONSTRAINT blocks_blocker_id_fkey FOREIGN KEY (blocker_id) REFERENCES users(id) ON DELETE CASCADE,
+    CONSTRAINT blocks_pkey PRIMARY KEY (blocker_id, blocked_id)
+);
+
+CREATE INDEX blocks_blocked ON public.blocks USING btree (blocked_id);
+
 -- comments
 
 CREATE TABLE comments (
@@ -276,6 +289,7 @@ CREATE TABLE users (
     email_verified boolean DEFAULT false NOT NULL,
     suspended_until bigint,
     suspension_reason text,
+    blocking bigint DEFAULT 0 NOT NULL,
     CONSTRAINT users_email_key UNIQUE (email),
     CONSTRAINT users_pkey PRIMARY KEY (id),
     CONSTRAINT users_role_check CHECK ((role = ANY (ARRAY['user'::text, 'moderator'::text, 'admin'::text]))),

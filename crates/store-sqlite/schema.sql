@@ -137,6 +137,17 @@ CREATE TABLE backup_slots (
     claimed_at BIGINT NOT NULL
 );
 
+-- blocks
+
+CREATE TABLE blocks (
+    blocker_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    blocked_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (blocker_id, blocked_id)
+) WITHOUT ROWID;
+
+CREATE INDEX blocks_blocked ON blocks (blocked_id);
+
 -- comments
 
 CREATE TABLE comments (
@@ -346,7 +357,7 @@ CREATE TABLE users (
     image         TEXT,
     created_at    TEXT NOT NULL,
     updated_at    TEXT NOT NULL
-, role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'moderator', 'admin')), active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)), grace_token_id TEXT, token_version INTEGER NOT NULL DEFAULT 0, ended_sessions TEXT, email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)), suspended_until INTEGER, suspension_reason TEXT);
+, role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'moderator', 'admin')), active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)), grace_token_id TEXT, token_version INTEGER NOT NULL DEFAULT 0, ended_sessions TEXT, email_verified INTEGER NOT NULL DEFAULT 0 CHECK (email_verified IN (0, 1)), suspended_until INTEGER, suspension_reason TEXT, blocking INTEGER NOT NULL DEFAULT 0);
 
 CREATE INDEX users_active_created ON users (active, created_at, id);
 

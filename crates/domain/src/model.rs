@@ -37,6 +37,9 @@ pub struct User {
     /// in, read and export, but not write. Past its end it no longer counts (see
     /// [`User::suspended_at`]); nothing needs to clear it.
     pub suspension: Option<Suspension>,
+    /// How many users this one blocks: a reader who blocks nobody is served the plain
+    /// listings, one who does the listings that leave the blocked out.
+    pub blocking: i64,
     pub created_at: DateTime<Utc>,
 }
 

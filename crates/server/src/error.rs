@@ -27,6 +27,10 @@ pub enum ApiError {
     /// reason; it may log in, read and export, not write.
     #[error("account suspended")]
     Suspended { until: String, reason: String },
+    /// 403 on `profile`: a block stands between the caller and this user (the message says
+    /// which way).
+    #[error("blocked")]
+    Blocked(&'static str),
     /// 409 on `report`: the reporter already has an open report of this target.
     #[error("report already open")]
     ReportOpen,
@@ -117,6 +121,7 @@ impl ApiError {
             ApiError::Forbidden(_)
             | ApiError::Deactivated
             | ApiError::Suspended { .. }
+            | ApiError::Blocked(_)
             | ApiError::Unverified
             | ApiError::OriginNotAllowed
             | ApiError::CurrentPassword(_) => StatusCode::FORBIDDEN,
@@ -151,6 +156,7 @@ impl ApiError {
                 "user",
                 format!("is suspended until {until}: {reason} (reading and exporting still work)"),
             ),
+            ApiError::Blocked(message) => Errors::single("profile", *message),
             ApiError::ReportOpen => Errors::single(
                 "report",
                 "is already open for this target: one open report per reporter and target (see GET /api/user/reports)",

@@ -123,7 +123,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                 r#"UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE id = $1 AND email = $2
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
-                             grace_token_id, suspended_until, suspension_reason, created_at AS "created_at!: DateTime<Utc>""#,
+                             grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!", created_at AS "created_at!: DateTime<Utc>""#,
                 token.user_id,
                 token.email,
                 updated_at
@@ -139,7 +139,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                    WHERE id = $1 AND email = $2 AND active
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
-                             grace_token_id, suspended_until, suspension_reason, created_at AS "created_at!: DateTime<Utc>""#,
+                             grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!", created_at AS "created_at!: DateTime<Utc>""#,
                 token.user_id,
                 token.email,
                 password_hash,
@@ -156,7 +156,7 @@ async fn apply(tx: &mut Connection, redeem: &Redeem, token: &Taken) -> Result<Op
                    WHERE id = $1 AND active
                    RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role,
                              active AS "active!: bool", token_version AS "token_version!", ended_sessions,
-                             grace_token_id, suspended_until, suspension_reason, created_at AS "created_at!: DateTime<Utc>""#,
+                             grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!", created_at AS "created_at!: DateTime<Utc>""#,
                 token.user_id,
                 token.email,
                 updated_at

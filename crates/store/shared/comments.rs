@@ -7,7 +7,8 @@ use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_store::rows::CommentRow;
 use conduit_store::{DbError, Paging};
 
-/// A page of `article`'s comments: hidden ones only for their author and moderators.
+/// A page of `article`'s comments: hidden ones only for their author and moderators, and none
+/// by an author the viewer blocks (unless the viewer moderates).
 pub async fn list(
     db: &Pool,
     article: ArticleId,
@@ -37,7 +38,9 @@ pub async fn list(
                                                     + COALESCE(octet_length(v.image), 0) AS size
                                        FROM comments k JOIN users v ON v.id = k.author_id
                                        WHERE k.article_id = $1 AND k.id > $3
-                                         AND (NOT k.hidden OR k.author_id = $2
+                                         AND ((NOT k.hidden OR k.author_id = $2)
+                                              AND k.author_id NOT IN (SELECT bl.blocked_id FROM blocks bl
+                                                                      WHERE bl.blocker_id = $2)
                                               OR EXISTS(SELECT 1 FROM users m WHERE m.id = $2
                                                         AND m.role IN ('moderator', 'admin')))
                                        ORDER BY k.id LIMIT $4 OFFSET $5) w) p

@@ -138,6 +138,18 @@ impl Store for ThisStore {
         articles::tags(&self.read).await
     }
 
+    // --- blocks ---
+
+    #[instrument(name = "store.block", skip_all, fields(db.system = BACKEND))]
+    async fn block(&self, blocker: UserId, username: &Username) -> Result<bool, DbError> {
+        profiles::block(&self.write, blocker, username).await
+    }
+
+    #[instrument(name = "store.unblock", skip_all, fields(db.system = BACKEND))]
+    async fn unblock(&self, blocker: UserId, username: &Username) -> Result<bool, DbError> {
+        profiles::unblock(&self.write, blocker, username).await
+    }
+
     // --- moderation ---
 
     #[instrument(name = "store.moderate", skip_all, fields(db.system = BACKEND))]
@@ -407,6 +419,23 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.tags_version", skip_all, fields(db.system = BACKEND))]
     async fn tags_version(&self) -> Result<i64, DbError> {
         articles::tags_version(&self.read).await
+    }
+
+    // --- blocks ---
+
+    #[instrument(name = "store.blocks", skip_all, fields(db.system = BACKEND))]
+    async fn blocks(&self, blocker: UserId, blocked: UserId) -> Result<bool, DbError> {
+        profiles::blocks(&self.read, blocker, blocked).await
+    }
+
+    #[instrument(name = "store.blocked_users", skip_all, fields(db.system = BACKEND))]
+    async fn blocked_users(
+        &self,
+        blocker: UserId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<BlockedUser>, DbError> {
+        profiles::blocked(&self.read, blocker, after, limit).await
     }
 
     // --- moderation ---

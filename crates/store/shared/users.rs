@@ -24,7 +24,7 @@ pub async fn create(db: &Pool, new: &NewUser, outgoing: &Outgoing) -> Result<Use
         r#"INSERT INTO users (username, email, password_hash, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $4)
            RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason,
+                     token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!",
                      created_at AS "created_at!: DateTime<Utc>""#,
         username,
         email,
@@ -47,7 +47,7 @@ pub async fn by_id(db: &Pool, id: UserId) -> Result<Option<User>, DbError> {
     sqlx::query_as!(
         UserRow,
         r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
-                  token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason,
+                  token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!",
                   created_at AS "created_at!: DateTime<Utc>"
            FROM users WHERE id = $1"#,
         id
@@ -69,7 +69,7 @@ pub async fn credentials(db: &Pool, email: &str) -> Result<Option<Credentials>, 
     sqlx::query_as!(
         CredentialsRow,
         r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
-                  token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason,
+                  token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!",
                   created_at AS "created_at!: DateTime<Utc>", password_hash
            FROM users WHERE email = $1"#,
         email
@@ -104,7 +104,7 @@ pub async fn update(db: &Pool, id: UserId, changes: &UserChanges) -> Result<Opti
                updated_at = $9
            WHERE id = $1 AND (CAST($11 AS BIGINT) IS NULL OR token_version = $11)
            RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason,
+                     token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!",
                      created_at AS "created_at!: DateTime<Utc>""#,
         id,
         username,
@@ -184,7 +184,7 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
             sqlx::query_as!(
                 UserRow,
                 r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
-                          token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason,
+                          token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!",
                           created_at AS "created_at!: DateTime<Utc>"
                    FROM users WHERE id > $3 ORDER BY id LIMIT $1 OFFSET $2"#,
                 limit,
@@ -199,7 +199,7 @@ pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<
             sqlx::query_as!(
                 UserRow,
                 r#"SELECT id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
-                          token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason,
+                          token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!",
                           created_at AS "created_at!: DateTime<Utc>"
                    FROM users WHERE active = $1 AND id > $4 ORDER BY id LIMIT $2 OFFSET $3"#,
                 active,
@@ -239,7 +239,7 @@ pub async fn set_account(db: &Pool, username: &str, changes: &AccountChanges) ->
                updated_at = $4
            WHERE username = $1
            RETURNING id AS "id!", username, email, email_verified AS "email_verified!: bool", bio, image, role, active AS "active!: bool",
-                     token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason,
+                     token_version AS "token_version!", ended_sessions, grace_token_id, suspended_until, suspension_reason, blocking AS "blocking!",
                      created_at AS "created_at!: DateTime<Utc>""#,
         username,
         role,

@@ -58,6 +58,7 @@ pub const TABLES: &[Table] = &[
             ("email_verified", Bool),
             ("suspended_until", Int),
             ("suspension_reason", Text),
+            ("blocking", Int),
         ],
         key: "id",
         striped: false,
@@ -98,6 +99,12 @@ pub const TABLES: &[Table] = &[
             ("hidden", Bool),
         ],
         key: "id",
+        striped: false,
+    },
+    Table {
+        name: "blocks",
+        columns: &[("blocker_id", Int), ("blocked_id", Int), ("created_at", Time)],
+        key: "blocker_id, blocked_id",
         striped: false,
     },
     Table {

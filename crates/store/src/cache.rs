@@ -193,6 +193,7 @@ mod tests {
             ended_sessions: Vec::new(),
             grace_token: None,
             suspension: None,
+            blocking: 0,
             created_at: chrono::Utc::now(),
         }
     }

@@ -255,6 +255,26 @@ impl<S: Store> Store for Cached<S> {
         Ok(self.cache.tags.get_or_read(&(), read).await?.unwrap_or_default())
     }
 
+    // --- blocks: the blocker's row changes; waits as a user change does ---
+
+    async fn block(&self, blocker: UserId, username: &Username) -> Result<bool, DbError> {
+        let acks = self.cache.before_change();
+        let blocked = self.store.block(blocker, username).await?;
+        if blocked {
+            self.forget_user(Some(blocker), acks).await;
+        }
+        Ok(blocked)
+    }
+
+    async fn unblock(&self, blocker: UserId, username: &Username) -> Result<bool, DbError> {
+        let acks = self.cache.before_change();
+        let unblocked = self.store.unblock(blocker, username).await?;
+        if unblocked {
+            self.forget_user(Some(blocker), acks).await;
+        }
+        Ok(unblocked)
+    }
+
     // --- moderation: waits, as a user change does, until every instance dropped what changed ---
 
     async fn moderate(

@@ -178,6 +178,14 @@ pub trait Store: Send + Sync + 'static {
     /// The tags in use, most used first: at most [`MAX_TAGS`].
     async fn tags(&self) -> Result<Vec<String>, DbError>;
 
+    // --- blocks ---
+
+    /// `blocker` blocks `username` (idempotent), ending the follows between them; changes the
+    /// blocker's row (its count of blocks), so here. False when no other user has that name.
+    async fn block(&self, blocker: UserId, username: &Username) -> Result<bool, DbError>;
+    /// Ends a block (idempotent). False when no user has that name.
+    async fn unblock(&self, blocker: UserId, username: &Username) -> Result<bool, DbError>;
+
     // --- moderation ---
 
     /// Takes a moderator's action with its log entry, closing the target's open reports, in one
@@ -340,6 +348,14 @@ pub trait Uncached: Send + Sync + 'static {
     /// A number that grows with every committed change to any article's tags: a tag list read
     /// after this number was is at least as new as it.
     async fn tags_version(&self) -> Result<i64, DbError>;
+
+    // --- blocks ---
+
+    /// Whether `blocker` blocks `blocked`.
+    async fn blocks(&self, blocker: UserId, blocked: UserId) -> Result<bool, DbError>;
+    /// The users `blocker` blocks, by id, after user id `after`.
+    async fn blocked_users(&self, blocker: UserId, after: Option<i64>, limit: i64)
+    -> Result<Vec<BlockedUser>, DbError>;
 
     // --- moderation ---
 

@@ -26,6 +26,7 @@ pub struct UserRow {
     /// Unix seconds; NULL when never suspended.
     pub suspended_until: Option<i64>,
     pub suspension_reason: Option<String>,
+    pub blocking: i64,
     pub created_at: DateTime<Utc>,
 }
 
@@ -50,6 +51,7 @@ impl TryFrom<UserRow> for User {
             suspension: r
                 .suspended_until
                 .map(|until| Suspension { until, reason: r.suspension_reason.unwrap_or_default() }),
+            blocking: r.blocking,
             created_at: r.created_at,
         })
     }
@@ -73,6 +75,7 @@ pub struct CredentialsRow {
     /// Unix seconds; NULL when never suspended.
     pub suspended_until: Option<i64>,
     pub suspension_reason: Option<String>,
+    pub blocking: i64,
     pub created_at: DateTime<Utc>,
     pub password_hash: String,
 }
@@ -95,6 +98,7 @@ impl TryFrom<CredentialsRow> for Credentials {
             grace_token_id: r.grace_token_id,
             suspended_until: r.suspended_until,
             suspension_reason: r.suspension_reason,
+            blocking: r.blocking,
             created_at: r.created_at,
         };
         Ok(Credentials { user: user.try_into()?, password_hash: r.password_hash })

@@ -63,6 +63,7 @@ macro_rules! store_behaviour_suite {
             hidden_articles_leave_listings_counts_and_search,
             hidden_comments_show_to_their_author_and_moderators,
             suspensions_and_purges_change_the_user,
+            blocks_leave_the_blocked_out_for_the_blocker,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -391,6 +392,7 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
             favorited: favorited.map(username),
             search: None,
             page: Paging::default(),
+            skip_blocked: false,
         };
         async move {
             let page = store.list_articles(&q, Some(anna.id)).await.unwrap();
@@ -416,6 +418,7 @@ pub async fn listing_filters_by_tag_author_favorited_and_combinations(store: Tes
         favorited: Some(username("anna")),
         search: None,
         page: Paging { limit: 1, offset, cursor: None },
+        skip_blocked: false,
     };
     let page = store.list_articles(&paged(1), Some(anna.id)).await.unwrap();
     assert_eq!((page.total, page.items.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>()), (2, vec!["j1"]));
@@ -1695,4 +1698,77 @@ pub async fn suspensions_and_purges_change_the_user(store: TestStore) {
     assert_counts_hold(&store, jake.id, "purged").await;
     let log = store.moderation_log(&LogQuery { target: Some(on_user(&anna)), limit: 10, ..LogQuery::default() }).await;
     assert_eq!(log.unwrap()[0].label, "anna", "the log names the purged account as it was");
+}
+
+// --- blocks ---
+
+pub async fn blocks_leave_the_blocked_out_for_the_blocker(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let troll = user(&*store, "troll").await;
+    let mo = moderator(&*store, "mo").await;
+    store.follow(anna.id, &username("troll")).await.unwrap();
+    store.follow(troll.id, &username("anna")).await.unwrap();
+    let mine = article(&*store, &jake, "jakes words", &["a"]).await;
+    let trolls = article(&*store, &troll, "trolls words", &["a"]).await;
+    store.favorite(jake.id, &slug(&mine.slug)).await.unwrap();
+    store.favorite(jake.id, &slug(&trolls.slug)).await.unwrap();
+    store.create_comment(mine.id, troll.id, "troll comment").await.unwrap();
+    store.create_comment(mine.id, jake.id, "jake comment").await.unwrap();
+
+    assert!(store.block(anna.id, &username("troll")).await.unwrap());
+    assert!(store.block(anna.id, &username("troll")).await.unwrap(), "idempotent");
+    assert!(!store.block(anna.id, &username("anna")).await.unwrap(), "nobody blocks themselves");
+    assert!(!store.block(anna.id, &username("nobody")).await.unwrap());
+    assert_eq!(store.user_by_id(anna.id).await.unwrap().unwrap().blocking, 1, "counted once");
+    assert!(store.blocks(anna.id, troll.id).await.unwrap());
+    assert!(!store.blocks(troll.id, anna.id).await.unwrap());
+    let listed = store.blocked_users(anna.id, None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|b| b.username.as_str()).collect::<Vec<_>>(), ["troll"]);
+    assert!(store.blocked_users(anna.id, Some(listed[0].id), 10).await.unwrap().is_empty());
+
+    let shapes = [
+        query(),
+        ArticleQuery { tag: Some("a".into()), ..query() },
+        ArticleQuery { favorited: Some(username("jake")), ..query() },
+        ArticleQuery { tag: Some("a".into()), favorited: Some(username("jake")), ..query() },
+        search("words"),
+    ];
+    for shape in shapes {
+        let skipping = ArticleQuery { skip_blocked: true, ..shape.clone() };
+        let seen = store.list_articles(&skipping, Some(anna.id)).await.unwrap();
+        assert_eq!(slugs(&seen), [mine.slug.as_str()], "{shape:?}");
+        let plain = store.list_articles(&shape, Some(anna.id)).await.unwrap();
+        assert_eq!(plain.items.len(), 2, "without skip_blocked (a reader who blocks nobody): {shape:?}");
+    }
+    let by_troll = ArticleQuery { author: Some(username("troll")), skip_blocked: true, ..query() };
+    assert!(store.list_articles(&by_troll, Some(anna.id)).await.unwrap().items.is_empty());
+    let deep = ArticleQuery { skip_blocked: true, page: Paging { limit: 1, ..Paging::default() }, ..query() };
+    let first = store.list_articles(&deep, Some(anna.id)).await.unwrap();
+    assert_eq!(slugs(&first), [mine.slug.as_str()], "the blocked are skipped, not counted against the page");
+
+    // The follows between them ended, both ways, and neither can follow the other now.
+    assert!(!store.profile(&username("troll"), Some(anna.id)).await.unwrap().unwrap().following);
+    assert!(!store.profile(&username("anna"), Some(troll.id)).await.unwrap().unwrap().following);
+    assert!(!store.follow(troll.id, &username("anna")).await.unwrap().unwrap().following);
+    assert!(!store.follow(anna.id, &username("troll")).await.unwrap().unwrap().following);
+    assert!(store.feed(anna.id, Paging::default()).await.unwrap().items.is_empty());
+
+    let thread = |viewer: UserId| {
+        let store = store.clone();
+        async move {
+            let comments = store.comments(mine.id, Some(viewer), Paging::default()).await.unwrap();
+            comments.into_iter().map(|c| c.body).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(thread(anna.id).await, ["jake comment"]);
+    assert_eq!(thread(jake.id).await, ["troll comment", "jake comment"]);
+    assert!(store.block(mo.id, &username("troll")).await.unwrap());
+    assert_eq!(thread(mo.id).await, ["troll comment", "jake comment"], "a moderator's blocks do not blind them");
+
+    assert!(store.unblock(anna.id, &username("troll")).await.unwrap());
+    assert!(store.unblock(anna.id, &username("troll")).await.unwrap(), "idempotent");
+    assert_eq!(store.user_by_id(anna.id).await.unwrap().unwrap().blocking, 0);
+    assert_eq!(thread(anna.id).await, ["troll comment", "jake comment"]);
+    assert!(store.follow(anna.id, &username("troll")).await.unwrap().unwrap().following, "may follow again");
 }

@@ -77,6 +77,16 @@ pub struct ArticleRef {
     pub hidden: bool,
 }
 
+/// A user someone blocks, as their list of blocks shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedUser {
+    pub id: i64,
+    pub username: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+    pub blocked_at: DateTime<Utc>,
+}
+
 /// A page of a listing, already validated and capped by the caller: up to `limit` items, past
 /// `cursor` when given (the id of the previous page's last item: keyset pagination, as cheap
 /// deep in a listing as at its start), then past `offset` more.
@@ -115,6 +125,10 @@ pub struct ArticleQuery {
     /// among its newest [`crate::SEARCH_CANDIDATES`] matches, and the page's cursor is a rank.
     pub search: Option<conduit_domain::search::SearchQuery>,
     pub page: Paging,
+    /// Leave out the articles of authors the viewer blocks (set for a viewer who blocks anyone
+    /// and is no moderator). Such a listing is built at run time (the shared `listings.rs`);
+    /// its `total` is the listing's before the viewer's blocks.
+    pub skip_blocked: bool,
 }
 
 impl ArticleQuery {

@@ -100,7 +100,10 @@ pub(crate) async fn list(
         ),
         false => None,
     };
-    let query = ArticleQuery { tag: params.tag, author, favorited, search: params.search, page: params.page };
+    // A reader who blocks anyone (and does not moderate) is served listings without the blocked.
+    let skip_blocked = caller.0.as_ref().is_some_and(|c| c.user.blocking > 0 && !c.user.moderates());
+    let query =
+        ArticleQuery { tag: params.tag, author, favorited, search: params.search, page: params.page, skip_blocked };
     let found = state.store.list_articles(&query, caller.id()).await?;
     Ok(Json(if ranked { ArticlesBody::ranked(found, params.page) } else { ArticlesBody::new(found, params.page) }))
 }

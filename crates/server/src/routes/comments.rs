@@ -99,7 +99,8 @@ pub(crate) async fn list(
 /// Comment on an article.
 #[utoipa::path(post, path = "/articles/{slug}/comments", tag = "Comments", security(("Token" = [])), request_body = NewCommentRequest,
     params(("slug" = String, Path, description = "Slug of the article")),
-    responses((status = 201, body = CommentBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = CommentBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "Suspended, or the article's author blocks you", body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, description = "The account posted its comments for this minute (CONDUIT_COMMENTS_PER_MINUTE)", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -112,7 +113,14 @@ pub(crate) async fn create(
     let Some(body) = body else {
         return Err(errors.into());
     };
-    let article = article_id(&state, &slug, Some(&caller.user)).await?;
+    let article = state.store.article_ref(&article_slug(&slug)?).await?.ok_or(ApiError::NotFound("article"))?;
+    if !may_see_ref(&article, Some(&caller.user)) {
+        return Err(ApiError::NotFound("article"));
+    }
+    if !caller.user.moderates() && state.store.blocks(article.author, caller.user.id).await? {
+        return Err(ApiError::Blocked("blocks you: you cannot comment on their articles"));
+    }
+    let article = article.id;
     let limits = posting_limits(&state.limits, Posting::Comment, &caller.user, state.clock.now());
     state.limiter.reserve(&limits).await?.keep();
     let comment = state.store.create_comment(article, caller.user.id, &body).await?;

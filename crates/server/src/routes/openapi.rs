@@ -20,7 +20,7 @@ use crate::routes::{account, admin, articles, comments, export, feeds, moderatio
     servers((url = "/api")),
     paths(
         users::login, users::register, users::current, users::update,
-        profiles::show, profiles::follow, profiles::unfollow,
+        profiles::show, profiles::follow, profiles::unfollow, profiles::block, profiles::unblock, profiles::blocks,
         articles::feed, articles::list, articles::create, articles::show, articles::update, articles::delete,
         comments::list, comments::create, comments::remove,
         articles::favorite, articles::unfavorite,

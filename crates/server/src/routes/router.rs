@@ -40,6 +40,8 @@ fn api() -> Router<AppState> {
         // profiles
         .route("/profiles/{username}", get(profiles::show))
         .route("/profiles/{username}/follow", post(profiles::follow).delete(profiles::unfollow))
+        .route("/profiles/{username}/block", post(profiles::block).delete(profiles::unblock))
+        .route("/user/blocks", get(profiles::blocks))
         // articles, favorites and comments
         .route("/articles", get(articles::list).post(articles::create))
         .route("/articles/feed", get(articles::feed))

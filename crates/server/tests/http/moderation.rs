@@ -338,7 +338,115 @@ on_both_backends!(
     hidden_comments_and_purged_accounts,
     a_thousand_reports_of_one_article_are_one_queue_entry,
     a_suspended_users_writes_racing_the_suspension,
+    blocks_hide_the_blocked_from_the_blocker,
+    blocking_and_unblocking_in_a_tight_loop_while_reading,
 );
+
+// --- blocks ---
+
+fn slugs_of(body: &Value) -> Vec<String> {
+    body["articles"].as_array().unwrap().iter().map(|a| a["slug"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn blocks_hide_the_blocked_from_the_blocker(app: TestApp) {
+    let anna = app.register("anna").await;
+    let troll = app.register("troll").await;
+    let mo = moderator(&app, "mo").await;
+    let mine = app.article(&anna, "Annas words", &["t"]).await;
+    let trolls = app.article(&troll, "Trolls words", &["t"]).await;
+    let comments = format!("/api/articles/{mine}/comments");
+    app.post(&comments, Some(&troll), json!({"comment": {"body": "troll comment"}})).await;
+    assert_eq!(app.post("/api/profiles/anna/follow", Some(&troll), json!({})).await.0, StatusCode::OK);
+
+    let (status, body) = app.post("/api/profiles/troll/block", Some(&anna), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["profile"]["username"], "troll");
+    let (_, blocks) = app.get("/api/user/blocks", Some(&anna)).await;
+    assert_eq!(blocks["blocks"][0]["username"], "troll", "{blocks}");
+    for path in ["/api/articles", "/api/articles?tag=t", "/api/articles?q=words"] {
+        let (status, body) = app.get(path, Some(&anna)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert_eq!(slugs_of(&body), std::slice::from_ref(&mine), "{path} for the blocker");
+        assert_eq!(slugs_of(&app.get(path, None).await.1).len(), 2, "{path} for anyone else");
+        assert_eq!(slugs_of(&app.get(path, Some(&mo)).await.1).len(), 2, "{path} for a moderator");
+    }
+    assert!(app.get(&comments, Some(&anna)).await.1["comments"].as_array().unwrap().is_empty());
+    assert_eq!(app.get(&comments, None).await.1["comments"].as_array().unwrap().len(), 1);
+
+    // The blocked can no longer follow the blocker or comment on her articles; nor she follow him.
+    let (status, body) = app.post("/api/profiles/anna/follow", Some(&troll), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(error_messages(&body, "profile")[0].contains("blocks you"));
+    let (status, _) = app.post(&comments, Some(&troll), json!({"comment": {"body": "again"}})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app.post("/api/profiles/troll/follow", Some(&anna), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(error_messages(&body, "profile")[0].contains("blocked by you"));
+    let (_, profile) = app.get("/api/profiles/anna", Some(&troll)).await;
+    assert_eq!(profile["profile"]["following"], false, "the follow ended with the block");
+    // A moderator still comments where the author blocks them.
+    assert_eq!(app.post("/api/profiles/mo/block", Some(&anna), json!({})).await.0, StatusCode::OK);
+    assert_eq!(app.post(&comments, Some(&mo), json!({"comment": {"body": "moderating"}})).await.0, StatusCode::CREATED);
+
+    let (status, body) = app.post("/api/profiles/anna/block", Some(&anna), json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!error_messages(&body, "profile").is_empty());
+    assert_eq!(app.post("/api/profiles/nobody/block", Some(&anna), json!({})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.post("/api/profiles/troll/block", None, json!({})).await.0, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(app.delete("/api/profiles/troll/block", Some(&anna)).await.0, StatusCode::OK);
+    assert_eq!(slugs_of(&app.get("/api/articles", Some(&anna)).await.1).len(), 2);
+    assert!(slugs_of(&app.get("/api/articles", Some(&anna)).await.1).contains(&trolls));
+}
+
+/// A reader blocks and unblocks in a tight loop (from two clients at once) while reading their
+/// listings and feed: every answer is a 200, and at the end the count of blocks on her row
+/// agrees with her list of blocks, and her listings with both.
+async fn blocking_and_unblocking_in_a_tight_loop_while_reading(app: TestApp) {
+    let anna = app.register("anna").await;
+    let troll = app.register("troll").await;
+    let jake = app.register("jake").await;
+    app.post("/api/profiles/jake/follow", Some(&anna), json!({})).await;
+    app.article(&troll, "Troll", &[]).await;
+    app.article(&jake, "Jake", &[]).await;
+    let toggle = |start: usize| {
+        let (base, client, token) = (app.base.clone(), app.client.clone(), anna.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in start..start + 60 {
+                let method = if i % 2 == 0 { reqwest::Method::POST } else { reqwest::Method::DELETE };
+                let request = client.request(method, format!("{base}/api/profiles/troll/block"));
+                statuses.push(request.header("authorization", format!("Token {token}")).send().await.unwrap().status());
+            }
+            statuses
+        })
+    };
+    let read = {
+        let (base, client, token) = (app.base.clone(), app.client.clone(), anna.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..120 {
+                let path = ["/api/articles", "/api/articles/feed", "/api/articles?q=troll"][i % 3];
+                let request = client.get(format!("{base}{path}")).header("authorization", format!("Token {token}"));
+                statuses.push(request.send().await.unwrap().status());
+            }
+            statuses
+        })
+    };
+    let (one, two) = (toggle(0), toggle(1));
+    let (one, two, reads) = (one.await.unwrap(), two.await.unwrap(), read.await.unwrap());
+    for status in one.iter().chain(&two).chain(&reads) {
+        assert_eq!(*status, StatusCode::OK);
+    }
+    let (_, blocks) = app.get("/api/user/blocks", Some(&anna)).await;
+    let listed = blocks["blocks"].as_array().unwrap().len() as i64;
+    let anna_user = app.store.user_by_id(conduit_domain::model::UserId::new(1)).await.unwrap().unwrap();
+    assert_eq!(anna_user.username, "anna");
+    assert_eq!(anna_user.blocking, listed, "the count on her row agrees with her blocks");
+    let seen = slugs_of(&app.get("/api/articles", Some(&anna)).await.1).len();
+    assert_eq!(seen, if listed == 1 { 1 } else { 2 });
+    assert_eq!(app.get("/api/articles/feed", Some(&anna)).await.1["articlesCount"], 1, "the feed is jake's");
+}
 
 /// New accounts earn trust: unverified, or younger than a day, an account publishes a third of
 /// what an older verified one may each hour (10 of 30 at the defaults) and answers 429 with
@@ -438,6 +546,23 @@ async fn moderation_holds_on_every_instance_before_the_request_returns() {
     let login = json!({"user": {"email": "mo@example.com", "password": "password123"}});
     let (_, answer) = call(&a.base, reqwest::Method::POST, "/api/users/login", None, Some(login)).await;
     let mo = answer["user"]["token"].as_str().unwrap().to_owned();
+
+    // A block through A holds on B at once: B had the reader cached as blocking nobody.
+    let anna = register(&a.base, "anna").await;
+    let article = json!({"article": {"title": "Visible", "description": "d", "body": "b"}});
+    let (_, answer) = call(&b.base, reqwest::Method::POST, "/api/articles", Some(&jake), Some(article)).await;
+    let visible = answer["article"]["slug"].as_str().unwrap().to_owned();
+    let listed = |base: String, token: String| {
+        let visible = visible.clone();
+        async move {
+            let (_, body) = call(&base, reqwest::Method::GET, "/api/articles", Some(&token), None).await;
+            body["articles"].as_array().unwrap().iter().any(|a| a["slug"] == visible.as_str())
+        }
+    };
+    assert!(listed(b.base.clone(), anna.clone()).await);
+    let (status, _) = call(&a.base, reqwest::Method::POST, "/api/profiles/jake/block", Some(&anna), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!listed(b.base.clone(), anna.clone()).await, "B still listed a blocked author's article");
 
     let mut slugs = Vec::new();
     for round in 0..5 {
