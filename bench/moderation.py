@@ -19,6 +19,7 @@ Traffic goes only to the server started here on 127.0.0.1.
 
 import argparse
 import os
+import random
 import secrets
 import sqlite3
 import statistics
@@ -70,8 +71,8 @@ def add_reports(database, count):
         sql = f"""
             TRUNCATE report_targets; TRUNCATE reports;
             INSERT INTO reports (reporter_id, target_kind, target_id, reason, details, created_at)
-            SELECT (SELECT id FROM users WHERE username = 'demo4'), 'article', id, 'spam', 'bench', now()
-            FROM articles ORDER BY id LIMIT {count};
+            SELECT (SELECT u.id FROM users u WHERE u.username = 'demo4'), 'article', a.id, 'spam', 'bench', now()
+            FROM articles a ORDER BY a.id LIMIT {count};
             INSERT INTO report_targets (target_kind, target_id, open_reports, first_open_id)
             SELECT 'article', target_id, 1, id FROM reports;
             ANALYZE reports; ANALYZE report_targets;"""
@@ -85,6 +86,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="alternations per scenario (default 3)")
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run (default 4)")
     parser.add_argument("--connections", type=int, default=16, help="connections (default 16)")
+    parser.add_argument("--users", type=int, default=100_000, help="demo users in the database (default 100000)")
+    parser.add_argument("--prolific", action="store_true", help="block the authors of the newest articles instead")
     args = parser.parse_args()
     if not args.database:
         raise SystemExit("name a database seeded by `conduit seed`: --database or DATABASE_URL")
@@ -103,8 +106,22 @@ def main():
         plain, blocking, moderator = login(client, "demo1"), login(client, "demo2"), login(client, "demo3")
         total = client.call("GET", "/articles?limit=1")["articlesCount"]
         tag = client.call("GET", "/tags")["tags"][0]
-        names = authors(client, total, BLOCKS + 1, {"demo1", "demo2", "demo3"})
-        author = names.pop()  # an author neither reader blocks
+        # An author neither reader blocks, and the accounts demo2 blocks: with --prolific the
+        # authors of the newest articles (the worst case: most of every page is theirs), else
+        # accounts drawn at random from the demo users, as a person's blocks would be.
+        found = authors(client, total, BLOCKS + 1 if args.prolific else 50, {"demo1", "demo2", "demo3"})
+        author = found.pop()
+        if args.prolific:
+            names = found
+        else:
+            rng = random.Random(26)
+            names = sorted({f"demo{n}" for n in rng.sample(range(5, args.users + 1), BLOCKS)} - {author})
+        while True:  # the blocks of an earlier run go first
+            earlier = client.call("GET", "/user/blocks?limit=100", token=blocking)["blocks"]
+            if not earlier:
+                break
+            for b in earlier:
+                client.call("DELETE", f"/profiles/{urllib.parse.quote(b['username'])}/block", token=blocking)
         for name in names:
             client.call("POST", f"/profiles/{urllib.parse.quote(name)}/block", token=blocking)
         assert client.call("GET", "/user/blocks?limit=1", token=blocking)["blocks"], "demo2's blocks are listed"
@@ -131,6 +148,7 @@ def main():
             print(f"{name:<20} none {a:>9,.0f}  1,000 blocks {b:>9,.0f}  ratio {b / a:.2f}", file=sys.stderr, flush=True)
 
         add_reports(args.database, REPORTS)
+        client = run.Client(origin + "/api")  # the old connection sat idle past the keep-alive
         first = client.call("GET", "/moderation/queue?limit=20", token=moderator)
         assert len(first["entries"]) == 20, first
         # Report ids are dense from where the table started: the cursor after the middle one.
@@ -145,7 +163,8 @@ def main():
             queue_results[name] = runs
 
         backend = "PostgreSQL" if args.database.startswith("postgres") else "SQLite"
-        lines = [f"{backend}, {total:,} articles (`conduit seed`); a reader blocking {len(names):,} authors against "
+        who = "the authors of the newest articles" if args.prolific else "accounts drawn at random"
+        lines = [f"{backend}, {total:,} articles (`conduit seed`); a reader blocking {len(names):,} {who} against "
                  f"one blocking none; {args.connections} connections; {args.rounds} alternating runs of "
                  f"{args.duration} s each; medians", "",
                  "| scenario | no blocks req/s | 1,000 blocks req/s | ratio | no blocks p99 | 1,000 blocks p99 |",

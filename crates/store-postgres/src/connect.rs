@@ -50,6 +50,13 @@ impl PgStore {
         if !url.contains("plan_cache_mode") {
             options = options.options([("plan_cache_mode", "force_generic_plan")]);
         }
+        // No JIT: a generic plan's cost is its estimate for the whole walk, not for the page it
+        // stops at, so a statement that reads twenty rows (a reader-with-blocks listing, built at
+        // run time) crossed `jit_above_cost` and was compiled on every call: 17 ms of JIT for
+        // 1.7 ms of work (issue 26). Nothing Conduit runs reads enough rows to repay it.
+        if !url.contains("jit") {
+            options = options.options([("jit", "off")]);
+        }
         // Name the server without the password for error messages.
         let target =
             format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or_default());

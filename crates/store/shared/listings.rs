@@ -261,7 +261,10 @@ async fn combined_page(
 /// A page of a listing for a viewer who blocks anyone (`ArticleQuery::skip_blocked`), in one
 /// statement built at run time: the walk of the plain statements (every article newest first, or
 /// the one filter's, or the narrowest of several), each article walked checked against the
-/// viewer's blocks by a probe of the `blocks` key with its author. A reader who blocks nobody
+/// viewer's blocks by a probe of the `blocks` key with its author: a count per article, which
+/// neither database turns into a join (as `NOT EXISTS`, PostgreSQL planned an anti-join that
+/// read every article of the walk's index: 4 pages a second at 100,000 articles, against 1,645
+/// without blocks). A reader who blocks nobody
 /// never comes here: their listings stay the checked statements above. The total is the
 /// listing's before the viewer's blocks (the maintained count, or the combined walk's count):
 /// counting what the blocks leave out would walk every match.
@@ -300,13 +303,21 @@ async fn blocked_page(
             sql.push(format!(") d WHERE d.id {NOT_HIDDEN}"));
         }
     }
-    sql.push(" AND NOT EXISTS (SELECT 1 FROM blocks bl WHERE bl.blocker_id = ");
+    sql.push(" AND (SELECT count(*) FROM blocks bl WHERE bl.blocker_id = ");
     sql.push_bind(viewer);
-    sql.push(" AND bl.blocked_id = (SELECT ba.author_id FROM articles ba WHERE ba.id = d.id))");
-    sql.push(" ORDER BY d.id DESC LIMIT ");
-    sql.push_bind(page.limit);
-    sql.push(" OFFSET ");
-    sql.push_bind(page.offset);
+    match filters.iter().find_map(|f| if let Filter::Author(name) = f { Some(*name) } else { None }) {
+        // One author: whether the viewer blocks them is one probe for the whole listing.
+        Some(author) => {
+            push_around(&mut sql, (" AND bl.blocked_id = (SELECT id FROM users WHERE username = ", ")) = 0"), author)
+        }
+        None => {
+            sql.push(" AND bl.blocked_id = (SELECT ba.author_id FROM articles ba WHERE ba.id = d.id)) = 0");
+        }
+    }
+    // The page's bounds as numbers PostgreSQL's generic plan can see (both validated: at most
+    // 100 and 10,000): bound, its plan walked the index backwards and stopped; unseen, it sorted
+    // every article of the walk (43 pages a second at 100,000 articles, against 2,261).
+    sql.push(format!(" ORDER BY d.id DESC LIMIT {} OFFSET {}", page.limit, page.offset));
     sql.push(") q LIMIT 100) p CROSS JOIN articles a JOIN users u ON u.id = a.author_id WHERE a.id = p.id ORDER BY a.id DESC");
     Ok(sql.build_query_as().fetch_all(db).await?)
 }

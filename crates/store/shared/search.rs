@@ -65,9 +65,11 @@ async fn ranked(
         push_around(&mut sql, sql_of(filter).check, filter.value());
     }
     if query.skip_blocked {
-        sql.push(" AND NOT EXISTS (SELECT 1 FROM blocks bl WHERE bl.blocker_id = ");
+        // A count per row, not NOT EXISTS: PostgreSQL turns that into an anti-join over
+        // every candidate's article (see the shared listings.rs).
+        sql.push(" AND (SELECT count(*) FROM blocks bl WHERE bl.blocker_id = ");
         sql.push_bind(viewer);
-        sql.push(" AND bl.blocked_id = (SELECT ba.author_id FROM articles ba WHERE ba.id = d.id))");
+        sql.push(" AND bl.blocked_id = (SELECT ba.author_id FROM articles ba WHERE ba.id = d.id)) = 0");
     }
     sql.push(" ORDER BY d.id DESC LIMIT ");
     sql.push_bind(SEARCH_CANDIDATES);
