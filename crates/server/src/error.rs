@@ -27,6 +27,9 @@ pub enum ApiError {
     /// reason; it may log in, read and export, not write.
     #[error("account suspended")]
     Suspended { until: String, reason: String },
+    /// 403 on `user`: only moderators and admins may do this (the message says what).
+    #[error("not a moderator")]
+    NotModerator(&'static str),
     /// 403 on `profile`: a block stands between the caller and this user (the message says
     /// which way).
     #[error("blocked")]
@@ -122,6 +125,7 @@ impl ApiError {
             | ApiError::Deactivated
             | ApiError::Suspended { .. }
             | ApiError::Blocked(_)
+            | ApiError::NotModerator(_)
             | ApiError::Unverified
             | ApiError::OriginNotAllowed
             | ApiError::CurrentPassword(_) => StatusCode::FORBIDDEN,
@@ -157,6 +161,7 @@ impl ApiError {
                 format!("is suspended until {until}: {reason} (reading and exporting still work)"),
             ),
             ApiError::Blocked(message) => Errors::single("profile", *message),
+            ApiError::NotModerator(message) => Errors::single("user", *message),
             ApiError::ReportOpen => Errors::single(
                 "report",
                 "is already open for this target: one open report per reporter and target (see GET /api/user/reports)",

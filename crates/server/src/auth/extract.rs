@@ -228,7 +228,7 @@ impl FromRequestParts<AppState> for RequireModerator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = RequireUser::from_request_parts(parts, state).await?;
         if !caller.user.moderates() {
-            return Err(ApiError::Forbidden("user"));
+            return Err(ApiError::NotModerator("is not a moderator: only moderators and admins may do this"));
         }
         Ok(RequireModerator(caller))
     }

@@ -499,7 +499,9 @@ pub(crate) async fn log(
 ) -> ApiResult<Json<LogBody>> {
     let moderates = caller.user.moderates();
     if !moderates && !state.accounts.public_moderation_log {
-        return Err(ApiError::Forbidden("user"));
+        return Err(ApiError::NotModerator(
+            "is not a moderator: this site's moderation log is for moderators (CONDUIT_PUBLIC_MODERATION_LOG is off)",
+        ));
     }
     let query = query_of(query)?;
     let mut errors = Errors::new();

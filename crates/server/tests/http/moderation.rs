@@ -141,7 +141,9 @@ async fn reports_flow_to_the_queue_and_moderators_answer_them(app: TestApp) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(log["entries"].as_array().unwrap().len(), 1, "{log}");
     assert_eq!(log["entries"][0]["moderator"], "mo");
-    assert_eq!(app.get("/api/moderation/log", Some(&anna)).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = app.get("/api/moderation/log", Some(&anna)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(error_messages(&body, "user")[0].contains("CONDUIT_PUBLIC_MODERATION_LOG"), "names the setting: {body}");
     let (status, body) = app.get("/api/moderation/log?action=ban", Some(&mo)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
