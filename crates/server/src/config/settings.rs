@@ -110,18 +110,6 @@ pub struct LimitSettings {
     pub hash_queue: Option<usize>,
 }
 
-impl LimitSettings {
-    /// Derived from the account limits unless set, so a site that raised those (a benchmark, a
-    /// busy community) raised these with them.
-    pub fn new_account_articles_per_hour(&self) -> u32 {
-        self.new_account_articles.unwrap_or((self.articles_per_hour / 3).max(1))
-    }
-
-    pub fn new_account_comments_per_hour(&self) -> u32 {
-        self.new_account_comments.unwrap_or(self.comments_per_minute.saturating_mul(6))
-    }
-}
-
 /// Account policy: re-authentication, unverified addresses, what a deletion leaves behind.
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct AccountSettings {
@@ -242,6 +230,16 @@ impl LimitSettings {
             let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
             (DEFAULT_HASH_QUEUE_PER_CORE * cores).min(max_concurrency / 2)
         })
+    }
+
+    /// Derived from the account limits unless set, so a site that raised those (a benchmark, a
+    /// busy community) raised these with them.
+    pub fn new_account_articles_per_hour(&self) -> u32 {
+        self.new_account_articles.unwrap_or((self.articles_per_hour / 3).max(1))
+    }
+
+    pub fn new_account_comments_per_hour(&self) -> u32 {
+        self.new_account_comments.unwrap_or(self.comments_per_minute.saturating_mul(6))
     }
 }
 

@@ -450,6 +450,34 @@ async fn blocking_and_unblocking_in_a_tight_loop_while_reading(app: TestApp) {
     assert_eq!(app.get("/api/articles/feed", Some(&anna)).await.1["articlesCount"], 1, "the feed is jake's");
 }
 
+/// One account filing reports as fast as it can, each of a different target (so no 409 stops
+/// it), floods the queue no further than `CONDUIT_REPORTS_PER_HOUR` (20): the 21st is a 429
+/// with Retry-After, and the queue holds 20 entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_cannot_flood_the_queue_with_reports() {
+    let app = TestApp::sqlite().await;
+    let author = app.register("author").await;
+    let flooder = app.register("flooder").await;
+    let mo = moderator(&app, "mo").await;
+    let mut slugs = Vec::new();
+    for i in 0..21 {
+        slugs.push(app.article(&author, &format!("Target {i}"), &[]).await);
+    }
+    let sends = slugs.iter().map(|slug| {
+        let request = app.client.post(format!("{}/api/articles/{slug}/report", app.base));
+        request.header("authorization", format!("Token {flooder}")).json(&report("spam")).send()
+    });
+    let answers = futures::future::join_all(sends).await;
+    let mut statuses: Vec<StatusCode> = answers.iter().map(|a| a.as_ref().unwrap().status()).collect();
+    statuses.sort();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 20, "{statuses:?}");
+    let refused = answers.into_iter().map(Result::unwrap).find(|a| a.status() == StatusCode::TOO_MANY_REQUESTS);
+    let refused = refused.expect("the 21st report is refused");
+    assert!(refused.headers().contains_key("retry-after"));
+    let (_, queue) = app.get("/api/moderation/queue?limit=100", Some(&mo)).await;
+    assert_eq!(queue["entries"].as_array().unwrap().len(), 20);
+}
+
 /// New accounts earn trust: unverified, or younger than a day, an account publishes a third of
 /// what an older verified one may each hour (10 of 30 at the defaults) and answers 429 with
 /// Retry-After past it; verified and a day old, the account's own limit is all that holds it.
