@@ -45,6 +45,32 @@ pub fn escape_into(out: &mut String, raw: &str) {
     }
 }
 
+/// How many web addresses `text` names: each `http://`, `https://` or `www.` (a `www.` right
+/// after a scheme is the same address), in a Markdown link or bare, in any letter case. It reads
+/// the text as written rather than the rendered links: a bare address is a link in most readers'
+/// clients, and what is measured is how much of a post points elsewhere.
+pub fn web_addresses(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let at = |i: usize, word: &[u8]| bytes.get(i..i + word.len()).is_some_and(|b| b.eq_ignore_ascii_case(word));
+    let (mut count, mut i) = (0, 0);
+    while i < bytes.len() {
+        let scheme = [&b"https://"[..], b"http://"].into_iter().find(|scheme| at(i, scheme));
+        if let Some(scheme) = scheme {
+            count += 1;
+            i += scheme.len();
+            if at(i, b"www.") {
+                i += 4;
+            }
+        } else if at(i, b"www.") {
+            count += 1;
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +90,14 @@ mod tests {
         assert!(!html.contains("script"), "{html}");
         let html = to_safe_html("[x](javascript:alert(1))");
         assert!(!html.contains("javascript"), "{html}");
+    }
+
+    #[test]
+    fn web_addresses_are_counted_once_each_however_written() {
+        assert_eq!(web_addresses("no links here, just www and http"), 0);
+        assert_eq!(web_addresses("[a](https://www.example.com) and <HTTP://b.example> and www.c.example"), 3);
+        assert_eq!(web_addresses("https://a.example/https://b.example"), 2);
+        assert_eq!(web_addresses("ünïcode https://x.example wwW.y.example"), 2);
+        assert_eq!(web_addresses("ends in http:/"), 0);
     }
 }

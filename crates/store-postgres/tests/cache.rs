@@ -130,7 +130,7 @@ async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view()
     let b = second_instance(&db.url).await;
     let author = jake(&a).await;
     let new = NewArticle { title: "T".into(), description: "d".into(), body: "b".into(), tags: vec!["x".into()] };
-    let created = a.create_article(author, &Slug::parse("t").unwrap(), &new).await.unwrap();
+    let created = a.create_article(author, &Slug::parse("t").unwrap(), &new, None).await.unwrap();
     let slug = Slug::parse(&created.slug).unwrap();
     let cached = b.article(&slug, None).await.unwrap().unwrap();
     assert_eq!(b.article(&slug, None).await.unwrap().unwrap(), cached);
@@ -150,7 +150,7 @@ async fn every_change_to_an_article_reaches_the_other_instances_anonymous_view()
     assert_eq!(a.tags().await.unwrap(), ["y"]);
     assert_eq!(b.tags().await.unwrap(), ["y"]);
     let other = NewArticle { title: "U".into(), description: "d".into(), body: "b".into(), tags: vec!["z".into()] };
-    a.create_article(author, &Slug::parse("u").unwrap(), &other).await.unwrap();
+    a.create_article(author, &Slug::parse("u").unwrap(), &other, None).await.unwrap();
     assert_eq!(b.tags().await.unwrap(), ["y", "z"], "a new article's tag, through the other instance");
 
     // The author's profile shows in the article.

@@ -44,7 +44,7 @@ async fn favorites_of_one_article_do_not_wait_for_each_other() {
     let (author, ann, bob) = (user(&store, "author").await, user(&store, "ann").await, user(&store, "bob").await);
     let new = NewArticle { title: "Hot".into(), description: "d".into(), body: "b".into(), tags: vec![] };
     let slug = Slug::parse("hot").unwrap();
-    let article = store.create_article(author, &slug, &new).await.unwrap().id.get();
+    let article = store.create_article(author, &slug, &new, None).await.unwrap().id.get();
     let (mut first, mut second) = two_writers(&db.url).await;
     let favorite = "INSERT INTO favorites (user_id, article_id) VALUES ($1, $2)";
     let unfavorite = "DELETE FROM favorites WHERE user_id = $1 AND article_id = $2";
@@ -71,7 +71,7 @@ async fn a_deleted_articles_favorite_counts_go_with_it() {
     let (author, ann) = (user(&store, "author").await, user(&store, "ann").await);
     let new = NewArticle { title: "Gone".into(), description: "d".into(), body: "b".into(), tags: vec![] };
     let slug = Slug::parse("gone").unwrap();
-    let article = store.create_article(author, &slug, &new).await.unwrap().id;
+    let article = store.create_article(author, &slug, &new, None).await.unwrap().id;
     store.favorite(ann, &slug).await.unwrap();
     store.favorite(author, &slug).await.unwrap();
     assert!(store.delete_article(article, author).await.unwrap());

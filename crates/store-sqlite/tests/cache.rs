@@ -58,7 +58,7 @@ async fn plain_sql_from_outside_is_seen_at_once() {
     let (server, dir) = fresh_store().await;
     let id = jake(&server).await;
     let new = NewArticle { title: "T".into(), description: "d".into(), body: "b".into(), tags: vec![] };
-    let created = server.create_article(id, &Slug::parse("t").unwrap(), &new).await.unwrap();
+    let created = server.create_article(id, &Slug::parse("t").unwrap(), &new, None).await.unwrap();
     let slug = Slug::parse(&created.slug).unwrap();
     server.user_by_id(id).await.unwrap();
     server.article(&slug, None).await.unwrap();

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use conduit_domain::Article;
 use conduit_domain::model::{ArticleId, UserId};
+use conduit_store::moderation::{Target, TargetKind};
 use conduit_store::rows::ArticleRow;
 use conduit_store::*;
 use sqlx::types::Json;
@@ -47,10 +48,21 @@ pub async fn reference(db: &Pool, slug: &str) -> Result<Option<ArticleRef>, DbEr
     .await?)
 }
 
-/// Inserts the article and its tags in one transaction.
-pub async fn create(db: &Pool, author: UserId, slug: &str, new: &NewArticle) -> Result<ArticleId, DbError> {
+/// Inserts the article and its tags in one transaction; `held` (why) holds it for review in
+/// the same one (`moderation::hold`).
+pub async fn create(
+    db: &Pool,
+    author: UserId,
+    slug: &str,
+    new: &NewArticle,
+    held: Option<&str>,
+) -> Result<ArticleId, DbError> {
+    let now = Utc::now();
     let mut tx = db.begin().await?;
-    let id = insert(&mut tx, author, slug, new, Utc::now()).await?;
+    let id = insert(&mut tx, author, slug, new, now).await?;
+    if let Some(why) = held {
+        crate::moderation::hold(&mut tx, Target { kind: TargetKind::Article, id: id.get() }, why, now).await?;
+    }
     tx.commit().await?;
     Ok(id)
 }

@@ -4,6 +4,7 @@ use crate::Pool;
 use chrono::{DateTime, Utc};
 use conduit_domain::Comment;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
+use conduit_store::moderation::{Target, TargetKind};
 use conduit_store::rows::CommentRow;
 use conduit_store::{DbError, Paging};
 
@@ -78,11 +79,20 @@ pub async fn by_id(db: &Pool, id: CommentId, viewer: Option<UserId>) -> Result<O
     Ok(row.map(Comment::from))
 }
 
-pub async fn create(db: &Pool, article: ArticleId, author: UserId, body: &str) -> Result<CommentId, DbError> {
+/// Inserts a comment; `held` (why) holds it for review in the same transaction
+/// (`moderation::hold`).
+pub async fn create(
+    db: &Pool,
+    article: ArticleId,
+    author: UserId,
+    body: &str,
+    held: Option<&str>,
+) -> Result<CommentId, DbError> {
     let (article, author) = (article.get(), author.get());
     let now = Utc::now();
     let html = conduit_domain::markdown::to_safe_html(body);
-    Ok(sqlx::query_scalar!(
+    let mut tx = db.begin().await?;
+    let id = sqlx::query_scalar!(
         r#"INSERT INTO comments (article_id, author_id, body, body_html, created_at, updated_at)
            VALUES ($1, $2, $3, $5, $4, $4)
            RETURNING id AS "id!""#,
@@ -92,9 +102,13 @@ pub async fn create(db: &Pool, article: ArticleId, author: UserId, body: &str) -
         now,
         html
     )
-    .fetch_one(db)
-    .await
-    .map(CommentId::new)?)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(why) = held {
+        crate::moderation::hold(&mut tx, Target { kind: TargetKind::Comment, id }, why, now).await?;
+    }
+    tx.commit().await?;
+    Ok(CommentId::new(id))
 }
 
 pub async fn author(db: &Pool, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError> {

@@ -23,19 +23,62 @@ use crate::{Connection, Db, Pool};
 /// `DbError::Conflict("report")` when the reporter already has an open report of it.
 pub async fn report(db: &Pool, new: &NewReport) -> Result<Option<Report>, DbError> {
     let now = Utc::now();
-    let (kind, target, reporter) = (new.target.kind.as_str(), new.target.id, new.reporter.get());
     let mut tx = db.begin().await?;
     if target_of(&mut tx, new.target).await?.is_none() {
         return Ok(None);
     }
+    let id = file_report(&mut tx, Some(new.reporter), new.target, new.reason, &new.details, now).await?;
+    tx.commit().await?;
+    Ok(Some(Report {
+        id,
+        target: new.target,
+        reason: new.reason.to_owned(),
+        details: new.details.clone(),
+        state: "open".into(),
+        created_at: now,
+        resolved_at: None,
+    }))
+}
+
+/// Holds a new article or comment for review, in the transaction that wrote it: hidden as a
+/// moderator's `hide` would hide it, and in the queue with a report from no one (reason
+/// `spam`) whose details say why. A moderator's `unhide` lets it out and `delete` drops it;
+/// either closes the report, as for any other.
+pub async fn hold(tx: &mut Connection, target: Target, details: &str, now: DateTime<Utc>) -> Result<(), DbError> {
+    let id = target.id;
+    match target.kind {
+        TargetKind::Article => {
+            sqlx::query!("INSERT INTO hidden_articles (article_id, hidden_at) VALUES ($1, $2)", id, now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        TargetKind::Comment => {
+            sqlx::query!("UPDATE comments SET hidden = TRUE WHERE id = $1", id).execute(&mut *tx).await?;
+        }
+        TargetKind::Profile => return Err(DbError::Other("only articles and comments are held for review".into())),
+    }
+    file_report(tx, None, target, "spam", details, now).await?;
+    Ok(())
+}
+
+/// Writes an open report and counts it in its target's queue entry; the report's id.
+async fn file_report(
+    tx: &mut Connection,
+    reporter: Option<UserId>,
+    target: Target,
+    reason: &str,
+    details: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, DbError> {
+    let (kind, target, reporter) = (target.kind.as_str(), target.id, reporter.map(UserId::get));
     let id = sqlx::query_scalar!(
         r#"INSERT INTO reports (reporter_id, target_kind, target_id, reason, details, created_at)
            VALUES ($1, $2, $3, $4, $5, $6) RETURNING id AS "id!""#,
         reporter,
         kind,
         target,
-        new.reason,
-        new.details,
+        reason,
+        details,
         now
     )
     .fetch_one(&mut *tx)
@@ -52,16 +95,7 @@ pub async fn report(db: &Pool, new: &NewReport) -> Result<Option<Report>, DbErro
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    Ok(Some(Report {
-        id,
-        target: new.target,
-        reason: new.reason.to_owned(),
-        details: new.details.clone(),
-        state: "open".into(),
-        created_at: now,
-        resolved_at: None,
-    }))
+    Ok(id)
 }
 
 /// `reporter`'s reports, newest first, older than report id `before`.

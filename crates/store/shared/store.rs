@@ -85,8 +85,14 @@ impl Store for ThisStore {
     }
 
     #[instrument(name = "store.create_article", skip_all, fields(db.system = BACKEND))]
-    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {
-        articles::create(&self.write, author, slug, new).await?;
+    async fn create_article(
+        &self,
+        author: UserId,
+        slug: &Slug,
+        new: &NewArticle,
+        held: Option<&str>,
+    ) -> Result<Article, DbError> {
+        articles::create(&self.write, author, slug, new, held).await?;
         // Read back through the writer: it has certainly seen its own commit.
         articles::by_slug(&self.write, slug, Some(author)).await?.ok_or_else(DbError::vanished)
     }
@@ -336,8 +342,14 @@ impl Uncached for ThisStore {
     }
 
     #[instrument(name = "store.create_comment", skip_all, fields(db.system = BACKEND))]
-    async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError> {
-        let id = comments::create(&self.write, article, author, body).await?;
+    async fn create_comment(
+        &self,
+        article: ArticleId,
+        author: UserId,
+        body: &str,
+        held: Option<&str>,
+    ) -> Result<Comment, DbError> {
+        let id = comments::create(&self.write, article, author, body, held).await?;
         comments::by_id(&self.write, id, Some(author)).await?.ok_or_else(DbError::vanished)
     }
 

@@ -184,8 +184,14 @@ impl<S: Store> Store for Cached<S> {
         self.cache.articles.get_or_read_keeping(slug.as_str(), self.store.article(slug, None), short).await
     }
 
-    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError> {
-        let article = self.store.create_article(author, slug, new).await?;
+    async fn create_article(
+        &self,
+        author: UserId,
+        slug: &Slug,
+        new: &NewArticle,
+        held: Option<&str>,
+    ) -> Result<Article, DbError> {
+        let article = self.store.create_article(author, slug, new, held).await?;
         self.cache.tags_changed();
         Ok(article)
     }

@@ -149,7 +149,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn article(&self, slug: &Slug, viewer: Option<UserId>) -> Result<Option<Article>, DbError>;
     /// Fails with `DbError::Conflict("slug")` when the slug is taken: see [`with_unique_slug`].
-    async fn create_article(&self, author: UserId, slug: &Slug, new: &NewArticle) -> Result<Article, DbError>;
+    /// With `held` (why), the article is held for review as it is written: hidden, with a
+    /// report from no one in the queue.
+    async fn create_article(
+        &self,
+        author: UserId,
+        slug: &Slug,
+        new: &NewArticle,
+        held: Option<&str>,
+    ) -> Result<Article, DbError>;
     /// Changes an article of `author` that still has `expected_slug`; `None` when there is no
     /// such article of theirs, or a concurrent edit renamed it (so an edit based on a stale view
     /// can never give the article a slug that does not fit its title).
@@ -301,7 +309,15 @@ pub trait Uncached: Send + Sync + 'static {
     /// Oldest first, as a conversation reads; one page of them.
     async fn comments(&self, article: ArticleId, viewer: Option<UserId>, page: Paging)
     -> Result<Vec<Comment>, DbError>;
-    async fn create_comment(&self, article: ArticleId, author: UserId, body: &str) -> Result<Comment, DbError>;
+    /// With `held` (why), the comment is held for review as it is written (see
+    /// [`Store::create_article`]).
+    async fn create_comment(
+        &self,
+        article: ArticleId,
+        author: UserId,
+        body: &str,
+        held: Option<&str>,
+    ) -> Result<Comment, DbError>;
     /// The author of a comment on `article`, `None` when there is no such comment there.
     async fn comment_author(&self, article: ArticleId, comment: CommentId) -> Result<Option<UserId>, DbError>;
     /// Deletes a comment of `author`. False if none.

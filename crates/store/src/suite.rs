@@ -62,6 +62,7 @@ macro_rules! store_behaviour_suite {
             two_moderators_answering_one_report_at_once_one_wins,
             hidden_articles_leave_listings_counts_and_search,
             hidden_comments_show_to_their_author_and_moderators,
+            held_posts_wait_hidden_in_the_queue,
             suspensions_and_purges_change_the_user,
             blocks_leave_the_blocked_out_for_the_blocker,
         );
@@ -118,7 +119,7 @@ async fn article(store: &dyn Store, author: &User, title: &str, tags: &[&str]) -
     let new = new_article(title, tags);
     with_unique_slug(title, |slug| {
         let new = new.clone();
-        async move { store.create_article(author.id, &slug, &new).await }
+        async move { store.create_article(author.id, &slug, &new, None).await }
     })
     .await
     .expect("create article")
@@ -345,7 +346,7 @@ pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
 pub async fn taken_slug_is_a_conflict_and_unique_slug_helper_avoids_it(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let first = article(&*store, &jake, "Same title", &[]).await;
-    let again = store.create_article(jake.id, &slug(&first.slug), &new_article("Same title", &["x"])).await;
+    let again = store.create_article(jake.id, &slug(&first.slug), &new_article("Same title", &["x"]), None).await;
     assert!(matches!(again, Err(DbError::Conflict("slug"))));
     // The refused insert left nothing behind, not even its tag.
     assert!(store.tags().await.unwrap().is_empty());
@@ -536,7 +537,7 @@ pub async fn every_listing_pages_by_cursor_as_it_does_by_offset(store: TestStore
 
     let first = store.list_articles(&query(), None).await.unwrap().items[0].id;
     for i in 0..5 {
-        store.create_comment(first, jake.id, &format!("c{i}")).await.unwrap();
+        store.create_comment(first, jake.id, &format!("c{i}"), None).await.unwrap();
     }
     let comments = walk(
         |page| {
@@ -830,7 +831,7 @@ pub async fn delete_cascades_to_tags_favorites_and_comments(store: TestStore) {
     let a = article(&*store, &jake, "Doomed", &["gone"]).await;
     let keep = article(&*store, &jake, "Kept", &["kept"]).await;
     store.favorite(anna.id, &slug(&a.slug)).await.unwrap();
-    store.create_comment(a.id, anna.id, "nice").await.unwrap();
+    store.create_comment(a.id, anna.id, "nice", None).await.unwrap();
 
     assert!(store.delete_article(a.id, jake.id).await.unwrap());
     assert!(!store.delete_article(a.id, jake.id).await.unwrap());
@@ -868,8 +869,8 @@ pub async fn comments_are_listed_oldest_first_and_deleted_by_author_only(store: 
     let anna = user(&*store, "anna").await;
     let a = article(&*store, &jake, "Talk", &[]).await;
     let other = article(&*store, &jake, "Elsewhere", &[]).await;
-    let c1 = store.create_comment(a.id, anna.id, "first").await.unwrap();
-    let c2 = store.create_comment(a.id, jake.id, "second").await.unwrap();
+    let c1 = store.create_comment(a.id, anna.id, "first", None).await.unwrap();
+    let c2 = store.create_comment(a.id, jake.id, "second", None).await.unwrap();
     assert_eq!((c1.body.as_str(), c1.author.username.as_str()), ("first", "anna"));
 
     store.follow(jake.id, &username("anna")).await.unwrap();
@@ -1216,8 +1217,8 @@ pub async fn deleted_accounts_take_their_content_or_leave_it_to_a_tombstone(stor
     store.favorite(bob.id, &slug(&b.slug)).await.unwrap();
     store.follow(jake.id, &username("anna")).await.unwrap();
     store.follow(anna.id, &username("jake")).await.unwrap();
-    store.create_comment(b.id, jake.id, "jake was here").await.unwrap();
-    store.create_comment(a.id, anna.id, "anna was here").await.unwrap();
+    store.create_comment(b.id, jake.id, "jake was here", None).await.unwrap();
+    store.create_comment(a.id, anna.id, "anna was here", None).await.unwrap();
 
     let articles = store.export_articles(jake.id, None, 10).await.unwrap();
     assert_eq!(articles.iter().map(|a| a.slug.as_str()).collect::<Vec<_>>(), [a.slug.as_str()]);
@@ -1288,7 +1289,7 @@ async fn written(
     };
     with_unique_slug(title, |slug| {
         let new = new.clone();
-        async move { store.create_article(author.id, &slug, &new).await }
+        async move { store.create_article(author.id, &slug, &new, None).await }
     })
     .await
     .expect("create article")
@@ -1399,7 +1400,8 @@ pub async fn bodies_are_kept_as_safe_html_beside_their_markdown(store: TestStore
     let listed = store.list_articles(&query(), None).await.unwrap();
     assert_eq!((listed.items[0].body.as_deref(), listed.items[0].body_html.as_deref()), (None, None));
 
-    let comment = store.create_comment(article.id, jake.id, "a `code` <img src=x onerror=alert(1)>").await.unwrap();
+    let comment =
+        store.create_comment(article.id, jake.id, "a `code` <img src=x onerror=alert(1)>", None).await.unwrap();
     assert_eq!(comment.body_html.as_deref(), Some("<p>a <code>code</code> <img src=\"x\"></p>\n"));
     let listed = store.comments(article.id, None, Paging::default()).await.unwrap();
     assert_eq!(listed[0].body_html, comment.body_html);
@@ -1642,8 +1644,8 @@ pub async fn hidden_comments_show_to_their_author_and_moderators(store: TestStor
     let anna = user(&*store, "anna").await;
     let mo = moderator(&*store, "mo").await;
     let a = article(&*store, &jake, "thread", &[]).await;
-    let rude = store.create_comment(a.id, anna.id, "rude").await.unwrap();
-    store.create_comment(a.id, jake.id, "polite").await.unwrap();
+    let rude = store.create_comment(a.id, anna.id, "rude", None).await.unwrap();
+    store.create_comment(a.id, jake.id, "polite", None).await.unwrap();
     let target = Target { kind: TargetKind::Comment, id: rude.id.get() };
     let entry = done(store.moderate(&act(&mo, Action::Hide, target, None)).await.unwrap());
     assert_eq!((entry.label, entry.user.as_deref()), (format!("{}#{}", a.slug, rude.id.get()), Some("anna")));
@@ -1667,13 +1669,48 @@ pub async fn hidden_comments_show_to_their_author_and_moderators(store: TestStor
     assert_eq!(seen_by(Some(mo.id)).await, [("polite".to_owned(), false)]);
 }
 
+/// A post held for review is written hidden with a report from no one, in its own transaction:
+/// counted nowhere, in the queue at once, and let out by `unhide` like any hidden article.
+pub async fn held_posts_wait_hidden_in_the_queue(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let anna = user(&*store, "anna").await;
+    let mo = moderator(&*store, "mo").await;
+    let shown = article(&*store, &anna, "shown", &["t"]).await;
+    let held = store
+        .create_article(jake.id, &slug("held"), &new_article("held", &["t", "spam"]), Some("held: 5 links"))
+        .await
+        .unwrap();
+    assert!(held.hidden, "its author reads it back marked");
+    assert_counts_hold(&store, anna.id, "held").await;
+    assert_eq!(slugs(&store.list_articles(&query(), None).await.unwrap()), [shown.slug.as_str()]);
+    assert_eq!(store.tags().await.unwrap(), ["t"]);
+    let comment = store.create_comment(shown.id, jake.id, "buy now", Some("held: 3 links")).await.unwrap();
+    assert!(comment.hidden);
+    assert!(store.comments(shown.id, Some(anna.id), Paging::default()).await.unwrap().is_empty());
+
+    let queue = store.report_queue(None, 10).await.unwrap();
+    let entries: Vec<_> =
+        queue.iter().map(|e| (e.target, e.open_reports, e.reason.as_str(), e.details.as_str())).collect();
+    let on_comment = Target { kind: TargetKind::Comment, id: comment.id.get() };
+    assert_eq!(
+        entries,
+        [(on_article(&held), 1, "spam", "held: 5 links"), (on_comment, 1, "spam", "held: 3 links")],
+        "in the queue, oldest first"
+    );
+    done(store.moderate(&act(&mo, Action::Unhide, on_article(&held), Some(queue[0].first_report))).await.unwrap());
+    assert_counts_hold(&store, anna.id, "let out").await;
+    assert_eq!(store.list_articles(&query(), None).await.unwrap().total, 2);
+    done(store.moderate(&act(&mo, Action::Delete, on_comment, Some(queue[1].first_report))).await.unwrap());
+    assert!(store.report_queue(None, 10).await.unwrap().is_empty(), "both answered");
+}
+
 pub async fn suspensions_and_purges_change_the_user(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let anna = user(&*store, "anna").await;
     let mo = moderator(&*store, "mo").await;
     let a = article(&*store, &jake, "jakes", &["a"]).await;
     store.favorite(anna.id, &slug(&a.slug)).await.unwrap();
-    store.create_comment(a.id, anna.id, "hi").await.unwrap();
+    store.create_comment(a.id, anna.id, "hi", None).await.unwrap();
     let until = chrono::Utc::now().timestamp() + 3600;
     let notice = Mail { kind: "suspended", to: String::new(), subject: "s".into(), body: "b".into() };
     let suspend = ModerationAction {
@@ -1713,8 +1750,8 @@ pub async fn blocks_leave_the_blocked_out_for_the_blocker(store: TestStore) {
     let trolls = article(&*store, &troll, "trolls words", &["a"]).await;
     store.favorite(jake.id, &slug(&mine.slug)).await.unwrap();
     store.favorite(jake.id, &slug(&trolls.slug)).await.unwrap();
-    store.create_comment(mine.id, troll.id, "troll comment").await.unwrap();
-    store.create_comment(mine.id, jake.id, "jake comment").await.unwrap();
+    store.create_comment(mine.id, troll.id, "troll comment", None).await.unwrap();
+    store.create_comment(mine.id, jake.id, "jake comment", None).await.unwrap();
 
     assert!(store.block(anna.id, &username("troll")).await.unwrap());
     assert!(store.block(anna.id, &username("troll")).await.unwrap(), "idempotent");

@@ -96,6 +96,10 @@ pub struct LimitSettings {
     /// Comments a new account may post each hour [default: comments-per-minute × 6]
     #[arg(long, env = "CONDUIT_NEW_ACCOUNT_COMMENTS_PER_HOUR", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub new_account_comments: Option<u32>,
+    /// A new account's article or comment naming this many web addresses or more is held for
+    /// review: stored hidden, with a report in the moderators' queue. 0: nothing is held
+    #[arg(long, env = "CONDUIT_NEW_ACCOUNT_HOLD_LINKS", value_name = "N", default_value = "3")]
+    pub new_account_hold_links: u32,
     /// Exports (GET /api/user/export) one account may ask for each hour
     #[arg(long, env = "CONDUIT_EXPORTS_PER_HOUR", value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub exports_per_hour: u32,

@@ -192,6 +192,20 @@ pub fn is_new_account(settings: &LimitSettings, user: &User, now: DateTime<Utc>)
     !user.email_verified || now - user.created_at < chrono::Duration::hours(i64::from(settings.new_account_hours))
 }
 
+/// Why a post by `user` at `now` waits for a moderator, if it does: a new account
+/// ([`is_new_account`]) naming at least `CONDUIT_NEW_ACCOUNT_HOLD_LINKS` web addresses in
+/// `texts` (a spammer's first posts are links). Moderators and admins are never held.
+pub fn held_for_review(settings: &LimitSettings, user: &User, now: DateTime<Utc>, texts: &[&str]) -> Option<String> {
+    let most = settings.new_account_hold_links;
+    if most == 0 || user.moderates() || !is_new_account(settings, user, now) {
+        return None;
+    }
+    let links: usize = texts.iter().map(|text| conduit_domain::markdown::web_addresses(text)).sum();
+    (links >= most as usize).then(|| {
+        format!("held for review: a new account's post with {links} links (CONDUIT_NEW_ACCOUNT_HOLD_LINKS is {most})")
+    })
+}
+
 /// The counters of `posting` by `user`: one per account, and for articles and comments of a
 /// new account ([`is_new_account`]) a tighter one beside it. Counted in Redis when it is
 /// configured, so every instance shares them.

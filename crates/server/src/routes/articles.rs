@@ -10,7 +10,7 @@ use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ListParams, article_slug, next_cursor, present};
-use crate::limits::{Posting, posting_limits};
+use crate::limits::{Posting, held_for_review, posting_limits};
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -158,7 +158,9 @@ pub struct ArticleInput {
     tag_list: Option<Vec<String>>,
 }
 
-/// Publish an article. Its slug comes from the title, with a suffix when taken.
+/// Publish an article. Its slug comes from the title, with a suffix when taken. A new
+/// account's article with many links (`CONDUIT_NEW_ACCOUNT_HOLD_LINKS`) is held for review: it
+/// is created with `hidden: true`, seen only by its author and moderators until one lets it out.
 #[utoipa::path(post, path = "/articles", tag = "Articles", security(("Token" = [])), request_body = NewArticleRequest,
     responses((status = 201, body = ArticleBody), (status = 401, body = ErrorBody),
         (status = 429, description = "The account published its articles for this hour (CONDUIT_ARTICLES_PER_HOUR)", body = ErrorBody)))]
@@ -178,10 +180,12 @@ pub(crate) async fn create(
     };
     let limits = posting_limits(&state.limits, Posting::Article, &caller.user, state.clock.now());
     state.limiter.reserve(&limits).await?.keep();
+    let held = held_for_review(&state.limits, &caller.user, state.clock.now(), &[&title, &description, &body]);
     let new = NewArticle { title, description, body, tags };
-    let (store, new, author) = (&state.store, &new, caller.user.id);
+    let (store, new, author, held) = (&state.store, &new, caller.user.id, held.as_deref());
     let article =
-        with_unique_slug(&new.title, |slug| async move { store.create_article(author, &slug, new).await }).await?;
+        with_unique_slug(&new.title, |slug| async move { store.create_article(author, &slug, new, held).await })
+            .await?;
     Ok((StatusCode::CREATED, Json(ArticleBody { article })))
 }
 

@@ -11,7 +11,7 @@ use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, RawPage, article_slug, next_cursor, paging};
-use crate::limits::{Posting, posting_limits};
+use crate::limits::{Posting, held_for_review, posting_limits};
 use crate::routes::articles::may_see_ref;
 use crate::state::AppState;
 
@@ -96,7 +96,8 @@ pub(crate) async fn list(
     Ok(Json(CommentsBody { comments, next_cursor }))
 }
 
-/// Comment on an article.
+/// Comment on an article. A new account's comment with many links
+/// (`CONDUIT_NEW_ACCOUNT_HOLD_LINKS`) is held for review, as an article is.
 #[utoipa::path(post, path = "/articles/{slug}/comments", tag = "Comments", security(("Token" = [])), request_body = NewCommentRequest,
     params(("slug" = String, Path, description = "Slug of the article")),
     responses((status = 201, body = CommentBody), (status = 401, body = ErrorBody),
@@ -123,7 +124,8 @@ pub(crate) async fn create(
     let article = article.id;
     let limits = posting_limits(&state.limits, Posting::Comment, &caller.user, state.clock.now());
     state.limiter.reserve(&limits).await?.keep();
-    let comment = state.store.create_comment(article, caller.user.id, &body).await?;
+    let held = held_for_review(&state.limits, &caller.user, state.clock.now(), &[&body]);
+    let comment = state.store.create_comment(article, caller.user.id, &body, held.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(CommentBody { comment })))
 }
 

@@ -233,7 +233,10 @@ async fn bad_pagination_is_422_and_limit_is_capped(app: TestApp) {
             body: "b".into(),
             tags: vec![],
         };
-        app.store.create_article(author, &conduit_domain::Slug::parse(&format!("a{i}")).unwrap(), &new).await.unwrap();
+        app.store
+            .create_article(author, &conduit_domain::Slug::parse(&format!("a{i}")).unwrap(), &new, None)
+            .await
+            .unwrap();
     }
     let (status, body) = app.get("/api/articles?limit=1000", None).await;
     assert_eq!(status, StatusCode::OK);

@@ -342,7 +342,54 @@ on_both_backends!(
     a_suspended_users_writes_racing_the_suspension,
     blocks_hide_the_blocked_from_the_blocker,
     blocking_and_unblocking_in_a_tight_loop_while_reading,
+    a_new_accounts_link_heavy_posts_are_held_for_review,
 );
+
+/// A new account's post naming three web addresses (across an article's fields, however
+/// written) is held: 201 with `hidden`, seen by its author and moderators only, in the queue
+/// with why; a moderator lets it out or deletes it. Two links, or a moderator's post, are not held.
+async fn a_new_accounts_link_heavy_posts_are_held_for_review(app: TestApp) {
+    let spammer = app.register("spammer").await;
+    let anna = app.register("anna").await;
+    let mo = moderator(&app, "mo").await;
+    let post = |title: &str, body: &str| json!({"article": {"title": title, "description": "see WWW.cheap.example", "body": body, "tagList": ["deals"]}});
+    let (status, body) =
+        app.post("/api/articles", Some(&spammer), post("Deals at https://a.example", "[here](HTTP://b.example)")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["article"]["hidden"], true, "the author is told: {body}");
+    let held = format!("/api/articles/{}", body["article"]["slug"].as_str().unwrap());
+    assert_eq!(app.get(&held, Some(&anna)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&held, Some(&spammer)).await.0, StatusCode::OK, "its author still reads it");
+    assert_eq!(app.get("/api/articles", None).await.1["articlesCount"], 0);
+    assert_eq!(app.get("/api/tags", None).await.1["tags"], json!([]));
+
+    let (status, body) = app.post("/api/articles", Some(&spammer), post("Two links", "just prose")).await;
+    assert_eq!((status, body["article"].get("hidden")), (StatusCode::CREATED, None), "two links are not held");
+    let open = format!("/api/articles/{}", body["article"]["slug"].as_str().unwrap());
+    let links = json!({"comment": {"body": "https://x.example https://y.example www.z.example"}});
+    let (status, comment) = app.post(&format!("{open}/comments"), Some(&spammer), links.clone()).await;
+    assert_eq!((status, &comment["comment"]["hidden"]), (StatusCode::CREATED, &json!(true)), "{comment}");
+    let thread = app.get(&format!("{open}/comments"), Some(&anna)).await.1;
+    assert_eq!(thread["comments"], json!([]), "nobody else sees it");
+    let (status, body) = app.post(&format!("{open}/comments"), Some(&mo), links).await;
+    assert_eq!((status, body["comment"].get("hidden")), (StatusCode::CREATED, None), "moderators are not held");
+
+    let (status, queue) = app.get("/api/moderation/queue", Some(&mo)).await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = queue["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{queue}");
+    assert_eq!((entries[0]["target"]["kind"].as_str(), entries[0]["reason"].as_str()), (Some("article"), Some("spam")));
+    assert!(entries[0]["details"].as_str().unwrap().contains("3 links"), "{queue}");
+    let (article_slug, first) = (entries[0]["label"].clone(), entries[0]["firstReport"].as_i64());
+    let comment_id = entries[1]["target"]["id"].clone();
+    let (status, body) = moderate(&app, &mo, action("unhide", ("article", article_slug), first)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.get(&held, Some(&anna)).await.0, StatusCode::OK, "let out");
+    assert_eq!(app.get("/api/articles", None).await.1["articlesCount"], 2);
+    let (status, body) = moderate(&app, &mo, action("delete", ("comment", comment_id), None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(app.get("/api/moderation/queue", Some(&mo)).await.1["entries"], json!([]));
+}
 
 // --- blocks ---
 
