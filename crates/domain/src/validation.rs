@@ -37,6 +37,11 @@ impl Errors {
         if self.is_empty() { Ok(value) } else { Err(self) }
     }
 
+    /// Each field with its problems, by field name.
+    pub fn iter(&self) -> impl Iterator<Item = (Field, &[String])> {
+        self.0.iter().map(|(field, messages)| (*field, messages.as_slice()))
+    }
+
     pub fn messages(&self, field: Field) -> &[String] {
         self.0.get(field).map(Vec::as_slice).unwrap_or_default()
     }

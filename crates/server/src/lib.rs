@@ -20,6 +20,7 @@
 //! | `auth/` | the caller: token and session extractors, the login check, browser sessions |
 //! | `http/` | the edge around every request, body and query extractors, the client's address |
 //! | `routes/` | the handlers, one file per resource; `router.rs`, the route table; the OpenAPI document |
+//! | `console/` | the operator's console under `/admin`: server-rendered pages for admins and moderators |
 //! | `startup.rs` | [`startup::Application`]: build, listen, serve, drain |
 //! | `cli/` | the `conduit` command line and demo data |
 
@@ -38,6 +39,8 @@ pub mod state;
 pub mod auth;
 pub mod http;
 pub mod routes;
+
+pub mod console;
 
 pub mod cli;
 pub mod startup;

@@ -123,7 +123,7 @@ impl Application {
             "conduit is listening"
         );
         let store = state.store.clone();
-        let app = router::app(state);
+        let app = router::app(state.clone(), crate::console::router(&state));
         let cap = serve::ConnectionCap {
             per_address: crate::ops::per_address::PerAddress::new(config.http.max_connections_per_address),
             trusted_proxies: config.http.trusted_proxies.clone().into(),

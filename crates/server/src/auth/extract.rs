@@ -167,14 +167,15 @@ impl FromRequestParts<AppState> for RequireUser {
 /// request (from a cache every instance drops on the suspension before the moderator's request
 /// returns), so a suspension holds everywhere from then on; a write already past this check when
 /// it was made may still land.
-fn check_suspended(parts: &Parts, state: &AppState, user: &User) -> Result<(), ApiError> {
+pub(crate) fn check_suspended(parts: &Parts, state: &AppState, user: &User) -> Result<(), ApiError> {
     let Some(suspension) = user.suspended_at(state.clock.now().timestamp()) else {
         return Ok(());
     };
     let writes = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let path =
         parts.extensions.get::<axum::extract::OriginalUri>().map_or(parts.uri.path(), |original| original.0.path());
-    if !writes || path == "/api/session" {
+    // Logging out is no change: from the API's sessions or the console's.
+    if !writes || path == "/api/session" || path == "/admin/logout" {
         return Ok(());
     }
     let until = chrono::DateTime::from_timestamp(suspension.until, 0)

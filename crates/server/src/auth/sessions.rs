@@ -32,6 +32,8 @@ use crate::ops::redis::Redis;
 use crate::state::AppState;
 
 pub const COOKIE: &str = "conduit_session";
+/// The console's session cookie (see [`console_layer`]).
+pub const CONSOLE_COOKIE: &str = "conduit_admin";
 /// Sessions end after two weeks without use; so do the tokens they hand out, at the latest.
 const IDLE_DAYS: i64 = SESSION_TOKEN_MAX_TTL_DAYS;
 /// Session keys: when the user logged in (Unix seconds), and the id of the session's tokens.
@@ -200,16 +202,31 @@ impl SessionStore for Sessions {
 /// The session and auth layers for `state`: sessions in Redis when it is configured, else in
 /// the database (where expired ones are swept every minute by a background task).
 pub fn layer(state: &AppState) -> AuthManagerLayer<Accounts, Sessions> {
+    layer_for(state, COOKIE, "/", SameSite::Lax)
+}
+
+/// The operator's console's own session (`crate::console`): a cookie sent only to `/admin`, and
+/// never on a request another site starts (`SameSite=Strict`), kept where the API's are.
+pub fn console_layer(state: &AppState) -> AuthManagerLayer<Accounts, Sessions> {
+    layer_for(state, CONSOLE_COOKIE, "/admin", SameSite::Strict)
+}
+
+fn layer_for(
+    state: &AppState,
+    cookie: &'static str,
+    path: &'static str,
+    same_site: SameSite,
+) -> AuthManagerLayer<Accounts, Sessions> {
     let sessions = match &state.redis {
         Some(redis) => Sessions::Redis(RedisStore::new(redis.clone())),
         None => Sessions::Database(state.store.clone()),
     };
     let manager = SessionManagerLayer::new(sessions)
-        .with_name(COOKIE)
+        .with_name(cookie)
         .with_http_only(true)
-        .with_same_site(SameSite::Lax)
+        .with_same_site(same_site)
         .with_secure(state.http.secure_cookies)
-        .with_path("/")
+        .with_path(path)
         .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(IDLE_DAYS)));
     AuthManagerLayerBuilder::new(Accounts { state: state.clone() }, manager).build()
 }

@@ -467,15 +467,18 @@ fn session_store_failures(response: Response<Body>) -> Response<Body> {
     response
 }
 
-/// Marks the session cookie `Secure` on requests that came over HTTPS (directly, or through a
-/// trusted proxy's `X-Forwarded-Proto`), so the browser never sends it over plain HTTP.
+/// Marks the session cookies (the API's and the console's) `Secure` on requests that came over
+/// HTTPS (directly, or through a trusted proxy's `X-Forwarded-Proto`), so the browser never
+/// sends them over plain HTTP.
 fn secure_session_cookie(mut response: Response<Body>) -> Response<Body> {
+    use crate::auth::sessions::{CONSOLE_COOKIE, COOKIE};
+    let ours = |text: &[u8]| text.starts_with(COOKIE.as_bytes()) || text.starts_with(CONSOLE_COOKIE.as_bytes());
     let cookies: Vec<HeaderValue> = response.headers().get_all(SET_COOKIE).iter().cloned().collect();
-    if cookies.iter().any(|c| c.as_bytes().starts_with(crate::auth::sessions::COOKIE.as_bytes())) {
+    if cookies.iter().any(|c| ours(c.as_bytes())) {
         response.headers_mut().remove(SET_COOKIE);
         for cookie in cookies {
             let text = cookie.to_str().unwrap_or_default();
-            let secured = if text.starts_with(crate::auth::sessions::COOKIE) && !text.contains("; Secure") {
+            let secured = if ours(text.as_bytes()) && !text.contains("; Secure") {
                 HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
             } else {
                 cookie

@@ -203,6 +203,20 @@ impl Metrics {
         self.per_labels.write().unwrap_or_else(|p| p.into_inner()).insert(key, (requests, latency));
     }
 
+    /// Requests this process answered since it started, and how many of them with a 5xx.
+    pub fn request_totals(&self) -> (u64, u64) {
+        let seen = self.per_labels.read().unwrap_or_else(|p| p.into_inner());
+        seen.iter().fold((0, 0), |(all, failed), ((.., status), (requests, _))| {
+            let n = requests.get();
+            (all + n, if *status >= 500 { failed + n } else { failed })
+        })
+    }
+
+    /// Mail this process queued, sent, failed to send and gave up on since it started.
+    pub fn mail_totals(&self) -> Vec<(&'static str, u64)> {
+        self.mail.iter().map(|(state, counter)| (*state, counter.get())).collect()
+    }
+
     pub fn record_login(&self, succeeded: bool) {
         let result = if succeeded { "success" } else { "failure" };
         self.logins.get_or_create(&LoginLabels { result }).inc();

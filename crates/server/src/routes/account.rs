@@ -284,7 +284,7 @@ pub(crate) async fn delete(
     input: Option<ApiJson<DeleteAccountRequest>>,
 ) -> ApiResult<StatusCode> {
     let current_password = input.and_then(|ApiJson(r)| r.user.current_password);
-    confirm_identity(&state, &caller, ip, current_password).await?;
+    confirm_identity(&state, &caller.user, caller.grant.auth_time, ip, current_password).await?;
     let content = match state.accounts.deleted_content {
         DeletedContentPolicy::Delete => DeletedContent::Delete,
         DeletedContentPolicy::Keep => DeletedContent::Keep,

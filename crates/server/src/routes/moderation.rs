@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use conduit_domain::Errors;
+use conduit_domain::{Errors, User};
 use conduit_store::Outgoing;
 use conduit_store::moderation::{
     ACTIONS, Action, LogEntry, LogQuery, MAX_REASON_CHARS, Moderated, ModerationAction, NewReport, QueueEntry,
@@ -203,27 +203,27 @@ pub struct ActionRequest {
 }
 
 /// Exactly one of `article`, `comment` and `profile` names the target.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Default)]
 #[schema(as = ModerationAction)]
 pub struct ActionInput {
     /// dismiss, hide, unhide, delete (an article or comment), suspend, unsuspend, purge (the
     /// profile's user, or the author of the article or comment).
     #[schema(required, value_type = String)]
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// An article's slug.
-    article: Option<String>,
+    pub(crate) article: Option<String>,
     /// A comment's id.
-    comment: Option<i64>,
+    pub(crate) comment: Option<i64>,
     /// A username.
-    profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Why (kept in the log; a suspension's notice tells the user). Up to 1,000 characters.
     #[schema(required, value_type = String, max_length = 1000)]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// For suspend: when it ends (RFC 3339), in the future.
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// The report this answers: it must still be open (409 when another moderator answered
     /// it first). Every open report of the target is closed either way.
-    report: Option<i64>,
+    pub(crate) report: Option<i64>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -413,6 +413,13 @@ pub(crate) async fn act(
     RequireModerator(caller): RequireModerator,
     ApiJson(ActionRequest { action: input }): ApiJson<ActionRequest>,
 ) -> ApiResult<Json<LogEntryBody>> {
+    let entry = take_action(&state, &caller.user, input).await?;
+    Ok(Json(LogEntryBody { entry: LogView::of(entry, true) }))
+}
+
+/// Checks and takes a moderator's action, for the API and the console alike: the same checks,
+/// the same store call, the same log entry.
+pub(crate) async fn take_action(state: &AppState, moderator: &User, input: ActionInput) -> ApiResult<LogEntry> {
     let now = state.clock.now();
     let mut errors = Errors::new();
     let reason = input.reason.as_deref().unwrap_or_default().trim().to_owned();
@@ -461,7 +468,7 @@ pub(crate) async fn act(
     } else if let Some(id) = input.comment {
         Target { kind: TargetKind::Comment, id }
     } else {
-        profile_target(&state, input.profile.as_deref().unwrap_or_default()).await?
+        profile_target(state, input.profile.as_deref().unwrap_or_default()).await?
     };
     if matches!(action, Action::Hide | Action::Unhide | Action::Delete) && target.kind == TargetKind::Profile {
         return Err(ApiError::invalid(
@@ -474,13 +481,12 @@ pub(crate) async fn act(
         let until = DateTime::from_timestamp(until, 0).map(|at| at.to_rfc3339()).unwrap_or_default();
         outgoing.mails.push(state.mail.suspended(&until, &reason));
     }
-    let request =
-        ModerationAction { moderator: caller.user.id, action, target, reason, report: input.report, outgoing };
+    let request = ModerationAction { moderator: moderator.id, action, target, reason, report: input.report, outgoing };
     match state.store.moderate(&request).await? {
         Moderated::Done { entry, .. } => {
             state.mail.queued(&state.metrics, &request.outgoing);
             tracing::info!(moderator = %entry.moderator, action = %entry.action, target = %entry.label, "moderation action");
-            Ok(Json(LogEntryBody { entry: LogView::of(*entry, true) }))
+            Ok(*entry)
         }
         Moderated::TargetGone => Err(ApiError::NotFound(target.kind.as_str())),
         Moderated::ReportClosed => Err(ApiError::ReportClosed),

@@ -1,6 +1,6 @@
 //! Every route the server answers, once, next to its handler: read this file to find where a
 //! request goes. The layers around every route (request ids, limits, sessions, ...) are in
-//! `http/edge.rs`.
+//! `http/edge.rs`. The operator's console (`/admin/...`) has its own table in `console/mod.rs`.
 //!
 //! Admin operations live under `/api/admin/`, so no username can shadow them: a user named
 //! `login` or `verify` is still `PUT /api/admin/users/login`, never `POST /api/users/login`.
@@ -67,9 +67,11 @@ fn api() -> Router<AppState> {
         .route("/admin/users/{username}", put(admin::update))
 }
 
-/// The whole application, ready to serve: every route with the edge's layers around it.
-pub fn app(state: AppState) -> Router {
+/// The whole application, ready to serve: every route, and `pages` (the operator's console,
+/// `/admin`: `crate::console`, a room above this one), with the edge's layers around them.
+pub fn app(state: AppState, pages: Router<AppState>) -> Router {
     let mut router = Router::new()
+        .merge(pages)
         .nest("/api", api())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))

@@ -182,7 +182,7 @@ pub(crate) async fn update(
     let mut confirmed_by_password = false;
     if wanted.email.is_some() || wanted.password.is_some() {
         (grant.auth_time, confirmed_by_password) =
-            confirm_identity(&state, &caller, ip, wanted.current_password.clone()).await?;
+            confirm_identity(&state, &caller.user, caller.grant.auth_time, ip, wanted.current_password.clone()).await?;
     }
     let password_hash = match wanted.password.clone() {
         Some(password) => {
@@ -337,19 +337,19 @@ fn change_mails(
 /// Returns the login time to carry on (now when the password was given), and whether it was.
 pub(crate) async fn confirm_identity(
     state: &AppState,
-    caller: &RequireUser,
+    user: &User,
+    auth_time: i64,
     ip: std::net::IpAddr,
     current_password: Option<String>,
 ) -> ApiResult<(i64, bool)> {
     let now = state.clock.now().timestamp();
     match current_password {
         Some(password) => {
-            let email =
-                Email::parse(&caller.user.email).map_err(|e| ApiError::Internal(format!("stored email {e}")))?;
+            let email = Email::parse(&user.email).map_err(|e| ApiError::Internal(format!("stored email {e}")))?;
             let credentials = state.store.credentials_by_email(&email).await?;
             let hash = credentials.map(|c| c.password_hash);
             let admission = state.passwords.admit()?;
-            if counted_verify(state, &caller.user.email, ip, password, hash, admission).await? {
+            if counted_verify(state, &user.email, ip, password, hash, admission).await? {
                 Ok((now, true))
             } else {
                 Err(ApiError::CurrentPassword("is wrong"))
@@ -357,8 +357,8 @@ pub(crate) async fn confirm_identity(
         }
         None => {
             let window = i64::try_from(state.accounts.reauth_window.as_secs()).unwrap_or(i64::MAX);
-            if now.saturating_sub(caller.grant.auth_time) <= window {
-                Ok((caller.grant.auth_time, false))
+            if now.saturating_sub(auth_time) <= window {
+                Ok((auth_time, false))
             } else {
                 Err(ApiError::CurrentPassword(
                     "is required to change the email or password this long after logging in: send it, or log in again",

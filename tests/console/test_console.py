@@ -1,0 +1,227 @@
+"""The console end to end in Chromium, on SQLite and PostgreSQL (see conftest.py), attacks
+included. Each test makes its own people, so they can share one server per backend."""
+
+import datetime
+import http.server
+import os
+import threading
+
+import pytest
+
+from conftest import PASSWORD, call, log_in
+
+AXE = os.environ.get("AXE_CORE_JS", "")
+
+
+def fail_on_dialogs(page):
+    """Any alert, confirm or prompt means injected script ran."""
+    page.on("dialog", lambda dialog: pytest.fail(f"a script ran: dialog {dialog.message!r}"))
+
+
+def tomorrow():
+    return (datetime.date.today() + datetime.timedelta(days=2)).isoformat()
+
+
+def test_an_admin_finds_a_user_suspends_them_and_the_api_refuses_their_writes(site, context):
+    boss, spammer = site.unique("boss"), site.unique("spammer")
+    site.register(boss)
+    site.promote(boss)
+    token = site.register(spammer)
+    page = context.new_page()
+    fail_on_dialogs(page)
+    log_in(page, site, boss)
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("Username").fill(spammer)
+    page.get_by_role("button", name="Open").click()
+    assert page.get_by_role("heading", level=1).inner_text() == spammer
+    page.get_by_label("Suspend until").fill(tomorrow())
+    page.get_by_label("Reason (the user is told)").fill("spam links")
+    page.get_by_label("Your password", exact=False).first.fill(PASSWORD)
+    page.get_by_role("button", name="Suspend").click()
+    assert "suspended until" in page.locator("#state").inner_text()
+    status, body = call(site.base, "POST", "/api/articles",
+                        {"article": {"title": "more spam", "description": "d", "body": "b"}}, token)
+    assert status == 403, body
+    assert "spam links" in str(body)
+    # The log has it, with the actor.
+    page.get_by_role("link", name="Moderation log").click()
+    row = page.locator("tbody tr").first
+    assert boss in row.inner_text() and "suspend" in row.inner_text()
+
+
+def test_a_moderator_answers_a_report_by_hiding_the_article_and_markup_stays_text(site, context):
+    mod, author, reader = site.unique("mod"), site.unique("author"), site.unique("reader")
+    site.register(mod)
+    site.promote(mod, "moderator")
+    author_token = site.register(author)
+    reader_token = site.register(reader)
+    title = "<script>alert('title')</script> offer"
+    status, body = call(site.base, "POST", "/api/articles",
+                        {"article": {"title": title, "description": "d", "body": "b"}}, author_token)
+    assert status == 201, body
+    slug = body["article"]["slug"]
+    details = "<img src=x onerror=alert('details')> look"
+    status, body = call(site.base, "POST", f"/api/articles/{slug}/report",
+                        {"report": {"reason": "spam", "details": details}}, reader_token)
+    assert status == 201, body
+    page = context.new_page()
+    fail_on_dialogs(page)
+    log_in(page, site, mod)
+    page.get_by_role("link", name="Reports").click()
+    entry = page.locator("article.entry", has_text=slug)
+    assert details in entry.inner_text(), "the reporter's markup is shown as text"
+    assert page.locator("img[src=x]").count() == 0
+    entry.get_by_label("Action").select_option("hide")
+    entry.get_by_label("Reason").fill("spam")
+    entry.get_by_label("Your password (if needed)").fill(PASSWORD)
+    entry.get_by_role("button", name="Answer").click()
+    page.wait_for_url(site.base + "/admin/reports")
+    assert page.locator("article.entry", has_text=slug).count() == 0, "answered, it leaves the queue"
+    assert call(site.base, "GET", f"/api/articles/{slug}")[0] == 404, "hidden from everyone"
+
+
+def test_a_moderator_cannot_use_what_is_for_admins(site, context):
+    mod, other = site.unique("mod"), site.unique("other")
+    site.register(mod)
+    site.promote(mod, "moderator")
+    site.register(other)
+    page = context.new_page()
+    log_in(page, site, mod)
+    page.goto(f"{site.base}/admin/users/{other}")
+    assert page.get_by_role("button", name="Change the role").count() == 0, "the form is not offered"
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    response = context.request.post(f"{site.base}/admin/users/{mod}/account",
+                                    form={"csrf": csrf, "role": "admin", "password": PASSWORD},
+                                    headers={"Origin": site.base})
+    assert response.status == 403
+    page.goto(f"{site.base}/admin/users/{mod}")
+    assert page.locator("#role").inner_text() == "moderator", "posting it anyway changes nothing"
+
+
+def admin_and_victim(site, context):
+    """A logged-in admin's page and the name of an ordinary user."""
+    boss, victim = site.unique("boss"), site.unique("victim")
+    site.register(boss)
+    site.promote(boss)
+    site.register(victim)
+    page = context.new_page()
+    log_in(page, site, boss)
+    return page, victim
+
+
+def test_a_form_without_its_csrf_token_is_refused(site, context):
+    page, victim = admin_and_victim(site, context)
+    form = {"kind": "suspend", "profile": victim, "until": tomorrow(), "reason": "no", "password": PASSWORD}
+    response = context.request.post(f"{site.base}/admin/actions", form=form, headers={"Origin": site.base})
+    assert response.status == 422
+    assert "csrf" in response.text()
+    response = context.request.post(f"{site.base}/admin/actions", form={**form, "csrf": "0" * 32},
+                                    headers={"Origin": site.base})
+    assert response.status == 422, "a wrong token is no better"
+    page.goto(f"{site.base}/admin/users/{victim}")
+    assert page.locator("#state").inner_text() == "active"
+
+
+def test_a_form_posted_from_another_origin_is_refused_even_with_the_token(site, context):
+    page, victim = admin_and_victim(site, context)
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    evil = (f'<!doctype html><title>win a prize</title><form method="post" action="{site.base}/admin/actions">'
+            f'<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="kind" value="purge">'
+            f'<input type="hidden" name="profile" value="{victim}"><input type="hidden" name="reason" value="x">'
+            f'<input type="hidden" name="password" value="{PASSWORD}">'
+            '<button>Claim</button></form>').encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(evil)
+
+        def log_message(self, *args):
+            pass
+
+    # Another port is another origin (though the same site, so SameSite alone would not stop it).
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        page.get_by_role("button", name="Claim").click()
+        page.wait_for_load_state()
+        assert "403" in page.title()
+    finally:
+        server.shutdown()
+    assert call(site.base, "GET", f"/api/profiles/{victim}")[0] == 200, "not purged"
+
+
+def test_a_session_is_dead_after_logout_even_replayed(site, browser):
+    boss = site.unique("boss")
+    site.register(boss)
+    site.promote(boss)
+    context = browser.new_context()
+    page = context.new_page()
+    log_in(page, site, boss)
+    cookie = next(c for c in context.cookies() if c["name"] == "conduit_admin")
+    assert cookie["sameSite"] == "Strict" and cookie["httpOnly"] and cookie["path"] == "/admin"
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(site.base + "/admin/login")
+    context.close()
+    replay = browser.new_context()
+    replay.add_cookies([{k: cookie[k] for k in ("name", "value", "domain", "path")}])
+    page = replay.new_page()
+    page.goto(site.base + "/admin/users")
+    assert page.url == site.base + "/admin/login", "the old cookie opens nothing"
+    replay.close()
+
+
+def test_a_user_who_is_not_staff_gets_no_session(site, context):
+    someone = site.unique("someone")
+    site.register(someone)
+    page = context.new_page()
+    page.goto(site.base + "/admin/login")
+    page.get_by_label("Email").fill(f"{someone}@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    assert "for admins and moderators" in page.get_by_role("alert").inner_text()
+    assert not [c for c in context.cookies() if c["name"] == "conduit_admin" and c["value"]] or \
+        page.goto(site.base + "/admin").url.endswith("/admin/login")
+
+
+def test_markup_in_an_email_is_shown_as_text_on_the_users_page(site, context):
+    boss, odd = site.unique("boss"), site.unique("odd")
+    site.register(boss)
+    site.promote(boss)
+    site.register(odd, email=f"<svg/onload=alert(1)>{odd}@example.com")
+    page = context.new_page()
+    fail_on_dialogs(page)
+    log_in(page, site, boss)
+    page.goto(f"{site.base}/admin/users/{odd}")
+    assert "<svg/onload=alert(1)>" in page.locator("main dl").inner_text()
+    assert page.locator("main svg").count() == 0
+
+
+@pytest.mark.skipif(not AXE, reason="AXE_CORE_JS is not set (scripts/test sets it)")
+def test_every_page_passes_axe_with_no_serious_or_critical_violation(site, browser):
+    boss, reader = site.unique("boss"), site.unique("reader")
+    site.register(boss)
+    site.promote(boss)
+    token = site.register(reader)
+    call(site.base, "POST", f"/api/profiles/{boss}/report", {"report": {"reason": "other", "details": "a test"}}, token)
+    # axe is a script: this context lets it in despite the console's CSP (which allows none).
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    log_in(page, site, boss)
+    checked = []
+    for path in ["/admin", "/admin/users", f"/admin/users/{reader}", "/admin/reports", "/admin/log"]:
+        page.goto(site.base + path)
+        page.add_script_tag(path=AXE)
+        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        bad = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"]
+               if v["impact"] in ("serious", "critical")]
+        assert not bad, f"{path}: {bad}"
+        checked.append(path)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(site.base + "/admin/users")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1, "fits a phone's width"
+    context.close()
+    assert len(checked) == 5
