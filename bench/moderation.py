@@ -94,13 +94,7 @@ def main():
     env = dict(os.environ, DATABASE_URL=args.database, CONDUIT_LOG_FORMAT="json", RUST_LOG="warn",
                CONDUIT_MAX_REQUESTS_PER_ADDRESS="1000000", CONDUIT_MAX_CONNECTIONS_PER_ADDRESS="1000000",
                CONDUIT_LOGIN_ATTEMPTS="1000000", CONDUIT_JWT_SECRET=env_secret())
-    promoted = subprocess.run([args.bin, "user", "promote", "demo3", "--role", "moderator"], env=env,
-                              capture_output=True, text=True)
-    if promoted.returncode != 0:
-        raise SystemExit(promoted.stderr)
-    port = run.free_port()
-    origin = f"http://127.0.0.1:{port}"
-    server = run.start([args.bin], origin + "/health/ready", dict(env, CONDUIT_BIND=f"127.0.0.1:{port}"))
+    server, origin = run.start_promoted(args.bin, env, "demo3", "moderator")
     try:
         client = run.Client(origin + "/api")
         plain, blocking, moderator = login(client, "demo1"), login(client, "demo2"), login(client, "demo3")

@@ -245,6 +245,18 @@ def start(command, ready_url, env=None):
     raise SystemExit(f"{command[0]} did not answer {ready_url}")
 
 
+def start_promoted(binary, env, name, role="admin"):
+    """Gives `name` a role with `conduit user promote` on env's database, then starts a server on
+    it on a free port; (process, origin)."""
+    promoted = subprocess.run([binary, "user", "promote", name, "--role", role], env=env, capture_output=True,
+                              text=True)
+    if promoted.returncode != 0:
+        raise SystemExit(promoted.stderr)
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    return start([binary], origin + "/health/ready", dict(env, CONDUIT_BIND=f"127.0.0.1:{port}")), origin
+
+
 def instructions_per_request(command, url, requests, token=None, env=None):
     """Instructions the server runs per request, counted by callgrind over `requests` keep-alive
     requests after as many to warm up (the count is the same whatever else the machine does)."""

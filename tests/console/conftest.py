@@ -2,6 +2,12 @@
 `conduit serve`, once on SQLite and once on PostgreSQL (a database of its own on the server
 named by CONDUIT_TEST_PG_URL, dropped at the end).
 
+Each server sends mail to an SMTP server of the test's own (aiosmtpd, in this process) that
+refuses for good the addresses a test puts in `refused` and keeps the rest in `delivered`; it
+takes scheduled backups into a folder of its own (the first one at start-up); and it asks for
+the password again 5 seconds after a login (CONDUIT_REAUTH_WINDOW), so the tests see both sides
+of the re-authentication window.
+
 Accounts are made as a person would: registered over the API, then promoted with
 `conduit user promote` against the same database. The accessibility check injects axe-core
 (from npm; AXE_CORE_JS names its axe.min.js) into a context that bypasses the page's CSP
@@ -23,6 +29,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from aiosmtpd.controller import Controller
 from playwright.sync_api import sync_playwright
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -53,13 +60,37 @@ def call(base, method, path, body=None, token=None):
         return e.code, json.loads(raw) if raw else None
 
 
+REAUTH_WINDOW_SECS = 5
+
+
+class Mailbox:
+    """An SMTP server's handler: refuses the addresses in `refused` (550, for good), keeps the
+    recipients of every other message in `delivered`."""
+
+    def __init__(self):
+        self.refused = set()
+        self.delivered = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.delivered.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
 class Site:
     """A running conduit and how to make people on it."""
 
-    def __init__(self, base, env, backend):
+    def __init__(self, base, env, backend, mailbox=None, backups=None):
         self.base = base
         self.env = env
         self.backend = backend
+        self.mailbox = mailbox
+        self.backups = backups
 
     def register(self, name, email=None):
         email = email or f"{name}@example.com"
@@ -93,6 +124,15 @@ def site(request):
         env["CONDUIT_JWT_SECRET"] = secrets.token_hex(32)
     # Generous limits: the tests register and log in more than a person does in an hour.
     env["CONDUIT_REGISTRATIONS_PER_HOUR"] = "1000"
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    env["CONDUIT_SMTP_URL"] = f"smtp://127.0.0.1:{smtp.port}"
+    env["CONDUIT_PUBLIC_URL"] = "http://127.0.0.1:9"
+    env["CONDUIT_MAIL_RETRY"] = "1"
+    backups = pathlib.Path(work) / "backups"
+    env["CONDUIT_BACKUP_DIR"] = str(backups)
+    env["CONDUIT_REAUTH_WINDOW"] = str(REAUTH_WINDOW_SECS)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(f"{work}/conduit.log", "w")
@@ -105,10 +145,11 @@ def site(request):
             except OSError:
                 assert server.poll() is None, open(f"{work}/conduit.log").read()
                 time.sleep(0.1)
-        yield Site(base, env, request.param)
+        yield Site(base, env, request.param, mailbox, backups)
     finally:
         server.terminate()
         server.wait(timeout=30)
+        smtp.stop()
         if database:
             subprocess.run(["psql", "-q", pg_admin, "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"])
 

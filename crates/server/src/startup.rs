@@ -69,13 +69,7 @@ impl Application {
         let tokens = TokenKeys::new(&secret, config.token_ttl);
         let state = AppState::new(&config, store.clone(), tokens, links, redis, clock);
         // Kept running for the life of the runtime, like the sender's loop.
-        let _schedule = crate::backup::schedule::start(crate::backup::schedule::Scheduled {
-            config: config.clone(),
-            store: store.clone(),
-            mail: state.mail.clone(),
-            metrics: state.metrics.clone(),
-            status: state.backups.clone(),
-        });
+        let _schedule = crate::backup::schedule::start(state.backup_runner.clone());
         let sender = sender::start(store, state.mail.clone(), state.metrics.clone())?;
         let metrics = match config.metrics_bind {
             Some(address) => {

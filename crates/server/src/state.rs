@@ -46,6 +46,8 @@ pub struct Parts {
     pub backups: crate::backup::schedule::SharedStatus,
     /// Whether backups are scheduled (`CONDUIT_BACKUP_DIR`).
     pub backups_scheduled: bool,
+    /// The schedule itself, when there is one: the console takes and verifies backups through it.
+    pub backup_runner: Option<Arc<crate::backup::schedule::Scheduled>>,
     pub http: Arc<HttpSettings>,
     pub limits: Arc<LimitSettings>,
     pub accounts: Arc<AccountSettings>,
@@ -75,15 +77,30 @@ impl AppState {
         redis: Option<Redis>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let mail = Arc::new(Composer::new(config.mail.clone(), links.clone()));
+        let backups = crate::backup::schedule::SharedStatus::default();
+        let backup_runner = config.backup.backup_dir.is_some().then(|| {
+            Arc::new(crate::backup::schedule::Scheduled {
+                config: config.clone(),
+                store: store.clone(),
+                mail: mail.clone(),
+                metrics: metrics.clone(),
+                status: backups.clone(),
+                running: tokio::sync::Mutex::new(()),
+                verified: std::sync::Mutex::default(),
+            })
+        });
         Self(Arc::new(Parts {
             store,
             tokens,
             passwords: Passwords::new(config.limits.hash_queue(config.http.max_concurrency)),
             exports: Arc::new(tokio::sync::Semaphore::new(crate::limits::EXPORTS_AT_ONCE)),
             searches: Arc::new(tokio::sync::Semaphore::new(crate::limits::searches_at_once())),
-            metrics: Arc::new(Metrics::default()),
-            backups: Arc::default(),
+            metrics,
+            backups,
             backups_scheduled: config.backup.backup_dir.is_some(),
+            backup_runner,
             http: Arc::new(config.http.clone()),
             limits: Arc::new(config.limits.clone()),
             accounts: Arc::new(config.accounts.clone()),
@@ -91,7 +108,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(redis.clone(), clock.clone())),
             redis,
             site: links.clone(),
-            mail: Arc::new(Composer::new(config.mail.clone(), links)),
+            mail,
             clock,
             feeds: crate::feeds::Built::default(),
         }))

@@ -210,6 +210,11 @@ impl Uncached for ThisStore {
         users::list(&self.read, active, page).await
     }
 
+    #[instrument(name = "store.find_users", skip_all, fields(db.system = BACKEND))]
+    async fn find_users(&self, search: &UserSearch) -> Result<Vec<User>, DbError> {
+        users::find(&self.read, search).await
+    }
+
     // --- the account lifecycle by mail ---
 
     #[instrument(name = "store.mail_account", skip_all, fields(db.system = BACKEND))]

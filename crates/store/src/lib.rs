@@ -237,6 +237,8 @@ pub trait Uncached: Send + Sync + 'static {
     async fn user_id_by_name(&self, username: &Username) -> Result<Option<UserId>, DbError>;
     /// Users oldest first (by id), all or only active (or inactive) ones, for admins.
     async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
+    /// Users by the filters of `search` (see [`UserSearch`]).
+    async fn find_users(&self, search: &UserSearch) -> Result<Vec<User>, DbError>;
 
     // --- the account lifecycle by mail ---
 

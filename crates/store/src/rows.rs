@@ -9,6 +9,7 @@ use crate::{Credentials, DbError};
 use sqlx::types::Json;
 
 /// A user as the stores return one.
+#[derive(sqlx::FromRow)]
 pub struct UserRow {
     pub id: i64,
     pub username: String,

@@ -63,6 +63,7 @@ macro_rules! store_behaviour_suite {
             hidden_articles_leave_listings_counts_and_search,
             hidden_comments_show_to_their_author_and_moderators,
             held_posts_wait_hidden_in_the_queue,
+            users_are_found_by_prefix_and_filters,
             suspensions_and_purges_change_the_user,
             blocks_leave_the_blocked_out_for_the_blocker,
         );
@@ -1702,6 +1703,44 @@ pub async fn held_posts_wait_hidden_in_the_queue(store: TestStore) {
     assert_eq!(store.list_articles(&query(), None).await.unwrap().total, 2);
     done(store.moderate(&act(&mo, Action::Delete, on_comment, Some(queue[1].first_report))).await.unwrap());
     assert!(store.report_queue(None, 10).await.unwrap().is_empty(), "both answered");
+}
+
+/// The console's user search: a name or address prefix in any case (LIKE's own characters
+/// matched as themselves), role, active, suspended, and keyset pages by id.
+pub async fn users_are_found_by_prefix_and_filters(store: TestStore) {
+    let names = ["anna", "annabel", "an_x", "bob", "Anders"];
+    for name in names {
+        user(&*store, name).await;
+    }
+    let mo = moderator(&*store, "mo").await;
+    let find = |search: UserSearch| {
+        let store = store.clone();
+        async move {
+            let found = store.find_users(&UserSearch { limit: 10, ..search }).await.unwrap();
+            found.into_iter().map(|u| u.username).collect::<Vec<_>>()
+        }
+    };
+    let prefix = |p: &str| UserSearch { prefix: Some(p.into()), ..UserSearch::default() };
+    assert_eq!(find(prefix("ANN")).await, ["anna", "annabel"], "any letter case");
+    assert_eq!(find(prefix("an_")).await, ["an_x"], "_ is itself, not any character");
+    assert_eq!(find(prefix("an%")).await, Vec::<String>::new(), "% is itself");
+    assert_eq!(find(prefix("bob@ex")).await, ["bob"], "an address's start");
+    assert_eq!(find(prefix("an")).await, ["anna", "annabel", "an_x", "Anders"]);
+    let first = store.find_users(&UserSearch { limit: 2, ..prefix("an") }).await.unwrap();
+    let after = Some(first[1].id.get());
+    assert_eq!(find(UserSearch { after, ..prefix("an") }).await, ["an_x", "Anders"], "the next page");
+    let moderators = UserSearch { role: Some(conduit_domain::model::Role::Moderator), ..UserSearch::default() };
+    assert_eq!(find(moderators).await, ["mo"]);
+    let now = chrono::Utc::now().timestamp();
+    let bob = store.user_id_by_name(&username("bob")).await.unwrap().unwrap();
+    let bob = Target { kind: TargetKind::Profile, id: bob.get() };
+    done(store.moderate(&act(&mo, Action::Suspend { until: now + 3600 }, bob, None)).await.unwrap());
+    assert_eq!(find(UserSearch { suspended_at: Some(now), ..UserSearch::default() }).await, ["bob"]);
+    assert!(find(UserSearch { suspended_at: Some(now + 7200), ..UserSearch::default() }).await.is_empty(), "over");
+    let changes = AccountChanges { role: None, active: Some(false) };
+    store.set_account(&username("anna"), &changes).await.unwrap().unwrap();
+    assert_eq!(find(UserSearch { active: Some(false), ..UserSearch::default() }).await, ["anna"]);
+    assert_eq!(find(UserSearch { verified: Some(true), ..UserSearch::default() }).await, Vec::<String>::new());
 }
 
 pub async fn suspensions_and_purges_change_the_user(store: TestStore) {

@@ -333,3 +333,18 @@ pub struct ExportedComment {
     pub body: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// Users as the console finds them (`Uncached::find_users`): each filter given narrows the list,
+/// oldest first, after user id `after`.
+#[derive(Debug, Clone, Default)]
+pub struct UserSearch {
+    /// The start of a username or an email address, in any letter case.
+    pub prefix: Option<String>,
+    pub role: Option<conduit_domain::model::Role>,
+    pub verified: Option<bool>,
+    pub active: Option<bool>,
+    /// Only users suspended at this time (Unix seconds).
+    pub suspended_at: Option<i64>,
+    pub after: Option<i64>,
+    pub limit: i64,
+}

@@ -57,17 +57,92 @@ pub struct Failure {
 /// The status, shared between the schedule and `/health/ready`.
 pub type SharedStatus = Arc<Mutex<BackupStatus>>;
 
-/// What the schedule needs from the running server.
+/// What the schedule needs from the running server, and what the console asks of it (take one
+/// now, verify one, list them).
 pub struct Scheduled {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub mail: Arc<Composer>,
     pub metrics: Arc<Metrics>,
     pub status: SharedStatus,
+    /// One backup at a time in this process, scheduled or asked for.
+    pub running: tokio::sync::Mutex<()>,
+    /// The console's verifications, by file name: what each found.
+    pub verified: Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// One backup in the folder.
+pub struct Listed {
+    pub name: String,
+    pub bytes: u64,
+    pub modified: DateTime<Utc>,
+}
+
+/// Whether `name` is a backup's file name as the schedule writes them (nothing else in the
+/// folder, and nothing outside it, is ever listed or served).
+pub fn is_backup_name(name: &str) -> bool {
+    name.starts_with("conduit-")
+        && name.ends_with(".conduit-backup")
+        && !name.contains(['/', '\\'])
+        && !name.contains("..")
+}
+
+impl Scheduled {
+    /// The backups' folder.
+    pub fn folder(&self) -> Option<&Path> {
+        self.config.backup.backup_dir.as_deref()
+    }
+
+    /// The backups in the folder, newest first.
+    pub fn list(&self) -> Vec<Listed> {
+        let Some(folder) = self.folder() else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
+        let mut found: Vec<Listed> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok().filter(|n| is_backup_name(n))?;
+                let meta = entry.metadata().ok()?;
+                Some(Listed { name, bytes: meta.len(), modified: meta.modified().ok()?.into() })
+            })
+            .collect();
+        found.sort_by(|a, b| b.name.cmp(&a.name));
+        found
+    }
+
+    /// Takes a backup now, as the schedule would (verified, and the folder pruned after).
+    pub async fn take_now(&self) {
+        if let Some(folder) = self.folder() {
+            self.run(folder, -1).await;
+        }
+    }
+
+    /// Verifies the backup `name` by restoring it into a scratch database, and keeps what it
+    /// found for the console.
+    pub async fn verify_named(&self, name: &str) {
+        let Some(folder) = self.folder() else { return };
+        let found = {
+            let _one = self.running.lock().await;
+            let started = Instant::now();
+            match verify(&self.config, &folder.join(name), folder).await {
+                Ok(()) => {
+                    format!("restores ({:.1} s, {})", started.elapsed().as_secs_f64(), Utc::now().format("%H:%M UTC"))
+                }
+                Err(e) => format!("failed: {e:#}"),
+            }
+        };
+        tracing::info!(name, %found, "backup verified from the console");
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), found);
+    }
+
+    /// What the console's last verification of `name` found, if any.
+    pub fn verification(&self, name: &str) -> Option<String> {
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned()
+    }
 }
 
 /// Starts the schedule when a backup folder is configured.
-pub fn start(scheduled: Scheduled) -> Option<tokio::task::JoinHandle<()>> {
+pub fn start(scheduled: Option<Arc<Scheduled>>) -> Option<tokio::task::JoinHandle<()>> {
+    let scheduled = scheduled?;
     let folder = scheduled.config.backup.backup_dir.clone()?;
     Some(tokio::spawn(async move {
         let instance = format!("pid {} at {}", std::process::id(), Utc::now().to_rfc3339());
@@ -88,8 +163,10 @@ pub fn start(scheduled: Scheduled) -> Option<tokio::task::JoinHandle<()>> {
 }
 
 impl Scheduled {
-    /// Takes the backup of `slot` into `folder`, verifies it, and prunes the folder.
+    /// Takes the backup of `slot` into `folder` (`-1`: asked for in the console), verifies it,
+    /// and prunes the folder.
     async fn run(&self, folder: &Path, slot: i64) {
+        let _one = self.running.lock().await;
         if let Err(e) = std::fs::create_dir_all(folder) {
             return self.failed("backup", &format!("cannot create {}: {e}", folder.display())).await;
         }

@@ -5,16 +5,26 @@
 //! | file | what |
 //! |---|---|
 //! | `session.rs` | who may use it: the console's own session cookie, CSRF tokens, the same-origin check, password confirmation before destructive actions |
-//! | `pages.rs` | the pages: dashboard, users, a user, the report queue, the moderation log |
-//! | `actions.rs` | the forms' targets: moderation actions and account changes, through the same code as the JSON API |
+//! | `view.rs` | what every page shares: the header, dates, rendering, form fields |
+//! | `dashboard.rs` | `/admin`: the site and this instance at a glance |
+//! | `users.rs` | find people, open one, change an account (admins) |
+//! | `moderation.rs` | the report queue, the moderation log, and the moderation form every page posts |
+//! | `content.rs` | find articles, open one with its comments |
+//! | `mail.rs` | the outbox and requeueing dead mail (admins) |
+//! | `backups.rs` | this instance's backups: take, verify, download (admins) |
 //!
 //! Every response carries a Content-Security-Policy that allows no script, no inline style, no
 //! framing and form posts only to this origin, and is never cached. Templates escape every value
 //! (askama's HTML escaping), so a username or title holding markup is shown as text.
 
-mod actions;
-mod pages;
+mod backups;
+mod content;
+mod dashboard;
+mod mail;
+mod moderation;
 mod session;
+mod users;
+mod view;
 
 use axum::Router;
 use axum::http::header::{
@@ -34,15 +44,24 @@ const POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form
 /// The console's routes, with its session and its headers around them.
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/admin", get(pages::dashboard))
+        .route("/admin", get(dashboard::dashboard))
         .route("/admin/login", get(session::login_page).post(session::login))
         .route("/admin/logout", post(session::logout))
-        .route("/admin/users", get(pages::users))
-        .route("/admin/users/{username}", get(pages::user))
-        .route("/admin/users/{username}/account", post(actions::account))
-        .route("/admin/reports", get(pages::reports))
-        .route("/admin/log", get(pages::log))
-        .route("/admin/actions", post(actions::moderate))
+        .route("/admin/users", get(users::users))
+        .route("/admin/users/{username}", get(users::user))
+        .route("/admin/users/{username}/account", post(users::account))
+        .route("/admin/users/{username}/verification", post(users::resend))
+        .route("/admin/reports", get(moderation::reports))
+        .route("/admin/log", get(moderation::log))
+        .route("/admin/actions", post(moderation::act))
+        .route("/admin/articles", get(content::articles))
+        .route("/admin/articles/{slug}", get(content::article))
+        .route("/admin/mail", get(mail::mail))
+        .route("/admin/mail/requeue", post(mail::requeue))
+        .route("/admin/backups", get(backups::backups))
+        .route("/admin/backups/take", post(backups::take))
+        .route("/admin/backups/verify", post(backups::verify))
+        .route("/admin/backups/download", post(backups::download))
         .route("/admin/console.css", get(stylesheet))
         .layer(crate::auth::sessions::console_layer(state))
         .layer(axum::middleware::map_response(headers))
@@ -92,6 +111,11 @@ impl From<askama::Error> for Refusal {
     }
 }
 
+/// The API names the field a client sends; a person typed their password.
+fn person_facing(field: &str) -> &str {
+    if field == "currentPassword" { "Your password" } else { field }
+}
+
 #[derive(askama::Template)]
 #[template(path = "console/refused.html")]
 struct RefusedPage {
@@ -116,7 +140,7 @@ impl IntoResponse for Refusal {
             error
                 .errors()
                 .iter()
-                .flat_map(|(field, messages)| messages.iter().map(move |m| format!("{field} {m}")))
+                .flat_map(|(field, messages)| messages.iter().map(move |m| format!("{} {m}", person_facing(field))))
                 .collect()
         };
         let page = RefusedPage { status: status.as_u16(), messages };

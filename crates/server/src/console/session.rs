@@ -74,6 +74,11 @@ impl FromRequestParts<AppState> for Staff {
 }
 
 impl Staff {
+    /// The address the request came from (as the API's limits see it).
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.ip
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.role == conduit_domain::model::Role::Admin
     }

@@ -24,6 +24,7 @@ use axum::response::IntoResponse;
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service, ServiceBuilder};
+use tower_http::compression::predicate::{And, DefaultPredicate, NotForContentType, Predicate};
 use tower_http::compression::{Compression, CompressionBody, CompressionLayer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
@@ -521,6 +522,15 @@ where
     response.map(Body::new)
 }
 
+/// What is gzipped: tower-http's default (bodies over 32 bytes but images, gRPC and event
+/// streams), and not `application/octet-stream` either: a backup's download (the console) is as
+/// large as the database, and gzipping it would hold a core for minutes.
+type GzipPredicate = And<DefaultPredicate, NotForContentType>;
+
+fn gzip_predicate() -> GzipPredicate {
+    DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"))
+}
+
 impl<S, B> Service<Request> for GzipWhenAccepted<S>
 where
     S: Service<Request, Response = Response<B>> + Clone,
@@ -531,7 +541,7 @@ where
     type Error = S::Error;
     type Future = futures::future::Either<
         futures::future::MapOk<S::Future, ToBody<B>>,
-        futures::future::MapOk<<Compression<S> as Service<Request>>::Future, ToBody<CompressionBody<B>>>,
+        futures::future::MapOk<<Compression<S, GzipPredicate> as Service<Request>>::Future, ToBody<CompressionBody<B>>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
@@ -544,7 +554,7 @@ where
             // The compression layer over the service made ready above (it has no state of its own).
             let ready = self.inner.clone();
             let inner = std::mem::replace(&mut self.inner, ready);
-            let mut gzip = CompressionLayer::new().gzip(true).layer(inner);
+            let mut gzip = CompressionLayer::new().gzip(true).compress_when(gzip_predicate()).layer(inner);
             futures::future::Either::Right(gzip.call(request).map_ok(to_body as ToBody<CompressionBody<B>>))
         } else {
             futures::future::Either::Left(self.inner.call(request).map_ok(to_body as ToBody<B>))

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use conduit_domain::token::Grant;
-use conduit_domain::{Email, Errors, validation as v};
+use conduit_domain::{Email, Errors, User, validation as v};
 use conduit_store::{DeletedContent, Outgoing, Redeem, TokenPurpose};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -139,16 +139,23 @@ pub(crate) async fn resend(
     ClientIp(ip): ClientIp,
     caller: RequireUser,
 ) -> ApiResult<(StatusCode, Json<AcceptedBody>)> {
-    if caller.user.email_verified {
+    send_verification(&state, &caller.user, ip).await?;
+    Ok((StatusCode::ACCEPTED, Json(AcceptedBody { message: "A new verification link is on its way." })))
+}
+
+/// Mails `user` a new verification link (asked for by them, or for them in the console from
+/// `ip`), under the limits of every mailing request.
+pub(crate) async fn send_verification(state: &AppState, user: &User, ip: std::net::IpAddr) -> ApiResult<()> {
+    if user.email_verified {
         return Err(ApiError::invalid("email", "is already verified"));
     }
-    state.limiter.reserve(&mail_limits(&state.limits, &caller.user.email, ip)).await?.keep();
-    let outgoing = state.mail.verification(&caller.user.username, &caller.user.email);
-    let email = Email::parse(&caller.user.email).map_err(|e| ApiError::Internal(format!("stored email {e}")))?;
+    state.limiter.reserve(&mail_limits(&state.limits, &user.email, ip)).await?.keep();
+    let outgoing = state.mail.verification(&user.username, &user.email);
+    let email = Email::parse(&user.email).map_err(|e| ApiError::Internal(format!("stored email {e}")))?;
     if state.store.mail_account(&email, &outgoing).await?.is_some() {
         state.mail.queued(&state.metrics, &outgoing);
     }
-    Ok((StatusCode::ACCEPTED, Json(AcceptedBody { message: "A new verification link is on its way." })))
+    Ok(())
 }
 
 #[derive(Deserialize, ToSchema)]
