@@ -324,6 +324,7 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM count_add('articles', '', 1);
         PERFORM count_add('author', NEW.author_id::text, 1);
+        PERFORM count_add('posts_day', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 1);
     ELSE
         PERFORM count_add('articles', '', -1);
         PERFORM count_add('author', OLD.author_id::text, -1);
@@ -398,6 +399,7 @@ AS $function$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM count_add('users', '', 1);
+        PERFORM count_add('signups_day', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 1);
         IF NEW.active THEN
             PERFORM count_add('users_active', '', 1);
         END IF;

@@ -125,6 +125,11 @@ CREATE TRIGGER counts_article_removed AFTER DELETE ON articles BEGIN
     WHERE stripe = 0 AND ((kind = 'articles' AND key = '') OR (kind = 'author' AND key = CAST(OLD.author_id AS TEXT)));
 END;
 
+CREATE TRIGGER counts_post_day AFTER INSERT ON articles BEGIN
+    INSERT INTO counts (kind, key, stripe, n) VALUES ('posts_day', substr(NEW.created_at, 1, 10), 0, 1)
+        ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
+END;
+
 CREATE TRIGGER favorite_counts_gone AFTER DELETE ON articles BEGIN
     DELETE FROM favorite_counts WHERE article_id = OLD.id;
 END;
@@ -364,6 +369,11 @@ CREATE INDEX users_active_created ON users (active, created_at, id);
 CREATE INDEX users_created ON users (created_at, id);
 
 CREATE INDEX users_role_active ON users (role, active, username);
+
+CREATE TRIGGER counts_signup_day AFTER INSERT ON users BEGIN
+    INSERT INTO counts (kind, key, stripe, n) VALUES ('signups_day', substr(NEW.created_at, 1, 10), 0, 1)
+        ON CONFLICT (kind, key, stripe) DO UPDATE SET n = n + 1;
+END;
 
 CREATE TRIGGER counts_user_active AFTER UPDATE OF active ON users WHEN NEW.active IS NOT OLD.active BEGIN
     UPDATE counts SET n = n + CASE WHEN NEW.active THEN 1 ELSE -1 END

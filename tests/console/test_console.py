@@ -371,3 +371,20 @@ def test_a_verification_link_is_sent_again_from_a_users_page(site, context):
     page.goto(f"{site.base}/admin/users/{victim}")
     page.get_by_role("button", name="Resend the verification link").click()
     assert eventually(lambda: site.mailbox.delivered.count(address) == before + 1), "one more link"
+
+
+def test_the_dashboard_charts_count_todays_sign_ups_and_articles(site, context):
+    boss = site.unique("boss")
+    site.register(boss)
+    site.promote(boss)
+    page = context.new_page()
+    log_in(page, site, boss)
+    signups, posts = (int(page.locator(f"#{id}-total").inner_text()) for id in ("signups", "posts"))
+    token = site.register(site.unique("newcomer"))
+    call(site.base, "POST", "/api/articles", {"article": {"title": "Day one", "description": "d", "body": "b"}}, token)
+    page.reload()
+    assert int(page.locator("#signups-total").inner_text()) == signups + 1
+    assert int(page.locator("#posts-total").inner_text()) == posts + 1
+    bars = page.locator("svg[aria-labelledby='posts-title'] rect")
+    assert bars.count() == 30
+    assert int(bars.last.get_attribute("height")) > 0, "today's bar is drawn"

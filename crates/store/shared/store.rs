@@ -210,6 +210,11 @@ impl Uncached for ThisStore {
         users::list(&self.read, active, page).await
     }
 
+    #[instrument(name = "store.per_day", skip_all, fields(db.system = BACKEND))]
+    async fn per_day(&self, kind: &str, since: &str) -> Result<Vec<(String, i64)>, DbError> {
+        users::per_day(&self.read, kind, since).await
+    }
+
     #[instrument(name = "store.find_users", skip_all, fields(db.system = BACKEND))]
     async fn find_users(&self, search: &UserSearch) -> Result<Vec<User>, DbError> {
         users::find(&self.read, search).await

@@ -177,6 +177,20 @@ async fn counts(db: &Pool) -> Result<(i64, i64), DbError> {
     Ok((row.all, row.active))
 }
 
+/// The per-day counters of `kind` (`signups_day`, `posts_day`) from day `since` (`YYYY-MM-DD`,
+/// UTC) on, oldest first: a few dozen rows of the maintained counts, summed over their stripes.
+pub async fn per_day(db: &Pool, kind: &str, since: &str) -> Result<Vec<(String, i64)>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT key AS "day!", CAST(SUM(n) AS BIGINT) AS "n!: i64" FROM counts
+           WHERE kind = $1 AND key >= $2 GROUP BY key ORDER BY key"#,
+        kind,
+        since
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.day, r.n)).collect())
+}
+
 /// Users by `search`, built at run time (its filters combine freely), walking users by id: a
 /// filter that matches many fills a page at once; one that matches few walks the whole table
 /// (measured at 100,000 users in BENCHMARKS.md, "The console").

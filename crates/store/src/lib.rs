@@ -237,6 +237,9 @@ pub trait Uncached: Send + Sync + 'static {
     async fn user_id_by_name(&self, username: &Username) -> Result<Option<UserId>, DbError>;
     /// Users oldest first (by id), all or only active (or inactive) ones, for admins.
     async fn list_users(&self, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError>;
+    /// Sign-ups (`signups_day`) or articles published (`posts_day`) per day, from day `since`
+    /// (`YYYY-MM-DD`, UTC) on, oldest first; days without any are left out.
+    async fn per_day(&self, kind: &str, since: &str) -> Result<Vec<(String, i64)>, DbError>;
     /// Users by the filters of `search` (see [`UserSearch`]).
     async fn find_users(&self, search: &UserSearch) -> Result<Vec<User>, DbError>;
 

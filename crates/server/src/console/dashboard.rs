@@ -24,6 +24,61 @@ struct Dashboard {
     last_verified: Option<String>,
     backup_failure: Option<String>,
     open_targets: usize,
+    charts: [Chart; 2],
+}
+
+/// Days shown by the dashboard's charts.
+const DAYS: i64 = 30;
+/// The charts' drawing, in SVG units: a bar per day, and room under the bars for the dates.
+const WIDTH: i64 = 600;
+const BARS_HEIGHT: i64 = 120;
+
+/// One day's bar.
+pub struct Bar {
+    pub day: String,
+    pub n: i64,
+    pub x: i64,
+    pub y: i64,
+    pub height: i64,
+}
+
+/// A bar chart of a per-day counter over the last [`DAYS`] days, drawn on the server (an SVG in
+/// the page: no script).
+pub struct Chart {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub bars: Vec<Bar>,
+    pub total: i64,
+    pub max: i64,
+    pub first: String,
+    pub last: String,
+}
+
+impl Chart {
+    fn of(id: &'static str, title: &'static str, days: &[String], counted: &[(String, i64)]) -> Self {
+        let per_day: Vec<i64> =
+            days.iter().map(|day| counted.iter().find(|(d, _)| d == day).map_or(0, |(_, n)| *n)).collect();
+        let max = per_day.iter().copied().max().unwrap_or(0);
+        let slot = WIDTH / DAYS;
+        let bars = days
+            .iter()
+            .zip(&per_day)
+            .enumerate()
+            .map(|(i, (day, &n))| {
+                let height = if max == 0 { 0 } else { (n * BARS_HEIGHT + max - 1) / max };
+                Bar { day: day.clone(), n, x: i as i64 * slot + 2, y: BARS_HEIGHT - height, height }
+            })
+            .collect();
+        Chart {
+            id,
+            title,
+            bars,
+            total: per_day.iter().sum(),
+            max,
+            first: days.first().cloned().unwrap_or_default(),
+            last: days.last().cloned().unwrap_or_default(),
+        }
+    }
 }
 
 /// The totals are the maintained counts the listings use (no rows are counted here).
@@ -36,6 +91,15 @@ pub(super) async fn dashboard(State(state): State<AppState>, staff: Staff) -> Re
     let describe =
         |f: &crate::backup::schedule::Finished| format!("{} ({} bytes, {:.1} s)", when(f.at), f.bytes, f.seconds);
     let open_targets = state.store.report_queue(None, PAGE).await?.len();
+    let today = state.clock.now().date_naive();
+    let days: Vec<String> =
+        (0..DAYS).rev().map(|back| (today - chrono::Days::new(back as u64)).format("%Y-%m-%d").to_string()).collect();
+    let signups = state.store.per_day("signups_day", &days[0]).await?;
+    let posts = state.store.per_day("posts_day", &days[0]).await?;
+    let charts = [
+        Chart::of("signups", "Sign-ups per day", &days, &signups),
+        Chart::of("posts", "Articles published per day", &days, &posts),
+    ];
     render(&Dashboard {
         nav: Nav::of(&staff, "dashboard"),
         articles,
@@ -48,5 +112,6 @@ pub(super) async fn dashboard(State(state): State<AppState>, staff: Staff) -> Re
         last_verified: backups.last_verified.as_ref().map(describe),
         backup_failure: backups.failure.map(|f| format!("{} failed at {}", f.what, when(f.at))),
         open_targets,
+        charts,
     })
 }
