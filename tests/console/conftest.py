@@ -17,6 +17,7 @@ Set CONDUIT_BIN to test another build (default: target/debug/conduit), CHROMIUM 
 browser (default: /usr/bin/chromium).
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -82,6 +83,17 @@ class Mailbox:
         return "250 OK"
 
 
+def wait_ready(base, server, log=None):
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1)
+            return
+        except OSError:
+            assert server.poll() is None, open(log).read() if log else "the server exited"
+            time.sleep(0.1)
+    raise AssertionError(f"{base} did not become ready")
+
+
 class Site:
     """A running conduit and how to make people on it."""
 
@@ -102,6 +114,20 @@ class Site:
 
     def promote(self, name, role="admin"):
         subprocess.run([BIN, "user", "promote", name, "--role", role], env=self.env, check=True, capture_output=True)
+
+    @contextlib.contextmanager
+    def another_instance(self):
+        """A second `conduit serve` on the same database (and token secret); its base URL."""
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen([BIN, "serve", "--bind", f"127.0.0.1:{port}"], env=self.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(base, server)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
     def unique(self, name):
         return f"{name}{secrets.token_hex(3)}"
@@ -138,13 +164,7 @@ def site(request):
     log = open(f"{work}/conduit.log", "w")
     server = subprocess.Popen([BIN, "serve", "--bind", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=log)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1)
-                break
-            except OSError:
-                assert server.poll() is None, open(f"{work}/conduit.log").read()
-                time.sleep(0.1)
+        wait_ready(base, server, f"{work}/conduit.log")
         yield Site(base, env, request.param, mailbox, backups)
     finally:
         server.terminate()

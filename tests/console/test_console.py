@@ -388,3 +388,19 @@ def test_the_dashboard_charts_count_todays_sign_ups_and_articles(site, context):
     bars = page.locator("svg[aria-labelledby='posts-title'] rect")
     assert bars.count() == 30
     assert int(bars.last.get_attribute("height")) > 0, "today's bar is drawn"
+
+
+def test_a_console_session_holds_on_every_instance_and_ends_on_all(site, context):
+    boss = site.unique("boss")
+    site.register(boss)
+    site.promote(boss)
+    page = context.new_page()
+    log_in(page, site, boss)
+    with site.another_instance() as other:
+        # Cookies belong to a host, not a port: the browser sends the console's to both.
+        page.goto(other + "/admin/users")
+        assert page.url == other + "/admin/users", "logged in there too"
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url(other + "/admin/login")
+    page.goto(site.base + "/admin")
+    assert page.url == site.base + "/admin/login", "the logout on one ended it on the other"
