@@ -217,6 +217,8 @@ CREATE TABLE outbox (
     CONSTRAINT outbox_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'sent'::text, 'dead'::text])))
 );
 
+CREATE INDEX outbox_dead ON public.outbox USING btree (id) WHERE (state = 'dead'::text);
+
 CREATE INDEX outbox_due ON public.outbox USING btree (next_attempt_at) WHERE (state = 'queued'::text);
 
 CREATE INDEX outbox_sent ON public.outbox USING btree (sent_at) WHERE (state = 'sent'::text);

@@ -303,6 +303,8 @@ CREATE TABLE outbox (
     sent_at         INTEGER
 );
 
+CREATE INDEX outbox_dead ON outbox (id) WHERE state = 'dead';
+
 CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE state = 'queued';
 
 CREATE INDEX outbox_sent ON outbox (sent_at) WHERE state = 'sent';

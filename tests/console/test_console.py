@@ -291,6 +291,9 @@ def test_a_dead_mail_is_requeued_and_delivered(site, context):
     row = page.locator("tbody tr", has_text=address)
     assert eventually(lambda: row.count() == 1, page=page), "the refused notice shows as dead"
     assert "550" in row.inner_text(), "with the server's answer"
+    page.goto(site.base + "/admin")
+    assert int(page.locator("#mail-dead").inner_text()) >= 1, "the dashboard counts it"
+    page.goto(site.base + "/admin/mail?state=dead")
     site.mailbox.refused.discard(address)
     row.get_by_role("button", name="Requeue").click()
     assert eventually(lambda: address in site.mailbox.delivered), "delivered once requeued"

@@ -118,6 +118,19 @@ pub async fn list(db: &Pool, state: Option<&str>, limit: i64) -> Result<Vec<Outb
     .await?)
 }
 
+/// How many messages are queued and how many dead, each counted up to `most` (by their
+/// partial indexes: a count never reads the sent mail).
+pub async fn waiting(db: &Pool, most: i64) -> Result<(i64, i64), DbError> {
+    let row = sqlx::query!(
+        r#"SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE state = 'queued' LIMIT $1) q) AS "queued!: i64",
+                  (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE state = 'dead' LIMIT $1) d) AS "dead!: i64""#,
+        most
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.queued, row.dead))
+}
+
 /// Deletes up to `limit` messages sent before `sent_before` (by the partial index of sent
 /// messages); how many.
 pub async fn prune(db: &Pool, sent_before: i64, limit: i64) -> Result<u64, DbError> {

@@ -295,6 +295,11 @@ impl Uncached for ThisStore {
         outbox::retry(&self.write, id, now).await
     }
 
+    #[instrument(name = "store.mail_waiting", skip_all, fields(db.system = BACKEND))]
+    async fn mail_waiting(&self, most: i64) -> Result<(i64, i64), DbError> {
+        outbox::waiting(&self.read, most).await
+    }
+
     #[instrument(name = "store.prune_mail", skip_all, fields(db.system = BACKEND))]
     async fn prune_mail(&self, sent_before: i64, limit: i64) -> Result<u64, DbError> {
         outbox::prune(&self.write, sent_before, limit).await

@@ -290,6 +290,8 @@ pub trait Uncached: Send + Sync + 'static {
     /// Requeues every dead message that still has its body, or the one given (unless sent or
     /// without a body), due at `now`; how many.
     async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError>;
+    /// Messages queued and dead, each counted up to `most`.
+    async fn mail_waiting(&self, most: i64) -> Result<(i64, i64), DbError>;
     /// Deletes up to `limit` messages sent before `sent_before`, oldest first; how many.
     async fn prune_mail(&self, sent_before: i64, limit: i64) -> Result<u64, DbError>;
 

@@ -25,6 +25,10 @@ struct Dashboard {
     backup_failure: Option<String>,
     open_targets: usize,
     charts: [Chart; 2],
+    /// The outbox now: messages queued and dead (each counted up to [`PAGE`] × 20).
+    mail_queued: i64,
+    mail_dead: i64,
+    mail_most: i64,
 }
 
 /// Days shown by the dashboard's charts.
@@ -96,6 +100,8 @@ pub(super) async fn dashboard(State(state): State<AppState>, staff: Staff) -> Re
         (0..DAYS).rev().map(|back| (today - chrono::Days::new(back as u64)).format("%Y-%m-%d").to_string()).collect();
     let signups = state.store.per_day("signups_day", &days[0]).await?;
     let posts = state.store.per_day("posts_day", &days[0]).await?;
+    let mail_most = PAGE * 20;
+    let (mail_queued, mail_dead) = state.store.mail_waiting(mail_most).await?;
     let charts = [
         Chart::of("signups", "Sign-ups per day", &days, &signups),
         Chart::of("posts", "Articles published per day", &days, &posts),
@@ -113,5 +119,8 @@ pub(super) async fn dashboard(State(state): State<AppState>, staff: Staff) -> Re
         backup_failure: backups.failure.map(|f| format!("{} failed at {}", f.what, when(f.at))),
         open_targets,
         charts,
+        mail_queued,
+        mail_dead,
+        mail_most,
     })
 }
