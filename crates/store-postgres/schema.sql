@@ -186,7 +186,7 @@ CREATE TABLE moderation_log (
     reason text NOT NULL,
     until_at bigint,
     report_id bigint,
-    CONSTRAINT moderation_log_action_check CHECK ((action = ANY (ARRAY['dismiss'::text, 'hide'::text, 'unhide'::text, 'delete'::text, 'suspend'::text, 'unsuspend'::text, 'purge'::text]))),
+    CONSTRAINT moderation_log_action_check CHECK ((action = ANY (ARRAY['dismiss'::text, 'hide'::text, 'unhide'::text, 'delete'::text, 'suspend'::text, 'unsuspend'::text, 'purge'::text, 'role'::text, 'deactivate'::text, 'reactivate'::text]))),
     CONSTRAINT moderation_log_pkey PRIMARY KEY (id),
     CONSTRAINT moderation_log_target_kind_check CHECK ((target_kind = ANY (ARRAY['article'::text, 'comment'::text, 'profile'::text])))
 );

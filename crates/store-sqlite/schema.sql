@@ -262,7 +262,7 @@ CREATE TABLE moderation_log (
     at           TEXT NOT NULL,
     moderator_id INTEGER NOT NULL,
     moderator    TEXT NOT NULL,
-    action       TEXT NOT NULL CHECK (action IN ('dismiss', 'hide', 'unhide', 'delete', 'suspend', 'unsuspend', 'purge')),
+    action       TEXT NOT NULL CHECK (action IN ('dismiss', 'hide', 'unhide', 'delete', 'suspend', 'unsuspend', 'purge', 'role', 'deactivate', 'reactivate')),
     target_kind  TEXT NOT NULL CHECK (target_kind IN ('article', 'comment', 'profile')),
     target_id    INTEGER NOT NULL,
     target       TEXT NOT NULL,

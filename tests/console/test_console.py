@@ -407,3 +407,16 @@ def test_a_console_session_holds_on_every_instance_and_ends_on_all(site, context
         page.wait_for_url(other + "/admin/login")
     page.goto(site.base + "/admin")
     assert page.url == site.base + "/admin/login", "the logout on one ended it on the other"
+
+
+def test_a_role_change_lands_in_the_log_with_the_admin(site, context):
+    page, victim = admin_and_victim(site, context)
+    page.goto(f"{site.base}/admin/users/{victim}")
+    page.get_by_label("Role").select_option("moderator")
+    page.get_by_label("Your password", exact=False).last.fill(PASSWORD)
+    page.get_by_role("button", name="Change the role").click()
+    assert page.locator("#role").inner_text() == "moderator"
+    assert "role: moderator" in page.locator("#history").locator("xpath=..").inner_text(), "on their page"
+    page.get_by_role("link", name="Moderation log").click()
+    row = page.locator("tbody tr").first
+    assert victim in row.inner_text() and "role" in row.inner_text()

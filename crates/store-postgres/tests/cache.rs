@@ -61,7 +61,7 @@ async fn a_change_through_one_instance_is_seen_by_the_other_as_soon_as_it_return
         assert_eq!(b.user_by_id(id).await.unwrap().unwrap().bio, Some(bio));
     }
     // Deactivation (an admin command) likewise.
-    let off = AccountChanges { role: None, active: Some(false) };
+    let off = AccountChanges { role: None, active: Some(false), by: None };
     assert!(b.user_by_id(id).await.unwrap().unwrap().active);
     a.set_account(&Username::parse("jake").unwrap(), &off).await.unwrap().unwrap();
     assert!(!b.user_by_id(id).await.unwrap().unwrap().active);

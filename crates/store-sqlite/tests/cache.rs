@@ -46,7 +46,7 @@ async fn another_process_changing_a_user_is_seen_at_once() {
         assert_eq!(server.user_by_id(id).await.unwrap().unwrap().bio, Some(bio));
     }
     server.user_by_id(id).await.unwrap();
-    cli.set_account(&Username::parse("jake").unwrap(), &AccountChanges { role: None, active: Some(false) })
+    cli.set_account(&Username::parse("jake").unwrap(), &AccountChanges { role: None, active: Some(false), by: None })
         .await
         .unwrap()
         .unwrap();

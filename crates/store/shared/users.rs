@@ -311,8 +311,53 @@ pub async fn set_account(db: &Pool, username: &str, changes: &AccountChanges) ->
     .await?
     .map(User::try_from)
     .transpose()?;
+    if let Some(user) = &user {
+        if let Some(role) = changes.role {
+            log_account_change(&mut tx, changes.by, user, "role", &format!("role: {}", role.as_str()), now).await?;
+        }
+        match changes.active {
+            Some(false) => log_account_change(&mut tx, changes.by, user, "deactivate", "deactivated", now).await?,
+            Some(true) => log_account_change(&mut tx, changes.by, user, "reactivate", "reactivated", now).await?,
+            None => {}
+        }
+    }
     tx.commit().await?;
     Ok(user)
+}
+
+/// An admin's change to `user`'s account, in the moderation log with who made it (`by`; the
+/// command line when `None`), in the change's transaction.
+async fn log_account_change(
+    tx: &mut crate::Connection,
+    by: Option<UserId>,
+    user: &User,
+    action: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let (actor_id, actor) = match by {
+        Some(id) => {
+            let id = id.get();
+            let name = sqlx::query_scalar!("SELECT username FROM users WHERE id = $1", id).fetch_one(&mut *tx).await?;
+            (id, name)
+        }
+        None => (0, "(command line)".to_owned()),
+    };
+    let target = user.id.get();
+    sqlx::query!(
+        "INSERT INTO moderation_log (at, moderator_id, moderator, action, target_kind, target_id, target, target_user, reason)
+         VALUES ($1, $2, $3, $4, 'profile', $5, $6, $6, $7)",
+        now,
+        actor_id,
+        actor,
+        action,
+        target,
+        user.username,
+        reason
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn end_session_tokens(db: &Pool, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {

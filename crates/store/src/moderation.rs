@@ -127,6 +127,11 @@ impl Action {
 /// The log's kinds, for filtering.
 pub const ACTIONS: [&str; 7] = ["dismiss", "hide", "unhide", "delete", "suspend", "unsuspend", "purge"];
 
+/// What the moderation log holds: the moderators' actions, and the admins' changes to accounts
+/// (a role given, a deactivation, a reactivation; `Store::set_account`).
+pub const LOGGED_ACTIONS: [&str; 10] =
+    ["dismiss", "hide", "unhide", "delete", "suspend", "unsuspend", "purge", "role", "deactivate", "reactivate"];
+
 /// An action to take, in one transaction with its log entry and the reports it answers.
 #[derive(Debug, Clone)]
 pub struct ModerationAction {

@@ -64,6 +64,7 @@ macro_rules! store_behaviour_suite {
             hidden_comments_show_to_their_author_and_moderators,
             held_posts_wait_hidden_in_the_queue,
             users_are_found_by_prefix_and_filters,
+            account_changes_are_logged_with_who_made_them,
             suspensions_and_purges_change_the_user,
             blocks_leave_the_blocked_out_for_the_blocker,
         );
@@ -259,12 +260,12 @@ pub async fn accounts_change_role_and_active_flag(store: TestStore) {
     user(&*store, "anna").await;
     // Another admin, so that jake is not the last one when he is deactivated.
     store
-        .set_account(&username("anna"), &AccountChanges { role: Some(Role::Admin), active: None })
+        .set_account(&username("anna"), &AccountChanges { role: Some(Role::Admin), active: None, by: None })
         .await
         .unwrap()
         .unwrap();
     let admin = store
-        .set_account(&username("jake"), &AccountChanges { role: Some(Role::Admin), active: None })
+        .set_account(&username("jake"), &AccountChanges { role: Some(Role::Admin), active: None, by: None })
         .await
         .unwrap()
         .unwrap();
@@ -283,7 +284,7 @@ pub async fn accounts_change_role_and_active_flag(store: TestStore) {
         .unwrap();
     assert_eq!(again.token_version, 1);
     let on = store
-        .set_account(&username("jake"), &AccountChanges { active: Some(true), role: Some(Role::User) })
+        .set_account(&username("jake"), &AccountChanges { active: Some(true), role: Some(Role::User), by: None })
         .await
         .unwrap()
         .unwrap();
@@ -955,12 +956,12 @@ pub async fn the_last_active_admin_is_never_demoted_or_deactivated(store: TestSt
     use conduit_domain::model::Role;
     user(&*store, "jake").await;
     user(&*store, "anna").await;
-    let promote = AccountChanges { role: Some(Role::Admin), active: None };
+    let promote = AccountChanges { role: Some(Role::Admin), active: None, by: None };
     store.set_account(&username("jake"), &promote).await.unwrap().unwrap();
     for last in [
-        AccountChanges { role: Some(Role::User), active: None },
-        AccountChanges { role: None, active: Some(false) },
-        AccountChanges { role: Some(Role::Admin), active: Some(false) },
+        AccountChanges { role: Some(Role::User), active: None, by: None },
+        AccountChanges { role: None, active: Some(false), by: None },
+        AccountChanges { role: Some(Role::Admin), active: Some(false), by: None },
     ] {
         assert!(matches!(store.set_account(&username("jake"), &last).await, Err(DbError::LastAdmin)), "{last:?}");
     }
@@ -968,19 +969,23 @@ pub async fn the_last_active_admin_is_never_demoted_or_deactivated(store: TestSt
     assert_eq!((jake.role, jake.active, jake.token_version), (Role::Admin, true, 0), "nothing changed");
     // Changes that keep him an active admin, and changes to others, go through.
     store
-        .set_account(&username("jake"), &AccountChanges { role: Some(Role::Admin), active: Some(true) })
+        .set_account(&username("jake"), &AccountChanges { role: Some(Role::Admin), active: Some(true), by: None })
         .await
         .unwrap()
         .unwrap();
-    store.set_account(&username("anna"), &AccountChanges { role: None, active: Some(false) }).await.unwrap().unwrap();
+    store
+        .set_account(&username("anna"), &AccountChanges { role: None, active: Some(false), by: None })
+        .await
+        .unwrap()
+        .unwrap();
     // With a second active admin, the first may step down.
     store
-        .set_account(&username("anna"), &AccountChanges { role: Some(Role::Admin), active: Some(true) })
+        .set_account(&username("anna"), &AccountChanges { role: Some(Role::Admin), active: Some(true), by: None })
         .await
         .unwrap()
         .unwrap();
     store
-        .set_account(&username("jake"), &AccountChanges { role: Some(Role::User), active: None })
+        .set_account(&username("jake"), &AccountChanges { role: Some(Role::User), active: None, by: None })
         .await
         .unwrap()
         .unwrap();
@@ -988,8 +993,8 @@ pub async fn the_last_active_admin_is_never_demoted_or_deactivated(store: TestSt
 
 pub async fn concurrent_demotions_of_two_admins_leave_one(store: TestStore) {
     use conduit_domain::model::Role;
-    let admin = AccountChanges { role: Some(Role::Admin), active: None };
-    let demote = AccountChanges { role: Some(Role::User), active: None };
+    let admin = AccountChanges { role: Some(Role::Admin), active: None, by: None };
+    let demote = AccountChanges { role: Some(Role::User), active: None, by: None };
     let mut survivor: Option<String> = None;
     for round in 0..10 {
         // Exactly two active admins, a and b, then each is demoted at the same time.
@@ -1479,7 +1484,7 @@ fn act(moderator: &User, action: Action, target: Target, report: Option<i64>) ->
 
 async fn moderator(store: &dyn Store, name: &str) -> User {
     user(store, name).await;
-    let changes = AccountChanges { role: Some(conduit_domain::model::Role::Moderator), active: None };
+    let changes = AccountChanges { role: Some(conduit_domain::model::Role::Moderator), active: None, by: None };
     store.set_account(&username(name), &changes).await.unwrap().unwrap()
 }
 
@@ -1541,7 +1546,8 @@ pub async fn an_action_answers_every_open_report_and_is_logged(store: TestStore)
     assert_eq!(again, Moderated::ReportClosed);
     assert!(store.article(&slug(&a.slug), None).await.unwrap().unwrap().hidden, "still hidden");
     let log = store.moderation_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
-    assert_eq!(log.len(), 1);
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["hide", "role"], "the hide, and the moderator's promotion before it");
 
     // Reports of what is gone can be dismissed; nothing else can be done to it.
     let second = store.report(&report_of(&anna, on_user(&jake))).await.unwrap().unwrap();
@@ -1737,10 +1743,40 @@ pub async fn users_are_found_by_prefix_and_filters(store: TestStore) {
     done(store.moderate(&act(&mo, Action::Suspend { until: now + 3600 }, bob, None)).await.unwrap());
     assert_eq!(find(UserSearch { suspended_at: Some(now), ..UserSearch::default() }).await, ["bob"]);
     assert!(find(UserSearch { suspended_at: Some(now + 7200), ..UserSearch::default() }).await.is_empty(), "over");
-    let changes = AccountChanges { role: None, active: Some(false) };
+    let changes = AccountChanges { role: None, active: Some(false), by: None };
     store.set_account(&username("anna"), &changes).await.unwrap().unwrap();
     assert_eq!(find(UserSearch { active: Some(false), ..UserSearch::default() }).await, ["anna"]);
     assert_eq!(find(UserSearch { verified: Some(true), ..UserSearch::default() }).await, Vec::<String>::new());
+}
+
+/// An admin's change to an account is in the moderation log with who made it, in the change's
+/// transaction; the command line's changes are too, as the command line.
+pub async fn account_changes_are_logged_with_who_made_them(store: TestStore) {
+    use conduit_domain::model::Role;
+    let boss = user(&*store, "boss").await;
+    user(&*store, "jake").await;
+    let by = Some(boss.id);
+    store
+        .set_account(&username("jake"), &AccountChanges { role: Some(Role::Moderator), active: None, by })
+        .await
+        .unwrap();
+    store.set_account(&username("jake"), &AccountChanges { role: None, active: Some(false), by: None }).await.unwrap();
+    let log = store
+        .moderation_log(&LogQuery { target: None, moderator: None, action: None, before: None, limit: 10 })
+        .await
+        .unwrap();
+    let entries: Vec<_> =
+        log.iter().map(|e| (e.moderator.as_str(), e.action.as_str(), e.label.as_str(), e.reason.as_str())).collect();
+    assert_eq!(
+        entries,
+        [("(command line)", "deactivate", "jake", "deactivated"), ("boss", "role", "jake", "role: moderator")],
+        "newest first"
+    );
+    let failed =
+        store.set_account(&username("nobody"), &AccountChanges { role: Some(Role::Admin), active: None, by }).await;
+    assert!(failed.unwrap().is_none());
+    let log = store.moderation_log(&LogQuery { target: None, moderator: None, action: None, before: None, limit: 10 });
+    assert_eq!(log.await.unwrap().len(), 2, "no account, no entry");
 }
 
 pub async fn suspensions_and_purges_change_the_user(store: TestStore) {

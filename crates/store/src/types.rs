@@ -190,6 +190,8 @@ impl PoolStats {
 pub struct AccountChanges {
     pub role: Option<conduit_domain::model::Role>,
     pub active: Option<bool>,
+    /// The admin who makes it, named in the moderation log; `None`: the command line.
+    pub by: Option<conduit_domain::model::UserId>,
 }
 
 // --- the account lifecycle by mail ---

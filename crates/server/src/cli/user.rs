@@ -70,7 +70,7 @@ pub async fn run(config: Config, command: UserCommand) -> anyhow::Result<()> {
 
 async fn set_role(config: &Config, username: &str, role: conduit_domain::model::Role) -> anyhow::Result<()> {
     let store = database::open(config, database::Caching::On).await?;
-    let changes = conduit_store::AccountChanges { role: Some(role), active: None };
+    let changes = conduit_store::AccountChanges { role: Some(role), active: None, by: None };
     let changed = store.set_account(&cli_name(username)?, &changes).await;
     store.close().await;
     match changed {

@@ -185,7 +185,7 @@ pub(super) async fn account(
     if role.is_none() && active.is_none() {
         return Err(ApiError::invalid("form", "must change the role or the active flag").into());
     }
-    let changes = AccountChanges { role, active };
+    let changes = AccountChanges { role, active, by: Some(staff.user.id) };
     let user =
         state.store.set_account(&profile_name(&username)?, &changes).await?.ok_or(ApiError::NotFound("profile"))?;
     tracing::info!(actor = %staff.user.username, username = %user.username, ?changes, "account changed in the console");

@@ -127,7 +127,7 @@ pub struct AccountChangesInput {
     responses((status = 200, body = AccountBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
-    _admin: RequireAdmin,
+    admin: RequireAdmin,
     Path(username): Path<String>,
     ApiJson(UpdateAccountRequest { user: input }): ApiJson<UpdateAccountRequest>,
 ) -> ApiResult<Json<AccountBody>> {
@@ -144,7 +144,7 @@ pub(crate) async fn update(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let changes = AccountChanges { role, active: input.active };
+    let changes = AccountChanges { role, active: input.active, by: Some(admin.0.user.id) };
     let user =
         state.store.set_account(&profile_name(&username)?, &changes).await?.ok_or(ApiError::NotFound("profile"))?;
     tracing::info!(username, ?changes, "account changed by an admin");

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use conduit_domain::{Errors, User};
 use conduit_store::Outgoing;
 use conduit_store::moderation::{
-    ACTIONS, Action, LogEntry, LogQuery, MAX_REASON_CHARS, Moderated, ModerationAction, NewReport, QueueEntry,
-    REPORT_REASONS, Report, Target, TargetKind,
+    ACTIONS, Action, LOGGED_ACTIONS, LogEntry, LogQuery, MAX_REASON_CHARS, Moderated, ModerationAction, NewReport,
+    QueueEntry, REPORT_REASONS, Report, Target, TargetKind,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -515,9 +515,9 @@ pub(crate) async fn log(
     let action = match query.action.as_deref() {
         None | Some("") => None,
         Some(raw) => {
-            let found = ACTIONS.iter().copied().find(|a| *a == raw);
+            let found = LOGGED_ACTIONS.iter().copied().find(|a| *a == raw);
             if found.is_none() {
-                errors.add("action", format!("must be one of {}", ACTIONS.join(", ")));
+                errors.add("action", format!("must be one of {}", LOGGED_ACTIONS.join(", ")));
             }
             found
         }

@@ -16,7 +16,7 @@ on_both_backends!(
 );
 
 async fn promote(app: &TestApp, name: &str) {
-    let changes = AccountChanges { role: Some(Role::Admin), active: None };
+    let changes = AccountChanges { role: Some(Role::Admin), active: None, by: None };
     app.store
         .set_account(&conduit_domain::Username::parse(name).unwrap(), &changes)
         .await

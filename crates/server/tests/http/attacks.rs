@@ -241,7 +241,7 @@ async fn the_last_active_admin_cannot_be_demoted_or_deactivated(app: TestApp) {
     app.store
         .set_account(
             &conduit_domain::Username::parse("boss").unwrap(),
-            &AccountChanges { role: Some(Role::Admin), active: None },
+            &AccountChanges { role: Some(Role::Admin), active: None, by: None },
         )
         .await
         .unwrap()

@@ -36,7 +36,7 @@ async fn nobody_else_may_change_what_is_yours(app: TestApp) {
     app.store
         .set_account(
             &conduit_domain::Username::parse("admin").unwrap(),
-            &AccountChanges { role: Some(Role::Admin), active: None },
+            &AccountChanges { role: Some(Role::Admin), active: None, by: None },
         )
         .await
         .unwrap();

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 /// --role moderator` does); returns their token.
 async fn moderator(app: &TestApp, name: &str) -> String {
     let token = app.register(name).await;
-    let changes = AccountChanges { role: Some(Role::Moderator), active: None };
+    let changes = AccountChanges { role: Some(Role::Moderator), active: None, by: None };
     let name = conduit_domain::Username::parse(name).unwrap();
     app.store.set_account(&name, &changes).await.unwrap().unwrap();
     token
@@ -225,7 +225,7 @@ async fn hidden_comments_and_purged_accounts(app: TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, log) = app.get("/api/moderation/log", Some(&mo)).await;
     let actions: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["purge", "hide"]);
+    assert_eq!(actions, ["purge", "hide", "role"], "and the moderator's promotion, first");
 }
 
 /// A thousand accounts report one article: one queue entry with a count of 1,000, which one

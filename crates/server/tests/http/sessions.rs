@@ -178,7 +178,7 @@ async fn password_change_by_token_or_deactivation_ends_sessions(app: TestApp) {
 
     let cookie = logged_in_with(&app, "jake", "changed by token").await;
     assert_eq!(call(&app, Method::GET, "/api/user", Some(&cookie), None, None).await.0, StatusCode::OK);
-    let off = AccountChanges { active: Some(false), role: Some(Role::User) };
+    let off = AccountChanges { active: Some(false), role: Some(Role::User), by: None };
     app.store.set_account(&conduit_domain::Username::parse("jake").unwrap(), &off).await.unwrap();
     assert_eq!(call(&app, Method::GET, "/api/user", Some(&cookie), None, None).await.0, StatusCode::UNAUTHORIZED);
     let (status, _, body) = session_login(&app, "jake", "changed by token").await;

@@ -214,7 +214,7 @@ async fn a_deactivated_account_redeems_no_reset_or_undo_link(app: TestApp) {
     let (status, _) = app.post("/api/users/password-reset", None, json!({"user": {"email": "new@example.com"}})).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let reset_link = app.mailed_token_to("new@example.com", "reset-password").await;
-    let off = conduit_store::AccountChanges { role: None, active: Some(false) };
+    let off = conduit_store::AccountChanges { role: None, active: Some(false), by: None };
     app.store.set_account(&conduit_domain::Username::parse("jake").unwrap(), &off).await.unwrap().unwrap();
 
     let confirm = json!({"token": reset_link, "password": "a new password here"});
