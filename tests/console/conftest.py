@@ -4,8 +4,9 @@ named by CONDUIT_TEST_PG_URL, dropped at the end).
 
 Each server sends mail to an SMTP server of the test's own (aiosmtpd, in this process) that
 refuses for good the addresses a test puts in `refused` and keeps the rest in `delivered`; it
-takes scheduled backups into a folder of its own (the first one at start-up); and it asks for
-the password again 5 seconds after a login (CONDUIT_REAUTH_WINDOW), so the tests see both sides
+takes scheduled backups into a folder of its own (the first one at start-up); it cuts off a body
+not sent within 2 seconds (CONDUIT_BODY_TIMEOUT); and it asks for the password again 5 seconds
+after a login (CONDUIT_REAUTH_WINDOW), so the tests see both sides
 of the re-authentication window.
 
 Accounts are made as a person would: registered over the API, then promoted with
@@ -62,6 +63,8 @@ def call(base, method, path, body=None, token=None):
 
 
 REAUTH_WINDOW_SECS = 5
+# Short, so that a body sent a byte a second is cut off within the test's time.
+BODY_TIMEOUT_SECS = 2
 
 
 class Mailbox:
@@ -159,6 +162,7 @@ def site(request):
     backups = pathlib.Path(work) / "backups"
     env["CONDUIT_BACKUP_DIR"] = str(backups)
     env["CONDUIT_REAUTH_WINDOW"] = str(REAUTH_WINDOW_SECS)
+    env["CONDUIT_BODY_TIMEOUT"] = str(BODY_TIMEOUT_SECS)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(f"{work}/conduit.log", "w")

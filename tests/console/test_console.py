@@ -4,12 +4,16 @@ included. Each test makes its own people, so they can share one server per backe
 import datetime
 import http.server
 import os
+import socket
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
-from conftest import PASSWORD, REAUTH_WINDOW_SECS, call, log_in
+from conftest import BODY_TIMEOUT_SECS, PASSWORD, REAUTH_WINDOW_SECS, call, log_in
 
 AXE = os.environ.get("AXE_CORE_JS", "")
 
@@ -420,3 +424,62 @@ def test_a_role_change_lands_in_the_log_with_the_admin(site, context):
     page.get_by_role("link", name="Moderation log").click()
     row = page.locator("tbody tr").first
     assert victim in row.inner_text() and "role" in row.inner_text()
+
+
+def slow_post(base, path, cookie=None, seconds=6):
+    """Posts a form's headers, then its body a byte a second; the status line answered, and
+    how long it took."""
+    host, port = base.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=seconds + 5) as conn:
+        head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: {base}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n")
+        if cookie:
+            head += f"Cookie: {cookie}\r\n"
+        conn.sendall((head + "\r\n").encode())
+        answer = b""
+        for _ in range(seconds):
+            try:
+                conn.sendall(b"a")
+            except OSError:
+                break  # the server closed it
+            conn.settimeout(1)
+            try:
+                answer += conn.recv(4096)
+            except socket.timeout:
+                continue
+            if answer:
+                break
+        return answer.split(b"\r\n", 1)[0].decode(), time.monotonic() - started
+
+
+def test_a_body_sent_a_byte_a_second_is_cut_off_and_others_are_served(site, context):
+    page, _ = admin_and_victim(site, context)
+    cookie = next(f"{c['name']}={c['value']}" for c in context.cookies() if c["name"] == "conduit_admin")
+    for path, with_cookie in [("/admin/login", None), ("/admin/actions", cookie)]:
+        status, took = slow_post(site.base, path, with_cookie)
+        assert " 408 " in status, f"{path}: {status!r}"
+        assert took < BODY_TIMEOUT_SECS + 3, f"{path}: cut off after {took:.1f} s"
+    page.goto(site.base + "/admin")
+    assert page.get_by_role("heading", level=1).inner_text() == "Dashboard", "the console still answers"
+
+
+def test_a_login_flood_at_the_console_meets_the_apis_limit(site, context):
+    boss = site.unique("boss")
+    site.register(boss)
+    site.promote(boss)
+
+    def attempt(password):
+        body = urllib.parse.urlencode({"email": f"{boss}@example.com", "password": password}).encode()
+        request = urllib.request.Request(site.base + "/admin/login", data=body, method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    statuses = [attempt(f"guess {i}") for i in range(12)]
+    assert statuses[:10] == [401] * 10, statuses
+    assert statuses[10:] == [429, 429], statuses
+    assert attempt(PASSWORD) == 429, "the right password waits too, as at the API"
