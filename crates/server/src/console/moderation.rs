@@ -58,6 +58,13 @@ pub struct QueueRow {
     pub gone: bool,
 }
 
+impl QueueRow {
+    /// How the moderation form names the target: a comment by id, the rest by slug or name.
+    pub fn target(&self) -> String {
+        if self.kind == "comment" { self.id.to_string() } else { self.label.clone() }
+    }
+}
+
 impl From<QueueEntry> for QueueRow {
     fn from(e: QueueEntry) -> Self {
         QueueRow {
