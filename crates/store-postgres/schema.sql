@@ -199,6 +199,52 @@ CREATE INDEX moderation_log_target ON public.moderation_log USING btree (target_
 
 CREATE TRIGGER moderation_log_append_only BEFORE DELETE OR UPDATE ON moderation_log FOR EACH ROW EXECUTE FUNCTION moderation_log_append_only();
 
+-- notifications
+
+CREATE TABLE notifications (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    user_id bigint NOT NULL,
+    kind text NOT NULL,
+    actor_id bigint,
+    article_id bigint,
+    comment_id bigint,
+    others bigint DEFAULT 0 NOT NULL,
+    action text,
+    detail text,
+    created_at timestamp with time zone NOT NULL,
+    read_at timestamp with time zone,
+    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['follow'::text, 'comment'::text, 'reply'::text, 'favorite'::text, 'moderation'::text]))),
+    CONSTRAINT notifications_pkey PRIMARY KEY (id),
+    CONSTRAINT notifications_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
+);
+
+CREATE INDEX notifications_unread ON public.notifications USING btree (user_id) WHERE (read_at IS NULL);
+
+CREATE INDEX notifications_user ON public.notifications USING btree (user_id, id);
+
+-- notifications_read
+
+CREATE VIEW notifications_read AS
+ SELECT n.id,
+    n.user_id,
+    n.kind,
+    u.username AS actor,
+    u.image AS actor_image,
+    a.slug,
+    a.title,
+    n.comment_id,
+    substr(c.body, 1, 200) AS excerpt,
+    n.others,
+    n.action,
+    n.detail,
+    n.created_at,
+    n.read_at IS NOT NULL AS is_read,
+    (n.actor_id IS NULL OR u.id IS NOT NULL) AND (n.article_id IS NULL OR a.id IS NOT NULL) AND (n.comment_id IS NULL OR c.id IS NOT NULL) AS shown
+   FROM notifications n
+     LEFT JOIN users u ON u.id = n.actor_id
+     LEFT JOIN articles a ON a.id = n.article_id
+     LEFT JOIN comments c ON c.id = n.comment_id;
+
 -- outbox
 
 CREATE TABLE outbox (

@@ -286,6 +286,40 @@ CREATE TRIGGER moderation_log_unchanged BEFORE UPDATE ON moderation_log BEGIN
     SELECT RAISE(ABORT, 'the moderation log is append-only');
 END;
 
+-- notifications
+
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('follow', 'comment', 'reply', 'favorite', 'moderation')),
+    actor_id INTEGER,
+    article_id INTEGER,
+    comment_id INTEGER,
+    -- Favorites are grouped: how many others favorited the article before `actor_id` did.
+    others INTEGER NOT NULL DEFAULT 0,
+    -- A moderation notice's action, and the title of what it was about.
+    action TEXT,
+    detail TEXT,
+    created_at TEXT NOT NULL,
+    read_at TEXT
+);
+
+CREATE INDEX notifications_unread ON notifications (user_id) WHERE read_at IS NULL;
+
+CREATE INDEX notifications_user ON notifications (user_id, id);
+
+-- notifications_read
+
+CREATE VIEW notifications_read AS
+SELECT n.id, n.user_id, n.kind, u.username AS actor, u.image AS actor_image, a.slug, a.title, n.comment_id,
+       substr(c.body, 1, 200) AS excerpt, n.others, n.action, n.detail, n.created_at, n.read_at IS NOT NULL AS is_read,
+       (n.actor_id IS NULL OR u.id IS NOT NULL) AND (n.article_id IS NULL OR a.id IS NOT NULL)
+           AND (n.comment_id IS NULL OR c.id IS NOT NULL) AS shown
+FROM notifications n
+LEFT JOIN users u ON u.id = n.actor_id
+LEFT JOIN articles a ON a.id = n.article_id
+LEFT JOIN comments c ON c.id = n.comment_id;
+
 -- outbox
 
 CREATE TABLE outbox (

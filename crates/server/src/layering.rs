@@ -12,8 +12,8 @@ use std::path::Path;
 
 /// The rooms, lowest first: a file may import its own room or any earlier one.
 const ROOMS: &[&str] = &[
-    "config", "error", "ops", "limits", "mail", "backup", "feeds", "state", "auth", "http", "routes", "console",
-    "startup", "cli",
+    "config", "error", "ops", "limits", "mail", "backup", "feeds", "notify", "state", "auth", "http", "routes",
+    "console", "startup", "cli",
 ];
 
 /// Every source file of this crate as its module path (`auth::extract`, `config` for

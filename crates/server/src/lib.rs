@@ -16,6 +16,7 @@
 //! | `mail/` | composing mail and its tokens; the sender that delivers the outbox |
 //! | `backup/` | backups taken online, restores that check themselves, backups scheduled in `serve` |
 //! | `feeds/` | RSS and Atom documents of articles, their validators, the built documents kept |
+//! | `notify/` | notifications live: the streams open here, the tail feeding them, the words between instances |
 //! | `state.rs` | [`AppState`], what every handler reaches |
 //! | `auth/` | the caller: token and session extractors, the login check, browser sessions |
 //! | `http/` | the edge around every request, body and query extractors, the client's address |
@@ -33,6 +34,7 @@ pub mod mail;
 
 pub mod backup;
 pub mod feeds;
+pub mod notify;
 
 pub mod state;
 

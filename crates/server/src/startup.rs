@@ -67,7 +67,10 @@ impl Application {
         };
         let links = config.mail.links_base(listener.local_addr()?);
         let tokens = TokenKeys::new(&secret, config.token_ttl);
-        let state = AppState::new(&config, store.clone(), tokens, links, redis, clock);
+        let redis_url = config.redis_url.as_deref();
+        let keep_days = config.accounts.notifications_keep_days;
+        let notifier = crate::notify::start(store.clone(), redis.as_ref().zip(redis_url), keep_days).await?;
+        let state = AppState::new(&config, store.clone(), tokens, links, redis, clock, notifier);
         // Kept running for the life of the runtime, like the sender's loop.
         let _schedule = crate::backup::schedule::start(state.backup_runner.clone());
         let sender = sender::start(store, state.mail.clone(), state.metrics.clone())?;
@@ -121,6 +124,12 @@ impl Application {
         let cap = serve::ConnectionCap {
             per_address: crate::ops::per_address::PerAddress::new(config.http.max_connections_per_address),
             trusted_proxies: config.http.trusted_proxies.clone().into(),
+        };
+        // Open streams end first: they would otherwise hold the drain for the whole grace.
+        let hub = state.notifier.hub.clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.close();
         };
         let stopped = serve::serve_until(
             listener,

@@ -1,6 +1,6 @@
 //! [`AppState`]: what every handler can reach.
 //!
-//! Imports: `config`, `ops`, `limits`, `mail`.
+//! Imports: `config`, `ops`, `limits`, `mail`, `backup`, `feeds`, `notify`.
 
 use std::sync::Arc;
 
@@ -65,6 +65,8 @@ pub struct Parts {
     pub site: String,
     /// Feeds built, by the validator they were built for (see `feeds`).
     pub feeds: crate::feeds::Built,
+    /// The notification streams open here, and the wake-ups after a write (see `notify`).
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
         links: String,
         redis: Option<Redis>,
         clock: Arc<dyn Clock>,
+        notifier: Arc<crate::notify::Notifier>,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let mail = Arc::new(Composer::new(config.mail.clone(), links.clone()));
@@ -111,6 +114,7 @@ impl AppState {
             mail,
             clock,
             feeds: crate::feeds::Built::default(),
+            notifier,
         }))
     }
 }

@@ -27,6 +27,8 @@ mod listings;
 #[path = "../../store/shared/moderation.rs"]
 mod moderation;
 mod notice_feed;
+#[path = "../../store/shared/notifications.rs"]
+mod notifications;
 #[path = "../../store/shared/outbox.rs"]
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]

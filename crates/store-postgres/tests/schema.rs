@@ -59,9 +59,13 @@ UNION ALL
 SELECT NULL, 4, c.relname::text, 'relkind ' || c.relkind::text
 FROM pg_class c
 WHERE c.relnamespace = 'public'::regnamespace AND c.relname NOT LIKE '\_sqlx\_migrations%'
-  AND (c.relkind NOT IN ('r', 'p', 'i', 'S')
+  AND (c.relkind NOT IN ('r', 'p', 'i', 'S', 'v')
        OR (c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend dep
                                            WHERE dep.objid = c.oid AND dep.deptype IN ('a', 'i'))))
+UNION ALL
+SELECT c.relname::text, 5, c.relname::text, 'CREATE VIEW ' || quote_ident(c.relname) || E' AS\n' || pg_get_viewdef(c.oid, true)
+FROM pg_class c
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'v'
 UNION ALL
 SELECT NULL, 4, ty.typname::text, 'type ' || ty.typtype::text
 FROM pg_type ty
@@ -82,6 +86,7 @@ async fn schema_sql_is_the_schema_the_migrations_make() {
                 1 => Kind::Index,
                 2 => Kind::Trigger,
                 3 => Kind::Function,
+                5 => Kind::View,
                 _ => panic!("schema.sql does not show this kind of object yet: {name} ({sql}); teach this test"),
             };
             SchemaObject { table, kind, name, sql }

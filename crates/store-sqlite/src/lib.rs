@@ -32,6 +32,8 @@ mod dialect;
 mod listings;
 #[path = "../../store/shared/moderation.rs"]
 mod moderation;
+#[path = "../../store/shared/notifications.rs"]
+mod notifications;
 #[path = "../../store/shared/outbox.rs"]
 mod outbox;
 #[path = "../../store/shared/profiles.rs"]

@@ -35,6 +35,7 @@ async fn schema_sql_is_the_schema_the_migrations_make() {
                 "table" => Kind::Table,
                 "index" => Kind::Index,
                 "trigger" => Kind::Trigger,
+                "view" => Kind::View,
                 other => panic!("schema.sql does not show {other}s yet ({name}): teach this test"),
             };
             SchemaObject { table: Some(table), kind, name, sql }

@@ -169,17 +169,24 @@ pub async fn delete(db: &Pool, id: ArticleId, author: UserId) -> Result<bool, Db
     Ok(done.rows_affected() > 0)
 }
 
+/// `user` favorites the article (idempotent); a new favorite tells its author.
 pub async fn favorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbError> {
-    let user = user.get();
-    sqlx::query!(
-        "INSERT INTO favorites (user_id, article_id)
-         SELECT $1, id FROM articles WHERE slug = $2
-         ON CONFLICT DO NOTHING",
+    let (user, now) = (user.get(), Utc::now());
+    let mut tx = db.begin().await?;
+    let favorited = sqlx::query_scalar!(
+        r#"INSERT INTO favorites (user_id, article_id)
+           SELECT $1, id FROM articles WHERE slug = $2
+           ON CONFLICT DO NOTHING
+           RETURNING article_id AS "article!""#,
         user,
         slug
     )
-    .execute(db)
+    .fetch_optional(&mut *tx)
     .await?;
+    if let Some(article) = favorited {
+        crate::notifications::favorite(&mut tx, user, article, now).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -104,8 +104,10 @@ pub async fn create(
     )
     .fetch_one(&mut *tx)
     .await?;
-    if let Some(why) = held {
-        crate::moderation::hold(&mut tx, Target { kind: TargetKind::Comment, id }, why, now).await?;
+    match held {
+        // A held comment tells nobody: it is not there for them yet.
+        Some(why) => crate::moderation::hold(&mut tx, Target { kind: TargetKind::Comment, id }, why, now).await?,
+        None => crate::notifications::comment(&mut tx, article, id, author, now).await?,
     }
     tx.commit().await?;
     Ok(CommentId::new(id))

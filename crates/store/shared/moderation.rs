@@ -301,6 +301,10 @@ pub async fn moderate(db: &Pool, action: &ModerationAction) -> Result<Moderated,
         Some(target) => apply(&mut tx, action, target, now).await?,
         None => None,
     };
+    // The author hears of what was done to their content or account (a purge leaves nobody).
+    if let Some(target) = target.filter(|t| action.action.tells_author() && t.user_id != moderator_id) {
+        crate::notifications::moderation(&mut tx, target.user_id, verb, &label, now).await?;
+    }
     tx.commit().await?;
     let entry = LogEntry {
         id: log_id,

@@ -25,19 +25,26 @@ pub async fn get(db: &Pool, username: &str, viewer: Option<UserId>) -> Result<Op
     .await?)
 }
 
+/// `follower` follows `username` (idempotent); a new follow tells the followee.
 pub async fn follow(db: &Pool, follower: UserId, username: &str) -> Result<(), DbError> {
-    let follower = follower.get();
-    sqlx::query!(
-        "INSERT INTO follows (follower_id, followee_id)
-         SELECT $1, u.id FROM users u WHERE u.username = $2
-             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = u.id AND b.blocked_id = $1)
-                                                     OR (b.blocker_id = $1 AND b.blocked_id = u.id))
-         ON CONFLICT DO NOTHING",
+    let (follower, now) = (follower.get(), Utc::now());
+    let mut tx = db.begin().await?;
+    let followed = sqlx::query_scalar!(
+        r#"INSERT INTO follows (follower_id, followee_id)
+           SELECT $1, u.id FROM users u WHERE u.username = $2
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = u.id AND b.blocked_id = $1)
+                                                       OR (b.blocker_id = $1 AND b.blocked_id = u.id))
+           ON CONFLICT DO NOTHING
+           RETURNING followee_id AS "followee!""#,
         follower,
         username
     )
-    .execute(db)
+    .fetch_optional(&mut *tx)
     .await?;
+    if let Some(followee) = followed {
+        crate::notifications::follow(&mut tx, follower, followee, now).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -86,6 +93,7 @@ pub async fn block(db: &Pool, blocker: UserId, username: &str) -> Result<bool, D
     // hears of (see `conduit_store::Cached`).
     let added = i64::try_from(added).unwrap_or(0);
     sqlx::query!("UPDATE users SET blocking = blocking + $2 WHERE id = $1", blocker, added).execute(&mut *tx).await?;
+    crate::notifications::forget_blocked(&mut tx, blocker, blocked).await?;
     tx.commit().await?;
     Ok(true)
 }

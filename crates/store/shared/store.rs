@@ -14,10 +14,11 @@ use conduit_store::*;
 use tracing::instrument;
 
 use crate::{
-    BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, moderation, outbox, profiles, search,
-    seed, sessions, users,
+    BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, moderation, notifications, outbox,
+    profiles, search, seed, sessions, users,
 };
 use conduit_store::moderation::{LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
+use conduit_store::notifications::{Notification, Resume, Tailed};
 
 /// The methods a cache in front of the store answers or must hear of (see `conduit_store::Store`).
 #[async_trait]
@@ -485,5 +486,61 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.moderation_log", skip_all, fields(db.system = BACKEND))]
     async fn moderation_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, DbError> {
         moderation::log(&self.read, query).await
+    }
+
+    #[instrument(name = "store.notifications", skip_all, fields(db.system = BACKEND))]
+    async fn notifications(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<Notification>, Option<i64>), DbError> {
+        notifications::page(&self.read, user, before, limit).await
+    }
+
+    #[instrument(name = "store.unread_notifications", skip_all, fields(db.system = BACKEND))]
+    async fn unread_notifications(&self, user: UserId) -> Result<i64, DbError> {
+        notifications::unread(&self.read, user).await
+    }
+
+    #[instrument(name = "store.mark_notification_read", skip_all, fields(db.system = BACKEND))]
+    async fn mark_notification_read(&self, user: UserId, id: i64) -> Result<bool, DbError> {
+        notifications::mark_read(&self.write, user, id).await
+    }
+
+    #[instrument(name = "store.mark_notifications_read", skip_all, fields(db.system = BACKEND))]
+    async fn mark_notifications_read(&self, user: UserId, through: Option<i64>) -> Result<u64, DbError> {
+        notifications::mark_all_read(&self.write, user, through).await
+    }
+
+    #[instrument(name = "store.notifications_after", skip_all, fields(db.system = BACKEND))]
+    async fn notifications_after(&self, after: i64, limit: i64) -> Result<Vec<Tailed>, DbError> {
+        notifications::tail(&self.read, after, limit).await
+    }
+
+    #[instrument(name = "store.notifications_replay", skip_all, fields(db.system = BACKEND))]
+    async fn notifications_replay(
+        &self,
+        user: UserId,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<Tailed>, DbError> {
+        notifications::replay(&self.read, user, after, through, limit).await
+    }
+
+    #[instrument(name = "store.newest_notification", skip_all, fields(db.system = BACKEND))]
+    async fn newest_notification(&self) -> Result<i64, DbError> {
+        notifications::newest(&self.read).await
+    }
+
+    #[instrument(name = "store.notifications_resume", skip_all, fields(db.system = BACKEND))]
+    async fn notifications_resume(&self, user: UserId, last: i64) -> Result<Resume, DbError> {
+        notifications::resume(&self.read, user, last).await
+    }
+
+    #[instrument(name = "store.prune_notifications", skip_all, fields(db.system = BACKEND))]
+    async fn prune_notifications(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, DbError> {
+        notifications::prune(&self.write, before, 10_000).await
     }
 }

@@ -156,6 +156,24 @@ pub const TABLES: &[Table] = &[
         striped: false,
     },
     Table {
+        name: "notifications",
+        columns: &[
+            ("id", Int),
+            ("user_id", Int),
+            ("kind", Text),
+            ("actor_id", Int),
+            ("article_id", Int),
+            ("comment_id", Int),
+            ("others", Int),
+            ("action", Text),
+            ("detail", Text),
+            ("created_at", Time),
+            ("read_at", Time),
+        ],
+        key: "id",
+        striped: false,
+    },
+    Table {
         name: "favorites",
         columns: &[("user_id", Int), ("article_id", Int)],
         key: "user_id, article_id",
@@ -227,7 +245,8 @@ pub const TABLES: &[Table] = &[
 ];
 
 /// The tables with an identity (`id`) whose next value must follow the loaded rows.
-pub const IDENTITY_TABLES: [&str; 6] = ["users", "articles", "comments", "outbox", "reports", "moderation_log"];
+pub const IDENTITY_TABLES: [&str; 7] =
+    ["users", "articles", "comments", "outbox", "reports", "moderation_log", "notifications"];
 
 /// One value in the archive's terms.
 #[derive(Debug, Clone, PartialEq)]

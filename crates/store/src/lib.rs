@@ -10,6 +10,7 @@ mod cached;
 mod error;
 pub mod moderation;
 pub mod noticed;
+pub mod notifications;
 pub mod rows;
 /// Each backend's `schema.sql`, checked against its migrations; for tests only (feature `testing`).
 #[cfg(feature = "testing")]
@@ -28,6 +29,7 @@ use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 
 use crate::moderation::{LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
+use crate::notifications::{Notification, Resume, Tailed};
 
 /// How many tags `Store::tags` lists at most (the most used).
 pub const MAX_TAGS: usize = 100;
@@ -392,6 +394,39 @@ pub trait Uncached: Send + Sync + 'static {
     async fn report_queue(&self, after: Option<i64>, limit: i64) -> Result<Vec<QueueEntry>, DbError>;
     /// The moderation log, newest first.
     async fn moderation_log(&self, query: &LogQuery) -> Result<Vec<LogEntry>, DbError>;
+
+    // --- notifications (see `notifications`) ---
+
+    /// A page of `user`'s notifications, newest first, with ids below `before`, and the id the
+    /// next page starts below (`None` on the last page). A page can be short of `limit` (one
+    /// whose article or actor is gone is skipped), so that id is the last one read, not shown.
+    async fn notifications(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<Notification>, Option<i64>), DbError>;
+    async fn unread_notifications(&self, user: UserId) -> Result<i64, DbError>;
+    /// False when `user` has no notification `id`.
+    async fn mark_notification_read(&self, user: UserId, id: i64) -> Result<bool, DbError>;
+    /// Marks `user`'s notifications up to `through` (all when `None`) read; how many.
+    async fn mark_notifications_read(&self, user: UserId, through: Option<i64>) -> Result<u64, DbError>;
+    /// Every notification after `after`, oldest first (the streams' feed).
+    async fn notifications_after(&self, after: i64, limit: i64) -> Result<Vec<Tailed>, DbError>;
+    /// `user`'s notifications after `after` up to `through`, oldest first (a stream resuming).
+    async fn notifications_replay(
+        &self,
+        user: UserId,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> Result<Vec<Tailed>, DbError>;
+    /// The newest notification's id, 0 when there is none.
+    async fn newest_notification(&self) -> Result<i64, DbError>;
+    /// Whether all of `user`'s notifications after `last` are still kept.
+    async fn notifications_resume(&self, user: UserId, last: i64) -> Result<Resume, DbError>;
+    /// Drops the notifications written before `before`; how many.
+    async fn prune_notifications(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, DbError>;
 }
 
 /// Runs `attempt` with the title's slug and, while the store reports that slug taken, with

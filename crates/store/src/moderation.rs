@@ -118,6 +118,12 @@ impl Action {
         }
     }
 
+    /// Whether the target's author is notified of it: every action but a dismissal (nothing
+    /// changed) and a purge (nobody left to tell).
+    pub fn tells_author(self) -> bool {
+        !matches!(self, Action::Dismiss | Action::Purge)
+    }
+
     /// Whether it acts on the target's user rather than on an article or comment.
     pub fn on_user(self) -> bool {
         matches!(self, Action::Suspend { .. } | Action::Unsuspend | Action::Purge)

@@ -16,6 +16,8 @@ pub enum Kind {
     Trigger,
     /// A function (PostgreSQL), listed after every table.
     Function,
+    /// A view, in a section of its own name.
+    View,
 }
 
 /// One object of the schema: its table (`None` for a function), and its definition as the

@@ -64,6 +64,10 @@ macro_rules! store_behaviour_suite {
             hidden_comments_show_to_their_author_and_moderators,
             held_posts_wait_hidden_in_the_queue,
             users_are_found_by_prefix_and_filters,
+            notifications_tell_of_what_others_do_once,
+            favorites_not_yet_read_are_one_notification,
+            notifications_are_read_marked_and_tailed_in_order,
+            dropped_notifications_make_a_stream_start_over,
             account_changes_are_logged_with_who_made_them,
             suspensions_and_purges_change_the_user,
             blocks_leave_the_blocked_out_for_the_blocker,
@@ -1883,4 +1887,187 @@ pub async fn blocks_leave_the_blocked_out_for_the_blocker(store: TestStore) {
     assert_eq!(store.user_by_id(anna.id).await.unwrap().unwrap().blocking, 0);
     assert_eq!(thread(anna.id).await, ["troll comment", "jake comment"]);
     assert!(store.follow(anna.id, &username("troll")).await.unwrap().unwrap().following, "may follow again");
+}
+
+/// What each notification says, in a person's inbox, newest first.
+async fn inbox(store: &TestStore, of: &User) -> Vec<String> {
+    let page = store.notifications(of.id, None, 100).await.unwrap().0;
+    page.iter()
+        .map(|n| {
+            let actor = n.actor.as_ref().map_or("-", |a| a.username.as_str());
+            let about = n.article.as_ref().map_or_else(|| n.detail.clone().unwrap_or_default(), |a| a.0.clone());
+            let action = n.action.as_deref().map(|a| format!(" {a}")).unwrap_or_default();
+            format!("{} {actor} {about}{action}", n.kind.as_str())
+        })
+        .collect()
+}
+
+/// Follows, comments (to the author, and as replies to earlier commenters), favorites and a
+/// moderator's actions are told once each, never to the one who did them, never from someone
+/// the recipient blocks; a block takes back what the blocked person caused.
+pub async fn notifications_tell_of_what_others_do_once(store: TestStore) {
+    let (anna, bob, carl) = (user(&*store, "anna").await, user(&*store, "bob").await, user(&*store, "carl").await);
+    let mo = moderator(&*store, "mo").await;
+    store.follow(bob.id, &username("anna")).await.unwrap();
+    store.unfollow(bob.id, &username("anna")).await.unwrap();
+    store.follow(bob.id, &username("anna")).await.unwrap();
+    assert_eq!(inbox(&store, &anna).await, ["follow bob "], "one notice for a follow, unfollow and follow");
+
+    let post = article(&*store, &anna, "post", &[]).await;
+    store.create_comment(post.id, bob.id, "first", None).await.unwrap();
+    store.create_comment(post.id, carl.id, "second", None).await.unwrap();
+    store.create_comment(post.id, anna.id, "thanks", None).await.unwrap();
+    store.create_comment(post.id, bob.id, "again", None).await.unwrap();
+    assert_eq!(
+        inbox(&store, &anna).await,
+        ["comment bob post", "comment carl post", "comment bob post", "follow bob "],
+        "the author hears of every comment but her own"
+    );
+    assert_eq!(
+        inbox(&store, &bob).await,
+        ["reply anna post", "reply carl post"],
+        "an earlier commenter hears of replies, not of his own"
+    );
+    assert_eq!(inbox(&store, &carl).await, ["reply bob post", "reply anna post"]);
+    let held = store.create_comment(post.id, carl.id, "spam spam", Some("held")).await.unwrap();
+    assert!(held.hidden);
+    assert_eq!(inbox(&store, &anna).await.len(), 4, "a held comment tells nobody");
+
+    store.block(anna.id, &username("carl")).await.unwrap();
+    assert_eq!(
+        inbox(&store, &anna).await,
+        ["comment bob post", "comment bob post", "follow bob "],
+        "a block takes back what the blocked person caused"
+    );
+    store.favorite(carl.id, &slug(&post.slug)).await.unwrap();
+    assert_eq!(inbox(&store, &anna).await.len(), 3, "nothing from whom she blocks");
+
+    done(store.moderate(&act(&mo, Action::Hide, on_article(&post), None)).await.unwrap());
+    done(store.moderate(&act(&mo, Action::Dismiss, on_user(&bob), None)).await.unwrap());
+    let (first, _) = (inbox(&store, &anna).await, ());
+    assert_eq!(first[0], "moderation - post hide", "the author hears of a hide, with no moderator named");
+    assert!(inbox(&store, &bob).await.iter().all(|n| !n.starts_with("moderation")), "a dismissal tells nobody");
+    let own = article(&*store, &mo, "mine", &[]).await;
+    done(store.moderate(&act(&mo, Action::Hide, on_article(&own), None)).await.unwrap());
+    assert!(inbox(&store, &mo).await.is_empty(), "nothing about what one did oneself");
+}
+
+/// Favorites not yet read are one notification, the newest favoriter's, with how many others;
+/// once read, the next favorite starts a new one.
+pub async fn favorites_not_yet_read_are_one_notification(store: TestStore) {
+    let anna = user(&*store, "anna").await;
+    let post = article(&*store, &anna, "post", &[]).await;
+    let mut fans = Vec::new();
+    for i in 0..4 {
+        fans.push(user(&*store, &format!("fan{i}")).await);
+    }
+    let favorites = |n: usize| {
+        let store = store.clone();
+        let anna = anna.clone();
+        async move {
+            let page = store.notifications(anna.id, None, 100).await.unwrap().0;
+            let favs: Vec<_> = page.iter().filter(|n| n.kind == notifications::Kind::Favorite).collect();
+            assert_eq!(favs.len(), 1, "after {n}: one notice");
+            (favs[0].actor.clone().unwrap().username, favs[0].others, favs[0].id)
+        }
+    };
+    store.favorite(fans[0].id, &slug(&post.slug)).await.unwrap();
+    store.favorite(fans[1].id, &slug(&post.slug)).await.unwrap();
+    store.favorite(fans[2].id, &slug(&post.slug)).await.unwrap();
+    let (actor, others, id) = favorites(3).await;
+    assert_eq!((actor.as_str(), others), ("fan2", 2));
+    store.unfavorite(fans[2].id, &slug(&post.slug)).await.unwrap();
+    store.favorite(fans[2].id, &slug(&post.slug)).await.unwrap();
+    assert_eq!(favorites(4).await, (actor, 2, id), "the newest favoriter again tells nothing new");
+    store.favorite(anna.id, &slug(&post.slug)).await.unwrap();
+    assert_eq!(favorites(5).await.1, 2, "her own favorite is not told");
+    assert!(store.mark_notification_read(anna.id, id).await.unwrap());
+    store.favorite(fans[3].id, &slug(&post.slug)).await.unwrap();
+    let page = store.notifications(anna.id, None, 100).await.unwrap().0;
+    let told: Vec<_> = page.iter().map(|n| (n.actor.clone().unwrap().username, n.others, n.read)).collect();
+    assert_eq!(told, [("fan3".to_owned(), 0, false), ("fan2".to_owned(), 2, true)]);
+}
+
+/// Unread counts, marking one or up to an id read, the inbox's keyset pages, and the tail of
+/// every notification in id order (what streams are fed from), with a person's replay.
+pub async fn notifications_are_read_marked_and_tailed_in_order(store: TestStore) {
+    let anna = user(&*store, "anna").await;
+    let mut followers = Vec::new();
+    for i in 0..5 {
+        let fan = user(&*store, &format!("fan{i}")).await;
+        store.follow(fan.id, &username("anna")).await.unwrap();
+        followers.push(fan);
+    }
+    let bob = user(&*store, "bob").await;
+    store.follow(anna.id, &username("bob")).await.unwrap();
+    assert_eq!(store.unread_notifications(anna.id).await.unwrap(), 5);
+    let all = store.notifications(anna.id, None, 100).await.unwrap().0;
+    let ids: Vec<i64> = all.iter().map(|n| n.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let first = store.notifications(anna.id, None, 2).await.unwrap().0;
+    let second = store.notifications(anna.id, Some(first[1].id), 2).await.unwrap().0;
+    assert_eq!(first.iter().chain(&second).map(|n| n.id).collect::<Vec<_>>(), ids[..4]);
+
+    assert!(store.mark_notification_read(anna.id, ids[0]).await.unwrap());
+    assert!(!store.mark_notification_read(bob.id, ids[1]).await.unwrap(), "not his to mark");
+    assert!(!store.mark_notification_read(anna.id, i64::MAX).await.unwrap());
+    assert_eq!(store.unread_notifications(anna.id).await.unwrap(), 4);
+    assert_eq!(store.mark_notifications_read(anna.id, Some(ids[3])).await.unwrap(), 2, "up to the one given");
+    assert_eq!(store.unread_notifications(anna.id).await.unwrap(), 2);
+    assert_eq!(store.mark_notifications_read(anna.id, None).await.unwrap(), 2);
+    assert_eq!(store.unread_notifications(anna.id).await.unwrap(), 0);
+
+    let tail = store.notifications_after(0, 100).await.unwrap();
+    let tail_ids: Vec<i64> = tail.iter().map(|(id, _)| *id).collect();
+    assert_eq!(tail.len(), 6);
+    assert!(tail_ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    assert_eq!(tail.last().unwrap().1.as_ref().unwrap().user, bob.id);
+    assert_eq!(store.newest_notification().await.unwrap(), *tail_ids.last().unwrap());
+    assert_eq!(store.notifications_after(tail_ids[2], 2).await.unwrap().len(), 2);
+    let replay = store.notifications_replay(anna.id, tail_ids[1], tail_ids[4], 100).await.unwrap();
+    assert_eq!(replay.iter().map(|(id, _)| *id).collect::<Vec<_>>(), tail_ids[2..=4]);
+
+    // A follower gone: the notice is skipped when read, but its id still counts in the tail.
+    let mo = moderator(&*store, "mo").await;
+    done(store.moderate(&act(&mo, Action::Purge, on_user(&followers[0]), None)).await.unwrap());
+    assert_eq!(store.notifications(anna.id, None, 100).await.unwrap().0.len(), 4);
+    let tail = store.notifications_after(0, 100).await.unwrap();
+    assert_eq!(tail.len(), 6);
+    assert!(tail[0].1.is_none(), "shown as gone");
+}
+
+/// The age limit and the per-person bound drop notifications; a stream resuming from before
+/// what was dropped is told to start over, one resuming after it is not.
+pub async fn dropped_notifications_make_a_stream_start_over(store: TestStore) {
+    let anna = user(&*store, "anna").await;
+    let n = notifications::KEEP_PER_USER + 3 * notifications::TRIM_EVERY;
+    let fans: Vec<NewUser> = (0..n)
+        .map(|i| NewUser {
+            username: username(&format!("fan{i}")),
+            email: email(&format!("fan{i}@example.com")),
+            password_hash: "h".into(),
+        })
+        .collect();
+    let ids = store.seed_users(&fans).await.unwrap();
+    assert_eq!(store.notifications_resume(anna.id, 0).await.unwrap(), notifications::Resume::Exact);
+    for id in &ids {
+        store.follow(*id, &username("anna")).await.unwrap();
+    }
+    let kept = store.notifications_after(0, 10_000).await.unwrap().len() as i64;
+    assert!(
+        (notifications::KEEP_PER_USER..notifications::KEEP_PER_USER + notifications::TRIM_EVERY).contains(&kept),
+        "kept {kept} of {n}"
+    );
+    assert_eq!(store.notifications_resume(anna.id, 0).await.unwrap(), notifications::Resume::TooOld);
+    let newest = store.newest_notification().await.unwrap();
+    assert_eq!(store.notifications_resume(anna.id, newest).await.unwrap(), notifications::Resume::Exact);
+
+    let bob = user(&*store, "bob").await;
+    store.follow(anna.id, &username("bob")).await.unwrap();
+    assert_eq!(store.notifications_resume(bob.id, newest).await.unwrap(), notifications::Resume::Exact);
+    assert_eq!(store.prune_notifications(chrono::Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
+    let dropped = store.prune_notifications(chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+    assert_eq!(dropped as i64, kept + 1, "everything older than the limit");
+    assert_eq!(store.notifications_resume(bob.id, newest).await.unwrap(), notifications::Resume::TooOld);
+    assert_eq!(store.notifications_resume(bob.id, newest + 1).await.unwrap(), notifications::Resume::Exact);
 }

@@ -174,8 +174,9 @@ pub(crate) fn check_suspended(parts: &Parts, state: &AppState, user: &User) -> R
     let writes = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     let path =
         parts.extensions.get::<axum::extract::OriginalUri>().map_or(parts.uri.path(), |original| original.0.path());
-    // Logging out is no change: from the API's sessions or the console's.
-    if !writes || path == "/api/session" || path == "/admin/logout" {
+    // Logging out is no change: from the API's sessions or the console's. Nor is marking
+    // one's own notifications read.
+    if !writes || path == "/api/session" || path == "/admin/logout" || path.starts_with("/api/notifications/") {
         return Ok(());
     }
     let until = chrono::DateTime::from_timestamp(suspension.until, 0)
@@ -195,6 +196,7 @@ fn check_verified(parts: &Parts, state: &AppState, user: &User) -> Result<(), Ap
     let path =
         parts.extensions.get::<axum::extract::OriginalUri>().map_or(parts.uri.path(), |original| original.0.path());
     let own_account = path == "/api/user"
+        || path.starts_with("/api/notifications/")
         || path.starts_with("/api/user/")
         || path.starts_with("/api/users/")
         || path == "/api/session";

@@ -135,6 +135,11 @@ pub struct AccountSettings {
     #[arg(long, env = "CONDUIT_PUBLIC_MODERATION_LOG", value_name = "BOOL", default_value = "false",
         action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub public_moderation_log: bool,
+    /// Days a notification is kept (besides the newest 500 per person); a stream resuming from
+    /// before what was dropped is told to start over (`event: reset`)
+    #[arg(long, env = "CONDUIT_NOTIFICATIONS_KEEP_DAYS", value_name = "DAYS", default_value = "90",
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub notifications_keep_days: u32,
 }
 
 /// Mail delivery: where it goes, from whom, what its links point at, and how it is retried.

@@ -96,12 +96,17 @@ impl Transport {
                 smtp.send(message()?).await.map(drop).map_err(|e| (e.to_string(), e.is_permanent()))
             }
             Transport::Folder(dir) => {
+                // Written under a hidden name, then renamed: whatever picks the folder up
+                // (a person, a script) never reads half a message.
+                let part = dir.join(format!(".{}.eml.part", mail.id));
                 let path = dir.join(format!("{}.eml", mail.id));
                 let bytes = message()?.formatted();
-                tokio::task::spawn_blocking(move || std::fs::write(&path, bytes))
-                    .await
-                    .map_err(|e| (e.to_string(), false))?
-                    .map_err(|e| (format!("cannot write to the mail folder: {e}"), false))
+                tokio::task::spawn_blocking(move || {
+                    std::fs::write(&part, bytes).and_then(|()| std::fs::rename(&part, &path))
+                })
+                .await
+                .map_err(|e| (e.to_string(), false))?
+                .map_err(|e| (format!("cannot write to the mail folder: {e}"), false))
             }
             Transport::Log => {
                 tracing::info!(mail.id = mail.id, mail.kind = %mail.kind, to = %mail.to, subject = %mail.subject,

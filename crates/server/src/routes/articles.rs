@@ -289,6 +289,7 @@ pub(crate) async fn favorite(
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ArticleBody>> {
     let article = state.store.favorite(caller.user.id, &article_slug(&slug)?).await?;
+    state.notifier.written();
     found(article.filter(|a| may_see(a, Some(&caller.user))))
 }
 

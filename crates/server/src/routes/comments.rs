@@ -126,6 +126,7 @@ pub(crate) async fn create(
     state.limiter.reserve(&limits).await?.keep();
     let held = held_for_review(&state.limits, &caller.user, state.clock.now(), &[&body]);
     let comment = state.store.create_comment(article, caller.user.id, &body, held.as_deref()).await?;
+    state.notifier.written();
     Ok((StatusCode::CREATED, Json(CommentBody { comment })))
 }
 

@@ -13,6 +13,7 @@ pub mod export;
 pub mod feeds;
 pub mod health;
 pub mod moderation;
+pub mod notifications;
 pub mod openapi;
 pub mod profiles;
 pub mod router;

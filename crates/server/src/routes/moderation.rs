@@ -482,7 +482,9 @@ pub(crate) async fn take_action(state: &AppState, moderator: &User, input: Actio
         outgoing.mails.push(state.mail.suspended(&until, &reason));
     }
     let request = ModerationAction { moderator: moderator.id, action, target, reason, report: input.report, outgoing };
-    match state.store.moderate(&request).await? {
+    let moderated = state.store.moderate(&request).await?;
+    state.notifier.written();
+    match moderated {
         Moderated::Done { entry, .. } => {
             state.mail.queued(&state.metrics, &request.outgoing);
             tracing::info!(moderator = %entry.moderator, action = %entry.action, target = %entry.label, "moderation action");

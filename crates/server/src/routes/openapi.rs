@@ -6,7 +6,9 @@ use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{account, admin, articles, comments, export, feeds, moderation, profiles, session, tags, users};
+use crate::routes::{
+    account, admin, articles, comments, export, feeds, moderation, notifications, profiles, session, tags, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,12 +34,14 @@ use crate::routes::{account, admin, articles, comments, export, feeds, moderatio
         feeds::all, feeds::tag, feeds::author,
         moderation::report_article, moderation::report_comment, moderation::report_profile, moderation::my_reports,
         moderation::queue, moderation::act, moderation::log,
+        notifications::list, notifications::read_one, notifications::read_all, notifications::stream,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "Articles"), (name = "Comments"), (name = "Favorites"), (name = "Profile"), (name = "Tags"),
         (name = "User and Authentication"), (name = "Admin"),
         (name = "Moderation", description = "Reports by any user; the report queue, actions (dismiss, hide, unhide, delete, suspend, unsuspend, purge) and the append-only moderation log for moderators and admins"),
+        (name = "Notifications", description = "Your inbox (follows, comments, replies, favorites, moderators' actions on your content) and its live stream of Server-Sent Events; README \"Notifications\" says how a client resumes"),
         (name = "Feeds", description = "RSS 2.0 and Atom 1.0 of the newest 20 articles (all, a tag's, an author's) with their sanitized HTML; conditional with ETag and Last-Modified"),
         (name = "Account lifecycle", description = "Verification, password reset, email change, deletion and export; mail is described in the README"),
     ),

@@ -57,7 +57,9 @@ pub(crate) async fn follow(
     if caller.user.blocking > 0 && state.store.blocks(caller.user.id, followee).await? {
         return Err(ApiError::Blocked("is blocked by you: unblock them first (DELETE its /block)"));
     }
-    found(state.store.follow(caller.user.id, &name).await?)
+    let profile = state.store.follow(caller.user.id, &name).await?;
+    state.notifier.written();
+    found(profile)
 }
 
 /// Stop following a user (idempotent).

@@ -17,7 +17,8 @@ use crate::error::ApiError;
 use crate::http::edge;
 use crate::routes::openapi::ApiDoc;
 use crate::routes::{
-    account, admin, articles, comments, export, feeds, health, moderation, profiles, session, tags, users,
+    account, admin, articles, comments, export, feeds, health, moderation, notifications, profiles, session, tags,
+    users,
 };
 use crate::state::AppState;
 
@@ -62,6 +63,11 @@ fn api() -> Router<AppState> {
         .route("/moderation/queue", get(moderation::queue))
         .route("/moderation/actions", post(moderation::act))
         .route("/moderation/log", get(moderation::log))
+        // notifications: the inbox and its live stream
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/read", post(notifications::read_all))
+        .route("/notifications/{id}/read", post(notifications::read_one))
+        .route("/notifications/stream", get(notifications::stream))
         // administration
         .route("/admin/users", get(admin::list))
         .route("/admin/users/{username}", put(admin::update))

@@ -445,7 +445,11 @@ async fn with_a_file_url_mail_goes_to_a_folder() {
     Client::new(&server.base).register("jake").await;
     let deadline = Instant::now() + WITHIN;
     let eml = loop {
-        let found = std::fs::read_dir(&folder).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path());
+        // Only a finished message has the .eml name (it is written under a hidden one first).
+        let found = std::fs::read_dir(&folder)
+            .ok()
+            .and_then(|mut d| d.find(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml")))
+            .map(|e| e.unwrap().path());
         if let Some(path) = found {
             break std::fs::read_to_string(path).unwrap();
         }

@@ -1,0 +1,221 @@
+//! Notifications: the inbox (a page, the unread count, marking read) and the live stream
+//! (Server-Sent Events). README "Notifications" says what a client does with them.
+//!
+//! The stream: `event: notification` with `id:` the notification's id, in id order; first, on
+//! a reconnect (`Last-Event-ID`), what was missed, or `event: reset` when some of that is no
+//! longer kept; then `event: ready` with the unread count and an id that a later reconnect
+//! resumes from. Keep-alive comments every [`KEEP_ALIVE`].
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use conduit_domain::Errors;
+use conduit_domain::model::UserId;
+use conduit_store::notifications::{Resume, Tailed};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::extract::RequireUser;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::extract::{DEFAULT_LIMIT, MAX_LIMIT, RawPage, paging};
+use crate::notify::hub::Subscription;
+use crate::notify::view::{self, NotificationView};
+use crate::state::AppState;
+
+/// A comment line this often keeps proxies from closing an idle stream.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Rows read at once when a stream resumes.
+const REPLAY_BATCH: i64 = 1000;
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsBody {
+    notifications: Vec<NotificationView>,
+    unread_count: i64,
+    /// Give it back as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadBody {
+    unread_count: i64,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// Page size, default 20, capped at 100.
+    limit: Option<String>,
+    /// Where to start: the nextCursor of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ReadQuery {
+    /// Mark read only notifications up to this id (the newest the client showed), so one that
+    /// arrived meanwhile stays unread. All when absent.
+    through: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamQuery {
+    /// Where to resume, for a client that cannot send the `Last-Event-ID` header (the header
+    /// wins when both are sent).
+    last_event_id: Option<String>,
+}
+
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))
+}
+
+/// An id a client sent: a whole number, not negative.
+fn event_id(field: &'static str, raw: &str) -> ApiResult<i64> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| ApiError::invalid(field, "must be a notification id (a whole number, 0 or more)"))
+}
+
+/// Your notifications, newest first, with the unread count.
+#[utoipa::path(get, path = "/notifications", tag = "Notifications", security(("Token" = [])), params(PageQuery),
+    responses((status = 200, body = NotificationsBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<Json<NotificationsBody>> {
+    let query = query_of(query)?;
+    let mut errors = Errors::new();
+    let raw = RawPage { limit: query.limit.as_deref(), offset: None, cursor: query.cursor.as_deref() };
+    let page = paging(raw, (DEFAULT_LIMIT, MAX_LIMIT), &mut errors);
+    errors.into_result(()).map_err(ApiError::Invalid)?;
+    let user = caller.user.id;
+    let (found, next) = state.store.notifications(user, page.cursor, page.limit).await?;
+    let unread_count = state.store.unread_notifications(user).await?;
+    Ok(Json(NotificationsBody {
+        notifications: found.into_iter().map(Into::into).collect(),
+        unread_count,
+        next_cursor: next.map(conduit_domain::cursor::encode),
+    }))
+}
+
+/// Mark one notification read.
+#[utoipa::path(post, path = "/notifications/{id}/read", tag = "Notifications", security(("Token" = [])),
+    params(("id" = i64, Path, description = "The notification's id")),
+    responses((status = 200, body = UnreadBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn read_one(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UnreadBody>> {
+    let id = event_id("id", &id)?;
+    if !state.store.mark_notification_read(caller.user.id, id).await? {
+        return Err(ApiError::NotFound("notification"));
+    }
+    Ok(Json(UnreadBody { unread_count: state.store.unread_notifications(caller.user.id).await? }))
+}
+
+/// Mark your notifications read: all, or up to `through`.
+#[utoipa::path(post, path = "/notifications/read", tag = "Notifications", security(("Token" = [])), params(ReadQuery),
+    responses((status = 200, body = UnreadBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn read_all(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+) -> ApiResult<Json<UnreadBody>> {
+    let through = query_of(query)?.through.map(|raw| event_id("through", &raw)).transpose()?;
+    state.store.mark_notifications_read(caller.user.id, through).await?;
+    Ok(Json(UnreadBody { unread_count: state.store.unread_notifications(caller.user.id).await? }))
+}
+
+/// Your notifications as they happen (Server-Sent Events; see the module's doc, and README
+/// "Notifications").
+#[utoipa::path(get, path = "/notifications/stream", tag = "Notifications", security(("Token" = [])),
+    params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received: what came after it is sent first")),
+    responses((status = 200, description = "`text/event-stream`: events `notification` (data: a Notification, id: its id), `reset` and `ready` (data: {\"unreadCount\": n})", content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    caller: RequireUser,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let query = query_of(query)?;
+    let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("?").to_owned());
+    let last = match header.or(query.last_event_id) {
+        Some(raw) if raw.trim().is_empty() => None,
+        Some(raw) => Some(event_id("Last-Event-ID", &raw)?),
+        None => None,
+    };
+    let user = caller.user.id;
+    // Subscribed before `through` is read: whatever is handed out after, this stream gets;
+    // up to `through`, it reads from the database.
+    let subscription = state.notifier.hub.subscribe(user);
+    let through = state.notifier.hub.delivered();
+    let mut first = Vec::new();
+    if let Some(last) = last.filter(|last| *last < through) {
+        match state.store.notifications_resume(user, last).await? {
+            Resume::TooOld => first.push(Event::default().event("reset").data("{}")),
+            Resume::Exact => replay(&state, user, last, through, &mut first).await?,
+        }
+    }
+    // A client already past `through` (it was served by an instance further along) resumes
+    // from where it is.
+    let from = last.map_or(through, |last| last.max(through));
+    let unread = state.store.unread_notifications(user).await?;
+    let ready = Event::default().event("ready").id(from.to_string()).data(format!("{{\"unreadCount\":{unread}}}"));
+    first.push(ready);
+    let events = futures::StreamExt::chain(futures::stream::iter(first.into_iter().map(Ok)), live(subscription, from));
+    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    // Proxies that buffer responses (nginx) must pass this one through as it is written.
+    Ok(([("x-accel-buffering", "no"), ("cache-control", "no-store")], sse).into_response())
+}
+
+/// `user`'s notifications after `last` through `through`, as events.
+async fn replay(state: &AppState, user: UserId, mut last: i64, through: i64, into: &mut Vec<Event>) -> ApiResult<()> {
+    loop {
+        let batch: Vec<Tailed> = state.store.notifications_replay(user, last, through, REPLAY_BATCH).await?;
+        let full = batch.len() as i64 == REPLAY_BATCH;
+        for (id, notification) in batch {
+            if let Some(n) = notification {
+                into.push(Event::default().event("notification").id(id.to_string()).data(view::json(n)));
+            }
+            last = id;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// What the hub hands this stream after `from`, until the hub closes or drops it.
+fn live(subscription: Subscription, from: i64) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(subscription, move |mut sub| async move {
+        loop {
+            let event = tokio::select! {
+                event = sub.events.recv() => event,
+                _ = sub.closing.wait_for(|closing| *closing) => None,
+            };
+            match event {
+                Some(event) if event.id <= from => continue,
+                Some(event) => {
+                    let sent = Event::default().event("notification").id(event.id.to_string()).data(&event.json);
+                    return Some((Ok(sent), sub));
+                }
+                // Closing, or dropped for not reading: the client resumes from its last id.
+                None => return None,
+            }
+        }
+    })
+}
