@@ -203,7 +203,7 @@ CREATE TRIGGER moderation_log_append_only BEFORE DELETE OR UPDATE ON moderation_
 
 CREATE TABLE notifications (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-    user_id bigint NOT NULL,
+    user_id bigint,
     kind text NOT NULL,
     actor_id bigint,
     article_id bigint,
@@ -213,10 +213,13 @@ CREATE TABLE notifications (
     detail text,
     created_at timestamp with time zone NOT NULL,
     read_at timestamp with time zone,
-    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['follow'::text, 'comment'::text, 'reply'::text, 'favorite'::text, 'moderation'::text]))),
+    CONSTRAINT notifications_check CHECK (((kind = 'article'::text) = (user_id IS NULL))),
+    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['follow'::text, 'comment'::text, 'reply'::text, 'favorite'::text, 'moderation'::text, 'article'::text]))),
     CONSTRAINT notifications_pkey PRIMARY KEY (id),
     CONSTRAINT notifications_user_id_fkey FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE
 );
+
+CREATE INDEX notifications_articles ON public.notifications USING btree (actor_id, id) WHERE (user_id IS NULL);
 
 CREATE INDEX notifications_unread ON public.notifications USING btree (user_id) WHERE (read_at IS NULL);
 
@@ -227,6 +230,7 @@ CREATE INDEX notifications_user ON public.notifications USING btree (user_id, id
 CREATE VIEW notifications_read AS
  SELECT n.id,
     n.user_id,
+    n.actor_id,
     n.kind,
     u.username AS actor,
     u.image AS actor_image,

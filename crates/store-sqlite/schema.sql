@@ -290,8 +290,10 @@ END;
 
 CREATE TABLE notifications (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN ('follow', 'comment', 'reply', 'favorite', 'moderation')),
+    -- The recipient; none for a new article, which goes to the author's followers
+    -- (`actor_id`) as they are when it is read: one row however many follow.
+    user_id INTEGER REFERENCES users (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('follow', 'comment', 'reply', 'favorite', 'moderation', 'article')),
     actor_id INTEGER,
     article_id INTEGER,
     comment_id INTEGER,
@@ -301,8 +303,11 @@ CREATE TABLE notifications (
     action TEXT,
     detail TEXT,
     created_at TEXT NOT NULL,
-    read_at TEXT
+    read_at TEXT,
+    CHECK ((kind = 'article') = (user_id IS NULL))
 );
+
+CREATE INDEX notifications_articles ON notifications (actor_id, id) WHERE user_id IS NULL;
 
 CREATE INDEX notifications_unread ON notifications (user_id) WHERE read_at IS NULL;
 
@@ -311,7 +316,7 @@ CREATE INDEX notifications_user ON notifications (user_id, id);
 -- notifications_read
 
 CREATE VIEW notifications_read AS
-SELECT n.id, n.user_id, n.kind, u.username AS actor, u.image AS actor_image, a.slug, a.title, n.comment_id,
+SELECT n.id, n.user_id, n.actor_id, n.kind, u.username AS actor, u.image AS actor_image, a.slug, a.title, n.comment_id,
        substr(c.body, 1, 200) AS excerpt, n.others, n.action, n.detail, n.created_at, n.read_at IS NOT NULL AS is_read,
        (n.actor_id IS NULL OR u.id IS NOT NULL) AND (n.article_id IS NULL OR a.id IS NOT NULL)
            AND (n.comment_id IS NULL OR c.id IS NOT NULL) AS shown

@@ -60,8 +60,12 @@ pub async fn create(
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let id = insert(&mut tx, author, slug, new, now).await?;
-    if let Some(why) = held {
-        crate::moderation::hold(&mut tx, Target { kind: TargetKind::Article, id: id.get() }, why, now).await?;
+    match held {
+        // A held article tells nobody: it is not there for them yet.
+        Some(why) => {
+            crate::moderation::hold(&mut tx, Target { kind: TargetKind::Article, id: id.get() }, why, now).await?
+        }
+        None => crate::notifications::published(&mut tx, author.get(), id.get(), now).await?,
     }
     tx.commit().await?;
     Ok(id)

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use conduit_domain::model::UserId;
 use conduit_store::DbError;
 use conduit_store::notifications::{
-    Actor, KEEP_PER_USER, Kind, Notification, REPLY_FANOUT_COMMENTS, Resume, TRIM_EVERY, Tailed,
+    Actor, KEEP_PER_USER, Kind, Notification, REPLAY_ARTICLES, REPLY_FANOUT_COMMENTS, Resume, TRIM_EVERY, Tailed,
 };
 
 use crate::{Connection, Pool};
@@ -153,6 +153,30 @@ pub async fn moderation(
     trim_if_due(tx, Some((id, user))).await
 }
 
+/// Tells the author's followers of a new article: one row, read back for each follower (the
+/// streams only; it is born read, out of every inbox and unread count).
+pub async fn published(tx: &mut Connection, author: i64, article: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+    sqlx::query!(
+        "INSERT INTO notifications (user_id, kind, actor_id, article_id, created_at, read_at)
+         VALUES (NULL, 'article', $1, $2, $3, $3)",
+        author,
+        article,
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Who follows `author` (whose streams a new article of theirs goes to).
+pub async fn followers(db: &Pool, author: UserId) -> Result<Vec<UserId>, DbError> {
+    let author = author.get();
+    let ids = sqlx::query_scalar!(r#"SELECT follower_id AS "id!" FROM follows WHERE followee_id = $1"#, author)
+        .fetch_all(db)
+        .await?;
+    Ok(ids.into_iter().map(UserId::new).collect())
+}
+
 /// `blocker` blocked `blocked`: what `blocked` caused in `blocker`'s inbox goes.
 pub async fn forget_blocked(tx: &mut Connection, blocker: i64, blocked: i64) -> Result<(), DbError> {
     sqlx::query!("DELETE FROM notifications WHERE user_id = $1 AND actor_id = $2", blocker, blocked)
@@ -201,7 +225,8 @@ async fn record_dropped(tx: &mut Connection, kind: &str, key: &str, newest: i64)
 /// exists (`shown`).
 struct Row {
     id: i64,
-    user_id: i64,
+    user_id: Option<i64>,
+    actor_id: Option<i64>,
     kind: String,
     actor: Option<String>,
     actor_image: Option<String>,
@@ -224,7 +249,7 @@ impl Row {
         }
         Some(Notification {
             id: self.id,
-            user: UserId::new(self.user_id),
+            user: UserId::new(self.user_id.or(self.actor_id)?),
             kind: Kind::parse(&self.kind)?,
             actor: self.actor.map(|username| Actor { username, image: self.actor_image }),
             article: self.slug.zip(self.title),
@@ -251,7 +276,7 @@ pub async fn page(
     // short, which is why the next page starts from the last id read, not the last shown.
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT id AS "id!", user_id AS "user_id!", kind AS "kind!", actor AS "actor?", actor_image AS "actor_image?",
+        r#"SELECT id AS "id!", user_id AS "user_id?", actor_id AS "actor_id?", kind AS "kind!", actor AS "actor?", actor_image AS "actor_image?",
                   slug AS "slug?", title AS "title?", comment_id AS "comment_id?", excerpt AS "excerpt?: String", others AS "others!",
                   action AS "action?", detail AS "detail?", created_at AS "created_at!: DateTime<Utc>",
                   is_read AS "read!: bool", shown AS "shown!: bool"
@@ -268,13 +293,50 @@ pub async fn page(
     Ok((rows.into_iter().filter_map(Row::into_notification).collect(), next))
 }
 
-/// `user`'s notifications after `after`, up to `through`, oldest first: what a stream that
-/// resumes from `after` missed.
-pub async fn replay(db: &Pool, user: UserId, after: i64, through: i64, limit: i64) -> Result<Vec<Tailed>, DbError> {
+/// `user`'s notifications after `after`, up to `through`, oldest first, with the new articles
+/// of the authors they follow: what a stream that resumes from `after` missed. `None` when more
+/// than [`REPLAY_ARTICLES`] new articles were missed.
+pub async fn replay(
+    db: &Pool,
+    user: UserId,
+    after: i64,
+    through: i64,
+    limit: i64,
+) -> Result<Option<Vec<Tailed>>, DbError> {
+    let mut missed = personal(db, user, after, through, limit).await?;
+    let (reader, most) = (user.get(), REPLAY_ARTICLES + 1);
+    let articles = sqlx::query_as!(
+        Row,
+        r#"SELECT id AS "id!", user_id AS "user_id?", actor_id AS "actor_id?", kind AS "kind!", actor AS "actor?",
+                  actor_image AS "actor_image?", slug AS "slug?", title AS "title?", comment_id AS "comment_id?",
+                  excerpt AS "excerpt?: String", others AS "others!", action AS "action?", detail AS "detail?",
+                  created_at AS "created_at!: DateTime<Utc>", is_read AS "read!: bool", shown AS "shown!: bool"
+           FROM notifications_read
+           WHERE user_id IS NULL AND id > $2 AND id <= $3
+             AND actor_id IN (SELECT followee_id FROM follows WHERE follower_id = $1)
+           ORDER BY id LIMIT $4"#,
+        reader,
+        after,
+        through,
+        most
+    )
+    .fetch_all(db)
+    .await?;
+    if articles.len() as i64 == most {
+        return Ok(None);
+    }
+    missed.extend(articles.into_iter().map(|r| (r.id, r.into_notification())));
+    missed.sort_by_key(|(id, _)| *id);
+    Ok(Some(missed))
+}
+
+/// `user`'s own notifications after `after` up to `through`, oldest first (at most
+/// [`KEEP_PER_USER`] and a few are kept, so a `limit` above that reads them all).
+async fn personal(db: &Pool, user: UserId, after: i64, through: i64, limit: i64) -> Result<Vec<Tailed>, DbError> {
     let user = user.get();
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT id AS "id!", user_id AS "user_id!", kind AS "kind!", actor AS "actor?", actor_image AS "actor_image?",
+        r#"SELECT id AS "id!", user_id AS "user_id?", actor_id AS "actor_id?", kind AS "kind!", actor AS "actor?", actor_image AS "actor_image?",
                   slug AS "slug?", title AS "title?", comment_id AS "comment_id?", excerpt AS "excerpt?: String", others AS "others!",
                   action AS "action?", detail AS "detail?", created_at AS "created_at!: DateTime<Utc>",
                   is_read AS "read!: bool", shown AS "shown!: bool"
@@ -294,7 +356,7 @@ pub async fn replay(db: &Pool, user: UserId, after: i64, through: i64, limit: i6
 pub async fn tail(db: &Pool, after: i64, limit: i64) -> Result<Vec<Tailed>, DbError> {
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT id AS "id!", user_id AS "user_id!", kind AS "kind!", actor AS "actor?", actor_image AS "actor_image?",
+        r#"SELECT id AS "id!", user_id AS "user_id?", actor_id AS "actor_id?", kind AS "kind!", actor AS "actor?", actor_image AS "actor_image?",
                   slug AS "slug?", title AS "title?", comment_id AS "comment_id?", excerpt AS "excerpt?: String", others AS "others!",
                   action AS "action?", detail AS "detail?", created_at AS "created_at!: DateTime<Utc>",
                   is_read AS "read!: bool", shown AS "shown!: bool"

@@ -525,8 +525,13 @@ impl Uncached for ThisStore {
         after: i64,
         through: i64,
         limit: i64,
-    ) -> Result<Vec<Tailed>, DbError> {
+    ) -> Result<Option<Vec<Tailed>>, DbError> {
         notifications::replay(&self.read, user, after, through, limit).await
+    }
+
+    #[instrument(name = "store.follower_ids", skip_all, fields(db.system = BACKEND))]
+    async fn follower_ids(&self, author: UserId) -> Result<Vec<UserId>, DbError> {
+        notifications::followers(&self.read, author).await
     }
 
     #[instrument(name = "store.newest_notification", skip_all, fields(db.system = BACKEND))]

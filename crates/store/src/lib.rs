@@ -413,14 +413,18 @@ pub trait Uncached: Send + Sync + 'static {
     async fn mark_notifications_read(&self, user: UserId, through: Option<i64>) -> Result<u64, DbError>;
     /// Every notification after `after`, oldest first (the streams' feed).
     async fn notifications_after(&self, after: i64, limit: i64) -> Result<Vec<Tailed>, DbError>;
-    /// `user`'s notifications after `after` up to `through`, oldest first (a stream resuming).
+    /// `user`'s notifications after `after` up to `through`, oldest first, with the new
+    /// articles of those they follow (a stream resuming); `None` when more than
+    /// `notifications::REPLAY_ARTICLES` articles were missed.
     async fn notifications_replay(
         &self,
         user: UserId,
         after: i64,
         through: i64,
         limit: i64,
-    ) -> Result<Vec<Tailed>, DbError>;
+    ) -> Result<Option<Vec<Tailed>>, DbError>;
+    /// The ids of everyone who follows `author`.
+    async fn follower_ids(&self, author: UserId) -> Result<Vec<UserId>, DbError>;
     /// The newest notification's id, 0 when there is none.
     async fn newest_notification(&self) -> Result<i64, DbError>;
     /// Whether all of `user`'s notifications after `last` are still kept.

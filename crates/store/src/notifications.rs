@@ -14,6 +14,10 @@ pub const KEEP_PER_USER: i64 = 500;
 /// write would cost more than the write.
 pub const TRIM_EVERY: i64 = 16;
 
+/// The most new articles by followed authors a stream resuming is given; past it, the client
+/// is told to start over (its feed lists them).
+pub const REPLAY_ARTICLES: i64 = 1000;
+
 /// A comment tells of itself to the authors of at most this many of the article's latest
 /// comments (a "reply" in a thread they took part in): a bound on what one comment writes.
 pub const REPLY_FANOUT_COMMENTS: i64 = 200;
@@ -32,6 +36,9 @@ pub enum Kind {
     Favorite,
     /// A moderator acted on the recipient's content or account (`action`, `detail`).
     Moderation,
+    /// `actor`, whom the recipient follows, published `article`. One row for all the author's
+    /// followers, on the streams only (the feed is its list): `user` is the author.
+    Article,
 }
 
 impl Kind {
@@ -42,11 +49,12 @@ impl Kind {
             Kind::Reply => "reply",
             Kind::Favorite => "favorite",
             Kind::Moderation => "moderation",
+            Kind::Article => "article",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Kind::Follow, Kind::Comment, Kind::Reply, Kind::Favorite, Kind::Moderation]
+        [Kind::Follow, Kind::Comment, Kind::Reply, Kind::Favorite, Kind::Moderation, Kind::Article]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -57,7 +65,7 @@ impl Kind {
 pub struct Notification {
     /// Orders every notification ever written: the stream's event id.
     pub id: i64,
-    /// The recipient.
+    /// The recipient; for a new article ([`Kind::Article`]), its author, whose followers get it.
     pub user: UserId,
     pub kind: Kind,
     /// Who did it (none for a moderator's action: moderators act for the site).

@@ -68,6 +68,7 @@ macro_rules! store_behaviour_suite {
             favorites_not_yet_read_are_one_notification,
             notifications_are_read_marked_and_tailed_in_order,
             dropped_notifications_make_a_stream_start_over,
+            a_new_article_reaches_the_authors_followers_streams_only,
             account_changes_are_logged_with_who_made_them,
             suspensions_and_purges_change_the_user,
             blocks_leave_the_blocked_out_for_the_blocker,
@@ -2024,7 +2025,7 @@ pub async fn notifications_are_read_marked_and_tailed_in_order(store: TestStore)
     assert_eq!(tail.last().unwrap().1.as_ref().unwrap().user, bob.id);
     assert_eq!(store.newest_notification().await.unwrap(), *tail_ids.last().unwrap());
     assert_eq!(store.notifications_after(tail_ids[2], 2).await.unwrap().len(), 2);
-    let replay = store.notifications_replay(anna.id, tail_ids[1], tail_ids[4], 100).await.unwrap();
+    let replay = store.notifications_replay(anna.id, tail_ids[1], tail_ids[4], 100).await.unwrap().unwrap();
     assert_eq!(replay.iter().map(|(id, _)| *id).collect::<Vec<_>>(), tail_ids[2..=4]);
 
     // A follower gone: the notice is skipped when read, but its id still counts in the tail.
@@ -2070,4 +2071,45 @@ pub async fn dropped_notifications_make_a_stream_start_over(store: TestStore) {
     assert_eq!(dropped as i64, kept + 1, "everything older than the limit");
     assert_eq!(store.notifications_resume(bob.id, newest).await.unwrap(), notifications::Resume::TooOld);
     assert_eq!(store.notifications_resume(bob.id, newest + 1).await.unwrap(), notifications::Resume::Exact);
+}
+
+/// A new article is one row, given to each of the author's followers when their stream resumes
+/// (and by the tail to their open streams), in no one's inbox; a held one tells nobody.
+pub async fn a_new_article_reaches_the_authors_followers_streams_only(store: TestStore) {
+    let (anna, bob, carl) = (user(&*store, "anna").await, user(&*store, "bob").await, user(&*store, "carl").await);
+    store.follow(bob.id, &username("anna")).await.unwrap();
+    let start = store.newest_notification().await.unwrap();
+    let news = article(&*store, &anna, "news", &[]).await;
+    let newest = store.newest_notification().await.unwrap();
+    assert_eq!(newest, start + 1, "one row, however many follow");
+    assert_eq!(store.follower_ids(anna.id).await.unwrap(), [bob.id]);
+
+    let replay = |who: UserId| {
+        let store = store.clone();
+        async move { store.notifications_replay(who, start, newest, 100).await.unwrap().unwrap() }
+    };
+    let told = replay(bob.id).await;
+    assert_eq!(told.len(), 1);
+    let n = told[0].1.clone().unwrap();
+    assert_eq!((n.kind, n.user, n.article.unwrap().0), (notifications::Kind::Article, anna.id, news.slug.clone()));
+    assert!(replay(carl.id).await.is_empty(), "not a follower");
+    assert!(replay(anna.id).await.is_empty(), "nor the author");
+    let tail = store.notifications_after(start, 10).await.unwrap();
+    assert_eq!(tail.len(), 1, "the tail has it, for the open streams");
+    for who in [&anna, &bob, &carl] {
+        assert!(
+            store
+                .notifications(who.id, None, 10)
+                .await
+                .unwrap()
+                .0
+                .iter()
+                .all(|n| n.kind != notifications::Kind::Article)
+        );
+        assert_eq!(store.unread_notifications(who.id).await.unwrap(), i64::from(who.id == anna.id), "{}", who.username);
+    }
+
+    let held = store.create_article(anna.id, &slug("held"), &new_article("held", &[]), Some("held")).await.unwrap();
+    assert!(held.hidden);
+    assert_eq!(store.newest_notification().await.unwrap(), newest, "a held article tells nobody");
 }

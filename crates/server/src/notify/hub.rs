@@ -101,20 +101,23 @@ impl Hub {
         self.lock().open
     }
 
-    /// Hands out `event` to its recipient's streams (if `Some`), then records `id` as delivered:
-    /// called with every id in order.
-    pub fn deliver(&self, id: i64, event: Option<(UserId, Event)>) {
-        if let Some((user, event)) = event {
+    /// Hands out `event` (if `Some`) to the streams of each of `to` that has any, then records
+    /// `id` as delivered: called with every id in order.
+    pub fn deliver(&self, id: i64, to: &[UserId], event: Option<Event>) {
+        if let Some(event) = event {
+            let event = Arc::new(event);
             let mut streams = self.lock();
-            if let Some(list) = streams.by_user.get_mut(&user) {
-                let event = Arc::new(event);
+            for user in to {
+                let Some(list) = streams.by_user.get_mut(user) else {
+                    continue;
+                };
                 let before = list.len();
                 // A full queue: a reader that stopped reading. Dropping its sender ends its
                 // stream; the client resumes from its last id.
                 list.retain(|(_, sender)| sender.try_send(event.clone()).is_ok());
                 let dropped = before - list.len();
                 if list.is_empty() {
-                    streams.by_user.remove(&user);
+                    streams.by_user.remove(user);
                 }
                 streams.open -= dropped;
                 if dropped > 0 {
@@ -125,9 +128,10 @@ impl Hub {
         self.delivered.store(id, Ordering::Release);
     }
 
-    /// Whether anybody on this instance listens for `user`.
-    pub fn listens(&self, user: UserId) -> bool {
-        self.lock().by_user.contains_key(&user)
+    /// Whether anybody on this instance listens for any of `users`.
+    pub fn listens(&self, users: &[UserId]) -> bool {
+        let streams = self.lock();
+        users.iter().any(|user| streams.by_user.contains_key(user))
     }
 
     /// Changes to true when the hub closes.

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use conduit_store::Store;
+use conduit_store::notifications::Kind;
 use tokio::sync::Notify;
 
 use super::hub::{Event, Hub};
@@ -92,9 +93,15 @@ impl Tail {
                 tracing::warn!(from = expected, to = id - 1, "notification ids never committed; passed over");
             }
             *gap = None;
-            let event =
-                notification.filter(|n| self.hub.listens(n.user)).map(|n| (n.user, Event { id, json: view::json(n) }));
-            self.hub.deliver(id, event);
+            let to = match &notification {
+                // A new article goes to the author's followers; read only when streams are open.
+                Some(n) if n.kind == Kind::Article && self.hub.open() > 0 => self.store.follower_ids(n.user).await?,
+                Some(n) if n.kind != Kind::Article => vec![n.user],
+                _ => Vec::new(),
+            };
+            // Written as JSON once, and only when someone here listens.
+            let event = notification.filter(|_| self.hub.listens(&to)).map(|n| Event { id, json: view::json(n) });
+            self.hub.deliver(id, &to, event);
             expected = id + 1;
         }
         Ok(full && gap.is_none())

@@ -12,7 +12,8 @@ pub struct NotificationView {
     /// Orders every notification: the stream's event id. A later event has a larger id.
     pub id: i64,
     /// `follow`, `comment` (on your article), `reply` (on an article you commented on),
-    /// `favorite` (of your article) or `moderation` (a moderator's action on your content).
+    /// `favorite` (of your article), `moderation` (a moderator's action on your content), or,
+    /// on the stream only, `article` (a new article by someone you follow).
     pub kind: &'static str,
     /// Who did it; absent for a moderator's action.
     #[serde(skip_serializing_if = "Option::is_none")]

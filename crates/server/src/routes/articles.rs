@@ -186,6 +186,7 @@ pub(crate) async fn create(
     let article =
         with_unique_slug(&new.title, |slug| async move { store.create_article(author, &slug, new, held).await })
             .await?;
+    state.notifier.written();
     Ok((StatusCode::CREATED, Json(ArticleBody { article })))
 }
 

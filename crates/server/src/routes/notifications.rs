@@ -16,8 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use conduit_domain::Errors;
-use conduit_domain::model::UserId;
-use conduit_store::notifications::{Resume, Tailed};
+use conduit_store::notifications::Resume;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -32,8 +31,9 @@ use crate::state::AppState;
 /// A comment line this often keeps proxies from closing an idle stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// Rows read at once when a stream resumes.
-const REPLAY_BATCH: i64 = 1000;
+/// A person's own notifications read when a stream resumes: more than are ever kept
+/// (`conduit_store::notifications::KEEP_PER_USER` and the few the trim lets stand).
+const REPLAY_LIMIT: i64 = 2 * conduit_store::notifications::KEEP_PER_USER;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -49,6 +49,19 @@ pub struct NotificationsBody {
 #[serde(rename_all = "camelCase")]
 pub struct UnreadBody {
     unread_count: i64,
+}
+
+/// One event of the stream, as a reader of `text/event-stream` sees it (the document's schema
+/// for the stream is this, per event).
+#[derive(Serialize, ToSchema)]
+pub struct StreamEvent {
+    /// `notification`, `ready` or `reset`.
+    event: String,
+    /// Where a reconnect resumes from (on `notification` and `ready`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    /// JSON: a Notification, `{"unreadCount": n}` (`ready`) or `{}` (`reset`).
+    data: String,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -143,7 +156,7 @@ pub(crate) async fn read_all(
 /// "Notifications").
 #[utoipa::path(get, path = "/notifications/stream", tag = "Notifications", security(("Token" = [])),
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received: what came after it is sent first")),
-    responses((status = 200, description = "`text/event-stream`: events `notification` (data: a Notification, id: its id), `reset` and `ready` (data: {\"unreadCount\": n})", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "`text/event-stream`: events `notification` (data: a Notification, id: its id), `reset` and `ready` (data: {\"unreadCount\": n})", content_type = "text/event-stream", body = StreamEvent),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
@@ -165,9 +178,13 @@ pub(crate) async fn stream(
     let through = state.notifier.hub.delivered();
     let mut first = Vec::new();
     if let Some(last) = last.filter(|last| *last < through) {
-        match state.store.notifications_resume(user, last).await? {
-            Resume::TooOld => first.push(Event::default().event("reset").data("{}")),
-            Resume::Exact => replay(&state, user, last, through, &mut first).await?,
+        let missed = match state.store.notifications_resume(user, last).await? {
+            Resume::TooOld => None,
+            Resume::Exact => state.store.notifications_replay(user, last, through, REPLAY_LIMIT).await?,
+        };
+        match missed {
+            Some(missed) => first.extend(missed.into_iter().filter_map(|(id, n)| n.map(|n| event(id, view::json(n))))),
+            None => first.push(Event::default().event("reset").data("{}")),
         }
     }
     // A client already past `through` (it was served by an instance further along) resumes
@@ -182,37 +199,22 @@ pub(crate) async fn stream(
     Ok(([("x-accel-buffering", "no"), ("cache-control", "no-store")], sse).into_response())
 }
 
-/// `user`'s notifications after `last` through `through`, as events.
-async fn replay(state: &AppState, user: UserId, mut last: i64, through: i64, into: &mut Vec<Event>) -> ApiResult<()> {
-    loop {
-        let batch: Vec<Tailed> = state.store.notifications_replay(user, last, through, REPLAY_BATCH).await?;
-        let full = batch.len() as i64 == REPLAY_BATCH;
-        for (id, notification) in batch {
-            if let Some(n) = notification {
-                into.push(Event::default().event("notification").id(id.to_string()).data(view::json(n)));
-            }
-            last = id;
-        }
-        if !full {
-            return Ok(());
-        }
-    }
+/// A `notification` event.
+fn event(id: i64, json: String) -> Event {
+    Event::default().event("notification").id(id.to_string()).data(json)
 }
 
 /// What the hub hands this stream after `from`, until the hub closes or drops it.
 fn live(subscription: Subscription, from: i64) -> impl Stream<Item = Result<Event, Infallible>> {
     futures::stream::unfold(subscription, move |mut sub| async move {
         loop {
-            let event = tokio::select! {
-                event = sub.events.recv() => event,
+            let handed = tokio::select! {
+                handed = sub.events.recv() => handed,
                 _ = sub.closing.wait_for(|closing| *closing) => None,
             };
-            match event {
-                Some(event) if event.id <= from => continue,
-                Some(event) => {
-                    let sent = Event::default().event("notification").id(event.id.to_string()).data(&event.json);
-                    return Some((Ok(sent), sub));
-                }
+            match handed {
+                Some(sent) if sent.id <= from => continue,
+                Some(sent) => return Some((Ok(event(sent.id, sent.json.clone())), sub)),
                 // Closing, or dropped for not reading: the client resumes from its last id.
                 None => return None,
             }

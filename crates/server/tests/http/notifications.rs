@@ -258,7 +258,36 @@ async fn the_stream_delivers_in_order_and_resumes_exactly(app: TestApp) {
     }
 }
 
-on_both_backends!(the_inbox_lists_counts_and_marks_read, the_stream_delivers_in_order_and_resumes_exactly);
+/// A new article reaches the streams of the author's followers (live, and when they resume),
+/// nobody else's, and no inbox.
+async fn a_new_article_reaches_the_followers_streams(app: TestApp) {
+    let (anna, bob, carl) = (app.register("anna").await, app.register("bob").await, app.register("carl").await);
+    app.post("/api/profiles/bob/follow", Some(&anna), json!({})).await;
+    let mut follower = SseClient::open(&app.base, &anna, None).await.unwrap();
+    follower.until_ready().await;
+    let mut other = SseClient::open(&app.base, &carl, None).await.unwrap();
+    other.until_ready().await;
+    let first = slug_of(&app, &bob, "First news").await;
+    let told = follower.notification().await.json();
+    assert_eq!(
+        (&told["kind"], &told["actor"]["username"], &told["article"]["slug"]),
+        (&json!("article"), &json!("bob"), &json!(first))
+    );
+    drop(follower);
+    let second = slug_of(&app, &bob, "Second news").await;
+    let mut resumed = SseClient::open(&app.base, &anna, Some(&told["id"].to_string())).await.unwrap();
+    let (missed, _) = resumed.resumed(1).await;
+    assert_eq!(missed[0].json()["article"]["slug"], second, "missed, and given on resuming");
+    assert!(other.next(Duration::from_millis(300)).await.is_none(), "not a follower: nothing");
+    let (_, inbox) = app.get("/api/notifications", Some(&anna)).await;
+    assert!(inbox["notifications"].as_array().unwrap().is_empty(), "not in the inbox: {inbox}");
+}
+
+on_both_backends!(
+    the_inbox_lists_counts_and_marks_read,
+    the_stream_delivers_in_order_and_resumes_exactly,
+    a_new_article_reaches_the_followers_streams
+);
 
 // --- two instances on PostgreSQL and Redis ---
 
