@@ -45,6 +45,18 @@ pub async fn lock_ended_sessions(tx: &mut sqlx::PgConnection, id: UserId) -> Res
 /// Before the store closes: nothing to do (SQLite folds its WAL into the database file here).
 pub async fn before_close(_write: &sqlx::PgPool) {}
 
+/// The transactions now, as `(xmin, xmax)`: every one below xmin has ended, every one running
+/// is below xmax (PostgreSQL's snapshot; ids of the server's own 64-bit counter).
+pub async fn commit_horizon(read: &sqlx::PgPool) -> Result<Option<(i64, i64)>, DbError> {
+    let (xmin, xmax): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(CAST(pg_snapshot_xmin(s) AS TEXT) AS BIGINT), CAST(CAST(pg_snapshot_xmax(s) AS TEXT) AS BIGINT)
+         FROM pg_current_snapshot() AS s",
+    )
+    .fetch_one(read)
+    .await?;
+    Ok(Some((xmin, xmax)))
+}
+
 /// Claims due mail (see `outbox::claim`). `SKIP LOCKED` passes over messages another instance
 /// is claiming at this moment, so each message goes to one sender and senders never wait on
 /// each other; the lease then keeps it from the others until it is sent or fails.

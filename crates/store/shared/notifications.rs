@@ -295,7 +295,7 @@ pub async fn page(
 
 /// `user`'s notifications after `after`, up to `through`, oldest first, with the new articles
 /// of the authors they follow: what a stream that resumes from `after` missed. `None` when more
-/// than [`REPLAY_ARTICLES`] new articles were missed.
+/// than [`REPLAY_ARTICLES`] new articles were missed, or `limit` of their own.
 pub async fn replay(
     db: &Pool,
     user: UserId,
@@ -304,6 +304,10 @@ pub async fn replay(
     limit: i64,
 ) -> Result<Option<Vec<Tailed>>, DbError> {
     let mut missed = personal(db, user, after, through, limit).await?;
+    if missed.len() as i64 >= limit {
+        // More than a person keeps: what was missed is not all there (see `trim_if_due`).
+        return Ok(None);
+    }
     let (reader, most) = (user.get(), REPLAY_ARTICLES + 1);
     let articles = sqlx::query_as!(
         Row,

@@ -534,6 +534,11 @@ impl Uncached for ThisStore {
         notifications::followers(&self.read, author).await
     }
 
+    #[instrument(name = "store.commit_horizon", skip_all, fields(db.system = BACKEND))]
+    async fn commit_horizon(&self) -> Result<Option<(i64, i64)>, DbError> {
+        dialect::commit_horizon(&self.read).await
+    }
+
     #[instrument(name = "store.newest_notification", skip_all, fields(db.system = BACKEND))]
     async fn newest_notification(&self) -> Result<i64, DbError> {
         notifications::newest(&self.read).await

@@ -1,8 +1,11 @@
 //! The streams open on this instance, by user, and the notifications handed to them.
 //!
-//! Each stream has a bounded queue ([`QUEUE`]): a reader that stops reading fills it, and the
-//! next notification for it drops the stream instead of waiting or growing (its client
-//! reconnects with its last id and is given what it missed from the database).
+//! Each stream has a bounded queue ([`QUEUE`]). A burst that fills it does not wait or grow:
+//! the stream is marked lagging and handed nothing more; once it has sent what its queue held,
+//! it reads what it missed from the database and goes on ([`Subscription::lagging`]). A stream
+//! still lagging after [`LAG_LIMIT`] is a reader that stopped reading: it is dropped at the next
+//! notification for it (its client resumes from its last id when it comes back). So a stream
+//! holds at most its queue, whatever its client does.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -14,6 +17,9 @@ use tokio::sync::{mpsc, watch};
 /// Notifications waiting for one stream at most.
 pub const QUEUE: usize = 64;
 
+/// A stream that has not caught up this long after its queue filled is dropped.
+pub const LAG_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One notification as a stream sends it: its id and its JSON, written once however many
 /// streams of its recipient are open.
 #[derive(Debug)]
@@ -22,8 +28,13 @@ pub struct Event {
     pub json: String,
 }
 
-/// One open stream: its key (to take it off when it ends) and its queue.
-type Stream = (u64, mpsc::Sender<Arc<Event>>);
+/// One open stream: its key (to take it off when it ends), its queue, and since when it lags
+/// (milliseconds since the hub started, plus one; 0 while it does not).
+struct Stream {
+    key: u64,
+    queue: mpsc::Sender<Arc<Event>>,
+    lagging: Arc<AtomicU64>,
+}
 
 #[derive(Default)]
 struct Streams {
@@ -38,6 +49,7 @@ pub struct Hub {
     /// Every notification up to this id has been handed to the streams (or never will be).
     delivered: AtomicI64,
     closing: watch::Sender<bool>,
+    started: std::time::Instant,
 }
 
 /// An open stream's end: notifications for its user arrive on `events`; dropping it takes the
@@ -45,9 +57,22 @@ pub struct Hub {
 pub struct Subscription {
     pub events: mpsc::Receiver<Arc<Event>>,
     pub closing: watch::Receiver<bool>,
-    user: UserId,
+    pub user: UserId,
     key: u64,
+    lagging: Arc<AtomicU64>,
     hub: Arc<Hub>,
+}
+
+impl Subscription {
+    /// Whether notifications were held back from this stream since it last caught up; clears
+    /// the mark (whatever is handed out after this is queued, or marks it again).
+    pub fn lagging(&self) -> bool {
+        self.lagging.swap(0, Ordering::AcqRel) != 0
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
 }
 
 impl Drop for Subscription {
@@ -55,7 +80,7 @@ impl Drop for Subscription {
         let mut streams = self.hub.lock();
         if let Some(list) = streams.by_user.get_mut(&self.user) {
             let before = list.len();
-            list.retain(|(key, _)| *key != self.key);
+            list.retain(|stream| stream.key != self.key);
             let removed = before - list.len();
             if list.is_empty() {
                 streams.by_user.remove(&self.user);
@@ -72,6 +97,7 @@ impl Hub {
             next: AtomicU64::new(0),
             delivered: AtomicI64::new(delivered),
             closing: watch::channel(false).0,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -82,13 +108,14 @@ impl Hub {
     /// Opens a stream for `user`. Notifications up to [`Hub::delivered`] read just after this
     /// returns are not sent to it: the caller reads those from the database.
     pub fn subscribe(self: &Arc<Self>, user: UserId) -> Subscription {
-        let (sender, events) = mpsc::channel(QUEUE);
+        let (queue, events) = mpsc::channel(QUEUE);
         let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let lagging = Arc::new(AtomicU64::new(0));
         let mut streams = self.lock();
-        streams.by_user.entry(user).or_default().push((key, sender));
+        streams.by_user.entry(user).or_default().push(Stream { key, queue, lagging: lagging.clone() });
         streams.open += 1;
         drop(streams);
-        Subscription { events, closing: self.closing.subscribe(), user, key, hub: self.clone() }
+        Subscription { events, closing: self.closing.subscribe(), user, key, lagging, hub: self.clone() }
     }
 
     /// The id through which every notification was handed out.
@@ -101,9 +128,12 @@ impl Hub {
         self.lock().open
     }
 
-    /// Hands out `event` (if `Some`) to the streams of each of `to` that has any, then records
-    /// `id` as delivered: called with every id in order.
+    /// Records `id` as delivered, then hands out `event` (if `Some`) to the streams of each of
+    /// `to` that has any: called with every id in order. Recorded first: a stream that lagged
+    /// and catches up reads the database up to what it finds recorded, which then covers
+    /// anything held back from it.
     pub fn deliver(&self, id: i64, to: &[UserId], event: Option<Event>) {
+        self.delivered.store(id, Ordering::Release);
         if let Some(event) = event {
             let event = Arc::new(event);
             let mut streams = self.lock();
@@ -112,9 +142,24 @@ impl Hub {
                     continue;
                 };
                 let before = list.len();
-                // A full queue: a reader that stopped reading. Dropping its sender ends its
-                // stream; the client resumes from its last id.
-                list.retain(|(_, sender)| sender.try_send(event.clone()).is_ok());
+                let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+                let limit = u64::try_from(LAG_LIMIT.as_millis()).unwrap_or(u64::MAX);
+                list.retain(|stream| {
+                    let since = stream.lagging.load(Ordering::Acquire);
+                    if since != 0 {
+                        // Lagging: it reads this from the database when it catches up, unless
+                        // it stopped reading; then dropping its queue ends it.
+                        return now.saturating_sub(since) < limit;
+                    }
+                    match stream.queue.try_send(event.clone()) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            stream.lagging.store(now, Ordering::Release);
+                            true
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    }
+                });
                 let dropped = before - list.len();
                 if list.is_empty() {
                     streams.by_user.remove(user);
@@ -125,7 +170,6 @@ impl Hub {
                 }
             }
         }
-        self.delivered.store(id, Ordering::Release);
     }
 
     /// Whether anybody on this instance listens for any of `users`.

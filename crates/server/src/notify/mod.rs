@@ -29,6 +29,12 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// A stream opened: the tail looks now (while no stream was open it looked only now and
+    /// then), so what came since reaches the stream at once.
+    pub fn stream_opened(&self) {
+        self.wake.notify_one();
+    }
+
     /// A write that may have notified someone was committed here: the tail looks now, and
     /// other instances are told to.
     pub fn written(&self) {

@@ -5,10 +5,13 @@
 //! Streams must see ids in order with none skipped, or a client resuming from its last id
 //! would miss one. PostgreSQL gives out ids before commit, so a later id can be committed
 //! while an earlier one is not yet: the tail then stops at the gap and looks again every
-//! [`GAP_RECHECK`] until the earlier id appears, or until [`GAP_GRACE`] passed. Then it is
-//! taken for a rolled-back write and passed over (should it commit after all, it is in the
-//! inbox but no stream's). SQLite gives out ids in commit order: no gap waits there but those
-//! left by rows deleted before the tail read them.
+//! [`GAP_RECHECK`]. A gap stays for good when its row was deleted before the tail read it (a
+//! favorite regrouped, a block) or its write rolled back; the tail tells so from the
+//! database's transactions ([`Store::commit_horizon`]): once every transaction that was running
+//! when the gap was seen has ended, the gap is passed over. Only a transaction held open for
+//! over [`GAP_GRACE`] (a stalled connection) is not waited for longer: should its notification
+//! commit after all, it is in the inbox but on no stream. SQLite commits ids in the order it
+//! gives them out (one writer): there every gap is final at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,12 +24,14 @@ use tokio::sync::Notify;
 use super::hub::{Event, Hub};
 use super::view;
 
-/// How long a gap in the ids is waited for before it is taken for a write that rolled back.
+/// The longest a gap in the ids is waited for.
 pub const GAP_GRACE: Duration = Duration::from_secs(2);
 /// How often a gap is looked at again.
 const GAP_RECHECK: Duration = Duration::from_millis(10);
 /// Rows read at once.
 const BATCH: i64 = 500;
+/// How often the tail looks while no stream is open here.
+const IDLE_POLL: Duration = Duration::from_secs(5);
 
 /// The tail's settings and wake-ups.
 pub struct Tail {
@@ -45,17 +50,25 @@ impl Tail {
     /// Runs until the hub closes.
     pub async fn run(self) {
         let mut closing = self.hub.closing();
-        let mut gap: Option<(i64, Instant)> = None;
+        let mut gap: Option<Gap> = None;
         loop {
             let wait = if gap.is_some() {
                 GAP_RECHECK
+            } else if self.hub.open() == 0 {
+                // Nobody to hand anything to: look now and then, so that the first stream to
+                // open has little to catch up on (it wakes the tail when it does).
+                IDLE_POLL
             } else if self.heard.load(Ordering::Acquire) {
                 self.poll_heard
             } else {
                 self.poll
             };
             tokio::select! {
-                () = self.wake.notified() => {}
+                () = self.wake.notified() => {
+                    if self.hub.open() == 0 && gap.is_none() {
+                        continue;
+                    }
+                }
                 () = tokio::time::sleep(wait) => {}
                 _ = closing.changed() => return,
             }
@@ -73,24 +86,43 @@ impl Tail {
     }
 
     /// Reads and hands out one batch; true when a full batch was read (there may be more).
-    async fn read_once(&self, gap: &mut Option<(i64, Instant)>) -> Result<bool, conduit_store::DbError> {
+    async fn read_once(&self, gap: &mut Option<Gap>) -> Result<bool, conduit_store::DbError> {
+        // Taken before the read: a transaction ended by then has its rows in the read, so a
+        // gap it would have filled and that the read still shows is final.
+        let before = match gap {
+            Some(_) => self.store.commit_horizon().await?,
+            None => None,
+        };
         let from = self.hub.delivered();
         let rows = self.store.notifications_after(from, BATCH).await?;
         let full = rows.len() as i64 == BATCH;
         let mut expected = from + 1;
         for (id, notification) in rows {
             if id != expected {
-                let since = match *gap {
-                    Some((at, since)) if at == expected => since,
-                    _ => {
-                        *gap = Some((expected, Instant::now()));
-                        return Ok(false);
+                match gap.as_ref() {
+                    Some(seen) if seen.at == expected => {
+                        let ended = matches!(before, Some((xmin, _)) if xmin >= seen.running_below);
+                        if ended {
+                            tracing::debug!(from = expected, to = id - 1, "notification ids gone or rolled back");
+                        } else if seen.since.elapsed() >= GAP_GRACE {
+                            tracing::warn!(
+                                from = expected,
+                                to = id - 1,
+                                "notification ids not committed within the grace; passed over"
+                            );
+                        } else {
+                            return Ok(false);
+                        }
                     }
-                };
-                if since.elapsed() < GAP_GRACE {
-                    return Ok(false);
+                    _ => {
+                        // Taken after the read: every transaction running then is below xmax.
+                        if let Some((_, xmax)) = self.store.commit_horizon().await? {
+                            *gap = Some(Gap { at: expected, since: Instant::now(), running_below: xmax });
+                            return Ok(false);
+                        }
+                        // One writer: the ids are gone for good.
+                    }
                 }
-                tracing::warn!(from = expected, to = id - 1, "notification ids never committed; passed over");
             }
             *gap = None;
             let to = match &notification {
@@ -106,4 +138,15 @@ impl Tail {
         }
         Ok(full && gap.is_none())
     }
+}
+
+/// A gap in the ids, as first seen.
+#[derive(Debug, Clone, Copy)]
+pub struct Gap {
+    /// Its first missing id.
+    at: i64,
+    since: Instant,
+    /// Every transaction running when it was seen was below this; once the oldest running one
+    /// is not, they all ended.
+    running_below: i64,
 }

@@ -59,6 +59,8 @@ pub struct Metrics {
     mail: [(&'static str, Counter); 4],
     /// Scheduled backups (see `crate::backup::schedule`).
     pub backups: BackupGauges,
+    /// Notification streams open on this instance, as of the scrape (set by `/metrics`).
+    pub notification_streams: Gauge,
     /// The request counter and histogram of each label set seen, found by the labels' addresses
     /// (they are interned): one lookup with a cheap hash per response instead of two with
     /// SipHash over the label strings.
@@ -164,9 +166,16 @@ impl Default for Metrics {
             b.verify_duration.clone(),
         );
         registry.register("backup_failures", "Scheduled backups or verifications that failed", b.failures.clone());
+        let notification_streams = Gauge::default();
+        registry.register(
+            "notification_streams",
+            "Notification streams (GET /api/notifications/stream) open on this instance",
+            notification_streams.clone(),
+        );
         Self {
             registry,
             backups,
+            notification_streams,
             requests,
             latency,
             in_flight,

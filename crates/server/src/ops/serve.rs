@@ -30,6 +30,12 @@ pub struct ConnectionCap {
     pub trusted_proxies: Arc<[IpNet]>,
 }
 
+/// The most a connection buffers of what it writes (and of a request's head): past it, the
+/// response waits for the client to read. hyper's default, about 400 KiB, let a notification
+/// stream whose client stopped reading hold that much before its queue filled and it was
+/// dropped (`notify::hub`); a request head this large is refused anyway.
+const CONNECTION_BUFFER: usize = 64 * 1024;
+
 /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests.
 ///
 /// A client gets `header_read_timeout` to send each request's headers, counted from when the
@@ -43,7 +49,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout).max_buf_size(CONNECTION_BUFFER);
     let connections = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

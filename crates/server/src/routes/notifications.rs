@@ -6,7 +6,9 @@
 //! longer kept; then `event: ready` with the unread count and an id that a later reconnect
 //! resumes from. Keep-alive comments every [`KEEP_ALIVE`].
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -16,6 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use conduit_domain::Errors;
+use conduit_store::Store;
 use conduit_store::notifications::Resume;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
@@ -175,6 +178,7 @@ pub(crate) async fn stream(
     // Subscribed before `through` is read: whatever is handed out after, this stream gets;
     // up to `through`, it reads from the database.
     let subscription = state.notifier.hub.subscribe(user);
+    state.notifier.stream_opened();
     let through = state.notifier.hub.delivered();
     let mut first = Vec::new();
     if let Some(last) = last.filter(|last| *last < through) {
@@ -193,7 +197,8 @@ pub(crate) async fn stream(
     let unread = state.store.unread_notifications(user).await?;
     let ready = Event::default().event("ready").id(from.to_string()).data(format!("{{\"unreadCount\":{unread}}}"));
     first.push(ready);
-    let events = futures::StreamExt::chain(futures::stream::iter(first.into_iter().map(Ok)), live(subscription, from));
+    let rest = live(subscription, state.store.clone(), from);
+    let events = futures::StreamExt::chain(futures::stream::iter(first.into_iter().map(Ok)), rest);
     let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     // Proxies that buffer responses (nginx) must pass this one through as it is written.
     Ok(([("x-accel-buffering", "no"), ("cache-control", "no-store")], sse).into_response())
@@ -204,17 +209,54 @@ fn event(id: i64, json: String) -> Event {
     Event::default().event("notification").id(id.to_string()).data(json)
 }
 
+/// A stream after its first events: what the hub hands it, and what it missed while it lagged
+/// (read from the database once it has sent its queue: see `notify::hub`).
+struct Live {
+    sub: Subscription,
+    store: Arc<dyn Store>,
+    /// The newest id sent (or passed over by a `reset`).
+    sent: i64,
+    pending: VecDeque<Event>,
+}
+
 /// What the hub hands this stream after `from`, until the hub closes or drops it.
-fn live(subscription: Subscription, from: i64) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(subscription, move |mut sub| async move {
+fn live(sub: Subscription, store: Arc<dyn Store>, from: i64) -> impl Stream<Item = Result<Event, Infallible>> {
+    let live = Live { sub, store, sent: from, pending: VecDeque::new() };
+    futures::stream::unfold(live, |mut live| async move {
         loop {
+            if let Some(next) = live.pending.pop_front() {
+                return Some((Ok(next), live));
+            }
+            if live.sub.events.is_empty() && live.sub.lagging() {
+                let through = live.sub.hub().delivered();
+                let replay = live.store.notifications_replay(live.sub.user, live.sent, through, REPLAY_LIMIT).await;
+                match replay {
+                    Ok(Some(missed)) => {
+                        let after = live.sent;
+                        for (id, notification) in missed.into_iter().filter(|(id, _)| *id > after) {
+                            live.pending.extend(notification.map(|n| event(id, view::json(n))));
+                            live.sent = id;
+                        }
+                    }
+                    Ok(None) => {
+                        live.pending.push_back(Event::default().event("reset").id(through.to_string()).data("{}"));
+                        live.sent = through;
+                    }
+                    // The client resumes from its last id.
+                    Err(_) => return None,
+                }
+                continue;
+            }
             let handed = tokio::select! {
-                handed = sub.events.recv() => handed,
-                _ = sub.closing.wait_for(|closing| *closing) => None,
+                handed = live.sub.events.recv() => handed,
+                _ = live.sub.closing.wait_for(|closing| *closing) => None,
             };
             match handed {
-                Some(sent) if sent.id <= from => continue,
-                Some(sent) => return Some((Ok(event(sent.id, sent.json.clone())), sub)),
+                Some(sent) if sent.id <= live.sent => continue,
+                Some(sent) => {
+                    live.sent = sent.id;
+                    return Some((Ok(event(sent.id, sent.json.clone())), live));
+                }
                 // Closing, or dropped for not reading: the client resumes from its last id.
                 None => return None,
             }

@@ -98,6 +98,7 @@ pub fn metrics_app(state: AppState) -> Router {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.notification_streams.set(i64::try_from(state.notifier.hub.open()).unwrap_or(i64::MAX));
     ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render(&state.store))
 }
 

@@ -283,11 +283,186 @@ async fn a_new_article_reaches_the_followers_streams(app: TestApp) {
     assert!(inbox["notifications"].as_array().unwrap().is_empty(), "not in the inbox: {inbox}");
 }
 
+/// The streams open on the server, as its `/metrics` says.
+async fn open_streams(app: &TestApp) -> i64 {
+    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("conduit_notification_streams ")).expect("the gauge");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// What a raw HTTP/1.1 response holds: the chunked body decoded, then split into events.
+fn sse_of_raw(raw: &[u8]) -> Vec<SseEvent> {
+    let text = String::from_utf8_lossy(raw);
+    let (_, mut body) = text.split_once("\r\n\r\n").expect("a response head");
+    let mut decoded = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        decoded.push_str(&rest[..size]);
+        body = rest[size..].strip_prefix("\r\n").unwrap_or("");
+    }
+    decoded
+        .split("\n\n")
+        .filter_map(|block| {
+            let mut event = SseEvent::default();
+            for line in block.lines() {
+                match line.split_once(": ") {
+                    Some(("event", v)) => event.event = v.to_owned(),
+                    Some(("id", v)) => event.id = Some(v.to_owned()),
+                    Some(("data", v)) => event.data = v.to_owned(),
+                    _ => {}
+                }
+            }
+            (!event.event.is_empty()).then_some(event)
+        })
+        .collect()
+}
+
+/// Writes `n` favorite notifications of `article` (slug) for `user` straight into the
+/// database, in one statement: the flood a test needs to fill a stalled stream's buffers (the
+/// kernel's alone take megabytes on loopback) in well under a second.
+async fn flood(url: &str, user: &str, actor: &str, article: &str, n: i64) {
+    use sqlx::Connection;
+    let sql = "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $5)
+               INSERT INTO notifications (user_id, kind, actor_id, article_id, created_at)
+               SELECT (SELECT id FROM users WHERE username = $1), 'favorite',
+                      (SELECT id FROM users WHERE username = $2), (SELECT id FROM articles WHERE slug = $3), $4
+               FROM k";
+    let now = chrono::Utc::now();
+    if url.starts_with("sqlite:") {
+        let mut db = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql).bind(user).bind(actor).bind(article).bind(now).bind(n).execute(&mut db).await.unwrap();
+    } else {
+        let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql).bind(user).bind(actor).bind(article).bind(now).bind(n).execute(&mut db).await.unwrap();
+    }
+}
+
+/// 25,000 notifications for one person at once (written past the trim, straight into
+/// the database, to fill megabytes of socket buffers): a stream whose client stopped reading (a
+/// socket with a small receive buffer that reads nothing after its request) is dropped once it
+/// has lagged for `LAG_LIMIT` and another notification comes for it, holding no more than its
+/// queue meanwhile; a stream of the same person that reads goes on, in id order, catching up
+/// from the database (here told to start over: more was missed than a person keeps). The
+/// dropped client gets what was buffered for it, in order, and `reset` when it comes back.
+async fn a_stream_that_stops_reading_is_dropped_and_told_to_start_over(app: TestApp, url: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const N: i64 = 25_000;
+    let anna = app.register("anna").await;
+    let bob = app.register("bob").await;
+    // A long title: every event is large (about 700 bytes): the flood is 17 MB.
+    let post = slug_of(&app, &anna, &"A title that goes on ".repeat(12)).await;
+    let address: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(address).await.unwrap();
+    let request =
+        format!("GET /api/notifications/stream HTTP/1.1\r\nHost: {address}\r\nAuthorization: Token {anna}\r\n\r\n");
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut healthy = SseClient::open(&app.base, &anna, None).await.unwrap();
+    healthy.until_ready().await;
+    let deadline = Instant::now() + WITHIN;
+    while open_streams(&app).await != 2 {
+        assert!(Instant::now() < deadline, "both streams open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    flood(&url, "anna", "bob", &post, N).await;
+    let newest = app.store.newest_notification().await.unwrap();
+    let (mut seen, mut resets) = (Vec::new(), 0);
+    while seen.last().is_none_or(|last| *last < newest) {
+        let event = healthy.next(WITHIN).await.expect("the reading stream goes on");
+        resets += usize::from(event.event == "reset");
+        seen.push(event.number());
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in id order, none twice");
+    assert_eq!(*seen.last().unwrap(), newest, "the reading stream caught up");
+    eprintln!("the reading stream: {} events, {resets} resets", seen.len());
+
+    tokio::time::sleep(conduit_server::notify::hub::LAG_LIMIT + Duration::from_millis(500)).await;
+    app.post("/api/profiles/anna/follow", Some(&bob), json!({})).await;
+    assert_eq!(healthy.notification().await.json()["kind"], "follow", "the reading stream gets the next one");
+    let deadline = Instant::now() + WITHIN;
+    while open_streams(&app).await != 1 {
+        assert!(Instant::now() < deadline, "the stream that stopped reading was dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(WITHIN, slow.read_to_end(&mut raw)).await;
+    let got: Vec<i64> = sse_of_raw(&raw).iter().filter(|e| e.event == "notification").map(SseEvent::number).collect();
+    assert!(!got.is_empty() && (got.len() as i64) < N, "it got some, not all: {}", got.len());
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "what it got, in order");
+    let last = got.last().unwrap().to_string();
+    let mut resumed = SseClient::open(&app.base, &anna, Some(&last)).await.unwrap();
+    assert_eq!(resumed.next(WITHIN).await.unwrap().event, "reset");
+    assert_eq!(resumed.next(WITHIN).await.unwrap().event, "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_stream_that_stops_reading_is_dropped_and_told_to_start_over() {
+    let mut url = String::new();
+    let app = TestApp::sqlite_with(|config| url = config.database_url.clone()).await;
+    a_stream_that_stops_reading_is_dropped_and_told_to_start_over(app, url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_stream_that_stops_reading_is_dropped_and_told_to_start_over() {
+    let mut url = String::new();
+    let app = TestApp::postgres_with(|config| url = config.database_url.clone()).await;
+    a_stream_that_stops_reading_is_dropped_and_told_to_start_over(app, url).await;
+}
+
 on_both_backends!(
     the_inbox_lists_counts_and_marks_read,
     the_stream_delivers_in_order_and_resumes_exactly,
     a_new_article_reaches_the_followers_streams
 );
+
+// --- ids committed out of order (PostgreSQL) ---
+
+/// A notification whose transaction is still open holds back the ones after it (they are not
+/// sent before it, or a client resuming from a later id would never get it), and is sent first
+/// when it commits; one whose transaction rolls back holds nothing back after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_keeps_id_order_while_an_earlier_write_is_uncommitted() {
+    use sqlx::Connection;
+    let mut url = String::new();
+    let app = TestApp::postgres_with(|config| url = config.database_url.clone()).await;
+    let anna = app.register("anna").await;
+    let carl = app.register("carl").await;
+    for name in ["bob", "dan"] {
+        app.register(name).await;
+    }
+    let mut stream = SseClient::open(&app.base, &anna, None).await.unwrap();
+    stream.until_ready().await;
+    let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
+    let held_follow = |who: &'static str| {
+        format!(
+            "INSERT INTO notifications (user_id, kind, actor_id, created_at)
+             SELECT a.id, 'follow', b.id, now() FROM users a, users b WHERE a.username = 'anna' AND b.username = '{who}'"
+        )
+    };
+    let mut open = raw.begin().await.unwrap();
+    sqlx::query(&held_follow("bob")).execute(&mut *open).await.unwrap();
+    app.post("/api/profiles/anna/follow", Some(&carl), json!({})).await;
+    assert!(stream.next(Duration::from_millis(500)).await.is_none(), "carl's waits for the earlier id");
+    open.commit().await.unwrap();
+    app.post("/api/profiles/anna/follow", Some(&app.register("eve").await), json!({})).await;
+    let order: Vec<Value> = [stream.notification().await, stream.notification().await, stream.notification().await]
+        .iter()
+        .map(|e| e.json()["actor"]["username"].clone())
+        .collect();
+    assert_eq!(order, [json!("bob"), json!("carl"), json!("eve")], "in id order, once each");
+
+    let mut rolled = raw.begin().await.unwrap();
+    sqlx::query(&held_follow("dan")).execute(&mut *rolled).await.unwrap();
+    rolled.rollback().await.unwrap();
+    app.post("/api/profiles/anna/follow", Some(&app.register("fay").await), json!({})).await;
+    assert_eq!(stream.notification().await.json()["actor"]["username"], "fay", "past the rolled-back id");
+}
 
 // --- two instances on PostgreSQL and Redis ---
 
