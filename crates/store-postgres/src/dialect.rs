@@ -45,16 +45,17 @@ pub async fn lock_ended_sessions(tx: &mut sqlx::PgConnection, id: UserId) -> Res
 /// Before the store closes: nothing to do (SQLite folds its WAL into the database file here).
 pub async fn before_close(_write: &sqlx::PgPool) {}
 
-/// The transactions now, as `(xmin, xmax)`: every one below xmin has ended, every one running
-/// is below xmax (PostgreSQL's snapshot; ids of the server's own 64-bit counter).
-pub async fn commit_horizon(read: &sqlx::PgPool) -> Result<Option<(i64, i64)>, DbError> {
-    let (xmin, xmax): (i64, i64) = sqlx::query_as(
-        "SELECT CAST(CAST(pg_snapshot_xmin(s) AS TEXT) AS BIGINT), CAST(CAST(pg_snapshot_xmax(s) AS TEXT) AS BIGINT)
-         FROM pg_current_snapshot() AS s",
-    )
-    .fetch_one(read)
-    .await?;
-    Ok(Some((xmin, xmax)))
+/// Where the transactions stand: `Oldest` the lowest id still running (every transaction
+/// below it has ended), `Newest` an id above every transaction running now (a transaction id
+/// taken for the purpose: a snapshot's xmax is only one past the newest *ended* one, and a
+/// running transaction can be above it).
+pub async fn transactions(pool: &sqlx::PgPool, bound: conduit_store::Bound) -> Result<Option<i64>, DbError> {
+    let sql = match bound {
+        conduit_store::Bound::Oldest => "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)",
+        conduit_store::Bound::Newest => "SELECT CAST(CAST(pg_current_xact_id() AS TEXT) AS BIGINT)",
+    };
+    let id: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
+    Ok(Some(id))
 }
 
 /// Claims due mail (see `outbox::claim`). `SKIP LOCKED` passes over messages another instance

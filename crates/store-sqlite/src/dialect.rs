@@ -47,7 +47,7 @@ pub async fn lock_ended_sessions(
 /// load). SQLite does this by itself only when the last connection to the file closes, which
 /// a reader still closing on its own thread can keep from being the writer.
 /// None: one writer at a time, so ids are committed in the order they are given out.
-pub async fn commit_horizon(_read: &sqlx::SqlitePool) -> Result<Option<(i64, i64)>, DbError> {
+pub async fn transactions(_pool: &sqlx::SqlitePool, _bound: conduit_store::Bound) -> Result<Option<i64>, DbError> {
     Ok(None)
 }
 

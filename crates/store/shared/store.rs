@@ -534,9 +534,11 @@ impl Uncached for ThisStore {
         notifications::followers(&self.read, author).await
     }
 
-    #[instrument(name = "store.commit_horizon", skip_all, fields(db.system = BACKEND))]
-    async fn commit_horizon(&self) -> Result<Option<(i64, i64)>, DbError> {
-        dialect::commit_horizon(&self.read).await
+    #[instrument(name = "store.transactions", skip_all, fields(db.system = BACKEND))]
+    async fn transactions(&self, bound: Bound) -> Result<Option<i64>, DbError> {
+        // Taking a new transaction id is a write.
+        let pool = if bound == Bound::Newest { &self.write } else { &self.read };
+        dialect::transactions(pool, bound).await
     }
 
     #[instrument(name = "store.newest_notification", skip_all, fields(db.system = BACKEND))]

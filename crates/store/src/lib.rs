@@ -31,6 +31,15 @@ use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 use crate::moderation::{LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
 use crate::notifications::{Notification, Resume, Tailed};
 
+/// Which end of the running transactions [`Uncached::transactions`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Every transaction below this id has ended.
+    Oldest,
+    /// Every transaction running now is below this id (taking it uses up a transaction id).
+    Newest,
+}
+
 /// How many tags `Store::tags` lists at most (the most used).
 pub const MAX_TAGS: usize = 100;
 
@@ -425,11 +434,11 @@ pub trait Uncached: Send + Sync + 'static {
     ) -> Result<Option<Vec<Tailed>>, DbError>;
     /// The ids of everyone who follows `author`.
     async fn follower_ids(&self, author: UserId) -> Result<Vec<UserId>, DbError>;
-    /// Where the database's transactions stand, as `(xmin, xmax)`: every transaction below
-    /// xmin has ended and every one running is below xmax. `None` where ids are committed in
-    /// the order they are given (SQLite: one writer). The streams' tail asks it to tell a gap
-    /// in the ids that a running transaction will fill from one that stays (`notify::tail`).
-    async fn commit_horizon(&self) -> Result<Option<(i64, i64)>, DbError>;
+    /// Where the database's transactions stand (see [`Bound`]), as transaction ids. `None`
+    /// where ids are committed in the order they are given (SQLite: one writer). The streams'
+    /// tail asks to tell a gap in the ids that a running transaction will fill from one that
+    /// stays (`notify::tail`).
+    async fn transactions(&self, bound: Bound) -> Result<Option<i64>, DbError>;
     /// The newest notification's id, 0 when there is none.
     async fn newest_notification(&self) -> Result<i64, DbError>;
     /// Whether all of `user`'s notifications after `last` are still kept.

@@ -128,15 +128,21 @@ impl Hub {
         self.lock().open
     }
 
-    /// Records `id` as delivered, then hands out `event` (if `Some`) to the streams of each of
-    /// `to` that has any: called with every id in order. Recorded first: a stream that lagged
-    /// and catches up reads the database up to what it finds recorded, which then covers
-    /// anything held back from it.
-    pub fn deliver(&self, id: i64, to: &[UserId], event: Option<Event>) {
+    /// Records `id` as delivered, then hands out the event `make` gives (made only when one of
+    /// `to` has a stream here) to their streams: called with every id in order.
+    ///
+    /// Both under the lock a new stream registers under: a stream registered before gets the
+    /// event, one registered after finds `id` recorded and reads it from the database. Recorded
+    /// before handing out: a stream that lagged and catches up reads the database up to what
+    /// it finds recorded, which then covers whatever was held back from it.
+    pub fn deliver(&self, id: i64, to: &[UserId], make: impl FnOnce() -> Option<Event>) {
+        let mut streams = self.lock();
         self.delivered.store(id, Ordering::Release);
-        if let Some(event) = event {
+        if !to.iter().any(|user| streams.by_user.contains_key(user)) {
+            return;
+        }
+        if let Some(event) = make() {
             let event = Arc::new(event);
-            let mut streams = self.lock();
             for user in to {
                 let Some(list) = streams.by_user.get_mut(user) else {
                     continue;
@@ -170,12 +176,6 @@ impl Hub {
                 }
             }
         }
-    }
-
-    /// Whether anybody on this instance listens for any of `users`.
-    pub fn listens(&self, users: &[UserId]) -> bool {
-        let streams = self.lock();
-        users.iter().any(|user| streams.by_user.contains_key(user))
     }
 
     /// Changes to true when the hub closes.

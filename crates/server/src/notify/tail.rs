@@ -7,7 +7,7 @@
 //! while an earlier one is not yet: the tail then stops at the gap and looks again every
 //! [`GAP_RECHECK`]. A gap stays for good when its row was deleted before the tail read it (a
 //! favorite regrouped, a block) or its write rolled back; the tail tells so from the
-//! database's transactions ([`Store::commit_horizon`]): once every transaction that was running
+//! database's transactions ([`Store::transactions`]): once every transaction that was running
 //! when the gap was seen has ended, the gap is passed over. Only a transaction held open for
 //! over [`GAP_GRACE`] (a stalled connection) is not waited for longer: should its notification
 //! commit after all, it is in the inbox but on no stream. SQLite commits ids in the order it
@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use conduit_store::Store;
 use conduit_store::notifications::Kind;
+use conduit_store::{Bound, Store};
 use tokio::sync::Notify;
 
 use super::hub::{Event, Hub};
@@ -90,7 +90,7 @@ impl Tail {
         // Taken before the read: a transaction ended by then has its rows in the read, so a
         // gap it would have filled and that the read still shows is final.
         let before = match gap {
-            Some(_) => self.store.commit_horizon().await?,
+            Some(_) => self.store.transactions(Bound::Oldest).await?,
             None => None,
         };
         let from = self.hub.delivered();
@@ -101,7 +101,7 @@ impl Tail {
             if id != expected {
                 match gap.as_ref() {
                     Some(seen) if seen.at == expected => {
-                        let ended = matches!(before, Some((xmin, _)) if xmin >= seen.running_below);
+                        let ended = matches!(before, Some(oldest) if oldest >= seen.running_below);
                         if ended {
                             tracing::debug!(from = expected, to = id - 1, "notification ids gone or rolled back");
                         } else if seen.since.elapsed() >= GAP_GRACE {
@@ -115,9 +115,9 @@ impl Tail {
                         }
                     }
                     _ => {
-                        // Taken after the read: every transaction running then is below xmax.
-                        if let Some((_, xmax)) = self.store.commit_horizon().await? {
-                            *gap = Some(Gap { at: expected, since: Instant::now(), running_below: xmax });
+                        // Taken after the read: every transaction running then is below it.
+                        if let Some(newest) = self.store.transactions(Bound::Newest).await? {
+                            *gap = Some(Gap { at: expected, since: Instant::now(), running_below: newest });
                             return Ok(false);
                         }
                         // One writer: the ids are gone for good.
@@ -132,8 +132,7 @@ impl Tail {
                 _ => Vec::new(),
             };
             // Written as JSON once, and only when someone here listens.
-            let event = notification.filter(|_| self.hub.listens(&to)).map(|n| Event { id, json: view::json(n) });
-            self.hub.deliver(id, &to, event);
+            self.hub.deliver(id, &to, || notification.map(|n| Event { id, json: view::json(n) }));
             expected = id + 1;
         }
         Ok(full && gap.is_none())

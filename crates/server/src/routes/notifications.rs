@@ -31,8 +31,10 @@ use crate::notify::hub::Subscription;
 use crate::notify::view::{self, NotificationView};
 use crate::state::AppState;
 
-/// A comment line this often keeps proxies from closing an idle stream.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A comment line this often keeps proxies from closing an idle stream: under the 60 s after
+/// which nginx (`proxy_read_timeout`) and most load balancers give up on a silent response,
+/// and no oftener, since each one wakes every idle stream (10,000 of them: 333 writes a second).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// A person's own notifications read when a stream resumes: more than are ever kept
 /// (`conduit_store::notifications::KEEP_PER_USER` and the few the trim lets stand).
