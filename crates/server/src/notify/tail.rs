@@ -30,6 +30,8 @@ pub const GAP_GRACE: Duration = Duration::from_secs(2);
 const GAP_RECHECK: Duration = Duration::from_millis(10);
 /// Rows read at once.
 const BATCH: i64 = 500;
+/// How long the tail waits after a wake-up before it reads (see `Tail::run`).
+const COALESCE: Duration = Duration::from_millis(5);
 /// How often the tail looks while no stream is open here.
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
@@ -68,6 +70,9 @@ impl Tail {
                     if self.hub.open() == 0 && gap.is_none() {
                         continue;
                     }
+                    // The writes of the next few milliseconds are read by the same query: under
+                    // a stream of writes, one read for several of them.
+                    tokio::time::sleep(COALESCE).await;
                 }
                 () = tokio::time::sleep(wait) => {}
                 _ = closing.changed() => return,
