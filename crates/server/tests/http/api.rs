@@ -60,7 +60,9 @@ async fn login_failures_look_and_take_the_same(app: TestApp) {
         }
     };
     let (mut wrong_password, mut unknown_email) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    // Nine of each (the login limit allows ten a minute for one account from one address): the
+    // median of seven moved by 2.8x either way with the whole suite running beside it.
+    for _ in 0..9 {
         let (status_a, body_a, time_a) = attempt("jake@example.com").await;
         let (status_b, body_b, time_b) = attempt("nobody@example.com").await;
         assert_eq!((status_a, status_b), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
@@ -78,10 +80,11 @@ async fn login_failures_look_and_take_the_same(app: TestApp) {
     let (wrong_password, unknown_email) = (median(wrong_password), median(unknown_email));
     // Without the dummy hash an unknown email answers ~20x faster than a wrong password.
     // Compared side by side with a wide margin either way (a slower unknown email would tell as
-    // much as a faster one), so machine noise cannot fail it.
+    // much as a faster one), so machine noise cannot fail it: with the whole suite running
+    // beside it, medians 4x apart were seen both ways (0.25 and 2.78), still far from 20x.
     let ratio = unknown_email.as_secs_f64() / wrong_password.as_secs_f64();
     assert!(
-        0.5 < ratio && ratio < 2.0,
+        0.2 < ratio && ratio < 5.0,
         "unknown email took {unknown_email:?}, wrong password {wrong_password:?} (ratio {ratio:.2})"
     );
 }

@@ -555,7 +555,9 @@ async fn scheduled_backups_are_taken_once_a_slot_and_verify_themselves() {
                     .count()
             })
             .unwrap_or(0);
-        assert!(kept <= 2, "{folder} keeps two: {kept}");
+        // Two verified, and a newer one while it is being verified: the oldest goes only once a
+        // newer one verified (a slow verification, under the whole suite's load, showed three).
+        assert!(kept <= 3, "{folder} keeps two, and one being verified: {kept}");
     }
     for server in [&one, &two] {
         let site = Site::of(server);

@@ -534,14 +534,14 @@ async fn a_stream_on_one_instance_hears_of_writes_on_another_with_redis_and_with
     assert!(b.terminate().success());
 }
 
-/// 200 clients (`CONDUIT_TEST_KILL_CLIENTS` for more: BENCHMARKS.md has a run with 1,000) hold
+/// 100 clients (`CONDUIT_TEST_KILL_CLIENTS` for more: BENCHMARKS.md has a run with 1,000) hold
 /// streams on instance A while notifications are written through B; A is killed with SIGKILL
 /// mid-way, and each client reconnects to B with its last id. Every client ends with every one
 /// of its notifications exactly once, in order, as its inbox lists them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_moved_by_a_kill_miss_nothing_and_get_nothing_twice() {
     let clients_wanted = std::env::var("CONDUIT_TEST_KILL_CLIENTS").ok().and_then(|n| n.parse().ok());
-    let wanted: usize = clients_wanted.unwrap_or(200);
+    let wanted: usize = clients_wanted.unwrap_or(100);
     const ROUNDS: usize = 12;
     let database = conduit_store_postgres::testing::TestDatabase::create().await;
     let redis = RedisServer::start();
