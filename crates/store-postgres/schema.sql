@@ -352,7 +352,11 @@ CREATE INDEX users_active_created ON public.users USING btree (active, created_a
 
 CREATE INDEX users_created ON public.users USING btree (created_at, id);
 
+CREATE INDEX users_email_lower ON public.users USING btree (lower(email) COLLATE "C");
+
 CREATE INDEX users_role_active ON public.users USING btree (role, active, username);
+
+CREATE INDEX users_username_lower ON public.users USING btree (lower(username) COLLATE "C");
 
 CREATE TRIGGER counts_users AFTER INSERT OR DELETE OR UPDATE OF active ON users FOR EACH ROW EXECUTE FUNCTION counts_users();
 

@@ -409,7 +409,11 @@ CREATE INDEX users_active_created ON users (active, created_at, id);
 
 CREATE INDEX users_created ON users (created_at, id);
 
+CREATE INDEX users_email_lower ON users (lower(email));
+
 CREATE INDEX users_role_active ON users (role, active, username);
+
+CREATE INDEX users_username_lower ON users (lower(username));
 
 CREATE TRIGGER counts_signup_day AFTER INSERT ON users BEGIN
     INSERT INTO counts (kind, key, stripe, n) VALUES ('signups_day', substr(NEW.created_at, 1, 10), 0, 1)

@@ -42,6 +42,11 @@ pub async fn lock_ended_sessions(tx: &mut sqlx::PgConnection, id: UserId) -> Res
         .await?)
 }
 
+/// A user's name and address lowered, in byte order: the expressions of the indexes
+/// `users_username_lower` and `users_email_lower`, so a prefix is one range of them.
+pub const LOWER_USERNAME: &str = r#"(lower(username) COLLATE "C")"#;
+pub const LOWER_EMAIL: &str = r#"(lower(email) COLLATE "C")"#;
+
 /// Before the store closes: nothing to do (SQLite folds its WAL into the database file here).
 pub async fn before_close(_write: &sqlx::PgPool) {}
 

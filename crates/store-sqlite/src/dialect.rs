@@ -46,6 +46,11 @@ pub async fn lock_ended_sessions(
 /// alone is the whole database (a copy of `conduit.db` after `conduit seed` lacked its whole
 /// load). SQLite does this by itself only when the last connection to the file closes, which
 /// a reader still closing on its own thread can keep from being the writer.
+/// A user's name and address lowered (text compares byte by byte): the expressions of the
+/// indexes `users_username_lower` and `users_email_lower`, so a prefix is one range of them.
+pub const LOWER_USERNAME: &str = "lower(username)";
+pub const LOWER_EMAIL: &str = "lower(email)";
+
 /// None: one writer at a time, so ids are committed in the order they are given out.
 pub async fn transactions(_pool: &sqlx::SqlitePool, _bound: conduit_store::Bound) -> Result<Option<i64>, DbError> {
     Ok(None)

@@ -195,12 +195,28 @@ pub async fn per_day(db: &Pool, kind: &str, since: &str) -> Result<Vec<(String, 
 /// filter that matches many fills a page at once; one that matches few walks the whole table
 /// (measured at 100,000 users in BENCHMARKS.md, "The console").
 pub async fn find(db: &Pool, search: &UserSearch) -> Result<Vec<User>, DbError> {
+    let prefix = search.prefix.as_deref().filter(|p| !p.is_empty()).map(str::to_lowercase);
+    // A prefix few users have: those users, from a range of the lowered name and address
+    // indexes (a walk by id would read every user to find none). A common one: the walk, which
+    // meets them soon.
+    let range = prefix.as_deref().and_then(|lo| successor(lo).map(|hi| (lo.to_owned(), hi)));
+    let narrow = match &range {
+        Some((lo, hi)) => match with_prefix(db, lo, hi).await? {
+            0 => return Ok(Vec::new()),
+            n => n <= PREFIX_CANDIDATES,
+        },
+        None => false,
+    };
     let mut sql = sqlx::QueryBuilder::<crate::Db>::new(
         "SELECT id, username, email, email_verified, bio, image, role, active, token_version, ended_sessions, \
          grace_token_id, suspended_until, suspension_reason, blocking, created_at FROM users WHERE id > ",
     );
     sql.push_bind(search.after.unwrap_or(0));
-    if let Some(prefix) = search.prefix.as_deref().filter(|p| !p.is_empty()) {
+    if let (true, Some((lo, hi))) = (narrow, range) {
+        sql.push(" AND id IN (");
+        push_prefix_ids(&mut sql, lo, hi);
+        sql.push(")");
+    } else if let Some(prefix) = search.prefix.as_deref().filter(|p| !p.is_empty()) {
         // LIKE's own characters are matched as themselves.
         let mut pattern = String::with_capacity(prefix.len() + 1);
         for c in prefix.to_lowercase().chars() {
@@ -236,6 +252,42 @@ pub async fn find(db: &Pool, search: &UserSearch) -> Result<Vec<User>, DbError> 
     sql.push_bind(search.limit);
     let rows: Vec<UserRow> = sql.build_query_as().fetch_all(db).await?;
     rows.into_iter().map(User::try_from).collect()
+}
+
+/// Past this many users with a prefix, a search walks the users by id instead of listing them.
+const PREFIX_CANDIDATES: i64 = 10_000;
+
+/// The first text after every text that starts with `prefix` (its last character advanced),
+/// when there is one.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    chars.push(char::from_u32(u32::from(last) + 1)?);
+    Some(chars.into_iter().collect())
+}
+
+/// `SELECT id` of the users whose lowered name or address is in `[lo, hi)`.
+fn push_prefix_ids(sql: &mut sqlx::QueryBuilder<'_, crate::Db>, lo: String, hi: String) {
+    use crate::dialect::{LOWER_EMAIL, LOWER_USERNAME};
+    sql.push(format!("SELECT id FROM users WHERE {LOWER_USERNAME} >= "));
+    sql.push_bind(lo.clone());
+    sql.push(format!(" AND {LOWER_USERNAME} < "));
+    sql.push_bind(hi.clone());
+    sql.push(format!(" UNION SELECT id FROM users WHERE {LOWER_EMAIL} >= "));
+    sql.push_bind(lo);
+    sql.push(format!(" AND {LOWER_EMAIL} < "));
+    sql.push_bind(hi);
+}
+
+/// How many users have a name or address in `[lo, hi)`, counted up to one past
+/// [`PREFIX_CANDIDATES`].
+async fn with_prefix(db: &Pool, lo: &str, hi: &str) -> Result<i64, DbError> {
+    let mut sql = sqlx::QueryBuilder::<crate::Db>::new("SELECT CAST(count(*) AS BIGINT) FROM (");
+    push_prefix_ids(&mut sql, lo.to_owned(), hi.to_owned());
+    sql.push(" LIMIT ");
+    sql.push_bind(PREFIX_CANDIDATES + 1);
+    sql.push(") AS candidates");
+    Ok(sql.build_query_scalar().fetch_one(db).await?)
 }
 
 pub async fn list(db: &Pool, active: Option<bool>, page: Paging) -> Result<Page<User>, DbError> {
