@@ -162,6 +162,29 @@ pub fn paging(
 
 /// The cursor of the page after one of `served` items whose last has id `last`: `None` when the
 /// page was not full, so it was the last.
+/// The query of a keyset page: `limit` and `cursor`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Page size, default 20, capped at 100.
+    pub limit: Option<String>,
+    /// Where to start: the nextCursor of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A keyset page (no offset) of the default size and cap; problems go to `errors` (422).
+pub fn page_of(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    errors: &mut conduit_domain::Errors,
+) -> conduit_store::Paging {
+    paging(RawPage { limit, offset: None, cursor }, (DEFAULT_LIMIT, MAX_LIMIT), errors)
+}
+
+/// A query string as `T`, or 422 on `query` saying what is wrong with it.
+pub fn query_of<T>(query: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> ApiResult<T> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))
+}
+
 pub fn next_cursor(page: conduit_store::Paging, served: usize, last: Option<i64>) -> Option<String> {
     let full = page.limit > 0 && i64::try_from(served).is_ok_and(|n| n == page.limit);
     last.filter(|_| full).map(conduit_domain::cursor::encode)

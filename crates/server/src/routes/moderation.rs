@@ -18,9 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::extract::{RequireModerator, RequireUser};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{
-    ApiJson, DEFAULT_LIMIT, MAX_LIMIT, RawPage, article_slug, next_cursor, paging, profile_name,
-};
+use crate::http::extract::{ApiJson, PageQuery, article_slug, next_cursor, page_of, profile_name, query_of};
 use crate::limits::{Posting, posting_limits};
 use crate::state::AppState;
 
@@ -227,14 +225,6 @@ pub struct ActionInput {
 }
 
 #[derive(Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// Page size, default 20, capped at 100.
-    limit: Option<String>,
-    /// Where to start: the nextCursor of the previous page.
-    cursor: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
 pub struct LogFilter {
     /// Only actions on this article (slug).
     article: Option<String>,
@@ -250,14 +240,6 @@ pub struct LogFilter {
     limit: Option<String>,
     /// Where to start: the nextCursor of the previous page.
     cursor: Option<String>,
-}
-
-fn page_of(limit: Option<&str>, cursor: Option<&str>, errors: &mut Errors) -> conduit_store::Paging {
-    paging(RawPage { limit, offset: None, cursor }, (DEFAULT_LIMIT, MAX_LIMIT), errors)
-}
-
-fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    query.map(|Query(q)| q).map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))
 }
 
 // --- reports ---

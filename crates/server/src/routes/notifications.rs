@@ -26,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::extract::RequireUser;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::http::extract::{DEFAULT_LIMIT, MAX_LIMIT, RawPage, paging};
+use crate::http::extract::{PageQuery, page_of, query_of};
 use crate::notify::hub::Subscription;
 use crate::notify::view::{self, NotificationView};
 use crate::state::AppState;
@@ -70,14 +70,6 @@ pub struct StreamEvent {
 }
 
 #[derive(Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// Page size, default 20, capped at 100.
-    limit: Option<String>,
-    /// Where to start: the nextCursor of the previous page.
-    cursor: Option<String>,
-}
-
-#[derive(Deserialize, IntoParams)]
 pub struct ReadQuery {
     /// Mark read only notifications up to this id (the newest the client showed), so one that
     /// arrived meanwhile stays unread. All when absent.
@@ -90,10 +82,6 @@ pub struct StreamQuery {
     /// Where to resume, for a client that cannot send the `Last-Event-ID` header (the header
     /// wins when both are sent).
     last_event_id: Option<String>,
-}
-
-fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    query.map(|Query(q)| q).map_err(|e| ApiError::invalid("query", format!("is not valid: {}", e.body_text())))
 }
 
 /// An id a client sent: a whole number, not negative.
@@ -115,8 +103,7 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<NotificationsBody>> {
     let query = query_of(query)?;
     let mut errors = Errors::new();
-    let raw = RawPage { limit: query.limit.as_deref(), offset: None, cursor: query.cursor.as_deref() };
-    let page = paging(raw, (DEFAULT_LIMIT, MAX_LIMIT), &mut errors);
+    let page = page_of(query.limit.as_deref(), query.cursor.as_deref(), &mut errors);
     errors.into_result(()).map_err(ApiError::Invalid)?;
     let user = caller.user.id;
     let (found, next) = state.store.notifications(user, page.cursor, page.limit).await?;
