@@ -63,6 +63,10 @@ pub enum ApiError {
     /// (`CONDUIT_MAX_REQUESTS_PER_ADDRESS`); retry in a moment.
     #[error("too many requests in flight from one address")]
     AddressBusy,
+    /// 429 on `stream`: the account already holds the most notification streams one instance
+    /// keeps for it (`notify::hub::STREAMS_PER_USER`).
+    #[error("too many notification streams")]
+    TooManyStreams,
     /// 415 on `body`: a body that is not declared `Content-Type: application/json`.
     #[error("unsupported media type")]
     NotJson,
@@ -136,7 +140,9 @@ impl ApiError {
             ApiError::Taken(_) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::TooManyAttempts { .. } | ApiError::AddressBusy => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts { .. } | ApiError::AddressBusy | ApiError::TooManyStreams => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_)
             | ApiError::Timeout
             | ApiError::Overloaded
@@ -192,6 +198,10 @@ impl ApiError {
             ApiError::AddressBusy => {
                 Errors::single("rate", "too many requests at once from your address, retry when one has finished")
             }
+            ApiError::TooManyStreams => Errors::single(
+                "stream",
+                "this account holds the most notification streams allowed: close one (a browser needs one for all its tabs' events)",
+            ),
             ApiError::Unavailable(_) => Errors::single("server", "temporarily unavailable, retry shortly"),
             ApiError::Timeout => Errors::single("server", "request timed out"),
             ApiError::SessionUnavailable => Errors::single("session", "store unavailable"),

@@ -17,6 +17,11 @@ use tokio::sync::{mpsc, watch};
 /// Notifications waiting for one stream at most.
 pub const QUEUE: usize = 64;
 
+/// The most streams one person holds open on one instance: a browser needs one, a few tabs or
+/// devices a few more; past this, an account with a fresh login could hold the instance's
+/// memory from many addresses (the per-address connection cap bounds one address only).
+pub const STREAMS_PER_USER: usize = 16;
+
 /// A stream that has not caught up this long after its queue filled is dropped.
 pub const LAG_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -105,17 +110,22 @@ impl Hub {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a stream for `user`. Notifications up to [`Hub::delivered`] read just after this
-    /// returns are not sent to it: the caller reads those from the database.
-    pub fn subscribe(self: &Arc<Self>, user: UserId) -> Subscription {
+    /// Opens a stream for `user`; `None` when they hold [`STREAMS_PER_USER`] here already.
+    /// Notifications up to [`Hub::delivered`] read just after this returns are not sent to it:
+    /// the caller reads those from the database.
+    pub fn subscribe(self: &Arc<Self>, user: UserId) -> Option<Subscription> {
         let (queue, events) = mpsc::channel(QUEUE);
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let lagging = Arc::new(AtomicU64::new(0));
         let mut streams = self.lock();
-        streams.by_user.entry(user).or_default().push(Stream { key, queue, lagging: lagging.clone() });
+        let list = streams.by_user.entry(user).or_default();
+        if list.len() >= STREAMS_PER_USER {
+            return None;
+        }
+        list.push(Stream { key, queue, lagging: lagging.clone() });
         streams.open += 1;
         drop(streams);
-        Subscription { events, closing: self.closing.subscribe(), user, key, lagging, hub: self.clone() }
+        Some(Subscription { events, closing: self.closing.subscribe(), user, key, lagging, hub: self.clone() })
     }
 
     /// The id through which every notification was handed out.

@@ -149,7 +149,7 @@ pub(crate) async fn read_all(
 #[utoipa::path(get, path = "/notifications/stream", tag = "Notifications", security(("Token" = [])),
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received: what came after it is sent first")),
     responses((status = 200, description = "`text/event-stream`: events `notification` (data: a Notification, id: its id), `reset` and `ready` (data: {\"unreadCount\": n})", content_type = "text/event-stream", body = StreamEvent),
-        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "The account holds the most streams allowed", body = ErrorBody)))]
 pub(crate) async fn stream(
     State(state): State<AppState>,
     caller: RequireUser,
@@ -166,7 +166,7 @@ pub(crate) async fn stream(
     let user = caller.user.id;
     // Subscribed before `through` is read: whatever is handed out after, this stream gets;
     // up to `through`, it reads from the database.
-    let subscription = state.notifier.hub.subscribe(user);
+    let subscription = state.notifier.hub.subscribe(user).ok_or(ApiError::TooManyStreams)?;
     state.notifier.stream_opened();
     let through = state.notifier.hub.delivered();
     let mut first = Vec::new();

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
 use crate::common::process::{RedisServer, Server};
+use crate::common::{TestApp, error_messages};
 
 /// How long anything may take to arrive before a test gives up (not a speed bar: BENCHMARKS.md
 /// has the delivery times).
@@ -415,7 +415,38 @@ async fn postgres_a_stream_that_stops_reading_is_dropped_and_told_to_start_over(
     a_stream_that_stops_reading_is_dropped_and_told_to_start_over(app, url).await;
 }
 
+/// The attack of an account with a fresh login: streams opened one after another (from as many
+/// addresses as it likes, past the per-address cap) to hold the instance's memory. The account
+/// gets `STREAMS_PER_USER`, then 429 in the API's error shape; closing one frees its place.
+async fn an_account_cannot_hold_the_instance_with_streams(app: TestApp) {
+    let anna = app.register("anna").await;
+    let most = conduit_server::notify::hub::STREAMS_PER_USER;
+    let mut held = Vec::new();
+    for _ in 0..most {
+        let mut stream = SseClient::open(&app.base, &anna, None).await.unwrap();
+        stream.until_ready().await;
+        held.push(stream);
+    }
+    let (status, body) = SseClient::open(&app.base, &anna, None).await.err().expect("refused");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(error_messages(&body, "stream")[0].contains("close one"), "{body}");
+    let bob = app.register("bob").await;
+    assert!(SseClient::open(&app.base, &bob, None).await.is_ok(), "another account is not held back");
+    drop(held.pop());
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        match SseClient::open(&app.base, &anna, None).await {
+            Ok(_) => break,
+            Err((StatusCode::TOO_MANY_REQUESTS, _)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("a closed stream frees its place: {other:?}"),
+        }
+    }
+}
+
 on_both_backends!(
+    an_account_cannot_hold_the_instance_with_streams,
     the_inbox_lists_counts_and_marks_read,
     the_stream_delivers_in_order_and_resumes_exactly,
     a_new_article_reaches_the_followers_streams
