@@ -186,9 +186,9 @@ CREATE TABLE moderation_log (
     reason text NOT NULL,
     until_at bigint,
     report_id bigint,
-    CONSTRAINT moderation_log_action_check CHECK ((action = ANY (ARRAY['dismiss'::text, 'hide'::text, 'unhide'::text, 'delete'::text, 'suspend'::text, 'unsuspend'::text, 'purge'::text, 'role'::text, 'deactivate'::text, 'reactivate'::text]))),
+    CONSTRAINT moderation_log_action_check CHECK ((action = ANY (ARRAY['dismiss'::text, 'hide'::text, 'unhide'::text, 'delete'::text, 'suspend'::text, 'unsuspend'::text, 'purge'::text, 'role'::text, 'deactivate'::text, 'reactivate'::text, 'requeue'::text, 'backup'::text, 'verify'::text, 'download'::text]))),
     CONSTRAINT moderation_log_pkey PRIMARY KEY (id),
-    CONSTRAINT moderation_log_target_kind_check CHECK ((target_kind = ANY (ARRAY['article'::text, 'comment'::text, 'profile'::text])))
+    CONSTRAINT moderation_log_target_kind_check CHECK ((target_kind = ANY (ARRAY['article'::text, 'comment'::text, 'profile'::text, 'mail'::text, 'backup'::text])))
 );
 
 CREATE INDEX moderation_log_action ON public.moderation_log USING btree (action, id);

@@ -84,6 +84,9 @@ def test_a_moderator_answers_a_report_by_hiding_the_article_and_markup_stays_tex
     page.wait_for_url(site.base + "/admin/reports")
     assert page.locator("article.entry", has_text=slug).count() == 0, "answered, it leaves the queue"
     assert call(site.base, "GET", f"/api/articles/{slug}")[0] == 404, "hidden from everyone"
+    page.goto(f"{site.base}/admin/articles/{slug}")
+    history = page.locator("section", has=page.get_by_role("heading", name="Moderation history"))
+    assert f"{mod} hide (spam)" in history.inner_text(), "the article's page shows what was done to it"
 
 
 def test_a_moderator_cannot_use_what_is_for_admins(site, context):
@@ -301,6 +304,15 @@ def test_a_dead_mail_is_requeued_and_delivered(site, context):
     site.mailbox.refused.discard(address)
     row.get_by_role("button", name="Requeue").click()
     assert eventually(lambda: address in site.mailbox.delivered), "delivered once requeued"
+    assert_logged(page, site, boss, "requeue", "mail #")
+
+
+def assert_logged(page, site, actor, action, target):
+    """The moderation log's newest entry of `action` names `actor` and `target`."""
+    page.goto(site.base + "/admin/log")
+    cells = page.locator("tbody tr", has_text=target).filter(has=page.get_by_role("cell", name=action, exact=True))
+    assert cells.count() >= 1, f"{action} {target} is in the log"
+    assert actor in cells.first.inner_text(), cells.first.inner_text()
 
 
 def test_a_moderator_cannot_open_the_admins_pages(site, context):
@@ -340,6 +352,9 @@ def test_backups_are_listed_taken_verified_and_downloaded(site, context):
         response = context.request.post(site.base + "/admin/backups/download", form={**form, "name": other},
                                         headers={"Origin": site.base})
         assert response.status == 404, f"{other}: nothing outside the backups is served"
+    for action, target in [("backup", "backup (a new one)"), ("verify", f"backup {name}"),
+                           ("download", f"backup {name}")]:
+        assert_logged(page, site, boss, action, target)
 
 
 def test_articles_are_found_and_a_comment_is_hidden(site, context):

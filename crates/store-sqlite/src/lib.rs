@@ -21,6 +21,8 @@ mod addresses;
 pub mod archive;
 #[path = "../../store/shared/articles.rs"]
 mod articles;
+#[path = "../../store/shared/audit.rs"]
+mod audit;
 #[path = "../../store/shared/backups.rs"]
 mod backups;
 #[path = "../../store/shared/comments.rs"]

@@ -49,4 +49,17 @@ async fn the_role_check_holds_and_the_moderation_log_is_append_only() {
         let refused = sqlx::query(change).execute(&mut conn).await.unwrap_err();
         assert!(refused.to_string().contains("append-only"), "{change}: {refused}");
     }
+    // The later migrations loosened the action's and the target kind's CHECKs the same way:
+    // an admin's operations go in, anything else is still refused.
+    let log = "INSERT INTO moderation_log (at, moderator_id, moderator, action, target_kind, target_id, target, reason)
+               VALUES ('2026-12-07T00:00:00Z', 1, 'mo', $1, $2, 0, 'x', 'r')";
+    for (action, kind) in [("requeue", "mail"), ("download", "backup"), ("reactivate", "profile")] {
+        sqlx::query(log).bind(action).bind(kind).execute(&mut conn).await.unwrap();
+    }
+    for (action, kind) in [("overthrow", "mail"), ("download", "database")] {
+        let bogus = sqlx::query(log).bind(action).bind(kind).execute(&mut conn).await.unwrap_err();
+        assert!(bogus.to_string().contains("CHECK"), "{action} {kind}: {bogus}");
+    }
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(integrity, "ok");
 }

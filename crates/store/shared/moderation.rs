@@ -55,7 +55,9 @@ pub async fn hold(tx: &mut Connection, target: Target, details: &str, now: DateT
         TargetKind::Comment => {
             sqlx::query!("UPDATE comments SET hidden = TRUE WHERE id = $1", id).execute(&mut *tx).await?;
         }
-        TargetKind::Profile => return Err(DbError::Other("only articles and comments are held for review".into())),
+        TargetKind::Profile | TargetKind::Mail | TargetKind::Backup => {
+            return Err(DbError::Other("only articles and comments are held for review".into()));
+        }
     }
     file_report(tx, None, target, "spam", details, now).await?;
     Ok(())
@@ -204,6 +206,8 @@ async fn target_of(tx: &mut Connection, target: Target) -> Result<Option<TargetR
         )
         .fetch_optional(&mut *tx)
         .await?,
+        // Only the admins' operations name these, in the log; nobody reports or moderates them.
+        TargetKind::Mail | TargetKind::Backup => None,
     })
 }
 
@@ -424,6 +428,9 @@ pub async fn log(db: &Pool, query: &LogQuery) -> Result<Vec<LogEntry>, DbError> 
         sql.push_bind(target.kind.as_str());
         sql.push(" AND target_id = ");
         sql.push_bind(target.id);
+    }
+    if !query.operations {
+        sql.push(" AND target_kind IN ('article', 'comment', 'profile')");
     }
     if let Some(moderator) = &query.moderator {
         sql.push(" AND moderator_id = (SELECT id FROM users WHERE username = ");

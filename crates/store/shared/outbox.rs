@@ -3,10 +3,12 @@
 //! sent and marked by the mail sender. Shared by both backends (see README.md); claiming
 //! differs (`dialect::claim_mail`: PostgreSQL skips rows another instance holds).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use conduit_domain::model::UserId;
+use conduit_store::moderation::{Target, TargetKind};
 use conduit_store::{DbError, Mail, OutboxEntry, Outgoing, QueuedMail, TokenPurpose};
 
+use crate::audit::{self, AdminEntry};
 use crate::{Connection, Pool, dialect};
 
 /// Records `outgoing` in the caller's transaction: a verification or reset token replaces
@@ -146,15 +148,31 @@ pub async fn prune(db: &Pool, sent_before: i64, limit: i64) -> Result<u64, DbErr
 }
 
 /// Makes dead messages (or the one given, unless it was sent) due at `now` with a fresh count
-/// of attempts; how many.
-pub async fn retry(db: &Pool, id: Option<i64>, now: i64) -> Result<u64, DbError> {
+/// of attempts, logged with who asked (`by`) when any was; how many.
+pub async fn retry(db: &Pool, id: Option<i64>, now: i64, by: Option<UserId>) -> Result<u64, DbError> {
+    let mut tx = db.begin().await?;
     let done = sqlx::query!(
         "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $2, last_error = NULL
          WHERE body <> '' AND ((CAST($1 AS BIGINT) IS NULL AND state = 'dead') OR (id = $1 AND state <> 'sent'))",
         id,
         now
     )
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if done > 0 {
+        let label = id.map_or_else(|| "every dead message".to_owned(), |id| format!("#{id}"));
+        let entry = AdminEntry {
+            by,
+            action: "requeue",
+            target: Target { kind: TargetKind::Mail, id: id.unwrap_or(0) },
+            label: &label,
+            user: None,
+            reason: &format!("{done} requeued"),
+            at: DateTime::from_timestamp_millis(now).unwrap_or_else(Utc::now),
+        };
+        audit::log(&mut tx, &entry).await?;
+    }
+    tx.commit().await?;
+    Ok(done)
 }

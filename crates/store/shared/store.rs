@@ -17,7 +17,9 @@ use crate::{
     BACKEND, ThisStore, account, articles, backups, comments, dialect, listings, moderation, notifications, outbox,
     profiles, search, seed, sessions, users,
 };
-use conduit_store::moderation::{LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
+use conduit_store::moderation::{
+    BackupAction, LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report,
+};
 use conduit_store::notifications::{Notification, Resume, Tailed};
 
 /// The methods a cache in front of the store answers or must hear of (see `conduit_store::Store`).
@@ -292,8 +294,8 @@ impl Uncached for ThisStore {
     }
 
     #[instrument(name = "store.retry_mail", skip_all, fields(db.system = BACKEND))]
-    async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError> {
-        outbox::retry(&self.write, id, now).await
+    async fn retry_mail(&self, id: Option<i64>, now: i64, by: Option<UserId>) -> Result<u64, DbError> {
+        outbox::retry(&self.write, id, now, by).await
     }
 
     #[instrument(name = "store.mail_waiting", skip_all, fields(db.system = BACKEND))]
@@ -440,6 +442,11 @@ impl Uncached for ThisStore {
     #[instrument(name = "store.admin_emails", skip_all, fields(db.system = BACKEND))]
     async fn admin_emails(&self) -> Result<Vec<String>, DbError> {
         backups::admin_emails(&self.read).await
+    }
+
+    #[instrument(name = "store.log_backup", skip_all, fields(db.system = BACKEND))]
+    async fn log_backup(&self, by: UserId, action: BackupAction, name: &str) -> Result<(), DbError> {
+        backups::log(&self.write, by, action, name).await
     }
 
     // --- tags ---

@@ -5,11 +5,13 @@
 use chrono::{DateTime, Utc};
 use conduit_domain::User;
 use conduit_domain::model::{Role, UserId};
+use conduit_store::moderation::{Target, TargetKind};
 use conduit_store::rows::{CredentialsRow, UserRow, ended_sessions, nullable_change};
 use conduit_store::{AccountChanges, Credentials, DbError, NewUser, Outgoing, Page, Paging, UserChanges, UserSearch};
 
 use crate::Pool;
 use crate::addresses::{release_unproven_claim, reserved_for_another};
+use crate::audit::{self, AdminEntry};
 use crate::dialect;
 use crate::outbox::write_outgoing;
 
@@ -385,31 +387,11 @@ async fn log_account_change(
     user: &User,
     action: &str,
     reason: &str,
-    now: DateTime<Utc>,
+    at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let (actor_id, actor) = match by {
-        Some(id) => {
-            let id = id.get();
-            let name = sqlx::query_scalar!("SELECT username FROM users WHERE id = $1", id).fetch_one(&mut *tx).await?;
-            (id, name)
-        }
-        None => (0, "(command line)".to_owned()),
-    };
-    let target = user.id.get();
-    sqlx::query!(
-        "INSERT INTO moderation_log (at, moderator_id, moderator, action, target_kind, target_id, target, target_user, reason)
-         VALUES ($1, $2, $3, $4, 'profile', $5, $6, $6, $7)",
-        now,
-        actor_id,
-        actor,
-        action,
-        target,
-        user.username,
-        reason
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    let target = Target { kind: TargetKind::Profile, id: user.id.get() };
+    let name = user.username.as_str();
+    audit::log(tx, &AdminEntry { by, action, target, label: name, user: Some(name), reason, at }).await
 }
 
 pub async fn end_session_tokens(db: &Pool, id: UserId, session: &str, until: i64) -> Result<bool, DbError> {

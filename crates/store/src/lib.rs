@@ -28,7 +28,7 @@ pub use types::*;
 use conduit_domain::model::{ArticleId, CommentId, UserId};
 use conduit_domain::{Article, Comment, Email, Profile, Slug, User, Username};
 
-use crate::moderation::{LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
+use crate::moderation::{BackupAction, LogEntry, LogQuery, Moderated, ModerationAction, NewReport, QueueEntry, Report};
 use crate::notifications::{Notification, Resume, Tailed};
 
 /// Which end of the running transactions [`Uncached::transactions`] gives.
@@ -299,8 +299,9 @@ pub trait Uncached: Send + Sync + 'static {
     /// The newest `limit` messages, of state `state` (`queued`, `sent`, `dead`) or all.
     async fn list_mail(&self, state: Option<&str>, limit: i64) -> Result<Vec<OutboxEntry>, DbError>;
     /// Requeues every dead message that still has its body, or the one given (unless sent or
-    /// without a body), due at `now`; how many.
-    async fn retry_mail(&self, id: Option<i64>, now: i64) -> Result<u64, DbError>;
+    /// without a body), due at `now` (Unix milliseconds); how many. When any was, the moderation
+    /// log says so with who asked (`by`; the command line when `None`), in the same transaction.
+    async fn retry_mail(&self, id: Option<i64>, now: i64, by: Option<UserId>) -> Result<u64, DbError>;
     /// Messages queued and dead, each counted up to `most`.
     async fn mail_waiting(&self, most: i64) -> Result<(i64, i64), DbError>;
     /// Deletes up to `limit` messages sent before `sent_before`, oldest first; how many.
@@ -376,6 +377,9 @@ pub trait Uncached: Send + Sync + 'static {
     async fn claim_backup_slot(&self, slot: i64, by: &str, now: i64) -> Result<bool, DbError>;
     /// The email addresses of the active admins (told when a scheduled backup fails).
     async fn admin_emails(&self) -> Result<Vec<String>, DbError>;
+    /// An admin (`by`) took, verified or downloaded backup `name` (a file, not a row: the log
+    /// entry is all the database holds of it), in the moderation log.
+    async fn log_backup(&self, by: UserId, action: BackupAction, name: &str) -> Result<(), DbError>;
 
     // --- tags ---
 

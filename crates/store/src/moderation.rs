@@ -6,12 +6,17 @@ use conduit_domain::model::UserId;
 
 use crate::Outgoing;
 
-/// What a report or an action is about.
+/// What a report or an action is about. Reports and moderators' actions are about articles,
+/// comments and profiles; the log also holds admins' operations on mail and backups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TargetKind {
     Article,
     Comment,
     Profile,
+    /// An outbox message (id 0: every dead one).
+    Mail,
+    /// A backup file (id 0; the label is its name).
+    Backup,
 }
 
 impl TargetKind {
@@ -20,6 +25,8 @@ impl TargetKind {
             TargetKind::Article => "article",
             TargetKind::Comment => "comment",
             TargetKind::Profile => "profile",
+            TargetKind::Mail => "mail",
+            TargetKind::Backup => "backup",
         }
     }
 
@@ -28,6 +35,8 @@ impl TargetKind {
             "article" => Some(TargetKind::Article),
             "comment" => Some(TargetKind::Comment),
             "profile" => Some(TargetKind::Profile),
+            "mail" => Some(TargetKind::Mail),
+            "backup" => Some(TargetKind::Backup),
             _ => None,
         }
     }
@@ -133,10 +142,45 @@ impl Action {
 /// The log's kinds, for filtering.
 pub const ACTIONS: [&str; 7] = ["dismiss", "hide", "unhide", "delete", "suspend", "unsuspend", "purge"];
 
-/// What the moderation log holds: the moderators' actions, and the admins' changes to accounts
-/// (a role given, a deactivation, a reactivation; `Store::set_account`).
-pub const LOGGED_ACTIONS: [&str; 10] =
-    ["dismiss", "hide", "unhide", "delete", "suspend", "unsuspend", "purge", "role", "deactivate", "reactivate"];
+/// What the moderation log holds: the moderators' actions, the admins' changes to accounts (a
+/// role given, a deactivation, a reactivation; `Store::set_account`) and their operations (dead
+/// mail requeued, `Store::retry_mail`; a backup taken, verified, downloaded,
+/// `Store::log_backup`).
+pub const LOGGED_ACTIONS: [&str; 14] = [
+    "dismiss",
+    "hide",
+    "unhide",
+    "delete",
+    "suspend",
+    "unsuspend",
+    "purge",
+    "role",
+    "deactivate",
+    "reactivate",
+    "requeue",
+    "backup",
+    "verify",
+    "download",
+];
+
+/// What an admin did with a backup file, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupAction {
+    /// Asked for one now (the file is named when it is written).
+    Take,
+    Verify,
+    Download,
+}
+
+impl BackupAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupAction::Take => "backup",
+            BackupAction::Verify => "verify",
+            BackupAction::Download => "download",
+        }
+    }
+}
 
 /// An action to take, in one transaction with its log entry and the reports it answers.
 #[derive(Debug, Clone)]
@@ -189,6 +233,9 @@ pub struct LogEntry {
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
     pub target: Option<Target>,
+    /// With the admins' operations on mail and backups; without, only what was done to
+    /// content and accounts (the public log).
+    pub operations: bool,
     pub moderator: Option<String>,
     pub action: Option<&'static str>,
     pub before: Option<i64>,

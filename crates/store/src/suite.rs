@@ -64,12 +64,14 @@ macro_rules! store_behaviour_suite {
             hidden_comments_show_to_their_author_and_moderators,
             held_posts_wait_hidden_in_the_queue,
             users_are_found_by_prefix_and_filters,
+            a_common_prefix_walks_the_users_by_id,
             notifications_tell_of_what_others_do_once,
             favorites_not_yet_read_are_one_notification,
             notifications_are_read_marked_and_tailed_in_order,
             dropped_notifications_make_a_stream_start_over,
             a_new_article_reaches_the_authors_followers_streams_only,
             account_changes_are_logged_with_who_made_them,
+            operations_on_mail_and_backups_are_logged_with_who_did_them,
             suspensions_and_purges_change_the_user,
             blocks_leave_the_blocked_out_for_the_blocker,
         );
@@ -1111,10 +1113,10 @@ pub async fn mail_is_queued_with_its_change_and_claimed_until_sent(store: TestSt
     assert!(store.claim_mail(now + 1_000_000, now + 2_000_000, 10).await.unwrap().is_empty());
     let dead = store.list_mail(Some("dead"), 10).await.unwrap();
     assert_eq!(dead[0].last_error.as_deref(), Some("550 no such user"));
-    assert_eq!(store.retry_mail(None, now).await.unwrap(), 1);
+    assert_eq!(store.retry_mail(None, now, None).await.unwrap(), 1);
     let requeued = store.claim_mail(now, now + 60_000, 10).await.unwrap();
     assert_eq!((requeued.len(), requeued[0].attempts), (1, 1), "a fresh count of attempts");
-    assert_eq!(store.retry_mail(Some(listed[0].id), now).await.unwrap(), 0, "sent mail is never sent again");
+    assert_eq!(store.retry_mail(Some(listed[0].id), now, None).await.unwrap(), 0, "sent mail is never sent again");
     assert!(store.mail_account(&email("nobody@example.com"), &outgoing).await.unwrap().is_none());
     assert_eq!(store.list_mail(None, 10).await.unwrap().len(), 2, "nothing queued for an unknown address");
 
@@ -1124,8 +1126,8 @@ pub async fn mail_is_queued_with_its_change_and_claimed_until_sent(store: TestSt
     store.mail_failed(claimed[0].id, "550 no such user", None, true).await.unwrap();
     let dead = store.list_mail(Some("dead"), 10).await.unwrap();
     assert_eq!(dead[0].body, "", "no token kept");
-    assert_eq!(store.retry_mail(None, now).await.unwrap(), 0, "nothing left to send");
-    assert_eq!(store.retry_mail(Some(dead[0].id), now).await.unwrap(), 0);
+    assert_eq!(store.retry_mail(None, now, None).await.unwrap(), 0, "nothing left to send");
+    assert_eq!(store.retry_mail(Some(dead[0].id), now, None).await.unwrap(), 0);
     assert_eq!(listed[0].body, "", "sent mail keeps no body");
 
     // Sent mail is deleted after its retention, oldest first, a batch at a time.
@@ -1754,6 +1756,66 @@ pub async fn users_are_found_by_prefix_and_filters(store: TestStore) {
     assert_eq!(find(UserSearch { verified: Some(true), ..UserSearch::default() }).await, Vec::<String>::new());
 }
 
+/// A prefix more users have than are worth listing from the name and address indexes
+/// (`users::PREFIX_CANDIDATES`, 10,000) is searched by walking the users by id: the same
+/// answers, in the same order, page after page, as the narrow path gives a rare prefix.
+pub async fn a_common_prefix_walks_the_users_by_id(store: TestStore) {
+    let users: Vec<NewUser> = (0..10_050)
+        .map(|i| NewUser {
+            username: username(&format!("walker{i}")),
+            email: email(&format!("w{i}@example.com")),
+            password_hash: "h".into(),
+        })
+        .collect();
+    for chunk in users.chunks(2000) {
+        store.seed_users(chunk).await.unwrap();
+    }
+    user(&*store, "WALKING").await;
+    let names =
+        |found: Vec<conduit_domain::User>| found.into_iter().map(|u| u.username.to_string()).collect::<Vec<_>>();
+    let search = |prefix: &str, after: Option<i64>, limit: i64| UserSearch {
+        prefix: Some(prefix.into()),
+        after,
+        limit,
+        ..UserSearch::default()
+    };
+    let first = store.find_users(&search("walk", None, 3)).await.unwrap();
+    assert_eq!(names(first.clone()), ["walker0", "walker1", "walker2"], "the walk: oldest first");
+    let mut after = Some(first[2].id.get());
+    let mut seen = 3;
+    loop {
+        let page = store.find_users(&search("WALK", after, 1000)).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.get());
+        seen += page.len();
+    }
+    assert_eq!(seen, 10_051, "every walker and WALKING, each once, through the pages");
+    let tail = store.find_users(&search("walk", Some(first[0].id.get() + 10_048), 10)).await.unwrap();
+    assert_eq!(names(tail), ["walker10049", "WALKING"], "the walk's last page");
+    let narrow = store.find_users(&search("walkerl", None, 10)).await.unwrap();
+    assert!(narrow.is_empty(), "a prefix nobody has: none, from the indexes");
+    let few = store.find_users(&search("walker1004", None, 20)).await.unwrap();
+    assert_eq!(
+        names(few),
+        [
+            "walker1004",
+            "walker10040",
+            "walker10041",
+            "walker10042",
+            "walker10043",
+            "walker10044",
+            "walker10045",
+            "walker10046",
+            "walker10047",
+            "walker10048",
+            "walker10049"
+        ],
+        "a rare prefix: from the indexes"
+    );
+    let by_address = store.find_users(&search("w1234@", None, 10)).await.unwrap();
+    assert_eq!(names(by_address), ["walker1234"]);
+}
+
 /// An admin's change to an account is in the moderation log with who made it, in the change's
 /// transaction; the command line's changes are too, as the command line.
 pub async fn account_changes_are_logged_with_who_made_them(store: TestStore) {
@@ -1766,10 +1828,7 @@ pub async fn account_changes_are_logged_with_who_made_them(store: TestStore) {
         .await
         .unwrap();
     store.set_account(&username("jake"), &AccountChanges { role: None, active: Some(false), by: None }).await.unwrap();
-    let log = store
-        .moderation_log(&LogQuery { target: None, moderator: None, action: None, before: None, limit: 10 })
-        .await
-        .unwrap();
+    let log = store.moderation_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
     let entries: Vec<_> =
         log.iter().map(|e| (e.moderator.as_str(), e.action.as_str(), e.label.as_str(), e.reason.as_str())).collect();
     assert_eq!(
@@ -1780,8 +1839,54 @@ pub async fn account_changes_are_logged_with_who_made_them(store: TestStore) {
     let failed =
         store.set_account(&username("nobody"), &AccountChanges { role: Some(Role::Admin), active: None, by }).await;
     assert!(failed.unwrap().is_none());
-    let log = store.moderation_log(&LogQuery { target: None, moderator: None, action: None, before: None, limit: 10 });
-    assert_eq!(log.await.unwrap().len(), 2, "no account, no entry");
+    let log = store.moderation_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+    assert_eq!(log.len(), 2, "no account, no entry");
+}
+
+/// An admin's operations on the site (dead mail requeued, a backup taken, verified,
+/// downloaded) are in the log with who did them, the requeue in its own transaction and only
+/// when it requeued something; the public log (`operations: false`) leaves them out.
+pub async fn operations_on_mail_and_backups_are_logged_with_who_did_them(store: TestStore) {
+    use crate::moderation::{BackupAction, TargetKind};
+    let boss = user(&*store, "boss").await;
+    let outgoing = Outgoing { mails: vec![mail("reset", "boss@example.com")], ..Outgoing::default() };
+    store.mail_account(&email("boss@example.com"), &outgoing).await.unwrap().unwrap();
+    let now = now_ms();
+    for claimed in store.claim_mail(now, now + 60_000, 10).await.unwrap() {
+        store.mail_failed(claimed.id, "550 no such user", None, false).await.unwrap();
+    }
+    let dead = store.list_mail(Some("dead"), 10).await.unwrap();
+    assert!(!dead.is_empty());
+    assert_eq!(store.retry_mail(Some(dead[0].id), now, Some(boss.id)).await.unwrap(), 1);
+    assert_eq!(store.retry_mail(Some(dead[0].id + 1000), now, Some(boss.id)).await.unwrap(), 0);
+    assert_eq!(store.retry_mail(None, now, None).await.unwrap(), dead.len() as u64 - 1);
+    store.log_backup(boss.id, BackupAction::Take, "(a new one)").await.unwrap();
+    store.log_backup(boss.id, BackupAction::Verify, "conduit-1.backup").await.unwrap();
+    store.log_backup(boss.id, BackupAction::Download, "conduit-1.backup").await.unwrap();
+
+    let log = store.moderation_log(&LogQuery { operations: true, limit: 10, ..LogQuery::default() }).await.unwrap();
+    let entries: Vec<_> = log
+        .iter()
+        .map(|e| (e.moderator.as_str(), e.action.as_str(), e.target.kind, e.label.as_str(), e.reason.as_str()))
+        .collect();
+    let one = format!("#{}", dead[0].id);
+    let mut expected = vec![
+        ("boss", "download", TargetKind::Backup, "conduit-1.backup", "in the console"),
+        ("boss", "verify", TargetKind::Backup, "conduit-1.backup", "in the console"),
+        ("boss", "backup", TargetKind::Backup, "(a new one)", "in the console"),
+    ];
+    let others = format!("{} requeued", dead.len() - 1);
+    if dead.len() > 1 {
+        expected.push(("(command line)", "requeue", TargetKind::Mail, "every dead message", others.as_str()));
+    }
+    expected.push(("boss", "requeue", TargetKind::Mail, one.as_str(), "1 requeued"));
+    assert_eq!(entries, expected, "newest first; a requeue of nothing leaves no entry");
+    assert_eq!(log.last().unwrap().target.id, dead[0].id);
+
+    let public = store.moderation_log(&LogQuery { limit: 10, ..LogQuery::default() }).await.unwrap();
+    assert!(public.is_empty(), "the public log has no operations: {public:?}");
+    let by_action = LogQuery { operations: true, action: Some("verify"), limit: 10, ..LogQuery::default() };
+    assert_eq!(store.moderation_log(&by_action).await.unwrap().len(), 1);
 }
 
 pub async fn suspensions_and_purges_change_the_user(store: TestStore) {

@@ -78,11 +78,11 @@ async fn list(store: &dyn Store, state: Option<&str>, limit: i64, show: bool) ->
 async fn retry(store: &dyn Store, ids: &[i64]) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
     let requeued = if ids.is_empty() {
-        store.retry_mail(None, now).await?
+        store.retry_mail(None, now, None).await?
     } else {
         let mut n = 0;
         for id in ids {
-            n += store.retry_mail(Some(*id), now).await?;
+            n += store.retry_mail(Some(*id), now, None).await?;
         }
         n
     };

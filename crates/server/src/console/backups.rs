@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::response::{IntoResponse, Redirect, Response};
+use conduit_store::moderation::BackupAction;
 use serde::Deserialize;
 
 use crate::backup::schedule::{Scheduled, is_backup_name};
@@ -77,7 +78,7 @@ pub(super) async fn take(
 ) -> Result<Response, Refusal> {
     staff.require_admin()?;
     let runner = runner(&state)?.clone();
-    tracing::info!(actor = %staff.user.username, "backup asked for in the console");
+    state.store.log_backup(staff.user.id, BackupAction::Take, "(a new one)").await?;
     tokio::spawn(async move { runner.take_now().await });
     Ok(Redirect::to("/admin/backups").into_response())
 }
@@ -107,6 +108,7 @@ pub(super) async fn verify(
     staff.require_admin()?;
     let runner = runner(&state)?.clone();
     named(&runner, &form.name)?;
+    state.store.log_backup(staff.user.id, BackupAction::Verify, &form.name).await?;
     runner.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(form.name.clone(), "verifying".into());
     tokio::spawn(async move { runner.verify_named(&form.name).await });
     Ok(Redirect::to("/admin/backups").into_response())
@@ -124,7 +126,7 @@ pub(super) async fn download(
     let file =
         tokio::fs::File::open(&path).await.map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
     let length = file.metadata().await.map_err(|e| ApiError::Internal(e.to_string()))?.len();
-    tracing::info!(actor = %staff.user.username, name = %form.name, "backup downloaded from the console");
+    state.store.log_backup(staff.user.id, BackupAction::Download, &form.name).await?;
     let chunks = futures::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buffer = vec![0; 64 * 1024];

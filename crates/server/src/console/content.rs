@@ -5,10 +5,12 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use conduit_domain::search::SearchQuery;
+use conduit_store::moderation::{LogQuery, Target, TargetKind};
 use conduit_store::{ArticleQuery, Paging};
 use serde::Deserialize;
 
 use crate::console::Refusal;
+use crate::console::moderation::LogRow;
 use crate::console::session::Staff;
 use crate::console::view::{Nav, PAGE, next_page, render, segment, some, when};
 use crate::error::ApiError;
@@ -96,10 +98,11 @@ struct ArticlePage {
     description: String,
     body: String,
     comments: Vec<CommentRow>,
+    history: Vec<LogRow>,
 }
 
 /// One article, as Markdown text (never rendered here), with its first 100 comments, hidden
-/// ones included and marked.
+/// ones included and marked, and what moderators did to it (the log's newest entries).
 pub(super) async fn article(
     State(state): State<AppState>,
     staff: Staff,
@@ -120,6 +123,9 @@ pub(super) async fn article(
             hidden: c.hidden,
         })
         .collect();
+    let target = Target { kind: TargetKind::Article, id: article.id.get() };
+    let history = LogQuery { target: Some(target), limit: PAGE, ..LogQuery::default() };
+    let history = state.store.moderation_log(&history).await?.into_iter().map(Into::into).collect();
     render(&ArticlePage {
         nav: Nav::of(&staff, "articles"),
         back: format!("/admin/articles/{}", segment(&article.slug)),
@@ -131,5 +137,6 @@ pub(super) async fn article(
         description: article.description,
         body: article.body.unwrap_or_default(),
         comments,
+        history,
     })
 }

@@ -82,7 +82,6 @@ pub(super) async fn requeue(
         Some(id) => Some(id.parse::<i64>().map_err(|_| ApiError::invalid("id", "must be a number"))?),
         None => None,
     };
-    let requeued = state.store.retry_mail(id, state.clock.now().timestamp_millis()).await?;
-    tracing::info!(actor = %staff.user.username, ?id, requeued, "dead mail requeued in the console");
+    state.store.retry_mail(id, state.clock.now().timestamp_millis(), Some(staff.user.id)).await?;
     Ok(Redirect::to("/admin/mail?state=dead").into_response())
 }

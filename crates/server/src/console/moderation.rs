@@ -120,7 +120,7 @@ pub(super) async fn log(
     staff: Staff,
     Query(query): Query<CursorQuery>,
 ) -> Result<Response, Refusal> {
-    let filter = LogQuery { target: None, moderator: None, action: None, before: query.before, limit: PAGE };
+    let filter = LogQuery { operations: true, before: query.before, limit: PAGE, ..LogQuery::default() };
     let found = state.store.moderation_log(&filter).await?;
     let next = next_page(found.len(), || found.last().map(|e| format!("/admin/log?before={}", e.id)));
     let entries = found.into_iter().map(Into::into).collect();

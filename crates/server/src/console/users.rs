@@ -145,7 +145,7 @@ pub(super) async fn user(
     let id = state.store.user_id_by_name(&name).await?.ok_or(ApiError::NotFound("profile"))?;
     let user = state.store.user_by_id(id).await?.ok_or(ApiError::NotFound("profile"))?;
     let target = Target { kind: TargetKind::Profile, id: id.get() };
-    let history = LogQuery { target: Some(target), moderator: None, action: None, before: None, limit: PAGE };
+    let history = LogQuery { target: Some(target), limit: PAGE, ..LogQuery::default() };
     let history = state.store.moderation_log(&history).await?.into_iter().map(Into::into).collect();
     render(&UserPage {
         nav: Nav::of(&staff, "users"),

@@ -25,9 +25,10 @@ use crate::state::AppState;
 /// What a report or an action is about, as the API names it.
 #[derive(Serialize, ToSchema)]
 pub struct TargetView {
-    /// `article`, `comment` or `profile`.
+    /// `article`, `comment` or `profile`; in the log, also `mail` (an admin requeued it) and
+    /// `backup` (an admin took, verified or downloaded one), which only moderators see.
     kind: &'static str,
-    /// The article's, comment's or user's id.
+    /// The article's, comment's or user's id (a message's; 0 for every dead message or a backup).
     id: i64,
 }
 
@@ -526,7 +527,15 @@ pub(crate) async fn log(
     } else {
         comment
     };
-    let filter = LogQuery { target, moderator: query.moderator, action, before: page.cursor, limit: page.limit };
+    // The admins' operations on mail and backups are the staff's business, not the public's.
+    let filter = LogQuery {
+        target,
+        operations: moderates,
+        moderator: query.moderator,
+        action,
+        before: page.cursor,
+        limit: page.limit,
+    };
     let found = state.store.moderation_log(&filter).await?;
     let next_cursor = next_cursor(page, found.len(), found.last().map(|e| e.id));
     let entries = found.into_iter().map(|e| LogView::of(e, moderates)).collect();
