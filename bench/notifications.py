@@ -6,6 +6,8 @@ takes to reach a stream on the same instance and on another one.
     bench/notifications.py                                   # SQLite, then PostgreSQL + Redis
     bench/notifications.py --only sqlite
     bench/notifications.py --streams 2000 --followers 200    # a quick look
+    bench/notifications.py --database postgres://.../conduit_scale_1m   # on a database seeded
+                                                             # before (`conduit seed`), unseeded here
 
 The clients are asyncio connections reading `text/event-stream` as a browser does (chunked
 transfer decoded, events split on blank lines). Tokens are minted here with the server's secret
@@ -22,6 +24,14 @@ no 10,000 logins. Figures:
 - delivery: a comment on one's article written through instance A, heard on a stream held on A
   (same instance) and on B (another instance, through Redis), p50 and p99 of `--samples`.
 
+With `--instructions`, instead: the write cost counted in instructions, which a noisy machine
+does not move. The server runs under valgrind's callgrind; the instructions it runs over
+`--rounds` rounds of writes (a publish, a comment, a favorite) are counted with no stream open,
+with `--streams` open, and with none again. With the streams open, what the server runs when no
+write comes (keep-alives, the tail's poll) is counted over an idle stretch as long as the writes
+took and taken off, so the figure is what the writes cost (their deliveries included: every
+seeded user holds a stream, so each comment and favorite is delivered to its author's).
+
 Everything listens on 127.0.0.1 and is stopped at the end. Raises the open-file limit to fit
 the streams.
 """
@@ -34,6 +44,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -189,7 +200,8 @@ def article_slugs(api, n):
 
 
 async def scale(binary, env, args, label):
-    seed(binary, env, args.streams)
+    if not args.database:
+        seed(binary, env, args.streams)
     secret = env["CONDUIT_JWT_SECRET"]
     tokens = [mint(secret, i) for i in range(1, args.streams + 1)]
     process, port, origin = server(binary, env)
@@ -257,6 +269,77 @@ async def scale(binary, env, args, label):
     return results
 
 
+class Callgrind:
+    """A server under valgrind's callgrind, whose instruction count is read between marks."""
+
+    def __init__(self, binary, env):
+        self.out = tempfile.mkdtemp(prefix="conduit-callgrind-")
+        self.port = run.free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.process = run.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}/cg.%p.out",
+                                  "--dump-instr=no", binary, "serve", "--bind", f"127.0.0.1:{self.port}"],
+                                 self.origin + "/health/ready", env)
+        self.dumps = 0
+
+    def zero(self):
+        subprocess.run(["callgrind_control", "--zero", str(self.process.pid)], check=True, capture_output=True)
+
+    def count(self):
+        """Instructions since the last `zero`."""
+        subprocess.run(["callgrind_control", "--dump", str(self.process.pid)], check=True, capture_output=True)
+        self.dumps += 1
+        path = os.path.join(self.out, f"cg.{self.process.pid}.out.{self.dumps}")
+        with open(path) as f:
+            text = f.read()
+        match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
+        return int(match.group(1))
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=120)
+        shutil.rmtree(self.out, ignore_errors=True)
+
+
+async def instructions(binary, env, args, label):
+    if not args.database:
+        seed(binary, env, args.streams)
+    tokens = [mint(env["CONDUIT_JWT_SECRET"], i) for i in range(1, args.streams + 1)]
+    server = Callgrind(binary, env)
+    writes = 3 * args.rounds
+    try:
+        api = Api(server.origin)
+        articles = article_slugs(api, 50)
+        writers = tokens[1:201]
+        write_latencies(api, writers, articles, 20)  # warm-up, not counted
+
+        def counted(what):
+            server.zero()
+            started = time.perf_counter()
+            what()
+            return server.count(), time.perf_counter() - started
+
+        without, _ = counted(lambda: write_latencies(api, writers, articles, args.rounds))
+        streams = await open_streams(server.port, tokens, batch=50)
+        await asyncio.sleep(5)  # the streams' opening settles
+        gross, took = counted(lambda: write_latencies(api, writers, articles, args.rounds))
+        idle, idled = counted(lambda: time.sleep(took))
+        for s in streams:
+            s.close()
+        await asyncio.sleep(5)
+        again, _ = counted(lambda: write_latencies(api, writers, articles, args.rounds))
+    finally:
+        server.stop()
+    background = idle * took / idled
+    net = gross - background
+    base = (without + again) / 2
+    print(f"\n## {label}: instructions per write (a publish, a comment, a favorite; {writes} writes), callgrind")
+    print(f"without streams {without / writes:,.0f}, again {again / writes:,.0f}")
+    print(f"with {len(streams)} streams {gross / writes:,.0f} gross, of which {background / writes:,.0f} is what the "
+          f"server runs idle with the streams over as long ({took:.1f} s): net {net / writes:,.0f}")
+    print(f"ratio net {net / base:.3f} x, gross {gross / base:.3f} x")
+    return net / base
+
+
 async def delivery(binary, env, args):
     """Same instance and across instances, through Redis."""
     redis_port = run.free_port()
@@ -313,6 +396,11 @@ def main():
     parser.add_argument("--publishes", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=150)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--database", help="a database `conduit seed` made with at least --streams users: "
+                                           "measured there (it keeps what the run writes), nothing seeded")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instead of the figures: instructions per write with and without the streams, "
+                             "under valgrind's callgrind")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -322,17 +410,25 @@ def main():
                     CONDUIT_NEW_ACCOUNT_COMMENTS_PER_HOUR="100000", CONDUIT_MAX_REQUESTS_PER_ADDRESS="1000000")
     base_env.pop("REDIS_URL", None)
     work = tempfile.mkdtemp(prefix="conduit-notify-bench-")
+    if args.database:
+        env = dict(base_env, DATABASE_URL=args.database)
+        label = "PostgreSQL" if args.database.startswith("postgres") else "SQLite"
+        asyncio.run((instructions if args.instructions else scale)(args.bin, env, args, f"{label}, {args.database}"))
+        return
     try:
         if args.only in (None, "sqlite"):
             env = dict(base_env, DATABASE_URL=f"sqlite://{work}/bench.db")
-            asyncio.run(scale(args.bin, env, args, "SQLite"))
+            asyncio.run((instructions if args.instructions else scale)(args.bin, env, args, "SQLite"))
         if args.only in (None, "postgres"):
             name = f"conduit_notify_bench_{secrets.token_hex(3)}"
             subprocess.run(["psql", "-q", args.postgres, "-c", f"CREATE DATABASE {name}"], check=True)
             try:
                 env = dict(base_env, DATABASE_URL=args.postgres.rsplit("/", 1)[0] + "/" + name)
-                asyncio.run(scale(args.bin, env, args, "PostgreSQL"))
-                asyncio.run(delivery(args.bin, env, args))
+                if args.instructions:
+                    asyncio.run(instructions(args.bin, env, args, "PostgreSQL"))
+                else:
+                    asyncio.run(scale(args.bin, env, args, "PostgreSQL"))
+                    asyncio.run(delivery(args.bin, env, args))
             finally:
                 subprocess.run(["psql", "-q", args.postgres, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
     finally:

@@ -28,6 +28,16 @@ impl DatabaseLock {
     pub async fn alive(&mut self) -> bool {
         sqlx::Connection::ping(&mut self.0).await.is_ok()
     }
+
+    /// Unlocks and closes: when this returns, PostgreSQL has let go (a connection merely
+    /// dropped releases its locks only once the server notices it closed).
+    pub async fn release(mut self) {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut self.0).await;
+        if let Err(e) = unlocked {
+            tracing::warn!(error = %e, "the database's in-use lock goes with its connection");
+        }
+        let _ = sqlx::Connection::close(self.0).await;
+    }
 }
 
 impl PgStore {

@@ -192,19 +192,26 @@ pub async fn restore(config: &Config, archive: &Path, replace: bool) -> anyhow::
         );
     }
     let url = &config.database_url;
-    let _in_use = in_use::claim(url, Use::Restore).await?;
-    let (migrated_from, samples) = match Database::from_url(url)? {
-        Database::Sqlite { path: None } => {
-            bail!("cannot restore into an in-memory database: set DATABASE_URL=sqlite://PATH")
-        }
-        Database::Sqlite { path: Some(path) } => restore_sqlite(archive, &manifest, &path, replace).await?,
-        Database::Postgres => restore_postgres(url, archive, &manifest, replace).await?,
-    };
-    // Through the store, as the server will read it: the same users, the same password hashes.
-    let store = database::open(config, database::Caching::Off).await?;
-    let looked_up = look_up(store.as_ref(), &samples).await;
-    store.close().await;
-    let users_checked = looked_up?;
+    let in_use = in_use::claim(url, Use::Restore).await?;
+    let restored = async {
+        let (migrated_from, samples) = match Database::from_url(url)? {
+            Database::Sqlite { path: None } => {
+                bail!("cannot restore into an in-memory database: set DATABASE_URL=sqlite://PATH")
+            }
+            Database::Sqlite { path: Some(path) } => restore_sqlite(archive, &manifest, &path, replace).await?,
+            Database::Postgres => restore_postgres(url, archive, &manifest, replace).await?,
+        };
+        // Through the store, as the server will read it: the same users, the same password hashes.
+        let store = database::open(config, database::Caching::Off).await?;
+        let looked_up = look_up(store.as_ref(), &samples).await;
+        store.close().await;
+        anyhow::Ok((migrated_from, looked_up?))
+    }
+    .await;
+    // Let go before returning, not when the process ends: `conduit restore && conduit serve`
+    // must find the database free.
+    in_use.release().await;
+    let (migrated_from, users_checked) = restored?;
     Ok(Restored { manifest, migrated_from, users_checked, duration: started.elapsed() })
 }
 

@@ -82,6 +82,18 @@ pub async fn claim(url: &str, what: Use) -> anyhow::Result<InUse> {
     }
 }
 
+impl InUse {
+    /// Lets go now rather than when the process ends. A PostgreSQL lock dropped with its
+    /// connection goes only once the server notices the connection closed; under load a
+    /// `conduit serve` started straight after a restore was refused by the restore's lock
+    /// (seen in CI).
+    pub async fn release(self) {
+        if let InUse::Postgres(lock) = self {
+            lock.release().await;
+        }
+    }
+}
+
 fn held_message(what: Use, database: &str) -> String {
     match what {
         Use::Serve => {

@@ -64,9 +64,18 @@ impl Server {
             .envs(env.iter().copied())
             .args(["serve", "--bind", "127.0.0.1:0"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn conduit");
+        // Its stderr goes on to the test's, and is kept for the panic when it exits at start.
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (stderr, kept_errors) = (child.stderr.take().unwrap(), errors.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                kept_errors.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         for line in lines.by_ref() {
@@ -87,7 +96,8 @@ impl Server {
             }
         }
         let status = child.wait();
-        panic!("conduit exited before listening: {status:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200)); // the stderr thread's last lines
+        panic!("conduit exited before listening: {status:?}: {}", errors.lock().unwrap());
     }
 
     pub fn signal_term(&self) {
