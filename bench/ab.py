@@ -46,6 +46,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="alternations per scenario (default 3)")
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run (default 4)")
     parser.add_argument("--connections", type=int, default=64, help="connections (default 64)")
+    parser.add_argument("--analyze", action="store_true",
+                        help="run `conduit analyze` (A's) on the seeded database before copying it, as `conduit seed` "
+                             "and operators after a bulk load do: the planner then has statistics")
     args = parser.parse_args()
     names = args.scenarios.split(",")
     for name in names:
@@ -60,6 +63,10 @@ def main():
         data = run.seed(origin + "/api", args.articles, 1)
         server.terminate()
         server.wait(timeout=30)
+        if args.analyze:
+            import subprocess
+            subprocess.run([args.a, "analyze"], env=dict(os.environ, DATABASE_URL=f"sqlite://{seeded}"), check=True,
+                           capture_output=True)
         sides = {}
         for side, binary, extra_env in (("A", args.a, args.a_env), ("B", args.b, args.b_env)):
             database = os.path.join(work, f"{side}.db")
@@ -87,7 +94,7 @@ def main():
             b = statistics.median(r["rps"] for r in results[(name, "B")])
             print(f"{name:<16} A {a:>9,.0f}  B {b:>9,.0f}  B/A {b / a:.2f}", file=sys.stderr, flush=True)
         lines = [f"A = {' '.join(args.a_env + [args.a])}", f"B = {' '.join(args.b_env + [args.b])}",
-                 f"SQLite, {args.articles} articles (seed 1); {args.connections} connections; {args.rounds} alternating "
+                 f"SQLite, {args.articles} articles (seed 1{', analyzed' if args.analyze else ''}); {args.connections} connections; {args.rounds} alternating "
                  f"runs of {args.duration} s per side; medians", "",
                  "| scenario | A req/s | B req/s | B/A | A p99 | B p99 |", "|---|---|---|---|---|---|"]
         for name in names:
