@@ -42,10 +42,6 @@ pub async fn lock_ended_sessions(
     Ok(sqlx::query_scalar!("SELECT ended_sessions FROM users WHERE id = $1", id).fetch_optional(&mut *tx).await?)
 }
 
-/// Before the store closes: folds the WAL into the database file and empties it, so the file
-/// alone is the whole database (a copy of `conduit.db` after `conduit seed` lacked its whole
-/// load). SQLite does this by itself only when the last connection to the file closes, which
-/// a reader still closing on its own thread can keep from being the writer.
 /// A user's name and address lowered (text compares byte by byte): the expressions of the
 /// indexes `users_username_lower` and `users_email_lower`, so a prefix is one range of them.
 pub const LOWER_USERNAME: &str = "lower(username)";
@@ -56,6 +52,10 @@ pub async fn transactions(_pool: &sqlx::SqlitePool, _bound: conduit_store::Bound
     Ok(None)
 }
 
+/// Before the store closes: folds the WAL into the database file and empties it, so the file
+/// alone is the whole database (a copy of `conduit.db` after `conduit seed` lacked its whole
+/// load). SQLite does this by itself only when the last connection to the file closes, which
+/// a reader still closing on its own thread can keep from being the writer.
 pub async fn before_close(write: &sqlx::SqlitePool) {
     if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(write).await {
         tracing::warn!(error = %e, "could not fold the WAL into the database file at close");
