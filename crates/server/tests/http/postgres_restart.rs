@@ -237,7 +237,9 @@ async fn postgres_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
         outcomes.articles.len(),
         outcomes.comments.len()
     );
-    assert!(outcomes.failures.is_empty(), "{:#?}", outcomes.failures);
+    let errors: Vec<String> =
+        server.log.lock().unwrap().iter().filter(|line| line.contains("\"ERROR\"")).cloned().collect();
+    assert!(outcomes.failures.is_empty(), "{:#?}\nthe server's errors: {errors:#?}", outcomes.failures);
     assert!(outcomes.statuses.get(&503).is_some_and(|n| *n > 0), "the outage was never seen: {:?}", outcomes.statuses);
     // Failing fast: every 503 is the database's (given up on within the 5 s acquire timeout);
     // none is the 30 s request timeout's, which a request waiting on the database would meet.
