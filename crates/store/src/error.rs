@@ -43,6 +43,12 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 DbError::Unavailable(e.to_string())
             }
+            // The conversation with the server broke off: a PostgreSQL going down or coming up
+            // answered a new connection's SSLRequest with a byte that is not 'S' or 'N'
+            // ("unexpected response from SSLRequest: 0x00", seen in the restart test under
+            // load), as a connection cut mid-message does. The connection is unusable; the
+            // request may be tried again, as for a refused connection.
+            sqlx::Error::Protocol(_) => DbError::Unavailable(e.to_string()),
             _ => DbError::Other(e.to_string()),
         }
     }
@@ -59,5 +65,19 @@ impl DbError {
     /// A row written a moment ago is gone: only a concurrent delete can do that.
     pub fn vanished() -> Self {
         DbError::Other("row deleted concurrently before it could be read back".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DbError;
+
+    #[test]
+    fn a_broken_conversation_is_unavailable_not_a_bug() {
+        let cut = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(matches!(DbError::from(cut), DbError::Unavailable(_)));
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(DbError::from(refused), DbError::Unavailable(_)));
+        assert!(matches!(DbError::from(sqlx::Error::RowNotFound), DbError::Other(_)));
     }
 }
