@@ -17,6 +17,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 
@@ -64,7 +65,6 @@ def main():
         server.terminate()
         server.wait(timeout=30)
         if args.analyze:
-            import subprocess
             subprocess.run([args.a, "analyze"], env=dict(os.environ, DATABASE_URL=f"sqlite://{seeded}"), check=True,
                            capture_output=True)
         sides = {}

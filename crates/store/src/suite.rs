@@ -601,20 +601,28 @@ pub async fn combined_filters_walk_the_narrowest_and_refuse_when_every_one_is_to
     assert_eq!(list("rare", "prolific").await.unwrap().total, 0, "the rare tag drives past the prolific author");
 }
 
-/// A table filled in bulk has no planner statistics until `analyze` (then the planner picked
-/// plans measured 30 times slower on PostgreSQL); `unanalyzed_tables` tells which.
-pub async fn a_bulk_load_is_unanalyzed_until_analyze(store: TestStore) {
-    assert!(store.unanalyzed_tables().await.unwrap().is_empty(), "an empty database needs nothing");
-    let users: Vec<NewUser> = (0..12_000)
-        .map(|i| NewUser {
-            username: username(&format!("bulk{i}")),
-            email: email(&format!("bulk{i}@example.com")),
-            password_hash: "a password hash of a realistic length, to size the rows".into(),
+/// `n` users made in bulk (`seed_users`, 2,000 at a time), named and addressed by `name(i)`.
+async fn bulk_users(store: &TestStore, n: usize, name: impl Fn(usize) -> (String, String)) {
+    let users: Vec<NewUser> = (0..n)
+        .map(|i| {
+            let (name, address) = name(i);
+            NewUser {
+                username: username(&name),
+                email: email(&address),
+                password_hash: "a password hash of a realistic length, to size the rows".into(),
+            }
         })
         .collect();
     for chunk in users.chunks(2000) {
         store.seed_users(chunk).await.unwrap();
     }
+}
+
+/// A table filled in bulk has no planner statistics until `analyze` (then the planner picked
+/// plans measured 30 times slower on PostgreSQL); `unanalyzed_tables` tells which.
+pub async fn a_bulk_load_is_unanalyzed_until_analyze(store: TestStore) {
+    assert!(store.unanalyzed_tables().await.unwrap().is_empty(), "an empty database needs nothing");
+    bulk_users(&store, 12_000, |i| (format!("bulk{i}"), format!("bulk{i}@example.com"))).await;
     assert_eq!(store.unanalyzed_tables().await.unwrap(), ["users"]);
     store.analyze().await.unwrap();
     assert!(store.unanalyzed_tables().await.unwrap().is_empty());
@@ -1760,16 +1768,7 @@ pub async fn users_are_found_by_prefix_and_filters(store: TestStore) {
 /// (`users::PREFIX_CANDIDATES`, 10,000) is searched by walking the users by id: the same
 /// answers, in the same order, page after page, as the narrow path gives a rare prefix.
 pub async fn a_common_prefix_walks_the_users_by_id(store: TestStore) {
-    let users: Vec<NewUser> = (0..10_050)
-        .map(|i| NewUser {
-            username: username(&format!("walker{i}")),
-            email: email(&format!("w{i}@example.com")),
-            password_hash: "h".into(),
-        })
-        .collect();
-    for chunk in users.chunks(2000) {
-        store.seed_users(chunk).await.unwrap();
-    }
+    bulk_users(&store, 10_050, |i| (format!("walker{i}"), format!("w{i}@example.com"))).await;
     user(&*store, "WALKING").await;
     let names =
         |found: Vec<conduit_domain::User>| found.into_iter().map(|u| u.username.to_string()).collect::<Vec<_>>();

@@ -9,6 +9,7 @@ use crate::common::process::{RedisServer, Server, conduit, run};
 use crate::common::{TestApp, error_messages, keys, real_limits};
 use conduit_domain::model::Role;
 use conduit_server::ops::clock::ManualClock;
+use conduit_store::moderation::BackupAction;
 use conduit_store::{AccountChanges, NewUser};
 use conduit_store_postgres::testing::TestDatabase;
 use reqwest::StatusCode;
@@ -318,6 +319,19 @@ async fn the_public_log_names_no_moderator(app: TestApp) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(!error_messages(&body, "moderator").is_empty());
     assert_eq!(app.get("/api/moderation/log", None).await.0, StatusCode::UNAUTHORIZED);
+
+    // An admin's operations (here a backup downloaded, as the console logs it) are the staff's:
+    // a signed-in reader of the public log never learns a backup's name, filtering or not.
+    let mo_id = app.store.user_id_by_name(&conduit_domain::Username::parse("mo").unwrap()).await.unwrap().unwrap();
+    app.store.log_backup(mo_id, BackupAction::Download, "conduit-20261207.backup").await.unwrap();
+    for path in ["/api/moderation/log", "/api/moderation/log?action=download"] {
+        let (status, log) = app.get(path, Some(&jake)).await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        assert!(!log.to_string().contains("conduit-20261207"), "{path}: {log}");
+    }
+    let (_, log) = app.get("/api/moderation/log?action=download", Some(&mo)).await;
+    assert_eq!(log["entries"][0]["label"], "conduit-20261207.backup", "moderators see it: {log}");
+    assert_eq!(log["entries"][0]["target"]["kind"], "backup");
 }
 
 async fn public_log(app: impl std::future::Future<Output = TestApp>) {
