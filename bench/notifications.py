@@ -164,8 +164,10 @@ class Api:
         return self.client.call("POST", path, body, token=token)
 
 
-def write_latencies(api, tokens, articles, rounds):
-    """Median ms of each kind of write, `rounds` of each."""
+def write_latencies(api, tokens, articles, rounds, turn):
+    """Median ms of each kind of write, `rounds` of each. Each `turn` (0-3) favorites pairs of
+    article and reader none of the others does, so every round's favorites are new ones (a
+    repeated favorite writes nothing and notifies nobody) and the rounds compare like for like."""
     kinds = {"publish": [], "comment": [], "favorite": []}
     for i in range(rounds):
         token = tokens[i % len(tokens)]
@@ -178,7 +180,7 @@ def write_latencies(api, tokens, articles, rounds):
         api.post(f"/articles/{slug}/comments", token, {"comment": {"body": f"comment {i}"}})
         kinds["comment"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        api.post(f"/articles/{articles[(i * 7 + 3) % len(articles)]}/favorite", tokens[(i * 13) % len(tokens)], {})
+        api.post(f"/articles/{articles[(i * 7 + 3) % len(articles)]}/favorite", tokens[(i * 13 + turn) % len(tokens)], {})
         kinds["favorite"].append(time.perf_counter() - started)
     return {k: statistics.median(v) * 1000 for k, v in kinds.items()}
 
@@ -217,8 +219,8 @@ async def scale(binary, env, args, label):
         articles = article_slugs(api, 50)
         writers = tokens[args.followers + 1:args.followers + 201]
 
-        write_latencies(api, writers, articles, 20)  # warm-up, not counted
-        before_none = write_latencies(api, writers, articles, args.rounds)
+        write_latencies(api, writers, articles, 20, 0)  # warm-up, not counted
+        before_none = write_latencies(api, writers, articles, args.rounds, 1)
         rss_before = run.proc_status(process.pid, "VmRSS")
         streams = await open_streams(port, tokens)
         # Python's cycle collector walking 10,000 streams' objects paused this client for
@@ -249,12 +251,12 @@ async def scale(binary, env, args, label):
 
         for s in follower_streams:
             s.raw = False
-        with_streams = write_latencies(api, writers, articles, args.rounds)
+        with_streams = write_latencies(api, writers, articles, args.rounds, 2)
         for s in streams:
             s.close()
         gc.enable()
         await asyncio.sleep(1)
-        after_none = write_latencies(api, writers, articles, args.rounds)
+        after_none = write_latencies(api, writers, articles, args.rounds, 3)
         results["writes"] = {k: (before_none[k], with_streams[k], after_none[k]) for k in before_none}
     finally:
         process.terminate()
@@ -282,8 +284,10 @@ def streams_open(origin):
 class Callgrind:
     """A server under valgrind's callgrind, whose instruction count is read between marks."""
 
-    def __init__(self, binary, env):
-        self.out = tempfile.mkdtemp(prefix="conduit-callgrind-")
+    def __init__(self, binary, env, keep=None):
+        self.keep = keep
+        self.out = keep or tempfile.mkdtemp(prefix="conduit-callgrind-")
+        os.makedirs(self.out, exist_ok=True)
         self.port = run.free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         self.process = run.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.out}/cg.%p.out",
@@ -314,20 +318,27 @@ class Callgrind:
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=120)
-        shutil.rmtree(self.out, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.out, ignore_errors=True)
 
 
 async def instructions(binary, env, args, label):
+    # The streams' keep-alive comments (one per stream every 30 s, 333 a second for 10,000) are
+    # no write's doing, and land in one window or another by chance, as bursts of the streams
+    # opened together: they are kept out of the windows, an hour apart.
+    env = dict(env, CONDUIT_NOTIFICATIONS_KEEP_ALIVE="3600")
     if not args.database:
         seed(binary, env, args.streams)
     tokens = [mint(env["CONDUIT_JWT_SECRET"], i) for i in range(1, args.streams + 1)]
-    server = Callgrind(binary, env)
+    server = Callgrind(binary, env, args.profiles)
     writes = 3 * args.rounds
     try:
         api = Api(server.origin)
         articles = article_slugs(api, 50)
         writers = tokens[1:201]
-        write_latencies(api, writers, articles, 20)  # warm-up, not counted
+        write_latencies(api, writers, articles, 20, 0)  # warm-up, not counted
+        for token in writers:  # every writer's token checked once before any round counts
+            api.client.call("GET", "/user", token=token)
 
         def counted(what):
             server.zero()
@@ -335,13 +346,13 @@ async def instructions(binary, env, args, label):
             what()
             return server.count(), time.perf_counter() - started
 
-        without, _ = counted(lambda: write_latencies(api, writers, articles, args.rounds))
+        without, _ = counted(lambda: write_latencies(api, writers, articles, args.rounds, 1))
         streams = await open_streams(server.port, tokens, batch=50)
         await asyncio.sleep(5)  # the streams' opening settles
         # A connection idle past the header timeout (10 s) is closed: opening 10,000 streams under
         # callgrind takes longer, so the writes go over a new one.
         api = Api(server.origin)
-        gross, took = counted(lambda: write_latencies(api, writers, articles, args.rounds))
+        gross, took = counted(lambda: write_latencies(api, writers, articles, args.rounds, 2))
         idle, idled = counted(lambda: time.sleep(took))
         for s in streams:
             s.close()
@@ -351,7 +362,7 @@ async def instructions(binary, env, args, label):
             await asyncio.sleep(1)
         await asyncio.sleep(3)
         api = Api(server.origin)
-        again, _ = counted(lambda: write_latencies(api, writers, articles, args.rounds))
+        again, _ = counted(lambda: write_latencies(api, writers, articles, args.rounds, 3))
     finally:
         server.stop()
     background = idle * took / idled
@@ -426,6 +437,9 @@ def main():
     parser.add_argument("--instructions", action="store_true",
                         help="instead of the figures: instructions per write with and without the streams, "
                              "under valgrind's callgrind")
+    parser.add_argument("--profiles", metavar="DIR",
+                        help="with --instructions: keep callgrind's dumps in DIR (one per window: without the "
+                             "streams, with them, idle with them, again without), for callgrind_annotate")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))

@@ -91,8 +91,11 @@ struct Keys {
     checked: std::sync::Mutex<std::collections::HashMap<Box<str>, Claims>>,
 }
 
-/// Checked tokens remembered at most; past it the cache starts over (~0.5 KB each).
-const CHECKED_TOKENS: usize = 2048;
+/// Checked tokens remembered at most; past it the cache starts over (~0.5 KB each, 8 MiB at
+/// most). Enough for every user of a busy site at once: at 2,048, the 10,000 tokens of open
+/// notification streams pushed out the writers' ones, and each write checked its token again
+/// (22,000 instructions; BENCHMARKS.md, "Notifications").
+const CHECKED_TOKENS: usize = 16_384;
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -69,7 +69,9 @@ impl Application {
         let tokens = TokenKeys::new(&secret, config.token_ttl);
         let redis_url = config.redis_url.as_deref();
         let keep_days = config.accounts.notifications_keep_days;
-        let notifier = crate::notify::start(store.clone(), redis.as_ref().zip(redis_url), keep_days).await?;
+        let keep_alive = config.accounts.notifications_keep_alive;
+        let notifier =
+            crate::notify::start(store.clone(), redis.as_ref().zip(redis_url), keep_days, keep_alive).await?;
         let state = AppState::new(&config, store.clone(), tokens, links, redis, clock, notifier);
         // Kept running for the life of the runtime, like the sender's loop.
         let _schedule = crate::backup::schedule::start(state.backup_runner.clone());

@@ -23,6 +23,12 @@ use crate::noticed::NoticedMap;
 /// How long a writer waits for the other instances' acknowledgements (see [`Cache::forget`]).
 const ACK_WAIT: Duration = Duration::from_secs(1);
 
+/// Users kept at most (a few hundred bytes each): every signed-in user active at once, up to
+/// this, is read from memory. 10,000 open notification streams are 10,000 users, and a map
+/// that filled up started again empty, the writers' rows with it (BENCHMARKS.md,
+/// "Notifications").
+const USERS: usize = 16_384;
+
 pub struct Cache {
     /// Users by id. Change them through [`Cache::user_changed`] and [`Cache::forget`], which also
     /// drop the articles that show them.
@@ -70,7 +76,7 @@ pub type Acks = broadcast::Receiver<Ack>;
 impl Default for Cache {
     fn default() -> Self {
         Self {
-            users: NoticedMap::default(),
+            users: NoticedMap::bounded(USERS),
             articles: NoticedMap::default(),
             tags: NoticedMap::default(),
             versioned_tags: NoticedMap::default(),

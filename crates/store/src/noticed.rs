@@ -6,6 +6,12 @@
 //! A read that raced a change must not put the old value back: every change bumps an epoch,
 //! and a value read from the database is kept only if no change was heard since the read
 //! began ([`NoticedMap::ticket`], [`NoticedMap::keep`]).
+//!
+//! A change to anything (SQLite's commit watch says only that something was committed) drops
+//! every value at once by moving to a new generation, not by emptying the map: a value kept
+//! in an older one is never returned, and is overwritten or goes when the map starts again.
+//! Emptying a map of 10,000 users (one per open notification stream) on every commit was the
+//! largest part of what the streams added to a write (BENCHMARKS.md, "Notifications").
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -17,18 +23,23 @@ use std::time::{Duration, Instant};
 /// A value is read again after this long even if no change was heard: a bound on staleness
 /// should the notices stop silently (a connection cut without a reset).
 const MAX_AGE: Duration = Duration::from_secs(5);
-/// More entries than this are not kept; the map starts again empty.
+/// More entries than this are not kept, unless the map is made with another bound
+/// ([`NoticedMap::bounded`]); the map starts again empty.
 const MAX_ENTRIES: usize = 10_000;
 
 pub struct NoticedMap<K, V> {
     state: RwLock<State<K, V>>,
     listening: AtomicBool,
+    max_entries: usize,
 }
 
 struct State<K, V> {
-    entries: HashMap<K, (Instant, V)>,
+    /// Each value with when it was read and the generation it was kept in.
+    entries: HashMap<K, (Instant, u64, V)>,
     /// Bumped by every change heard or made.
     epoch: u64,
+    /// Bumped by a change to anything: values of an earlier generation are gone.
+    generation: u64,
 }
 
 /// Taken before reading from the database; see [`NoticedMap::keep`].
@@ -37,7 +48,18 @@ pub struct Ticket(u64);
 
 impl<K, V> Default for NoticedMap<K, V> {
     fn default() -> Self {
-        Self { state: RwLock::new(State { entries: HashMap::new(), epoch: 0 }), listening: AtomicBool::new(false) }
+        Self::bounded(MAX_ENTRIES)
+    }
+}
+
+impl<K, V> NoticedMap<K, V> {
+    /// A map that keeps at most `max_entries` values.
+    pub fn bounded(max_entries: usize) -> Self {
+        Self {
+            state: RwLock::new(State { entries: HashMap::new(), epoch: 0, generation: 0 }),
+            listening: AtomicBool::new(false),
+            max_entries,
+        }
     }
 }
 
@@ -73,7 +95,8 @@ impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
             return None;
         }
         let state = self.read();
-        state.entries.get(key).filter(|(at, _)| at.elapsed() < MAX_AGE).map(|(_, value)| value.clone())
+        let (at, generation, value) = state.entries.get(key)?;
+        (*generation == state.generation && at.elapsed() < MAX_AGE).then(|| value.clone())
     }
 
     pub fn ticket(&self) -> Ticket {
@@ -90,10 +113,11 @@ impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
         if state.epoch != ticket.0 || !self.is_listening() {
             return;
         }
-        if state.entries.len() >= MAX_ENTRIES {
+        if state.entries.len() >= self.max_entries {
             state.entries.clear();
         }
-        state.entries.insert(key, (Instant::now(), value));
+        let generation = state.generation;
+        state.entries.insert(key, (Instant::now(), generation, value));
     }
 
     /// The kept value for `key`, or else what `read` (a database read not yet started) finds,
@@ -145,7 +169,7 @@ impl<K: Eq + Hash, V: Clone> NoticedMap<K, V> {
             Some(key) => {
                 state.entries.remove(key);
             }
-            None => state.entries.clear(),
+            None => state.generation += 1,
         }
     }
 }
@@ -192,6 +216,19 @@ mod tests {
         assert!(map.get(&1).is_none());
         assert_eq!(map.get_or_read(&1, async { Ok::<_, ()>(Some("new")) }).await, Ok(Some("new")));
         assert_eq!(map.get_or_read(&1, async { Ok::<_, ()>(Some("unread")) }).await, Ok(Some("new")));
+    }
+
+    #[test]
+    fn a_change_to_anything_drops_every_value_and_a_new_one_is_kept() {
+        let map = NoticedMap::<u32, &str>::default();
+        map.set_listening(true);
+        map.keep(map.ticket(), 1, "a");
+        map.keep(map.ticket(), 2, "b");
+        map.invalidate(None::<&u32>);
+        assert!(map.get(&1).is_none() && map.get(&2).is_none());
+        map.keep(map.ticket(), 1, "a2");
+        assert_eq!(map.get(&1), Some("a2"));
+        assert!(map.get(&2).is_none(), "a value of an earlier generation must stay gone");
     }
 
     #[test]

@@ -140,6 +140,12 @@ pub struct AccountSettings {
     #[arg(long, env = "CONDUIT_NOTIFICATIONS_KEEP_DAYS", value_name = "DAYS", default_value = "90",
         value_parser = clap::value_parser!(u32).range(1..))]
     pub notifications_keep_days: u32,
+    /// Seconds between the comment lines an idle notification stream is sent, so that proxies
+    /// do not close it: under the idle timeout of every proxy in front (nginx's
+    /// proxy_read_timeout is 60 s)
+    #[arg(id = "notifications_keep_alive_secs", long = "notifications-keep-alive-secs",
+        env = "CONDUIT_NOTIFICATIONS_KEEP_ALIVE", value_name = "SECONDS", default_value = "30", value_parser = seconds)]
+    pub notifications_keep_alive: Duration,
 }
 
 /// Mail delivery: where it goes, from whom, what its links point at, and how it is retried.

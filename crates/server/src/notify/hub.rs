@@ -25,12 +25,12 @@ pub const STREAMS_PER_USER: usize = 16;
 /// A stream that has not caught up this long after its queue filled is dropped.
 pub const LAG_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// One notification as a stream sends it: its id and its JSON, written once however many
-/// streams of its recipient are open.
+/// One notification as a stream sends it: its id and its Server-Sent Events text
+/// ([`super::sse::frame`]), written once however many streams of its recipients are open.
 #[derive(Debug)]
 pub struct Event {
     pub id: i64,
-    pub json: String,
+    pub frame: axum::body::Bytes,
 }
 
 /// One open stream: its key (to take it off when it ends), its queue, and since when it lags
@@ -45,6 +45,8 @@ struct Stream {
 struct Streams {
     by_user: HashMap<UserId, Vec<Stream>>,
     open: usize,
+    /// The hub closed: no stream is kept from then on.
+    closed: bool,
 }
 
 /// See the module's doc.
@@ -57,11 +59,10 @@ pub struct Hub {
     started: std::time::Instant,
 }
 
-/// An open stream's end: notifications for its user arrive on `events`; dropping it takes the
-/// stream off the hub.
+/// An open stream's end: notifications for its user arrive on `events`, which ends when the
+/// hub closes or drops the stream; dropping it takes the stream off the hub.
 pub struct Subscription {
     pub events: mpsc::Receiver<Arc<Event>>,
-    pub closing: watch::Receiver<bool>,
     pub user: UserId,
     key: u64,
     lagging: Arc<AtomicU64>,
@@ -118,14 +119,17 @@ impl Hub {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let lagging = Arc::new(AtomicU64::new(0));
         let mut streams = self.lock();
-        let list = streams.by_user.entry(user).or_default();
-        if list.len() >= STREAMS_PER_USER {
-            return None;
+        if !streams.closed {
+            let list = streams.by_user.entry(user).or_default();
+            if list.len() >= STREAMS_PER_USER {
+                return None;
+            }
+            list.push(Stream { key, queue, lagging: lagging.clone() });
+            streams.open += 1;
         }
-        list.push(Stream { key, queue, lagging: lagging.clone() });
-        streams.open += 1;
+        // Once closed, `queue` is dropped here: the stream sends its first events and ends.
         drop(streams);
-        Some(Subscription { events, closing: self.closing.subscribe(), user, key, lagging, hub: self.clone() })
+        Some(Subscription { events, user, key, lagging, hub: self.clone() })
     }
 
     /// The id through which every notification was handed out.
@@ -193,8 +197,14 @@ impl Hub {
         self.closing.subscribe()
     }
 
-    /// Ends every stream (shutdown): each sends what it holds and closes.
+    /// Ends every stream (shutdown): each sends what it holds and closes (its queue's sender
+    /// is dropped here, so no stream waits on anything to learn it).
     pub fn close(&self) {
+        let mut streams = self.lock();
+        streams.closed = true;
+        streams.by_user.clear();
+        streams.open = 0;
+        drop(streams);
         self.closing.send_replace(true);
     }
 }

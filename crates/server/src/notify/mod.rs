@@ -1,12 +1,13 @@
 //! Notifications, live (README "Notifications"): the streams open on this instance ([`hub`]),
 //! the tail that feeds them from the database in id order ([`tail`]), and the words instances
 //! send each other through Redis so a notification written on one reaches streams on another
-//! within milliseconds ([`wake`]). The inbox itself is the store's; the routes are in
-//! `routes::notifications`.
+//! within milliseconds ([`wake`]), and a stream's text as it goes out ([`sse`]). The inbox
+//! itself is the store's; the routes are in `routes::notifications`.
 //!
 //! Nothing here is on a write's path but [`Notifier::written`]: two wake-ups, no I/O.
 
 pub mod hub;
+pub mod sse;
 pub mod tail;
 pub mod view;
 pub mod wake;
@@ -24,6 +25,8 @@ use hub::Hub;
 /// What a route reaches: the hub, and the wake-ups after a write.
 pub struct Notifier {
     pub hub: Arc<Hub>,
+    /// How often an idle stream is sent a comment line (`CONDUIT_NOTIFICATIONS_KEEP_ALIVE`).
+    pub keep_alive: Duration,
     wake: Arc<Notify>,
     publish: Option<Arc<Notify>>,
 }
@@ -51,6 +54,7 @@ pub async fn start(
     store: Arc<dyn Store>,
     redis: Option<(&Redis, &str)>,
     keep_days: u32,
+    keep_alive: Duration,
 ) -> anyhow::Result<Arc<Notifier>> {
     let newest = store.newest_notification().await?;
     let hub = Hub::new(newest);
@@ -77,7 +81,7 @@ pub async fn start(
         poll_heard: Duration::from_secs(1),
     };
     tokio::spawn(tail.run());
-    Ok(Arc::new(Notifier { hub, wake, publish }))
+    Ok(Arc::new(Notifier { hub, keep_alive, wake, publish }))
 }
 
 /// Drops notifications older than `keep_days`, a minute after start and every hour after (on

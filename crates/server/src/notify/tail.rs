@@ -22,7 +22,7 @@ use conduit_store::{Bound, Store};
 use tokio::sync::Notify;
 
 use super::hub::{Event, Hub};
-use super::view;
+use super::sse;
 
 /// The longest a gap in the ids is waited for.
 pub const GAP_GRACE: Duration = Duration::from_secs(2);
@@ -136,8 +136,8 @@ impl Tail {
                 Some(n) if n.kind != Kind::Article => vec![n.user],
                 _ => Vec::new(),
             };
-            // Written as JSON once, and only when someone here listens.
-            self.hub.deliver(id, &to, || notification.map(|n| Event { id, json: view::json(n) }));
+            // Written once, and only when someone here listens.
+            self.hub.deliver(id, &to, || notification.map(|n| Event { id, frame: sse::notification(id, n) }));
             expected = id + 1;
         }
         Ok(full && gap.is_none())

@@ -4,41 +4,25 @@
 //! The stream: `event: notification` with `id:` the notification's id, in id order; first, on
 //! a reconnect (`Last-Event-ID`), what was missed, or `event: reset` when some of that is no
 //! longer kept; then `event: ready` with the unread count and an id that a later reconnect
-//! resumes from. Keep-alive comments every [`KEEP_ALIVE`].
-
-use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Duration;
+//! resumes from. Keep-alive comments every `CONDUIT_NOTIFICATIONS_KEEP_ALIVE` (30 s). The
+//! stream's text is written by `notify::sse`.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use conduit_domain::Errors;
-use conduit_store::Store;
 use conduit_store::notifications::Resume;
-use futures::Stream;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::extract::RequireUser;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::extract::{PageQuery, page_of, query_of};
-use crate::notify::hub::Subscription;
-use crate::notify::view::{self, NotificationView};
+use crate::notify::sse;
+use crate::notify::view::NotificationView;
 use crate::state::AppState;
-
-/// A comment line this often keeps proxies from closing an idle stream: under the 60 s after
-/// which nginx (`proxy_read_timeout`) and most load balancers give up on a silent response,
-/// and no oftener, since each one wakes every idle stream (10,000 of them: 333 writes a second).
-pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
-
-/// A person's own notifications read when a stream resumes: more than are ever kept
-/// (`conduit_store::notifications::KEEP_PER_USER` and the few the trim lets stand).
-const REPLAY_LIMIT: i64 = 2 * conduit_store::notifications::KEEP_PER_USER;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -173,82 +157,17 @@ pub(crate) async fn stream(
     if let Some(last) = last.filter(|last| *last < through) {
         let missed = match state.store.notifications_resume(user, last).await? {
             Resume::TooOld => None,
-            Resume::Exact => state.store.notifications_replay(user, last, through, REPLAY_LIMIT).await?,
+            Resume::Exact => state.store.notifications_replay(user, last, through, sse::REPLAY_LIMIT).await?,
         };
         match missed {
-            Some(missed) => first.extend(missed.into_iter().filter_map(|(id, n)| n.map(|n| event(id, view::json(n))))),
-            None => first.push(Event::default().event("reset").data("{}")),
+            Some(missed) => first.extend(missed.into_iter().filter_map(|(id, n)| n.map(|n| sse::notification(id, n)))),
+            None => first.push(sse::frame("reset", None, "{}")),
         }
     }
     // A client already past `through` (it was served by an instance further along) resumes
     // from where it is.
     let from = last.map_or(through, |last| last.max(through));
     let unread = state.store.unread_notifications(user).await?;
-    let ready = Event::default().event("ready").id(from.to_string()).data(format!("{{\"unreadCount\":{unread}}}"));
-    first.push(ready);
-    let rest = live(subscription, state.store.clone(), from);
-    let events = futures::StreamExt::chain(futures::stream::iter(first.into_iter().map(Ok)), rest);
-    let sse = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
-    // Proxies that buffer responses (nginx) must pass this one through as it is written.
-    Ok(([("x-accel-buffering", "no"), ("cache-control", "no-store")], sse).into_response())
-}
-
-/// A `notification` event.
-fn event(id: i64, json: String) -> Event {
-    Event::default().event("notification").id(id.to_string()).data(json)
-}
-
-/// A stream after its first events: what the hub hands it, and what it missed while it lagged
-/// (read from the database once it has sent its queue: see `notify::hub`).
-struct Live {
-    sub: Subscription,
-    store: Arc<dyn Store>,
-    /// The newest id sent (or passed over by a `reset`).
-    sent: i64,
-    pending: VecDeque<Event>,
-}
-
-/// What the hub hands this stream after `from`, until the hub closes or drops it.
-fn live(sub: Subscription, store: Arc<dyn Store>, from: i64) -> impl Stream<Item = Result<Event, Infallible>> {
-    let live = Live { sub, store, sent: from, pending: VecDeque::new() };
-    futures::stream::unfold(live, |mut live| async move {
-        loop {
-            if let Some(next) = live.pending.pop_front() {
-                return Some((Ok(next), live));
-            }
-            if live.sub.events.is_empty() && live.sub.lagging() {
-                let through = live.sub.hub().delivered();
-                let replay = live.store.notifications_replay(live.sub.user, live.sent, through, REPLAY_LIMIT).await;
-                match replay {
-                    Ok(Some(missed)) => {
-                        let after = live.sent;
-                        for (id, notification) in missed.into_iter().filter(|(id, _)| *id > after) {
-                            live.pending.extend(notification.map(|n| event(id, view::json(n))));
-                            live.sent = id;
-                        }
-                    }
-                    Ok(None) => {
-                        live.pending.push_back(Event::default().event("reset").id(through.to_string()).data("{}"));
-                        live.sent = through;
-                    }
-                    // The client resumes from its last id.
-                    Err(_) => return None,
-                }
-                continue;
-            }
-            let handed = tokio::select! {
-                handed = live.sub.events.recv() => handed,
-                _ = live.sub.closing.wait_for(|closing| *closing) => None,
-            };
-            match handed {
-                Some(sent) if sent.id <= live.sent => continue,
-                Some(sent) => {
-                    live.sent = sent.id;
-                    return Some((Ok(event(sent.id, sent.json.clone())), live));
-                }
-                // Closing, or dropped for not reading: the client resumes from its last id.
-                None => return None,
-            }
-        }
-    })
+    first.push(sse::frame("ready", Some(from), &format!("{{\"unreadCount\":{unread}}}")));
+    Ok(sse::response(first, subscription, state.store.clone(), from, state.notifier.keep_alive))
 }

@@ -41,6 +41,8 @@ pub struct SseClient {
     buffer: String,
     /// The last `id:` seen, as `EventSource.lastEventId` keeps it.
     pub last_id: Option<String>,
+    /// Blocks of comment lines only (keep-alives) read so far.
+    pub comments: usize,
 }
 
 impl SseClient {
@@ -60,7 +62,7 @@ impl SseClient {
         }
         let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(kind.starts_with("text/event-stream"), "{kind}");
-        Ok(SseClient { response, buffer: String::new(), last_id: last_id.map(str::to_owned) })
+        Ok(SseClient { response, buffer: String::new(), last_id: last_id.map(str::to_owned), comments: 0 })
     }
 
     /// The next event; `None` when the stream ended (or failed) or nothing came within `within`.
@@ -85,7 +87,8 @@ impl SseClient {
                     }
                 }
                 if data.is_empty() && event.id.is_none() {
-                    continue; // a keep-alive comment
+                    self.comments += 1; // a keep-alive comment
+                    continue;
                 }
                 event.data = data.join("\n");
                 if event.id.is_some() {
@@ -256,6 +259,30 @@ async fn the_stream_delivers_in_order_and_resumes_exactly(app: TestApp) {
         let (status, body) = SseClient::open(&app.base, &anna, Some(bad)).await.err().unwrap();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
+}
+
+/// An idle stream is sent a comment line every `CONDUIT_NOTIFICATIONS_KEEP_ALIVE`, so that a
+/// proxy does not close it, and one that is sent events gets them too.
+#[tokio::test]
+async fn an_idle_stream_is_sent_keep_alive_comments() {
+    let app =
+        TestApp::sqlite_with(|config| config.accounts.notifications_keep_alive = Duration::from_millis(200)).await;
+    let anna = app.register("anna").await;
+    let bob = app.register("bob").await;
+    let mut stream = SseClient::open(&app.base, &anna, None).await.unwrap();
+    stream.until_ready().await;
+    assert!(stream.next(Duration::from_millis(1100)).await.is_none(), "no event while idle");
+    let idle = stream.comments;
+    assert!((3..=7).contains(&idle), "{idle} keep-alive comments in 1.1 s at one per 0.2 s");
+    let post = slug_of(&app, &anna, "A post").await;
+    for _ in 0..4 {
+        let path = format!("/api/articles/{post}/comments");
+        assert_eq!(app.post(&path, Some(&bob), json!({"comment": {"body": "hi"}})).await.0, StatusCode::CREATED);
+        assert_eq!(stream.notification().await.json()["kind"], "comment");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert!(stream.next(Duration::from_millis(500)).await.is_none());
+    assert!(stream.comments > idle, "keep-alives go on beside events");
 }
 
 /// A new article reaches the streams of the author's followers (live, and when they resume),
