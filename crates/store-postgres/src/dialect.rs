@@ -94,6 +94,15 @@ pub async fn analyze(write: &sqlx::PgPool) -> Result<(), DbError> {
     Ok(())
 }
 
+/// The GIN index is one b-tree, kept by PostgreSQL: nothing to merge.
+pub async fn search_segments(_read: &sqlx::PgPool) -> Result<Option<u64>, DbError> {
+    Ok(None)
+}
+
+pub async fn merge_search_index(_write: &sqlx::PgPool, _start: bool) -> Result<(), DbError> {
+    Ok(())
+}
+
 /// The growing tables with about `UNANALYZED_ROWS` rows or more and no planner statistics: a
 /// table never analyzed (nor vacuumed) has `reltuples` -1, and its size stands in for its rows
 /// (at least 100 bytes a row), read from the catalog at once whatever the table holds.

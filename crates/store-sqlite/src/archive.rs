@@ -197,11 +197,10 @@ impl Archive {
         Ok(counts)
     }
 
-    /// Gathers the planner's statistics (a restored database serves its first requests with
-    /// them).
+    /// Gathers the planner's statistics and merges the search index (a restored database serves
+    /// its first requests with them; `dialect::analyze`).
     pub async fn analyze(&self) -> Result<(), DbError> {
-        sqlx::query("ANALYZE").execute(&self.pool).await?;
-        Ok(())
+        crate::dialect::analyze(&self.pool).await
     }
 
     /// The maintained counters that disagree with counting ([`COUNTER_AUDIT`]).

@@ -432,6 +432,18 @@ impl Uncached for ThisStore {
         dialect::unanalyzed_tables(&self.read).await
     }
 
+    // --- search index upkeep ---
+
+    #[instrument(name = "store.search_segments", skip_all, fields(db.system = BACKEND))]
+    async fn search_segments(&self) -> Result<Option<u64>, DbError> {
+        dialect::search_segments(&self.read).await
+    }
+
+    #[instrument(name = "store.merge_search_index", skip_all, fields(db.system = BACKEND))]
+    async fn merge_search_index(&self, start: bool) -> Result<(), DbError> {
+        dialect::merge_search_index(&self.write, start).await
+    }
+
     // --- scheduled backups ---
 
     #[instrument(name = "store.claim_backup_slot", skip_all, fields(db.system = BACKEND))]

@@ -51,6 +51,10 @@ pub const MAX_ARTICLE_PAGE: i64 = 100;
 /// How many rows make a table worth warning about when it has no planner statistics.
 pub const UNANALYZED_ROWS: i64 = 10_000;
 
+/// Pages of the search index one merge step writes ([`Uncached::merge_search_index`]): 4 MiB at
+/// SQLite's 4 KiB pages, tens of milliseconds of held writes.
+pub const SEARCH_MERGE_PAGES: i64 = 1_000;
+
 /// The tables that grow with a site (what [`Uncached::unanalyzed_tables`] looks at).
 pub const GROWING_TABLES: [&str; 6] = ["users", "articles", "article_tags", "comments", "favorites", "follows"];
 
@@ -369,6 +373,17 @@ pub trait Uncached: Send + Sync + 'static {
     async fn analyze(&self) -> Result<(), DbError>;
     /// The tables with at least [`UNANALYZED_ROWS`] rows (about) that have no planner statistics.
     async fn unanalyzed_tables(&self) -> Result<Vec<String>, DbError>;
+
+    // --- search index upkeep ---
+
+    /// How many pieces the search index is in, where it grows in pieces that every search walks
+    /// at once (SQLite's FTS5: a segment per commit, merged a few at a time); `None` where it
+    /// needs no upkeep (PostgreSQL's GIN index).
+    async fn search_segments(&self) -> Result<Option<u64>, DbError>;
+    /// One step (about [`SEARCH_MERGE_PAGES`] pages, a short write) of merging the search
+    /// index's segments into one: `start` begins a merge of all of them, otherwise the one under
+    /// way goes on. Nothing where [`Uncached::search_segments`] is `None`.
+    async fn merge_search_index(&self, start: bool) -> Result<(), DbError>;
 
     // --- scheduled backups ---
 

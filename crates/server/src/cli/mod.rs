@@ -53,9 +53,11 @@ enum Command {
     Serve(ServeArgs),
     /// Bring the database schema up to date, then exit. `serve` does this too on start.
     Migrate,
-    /// Gather the query planner's statistics on every table (ANALYZE), then exit. Run it after
-    /// loading data in bulk by other means than `conduit seed` (which does it itself); `serve`
-    /// warns at start-up when a large table has none.
+    /// Gather the query planner's statistics on every table (ANALYZE), then exit; on SQLite also
+    /// merge the search index into one segment, which makes searches faster (it holds writes
+    /// for its few seconds at a million articles). Run it after loading data in bulk by other
+    /// means than `conduit seed` (which does it itself); `serve` warns at start-up when a large
+    /// table has none.
     Analyze,
     /// Administer user accounts (uses the same configuration as `serve`).
     #[command(subcommand)]

@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod per_address;
 pub mod redis;
 pub mod request_context;
+pub mod search_index;
 pub mod serve;
 pub mod telemetry;

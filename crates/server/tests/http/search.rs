@@ -3,6 +3,9 @@
 //! flag: it found nothing malformed) and by a strict XML parser.
 
 use std::process::Command;
+use std::time::Duration;
+
+use conduit_server::ops::search_index::{MAX_SEGMENTS, merge_if_due};
 
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
@@ -341,4 +344,38 @@ async fn a_feed_readers_page_runs_no_script_from_articles() {
 
 fn xml_text(raw: &str) -> String {
     raw.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The slugs `q` finds, in order.
+async fn found(app: &TestApp, q: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/api/articles?q={q}&limit=50"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["articles"].as_array().unwrap().iter().map(|a| a["slug"].clone()).collect()
+}
+
+/// SQLite's search index in many segments (a live site's: one per commit) is merged into one or
+/// two by the server's hourly upkeep, and searches find the same before and after; an index in
+/// few segments is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_index_in_many_segments_is_merged_and_finds_the_same() {
+    let app = TestApp::sqlite().await;
+    conduit_store_sqlite::testing::stop_search_automerge(app.dir()).await;
+    let token = app.register("anna").await;
+    for i in 0..12 {
+        publish(&app, &token, &format!("Rust note {i}"), "d", &format!("async body {i}"), &[]).await;
+    }
+    let before = found(&app, "rust%20async").await;
+    assert_eq!(before.len(), 12);
+    let merged = merge_if_due(app.store.as_ref(), Duration::ZERO).await.unwrap().expect("SQLite's index has upkeep");
+    assert!(merged.before >= MAX_SEGMENTS && merged.after <= 2 && merged.steps >= 1, "{merged:?}");
+    assert_eq!(found(&app, "rust%20async").await, before);
+    assert_eq!(found(&app, "%22note%203%22").await.len(), 1, "a phrase still reads positions right");
+    let again = merge_if_due(app.store.as_ref(), Duration::ZERO).await.unwrap().unwrap();
+    assert_eq!(again.steps, 0, "a merged index is left alone: {again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_search_index_needs_no_merging() {
+    let app = TestApp::postgres().await;
+    assert_eq!(merge_if_due(app.store.as_ref(), Duration::ZERO).await.unwrap(), None);
 }

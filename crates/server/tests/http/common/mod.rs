@@ -136,6 +136,11 @@ impl TestApp {
     }
 
     /// On SQLite, with `change` made to the test configuration.
+    /// The folder of the test's database (on SQLite, its `conduit.db`).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn sqlite_with(change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("conduit.db").display());
