@@ -13,7 +13,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 /// (path, method) pairs of the official spec. Its layout is fixed (two-space indents: paths at
 /// two, methods at four), so reading those lines is enough and needs no YAML parser.
 fn spec_operations() -> BTreeSet<(String, String)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/realworld/openapi.yml");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/realworld/openapi.yml");
     let text = std::fs::read_to_string(&root).unwrap_or_else(|e| panic!("read {}: {e}", root.display()));
     let mut operations = BTreeSet::new();
     let mut in_paths = false;
