@@ -80,7 +80,9 @@ impl AppState {
         clock: Arc<dyn Clock>,
         notifier: Arc<crate::notify::Notifier>,
     ) -> Self {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(
+            Metrics::default().with_notifications(notifier.hub.handed_on.clone(), notifier.hub.read_back.clone()),
+        );
         let mail = Arc::new(Composer::new(config.mail.clone(), links.clone()));
         let backups = crate::backup::schedule::SharedStatus::default();
         let backup_runner = config.backup.backup_dir.is_some().then(|| {

@@ -40,7 +40,8 @@ pub async fn reference(db: &Pool, slug: &str) -> Result<Option<ArticleRef>, DbEr
     Ok(sqlx::query_as!(
         ArticleRef,
         r#"SELECT id AS "id!", author_id AS "author!",
-                  EXISTS(SELECT 1 FROM hidden_articles h WHERE h.article_id = articles.id) AS "hidden!: bool"
+                  EXISTS(SELECT 1 FROM hidden_articles h WHERE h.article_id = articles.id) AS "hidden!: bool",
+                  title AS "title!"
            FROM articles WHERE slug = $1"#,
         slug
     )
@@ -60,14 +61,16 @@ pub async fn create(
     let now = Utc::now();
     let mut tx = db.begin().await?;
     let id = insert(&mut tx, author, slug, new, now).await?;
-    match held {
+    let written = match held {
         // A held article tells nobody: it is not there for them yet.
         Some(why) => {
-            crate::moderation::hold(&mut tx, Target { kind: TargetKind::Article, id: id.get() }, why, now).await?
+            crate::moderation::hold(&mut tx, Target { kind: TargetKind::Article, id: id.get() }, why, now).await?;
+            Vec::new()
         }
         None => crate::notifications::published(&mut tx, author.get(), id.get(), now).await?,
-    }
+    };
     tx.commit().await?;
+    conduit_store::notifications::committed(written);
     Ok(id)
 }
 
@@ -187,10 +190,12 @@ pub async fn favorite(db: &Pool, user: UserId, slug: &str) -> Result<(), DbError
     )
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(article) = favorited {
-        crate::notifications::favorite(&mut tx, user, article, now).await?;
-    }
+    let written = match favorited {
+        Some(article) => crate::notifications::favorite(&mut tx, user, article, now).await?,
+        None => Vec::new(),
+    };
     tx.commit().await?;
+    conduit_store::notifications::committed(written);
     Ok(())
 }
 

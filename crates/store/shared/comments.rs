@@ -104,12 +104,16 @@ pub async fn create(
     )
     .fetch_one(&mut *tx)
     .await?;
-    match held {
+    let written = match held {
         // A held comment tells nobody: it is not there for them yet.
-        Some(why) => crate::moderation::hold(&mut tx, Target { kind: TargetKind::Comment, id }, why, now).await?,
+        Some(why) => {
+            crate::moderation::hold(&mut tx, Target { kind: TargetKind::Comment, id }, why, now).await?;
+            Vec::new()
+        }
         None => crate::notifications::comment(&mut tx, article, id, author, now).await?,
-    }
+    };
     tx.commit().await?;
+    conduit_store::notifications::committed(written);
     Ok(CommentId::new(id))
 }
 

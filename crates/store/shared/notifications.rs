@@ -10,6 +10,7 @@ use conduit_domain::model::UserId;
 use conduit_store::DbError;
 use conduit_store::notifications::{
     Actor, KEEP_PER_USER, Kind, Notification, REPLAY_ARTICLES, REPLY_FANOUT_COMMENTS, Resume, TRIM_EVERY, Tailed,
+    Written, stored_time,
 };
 
 use crate::{Connection, Pool};
@@ -20,7 +21,15 @@ const PRUNED: &str = "notifications_pruned";
 const TRIMMED: &str = "notifications_trimmed";
 
 /// Tells `followee` of a new follower (once per follower, while an earlier notice of it is kept).
-pub async fn follow(tx: &mut Connection, follower: i64, followee: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+/// Each of these writers gives back what it wrote, for its caller to hand on once committed
+/// (`conduit_store::notifications::committed`).
+pub async fn follow(
+    tx: &mut Connection,
+    follower: i64,
+    followee: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Written>, DbError> {
+    let now = stored_time(now);
     let written = sqlx::query_scalar!(
         r#"INSERT INTO notifications (user_id, kind, actor_id, created_at)
            SELECT CAST($1 AS BIGINT), 'follow', CAST($2 AS BIGINT), $3
@@ -34,7 +43,12 @@ pub async fn follow(tx: &mut Connection, follower: i64, followee: i64, now: Date
     )
     .fetch_optional(&mut *tx)
     .await?;
-    trim_if_due(tx, written.map(|id| (id, followee))).await
+    trim_if_due(tx, written.map(|id| (id, followee))).await?;
+    Ok(written.map(|id| written_to(id, followee, Kind::Follow, 0, now)).into_iter().collect())
+}
+
+fn written_to(id: i64, user: i64, kind: Kind, others: i64, created_at: DateTime<Utc>) -> Written {
+    Written { id, user: UserId::new(user), kind, others, created_at }
 }
 
 /// Tells the article's author of a comment, and the authors of its latest
@@ -45,7 +59,8 @@ pub async fn comment(
     comment: i64,
     author: i64,
     now: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<Vec<Written>, DbError> {
+    let now = stored_time(now);
     let to_author = sqlx::query!(
         r#"INSERT INTO notifications (user_id, kind, actor_id, article_id, comment_id, created_at)
            SELECT a.author_id, 'comment', CAST($2 AS BIGINT), CAST($1 AS BIGINT), CAST($3 AS BIGINT), $4
@@ -78,17 +93,24 @@ pub async fn comment(
     )
     .fetch_all(&mut *tx)
     .await?;
-    for written in
-        to_author.into_iter().map(|r| (r.id, r.user_id)).chain(replies.into_iter().map(|r| (r.id, r.user_id)))
-    {
-        trim_if_due(tx, Some(written)).await?;
+    let written: Vec<Written> = (to_author.into_iter().map(|r| written_to(r.id, r.user_id, Kind::Comment, 0, now)))
+        .chain(replies.into_iter().map(|r| written_to(r.id, r.user_id, Kind::Reply, 0, now)))
+        .collect();
+    for w in &written {
+        trim_if_due(tx, Some((w.id, w.user.get()))).await?;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Tells the article's author of a favorite. Favorites not yet read are one notice: the newest
 /// favoriter and how many others, written again (with a new id) for each new favoriter.
-pub async fn favorite(tx: &mut Connection, user: i64, article: i64, now: DateTime<Utc>) -> Result<(), DbError> {
+pub async fn favorite(
+    tx: &mut Connection,
+    user: i64,
+    article: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Written>, DbError> {
+    let now = stored_time(now);
     let Some(author) = sqlx::query_scalar!(
         r#"SELECT a.author_id AS "author!" FROM articles a
            WHERE a.id = $1 AND a.author_id <> $2
@@ -99,7 +121,7 @@ pub async fn favorite(tx: &mut Connection, user: i64, article: i64, now: DateTim
     .fetch_optional(&mut *tx)
     .await?
     else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let unread = sqlx::query!(
         r#"SELECT id AS "id!", others AS "others!", actor_id FROM notifications
@@ -111,7 +133,7 @@ pub async fn favorite(tx: &mut Connection, user: i64, article: i64, now: DateTim
     .await?;
     let others = match unread {
         // Favorited, unfavorited, favorited again: nothing new to tell.
-        Some(group) if group.actor_id == Some(user) => return Ok(()),
+        Some(group) if group.actor_id == Some(user) => return Ok(Vec::new()),
         Some(group) => {
             sqlx::query!("DELETE FROM notifications WHERE id = $1", group.id).execute(&mut *tx).await?;
             group.others + 1
@@ -129,7 +151,8 @@ pub async fn favorite(tx: &mut Connection, user: i64, article: i64, now: DateTim
     )
     .fetch_one(&mut *tx)
     .await?;
-    trim_if_due(tx, Some((id, author))).await
+    trim_if_due(tx, Some((id, author))).await?;
+    Ok(vec![written_to(id, author, Kind::Favorite, others, now)])
 }
 
 /// Tells `user` of a moderator's `action` on what the moderation log calls `detail`.
@@ -140,6 +163,7 @@ pub async fn moderation(
     detail: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
+    let now = stored_time(now);
     let id = sqlx::query_scalar!(
         r#"INSERT INTO notifications (user_id, kind, action, detail, created_at)
            VALUES ($1, 'moderation', $2, $3, $4) RETURNING id AS "id!""#,
@@ -155,17 +179,23 @@ pub async fn moderation(
 
 /// Tells the author's followers of a new article: one row, read back for each follower (the
 /// streams only; it is born read, out of every inbox and unread count).
-pub async fn published(tx: &mut Connection, author: i64, article: i64, now: DateTime<Utc>) -> Result<(), DbError> {
-    sqlx::query!(
-        "INSERT INTO notifications (user_id, kind, actor_id, article_id, created_at, read_at)
-         VALUES (NULL, 'article', $1, $2, $3, $3)",
+pub async fn published(
+    tx: &mut Connection,
+    author: i64,
+    article: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Written>, DbError> {
+    let now = stored_time(now);
+    let id = sqlx::query_scalar!(
+        r#"INSERT INTO notifications (user_id, kind, actor_id, article_id, created_at, read_at)
+           VALUES (NULL, 'article', $1, $2, $3, $3) RETURNING id AS "id!""#,
         author,
         article,
         now
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(())
+    Ok(vec![written_to(id, author, Kind::Article, 0, now)])
 }
 
 /// Who follows `author` (whose streams a new article of theirs goes to).

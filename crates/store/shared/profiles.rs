@@ -41,10 +41,12 @@ pub async fn follow(db: &Pool, follower: UserId, username: &str) -> Result<(), D
     )
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(followee) = followed {
-        crate::notifications::follow(&mut tx, follower, followee, now).await?;
-    }
+    let written = match followed {
+        Some(followee) => crate::notifications::follow(&mut tx, follower, followee, now).await?,
+        None => Vec::new(),
+    };
     tx.commit().await?;
+    conduit_store::notifications::committed(written);
     Ok(())
 }
 

@@ -2,6 +2,9 @@
 //! written in the transaction of the event that causes it, and read back in the order of their
 //! ids, which also order the live stream.
 
+use std::cell::RefCell;
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use conduit_domain::model::UserId;
 
@@ -103,4 +106,50 @@ pub enum Resume {
     /// Some of what came after it was dropped (by age or by the per-person bound): the client
     /// must read the inbox afresh.
     TooOld,
+}
+
+/// A notification as its write committed it: what this process's own streams are handed
+/// without reading it back (`notify` in the server). The rest of what a reader sees (who,
+/// which article, which comment) the writer has at hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: i64,
+    /// The recipient; for a new article ([`Kind::Article`]), its author.
+    pub user: UserId,
+    pub kind: Kind,
+    /// For a favorite: how many others favorited before this one (see [`Notification::others`]).
+    pub others: i64,
+    /// As stored: to the microsecond, which both databases keep.
+    pub created_at: DateTime<Utc>,
+}
+
+tokio::task_local! {
+    static WRITTEN: RefCell<Vec<Written>>;
+}
+
+/// Runs `write` (store calls) and gives back, with its outcome, every notification it
+/// committed. Only a store's write knows the ids it was given; a task-local carries them out
+/// so that no write's signature changes for what only the streams need.
+pub async fn written_by<F: Future>(write: F) -> (F::Output, Vec<Written>) {
+    WRITTEN
+        .scope(RefCell::new(Vec::new()), async move {
+            let outcome = write.await;
+            (outcome, WRITTEN.with(|written| written.take()))
+        })
+        .await
+}
+
+/// Called by a store once the transaction that wrote `written` committed: kept for the
+/// [`written_by`] around the call, if there is one (none: nobody asked).
+pub fn committed(written: Vec<Written>) {
+    if !written.is_empty() {
+        let _ = WRITTEN.try_with(|kept| kept.borrow_mut().extend(written));
+    }
+}
+
+/// What a notification's time is stored as (PostgreSQL keeps microseconds; SQLite is given
+/// the same), so that what a write hands on is what a later read gives.
+pub fn stored_time(now: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    now.trunc_subsecs(6)
 }

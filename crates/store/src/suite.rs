@@ -347,7 +347,7 @@ pub async fn article_round_trips_with_tags_in_order(store: TestStore) {
     let fetched = store.article(&slug(&created.slug), None).await.unwrap().unwrap();
     assert_eq!(fetched, created);
     let by_ref = store.article_ref(&slug(&created.slug)).await.unwrap().unwrap();
-    assert_eq!(by_ref, ArticleRef { id: created.id, author: jake.id, hidden: false });
+    assert_eq!(by_ref, ArticleRef { id: created.id, author: jake.id, hidden: false, title: created.title.clone() });
     assert!(store.article(&slug("no-such-slug"), None).await.unwrap().is_none());
     assert!(store.article_ref(&slug("no-such-slug")).await.unwrap().is_none());
 }

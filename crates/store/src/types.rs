@@ -69,12 +69,14 @@ pub struct ArticleChanges {
     pub tags: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArticleRef {
     pub id: ArticleId,
     pub author: UserId,
     /// Hidden by a moderator: only its author and moderators may see or touch it.
     pub hidden: bool,
+    /// What a notification about it is titled (a comment on it tells its author so).
+    pub title: String,
 }
 
 /// A user someone blocks, as their list of blocks shows them.

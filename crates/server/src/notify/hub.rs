@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use conduit_domain::model::UserId;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, watch};
 
 /// Notifications waiting for one stream at most.
@@ -57,6 +58,10 @@ pub struct Hub {
     delivered: AtomicI64,
     closing: watch::Sender<bool>,
     started: std::time::Instant,
+    /// Notifications handed out as a write here committed them, and as read back from the
+    /// database (`/metrics`: `conduit_notifications_handed_total`, `..._read_total`).
+    pub handed_on: Counter,
+    pub read_back: Counter,
 }
 
 /// An open stream's end: notifications for its user arrive on `events`, which ends when the
@@ -104,6 +109,8 @@ impl Hub {
             delivered: AtomicI64::new(delivered),
             closing: watch::channel(false).0,
             started: std::time::Instant::now(),
+            handed_on: Counter::default(),
+            read_back: Counter::default(),
         })
     }
 

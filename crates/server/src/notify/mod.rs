@@ -4,7 +4,11 @@
 //! within milliseconds ([`wake`]), and a stream's text as it goes out ([`sse`]). The inbox
 //! itself is the store's; the routes are in `routes::notifications`.
 //!
-//! Nothing here is on a write's path but [`Notifier::written`]: two wake-ups, no I/O.
+//! Nothing here is on a write's path but [`Notifier::committed`] (or [`Notifier::written`]):
+//! what the write committed put in a queue, two wake-ups, no I/O. A notification written
+//! here is handed to this instance's streams as it is ([`Handed`]) instead of being read back
+//! from the database: with 10,000 streams open, reading back each write's notifications was
+//! the larger part of what the streams cost the writes (BENCHMARKS.md, "Notifications").
 
 pub mod hub;
 pub mod sse;
@@ -12,11 +16,13 @@ pub mod tail;
 pub mod view;
 pub mod wake;
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use conduit_domain::User;
 use conduit_store::Store;
+use conduit_store::notifications::{Actor, Kind, Notification, Written};
 use tokio::sync::Notify;
 
 use crate::ops::redis::Redis;
@@ -29,6 +35,64 @@ pub struct Notifier {
     pub keep_alive: Duration,
     wake: Arc<Notify>,
     publish: Option<Arc<Notify>>,
+    handed: Arc<Handed>,
+}
+
+/// Notifications written here, as their writes committed them, waiting for the tail to hand
+/// them out in id order (`tail`).
+#[derive(Default)]
+pub struct Handed {
+    queue: Mutex<Vec<Notification>>,
+    ready: Notify,
+}
+
+impl Handed {
+    /// Takes what is waiting.
+    pub fn take(&self) -> Vec<Notification> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Resolves once something was handed since the last call.
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    fn push(&self, notices: impl Iterator<Item = Notification>) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).extend(notices);
+        self.ready.notify_one();
+    }
+}
+
+/// What a write here is about, as its notifications name it: who did it, on which article
+/// (slug, title), with which comment (id, body).
+pub struct About<'a> {
+    pub actor: &'a User,
+    pub article: Option<(&'a str, &'a str)>,
+    pub comment: Option<(i64, &'a str)>,
+}
+
+/// How many characters of a comment a notification quotes (the view `notifications_read`'s
+/// `substr(c.body, 1, 200)`).
+const EXCERPT_CHARS: usize = 200;
+
+impl About<'_> {
+    /// `written` as a reader of the database would find it (`notifications_read`).
+    fn notification(&self, written: Written) -> Notification {
+        Notification {
+            id: written.id,
+            user: written.user,
+            kind: written.kind,
+            actor: Some(Actor { username: self.actor.username.clone(), image: self.actor.image.clone() }),
+            article: self.article.map(|(slug, title)| (slug.to_owned(), title.to_owned())),
+            comment: self.comment.map(|(id, body)| (id, body.chars().take(EXCERPT_CHARS).collect())),
+            others: written.others,
+            action: None,
+            detail: None,
+            created_at: written.created_at,
+            // A new article's notice is born read (it is for the streams only).
+            read: written.kind == Kind::Article,
+        }
+    }
 }
 
 impl Notifier {
@@ -38,8 +102,24 @@ impl Notifier {
         self.wake.notify_one();
     }
 
-    /// A write that may have notified someone was committed here: the tail looks now, and
-    /// other instances are told to.
+    /// A write here committed `written` (what `conduit_store::notifications::written_by` gave
+    /// back), about `about`: other instances are told to look, and this one's streams are
+    /// handed them without a read. Nothing written: nobody is told anything.
+    pub fn committed(&self, written: Vec<Written>, about: About<'_>) {
+        if written.is_empty() {
+            return;
+        }
+        if let Some(publish) = &self.publish {
+            publish.notify_one();
+        }
+        // With no stream open here, the tail reads them when one opens (or at its next look).
+        if self.hub.open() > 0 {
+            self.handed.push(written.into_iter().map(|w| about.notification(w)));
+        }
+    }
+
+    /// A write that may have notified someone was committed here, and what it wrote is not at
+    /// hand: the tail looks now, and other instances are told to.
     pub fn written(&self) {
         self.wake.notify_one();
         if let Some(publish) = &self.publish {
@@ -59,6 +139,7 @@ pub async fn start(
     let newest = store.newest_notification().await?;
     let hub = Hub::new(newest);
     let wake = Arc::new(Notify::new());
+    let handed = Arc::new(Handed::default());
     let heard = Arc::new(AtomicBool::new(false));
     let publish = match redis {
         Some((pool, url)) => {
@@ -76,12 +157,13 @@ pub async fn start(
         store,
         hub: hub.clone(),
         wake: wake.clone(),
+        handed: handed.clone(),
         heard,
         poll: Duration::from_millis(100),
         poll_heard: Duration::from_secs(1),
     };
     tokio::spawn(tail.run());
-    Ok(Arc::new(Notifier { hub, keep_alive, wake, publish }))
+    Ok(Arc::new(Notifier { hub, keep_alive, wake, publish, handed }))
 }
 
 /// Drops notifications older than `keep_days`, a minute after start and every hour after (on

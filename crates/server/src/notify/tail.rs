@@ -1,6 +1,9 @@
 //! Reads every new notification in id order and hands it to the [`Hub`]: one query for all of
-//! an instance's streams, run when woken (a write on this instance, a word from another one
-//! through Redis) and every [`Tail::poll`] besides.
+//! an instance's streams, run when woken (a word from another instance through Redis, a stream
+//! opening) and every [`Tail::poll`] besides. What a write on this instance committed is handed
+//! to it as it is ([`Handed`]) and goes out without a read when it is next in order; when it is
+//! not (a gap before it: another instance's write, or a write when no stream was open), the
+//! tail reads the database as for any other, and drops what the read covered.
 //!
 //! Streams must see ids in order with none skipped, or a client resuming from its last id
 //! would miss one. PostgreSQL gives out ids before commit, so a later id can be committed
@@ -13,14 +16,16 @@
 //! commit after all, it is in the inbox but on no stream. SQLite commits ids in the order it
 //! gives them out (one writer): there every gap is final at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use conduit_store::notifications::Kind;
-use conduit_store::{Bound, Store};
+use conduit_store::notifications::{Kind, Notification};
+use conduit_store::{Bound, DbError, Store};
 use tokio::sync::Notify;
 
+use super::Handed;
 use super::hub::{Event, Hub};
 use super::sse;
 
@@ -34,6 +39,9 @@ const BATCH: i64 = 500;
 const COALESCE: Duration = Duration::from_millis(5);
 /// How often the tail looks while no stream is open here.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// The most handed notifications kept waiting for a gap before them (past it they are read
+/// from the database when their turn comes, like any other).
+const HANDED_WAITING: usize = 4 * BATCH as usize;
 
 /// The tail's settings and wake-ups.
 pub struct Tail {
@@ -41,6 +49,8 @@ pub struct Tail {
     pub hub: Arc<Hub>,
     /// Notified on every write here that may notify, and on every word from another instance.
     pub wake: Arc<Notify>,
+    /// What writes here committed (see the module's doc).
+    pub handed: Arc<Handed>,
     /// Whether other instances' writes are heard of (Redis is connected): then the tail looks
     /// by itself only every `poll_heard`, else every `poll`.
     pub heard: Arc<AtomicBool>,
@@ -53,6 +63,8 @@ impl Tail {
     pub async fn run(self) {
         let mut closing = self.hub.closing();
         let mut gap: Option<Gap> = None;
+        // Handed notifications not yet next in order, by id.
+        let mut waiting: BTreeMap<i64, Notification> = BTreeMap::new();
         loop {
             let wait = if gap.is_some() {
                 GAP_RECHECK
@@ -66,6 +78,20 @@ impl Tail {
                 self.poll
             };
             tokio::select! {
+                () = self.handed.ready() => {
+                    for n in self.handed.take() {
+                        if n.id > self.hub.delivered() && waiting.len() < HANDED_WAITING {
+                            waiting.insert(n.id, n);
+                        }
+                    }
+                    match self.hand_out_waiting(&mut waiting).await {
+                        Ok(()) if waiting.is_empty() => continue,
+                        // A gap before them: the database is read for it (after the same
+                        // gathering as a wake-up), and the read covers them too.
+                        Ok(()) => tokio::time::sleep(COALESCE).await,
+                        Err(e) => tracing::warn!(error = %e, "cannot hand out new notifications; reading them"),
+                    }
+                }
                 () = self.wake.notified() => {
                     if self.hub.open() == 0 && gap.is_none() {
                         continue;
@@ -87,11 +113,40 @@ impl Tail {
                     }
                 }
             }
+            let delivered = self.hub.delivered();
+            waiting.retain(|id, _| *id > delivered);
         }
     }
 
+    /// Hands out the waiting notifications that are next in order.
+    async fn hand_out_waiting(&self, waiting: &mut BTreeMap<i64, Notification>) -> Result<(), DbError> {
+        while let Some(entry) = waiting.first_entry() {
+            if *entry.key() != self.hub.delivered() + 1 {
+                break;
+            }
+            let (id, n) = entry.remove_entry();
+            self.hand_out(id, Some(n)).await?;
+            self.hub.handed_on.inc();
+        }
+        Ok(())
+    }
+
+    /// Hands notification `id` to the streams of whom it is for (`None`: it is gone, and only
+    /// its id counts).
+    async fn hand_out(&self, id: i64, notification: Option<Notification>) -> Result<(), DbError> {
+        let to = match &notification {
+            // A new article goes to the author's followers; read only when streams are open.
+            Some(n) if n.kind == Kind::Article && self.hub.open() > 0 => self.store.follower_ids(n.user).await?,
+            Some(n) if n.kind != Kind::Article => vec![n.user],
+            _ => Vec::new(),
+        };
+        // Written once, and only when someone here listens.
+        self.hub.deliver(id, &to, || notification.map(|n| Event { id, frame: sse::notification(id, n) }));
+        Ok(())
+    }
+
     /// Reads and hands out one batch; true when a full batch was read (there may be more).
-    async fn read_once(&self, gap: &mut Option<Gap>) -> Result<bool, conduit_store::DbError> {
+    async fn read_once(&self, gap: &mut Option<Gap>) -> Result<bool, DbError> {
         // Taken before the read: a transaction ended by then has its rows in the read, so a
         // gap it would have filled and that the read still shows is final.
         let before = match gap {
@@ -130,14 +185,8 @@ impl Tail {
                 }
             }
             *gap = None;
-            let to = match &notification {
-                // A new article goes to the author's followers; read only when streams are open.
-                Some(n) if n.kind == Kind::Article && self.hub.open() > 0 => self.store.follower_ids(n.user).await?,
-                Some(n) if n.kind != Kind::Article => vec![n.user],
-                _ => Vec::new(),
-            };
-            // Written once, and only when someone here listens.
-            self.hub.deliver(id, &to, || notification.map(|n| Event { id, frame: sse::notification(id, n) }));
+            self.hand_out(id, notification).await?;
+            self.hub.read_back.inc();
             expected = id + 1;
         }
         Ok(full && gap.is_none())

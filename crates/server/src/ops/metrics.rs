@@ -189,6 +189,24 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The notification hub's counts (`notify::hub::Hub`: handed on by a write here, read back
+    /// from the database), shown with the rest.
+    pub fn with_notifications(mut self, handed: Counter, read: Counter) -> Self {
+        self.registry.register(
+            "notifications_handed",
+            "Notifications handed to this instance's streams as a write here committed them",
+            handed,
+        );
+        self.registry.register(
+            "notifications_read",
+            "Notifications handed to this instance's streams as read back from the database",
+            read,
+        );
+        self
+    }
+}
+
+impl Metrics {
     pub fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.inc();
         InFlight(&self.in_flight)

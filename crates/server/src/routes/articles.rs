@@ -2,6 +2,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conduit_domain::{Article, Errors, Slug, User, Username, validation as v};
+use conduit_store::notifications::written_by;
 use conduit_store::{ArticleChanges, ArticleQuery, ArticleRef, NewArticle, Page, Paging, with_unique_slug};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,6 +12,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ListParams, article_slug, next_cursor, present};
 use crate::limits::{Posting, held_for_review, posting_limits};
+use crate::notify::About;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -183,10 +185,16 @@ pub(crate) async fn create(
     let held = held_for_review(&state.limits, &caller.user, state.clock.now(), &[&title, &description, &body]);
     let new = NewArticle { title, description, body, tags };
     let (store, new, author, held) = (&state.store, &new, caller.user.id, held.as_deref());
-    let article =
-        with_unique_slug(&new.title, |slug| async move { store.create_article(author, &slug, new, held).await })
-            .await?;
-    state.notifier.written();
+    let (article, written) =
+        written_by(with_unique_slug(
+            &new.title,
+            |slug| async move { store.create_article(author, &slug, new, held).await },
+        ))
+        .await;
+    let article = article?;
+    let about =
+        About { actor: &caller.user, article: Some((article.slug.as_str(), article.title.as_str())), comment: None };
+    state.notifier.committed(written, about);
     Ok((StatusCode::CREATED, Json(ArticleBody { article })))
 }
 
@@ -289,8 +297,15 @@ pub(crate) async fn favorite(
     caller: RequireUser,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<ArticleBody>> {
-    let article = state.store.favorite(caller.user.id, &article_slug(&slug)?).await?;
-    state.notifier.written();
+    let slug = article_slug(&slug)?;
+    let (article, written) = written_by(state.store.favorite(caller.user.id, &slug)).await;
+    let article = article?;
+    if let Some(a) = &article {
+        state.notifier.committed(
+            written,
+            About { actor: &caller.user, article: Some((a.slug.as_str(), a.title.as_str())), comment: None },
+        );
+    }
     found(article.filter(|a| may_see(a, Some(&caller.user))))
 }
 

@@ -4,6 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use conduit_domain::model::{ArticleId, CommentId};
 use conduit_domain::{Comment, Errors, User, validation as v};
+use conduit_store::notifications::written_by;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -12,6 +13,7 @@ use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, RawPage, article_slug, next_cursor, paging};
 use crate::limits::{Posting, held_for_review, posting_limits};
+use crate::notify::About;
 use crate::routes::articles::may_see_ref;
 use crate::state::AppState;
 
@@ -114,19 +116,26 @@ pub(crate) async fn create(
     let Some(body) = body else {
         return Err(errors.into());
     };
-    let article = state.store.article_ref(&article_slug(&slug)?).await?.ok_or(ApiError::NotFound("article"))?;
+    let slug = article_slug(&slug)?;
+    let article = state.store.article_ref(&slug).await?.ok_or(ApiError::NotFound("article"))?;
     if !may_see_ref(&article, Some(&caller.user)) {
         return Err(ApiError::NotFound("article"));
     }
     if !caller.user.moderates() && state.store.blocks(article.author, caller.user.id).await? {
         return Err(ApiError::Blocked("blocks you: you cannot comment on their articles"));
     }
-    let article = article.id;
     let limits = posting_limits(&state.limits, Posting::Comment, &caller.user, state.clock.now());
     state.limiter.reserve(&limits).await?.keep();
     let held = held_for_review(&state.limits, &caller.user, state.clock.now(), &[&body]);
-    let comment = state.store.create_comment(article, caller.user.id, &body, held.as_deref()).await?;
-    state.notifier.written();
+    let (comment, written) =
+        written_by(state.store.create_comment(article.id, caller.user.id, &body, held.as_deref())).await;
+    let comment = comment?;
+    let about = About {
+        actor: &caller.user,
+        article: Some((slug.as_str(), article.title.as_str())),
+        comment: Some((comment.id.get(), body.as_str())),
+    };
+    state.notifier.committed(written, about);
     Ok((StatusCode::CREATED, Json(CommentBody { comment })))
 }
 

@@ -6,6 +6,7 @@ use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use conduit_domain::{Errors, Profile};
 use conduit_store::BlockedUser;
+use conduit_store::notifications::written_by;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -13,6 +14,7 @@ use crate::auth::extract::{MaybeUser, RequireUser};
 use crate::error::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{DEFAULT_LIMIT, MAX_LIMIT, RawPage, next_cursor, paging, profile_name};
+use crate::notify::About;
 use crate::state::AppState;
 
 /// The most users one account may block: a list a person keeps, not a filter of the site.
@@ -57,9 +59,9 @@ pub(crate) async fn follow(
     if caller.user.blocking > 0 && state.store.blocks(caller.user.id, followee).await? {
         return Err(ApiError::Blocked("is blocked by you: unblock them first (DELETE its /block)"));
     }
-    let profile = state.store.follow(caller.user.id, &name).await?;
-    state.notifier.written();
-    found(profile)
+    let (profile, written) = written_by(state.store.follow(caller.user.id, &name)).await;
+    state.notifier.committed(written, About { actor: &caller.user, article: None, comment: None });
+    found(profile?)
 }
 
 /// Stop following a user (idempotent).

@@ -310,6 +310,84 @@ async fn a_new_article_reaches_the_followers_streams(app: TestApp) {
     assert!(inbox["notifications"].as_array().unwrap().is_empty(), "not in the inbox: {inbox}");
 }
 
+/// A notification written through this instance reaches its streams as the write hands it on,
+/// not read back from the database, and reads exactly as the database gives it later (to a
+/// resuming stream and in the inbox): for a follow, a comment (its excerpt cut at 200
+/// characters, not bytes), a reply, a favorite (grouped) and a new article.
+async fn a_write_here_hands_its_notifications_to_the_streams_as_the_database_has_them(app: TestApp) {
+    let (anna, bob, carl) = (app.register("anna").await, app.register("bob").await, app.register("carl").await);
+    let post = slug_of(&app, &anna, "A post").await;
+    app.post(&format!("/api/articles/{post}/comments"), Some(&carl), json!({"comment": {"body": "first"}})).await;
+    app.post("/api/profiles/bob/follow", Some(&anna), json!({})).await;
+    let mut annas = SseClient::open(&app.base, &anna, None).await.unwrap();
+    annas.until_ready().await;
+    let mut carls = SseClient::open(&app.base, &carl, None).await.unwrap();
+    carls.until_ready().await;
+    // The three written while no stream was open (anna's article, carl's comment, anna's
+    // follow) are read by the tail once a stream opens.
+    let deadline = Instant::now() + WITHIN;
+    let mut before = notification_counts(&app).await;
+    while before.1 < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        before = notification_counts(&app).await;
+    }
+    assert_eq!(before, (0, 3), "read back: what was written with no stream open");
+    // Carl's comment comes live when the tail had not read it yet as anna's stream opened.
+    if let Some(early) = annas.next(Duration::from_millis(300)).await {
+        assert_eq!(early.json()["kind"], "comment", "{early:?}");
+    }
+    let start = annas.last_id.clone().unwrap();
+
+    let long = "é".repeat(150) + &"x".repeat(100);
+    app.post("/api/profiles/anna/follow", Some(&bob), json!({})).await;
+    let path = format!("/api/articles/{post}/comments");
+    assert_eq!(app.post(&path, Some(&bob), json!({"comment": {"body": long}})).await.0, StatusCode::CREATED);
+    app.post(&format!("/api/articles/{post}/favorite"), Some(&bob), json!({})).await;
+    app.post(&format!("/api/articles/{post}/favorite"), Some(&carl), json!({})).await;
+    let news = slug_of(&app, &bob, "Bob's news").await;
+    let mut live = Vec::new();
+    for _ in 0..5 {
+        live.push(annas.notification().await);
+    }
+    let reply = carls.notification().await.json();
+    assert_eq!((&reply["kind"], &reply["actor"]["username"]), (&json!("reply"), &json!("bob")));
+    let kinds: Vec<Value> = live.iter().map(|e| e.json()["kind"].clone()).collect();
+    assert_eq!(kinds, [json!("follow"), json!("comment"), json!("favorite"), json!("favorite"), json!("article")]);
+    let excerpt = live[1].json()["comment"]["excerpt"].as_str().unwrap().to_owned();
+    assert_eq!(excerpt.chars().count(), 200, "200 characters, cut on a character");
+    assert_eq!(live[3].json()["others"], 1, "carl and one other");
+    assert_eq!(live[4].json()["article"], json!({"slug": news, "title": "Bob's news"}));
+
+    let after = notification_counts(&app).await;
+    assert_eq!(after.0 - before.0, 6, "every one handed on by its write: {before:?} -> {after:?}");
+    assert_eq!(after.1, before.1, "none read back: {before:?} -> {after:?}");
+
+    let mut resumed = SseClient::open(&app.base, &anna, Some(&start)).await.unwrap();
+    let (replayed, _) = resumed.resumed(4).await;
+    let (_, inbox) = app.get("/api/notifications", Some(&anna)).await;
+    let inbox: Vec<Value> = inbox["notifications"].as_array().unwrap().clone();
+    // The first favorite was regrouped into the second (a new id): the database keeps 4.
+    let live: Vec<Value> =
+        live.iter().map(SseEvent::json).filter(|n| n["others"] != 0 || n["kind"] != "favorite").collect();
+    let replayed: Vec<Value> = replayed.iter().map(SseEvent::json).collect();
+    assert_eq!(live, replayed, "live as the database gives it to a resuming stream");
+    for n in live.iter().filter(|n| n["kind"] != "article") {
+        let listed = inbox.iter().find(|i| i["id"] == n["id"]).unwrap_or_else(|| panic!("{n} in {inbox:?}"));
+        assert_eq!(listed, n, "live as the inbox lists it");
+    }
+}
+
+/// What `/metrics` says of the notifications handed to this instance's streams: (handed on by
+/// a write here, read back from the database).
+async fn notification_counts(app: &TestApp) -> (i64, i64) {
+    let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let count = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (count("conduit_notifications_handed_total "), count("conduit_notifications_read_total "))
+}
+
 /// The streams open on the server, as its `/metrics` says.
 async fn open_streams(app: &TestApp) -> i64 {
     let text = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
@@ -476,7 +554,8 @@ on_both_backends!(
     an_account_cannot_hold_the_instance_with_streams,
     the_inbox_lists_counts_and_marks_read,
     the_stream_delivers_in_order_and_resumes_exactly,
-    a_new_article_reaches_the_followers_streams
+    a_new_article_reaches_the_followers_streams,
+    a_write_here_hands_its_notifications_to_the_streams_as_the_database_has_them
 );
 
 // --- ids committed out of order (PostgreSQL) ---
