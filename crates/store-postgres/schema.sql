@@ -52,6 +52,7 @@ CREATE TABLE articles (
     tag_list jsonb DEFAULT '[]'::jsonb NOT NULL,
     body_html text,
     search tsvector GENERATED ALWAYS AS ((((setweight(to_tsvector('english'::regconfig, title), 'A'::"char") || setweight(to_tsvector('english'::regconfig, ('the '::text || description)), 'B'::"char")) || setweight(to_tsvector('english'::regconfig, ('the '::text || body)), 'C'::"char")) || setweight(to_tsvector('english'::regconfig, ('the '::text || (tag_list)::text)), 'C'::"char"))) STORED,
+    title_key text,
     CONSTRAINT articles_author_id_fkey FOREIGN KEY (author_id) REFERENCES users(id) ON DELETE CASCADE,
     CONSTRAINT articles_pkey PRIMARY KEY (id),
     CONSTRAINT articles_slug_key UNIQUE (slug)
@@ -60,6 +61,8 @@ CREATE TABLE articles (
 CREATE INDEX articles_author ON public.articles USING btree (author_id, id);
 
 CREATE INDEX articles_search ON public.articles USING gin (search);
+
+CREATE INDEX articles_title_key ON public.articles USING btree (title_key);
 
 CREATE INDEX articles_unrendered ON public.articles USING btree (id) WHERE (body_html IS NULL);
 

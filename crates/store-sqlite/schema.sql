@@ -87,11 +87,13 @@ CREATE TABLE articles (
     body        TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
-, tag_list TEXT NOT NULL DEFAULT '[]', body_html TEXT);
+, tag_list TEXT NOT NULL DEFAULT '[]', body_html TEXT, title_key TEXT);
 
 CREATE INDEX articles_author ON articles (author_id, id);
 
 CREATE INDEX articles_newest ON articles (id);
+
+CREATE INDEX articles_title_key ON articles (title_key);
 
 CREATE INDEX articles_unrendered ON articles (id) WHERE body_html IS NULL;
 

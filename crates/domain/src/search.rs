@@ -104,6 +104,18 @@ impl SearchQuery {
         self.groups.iter().map(group).collect::<Vec<_>>().join(" OR ")
     }
 
+    /// The key of the title this query would be typed as (see [`title_key`]): its words in the
+    /// order typed, when it is one part with nothing excluded. An article with exactly that title
+    /// ranks above every other match, however old (the stores look it up by this key).
+    pub fn title_key(&self) -> Option<String> {
+        let [group] = self.groups.as_slice() else { return None };
+        if !group.none.is_empty() {
+            return None;
+        }
+        let words: Vec<&str> = group.all.iter().flat_map(|t| t.0.iter().map(String::as_str)).collect();
+        Some(words.join(" "))
+    }
+
     /// The query in `websearch_to_tsquery`'s syntax, rebuilt from the parsed words only.
     pub fn websearch(&self) -> String {
         let group = |g: &Group| {
@@ -159,6 +171,13 @@ fn tokens(raw: &str) -> Vec<(bool, bool, &str)> {
 }
 
 /// The words in `text`: runs of letters and digits, lowercased.
+/// What an article's title is looked up by when a search is its exact words: its words,
+/// lowercased, letters and digits only, one space apart (`"Rust: async, at last!"` is
+/// `"rust async at last"`), as a query's words are parsed. Stored with the article.
+pub fn title_key(title: &str) -> String {
+    words(title).join(" ")
+}
+
 fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
@@ -309,6 +328,16 @@ mod tests {
         assert_eq!(q("rust").phrase(), None);
         assert_eq!(q("\"rust async\"").phrase(), None);
         assert_eq!(q("rust or async").phrase(), None);
+    }
+
+    #[test]
+    fn a_query_of_a_titles_words_has_its_key() {
+        assert_eq!(title_key("Rust: async, at last!"), "rust async at last");
+        assert_eq!(q("rust async AT last").title_key().as_deref(), Some(title_key("Rust: async, at last!").as_str()));
+        assert_eq!(q("\"rust async\" at last").title_key().as_deref(), Some("rust async at last"));
+        assert_eq!(q("rust -java").title_key(), None);
+        assert_eq!(q("rust or go").title_key(), None);
+        assert_eq!(title_key("Ünïcode Straße"), "ünïcode straße");
     }
 
     #[test]

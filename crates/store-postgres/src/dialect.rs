@@ -135,6 +135,9 @@ pub async fn unanalyzed_tables(read: &sqlx::PgPool) -> Result<Vec<String>, DbErr
 
 const WEBSEARCH: &str = "websearch_to_tsquery('english', ";
 
+/// What a `hits` row holds, from an `articles a` row (the shared `search.rs` adds exact titles).
+pub const SEARCH_HIT_COLUMNS: &str = "a.id, a.search";
+
 /// The `hits` table: the ids and documents of the newest `scan` matches.
 pub fn search_hits<'a>(sql: &mut QueryBuilder<'a, Postgres>, search: &SearchQuery, scan: i64) {
     sql.push("SELECT a.id, a.search FROM articles a WHERE a.search @@ ");

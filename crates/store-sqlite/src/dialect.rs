@@ -148,6 +148,9 @@ pub async fn unanalyzed_tables(read: &sqlx::SqlitePool) -> Result<Vec<String>, D
 // are sorted by rowid, so `ORDER BY rowid DESC LIMIT n` walks them backwards and stops after
 // n matches. Every query is [`SearchQuery::fts5`]: each word quoted, no operator of the user's.
 
+/// What a `hits` row holds, from an `articles a` row (the shared `search.rs` adds exact titles).
+pub const SEARCH_HIT_COLUMNS: &str = "a.id";
+
 /// The `hits` table: the ids of the newest `scan` matches.
 pub fn search_hits<'a>(sql: &mut QueryBuilder<'a, Sqlite>, search: &SearchQuery, scan: i64) {
     sql.push("SELECT rowid AS id FROM article_search WHERE article_search MATCH ");

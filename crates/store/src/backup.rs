@@ -76,6 +76,7 @@ pub const TABLES: &[Table] = &[
             ("updated_at", Time),
             ("tag_list", Json),
             ("body_html", Text),
+            ("title_key", Text),
         ],
         key: "id",
         striped: false,

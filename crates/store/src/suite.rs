@@ -56,6 +56,7 @@ macro_rules! store_behaviour_suite {
             a_backup_slot_is_claimed_once_and_admins_are_told,
             search_ranks_title_then_description_then_phrase_then_the_rest,
             search_sees_every_write_at_once_and_escapes_its_snippets,
+            an_exact_title_comes_first_however_old,
             bodies_are_kept_as_safe_html_beside_their_markdown,
             reports_gather_by_target_once_per_reporter,
             an_action_answers_every_open_report_and_is_logged,
@@ -1372,6 +1373,54 @@ pub async fn search_ranks_title_then_description_then_phrase_then_the_rest(store
     assert_eq!((past.items.len(), past.total), (0, 5));
 }
 
+/// An article whose title is exactly what was searched comes first however old it is: past the
+/// newest [`SEARCH_CANDIDATES`] matches, which the walk of the index alone ranks, and past a
+/// phrase's window. Its title typed with other case and punctuation finds it; a title that only
+/// holds the words does not count as exact; nor does a query with an exclusion or an `or`.
+pub async fn an_exact_title_comes_first_however_old(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let old = written(&*store, &jake, "The borrow checker, explained", "old", "nothing to see", &[]).await;
+    let longer = written(&*store, &jake, "The borrow checker explained again", "old", "nothing", &[]).await;
+    let newer: Vec<SeedArticle> = (0..SEARCH_CANDIDATES + 20)
+        .map(|i| SeedArticle {
+            author: jake.id,
+            slug: slug(&format!("newer-{i}")),
+            article: NewArticle {
+                title: format!("Newer {i}"),
+                description: "d".into(),
+                body: "the borrow checker explained once more".into(),
+                tags: vec![],
+            },
+            created_at: chrono::Utc::now(),
+            favorited_by: vec![],
+            comments: vec![],
+        })
+        .collect();
+    store.seed_articles(&newer).await.unwrap();
+    let first = |raw: &'static str| {
+        let store = store.clone();
+        async move {
+            let found = store.list_articles(&search(raw), None).await.unwrap();
+            (found.items.first().map(|a| a.slug.clone()), found.total)
+        }
+    };
+    let (top, total) = first("the BORROW checker: explained").await;
+    assert_eq!(top.as_deref(), Some(old.as_str()), "the exact title first, past the newest 500");
+    assert_eq!(total, SEARCH_CANDIDATES + 1, "the newest 500 matches and the exact title");
+    assert_eq!(first("\"the borrow checker explained\"").await.0.as_deref(), Some(old.as_str()), "as a phrase too");
+    let (top, _) = first("the borrow checker explained again").await;
+    assert_eq!(top.as_deref(), Some(longer.as_str()));
+    for not_exact in
+        ["borrow checker explained", "the borrow checker explained -zeppelin", "the borrow checker explained or x"]
+    {
+        let found = store.list_articles(&search(not_exact), None).await.unwrap();
+        assert!(!found.items.iter().any(|a| a.slug == old), "{not_exact}: not exact, and older than 500 matches");
+    }
+    let mut tagged = search("the borrow checker explained");
+    tagged.tag = Some("nothing".into());
+    assert!(store.list_articles(&tagged, None).await.unwrap().items.is_empty(), "filters still apply");
+}
+
 pub async fn search_sees_every_write_at_once_and_escapes_its_snippets(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let found = |raw: &'static str| {
@@ -1428,7 +1477,8 @@ pub async fn bodies_are_kept_as_safe_html_beside_their_markdown(store: TestStore
     assert_eq!(listed[0].body_html, comment.body_html);
 }
 
-/// Rows written before `body_html` existed get it when the store migrates: `execute` runs SQL
+/// Rows written before `body_html` and `title_key` existed get them when the store migrates (an
+/// exact-title search finds the article again): `execute` runs SQL
 /// on the database behind the store (to empty the column, as the migration that added it left
 /// every older row), `migrate` runs the store's migration again. Called by each backend's
 /// `tests/migrate.rs`, which alone can reach that database.
@@ -1455,19 +1505,31 @@ where
         comments: vec![(jake, "**old comment**".into())],
     };
     store.seed_articles(&[seeded]).await.unwrap();
-    for forget in ["UPDATE articles SET body_html = NULL", "UPDATE comments SET body_html = NULL"] {
+    // Newer than it, and more than a search ranks, each with its title's word.
+    let newer: Vec<SeedArticle> = (0..SEARCH_CANDIDATES + 20)
+        .map(|i| SeedArticle {
+            author: jake,
+            slug: slug(&format!("newer-{i}")),
+            article: NewArticle { title: format!("N{i}"), description: "d".into(), body: "old".into(), tags: vec![] },
+            created_at: chrono::Utc::now(),
+            favorited_by: vec![],
+            comments: vec![],
+        })
+        .collect();
+    store.seed_articles(&newer).await.unwrap();
+    for forget in ["UPDATE articles SET body_html = NULL, title_key = NULL", "UPDATE comments SET body_html = NULL"] {
         execute(forget).await;
     }
     let before = store.uncached().list_articles(&query(), None).await.unwrap();
-    assert_eq!(before.total, 1);
+    assert_eq!(before.total, SEARCH_CANDIDATES + 21);
     migrate.await;
-    let article = store.uncached().export_articles(jake, None, 10).await.unwrap();
-    assert_eq!(article.len(), 1);
-    let id = article[0].id;
     let read = store.article(&slug("old"), None).await.unwrap().unwrap();
+    let id = read.id;
     assert_eq!(read.body_html.as_deref(), Some("<p><em>old</em></p>\n"));
     let comments = store.comments(id, None, Paging::default()).await.unwrap();
     assert_eq!(comments[0].body_html.as_deref(), Some("<p><strong>old comment</strong></p>\n"));
+    let found = store.uncached().list_articles(&search("old"), None).await.unwrap();
+    assert_eq!(found.items.first().map(|a| a.slug.as_str()), Some("old"), "its exact title, past 500 newer matches");
 }
 
 // --- moderation ---
