@@ -85,6 +85,12 @@ impl SearchQuery {
         self.groups.iter().any(|g| !g.none.is_empty() || g.all.iter().any(|t| t.0.len() > 1))
     }
 
+    /// Whether it looks for a phrase (checked article by article: the stores rank fewer of its
+    /// matches, `conduit_store::PHRASE_CANDIDATES`).
+    pub fn has_phrase(&self) -> bool {
+        self.groups.iter().any(|g| g.all.iter().any(|t| t.0.len() > 1))
+    }
+
     /// The query's words as one phrase, for ranking the articles where they stand together
     /// above those where they are scattered: when it is one group of two words or more.
     pub fn phrase(&self) -> Option<SearchQuery> {
@@ -320,6 +326,8 @@ mod tests {
         assert!(!q("rust async or go").checks_each_match());
         assert!(q("rust -async").checks_each_match());
         assert!(q("go or \"rust async\"").checks_each_match());
+        assert!(q("go or \"rust async\"").has_phrase());
+        assert!(!q("rust async -\"green threads\"").has_phrase());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!    costs what a word in 1,000 does. Nothing here counts every match, and no engine's own
 //!    ranking function runs (FTS5's `bm25()` counts every match of each word to weigh it: 60 ms
 //!    for a common word at a million articles).
-//! 2. `candidates`: those that pass the filters, the newest [`SEARCH_CANDIDATES`]; and the
+//! 2. `candidates`: those that pass the filters, the newest [`SEARCH_CANDIDATES`] (with a
+//!    phrase, [`PHRASE_CANDIDATES`]: each of its matches costs a check of positions); and the
 //!    articles whose title is exactly the query's words (`title_key`, an index lookup: at most
 //!    [`EXACT_TITLES`]), however old, which the walk alone would not reach when more than that
 //!    many newer articles match.
@@ -64,14 +65,15 @@ async fn ranked(
     start: i64,
     limit: i64,
 ) -> Result<Vec<SearchedRow>, DbError> {
-    let scan = if query.filters().next().is_some() { MAX_COMBINED_SCAN } else { SEARCH_CANDIDATES };
+    let wanted = if search.has_phrase() { PHRASE_CANDIDATES } else { SEARCH_CANDIDATES };
+    let scan = if query.filters().next().is_some() { MAX_COMBINED_SCAN } else { wanted };
     let title_key = search.title_key();
     let mut sql = QueryBuilder::<Db>::new("WITH hits AS MATERIALIZED (");
     dialect::search_hits(&mut sql, search, scan);
     sql.push("), candidates AS MATERIALIZED (SELECT d.* FROM hits d WHERE ");
     push_checks(&mut sql, query, viewer);
     sql.push(" ORDER BY d.id DESC LIMIT ");
-    sql.push_bind(SEARCH_CANDIDATES);
+    sql.push_bind(wanted);
     sql.push(")");
     // Every candidate, and how many: with an exact title, those of its articles older than
     // every hit too (the newer ones are hits already).

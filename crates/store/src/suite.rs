@@ -57,6 +57,7 @@ macro_rules! store_behaviour_suite {
             search_ranks_title_then_description_then_phrase_then_the_rest,
             search_sees_every_write_at_once_and_escapes_its_snippets,
             an_exact_title_comes_first_however_old,
+            a_phrase_ranks_fewer_matches_and_finds_a_rare_one_far_back,
             bodies_are_kept_as_safe_html_beside_their_markdown,
             reports_gather_by_target_once_per_reporter,
             an_action_answers_every_open_report_and_is_logged,
@@ -1419,6 +1420,41 @@ pub async fn an_exact_title_comes_first_however_old(store: TestStore) {
     let mut tagged = search("the borrow checker explained");
     tagged.tag = Some("nothing".into());
     assert!(store.list_articles(&tagged, None).await.unwrap().items.is_empty(), "filters still apply");
+}
+
+/// A phrase's newest [`PHRASE_CANDIDATES`] matches are ranked (it is checked article by
+/// article); the same words unquoted, their newest [`SEARCH_CANDIDATES`]; a rare phrase is found
+/// past every newer article that holds its words apart.
+pub async fn a_phrase_ranks_fewer_matches_and_finds_a_rare_one_far_back(store: TestStore) {
+    let jake = user(&*store, "jake").await;
+    let rare = written(&*store, &jake, "Rare", "d", "a zero cost abstraction", &[]).await;
+    let seeded = |body: &'static str, n: i64, from: i64| -> Vec<SeedArticle> {
+        (from..from + n)
+            .map(|i| SeedArticle {
+                author: jake.id,
+                slug: slug(&format!("a-{i}")),
+                article: NewArticle {
+                    title: format!("A{i}"),
+                    description: "d".into(),
+                    body: body.into(),
+                    tags: vec![],
+                },
+                created_at: chrono::Utc::now(),
+                favorited_by: vec![],
+                comments: vec![],
+            })
+            .collect()
+    };
+    store.seed_articles(&seeded("the cost of zero, apart", 200, 0)).await.unwrap();
+    store.seed_articles(&seeded("rust async, together", PHRASE_CANDIDATES + 30, 200)).await.unwrap();
+    let total = |raw: &'static str| {
+        let store = store.clone();
+        async move { store.list_articles(&search(raw), None).await.unwrap().total }
+    };
+    assert_eq!(total("\"rust async\"").await, PHRASE_CANDIDATES);
+    assert_eq!(total("rust async").await, PHRASE_CANDIDATES + 30);
+    let found = store.list_articles(&search("\"zero cost\""), None).await.unwrap();
+    assert_eq!(slugs(&found), [rare.as_str()], "found past 200 newer articles with its words apart");
 }
 
 pub async fn search_sees_every_write_at_once_and_escapes_its_snippets(store: TestStore) {
