@@ -1374,6 +1374,26 @@ pub async fn search_ranks_title_then_description_then_phrase_then_the_rest(store
     assert_eq!((past.items.len(), past.total), (0, 5));
 }
 
+/// Articles by `author` with `body`, titled and slugged `{name}-{i}` for each `i` of `range`
+/// (in one call of `seed_articles`: a search's bounds are hundreds of matches).
+fn in_bulk(author: UserId, name: &str, body: &str, range: std::ops::Range<i64>) -> Vec<SeedArticle> {
+    range
+        .map(|i| SeedArticle {
+            author,
+            slug: slug(&format!("{name}-{i}")),
+            article: NewArticle {
+                title: format!("{name} {i}"),
+                description: "d".into(),
+                body: body.into(),
+                tags: vec![],
+            },
+            created_at: chrono::Utc::now(),
+            favorited_by: vec![],
+            comments: vec![],
+        })
+        .collect()
+}
+
 /// An article whose title is exactly what was searched comes first however old it is: past the
 /// newest [`SEARCH_CANDIDATES`] matches, which the walk of the index alone ranks, and past a
 /// phrase's window. Its title typed with other case and punctuation finds it; a title that only
@@ -1382,21 +1402,7 @@ pub async fn an_exact_title_comes_first_however_old(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let old = written(&*store, &jake, "The borrow checker, explained", "old", "nothing to see", &[]).await;
     let longer = written(&*store, &jake, "The borrow checker explained again", "old", "nothing", &[]).await;
-    let newer: Vec<SeedArticle> = (0..SEARCH_CANDIDATES + 20)
-        .map(|i| SeedArticle {
-            author: jake.id,
-            slug: slug(&format!("newer-{i}")),
-            article: NewArticle {
-                title: format!("Newer {i}"),
-                description: "d".into(),
-                body: "the borrow checker explained once more".into(),
-                tags: vec![],
-            },
-            created_at: chrono::Utc::now(),
-            favorited_by: vec![],
-            comments: vec![],
-        })
-        .collect();
+    let newer = in_bulk(jake.id, "newer", "the borrow checker explained once more", 0..SEARCH_CANDIDATES + 20);
     store.seed_articles(&newer).await.unwrap();
     let first = |raw: &'static str| {
         let store = store.clone();
@@ -1428,25 +1434,9 @@ pub async fn an_exact_title_comes_first_however_old(store: TestStore) {
 pub async fn a_phrase_ranks_fewer_matches_and_finds_a_rare_one_far_back(store: TestStore) {
     let jake = user(&*store, "jake").await;
     let rare = written(&*store, &jake, "Rare", "d", "a zero cost abstraction", &[]).await;
-    let seeded = |body: &'static str, n: i64, from: i64| -> Vec<SeedArticle> {
-        (from..from + n)
-            .map(|i| SeedArticle {
-                author: jake.id,
-                slug: slug(&format!("a-{i}")),
-                article: NewArticle {
-                    title: format!("A{i}"),
-                    description: "d".into(),
-                    body: body.into(),
-                    tags: vec![],
-                },
-                created_at: chrono::Utc::now(),
-                favorited_by: vec![],
-                comments: vec![],
-            })
-            .collect()
-    };
-    store.seed_articles(&seeded("the cost of zero, apart", 200, 0)).await.unwrap();
-    store.seed_articles(&seeded("rust async, together", PHRASE_CANDIDATES + 30, 200)).await.unwrap();
+    store.seed_articles(&in_bulk(jake.id, "apart", "the cost of zero, apart", 0..200)).await.unwrap();
+    let together = in_bulk(jake.id, "together", "rust async, together", 0..PHRASE_CANDIDATES + 30);
+    store.seed_articles(&together).await.unwrap();
     let total = |raw: &'static str| {
         let store = store.clone();
         async move { store.list_articles(&search(raw), None).await.unwrap().total }
@@ -1542,16 +1532,7 @@ where
     };
     store.seed_articles(&[seeded]).await.unwrap();
     // Newer than it, and more than a search ranks, each with its title's word.
-    let newer: Vec<SeedArticle> = (0..SEARCH_CANDIDATES + 20)
-        .map(|i| SeedArticle {
-            author: jake,
-            slug: slug(&format!("newer-{i}")),
-            article: NewArticle { title: format!("N{i}"), description: "d".into(), body: "old".into(), tags: vec![] },
-            created_at: chrono::Utc::now(),
-            favorited_by: vec![],
-            comments: vec![],
-        })
-        .collect();
+    let newer = in_bulk(jake, "newer", "old", 0..SEARCH_CANDIDATES + 20);
     store.seed_articles(&newer).await.unwrap();
     for forget in ["UPDATE articles SET body_html = NULL, title_key = NULL", "UPDATE comments SET body_html = NULL"] {
         execute(forget).await;
