@@ -38,6 +38,11 @@ pub struct Notifier {
     handed: Arc<Handed>,
 }
 
+/// The most notifications written here that wait to be handed out, in the queue and again
+/// while a gap before them is read (`tail`): past it they are left to the database read, which
+/// finds them when their turn comes, so a stalled tail holds no more than this.
+pub const HANDED_LIMIT: usize = 2_000;
+
 /// Notifications written here, as their writes committed them, waiting for the tail to hand
 /// them out in id order (`tail`).
 #[derive(Default)]
@@ -58,7 +63,10 @@ impl Handed {
     }
 
     fn push(&self, notices: impl Iterator<Item = Notification>) {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).extend(notices);
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let room = HANDED_LIMIT.saturating_sub(queue.len());
+        queue.extend(notices.take(room));
+        drop(queue);
         self.ready.notify_one();
     }
 }
@@ -185,4 +193,38 @@ fn prune_every_hour(store: Arc<dyn Store>, keep_days: u32, mut closing: tokio::s
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(id: i64) -> Notification {
+        Notification {
+            id,
+            user: conduit_domain::model::UserId::new(1),
+            kind: Kind::Follow,
+            actor: None,
+            article: None,
+            comment: None,
+            others: 0,
+            action: None,
+            detail: None,
+            created_at: chrono::Utc::now(),
+            read: false,
+        }
+    }
+
+    #[test]
+    fn a_tail_that_does_not_take_holds_no_more_than_the_limit() {
+        let handed = Handed::default();
+        for id in 0..3 * HANDED_LIMIT as i64 {
+            handed.push(std::iter::once(notice(id)));
+        }
+        let taken = handed.take();
+        assert_eq!(taken.len(), HANDED_LIMIT);
+        assert_eq!(taken.last().map(|n| n.id), Some(HANDED_LIMIT as i64 - 1), "the first kept, in order");
+        handed.push((0..5).map(notice));
+        assert_eq!(handed.take().len(), 5, "room again once taken");
+    }
 }

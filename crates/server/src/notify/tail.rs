@@ -39,9 +39,6 @@ const BATCH: i64 = 500;
 const COALESCE: Duration = Duration::from_millis(5);
 /// How often the tail looks while no stream is open here.
 const IDLE_POLL: Duration = Duration::from_secs(5);
-/// The most handed notifications kept waiting for a gap before them (past it they are read
-/// from the database when their turn comes, like any other).
-const HANDED_WAITING: usize = 4 * BATCH as usize;
 
 /// The tail's settings and wake-ups.
 pub struct Tail {
@@ -80,7 +77,7 @@ impl Tail {
             tokio::select! {
                 () = self.handed.ready() => {
                     for n in self.handed.take() {
-                        if n.id > self.hub.delivered() && waiting.len() < HANDED_WAITING {
+                        if n.id > self.hub.delivered() && waiting.len() < super::HANDED_LIMIT {
                             waiting.insert(n.id, n);
                         }
                     }
