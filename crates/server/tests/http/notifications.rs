@@ -381,6 +381,38 @@ async fn a_write_here_hands_its_notifications_to_the_streams_as_the_database_has
     }
 }
 
+/// Writes that commit in parallel hand their notifications on in whatever order they finish,
+/// and some finish out of id order: the stream still gets each exactly once, in id order, as
+/// the inbox lists them (what is not next in order waits, or is read from the database).
+async fn parallel_writes_reach_a_stream_once_each_in_id_order(app: TestApp) {
+    let anna = app.register("anna").await;
+    let post = slug_of(&app, &anna, "A busy post").await;
+    let mut stream = SseClient::open(&app.base, &anna, None).await.unwrap();
+    stream.until_ready().await;
+    let mut writers = Vec::new();
+    for name in ["bob", "carl", "dora", "eve"] {
+        writers.push(app.register(name).await);
+    }
+    let path = format!("/api/articles/{post}/comments");
+    let comments = writers.iter().flat_map(|token| (0..6).map(move |i| (token, i))).map(|(token, i)| {
+        let (app, path) = (&app, &path);
+        async move { app.post(path, Some(token), json!({"comment": {"body": format!("c{i}")}})).await.0 }
+    });
+    let statuses = futures::future::join_all(comments).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+    let mut ids = Vec::new();
+    for _ in 0..24 {
+        ids.push(stream.notification().await.number());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {ids:?}");
+    assert!(stream.next(Duration::from_millis(300)).await.is_none(), "nothing twice");
+    let (_, inbox) = app.get("/api/notifications?limit=50", Some(&anna)).await;
+    let mut listed: Vec<i64> =
+        inbox["notifications"].as_array().unwrap().iter().map(|n| n["id"].as_i64().unwrap()).collect();
+    listed.reverse();
+    assert_eq!(ids, listed, "each one the inbox lists");
+}
+
 /// What `/metrics` says of the notifications handed to this instance's streams: (handed on by
 /// a write here, read back from the database).
 async fn notification_counts(app: &TestApp) -> (i64, i64) {
@@ -559,7 +591,8 @@ on_both_backends!(
     the_inbox_lists_counts_and_marks_read,
     the_stream_delivers_in_order_and_resumes_exactly,
     a_new_article_reaches_the_followers_streams,
-    a_write_here_hands_its_notifications_to_the_streams_as_the_database_has_them
+    a_write_here_hands_its_notifications_to_the_streams_as_the_database_has_them,
+    parallel_writes_reach_a_stream_once_each_in_id_order
 );
 
 // --- ids committed out of order (PostgreSQL) ---
