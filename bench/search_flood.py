@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--query", default='"rust rust rust"',
                         help="the search to flood with (default: a phrase of the most common word, three times: "
                              "every article has the word, few the phrase, so the walk finds few matches)")
+    parser.add_argument("--tag", help="a tag filter beside the query (a phrase with a filter walks the most)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     args = parser.parse_args()
@@ -44,7 +45,7 @@ def main():
                CONDUIT_MAX_CONNECTIONS_PER_ADDRESS="1000000", CONDUIT_JWT_SECRET=secrets.token_hex(32))
     server = run.start([args.bin], origin + "/health/ready", env)
     listing = origin + "/api/articles?limit=20"
-    search = origin + "/api/articles?" + urllib.parse.urlencode({"q": args.query})
+    search = origin + "/api/articles?" + urllib.parse.urlencode({"q": args.query, **({"tag": args.tag} if args.tag else {})})
     data = {"slug": "", "email": ""}
     try:
         alone, flooded, floods = [], [], []
