@@ -66,6 +66,7 @@ impl Application {
             }
         };
         crate::ops::search_index::keep_merged(store.clone());
+        crate::ops::search_index::fill_title_keys(store.clone());
         let links = config.mail.links_base(listener.local_addr()?);
         let tokens = TokenKeys::new(&secret, config.token_ttl);
         let redis_url = config.redis_url.as_deref();

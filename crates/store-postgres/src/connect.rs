@@ -17,7 +17,7 @@ pub enum ConnectError {
     Connect { target: String, source: sqlx::Error },
     #[error("cannot migrate PostgreSQL database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot complete the existing articles (their HTML, their title keys) in the PostgreSQL database: {0}")]
+    #[error("cannot render the HTML of existing bodies in the PostgreSQL database: {0}")]
     Render(conduit_store::DbError),
 }
 
@@ -82,8 +82,8 @@ impl PgStore {
         Ok(Self { read: pool.clone(), write: pool, options })
     }
 
-    /// Brings the schema up to date, then writes what older versions did not keep and the
-    /// migrations cannot compute (once; see the shared `articles::complete_after_migrating`).
+    /// Brings the schema up to date, then renders the bodies that older versions stored without
+    /// HTML (once; see the shared `articles::complete_after_migrating`).
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         MIGRATOR.run(&self.write).await?;
         crate::articles::complete_after_migrating(&self.write).await.map_err(ConnectError::Render)

@@ -13,7 +13,7 @@ pub enum ConnectError {
     Open { url: String, source: sqlx::Error },
     #[error("cannot migrate SQLite database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot complete the existing articles (their HTML, their title keys) in the SQLite database: {0}")]
+    #[error("cannot render the HTML of existing bodies in the SQLite database: {0}")]
     Render(conduit_store::DbError),
 }
 
@@ -101,8 +101,8 @@ impl SqliteStore {
         Ok(Self { read, write, path: Some(path) })
     }
 
-    /// Brings the schema up to date, then writes what older versions did not keep and the
-    /// migrations cannot compute (once; see the shared `articles::complete_after_migrating`).
+    /// Brings the schema up to date, then renders the bodies that older versions stored without
+    /// HTML (once; see the shared `articles::complete_after_migrating`).
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         MIGRATOR.run(&self.write).await?;
         crate::articles::complete_after_migrating(&self.write).await.map_err(ConnectError::Render)

@@ -239,22 +239,22 @@ pub async fn tags_version(db: &Pool) -> Result<i64, DbError> {
 const RENDER_BATCH: i64 = 500;
 
 /// What an older database lacks after migrating and the migrations cannot write (they run no
-/// Rust): the HTML of bodies ([`render_missing_html`]) and the articles' title keys
-/// ([`fill_missing_title_keys`]). Run before serving; once done, a few empty index probes.
+/// Rust), and serving needs: the HTML of bodies ([`render_missing_html`]). Run before serving;
+/// once done, two empty index probes. (The title keys are written while serving:
+/// [`fill_missing_title_keys`].)
 pub async fn complete_after_migrating(db: &Pool) -> Result<(), DbError> {
     let rendered = render_missing_html(db).await?;
     if rendered > 0 {
         tracing::info!(rendered, "rendered the HTML of bodies written before it was kept");
     }
-    let keyed = fill_missing_title_keys(db).await?;
-    if keyed > 0 {
-        tracing::info!(keyed, "wrote the title keys (exact-title search) of articles written before they were kept");
-    }
     Ok(())
 }
 
 /// Writes `title_key` for the articles that have none (written before the column existed, or
-/// restored from a backup that did not carry it). Yields how many it wrote.
+/// restored from a backup that did not carry it), in transactions of a few hundred. Run by the
+/// server beside serving (`ops::search_index`): at a million articles it takes 90 s on SQLite
+/// and some 5 minutes on PostgreSQL, which writes each row again, and meanwhile only an exact
+/// title's lookup misses the articles not yet keyed. Yields how many it wrote.
 pub async fn fill_missing_title_keys(db: &Pool) -> Result<u64, DbError> {
     let mut keyed = 0;
     loop {
@@ -276,13 +276,9 @@ pub async fn fill_missing_title_keys(db: &Pool) -> Result<u64, DbError> {
         if rows.len() < RENDER_BATCH as usize {
             return Ok(keyed);
         }
-        // Once, after an upgrade: at a million articles, 90 s on SQLite and some 5 minutes on
-        // PostgreSQL (which writes each row again), so the operator sees it move.
+        // Once, after an upgrade: the operator sees it move.
         if keyed == RENDER_BATCH as u64 || keyed % 100_000 == 0 {
-            tracing::info!(
-                keyed,
-                "writing the title keys of articles written before they were kept (once, before serving)"
-            );
+            tracing::info!(keyed, "writing the title keys of articles written before they were kept (once)");
         }
     }
 }

@@ -439,6 +439,11 @@ impl Uncached for ThisStore {
         dialect::search_segments(&self.read).await
     }
 
+    #[instrument(name = "store.fill_missing_title_keys", skip_all, fields(db.system = BACKEND))]
+    async fn fill_missing_title_keys(&self) -> Result<u64, DbError> {
+        articles::fill_missing_title_keys(&self.write).await
+    }
+
     #[instrument(name = "store.merge_search_index", skip_all, fields(db.system = BACKEND))]
     async fn merge_search_index(&self, start: bool) -> Result<(), DbError> {
         dialect::merge_search_index(&self.write, start).await

@@ -392,6 +392,9 @@ pub trait Uncached: Send + Sync + 'static {
     /// index's segments into one: `start` begins a merge of all of them, otherwise the one under
     /// way goes on. Nothing where [`Uncached::search_segments`] is `None`.
     async fn merge_search_index(&self, start: bool) -> Result<(), DbError>;
+    /// Writes the title key (exact-title search) of every article without one: those written
+    /// before it was kept. How many it wrote; 0 once done (one empty index probe).
+    async fn fill_missing_title_keys(&self) -> Result<u64, DbError>;
 
     // --- scheduled backups ---
 

@@ -1503,8 +1503,9 @@ pub async fn bodies_are_kept_as_safe_html_beside_their_markdown(store: TestStore
     assert_eq!(listed[0].body_html, comment.body_html);
 }
 
-/// Rows written before `body_html` and `title_key` existed get them when the store migrates (an
-/// exact-title search finds the article again): `execute` runs SQL
+/// Rows written before `body_html` existed get it when the store migrates, and articles from
+/// before `title_key` get theirs from `fill_missing_title_keys` (an exact-title search finds
+/// the article again): `execute` runs SQL
 /// on the database behind the store (to empty the column, as the migration that added it left
 /// every older row), `migrate` runs the store's migration again. Called by each backend's
 /// `tests/migrate.rs`, which alone can reach that database.
@@ -1540,6 +1541,9 @@ where
     let before = store.uncached().list_articles(&query(), None).await.unwrap();
     assert_eq!(before.total, SEARCH_CANDIDATES + 21);
     migrate.await;
+    // The title keys are written beside serving (the server starts this after migrating).
+    assert_eq!(store.uncached().fill_missing_title_keys().await.unwrap(), SEARCH_CANDIDATES as u64 + 21);
+    assert_eq!(store.uncached().fill_missing_title_keys().await.unwrap(), 0, "once");
     let read = store.article(&slug("old"), None).await.unwrap().unwrap();
     let id = read.id;
     assert_eq!(read.body_html.as_deref(), Some("<p><em>old</em></p>\n"));
